@@ -1,0 +1,42 @@
+# Media Lab — one entry point for installing, running, testing and operating.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test test-fast chaos lint audit migrate bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its test tools
+
+run: install ## install, migrate and start bot + worker + web (emulators when no tokens)
+	$(BIN)/python -m sandbox
+
+test: install ## the whole test suite (PostgreSQL and Redis must answer)
+	$(BIN)/python -m pytest -q
+
+chaos: install ## the long fault-injection scenarios
+	$(BIN)/python -m pytest -q -m chaos tests/chaos
+
+lint: install
+	$(BIN)/ruff check .
+
+audit: install ## check every balance against the ledger (DATABASE_URL)
+	$(BIN)/python -m billing audit
+
+migrate: install
+	$(BIN)/alembic upgrade head
+
+bench: install
+	$(BIN)/python bench/charge.py
+	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/webhook.py
+	$(BIN)/python bench/media.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .sandbox

@@ -1,0 +1,132 @@
+"""Operator commands.
+
+python -m billing audit
+    Check every balance against the ledger; prints each problem and exits 1 if any.
+python -m billing user TELEGRAM_ID
+    A user's balance, free operations and recent operations.
+python -m billing adjust TELEGRAM_ID --rub 50 --reason "ticket #42" [--free 1] [--key K]
+    An admin grant (positive) or debit (negative): a ledger entry with its reason, in
+    one transaction. With --key the same adjustment is applied at most once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import service
+from billing.audit import audit
+from billing.db import make_engine, make_sessionmaker
+from billing.errors import BillingError
+from billing.prices import format_rub
+from billing.settings import load_settings, rubles_to_kopecks
+
+
+async def _with_session(work: Callable[[AsyncSession], Awaitable[int]]) -> int:
+    settings = load_settings()
+    engine = make_engine(settings.DATABASE_URL, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def _audit(session: AsyncSession) -> int:
+    problems = await audit(session)
+    for line in problems:
+        print(line)
+    print(f"audit: {'clean' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+def _user_cmd(telegram_id: int) -> Callable[[AsyncSession], Awaitable[int]]:
+    async def run(session: AsyncSession) -> int:
+        user = await service.find_user_by_telegram_id(session, telegram_id)
+        if user is None:
+            print(f"no user with Telegram id {telegram_id}", file=sys.stderr)
+            return 1
+        summary = await service.get_summary(session, user_id=user.id, recent=10)
+        print(f"user {user.id} (Telegram {user.telegram_id}, language {user.language})")
+        print(f"balance: {format_rub(user.balance)} ₽")
+        print(f"free operations: {user.free_left} of {user.free_granted}")
+        for op in summary.recent:
+            print(
+                f"  #{op['id']} {op['type']:<10} {op['status']:<10} {op['funding']:<8} "
+                f"{format_rub(op['price'])} ₽  {op['created_at']}"
+            )
+        return 0
+
+    return run
+
+
+def _adjust_cmd(args: argparse.Namespace) -> Callable[[AsyncSession], Awaitable[int]]:
+    async def run(session: AsyncSession) -> int:
+        user = await service.find_user_by_telegram_id(session, args.telegram_id)
+        if user is None:
+            print(f"no user with Telegram id {args.telegram_id}", file=sys.stderr)
+            return 1
+        try:
+            state = await service.adjust(
+                session,
+                user_id=user.id,
+                amount=args.kopecks,
+                free_delta=args.free,
+                reason=args.reason,
+                admin_id=args.admin_id,
+                key=f"adjust:{args.key}" if args.key else None,
+            )
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            print(f"adjustment {args.key!r} was applied before; nothing changed")
+            return 0
+        except BillingError as exc:
+            await session.rollback()
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"done: balance {format_rub(state.balance)} ₽, "
+            f"free operations {state.free_left} of {state.free_granted}"
+        )
+        return 0
+
+    return run
+
+
+def _rub(value: str) -> int:
+    try:
+        return rubles_to_kopecks(Decimal(value.replace(",", ".")))
+    except (InvalidOperation, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"not an amount in rubles: {value!r}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m billing", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("audit", help="check every balance against the ledger")
+    user = sub.add_parser("user", help="show a user's balance and recent operations")
+    user.add_argument("telegram_id", type=int)
+    adjust = sub.add_parser("adjust", help="grant or debit money / free operations")
+    adjust.add_argument("telegram_id", type=int)
+    adjust.add_argument("--rub", dest="kopecks", type=_rub, default=0, help="e.g. 50 or -9.90")
+    adjust.add_argument("--free", type=int, default=0, help="free operations to add (or take)")
+    adjust.add_argument("--reason", required=True)
+    adjust.add_argument("--admin-id", type=int, default=None)
+    adjust.add_argument("--key", default=None, help="apply at most once per key")
+    args = parser.parse_args(argv)
+    if args.command == "audit":
+        return asyncio.run(_with_session(_audit))
+    if args.command == "user":
+        return asyncio.run(_with_session(_user_cmd(args.telegram_id)))
+    return asyncio.run(_with_session(_adjust_cmd(args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The ledger audit: every balance equals the sum of its entries, nothing happened twice."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.models import (
+    Funding,
+    LedgerEntry,
+    LedgerKind,
+    Operation,
+    OperationStatus,
+    Payment,
+    User,
+)
+
+
+async def audit(session: AsyncSession) -> list[str]:
+    """Return one line per problem found; an empty list means the books are clean."""
+    problems: list[str] = []
+
+    sums = (
+        select(
+            LedgerEntry.user_id.label("user_id"),
+            func.sum(LedgerEntry.amount).label("amount"),
+            func.sum(LedgerEntry.free_delta).label("free"),
+            func.max(LedgerEntry.id).label("last_id"),
+        )
+        .group_by(LedgerEntry.user_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            User.id,
+            User.balance,
+            User.free_operations_left,
+            func.coalesce(sums.c.amount, 0),
+            func.coalesce(sums.c.free, 0),
+            sums.c.last_id,
+        ).outerjoin(sums, sums.c.user_id == User.id)
+    )
+    last_ids: dict[int, tuple[int, int]] = {}
+    for user_id, balance, free_left, amount, free, last_id in rows:
+        if balance != amount:
+            problems.append(f"user {user_id}: balance {balance} != ledger sum {amount}")
+        if free_left != free:
+            problems.append(f"user {user_id}: free operations {free_left} != ledger sum {free}")
+        if last_id is not None:
+            last_ids[last_id] = (user_id, balance, free_left)
+    if last_ids:
+        lasts = await session.execute(
+            select(LedgerEntry.id, LedgerEntry.balance_after, LedgerEntry.free_after).where(
+                LedgerEntry.id.in_(list(last_ids))
+            )
+        )
+        for entry_id, balance_after, free_after in lasts:
+            user_id, balance, free_left = last_ids[entry_id]
+            if (balance_after, free_after) != (balance, free_left):
+                problems.append(
+                    f"user {user_id}: last entry {entry_id} says balance {balance_after} / "
+                    f"free {free_after}, the account says {balance} / {free_left}"
+                )
+
+    # Each operation charged at most once and refunded at most once.
+    twice = await session.execute(
+        select(LedgerEntry.operation_id, LedgerEntry.kind, func.count())
+        .where(LedgerEntry.operation_id.is_not(None))
+        .group_by(LedgerEntry.operation_id, LedgerEntry.kind)
+        .having(func.count() > 1)
+    )
+    for operation_id, kind, count in twice:
+        problems.append(f"operation {operation_id}: {count} {kind} entries")
+
+    charged = (
+        select(func.count())
+        .where(
+            LedgerEntry.operation_id == Operation.id, LedgerEntry.kind == LedgerKind.CHARGE.value
+        )
+        .scalar_subquery()
+    )
+    refunded = (
+        select(func.count())
+        .where(
+            LedgerEntry.operation_id == Operation.id, LedgerEntry.kind == LedgerKind.REFUND.value
+        )
+        .scalar_subquery()
+    )
+    ops = await session.execute(
+        select(Operation.id, Operation.status, Operation.funding, charged, refunded).where(
+            or_(
+                and_(Operation.funding != Funding.NONE.value, charged != 1),
+                and_(Operation.funding == Funding.NONE.value, charged != 0),
+                and_(Operation.status == OperationStatus.REFUNDED.value, refunded != 1),
+                and_(Operation.status != OperationStatus.REFUNDED.value, refunded != 0),
+            )
+        )
+    )
+    for operation_id, status, funding, n_charged, n_refunded in ops:
+        problems.append(
+            f"operation {operation_id} ({status}, {funding}): {n_charged} charge and "
+            f"{n_refunded} refund entries"
+        )
+
+    # A charge takes the operation's price (or one free operation), a refund gives back
+    # exactly what its charge took, and a paid operation never ends "failed" (that status is
+    # for operations that cost nothing).
+    charge_e = LedgerEntry.__table__.alias("charge_e")
+    refund_e = LedgerEntry.__table__.alias("refund_e")
+    wrong = await session.execute(
+        select(
+            Operation.id,
+            Operation.price,
+            Operation.funding,
+            charge_e.c.amount,
+            charge_e.c.free_delta,
+            refund_e.c.amount,
+            refund_e.c.free_delta,
+        )
+        .join(
+            charge_e,
+            and_(
+                charge_e.c.operation_id == Operation.id,
+                charge_e.c.kind == LedgerKind.CHARGE.value,
+            ),
+        )
+        .outerjoin(
+            refund_e,
+            and_(
+                refund_e.c.operation_id == Operation.id,
+                refund_e.c.kind == LedgerKind.REFUND.value,
+            ),
+        )
+        .where(
+            or_(
+                charge_e.c.amount != -Operation.price,
+                and_(Operation.funding == Funding.FREE.value, charge_e.c.free_delta != -1),
+                and_(Operation.funding == Funding.BALANCE.value, charge_e.c.free_delta != 0),
+                refund_e.c.amount != -charge_e.c.amount,
+                refund_e.c.free_delta != -charge_e.c.free_delta,
+            )
+        )
+    )
+    for op_id, price, funding, c_amount, c_free, r_amount, r_free in wrong:
+        problems.append(
+            f"operation {op_id} ({funding}, price {price}): charged {c_amount} / {c_free} free, "
+            f"refunded {r_amount} / {r_free} free"
+        )
+    failed_paid = await session.scalars(
+        select(Operation.id).where(
+            Operation.status == OperationStatus.FAILED.value,
+            Operation.funding != Funding.NONE.value,
+        )
+    )
+    for op_id in failed_paid:
+        problems.append(f"operation {op_id}: paid for, failed, and never refunded")
+
+    # Money returned to the card through YooKassa was debited from the balance, once.
+    debits = (
+        select(
+            LedgerEntry.payment_id.label("payment_id"),
+            func.sum(LedgerEntry.amount).label("amount"),
+        )
+        .where(LedgerEntry.kind == LedgerKind.PAYMENT_REFUND.value)
+        .group_by(LedgerEntry.payment_id)
+        .subquery()
+    )
+    refunds = await session.execute(
+        select(Payment.id, Payment.refunded_amount, func.coalesce(debits.c.amount, 0))
+        .outerjoin(debits, debits.c.payment_id == Payment.id)
+        .where(Payment.refunded_amount != -func.coalesce(debits.c.amount, 0))
+    )
+    for payment_id, refunded, debited in refunds:
+        problems.append(
+            f"payment {payment_id}: {refunded} refunded to the card, {-debited} debited"
+        )
+
+    # Each payment credited at most once, and only a credited payment has a top-up entry.
+    topups = (
+        select(
+            LedgerEntry.payment_id.label("payment_id"),
+            func.count().label("n"),
+            func.sum(LedgerEntry.amount).label("amount"),
+        )
+        .where(LedgerEntry.kind == LedgerKind.TOPUP.value)
+        .group_by(LedgerEntry.payment_id)
+        .subquery()
+    )
+    pays = await session.execute(
+        select(
+            Payment.id,
+            Payment.status,
+            Payment.amount,
+            Payment.credited_at,
+            func.coalesce(topups.c.n, 0),
+            topups.c.amount,
+        ).outerjoin(topups, topups.c.payment_id == Payment.id)
+    )
+    for payment_id, status, amount, credited_at, n, credited in pays:
+        if credited_at is None and n:
+            problems.append(f"payment {payment_id} ({status}): {n} top-ups but never credited")
+        elif credited_at is not None and (n != 1 or credited != amount):
+            problems.append(
+                f"payment {payment_id}: credited with {n} top-up entries for {credited} "
+                f"(amount {amount})"
+            )
+    orphans = await session.scalar(
+        select(func.count())
+        .select_from(LedgerEntry)
+        .where(LedgerEntry.kind == LedgerKind.TOPUP.value, LedgerEntry.payment_id.is_(None))
+    )
+    if orphans:
+        problems.append(f"{orphans} top-up entries without a payment")
+    return problems

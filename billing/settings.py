@@ -1,0 +1,235 @@
+"""The one Settings object. Every process reads it once in its composition root."""
+
+from __future__ import annotations
+
+import ipaddress
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "your_shop_id", "your_secret_key", "test", "secret"}
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the seed's sync forms and give the async driver form SQLAlchemy needs."""
+    url = url.strip()
+    for prefix, replacement in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg2://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("sqlite+pysqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(prefix):
+            return replacement + url[len(prefix) :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
+
+
+def _check_http_url(value: str | None, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def rubles_to_kopecks(value: Decimal | int | str) -> int:
+    amount = Decimal(str(value))
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError("amounts have at most two decimal places (kopecks)")
+    return int((amount * 100).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    ENVIRONMENT: Literal["development", "test", "production"] = "development"
+    LOG_LEVEL: str = "INFO"
+
+    # Telegram
+    BOT_TOKEN: SecretStr | None = None
+    TELEGRAM_API_URL: str = "https://api.telegram.org"
+    TELEGRAM_WEBHOOK_URL: str | None = None
+    TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None
+    ADMIN_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
+
+    # Storage
+    DATABASE_URL: str = "sqlite:///./media_lab.db"
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+
+    # Billing (the seed's names: rubles on the outside, kopecks inside)
+    PRICE_PER_OPERATION: Decimal = Decimal("10")
+    FREE_OPERATIONS_COUNT: int = 4
+    TOPUP_MIN_RUB: int = 10
+    TOPUP_MAX_RUB: int = 100_000
+    TOPUP_PRESETS_RUB: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [100, 300, 500, 1000]
+    )
+
+    # YooKassa
+    YOOKASSA_SHOP_ID: str | None = None
+    YOOKASSA_SECRET_KEY: SecretStr | None = None
+    YOOKASSA_RETURN_URL: str = "https://t.me/"
+    YOOKASSA_CURRENCY: str = "RUB"
+    YOOKASSA_WEBHOOK_URL: str | None = None
+    YOOKASSA_API_URL: str = "https://api.yookassa.ru/v3"
+    YOOKASSA_TIMEOUT: float = 15.0
+    YOOKASSA_RECEIPTS_ENABLED: bool = False
+    YOOKASSA_VAT_CODE: int = 1
+    # Extra networks trusted to send notifications, on top of YooKassa's published ones.
+    YOOKASSA_TRUSTED_NETWORKS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Reverse proxies whose X-Forwarded-For is believed. Empty: never believed.
+    TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Web server
+    WEB_HOST: str = "0.0.0.0"
+    WEB_PORT: int = 8080
+    WEB_MAX_BODY_BYTES: int = 64 * 1024
+
+    # Jobs
+    RQ_QUEUE: str = "media"
+    JOB_TIMEOUT_SECONDS: int = 180
+    JOB_RETRIES: int = 2
+    OPERATION_DEADLINE_SECONDS: int = 900
+    MAX_INPUT_FILE_BYTES: int = 20 * 1024 * 1024
+    MAX_OUTPUT_PIXELS: int = 36_000_000
+    # The sweeper voids operations still queued/running past their deadline; a claimed
+    # operation's deadline is JOB_TIMEOUT_SECONDS + JOB_DEADLINE_MARGIN_SECONDS from its start.
+    SWEEP_INTERVAL_SECONDS: float = 30.0
+    JOB_DEADLINE_MARGIN_SECONDS: int = 120
+    # Test-only pseudo-operations (sleep, hang, crash, noop) in the worker. Never in production.
+    WORKER_TEST_HOOKS: bool = False
+    THROTTLE_RATE_PER_SECOND: float = 2.0
+    THROTTLE_BURST: int = 5
+
+    # fal.ai (text-to-image). Without a key the generate mode is not offered.
+    FAL_KEY: SecretStr | None = None
+    FAL_API_URL: str = "https://queue.fal.run"
+    FAL_MODEL: str = "fal-ai/flux/schnell"
+
+    @field_validator("ADMIN_IDS", "TOPUP_PRESETS_RUB", mode="before")
+    @classmethod
+    def _int_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(x) for x in value.replace(";", ",").split(",") if x.strip()]
+        return value
+
+    @field_validator("YOOKASSA_TRUSTED_NETWORKS", "TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [x.strip() for x in value.replace(";", ",").split(",") if x.strip()]
+        if isinstance(value, list):
+            for item in value:
+                ipaddress.ip_network(str(item), strict=False)
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("REDIS_URL must be redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("TELEGRAM_API_URL", "YOOKASSA_API_URL", "FAL_API_URL", "YOOKASSA_RETURN_URL")
+    @classmethod
+    def _required_url(cls, value: str, info) -> str:  # type: ignore[no-untyped-def]
+        checked = _check_http_url(value, info.field_name)
+        if checked is None:
+            raise ValueError(f"{info.field_name} is required")
+        return checked if info.field_name != "YOOKASSA_RETURN_URL" else value
+
+    @field_validator("YOOKASSA_WEBHOOK_URL", "TELEGRAM_WEBHOOK_URL")
+    @classmethod
+    def _optional_url(cls, value: str | None, info) -> str | None:  # type: ignore[no-untyped-def]
+        return _check_http_url(value, info.field_name)
+
+    @field_validator("PRICE_PER_OPERATION")
+    @classmethod
+    def _price(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError("PRICE_PER_OPERATION must be greater than 0")
+        rubles_to_kopecks(value)
+        return value
+
+    @field_validator("FREE_OPERATIONS_COUNT")
+    @classmethod
+    def _free(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("FREE_OPERATIONS_COUNT must be 0 or more")
+        return value
+
+    @field_validator("YOOKASSA_CURRENCY")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        value = value.strip().upper()
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError("YOOKASSA_CURRENCY must be an ISO 4217 code such as RUB")
+        return value
+
+    @model_validator(mode="after")
+    def _consistency(self) -> Settings:
+        if self.TOPUP_MIN_RUB < 1 or self.TOPUP_MAX_RUB < self.TOPUP_MIN_RUB:
+            raise ValueError("need 1 <= TOPUP_MIN_RUB <= TOPUP_MAX_RUB")
+        for preset in self.TOPUP_PRESETS_RUB:
+            if not self.TOPUP_MIN_RUB <= preset <= self.TOPUP_MAX_RUB:
+                raise ValueError(f"top-up preset {preset} is outside the min/max range")
+        if self.JOB_RETRIES < 0 or self.JOB_TIMEOUT_SECONDS <= 0:
+            raise ValueError("JOB_RETRIES must be >= 0 and JOB_TIMEOUT_SECONDS > 0")
+        if self.ENVIRONMENT == "production":
+            problems = []
+            if self.BOT_TOKEN is None or self.BOT_TOKEN.get_secret_value() in PLACEHOLDERS:
+                problems.append("BOT_TOKEN")
+            if (self.YOOKASSA_SHOP_ID or "") in PLACEHOLDERS:
+                problems.append("YOOKASSA_SHOP_ID")
+            secret = (
+                self.YOOKASSA_SECRET_KEY.get_secret_value() if self.YOOKASSA_SECRET_KEY else ""
+            )
+            if secret in PLACEHOLDERS:
+                problems.append("YOOKASSA_SECRET_KEY")
+            if self.TELEGRAM_WEBHOOK_URL and not self.TELEGRAM_WEBHOOK_SECRET:
+                problems.append("TELEGRAM_WEBHOOK_SECRET")
+            if self.WORKER_TEST_HOOKS:
+                problems.append("WORKER_TEST_HOOKS (test-only, must be off)")
+            if problems:
+                raise ValueError(
+                    "placeholder or missing secrets in production: " + ", ".join(problems)
+                )
+        return self
+
+    # Derived values, in kopecks.
+    @cached_property
+    def price_kopecks(self) -> int:
+        return rubles_to_kopecks(self.PRICE_PER_OPERATION)
+
+    @property
+    def yookassa_configured(self) -> bool:
+        return bool(self.YOOKASSA_SHOP_ID and self.YOOKASSA_SECRET_KEY)
+
+    @property
+    def fal_configured(self) -> bool:
+        return bool(self.FAL_KEY and self.FAL_KEY.get_secret_value())
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and .env) once; tests pass overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]

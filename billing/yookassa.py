@@ -1,0 +1,290 @@
+"""The YooKassa gateway: the real yookassa SDK, run in a thread, with timeouts it lacks.
+
+yookassa 3.x is synchronous (requests), sets no socket timeout, and turns a network error
+into an AttributeError (it reads ``e.response.status_code`` of a timeout). So the SDK's
+request objects, URL building, auth and response parsing are used as they are, and only the
+HTTP call itself is replaced by one with a timeout and errors we can act on: transient
+(timeout, network, 5xx, 429 — try again, with the same idempotence key) or permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import requests
+from yookassa import Configuration, Payment, Refund
+from yookassa.client import ApiClient
+from yookassa.domain.request import PaymentRequest
+
+from billing.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    transient = False
+
+
+class GatewayUnavailable(GatewayError):
+    """Timeout, network error, 5xx or 429: YooKassa could not be asked; retry later."""
+
+    transient = True
+
+
+class GatewayRejected(GatewayError):
+    """A 4xx: bad credentials, an invalid request. Retrying the same call will not help."""
+
+
+class ProviderPaymentNotFound(GatewayRejected):
+    pass
+
+
+@dataclass(frozen=True)
+class ProviderPayment:
+    id: str
+    status: str
+    amount: int  # kopecks
+    currency: str
+    metadata: dict[str, str]
+    paid: bool
+    confirmation_url: str | None
+    cancellation_party: str | None
+    cancellation_reason: str | None
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    id: str
+    payment_id: str
+    status: str
+    amount: int
+    currency: str
+    raw: dict[str, Any]
+
+
+def parse_amount(value: object) -> int:
+    """YooKassa's "100.00" → 10000 kopecks. Anything else is a GatewayRejected."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise GatewayRejected(f"bad amount from YooKassa: {value!r}") from None
+    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
+        raise GatewayRejected(f"bad amount from YooKassa: {value!r}")
+    return int(amount * 100)
+
+
+def format_amount(kopecks: int) -> str:
+    return f"{kopecks // 100}.{kopecks % 100:02d}"
+
+
+def _provider_payment(raw: dict[str, Any]) -> ProviderPayment:
+    try:
+        amount = raw["amount"]
+        details = raw.get("cancellation_details") or {}
+        confirmation = raw.get("confirmation") or {}
+        return ProviderPayment(
+            id=str(raw["id"]),
+            status=str(raw["status"]),
+            amount=parse_amount(amount["value"]),
+            currency=str(amount["currency"]),
+            metadata={str(k): str(v) for k, v in (raw.get("metadata") or {}).items()},
+            paid=bool(raw.get("paid")),
+            confirmation_url=confirmation.get("confirmation_url"),
+            cancellation_party=details.get("party"),
+            cancellation_reason=details.get("reason"),
+            raw=raw,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise GatewayRejected(f"malformed payment object from YooKassa: {exc!r}") from None
+
+
+class _TimeoutApiClient(ApiClient):
+    """The SDK's client with a socket timeout and actionable errors."""
+
+    request_timeout: float = 15.0
+
+    def request(self, method="", path="", query_params=None, headers=None, body=None):  # type: ignore[no-untyped-def]
+        if hasattr(body, "validate"):
+            body.validate()
+            body = dict(body)
+        request_headers = self.prepare_request_headers(headers)
+        session = self.get_session()
+        try:
+            response = session.request(
+                method,
+                self.endpoint + path,
+                params=query_params,
+                headers=request_headers,
+                json=body,
+                verify=self.configuration.verify,
+                timeout=self.request_timeout,
+            )
+        except requests.RequestException as exc:
+            raise GatewayUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+        finally:
+            session.close()
+        if response.status_code == 200:
+            try:
+                return response.json()
+            except ValueError:
+                raise GatewayUnavailable(f"{method} {path}: answer is not JSON") from None
+        code = response.status_code
+        description = ""
+        try:
+            description = str(response.json().get("description", ""))[:200]
+        except ValueError:
+            pass
+        message = f"{method} {path}: HTTP {code} {description}".strip()
+        if code >= 500 or code in (202, 429):
+            raise GatewayUnavailable(message)
+        if code == 404:
+            raise ProviderPaymentNotFound(message)
+        raise GatewayRejected(message)
+
+
+class _Payment(Payment):
+    def __init__(self) -> None:
+        self.client = _TimeoutApiClient()
+
+
+class _Refund(Refund):
+    def __init__(self) -> None:
+        self.client = _TimeoutApiClient()
+
+
+class YooKassaGateway:
+    """Create and fetch payments. Every SDK call runs in a thread with a timeout."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timeout = settings.YOOKASSA_TIMEOUT
+        secret = (
+            settings.YOOKASSA_SECRET_KEY.get_secret_value() if settings.YOOKASSA_SECRET_KEY else ""
+        )
+        # The SDK keeps its configuration in class attributes: one shop per process.
+        Configuration.configure(
+            settings.YOOKASSA_SHOP_ID or "", secret, api_url=settings.YOOKASSA_API_URL
+        )
+        _TimeoutApiClient.request_timeout = self.timeout
+
+    async def _call(self, func: Any, *args: Any) -> Any:
+        try:
+            # The socket timeout bounds the thread; wait_for bounds the caller even if DNS or
+            # TLS hangs beyond it.
+            return await asyncio.wait_for(asyncio.to_thread(func, *args), self.timeout + 5)
+        except TimeoutError:
+            raise GatewayUnavailable("YooKassa did not answer in time") from None
+
+    def payment_request(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        description: str,
+        metadata: dict[str, str],
+        receipt_email: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "amount": {"value": format_amount(amount), "currency": currency},
+            "capture": True,
+            "confirmation": {"type": "redirect", "return_url": self.settings.YOOKASSA_RETURN_URL},
+            "description": description[:128],
+            "metadata": metadata,
+        }
+        if self.settings.YOOKASSA_RECEIPTS_ENABLED and receipt_email:
+            body["receipt"] = {
+                "customer": {"email": receipt_email},
+                "items": [
+                    {
+                        "description": description[:128],
+                        "quantity": "1.00",
+                        "amount": {"value": format_amount(amount), "currency": currency},
+                        "vat_code": self.settings.YOOKASSA_VAT_CODE,
+                        "payment_mode": "full_prepayment",
+                        "payment_subject": "service",
+                    }
+                ],
+            }
+        return body
+
+    async def create_payment(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        description: str,
+        metadata: dict[str, str],
+        idempotence_key: str,
+        receipt_email: str | None = None,
+    ) -> ProviderPayment:
+        body = self.payment_request(
+            amount=amount,
+            currency=currency,
+            description=description,
+            metadata=metadata,
+            receipt_email=receipt_email,
+        )
+        try:
+            request = PaymentRequest(body)
+        except (ValueError, TypeError) as exc:
+            raise GatewayRejected(f"invalid payment request: {exc}") from None
+        response = await self._call(_Payment.create, request, idempotence_key)
+        return _provider_payment(_as_dict(response))
+
+    async def fetch_payment(self, yookassa_payment_id: str) -> ProviderPayment:
+        if not yookassa_payment_id or len(yookassa_payment_id) > 64:
+            raise ProviderPaymentNotFound(f"bad payment id {yookassa_payment_id!r}")
+        response = await self._call(_Payment.find_one, yookassa_payment_id)
+        return _provider_payment(_as_dict(response))
+
+    async def fetch_refund(self, refund_id: str) -> ProviderRefund:
+        if not refund_id or len(refund_id) > 64:
+            raise ProviderPaymentNotFound(f"bad refund id {refund_id!r}")
+        raw = _as_dict(await self._call(_Refund.find_one, refund_id))
+        try:
+            return ProviderRefund(
+                id=str(raw["id"]),
+                payment_id=str(raw["payment_id"]),
+                status=str(raw["status"]),
+                amount=parse_amount(raw["amount"]["value"]),
+                currency=str(raw["amount"]["currency"]),
+                raw=raw,
+            )
+        except (KeyError, TypeError) as exc:
+            raise GatewayRejected(f"malformed refund object from YooKassa: {exc!r}") from None
+
+    async def ping(self) -> bool:
+        """Whether the API answers our credentials (a lookup of a payment that cannot exist)."""
+        try:
+            await self.fetch_payment("00000000-0000-0000-0000-000000000000")
+        except ProviderPaymentNotFound:
+            return True
+        except GatewayError:
+            return False
+        return True
+
+
+def _as_dict(response: Any) -> dict[str, Any]:
+    """The SDK's response objects iterate as (key, value) pairs, nested ones too."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        if hasattr(value, "__iter__") and not isinstance(value, str | bytes):
+            try:
+                return {k: convert(v) for k, v in dict(value).items()}
+            except (TypeError, ValueError):
+                return value
+        return value
+
+    result = convert(response)
+    if not isinstance(result, dict):
+        raise GatewayRejected("unexpected answer from YooKassa")
+    return result

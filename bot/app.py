@@ -1,0 +1,117 @@
+"""The dispatcher, built the same way for long polling (python -m bot), the webhook
+(web/ mounts it with aiogram's SimpleRequestHandler) and the tests."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from redis import Redis as SyncRedis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.settings import Settings
+from billing.yookassa import YooKassaGateway
+from bot.i18n import SUPPORTED, t
+from bot.middlewares import DbSessionMiddleware, I18nMiddleware, ThrottlingMiddleware
+from bot.routers import admin, fallback, modes, start, topup
+from workers.queue import media_queue
+
+FSM_TTL_SECONDS = 7 * 24 * 3600  # a mode or a half-typed amount is forgotten after a week
+COMMANDS = ("start", "help", "balance", "menu")
+
+
+def make_redis(settings: Settings, *, max_connections: int = 64) -> Redis:
+    """The bot's asyncio Redis client (FSM state, the per-user event lock, throttling).
+
+    A blocking pool: a burst of updates waits for a free connection. redis-py's default
+    pool raises "Too many connections" at the 101st connection in use, which failed
+    updates (and refunded their fresh charges) with 200 users at once in bench/load.py.
+    Commands that meet a dropped connection are retried on a new one.
+    """
+    pool = BlockingConnectionPool.from_url(
+        settings.REDIS_URL,
+        max_connections=max_connections,
+        timeout=20,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        # A connection pooled before a Redis restart fails once when next drawn: reconnect
+        # and send the command again (a pool given to the client brings no retry policy
+        # of its own, so without this every stale connection failed an update).
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+    return Redis.from_pool(pool)
+
+
+def make_queue(settings: Settings) -> Queue:
+    """The RQ queue on a synchronous Redis client with short timeouts, so an unreachable
+    Redis fails the enqueue quickly (and the charge is reversed) instead of hanging."""
+    connection = SyncRedis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=5, retry_on_timeout=False
+    )
+    return media_queue(connection, settings)
+
+
+def build_dispatcher(
+    *,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    gateway: YooKassaGateway | None = None,
+    queue: Queue | None = None,
+) -> Dispatcher:
+    """The bot's dispatcher.
+
+    ``redis`` (asyncio) keeps the FSM state (so a restart keeps a half-finished mode or
+    amount), the per-user event lock (so an album's photos are handled one after another
+    on any number of replicas) and the throttling buckets. ``queue`` is the RQ queue the
+    media jobs go to (default: settings.RQ_QUEUE on settings.REDIS_URL). ``gateway`` is
+    None when YooKassa is not configured: top-ups are then not offered.
+    """
+    storage = RedisStorage(
+        redis,
+        key_builder=DefaultKeyBuilder(prefix="fsm"),
+        state_ttl=FSM_TTL_SECONDS,
+        data_ttl=FSM_TTL_SECONDS,
+    )
+    dispatcher = Dispatcher(
+        storage=storage,
+        events_isolation=storage.create_isolation(),
+        settings=settings,
+        sessionmaker=sessionmaker,
+        redis=redis,
+        gateway=gateway,
+        queue=queue if queue is not None else make_queue(settings),
+    )
+    dispatcher.update.outer_middleware(I18nMiddleware())
+    dispatcher.update.outer_middleware(ThrottlingMiddleware(redis, settings))
+    dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
+    dispatcher.include_routers(
+        admin.create_router(),  # first: its filter sees admins' commands before the modes
+        start.create_router(),
+        topup.create_router(),
+        modes.create_router(),
+        fallback.create_router(),
+    )
+    return dispatcher
+
+
+def bot_commands(lang: str) -> list[BotCommand]:
+    return [BotCommand(command=c, description=t(f"bot-cmd-{c}", lang)) for c in COMMANDS]
+
+
+async def set_commands(bot: Bot) -> None:
+    """setMyCommands: Russian for everyone, English for English-speaking users."""
+    await bot.set_my_commands(bot_commands("ru"), scope=BotCommandScopeDefault())
+    for lang in SUPPORTED:
+        if lang != "ru":
+            await bot.set_my_commands(
+                bot_commands(lang), scope=BotCommandScopeDefault(), language_code=lang
+            )

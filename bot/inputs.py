@@ -1,0 +1,287 @@
+"""What each mode needs, checked before any charge.
+
+``assess(mode, message, data, settings, lang)`` is pure: it looks at the message and the
+mode's FSM data and says what to do — ``Ready`` (charge and queue), ``Answer`` (reply,
+maybe remember something in the FSM data, charge nothing, the mode stays open) or
+``Ignore``. The billed handlers run behind the ``ReadyInput`` filter (so the charge only
+happens for a ``Ready``); the mode's fallback handler runs the same assessment and acts on
+the other outcomes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram.types import Message
+
+from billing.settings import Settings
+from workers.media import (
+    ImageTooLarge,
+    InstructionError,
+    InvalidText,
+    check_text,
+    check_upscale,
+    known_commands,
+    parse_instruction,
+)
+
+MAX_PROMPT_CHARS = 1000
+# What Pillow in the worker reads (workers.media._image); HEIC/SVG/... are refused up front.
+IMAGE_MIME_TYPES = frozenset(
+    {"image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff"}
+)
+_CURRENCY_SUFFIX = re.compile(r"\s*(?:₽|руб(?:\.|лей|ля|ль)?|р\.?|rub|rur)\s*$")
+_WHOLE = re.compile(r"[0-9]+|[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+")
+_GROUP_SEPARATORS = re.compile(r"[ \u00a0\u202f]")
+_FRACTION = re.compile(r"[0-9]+[.,][0-9]+")
+_NEGATIVE = re.compile(r"[-−–]\s*[0-9]+")
+_EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]{2,}")
+SINGLE_PHOTO_MODES = frozenset({"retouch", "upscale"})
+PAIR_MODES = frozenset({"merge", "face_swap"})
+PHOTO_AND_TEXT_MODES = frozenset({"edit", "add_text"})
+
+
+@dataclass(frozen=True)
+class MediaInput:
+    """What the operation row's input_ref carries to the worker."""
+
+    file_ids: tuple[str, ...] = ()
+    text: str | None = None
+
+    def input_ref(self, language: str) -> dict[str, Any]:
+        return {"file_ids": list(self.file_ids), "text": self.text, "language": language}
+
+
+@dataclass(frozen=True)
+class Ready:
+    media: MediaInput
+    remember: dict[str, Any] = field(default_factory=dict)  # FSM data after the operation
+
+
+@dataclass(frozen=True)
+class Answer:
+    key: str
+    args: dict[str, Any] = field(default_factory=dict)
+    remember: dict[str, Any] | None = None  # merged into the FSM data
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """The rest of an album whose first photo(s) were already used."""
+
+
+Assessment = Ready | Answer | Ignore
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    file_id: str
+    width: int | None
+    height: int | None
+
+
+def image_of(message: Message, settings: Settings) -> ImageRef | Answer | None:
+    """The image in a message (a photo, or a document that is an image), a refusal, or
+    None when the message carries no photo or document at all."""
+    limit_mb = settings.MAX_INPUT_FILE_BYTES // (1024 * 1024)
+    if message.photo:
+        largest = max(message.photo, key=lambda p: p.width * p.height)
+        if largest.file_size and largest.file_size > settings.MAX_INPUT_FILE_BYTES:
+            return Answer("bot-input-too-big", {"limit": limit_mb})
+        return ImageRef(largest.file_id, largest.width, largest.height)
+    if message.document:
+        document = message.document
+        mime = (document.mime_type or "").lower()
+        if mime not in IMAGE_MIME_TYPES:
+            return Answer("bot-input-not-image")
+        if document.file_size is not None and document.file_size > settings.MAX_INPUT_FILE_BYTES:
+            return Answer("bot-input-too-big", {"limit": limit_mb})
+        if document.file_size == 0:
+            return Answer("bot-input-not-image")
+        return ImageRef(document.file_id, None, None)
+    return None
+
+
+def _instruction_error(exc: InstructionError, lang: str) -> Answer:
+    commands = "\n".join(f"• {html.escape(line)}" for line in known_commands(lang))
+    key = {
+        "empty": "bot-edit-empty",
+        "unknown": "bot-edit-unknown",
+        "bad-value": "bot-edit-bad-value",
+        "too-many": "bot-edit-too-many",
+        "too-long": "bot-edit-too-long",
+    }.get(exc.reason, "bot-edit-unknown")
+    return Answer(key, {"fragment": html.escape(exc.fragment or ""), "commands": commands})
+
+
+def _check_instruction(text: str, lang: str) -> Answer | None:
+    try:
+        parse_instruction(text)
+    except InstructionError as exc:
+        return _instruction_error(exc, lang)
+    return None
+
+
+def _check_caption(text: str) -> tuple[str | None, Answer | None]:
+    try:
+        return check_text(text), None
+    except InvalidText as exc:
+        key = "bot-text-too-long" if exc.reason == "too-long" else "bot-text-empty"
+        return None, Answer(key, {"max": exc.max_length})
+
+
+def _album_done(message: Message, data: dict[str, Any]) -> bool:
+    return bool(message.media_group_id) and data.get("done_group") == message.media_group_id
+
+
+def _after(message: Message) -> dict[str, Any]:
+    """FSM data once an operation is queued: the mode stays open, its inputs are cleared,
+    and the rest of the same album is ignored."""
+    return {"photo": None, "first": None, "first_mid": None, "done_group": message.media_group_id}
+
+
+def _assess_generate(message: Message, settings: Settings) -> Assessment:
+    if message.text is None:
+        return Answer("bot-generate-need-text")
+    prompt = message.text.strip()
+    if not prompt:
+        return Answer("bot-generate-need-text")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        return Answer("bot-text-too-long", {"max": MAX_PROMPT_CHARS})
+    return Ready(MediaInput((), prompt), _after(message))
+
+
+def _assess_single(
+    mode: str, message: Message, data: dict[str, Any], settings: Settings
+) -> Assessment:
+    image = image_of(message, settings)
+    if image is None:
+        return Answer("bot-need-photo")
+    if isinstance(image, Answer):
+        return image
+    if _album_done(message, data):
+        return Ignore()
+    if mode == "upscale" and image.width and image.height:
+        try:
+            check_upscale(image.width, image.height, max_output_pixels=settings.MAX_OUTPUT_PIXELS)
+        except ImageTooLarge:
+            return Answer("bot-upscale-too-big", {"width": image.width, "height": image.height})
+    return Ready(MediaInput((image.file_id,)), _after(message))
+
+
+def _assess_pair(message: Message, data: dict[str, Any], settings: Settings) -> Assessment:
+    image = image_of(message, settings)
+    if image is None:
+        return Answer("bot-pair-need-second" if data.get("first") else "bot-need-photo")
+    if isinstance(image, Answer):
+        return image
+    if _album_done(message, data):
+        return Ignore()
+    first = data.get("first")
+    if not first:
+        remember = {"first": image.file_id, "first_mid": message.message_id}
+        # In an album the second photo is already on its way: no "now the second" prompt.
+        if message.media_group_id:
+            return Answer("", remember=remember)
+        return Answer("bot-pair-need-second", remember=remember)
+    files = (first, image.file_id)
+    # Album updates may be handled out of order: the photo sent first is the first one.
+    if data.get("first_mid") and message.message_id < int(data["first_mid"]):
+        files = (image.file_id, first)
+    return Ready(MediaInput(files), _after(message))
+
+
+def _assess_photo_and_text(
+    mode: str, message: Message, data: dict[str, Any], settings: Settings, lang: str
+) -> Assessment:
+    """edit (photo + instruction) and add_text (photo + text): a captioned photo, or a
+    photo first and the text after it."""
+
+    def check(text: str) -> tuple[str | None, Answer | None]:
+        if mode == "edit":
+            problem = _check_instruction(text, lang)
+            return (text.strip(), None) if problem is None else (None, problem)
+        return _check_caption(text)
+
+    ask_text = "bot-edit-need-instruction" if mode == "edit" else "bot-text-need-text"
+    if message.text is not None:
+        photo = data.get("photo")
+        if not photo:
+            return Answer("bot-need-photo-first")
+        text, problem = check(message.text)
+        if problem is not None:
+            return problem
+        return Ready(MediaInput((photo,), text), _after(message))
+    image = image_of(message, settings)
+    if image is None:
+        return Answer("bot-need-photo")
+    if isinstance(image, Answer):
+        return image
+    if _album_done(message, data):
+        return Ignore()
+    remember = {"photo": image.file_id}
+    caption = (message.caption or "").strip()
+    if not caption:
+        return Answer(ask_text, remember=remember)
+    text, problem = check(caption)
+    if problem is not None:
+        # Keep the photo: the user can send a corrected text on its own.
+        return Answer(problem.key, problem.args, remember=remember)
+    return Ready(MediaInput((image.file_id,), text), _after(message))
+
+
+def assess(
+    mode: str, message: Message, data: dict[str, Any], settings: Settings, lang: str
+) -> Assessment:
+    if mode == "generate":
+        return _assess_generate(message, settings)
+    if mode in SINGLE_PHOTO_MODES:
+        return _assess_single(mode, message, data, settings)
+    if mode in PAIR_MODES:
+        return _assess_pair(message, data, settings)
+    if mode in PHOTO_AND_TEXT_MODES:
+        return _assess_photo_and_text(mode, message, data, settings, lang)
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def parse_rub_amount(text: str | None, *, minimum: int, maximum: int) -> int | Answer:
+    """A custom top-up amount in whole rubles, or the reason it is refused.
+
+    Accepted: ASCII digits, optionally grouped by thousands with a space ("1 000"), and
+    optionally followed by a ruble sign or word ("100₽", "100 ₽", "100 руб", "100 р.",
+    "100 rub") — people type those, and the meaning is unambiguous. Refused: fractions
+    ("10.5", "10,5"), signs ("-5", "+5"), exponents ("1e9"), non-ASCII digits ("١٠٠"),
+    anything else, and amounts outside [minimum, maximum].
+    """
+    if text is None:
+        return Answer("bot-topup-amount-not-number", {"min": minimum, "max": maximum})
+    value = text.strip().lower()
+    value = _CURRENCY_SUFFIX.sub("", value).strip()
+    if _FRACTION.fullmatch(value):
+        return Answer("bot-topup-amount-fraction", {"min": minimum, "max": maximum})
+    if _NEGATIVE.fullmatch(value):
+        return Answer("bot-topup-amount-too-small", {"min": minimum, "max": maximum})
+    if not _WHOLE.fullmatch(value):
+        return Answer("bot-topup-amount-not-number", {"min": minimum, "max": maximum})
+    digits = _GROUP_SEPARATORS.sub("", value)
+    if len(digits) > 12:  # a 30-digit number: too big, without building a huge int
+        return Answer("bot-topup-amount-too-large", {"min": minimum, "max": maximum})
+    amount = int(digits)
+    if amount < minimum:
+        return Answer("bot-topup-amount-too-small", {"min": minimum, "max": maximum})
+    if amount > maximum:
+        return Answer("bot-topup-amount-too-large", {"min": minimum, "max": maximum})
+    return amount
+
+
+def parse_email(text: str | None) -> str | None:
+    """A plausible e-mail for the receipt (YooKassa checks it further), or None."""
+    if text is None:
+        return None
+    value = text.strip()
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        return None
+    return value

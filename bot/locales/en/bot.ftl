@@ -1,0 +1,146 @@
+# The bot's conversation (bot/). Keys start with "bot-"; ru/bot.ftl has the same keys.
+# Money arrives formatted (billing.prices.format_rub), counts as numbers.
+
+## Commands (setMyCommands)
+bot-cmd-start = Main menu
+bot-cmd-help = What the bot does and what it costs
+bot-cmd-balance = Balance and top-up
+bot-cmd-menu = Show the menu
+
+## Main menu buttons
+bot-btn-generate = 🎨 Create
+bot-btn-edit = ✏️ Edit
+bot-btn-merge = 🔗 Merge
+bot-btn-face_swap = 🔄 Swap face
+bot-btn-retouch = ✨ Retouch
+bot-btn-upscale = ⬆️ Upscale
+bot-btn-add_text = 📝 Add text
+bot-btn-topup = 💰 Pay / Balance
+bot-btn-menu = 🏠 Menu
+bot-btn-topup-now = 💳 Top up
+bot-btn-amount = { $amount } ₽
+bot-btn-custom-amount = ✍️ Another amount
+bot-btn-cancel = ✖️ Cancel
+bot-btn-pay = 💳 Go to payment
+bot-btn-check-payment = 🔄 Check payment
+
+## Start, menu, help
+bot-start =
+    Hi, { $name }! 👋 I'm Media Lab — I work magic on photos.
+
+    🎁 Free operations: { $free_left } of { $free_total }
+    💳 After that — { $price } ₽ per operation (balance: { $balance } ₽)
+
+    What shall we do?
+bot-menu = What shall we do? Pick a mode 👇
+bot-pick-mode = So I know what to do with your message, pick a mode first 👇
+bot-help =
+    <b>What I can do</b>
+
+    { $modes }
+
+    The first { $free_total } operations are free, then { $price } ₽ each. If something fails, the money goes back to your balance.
+
+    /start — main menu
+    /balance — balance and top-up
+    /help — this help
+bot-help-generate = 🎨 <b>Create</b> — a picture from a text description.
+bot-help-edit = ✏️ <b>Edit</b> — a photo + a command: "b&amp;w", "brightness +20", "rotate right"…
+bot-help-merge = 🔗 <b>Merge</b> — two photos side by side in one.
+bot-help-face_swap = 🔄 <b>Swap face</b> — the face from the first photo onto the second.
+bot-help-retouch = ✨ <b>Retouch</b> — a gentle portrait retouch.
+bot-help-upscale = ⬆️ <b>Upscale</b> — twice the size, a little sharper.
+bot-help-add_text = 📝 <b>Add text</b> — a caption on the photo. Always free.
+
+## Modes
+bot-mode-generate = 🎨 Describe the picture in words — for example: "a ginger cat astronaut, watercolor".
+bot-mode-edit =
+    ✏️ Send a photo with a command as its caption, for example: "b&amp;w, brightness +20".
+    Or one after the other: the photo first, then the command.
+bot-mode-merge = 🔗 Send two photos — as an album or one by one. I'll put them side by side.
+bot-mode-face_swap = 🔄 Send two photos: the first with the face to take, the second where to put it. An album works too.
+bot-mode-retouch = ✨ Send a portrait — I'll retouch it gently.
+bot-mode-upscale = ⬆️ Send a photo — I'll make it twice as big and a little sharper.
+bot-mode-add_text = 📝 Send a photo with a caption — I'll write that text on the picture. Or the photo first, then the text.
+bot-mode-unavailable = This mode is not available right now. Pick another one 👇
+bot-price-paid = 💳 Price: { $price } ₽ (or one of your free operations).
+bot-price-free = 🆓 Free.
+
+## Input checks (nothing is charged for these)
+bot-need-photo = 📷 This needs a photo — send a photo or an image file.
+bot-need-photo-first = 📷 Send the photo first, then the text for it.
+bot-input-not-image = 🤔 That doesn't look like a picture. Send a photo or a JPEG, PNG or WebP file.
+bot-input-too-big = 🐘 The file is too big: up to { $limit } MB, please. Send a smaller one.
+bot-pair-need-second = 👍 Got the first photo. Now send the second one.
+bot-generate-need-text = ✍️ Describe the picture in text — in one message.
+bot-text-need-text = ✍️ Got the photo! Now send the text to write on it.
+bot-text-empty = ✍️ The text is empty (or only characters the font doesn't have). Write some words.
+bot-text-too-long = ✂️ Too long: up to { $max } characters. Please make it shorter.
+bot-upscale-too-big = 🐘 A { $width }×{ $height } photo is too big to upscale. Send a smaller one.
+bot-edit-need-instruction = ✍️ Got the photo! Now tell me what to do, for example: "b&amp;w, brightness +20".
+bot-edit-empty =
+    ✍️ Tell me what to do with the photo. I understand:
+    { $commands }
+bot-edit-unknown =
+    🤔 I didn't understand "{ $fragment }". These are the commands I know:
+    { $commands }
+bot-edit-bad-value =
+    🤔 The number in "{ $fragment }" doesn't fit. Here's what works:
+    { $commands }
+bot-edit-too-many = ✂️ Too many commands at once — 10 at most. Split them up.
+bot-edit-too-long = ✂️ That command is too long. Please make it shorter.
+
+## Operations
+bot-op-queued-generate = ⏳ Queued: drawing a picture from your description.
+bot-op-queued-edit = ⏳ Queued: applying your edits.
+bot-op-queued-merge = ⏳ Queued: merging two photos.
+bot-op-queued-face_swap = ⏳ Queued: swapping the face.
+bot-op-queued-retouch = ⏳ Queued: retouching.
+bot-op-queued-upscale = ⏳ Queued: upscaling the photo.
+bot-op-queued-add_text = ⏳ Queued: writing the text on the photo.
+bot-op-paid =
+    { $how ->
+        [free] 🎁 A free operation — { $free_left } of { $free_total } left.
+        [balance] 💳 Charged { $price } ₽, balance: { $balance } ₽.
+       *[none] 🆓 Free.
+    }
+    I'll send the result here. The mode stays open — send the next one any time.
+bot-op-queue-down = 😔 The queue is unavailable right now, so nothing was started. You were not charged — please try again in a minute.
+bot-op-failed-before-queue = 😔 Something went wrong and the operation didn't start. The charge was reversed — please try again.
+bot-insufficient =
+    😔 Your free operations are used up (all { $free_total } of them).
+    An operation costs { $price } ₽ and your balance is { $balance } ₽.
+    Top up and let's carry on!
+bot-throttled = 🐢 Not so fast! Wait a couple of seconds and try again.
+bot-button-outdated = This button no longer works. Open the menu: /start
+
+## Balance and top-up
+bot-balance =
+    💰 Balance: <b>{ $balance } ₽</b>
+    🎁 Free operations: { $free_left } of { $free_total }
+    💳 Price per operation: { $price } ₽
+bot-topup-choose = How much would you like to add?
+bot-topup-not-configured = Top-ups are not available right now — please check back later.
+bot-topup-canceled = OK, top-up canceled. What shall we do?
+bot-topup-ask-amount = ✍️ Type the amount in rubles — a whole number from { $min } to { $max }.
+bot-topup-amount-not-number = 🔢 I need a whole number of rubles, like 250. From { $min } to { $max } ₽.
+bot-topup-amount-fraction = 🔢 Whole rubles only, no kopecks — like 250.
+bot-topup-amount-too-small = ⬆️ The minimum is { $min } ₽.
+bot-topup-amount-too-large = ⬇️ The maximum is { $max } ₽.
+bot-topup-ask-email = 📧 The receipt needs an e-mail — send it in one message. I'll only ask once.
+bot-topup-email-invalid = 📧 That doesn't look like an e-mail. Send an address like name@example.com.
+bot-topup-email-saved = 📧 E-mail saved. Pick an amount in the top-up menu.
+bot-topup-creating = ⏳ Creating an invoice for { $amount } ₽…
+bot-topup-description = Media Lab: balance top-up of { $amount } ₽
+bot-topup-invoice =
+    🧾 Your invoice for <b>{ $amount } ₽</b> is ready.
+    Tap "Go to payment", and after paying — "Check payment" (or just wait: I'll let you know).
+bot-topup-unavailable = 😔 The payment service isn't answering right now. Nothing was charged — please try again in a few minutes.
+bot-payment-credited = ✅ Payment received: +{ $amount } ₽. Balance: { $balance } ₽. What shall we do?
+bot-payment-credited-short = ✅ { $amount } ₽ added
+bot-payment-already = ✅ This payment has already been added. Balance: { $balance } ₽.
+bot-payment-pending = ⏳ The payment hasn't arrived yet. If you've paid, wait a minute and tap again.
+bot-payment-canceled = ❌ The { $amount } ₽ payment was canceled; no money was taken. You can try again.
+bot-payment-check-later = ⏳ Couldn't reach the payment service. Please check again in a minute.
+bot-payment-problem = 😔 Something is wrong with this payment. Please contact support — we'll sort it out.
+bot-error = 😔 Something went wrong. Please try again or open the menu: /start

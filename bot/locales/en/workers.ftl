@@ -1,0 +1,50 @@
+# The worker: progress, results, failures and refunds (workers/messages.py).
+worker-processing = ⏳ Processing…
+
+## What was done (the caption's first line; keys are media-result-<op>)
+media-result-upscale = ⬆️ Upscaled { $factor }×: { $width }×{ $height }.
+media-result-retouch = ✨ Retouched: skin smoothed, levels and contrast balanced.
+media-result-edit = ✏️ Done: { $steps }.
+media-result-merge = 🔗 Photos merged: { $width }×{ $height }.
+media-result-faceswap = 🔄 Face swapped.
+media-result-text = 📝 Text added.
+media-result-generate = 🎨 Image created.
+media-result-noop = Unchanged.
+
+## What it cost and what is left
+worker-cost-balance = Charged { $price } ₽. Balance: { $balance } ₽.
+worker-cost-free = Used a free operation. Free operations left: { $free_left }. Balance: { $balance } ₽.
+worker-cost-none = Free of charge. Balance: { $balance } ₽.
+worker-document-caption = Uncompressed file.
+
+## Failures
+worker-failed = ❌ That didn't work: { $reason }
+worker-reason-no-face = no face found in { $which ->
+    [a] the first photo
+    [b] the second photo
+   *[other] the photo
+}. Send a photo where the face is clearly visible.
+worker-reason-invalid-image = could not read { $which ->
+    [a] the first photo
+    [b] the second photo
+   *[other] the photo
+}: the file is damaged or not an image.
+worker-reason-image-too-large = the image is too large.
+worker-reason-instruction = I did not understand what to do with the photo.
+worker-reason-invalid-text = the text is empty or too long.
+worker-reason-backend = the image generation service could not handle the request.
+worker-reason-media = the image could not be processed.
+worker-reason-timeout = processing took too long.
+worker-reason-crashed = the processor stopped unexpectedly.
+worker-reason-deadline = the task did not finish in time.
+worker-reason-telegram = Telegram did not accept the request.
+worker-reason-undeliverable = the result could not be sent.
+worker-reason-input-missing = could not get the photo from Telegram.
+worker-reason-input-too-large = the file is larger than { $limit_mb } MB.
+worker-reason-unavailable = a service is temporarily unavailable.
+worker-reason-internal = internal error.
+
+## Refunds
+worker-refunded-balance = { $amount } ₽ returned to your balance. Balance: { $balance } ₽.
+worker-refunded-free = Your free operation is back. Free operations left: { $free_left }.
+worker-refunded-none = Nothing was charged.

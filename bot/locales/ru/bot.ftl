@@ -1,0 +1,146 @@
+# The bot's conversation (bot/). Keys start with "bot-"; en/bot.ftl has the same keys.
+# Money arrives formatted (billing.prices.format_rub), counts as numbers.
+
+## Commands (setMyCommands)
+bot-cmd-start = Главное меню
+bot-cmd-help = Что умеет бот и сколько стоит
+bot-cmd-balance = Баланс и пополнение
+bot-cmd-menu = Показать меню
+
+## Main menu buttons
+bot-btn-generate = 🎨 Создать
+bot-btn-edit = ✏️ Редактировать
+bot-btn-merge = 🔗 Объединить
+bot-btn-face_swap = 🔄 Заменить лицо
+bot-btn-retouch = ✨ Ретушь
+bot-btn-upscale = ⬆️ Улучшить
+bot-btn-add_text = 📝 Добавить текст
+bot-btn-topup = 💰 Оплатить / Баланс
+bot-btn-menu = 🏠 Меню
+bot-btn-topup-now = 💳 Пополнить баланс
+bot-btn-amount = { $amount } ₽
+bot-btn-custom-amount = ✍️ Другая сумма
+bot-btn-cancel = ✖️ Отмена
+bot-btn-pay = 💳 Перейти к оплате
+bot-btn-check-payment = 🔄 Проверить оплату
+
+## Start, menu, help
+bot-start =
+    Привет, { $name }! 👋 Я Media Lab — колдую над фотографиями.
+
+    🎁 Бесплатных операций: { $free_left } из { $free_total }
+    💳 Потом — { $price } ₽ за операцию (на балансе { $balance } ₽)
+
+    Что сделаем?
+bot-menu = Что сделаем? Выберите режим 👇
+bot-pick-mode = Чтобы я знал, что делать с сообщением, сначала выберите режим 👇
+bot-help =
+    <b>Что я умею</b>
+
+    { $modes }
+
+    Первые { $free_total } операции — бесплатно, дальше — { $price } ₽ за каждую. Если что-то не получится, деньги вернутся на баланс.
+
+    /start — главное меню
+    /balance — баланс и пополнение
+    /help — эта справка
+bot-help-generate = 🎨 <b>Создать</b> — картинка по текстовому описанию.
+bot-help-edit = ✏️ <b>Редактировать</b> — фото + команда: «ч/б», «яркость +20», «повернуть вправо»…
+bot-help-merge = 🔗 <b>Объединить</b> — две фотографии рядом в одной.
+bot-help-face_swap = 🔄 <b>Заменить лицо</b> — лицо с первого фото на второе.
+bot-help-retouch = ✨ <b>Ретушь</b> — мягкая ретушь портрета.
+bot-help-upscale = ⬆️ <b>Улучшить</b> — увеличу фото в 2 раза и добавлю резкости.
+bot-help-add_text = 📝 <b>Добавить текст</b> — надпись на фото. Всегда бесплатно.
+
+## Modes
+bot-mode-generate = 🎨 Опишите картинку словами — например: «рыжий кот-астронавт, акварель».
+bot-mode-edit =
+    ✏️ Пришлите фото с подписью-командой, например: «ч/б, яркость +20».
+    Можно и по очереди: сначала фото, потом команду.
+bot-mode-merge = 🔗 Пришлите две фотографии — альбомом или по одной. Поставлю их рядом.
+bot-mode-face_swap = 🔄 Пришлите две фотографии: первая — откуда взять лицо, вторая — куда его поставить. Можно альбомом.
+bot-mode-retouch = ✨ Пришлите портрет — сделаю мягкую ретушь.
+bot-mode-upscale = ⬆️ Пришлите фото — увеличу в 2 раза и добавлю резкости.
+bot-mode-add_text = 📝 Пришлите фото с подписью — напишу этот текст на картинке. Можно сначала фото, потом текст.
+bot-mode-unavailable = Этот режим сейчас недоступен. Выберите другой 👇
+bot-price-paid = 💳 Цена: { $price } ₽ (или одна из бесплатных операций).
+bot-price-free = 🆓 Бесплатно.
+
+## Input checks (nothing is charged for these)
+bot-need-photo = 📷 Здесь нужна фотография — пришлите фото или картинку файлом.
+bot-need-photo-first = 📷 Сначала пришлите фото, а потом текст к нему.
+bot-input-not-image = 🤔 Это не похоже на картинку. Пришлите фото или файл JPEG, PNG или WebP.
+bot-input-too-big = 🐘 Файл слишком большой: можно до { $limit } МБ. Пришлите поменьше.
+bot-pair-need-second = 👍 Первое фото есть. Теперь пришлите второе.
+bot-generate-need-text = ✍️ Опишите картинку текстом — одним сообщением.
+bot-text-need-text = ✍️ Фото есть! Теперь пришлите текст, который написать.
+bot-text-empty = ✍️ Текст пустой (или из одних символов, которых нет в шрифте). Напишите что-нибудь словами.
+bot-text-too-long = ✂️ Слишком длинно: можно до { $max } символов. Сократите, пожалуйста.
+bot-upscale-too-big = 🐘 Фото { $width }×{ $height } слишком большое для увеличения. Пришлите фото поменьше.
+bot-edit-need-instruction = ✍️ Фото есть! Теперь напишите, что сделать, например: «ч/б, яркость +20».
+bot-edit-empty =
+    ✍️ Напишите, что сделать с фото. Я понимаю:
+    { $commands }
+bot-edit-unknown =
+    🤔 Не понял «{ $fragment }». Я понимаю такие команды:
+    { $commands }
+bot-edit-bad-value =
+    🤔 В команде «{ $fragment }» не то число. Вот что можно:
+    { $commands }
+bot-edit-too-many = ✂️ Слишком много команд сразу — не больше 10. Разбейте на несколько раз.
+bot-edit-too-long = ✂️ Слишком длинная команда. Сократите, пожалуйста.
+
+## Operations
+bot-op-queued-generate = ⏳ В очереди: рисую картинку по описанию.
+bot-op-queued-edit = ⏳ В очереди: применяю правки.
+bot-op-queued-merge = ⏳ В очереди: объединяю две фотографии.
+bot-op-queued-face_swap = ⏳ В очереди: меняю лицо.
+bot-op-queued-retouch = ⏳ В очереди: делаю ретушь.
+bot-op-queued-upscale = ⏳ В очереди: увеличиваю фото.
+bot-op-queued-add_text = ⏳ В очереди: пишу текст на фото.
+bot-op-paid =
+    { $how ->
+        [free] 🎁 Бесплатная операция — осталось { $free_left } из { $free_total }.
+        [balance] 💳 Списано { $price } ₽, на балансе { $balance } ₽.
+       *[none] 🆓 Бесплатно.
+    }
+    Пришлю результат сюда. Режим открыт — можно отправлять следующее.
+bot-op-queue-down = 😔 Очередь сейчас недоступна, операция не запущена. Деньги не списаны — попробуйте через минуту.
+bot-op-failed-before-queue = 😔 Что-то пошло не так, операция не запущена. Списание отменено — попробуйте ещё раз.
+bot-insufficient =
+    😔 Бесплатные операции закончились (использованы все { $free_total }).
+    Операция стоит { $price } ₽, а на балансе { $balance } ₽.
+    Пополните баланс — и продолжим!
+bot-throttled = 🐢 Не так быстро! Подождите пару секунд и попробуйте снова.
+bot-button-outdated = Эта кнопка больше не работает. Откройте меню: /start
+
+## Balance and top-up
+bot-balance =
+    💰 Баланс: <b>{ $balance } ₽</b>
+    🎁 Бесплатных операций: { $free_left } из { $free_total }
+    💳 Цена операции: { $price } ₽
+bot-topup-choose = На сколько пополнить?
+bot-topup-not-configured = Пополнение сейчас недоступно — загляните позже.
+bot-topup-canceled = Хорошо, пополнение отменено. Что сделаем?
+bot-topup-ask-amount = ✍️ Напишите сумму в рублях — целое число от { $min } до { $max }.
+bot-topup-amount-not-number = 🔢 Нужно целое число рублей, например 250. Сумма — от { $min } до { $max } ₽.
+bot-topup-amount-fraction = 🔢 Только целые рубли, без копеек — например 250.
+bot-topup-amount-too-small = ⬆️ Минимальная сумма — { $min } ₽.
+bot-topup-amount-too-large = ⬇️ Максимальная сумма — { $max } ₽.
+bot-topup-ask-email = 📧 Для чека нужен e-mail — пришлите его одним сообщением. Спрошу один раз.
+bot-topup-email-invalid = 📧 Это не похоже на e-mail. Пришлите адрес вида name@example.ru.
+bot-topup-email-saved = 📧 E-mail сохранён. Выберите сумму в меню пополнения.
+bot-topup-creating = ⏳ Создаю счёт на { $amount } ₽…
+bot-topup-description = Media Lab: пополнение баланса на { $amount } ₽
+bot-topup-invoice =
+    🧾 Счёт на <b>{ $amount } ₽</b> готов.
+    Нажмите «Перейти к оплате», а после оплаты — «Проверить оплату» (или просто подождите: я сообщу сам).
+bot-topup-unavailable = 😔 Платёжный сервис сейчас не отвечает. Ничего не списано — попробуйте через несколько минут.
+bot-payment-credited = ✅ Оплата получена: +{ $amount } ₽. На балансе { $balance } ₽. Что сделаем?
+bot-payment-credited-short = ✅ Зачислено { $amount } ₽
+bot-payment-already = ✅ Этот платёж уже зачислен. На балансе { $balance } ₽.
+bot-payment-pending = ⏳ Оплата ещё не поступила. Если вы уже оплатили — подождите минуту и нажмите снова.
+bot-payment-canceled = ❌ Платёж на { $amount } ₽ отменён, деньги не списаны. Можно попробовать ещё раз.
+bot-payment-check-later = ⏳ Не получилось связаться с платёжным сервисом. Попробуйте проверить через минуту.
+bot-payment-problem = 😔 С этим платежом что-то не так. Напишите в поддержку — разберёмся.
+bot-error = 😔 Что-то пошло не так. Попробуйте ещё раз или откройте меню: /start

@@ -1,0 +1,2 @@
+# Shared texts used by every process.
+currency-rub = { $amount } ₽

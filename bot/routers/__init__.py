@@ -1,0 +1,1 @@
+"""One router per feature; bot.app wires them in this order (the fallback goes last)."""

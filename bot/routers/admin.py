@@ -1,0 +1,280 @@
+"""Admin commands: /user, /grant, /debit, /audit — for settings.ADMIN_IDS only.
+
+The router's filter lets only admins' messages in; for anyone else the router does not
+exist and the message goes on to the other routers (the ordinary "pick a mode" answer),
+so the commands are not revealed. Included first, so its commands win over the modes.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message, TelegramObject, User
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import service
+from billing.audit import audit
+from billing.errors import BillingError, InsufficientFunds
+from billing.models import LedgerEntry
+from billing.prices import format_rub
+from billing.service import UserState
+from billing.settings import Settings, rubles_to_kopecks
+from bot.i18n import t
+
+log = logging.getLogger(__name__)
+
+RECENT_OPERATIONS = 10
+AUDIT_LINES = 20
+AUDIT_LINE_CHARS = 300  # a problem line is cut so 20 of them fit a Telegram message
+MAX_ADJUST_KOPECKS = 100_000_000  # 1 000 000 ₽ per command: a typo guard, not a policy
+REASON_CHARS = 500
+
+# Digits, optionally a decimal point or comma and more digits; a sign is caught separately
+# for a clearer answer. No exponents, no spaces, no non-ASCII digits.
+_AMOUNT = re.compile(r"[0-9]{1,12}(?:[.,][0-9]+)?")
+
+
+class AdminInputError(ValueError):
+    """Bad command arguments; ``key`` is the ftl message id of the answer, ``args`` its args."""
+
+    def __init__(self, key: str, **args: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.args_ = args
+
+
+def parse_telegram_id(value: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,19}", value) or int(value) == 0 or int(value) >= 2**63:
+        raise AdminInputError("admin-bad-telegram-id", value=html.escape(value))
+    return int(value)
+
+
+def parse_kopecks(value: str) -> int:
+    """A positive amount in rubles with at most two decimals ("50", "9.90", "9,9") in kopecks."""
+    shown = html.escape(value)
+    if value[:1] in "-−":
+        raise AdminInputError("admin-amount-negative", value=shown)
+    if not _AMOUNT.fullmatch(value):
+        raise AdminInputError("admin-amount-not-number", value=shown)
+    number = Decimal(value.replace(",", "."))
+    if number != number.quantize(Decimal("0.01")):
+        raise AdminInputError("admin-amount-decimals", value=shown)
+    kopecks = rubles_to_kopecks(number)
+    if kopecks <= 0:
+        raise AdminInputError("admin-amount-zero", value=shown)
+    if kopecks > MAX_ADJUST_KOPECKS:
+        raise AdminInputError("admin-amount-too-big", limit=format_rub(MAX_ADJUST_KOPECKS))
+    return kopecks
+
+
+@dataclass(frozen=True)
+class AdjustRequest:
+    telegram_id: int
+    kopecks: int
+    reason: str
+
+
+def parse_adjust(command: str, args: str | None) -> AdjustRequest:
+    """`<telegram_id> <rubles> <reason...>` of /grant and /debit."""
+    parts = (args or "").split(maxsplit=2)
+    if len(parts) < 3 or not parts[2].strip():
+        raise AdminInputError("admin-adjust-usage", command=command)
+    reason = parts[2].strip()
+    if len(reason) > REASON_CHARS:
+        raise AdminInputError("admin-reason-too-long", limit=REASON_CHARS)
+    return AdjustRequest(parse_telegram_id(parts[0]), parse_kopecks(parts[1]), reason)
+
+
+async def is_admin(event: TelegramObject, settings: Settings) -> bool:
+    """The router's filter: the sender is in ADMIN_IDS."""
+    user: User | None = getattr(event, "from_user", None)
+    return user is not None and user.id in settings.ADMIN_IDS
+
+
+def _operation_line(op: dict[str, object], lang: str) -> str:
+    created = op["created_at"]
+    date = created.strftime("%Y-%m-%d %H:%M") if hasattr(created, "strftime") else str(created)
+    return t(
+        "admin-user-operation",
+        lang,
+        id=str(op["id"]),
+        type=str(op["type"]),
+        status=str(op["status"]),
+        funding=str(op["funding"]),
+        price=format_rub(int(op["price"])),  # type: ignore[call-overload]
+        date=date,
+    )
+
+
+async def cmd_user(
+    message: Message, command: CommandObject, session: AsyncSession, lang: str
+) -> None:
+    """/user <telegram_id>: balance, free operations and the last operations."""
+    try:
+        telegram_id = parse_telegram_id((command.args or "").strip())
+    except AdminInputError:
+        await message.answer(t("admin-user-usage", lang))
+        return
+    user = await service.find_user_by_telegram_id(session, telegram_id)
+    if user is None:
+        await message.answer(t("admin-unknown-user", lang, telegram_id=str(telegram_id)))
+        return
+    summary = await service.get_summary(session, user_id=user.id, recent=RECENT_OPERATIONS)
+    lines = [_operation_line(op, lang) for op in summary.recent]
+    await message.answer(
+        t(
+            "admin-user",
+            lang,
+            telegram_id=str(user.telegram_id),
+            user_id=str(user.id),
+            language=user.language or "-",
+            balance=format_rub(user.balance),
+            free_left=user.free_left,
+            free_total=user.free_granted,
+            operations="\n".join(lines) if lines else t("admin-user-no-operations", lang),
+        )
+    )
+
+
+async def _adjust(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    bot: Bot,
+    lang: str,
+    *,
+    sign: int,
+) -> None:
+    name = command.command
+    try:
+        request = parse_adjust(name, command.args)
+    except AdminInputError as exc:
+        await message.answer(t(exc.key, lang, **exc.args_))  # type: ignore[arg-type]
+        return
+    user = await service.find_user_by_telegram_id(session, request.telegram_id)
+    if user is None:
+        await message.answer(t("admin-unknown-user", lang, telegram_id=str(request.telegram_id)))
+        return
+    assert message.from_user is not None
+    # The Telegram update is the natural key: a re-delivered /grant applies once.
+    key = f"admin-adjust:{message.chat.id}:{message.message_id}"
+    try:
+        state = await service.adjust(
+            session,
+            user_id=user.id,
+            amount=sign * request.kopecks,
+            reason=request.reason,
+            admin_id=message.from_user.id,
+            key=key,
+        )
+        await session.commit()
+    except InsufficientFunds as exc:
+        await session.rollback()
+        await message.answer(
+            t(
+                "admin-debit-too-much",
+                lang,
+                amount=format_rub(request.kopecks),
+                balance=format_rub(exc.balance),
+            )
+        )
+        return
+    except BillingError as exc:
+        await session.rollback()
+        log.info("admin %s: %s refused: %s", message.from_user.id, name, exc)
+        await message.answer(t("admin-adjust-refused", lang, error=html.escape(str(exc))))
+        return
+    except IntegrityError:
+        await session.rollback()
+        if await session.scalar(select(LedgerEntry.id).where(LedgerEntry.idempotency_key == key)):
+            log.info("duplicate admin update %s: already applied", key)
+            await message.answer(t("admin-adjust-duplicate", lang))
+            return
+        raise
+    log.info(
+        "admin %s: %s %s kopecks for user %s (%s)",
+        message.from_user.id,
+        name,
+        request.kopecks,
+        user.telegram_id,
+        key,
+    )
+    await message.answer(_confirmation(name, request, state, lang))
+    await _notify(bot, user, name, request)
+
+
+def _confirmation(name: str, request: AdjustRequest, state: UserState, lang: str) -> str:
+    return t(
+        f"admin-{name}-done",
+        lang,
+        amount=format_rub(request.kopecks),
+        telegram_id=str(state.telegram_id),
+        balance=format_rub(state.balance),
+        reason=html.escape(request.reason),
+    )
+
+
+async def _notify(bot: Bot, user: UserState, name: str, request: AdjustRequest) -> None:
+    """Tell the affected user; failing to (blocked bot, network) changes nothing booked."""
+    text = t(
+        f"admin-{name}-notice",
+        user.language,
+        amount=format_rub(request.kopecks),
+        reason=html.escape(request.reason),
+    )
+    try:
+        await bot.send_message(user.telegram_id, text)
+    except Exception as exc:  # noqa: BLE001 - the adjustment is committed either way
+        log.warning("could not notify user %s of an adjustment: %s", user.telegram_id, exc)
+
+
+async def cmd_grant(
+    message: Message, command: CommandObject, session: AsyncSession, bot: Bot, lang: str
+) -> None:
+    """/grant <telegram_id> <rubles> <reason...>: add money with a reason."""
+    await _adjust(message, command, session, bot, lang, sign=1)
+
+
+async def cmd_debit(
+    message: Message, command: CommandObject, session: AsyncSession, bot: Bot, lang: str
+) -> None:
+    """/debit <telegram_id> <rubles> <reason...>: take money (never below zero)."""
+    await _adjust(message, command, session, bot, lang, sign=-1)
+
+
+async def cmd_audit(message: Message, session: AsyncSession, lang: str) -> None:
+    """/audit: the ledger audit, "clean" or its first problems."""
+    problems = await audit(session)
+    await session.rollback()  # read only; end the transaction before the answer
+    if not problems:
+        await message.answer(t("admin-audit-clean", lang))
+        return
+    shown = [html.escape(p[:AUDIT_LINE_CHARS]) for p in problems[:AUDIT_LINES]]
+    await message.answer(
+        t(
+            "admin-audit-problems",
+            lang,
+            count=len(problems),
+            shown=len(shown),
+            problems="\n".join(f"• {line}" for line in shown),
+        )
+    )
+
+
+def create_router() -> Router:
+    """A fresh router (a dispatcher per test or process: a router has one parent)."""
+    router = Router(name="admin")
+    router.message.filter(is_admin)
+    router.message.register(cmd_user, Command("user"))
+    router.message.register(cmd_grant, Command("grant"))
+    router.message.register(cmd_debit, Command("debit"))
+    router.message.register(cmd_audit, Command("audit"))
+    return router

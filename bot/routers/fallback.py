@@ -1,0 +1,49 @@
+"""The last router: whatever no feature took."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Router
+from aiogram.types import CallbackQuery, ErrorEvent, Message
+
+from billing.settings import Settings
+from bot.i18n import t
+from bot.keyboards import main_menu
+
+log = logging.getLogger(__name__)
+
+
+async def outdated_button(query: CallbackQuery, lang: str) -> None:
+    """A payload no handler accepts (an old keyboard, or forged data): refuse, change nothing."""
+    log.info("unhandled callback data %r from %s", query.data, query.from_user.id)
+    await query.answer(t("bot-button-outdated", lang), show_alert=True)
+
+
+async def no_mode(message: Message, settings: Settings, lang: str) -> None:
+    """A message outside any mode: show what the bot can do."""
+    await message.answer(t("bot-pick-mode", lang), reply_markup=main_menu(lang, settings))
+
+
+async def on_error(event: ErrorEvent, lang: str | None = None) -> bool:
+    """An unexpected error in any handler: log it, and tell the user something failed
+    instead of leaving them waiting (charges are already reversed by billed(...))."""
+    log.error("error handling update %s", event.update.update_id, exc_info=event.exception)
+    text = t("bot-error", lang)
+    try:
+        if event.update.callback_query is not None:
+            await event.update.callback_query.answer(text, show_alert=True)
+        elif event.update.message is not None:
+            await event.update.message.answer(text)
+    except Exception as exc:  # noqa: BLE001 - Telegram itself may be what failed
+        log.warning("could not tell the user about the error: %s", exc)
+    return True
+
+
+def create_router() -> Router:
+    """A fresh router (a dispatcher per test or process: a router has one parent)."""
+    router = Router(name="fallback")
+    router.callback_query.register(outdated_button)
+    router.message.register(no_mode)
+    router.errors.register(on_error)
+    return router

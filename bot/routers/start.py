@@ -1,0 +1,87 @@
+"""/start, /help, /menu and the main menu."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, User
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.prices import format_rub
+from billing.settings import Settings
+from bot.callbacks import Menu
+from bot.i18n import t
+from bot.keyboards import available_modes, back_to_menu, main_menu
+from bot.users import ensure_user, money_args
+
+
+async def _greeting(session: AsyncSession, settings: Settings, user: User, lang: str) -> str:
+    account = await ensure_user(session, settings, user, lang)
+    return t(
+        "bot-start",
+        lang,
+        name=html.escape(user.first_name or ""),
+        **money_args(account, settings),
+    )
+
+
+async def cmd_start(
+    message: Message, state: FSMContext, session: AsyncSession, settings: Settings, lang: str
+) -> None:
+    """Greet, show the free operations and the price, open the main menu (leaving any mode)."""
+    await state.clear()
+    assert message.from_user is not None
+    text = await _greeting(session, settings, message.from_user, lang)
+    await message.answer(text, reply_markup=main_menu(lang, settings))
+
+
+async def cmd_menu(message: Message, state: FSMContext, settings: Settings, lang: str) -> None:
+    """The main menu without the greeting."""
+    await state.clear()
+    await message.answer(t("bot-menu", lang), reply_markup=main_menu(lang, settings))
+
+
+def help_text(settings: Settings, lang: str) -> str:
+    lines = [t(f"bot-help-{mode}", lang) for mode in available_modes(settings)]
+    return t(
+        "bot-help",
+        lang,
+        modes="\n".join(lines),
+        price=format_rub(settings.price_kopecks),
+        free_total=settings.FREE_OPERATIONS_COUNT,
+    )
+
+
+async def cmd_help(message: Message, settings: Settings, lang: str) -> None:
+    """Each mode and its price."""
+    await message.answer(help_text(settings, lang), reply_markup=back_to_menu(lang))
+
+
+async def show_menu(
+    query: CallbackQuery, state: FSMContext, settings: Settings, lang: str
+) -> None:
+    """🏠 Меню: back to the main menu, leaving any mode or top-up step."""
+    await state.clear()
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.answer(t("bot-menu", lang), reply_markup=main_menu(lang, settings))
+
+
+async def show_help(query: CallbackQuery, settings: Settings, lang: str) -> None:
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.answer(help_text(settings, lang), reply_markup=back_to_menu(lang))
+
+
+def create_router() -> Router:
+    """A fresh router (a dispatcher per test or process: a router has one parent)."""
+    router = Router(name="start")
+    router.message.register(cmd_start, CommandStart())
+    router.message.register(cmd_menu, Command("menu"))
+    router.message.register(cmd_help, Command("help"))
+    router.callback_query.register(show_menu, Menu.filter(F.action == "main"))
+    router.callback_query.register(show_help, Menu.filter(F.action == "help"))
+    return router

@@ -1,0 +1,375 @@
+"""💰 /balance, the top-up menu, "Другая сумма", the receipt e-mail and "Проверить оплату".
+
+Money only comes in through billing.topup: ``start_topup`` creates the payment (our pending
+row first, then YooKassa with our idempotence key), ``reconcile_payment`` asks YooKassa and
+credits once — the same path the webhook uses.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, User
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing import service
+from billing.models import Payment
+from billing.models import User as Account
+from billing.prices import format_rub
+from billing.settings import Settings
+from billing.topup import Outcome, TopUpUnavailable, reconcile_payment, start_topup
+from billing.yookassa import GatewayError, GatewayUnavailable, YooKassaGateway
+from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
+from bot.i18n import t
+from bot.inputs import Answer, parse_email, parse_rub_amount
+from bot.keyboards import (
+    back_to_menu,
+    balance_keyboard,
+    cancel_keyboard,
+    main_menu,
+    payment_keyboard,
+    topup_menu,
+)
+from bot.states import TopUpFlow
+from bot.users import ensure_user, money_args
+
+log = logging.getLogger(__name__)
+
+ONCE_TTL_SECONDS = 24 * 3600
+
+
+async def first_delivery(redis: Redis, key: str) -> bool:
+    """False when this update was already handled (Telegram re-delivers updates): a
+    re-delivered amount must not open a second YooKassa payment. Redis down: assume it is
+    the first (a duplicate payment is never paid twice by accident; a lost top-up is worse).
+    """
+    try:
+        first = bool(await redis.set(f"once:{key}", 1, nx=True, ex=ONCE_TTL_SECONDS))
+    except (RedisError, OSError) as exc:
+        log.warning("re-delivery check skipped, Redis error: %s", exc)
+        return True
+    if not first:
+        log.info("re-delivered update ignored: %s", key)
+    return first
+
+
+async def cmd_balance(
+    message: Message, session: AsyncSession, settings: Settings, lang: str
+) -> None:
+    """The balance in rubles, free operations "N из M", and a top-up button."""
+    assert message.from_user is not None
+    account = await ensure_user(session, settings, message.from_user, lang)
+    await message.answer(
+        t("bot-balance", lang, **money_args(account, settings)),
+        reply_markup=balance_keyboard(lang),
+    )
+
+
+async def open_topup(
+    query: CallbackQuery,
+    session: AsyncSession,
+    settings: Settings,
+    lang: str,
+    gateway: YooKassaGateway | None,
+) -> None:
+    """💰: the balance and the amounts to pick from (or why top-ups are unavailable)."""
+    await query.answer()
+    account = await ensure_user(session, settings, query.from_user, lang)
+    if not isinstance(query.message, Message):
+        return
+    text = t("bot-balance", lang, **money_args(account, settings))
+    if gateway is None:
+        await query.message.answer(
+            text + "\n\n" + t("bot-topup-not-configured", lang), reply_markup=back_to_menu(lang)
+        )
+        return
+    await query.message.answer(
+        text + "\n\n" + t("bot-topup-choose", lang), reply_markup=topup_menu(lang, settings)
+    )
+
+
+async def cancel_topup(
+    query: CallbackQuery, state: FSMContext, settings: Settings, lang: str
+) -> None:
+    """ "Отмена": leave the top-up (and its amount or e-mail step)."""
+    if await state.get_state() in (TopUpFlow.amount.state, TopUpFlow.email.state):
+        await state.clear()
+    await query.answer()
+    if isinstance(query.message, Message):
+        try:
+            await query.message.edit_text(
+                t("bot-topup-canceled", lang), reply_markup=main_menu(lang, settings)
+            )
+        except TelegramBadRequest as exc:  # pressed twice: "message is not modified"
+            log.info("cancel not shown: %s", exc)
+
+
+async def ask_custom_amount(
+    query: CallbackQuery,
+    state: FSMContext,
+    settings: Settings,
+    lang: str,
+    gateway: YooKassaGateway | None,
+) -> None:
+    """ "Другая сумма": wait for a whole number of rubles."""
+    if gateway is None:
+        await query.answer(t("bot-topup-not-configured", lang), show_alert=True)
+        return
+    await state.set_state(TopUpFlow.amount)
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.answer(
+            t(
+                "bot-topup-ask-amount",
+                lang,
+                min=settings.TOPUP_MIN_RUB,
+                max=format_rub(settings.TOPUP_MAX_RUB * 100),
+            ),
+            reply_markup=cancel_keyboard(lang),
+        )
+
+
+async def preset_chosen(
+    query: CallbackQuery,
+    callback_data: TopUp,
+    state: FSMContext,
+    redis: Redis,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    lang: str,
+    gateway: YooKassaGateway | None,
+) -> None:
+    """A preset amount, looked up by its index: a forged index is refused."""
+    presets = settings.TOPUP_PRESETS_RUB
+    if not 0 <= callback_data.index < len(presets):
+        log.warning(
+            "user %s sent a forged top-up index %r", query.from_user.id, callback_data.index
+        )
+        await query.answer(t("bot-button-outdated", lang), show_alert=True)
+        return
+    if gateway is None:
+        await query.answer(t("bot-topup-not-configured", lang), show_alert=True)
+        return
+    # A re-delivered press was answered the first time (answering again is an error).
+    if not await first_delivery(redis, f"callback:{query.id}"):
+        return
+    await query.answer()
+    if isinstance(query.message, Message):
+        await begin_payment(
+            query.message,
+            query.from_user,
+            presets[callback_data.index],
+            state=state,
+            session=session,
+            sessionmaker=sessionmaker,
+            settings=settings,
+            lang=lang,
+            gateway=gateway,
+        )
+
+
+async def custom_amount(
+    message: Message,
+    state: FSMContext,
+    redis: Redis,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    lang: str,
+    gateway: YooKassaGateway | None,
+) -> None:
+    """The custom amount: anything but a whole number in range gets a reply, and the
+    state stays (a photo, an emoji, "10,5", "1e9" …)."""
+    if not await first_delivery(redis, f"message:{message.chat.id}:{message.message_id}"):
+        return
+    amount = parse_rub_amount(
+        message.text, minimum=settings.TOPUP_MIN_RUB, maximum=settings.TOPUP_MAX_RUB
+    )
+    if isinstance(amount, Answer):
+        args = dict(amount.args, max=format_rub(settings.TOPUP_MAX_RUB * 100))
+        await message.answer(t(amount.key, lang, **args), reply_markup=cancel_keyboard(lang))
+        return
+    if gateway is None:
+        await state.clear()
+        await message.answer(t("bot-topup-not-configured", lang), reply_markup=back_to_menu(lang))
+        return
+    assert message.from_user is not None
+    await begin_payment(
+        message,
+        message.from_user,
+        amount,
+        state=state,
+        session=session,
+        sessionmaker=sessionmaker,
+        settings=settings,
+        lang=lang,
+        gateway=gateway,
+    )
+
+
+async def receipt_email(
+    message: Message,
+    state: FSMContext,
+    redis: Redis,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    lang: str,
+    gateway: YooKassaGateway | None,
+) -> None:
+    """The e-mail for 54-FZ receipts: asked once, then remembered."""
+    if not await first_delivery(redis, f"message:{message.chat.id}:{message.message_id}"):
+        return
+    email = parse_email(message.text)
+    if email is None:
+        await message.answer(
+            t("bot-topup-email-invalid", lang), reply_markup=cancel_keyboard(lang)
+        )
+        return
+    assert message.from_user is not None
+    account = await ensure_user(session, settings, message.from_user, lang)
+    await service.set_email(session, user_id=account.id, email=email)
+    await session.commit()
+    amount = (await state.get_data()).get("amount_rub")
+    if not isinstance(amount, int) or gateway is None:
+        await state.clear()
+        await message.answer(t("bot-topup-email-saved", lang), reply_markup=back_to_menu(lang))
+        return
+    await begin_payment(
+        message,
+        message.from_user,
+        amount,
+        state=state,
+        session=session,
+        sessionmaker=sessionmaker,
+        settings=settings,
+        lang=lang,
+        gateway=gateway,
+    )
+
+
+async def begin_payment(
+    message: Message,
+    user: User,
+    amount_rub: int,
+    *,
+    state: FSMContext,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    lang: str,
+    gateway: YooKassaGateway,
+) -> None:
+    """Ask for the receipt e-mail if needed, else create the payment and send the link."""
+    account = await ensure_user(session, settings, user, lang)
+    if settings.YOOKASSA_RECEIPTS_ENABLED and not account.email:
+        await state.set_state(TopUpFlow.email)
+        await state.update_data(amount_rub=amount_rub)
+        await message.answer(t("bot-topup-ask-email", lang), reply_markup=cancel_keyboard(lang))
+        return
+    await state.clear()
+    amount = amount_rub * 100
+    pending = await message.answer(t("bot-topup-creating", lang, amount=format_rub(amount)))
+    try:
+        started = await start_topup(
+            sessionmaker,
+            gateway,
+            settings,
+            user_id=account.id,
+            amount=amount,
+            email=account.email if settings.YOOKASSA_RECEIPTS_ENABLED else None,
+            description=t("bot-topup-description", lang, amount=format_rub(amount)),
+        )
+    except (TopUpUnavailable, GatewayError) as exc:
+        log.error("top-up of %s for user %s failed: %s", amount, account.id, exc)
+        await pending.edit_text(t("bot-topup-unavailable", lang), reply_markup=back_to_menu(lang))
+        return
+    await pending.edit_text(
+        t("bot-topup-invoice", lang, amount=format_rub(amount)),
+        reply_markup=payment_keyboard(lang, started.confirmation_url, started.payment_id),
+    )
+
+
+async def _owner_telegram_id(session: AsyncSession, payment_id: int) -> int | None:
+    return await session.scalar(
+        select(Account.telegram_id)
+        .join(Payment, Payment.user_id == Account.id)
+        .where(Payment.id == payment_id)
+    )
+
+
+async def check_payment(
+    query: CallbackQuery,
+    callback_data: CheckPayment,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    lang: str,
+    gateway: YooKassaGateway | None,
+) -> None:
+    """ "Проверить оплату": ask YooKassa and credit through the webhook's once-only path."""
+    owner = await _owner_telegram_id(session, callback_data.payment_id)
+    await session.rollback()
+    if owner is None or owner != query.from_user.id:
+        await query.answer(t("bot-button-outdated", lang), show_alert=True)
+        return
+    if gateway is None:
+        await query.answer(t("bot-topup-not-configured", lang), show_alert=True)
+        return
+    try:
+        result = await reconcile_payment(
+            sessionmaker, gateway, payment_id=callback_data.payment_id
+        )
+    except GatewayUnavailable as exc:
+        log.warning("payment %s: YooKassa unavailable on check: %s", callback_data.payment_id, exc)
+        await query.answer(t("bot-payment-check-later", lang), show_alert=True)
+        return
+    except GatewayError as exc:
+        log.error("payment %s: check failed: %s", callback_data.payment_id, exc)
+        await query.answer(t("bot-payment-problem", lang), show_alert=True)
+        return
+    message = query.message if isinstance(query.message, Message) else None
+    amount = format_rub(result.amount)
+    balance = format_rub(result.balance_after or 0)
+    if result.outcome is Outcome.CREDITED:
+        await query.answer(t("bot-payment-credited-short", lang, amount=amount))
+        if message is not None:
+            await message.edit_text(
+                t("bot-payment-credited", lang, amount=amount, balance=balance),
+                reply_markup=main_menu(lang, settings),
+            )
+    elif result.outcome is Outcome.ALREADY_CREDITED:
+        await query.answer(t("bot-payment-already", lang, balance=balance), show_alert=True)
+    elif result.outcome in (Outcome.PENDING, Outcome.WAITING_FOR_CAPTURE):
+        await query.answer(t("bot-payment-pending", lang), show_alert=True)
+    elif result.outcome is Outcome.CANCELED:
+        await query.answer()
+        if message is not None:
+            await message.edit_text(
+                t("bot-payment-canceled", lang, amount=amount), reply_markup=balance_keyboard(lang)
+            )
+    else:
+        log.error("payment %s: %s (%s)", callback_data.payment_id, result.outcome, result.detail)
+        await query.answer(t("bot-payment-problem", lang), show_alert=True)
+
+
+def create_router() -> Router:
+    """A fresh router (a dispatcher per test or process: a router has one parent)."""
+    router = Router(name="topup")
+    router.message.register(cmd_balance, Command("balance"))
+    router.callback_query.register(open_topup, Menu.filter(F.action == "topup"))
+    router.callback_query.register(cancel_topup, TopUpAction.filter(F.action == "cancel"))
+    router.callback_query.register(ask_custom_amount, TopUpAction.filter(F.action == "custom"))
+    router.callback_query.register(preset_chosen, TopUp.filter())
+    router.message.register(custom_amount, TopUpFlow.amount)
+    router.message.register(receipt_email, TopUpFlow.email)
+    router.callback_query.register(check_payment, CheckPayment.filter())
+    return router

@@ -1,0 +1,103 @@
+"""Small helpers shared by the sandbox emulators."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+
+dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None):
+    return web.json_response(data, status=status, dumps=dumps, headers=headers)
+
+
+class Notifier:
+    """A broadcast "something changed" signal for long-polling waiters.
+
+    Everything runs on one event loop, so grabbing the current event before checking the
+    condition and waiting on it afterwards cannot miss a change.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait_until(
+        self, check: Callable[[], T | None], within: float, *, closing: Callable[[], bool]
+    ) -> T | None:
+        """Return ``check()`` as soon as it is truthy, or None after ``within`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, within)
+        while True:
+            event = self._event
+            result = check()
+            if result or closing():
+                return result
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def drop_connection(request: web.Request) -> None:
+    """Abort the TCP connection under ``request`` without sending a response."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+class ServerHandle:
+    """An aiohttp app started on a TCP port (for tests, runners and load scripts)."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> ServerHandle:
+        self._runner = web.AppRunner(self.app, shutdown_timeout=2.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor
+            assert server is not None and server.sockets  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ServerHandle:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

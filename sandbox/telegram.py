@@ -1,0 +1,1814 @@
+"""Telegram Bot API emulator.
+
+A local aiohttp server that speaks the Bot API (``/bot{token}/{method}``, ``/file/bot...``)
+closely enough for aiogram's real ``AiohttpSession`` pointed at it with
+``TelegramAPIServer.from_base(url)``, plus a control API under ``/_emu/`` that lets a test, a
+load script or a browser page act as Telegram users and inspect what the bot did.
+
+Run it:  ``python -m sandbox.telegram --host 127.0.0.1 --port 8081``
+
+All state lives in memory on the server's event loop (image work runs in threads and is
+merged back on the loop), so concurrent users need no locks. See ``sandbox/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import contextlib
+import io
+import json
+import logging
+import math
+import mimetypes
+import re
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import (
+    BodyPartReader,
+    ClientError,
+    ClientResponse,
+    ClientSession,
+    ClientTimeout,
+    MultipartReader,
+    web,
+)
+
+from sandbox._common import Notifier, drop_connection, dumps, json_response
+from sandbox._tg_text import EntityParseError, auto_entities, format_text, u16len
+
+log = logging.getLogger("sandbox.telegram")
+
+MAX_DOWNLOAD_SIZE = 20 * 1024 * 1024  # getFile limit of the public Bot API
+MAX_UPLOAD_SIZE = 50 * 1024 * 1024  # multipart upload limit for bots
+MAX_PHOTO_SIZE = 10 * 1024 * 1024
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+PHOTO_LIMITS = (90, 320, 800, 1280)  # thumbnail sides Telegram generates
+PHOTO_MAX_SIDE = 2560
+TOKEN_RE = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]{1,100}$")
+CHAT_ACTIONS = {
+    "typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
+    "upload_document", "choose_sticker", "find_location", "record_video_note",
+    "upload_video_note",
+}
+DEFAULT_UPDATE_TYPES = None  # None = everything except the opt-in ones
+OPT_IN_UPDATE_TYPES = {"chat_member", "message_reaction", "message_reaction_count"}
+
+INT_PARAMS = {
+    "message_id", "offset", "limit", "timeout", "cache_time", "max_connections",
+    "reply_to_message_id", "message_thread_id", "duration", "width", "height", "user_id",
+    "from_chat_id",
+}
+BOOL_PARAMS = {
+    "disable_notification", "protect_content", "show_alert", "drop_pending_updates",
+    "has_spoiler", "disable_content_type_detection", "allow_sending_without_reply",
+    "disable_web_page_preview", "show_caption_above_media", "allow_paid_broadcast",
+}
+JSON_PARAMS = {
+    "reply_markup", "entities", "caption_entities", "allowed_updates", "commands", "scope",
+    "media", "reply_parameters", "link_preview_options", "menu_button",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, description: str, parameters: dict | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.parameters = parameters
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, f"Bad Request: {message}")
+
+
+class ControlError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Upload:
+    filename: str
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class StoredFile:
+    file_id: str
+    file_unique_id: str
+    kind: str  # photo | document
+    file_path: str
+    size: int
+    mime_type: str | None = None
+    file_name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    data: bytes | None = None
+    disk_path: Path | None = None
+
+    def photo_size(self) -> dict[str, Any]:
+        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id,
+                "file_size": self.size, "width": self.width, "height": self.height}
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
+        if self.file_name:
+            doc["file_name"] = self.file_name
+        if self.mime_type:
+            doc["mime_type"] = self.mime_type
+        doc["file_size"] = self.size
+        return doc
+
+
+@dataclass
+class MessageRecord:
+    message: dict[str, Any]
+    from_bot: bool
+    version: int
+    deleted: bool = False
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    raw_text: str | None = None
+    parse_mode: str | None = None
+    reply_keyboard: dict | None = None
+    update_id: int | None = None
+
+    def view(self) -> dict[str, Any]:
+        view = dict(self.message)
+        view.update(
+            deleted=self.deleted,
+            from_bot=self.from_bot,
+            version=self.version,
+            edits=self.edits,
+            raw_text=self.raw_text,
+            parse_mode=self.parse_mode,
+        )
+        if self.reply_keyboard is not None:
+            view["reply_keyboard"] = self.reply_keyboard
+        if self.update_id is not None:
+            view["update_id"] = self.update_id
+        return view
+
+
+@dataclass
+class Chat:
+    id: int
+    info: dict[str, Any]
+    messages: dict[int, MessageRecord] = field(default_factory=dict)
+    next_message_id: int = 1
+    version: int = 0
+    callback_answers: list[dict[str, Any]] = field(default_factory=list)
+    chat_actions: list[dict[str, Any]] = field(default_factory=list)
+    reply_keyboard: dict | None = None
+    notifier: Notifier = field(default_factory=Notifier)
+
+    def bump(self) -> int:
+        self.version += 1
+        self.notifier.notify()
+        return self.version
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "chat": self.info,
+            "version": self.version,
+            "messages": [r.view() for r in sorted(self.messages.values(),
+                                                  key=lambda r: r.message["message_id"])],
+            "callback_answers": self.callback_answers,
+            "chat_actions": self.chat_actions,
+            "reply_keyboard": self.reply_keyboard,
+        }
+
+
+@dataclass
+class QueuedUpdate:
+    update: dict[str, Any]
+    forced: bool = False  # a re-delivery: returned once even if below the offset
+    in_flight: bool = False
+    attempts: int = 0
+
+
+@dataclass
+class Fault:
+    kind: str  # "429" | "500" | "502" | "delay" | "disconnect"
+    remaining: int
+    methods: set[str] | None = None  # lower-case names; None = all but getUpdates
+    retry_after: int = 1
+    delay: float = 0.0
+    token: str | None = None
+
+    def matches(self, token: str, method: str) -> bool:
+        if self.remaining <= 0 or (self.token and self.token != token):
+            return False
+        if self.methods is None:
+            return method != "getupdates"
+        return method in self.methods
+
+
+FLOOD_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup",
+                 "editMessageText", "editMessageCaption", "editMessageReplyMarkup"}
+
+
+@dataclass
+class FloodLimits:
+    """At most ``per_chat`` messages per chat in ``per_chat_window`` seconds and ``global_``
+    per bot in ``global_window`` seconds (0 = no limit). Telegram's own guidance is about
+    1 message per second per chat and 30 per second overall."""
+
+    per_chat: int = 0
+    per_chat_window: float = 1.0
+    global_: int = 0
+    global_window: float = 1.0
+
+
+class BotState:
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+        self.id = int(token.split(":", 1)[0]) if token else 0
+        self.first_name = "Media Lab (sandbox)"
+        self.username = f"sandbox_{self.id}_bot" if token else "sandbox_bot"
+        self.users: dict[int, dict[str, Any]] = {}
+        self.chats: dict[int, Chat] = {}
+        self.files: dict[str, StoredFile] = {}
+        self.files_by_path: dict[str, StoredFile] = {}
+        self.photo_groups: dict[str, list[StoredFile]] = {}  # any size's file_id -> sizes
+        self.queue: list[QueuedUpdate] = []
+        self.updates: dict[int, dict[str, Any]] = {}
+        self.next_update_id = 100_000_001
+        self.updates_notifier = Notifier()
+        self.poll_generation = 0
+        self.allowed_updates: list[str] | None = None
+        self.webhook: dict[str, Any] | None = None
+        self.webhook_tasks: list[asyncio.Task] = []
+        self.webhook_log: list[dict[str, Any]] = []
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.callback_queries: dict[str, dict[str, Any]] = {}
+        self.blocked: set[int] = set()
+        self.file_counter = 0
+        self.bound = token is not None
+
+    def bind(self, token: str) -> None:
+        self.token = token
+        self.id = int(token.split(":", 1)[0])
+        self.username = f"sandbox_{self.id}_bot"
+        self.bound = True
+        for chat in self.chats.values():
+            for rec in chat.messages.values():
+                if rec.from_bot:
+                    rec.message["from"] = self.user_json()
+
+    def user_json(self) -> dict[str, Any]:
+        return {"id": self.id, "is_bot": True, "first_name": self.first_name,
+                "username": self.username}
+
+    def me(self) -> dict[str, Any]:
+        return {**self.user_json(), "can_join_groups": True,
+                "can_read_all_group_messages": False, "supports_inline_queries": False,
+                "can_connect_to_business": False, "has_main_web_app": False}
+
+    def chat(self, chat_id: int) -> Chat:
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            raise bad_request("chat not found")
+        return chat
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _new_id(prefix: str, nbytes: int = 24) -> str:
+    return prefix + secrets.token_urlsafe(nbytes)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "chat_id":
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        return value
+    if name in INT_PARAMS and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise bad_request(f"invalid {name} specified") from None
+    if name in BOOL_PARAMS and isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    if name in JSON_PARAMS and isinstance(value, str):
+        if name == "allowed_updates" and not value.startswith("["):
+            return [v for v in value.split(",") if v]
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise bad_request(f"can't parse {name} JSON object") from None
+    return value
+
+
+class Params(dict):
+    """Request parameters (coerced) and the uploaded files of one Bot API call."""
+
+    def __init__(self, values: dict[str, Any], files: dict[str, Upload],
+                 *, raw: frozenset[str] = frozenset()) -> None:
+        super().__init__({k: v if k in raw else _coerce(k, v) for k, v in values.items()})
+        self.files = files
+
+    def int(self, name: str, required: bool = True) -> int | None:
+        value = self.get(name)
+        if value is None or value == "":
+            if required:
+                raise bad_request(f"{name} is empty" if name != "chat_id"
+                                  else "chat_id is empty")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad_request(f"invalid {name} specified")
+        return value
+
+    def log_view(self) -> dict[str, Any]:
+        view = dict(self)
+        for key, up in self.files.items():
+            view[f"attach://{key}"] = {"file_name": up.filename, "size": len(up.data),
+                                       "content_type": up.content_type}
+        return view
+
+
+CANONICAL_METHODS = [
+    "getMe", "logOut", "close", "getUpdates", "setWebhook", "deleteWebhook", "getWebhookInfo",
+    "sendMessage", "editMessageText", "editMessageReplyMarkup", "editMessageCaption",
+    "deleteMessage", "deleteMessages", "answerCallbackQuery", "sendPhoto", "sendDocument",
+    "sendMediaGroup", "getFile", "sendChatAction", "setMyCommands", "getMyCommands",
+    "deleteMyCommands", "setMyDescription", "setMyShortDescription", "setMyName",
+    "setChatMenuButton", "getChatMenuButton",
+]
+METHOD_NAMES = {m.lower(): m for m in CANONICAL_METHODS}
+
+
+class TelegramEmulator:
+    def __init__(self, files_dir: Path | None = None, *, max_calls: int = 100_000,
+                 webhook_max_attempts: int = 5, webhook_backoff: float = 0.2) -> None:
+        self.files_dir = files_dir
+        self.bots: dict[str, BotState] = {}
+        self.default_bot: BotState | None = None
+        self.calls: deque[dict[str, Any]] = deque(maxlen=max_calls)
+        self.call_seq = 0
+        self.faults: list[Fault] = []
+        self.closing = False
+        self.webhook_max_attempts = webhook_max_attempts
+        self.webhook_backoff = webhook_backoff
+        self._http: ClientSession | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = asyncio.Event()
+        self.callback_seq = 0
+        self.flood: FloodLimits | None = None
+        self._flood_chat: dict[tuple[int, Any], deque[float]] = {}
+        self._flood_global: dict[int, deque[float]] = {}
+
+    async def sleep(self, seconds: float) -> None:
+        """asyncio.sleep that ends early when the server shuts down."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+    # ------------------------------------------------------------------ bots
+    def bot_for_token(self, token: str) -> BotState:
+        bot = self.bots.get(token)
+        if bot is None:
+            if self.default_bot is not None and not self.default_bot.bound:
+                bot = self.default_bot
+                bot.bind(token)
+            else:
+                bot = BotState(token)
+                if self.default_bot is None:
+                    self.default_bot = bot
+            self.bots[token] = bot
+        return bot
+
+    def bot_for_control(self, token: str | None) -> BotState:
+        if token:
+            if not TOKEN_RE.match(token):
+                raise ControlError("invalid token")
+            return self.bot_for_token(token)
+        if self.default_bot is None:
+            self.default_bot = BotState(None)
+        return self.default_bot
+
+    def reset(self) -> None:
+        for bot in self.bots.values():
+            self._stop_webhook(bot)
+        if self.default_bot is not None:
+            self._stop_webhook(self.default_bot)
+        self.bots.clear()
+        self.default_bot = None
+        self.calls.clear()
+        self.faults.clear()
+        self._flood_chat.clear()
+        self._flood_global.clear()
+
+    async def http(self) -> ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = ClientSession(timeout=ClientTimeout(total=30))
+        return self._http
+
+    def spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def shutdown(self) -> None:
+        self.closing = True
+        self._closed.set()
+        for bot in list(self.bots.values()):
+            bot.updates_notifier.notify()
+            for chat in bot.chats.values():
+                chat.notifier.notify()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self._http is not None:
+            await self._http.close()
+
+    # ------------------------------------------------------------- updates
+    def enqueue_update(self, bot: BotState, payload: dict[str, Any]) -> dict[str, Any]:
+        update = {"update_id": bot.next_update_id, **payload}
+        bot.next_update_id += 1
+        bot.updates[update["update_id"]] = update
+        kind = next(iter(payload))
+        if not self._allowed(bot, kind):
+            return update
+        bot.queue.append(QueuedUpdate(update))
+        bot.updates_notifier.notify()
+        return update
+
+    @staticmethod
+    def _allowed(bot: BotState, kind: str) -> bool:
+        if bot.allowed_updates:
+            return kind in bot.allowed_updates
+        return kind not in OPT_IN_UPDATE_TYPES
+
+    def redeliver(self, bot: BotState, update_id: int) -> dict[str, Any]:
+        update = bot.updates.get(update_id)
+        if update is None:
+            raise ControlError(f"update {update_id} not found", 404)
+        bot.queue.append(QueuedUpdate(update, forced=True))
+        bot.updates_notifier.notify()
+        return update
+
+    # --------------------------------------------------------------- files
+    def _file_path(self, bot: BotState, kind: str, ext: str) -> str:
+        bot.file_counter += 1
+        folder = "photos" if kind == "photo" else "documents"
+        return f"{folder}/file_{bot.file_counter}{ext}"
+
+    def store_file(self, bot: BotState, kind: str, data: bytes, *, ext: str,
+                   mime_type: str | None = None, file_name: str | None = None,
+                   width: int | None = None, height: int | None = None) -> StoredFile:
+        prefix = "AgACAgIAAxkBAAI" if kind == "photo" else "BQACAgIAAxkBAAI"
+        stored = StoredFile(
+            file_id=_new_id(prefix), file_unique_id="AQAD" + secrets.token_urlsafe(9),
+            kind=kind, file_path=self._file_path(bot, kind, ext), size=len(data),
+            mime_type=mime_type, file_name=file_name, width=width, height=height,
+        )
+        if self.files_dir is not None:
+            path = self.files_dir / str(bot.id) / stored.file_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            stored.disk_path = path
+        else:
+            stored.data = data
+        bot.files[stored.file_id] = stored
+        bot.files_by_path[stored.file_path] = stored
+        return stored
+
+    async def read_file(self, stored: StoredFile) -> bytes:
+        if stored.data is not None:
+            return stored.data
+        assert stored.disk_path is not None
+        return await asyncio.to_thread(stored.disk_path.read_bytes)
+
+    async def store_photo(self, bot: BotState, data: bytes) -> list[StoredFile]:
+        if not data:
+            raise bad_request("file must be non-empty")
+        if len(data) > MAX_PHOTO_SIZE:
+            raise bad_request("PHOTO_SAVE_FILE_INVALID")
+        sizes = await asyncio.to_thread(_photo_sizes, data)
+        stored = [self.store_file(bot, "photo", blob, ext=".jpg", mime_type="image/jpeg",
+                                  width=w, height=h) for blob, w, h in sizes]
+        for s in stored:
+            bot.photo_groups[s.file_id] = stored
+        return stored
+
+    def store_document(self, bot: BotState, data: bytes, file_name: str | None,
+                       mime_type: str | None) -> StoredFile:
+        if not data:
+            raise bad_request("file must be non-empty")
+        guessed = mimetypes.guess_type(file_name or "")[0]
+        if not mime_type or mime_type == "application/octet-stream":
+            mime_type = guessed or mime_type or "application/octet-stream"
+        ext = Path(file_name or "").suffix or (mimetypes.guess_extension(mime_type) or "")
+        return self.store_file(bot, "document", data, ext=ext, mime_type=mime_type,
+                               file_name=file_name or None)
+
+    async def _input_file(self, bot: BotState, p: Params, name: str) -> Upload | StoredFile:
+        value = p.get(name)
+        if name in p.files and not (isinstance(value, str) and value):
+            return p.files[name]
+        if isinstance(value, str) and value.startswith("attach://"):
+            key = value[len("attach://"):]
+            if key not in p.files:
+                raise bad_request(f"wrong HTTP URL specified: attach://{key} not found")
+            return p.files[key]
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return await self._fetch_url(value)
+        if isinstance(value, str) and value:
+            stored = bot.files.get(value)
+            if stored is None:
+                raise bad_request("wrong file identifier/HTTP URL specified")
+            return stored
+        raise bad_request(f"there is no {name} in the request")
+
+    async def _fetch_url(self, url: str) -> Upload:
+        try:
+            session = await self.http()
+            async with session.get(url, timeout=ClientTimeout(total=10)) as resp:
+                if resp.status != 200:
+                    raise bad_request("failed to get HTTP URL content")
+                data = await resp.read()
+                name = url.rsplit("/", 1)[-1] or "file"
+                return Upload(name, resp.content_type, data)
+        except (ClientError, TimeoutError):
+            raise bad_request("failed to get HTTP URL content") from None
+
+    async def photo_from(self, bot: BotState, source: Upload | StoredFile) -> list[StoredFile]:
+        if isinstance(source, StoredFile):
+            group = bot.photo_groups.get(source.file_id)
+            if group is None:
+                raise bad_request("type of file mismatch")
+            return group
+        return await self.store_photo(bot, source.data)
+
+    def document_from(self, bot: BotState, source: Upload | StoredFile) -> StoredFile:
+        if isinstance(source, StoredFile):
+            if source.kind != "document":
+                raise bad_request("type of file mismatch")
+            return source
+        if len(source.data) > MAX_UPLOAD_SIZE:
+            raise ApiError(413, "Request Entity Too Large")
+        return self.store_document(bot, source.data, source.filename, source.content_type)
+
+    # -------------------------------------------------------------- chats
+    def ensure_user(self, bot: BotState, user_id: int, **info: Any) -> dict[str, Any]:
+        user = bot.users.get(user_id)
+        if user is None:
+            user = {"id": user_id, "is_bot": False, "first_name": f"User {user_id}"}
+            bot.users[user_id] = user
+        for key in ("first_name", "last_name", "username", "language_code"):
+            if info.get(key):
+                user[key] = info[key]
+        user.setdefault("language_code", "ru")
+        if user_id in bot.chats and bot.chats[user_id].info["type"] == "private":
+            bot.chats[user_id].info.update(_private_chat(user))
+        return user
+
+    def ensure_chat(self, bot: BotState, user: dict[str, Any], chat_id: int | None,
+                    title: str | None = None) -> Chat:
+        cid = user["id"] if chat_id is None else chat_id
+        chat = bot.chats.get(cid)
+        if chat is None:
+            if cid == user["id"]:
+                info = _private_chat(user)
+            elif cid < 0:
+                info = {"id": cid, "title": title or f"Group {cid}", "type": "group"}
+            else:
+                raise ControlError("chat_id of a new chat must be the user's id or negative")
+            chat = Chat(cid, info)
+            bot.chats[cid] = chat
+        return chat
+
+    def add_message(self, chat: Chat, message: dict[str, Any], *, from_bot: bool,
+                    raw_text: str | None = None, parse_mode: str | None = None,
+                    reply_keyboard: dict | None = None) -> MessageRecord:
+        mid = chat.next_message_id
+        chat.next_message_id += 1
+        msg = {"message_id": mid, **message}
+        record = MessageRecord(msg, from_bot=from_bot, version=0, raw_text=raw_text,
+                               parse_mode=parse_mode, reply_keyboard=reply_keyboard)
+        chat.messages[mid] = record
+        record.version = chat.bump()
+        return record
+
+    def user_message(self, bot: BotState, user: dict[str, Any], chat: Chat,
+                     content: dict[str, Any]) -> tuple[dict[str, Any], MessageRecord]:
+        message = {"from": dict(user), "chat": dict(chat.info), "date": _now(), **content}
+        record = self.add_message(chat, message, from_bot=False,
+                                  raw_text=content.get("text") or content.get("caption"))
+        update = self.enqueue_update(bot, {"message": record.message})
+        record.update_id = update["update_id"]
+        return update, record
+
+    # ------------------------------------------------------------ webhook
+    def _stop_webhook(self, bot: BotState) -> None:
+        for task in bot.webhook_tasks:
+            task.cancel()
+        bot.webhook_tasks = []
+        for entry in bot.queue:
+            entry.in_flight = False
+
+    def _start_webhook(self, bot: BotState) -> None:
+        self._stop_webhook(bot)
+        assert bot.webhook is not None
+        workers = max(1, min(int(bot.webhook.get("max_connections") or 40), 100))
+        bot.webhook_tasks = [self.spawn(self._webhook_worker(bot)) for _ in range(workers)]
+
+    async def _webhook_worker(self, bot: BotState) -> None:
+        while not self.closing and bot.webhook is not None:
+            entry = await bot.updates_notifier.wait_until(
+                lambda: next((e for e in bot.queue if not e.in_flight), None), 30,
+                closing=lambda: self.closing or bot.webhook is None)
+            if entry is None:
+                continue
+            entry.in_flight = True
+            try:
+                delivered = await self._deliver(bot, entry)
+            finally:
+                entry.in_flight = False
+            if delivered or entry.attempts >= self.webhook_max_attempts:
+                with contextlib.suppress(ValueError):
+                    bot.queue.remove(entry)
+                bot.updates_notifier.notify()
+            else:
+                await self.sleep(self.webhook_backoff * 2 ** (entry.attempts - 1))
+
+    async def _deliver(self, bot: BotState, entry: QueuedUpdate) -> bool:
+        hook = bot.webhook
+        assert hook is not None
+        entry.attempts += 1
+        headers = {"Content-Type": "application/json"}
+        if hook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+        record: dict[str, Any] = {"update_id": entry.update["update_id"], "url": hook["url"],
+                                  "attempt": entry.attempts, "time": time.time()}
+        bot.webhook_log.append(record)
+        if len(bot.webhook_log) > 10_000:
+            del bot.webhook_log[:1000]
+        try:
+            session = await self.http()
+            async with session.post(hook["url"], data=dumps(entry.update), headers=headers,
+                                    timeout=ClientTimeout(total=60)) as resp:
+                record["status"] = resp.status
+                if 200 <= resp.status < 300:
+                    await self._webhook_reply(bot, resp)
+                    return True
+                hook["last_error_date"] = _now()
+                hook["last_error_message"] = f"Wrong response from the webhook: {resp.status} " \
+                                             f"{resp.reason}"
+        except (ClientError, TimeoutError, OSError) as exc:
+            record["status"] = None
+            record["error"] = f"{type(exc).__name__}: {exc}"
+            hook["last_error_date"] = _now()
+            hook["last_error_message"] = "Connection refused" if isinstance(
+                exc, (ConnectionError, OSError)) else str(exc)
+        return False
+
+    async def _webhook_reply(self, bot: BotState, resp: ClientResponse) -> None:
+        """A webhook may answer with a Bot API call in its response body (JSON or, as
+        aiogram does, multipart/form-data with a "method" field); Telegram runs it."""
+        values: dict[str, Any] = {}
+        files: dict[str, Upload] = {}
+        if resp.content_type.startswith("multipart/"):
+            await _read_multipart(MultipartReader(resp.headers, resp.content), values, files)
+        elif resp.content_type == "application/json":
+            try:
+                payload = json.loads(await resp.read() or b"null")
+            except ValueError:
+                return
+            if isinstance(payload, dict):
+                values = payload
+        method = values.pop("method", None)
+        if not isinstance(method, str) or not method:
+            return
+        assert bot.token is not None
+        await self.call(bot.token, method, Params(values, files), via="webhook_reply")
+
+    # ------------------------------------------------------- api dispatch
+    async def call(self, token: str, method: str, params: Params,
+                   via: str = "http") -> tuple[int, dict[str, Any]]:
+        """Run one Bot API method; return (HTTP status, response JSON)."""
+        bot = self.bot_for_token(token)
+        name = METHOD_NAMES.get(method.lower())
+        self.call_seq += 1
+        entry: dict[str, Any] = {
+            "seq": self.call_seq, "time": time.time(), "bot_id": bot.id,
+            "method": name or method, "params": params.log_view(), "via": via,
+        }
+        if "chat_id" in params:
+            entry["chat_id"] = params["chat_id"]
+        self.calls.append(entry)
+        try:
+            if name is None:
+                raise ApiError(404, "Not Found: method not found")
+            self._flood_check(bot, name, params)
+            handler = getattr(self, f"m_{name}")
+            result = await handler(bot, params)
+            extra = {}
+            if isinstance(result, tuple):
+                result, extra = result
+            response = {"ok": True, "result": result, **extra}
+            status = 200
+        except ApiError as exc:
+            response = {"ok": False, "error_code": exc.code, "description": exc.description}
+            if exc.parameters:
+                response["parameters"] = exc.parameters
+            status = exc.code
+        entry["status"] = status
+        entry["ok"] = response["ok"]
+        if not response["ok"]:
+            entry["error"] = response["description"]
+        return status, response
+
+    def _flood_check(self, bot: BotState, name: str, p: Params) -> None:
+        """Telegram's flood control, when enabled: too many messages → 429 retry_after."""
+        limits = self.flood
+        if limits is None or name not in FLOOD_METHODS:
+            return
+        now = time.monotonic()
+        windows: list[tuple[deque[float], int, float]] = []
+        if limits.per_chat and "chat_id" in p:
+            key = (bot.id, p["chat_id"])
+            windows.append((self._flood_chat.setdefault(key, deque()), limits.per_chat,
+                            limits.per_chat_window))
+        if limits.global_:
+            windows.append((self._flood_global.setdefault(bot.id, deque()), limits.global_,
+                            limits.global_window))
+        wait = 0.0
+        for stamps, limit, window in windows:
+            while stamps and stamps[0] <= now - window:
+                stamps.popleft()
+            if len(stamps) >= limit:
+                wait = max(wait, stamps[0] + window - now)
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}",
+                           {"retry_after": retry_after})
+        for stamps, _, _ in windows:
+            stamps.append(now)
+
+    def take_fault(self, token: str, method: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(token, method.lower()):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    # ------------------------------------------------------------- methods
+    async def m_getMe(self, bot: BotState, p: Params) -> Any:
+        return bot.me()
+
+    async def m_logOut(self, bot: BotState, p: Params) -> Any:
+        return True
+
+    async def m_close(self, bot: BotState, p: Params) -> Any:
+        return True
+
+    async def m_getUpdates(self, bot: BotState, p: Params) -> Any:
+        if bot.webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is "
+                                "active; use deleteWebhook to delete the webhook first")
+        offset = p.int("offset", required=False) or 0
+        limit = max(1, min(p.int("limit", required=False) or 100, 100))
+        timeout = max(0, min(p.int("timeout", required=False) or 0, 50))
+        if "allowed_updates" in p and p["allowed_updates"] is not None:
+            bot.allowed_updates = list(p["allowed_updates"]) or None
+        self._confirm(bot, offset)
+        bot.poll_generation += 1
+        generation = bot.poll_generation
+        bot.updates_notifier.notify()  # terminates an older long poll
+
+        def ready() -> list[QueuedUpdate] | None:
+            if bot.poll_generation != generation:
+                return None
+            return [e for e in bot.queue if e.forced or e.update["update_id"] >= offset][:limit]
+
+        found = await bot.updates_notifier.wait_until(
+            lambda: ready() or (bot.poll_generation != generation), timeout,
+            closing=lambda: self.closing)
+        if bot.poll_generation != generation:
+            raise ApiError(409, "Conflict: terminated by other getUpdates request; make sure "
+                                "that only one bot instance is running")
+        entries = found if isinstance(found, list) else (ready() or [])
+        for e in entries:
+            if e.forced:  # a re-delivery is returned once, whatever the offset
+                with contextlib.suppress(ValueError):
+                    bot.queue.remove(e)
+        return [e.update for e in entries]
+
+    @staticmethod
+    def _confirm(bot: BotState, offset: int) -> None:
+        if offset < 0:
+            keep = bot.queue[offset:]
+            bot.queue = keep
+        elif offset > 0:
+            bot.queue = [e for e in bot.queue if e.forced or e.update["update_id"] >= offset]
+
+    async def m_setWebhook(self, bot: BotState, p: Params) -> Any:
+        url = p.get("url") or ""
+        if not url:
+            return await self.m_deleteWebhook(bot, p)
+        if not re.match(r"^https?://", url):
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = p.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise bad_request("secret token contains unallowed characters")
+        if p.get("drop_pending_updates"):
+            bot.queue.clear()
+        if p.get("allowed_updates") is not None:
+            bot.allowed_updates = list(p["allowed_updates"]) or None
+        bot.webhook = {"url": url, "secret_token": secret,
+                       "max_connections": p.int("max_connections", required=False) or 40}
+        bot.poll_generation += 1
+        bot.updates_notifier.notify()
+        self._start_webhook(bot)
+        return True, {"description": "Webhook was set"}
+
+    async def m_deleteWebhook(self, bot: BotState, p: Params) -> Any:
+        was = bot.webhook is not None
+        bot.webhook = None
+        self._stop_webhook(bot)
+        if p.get("drop_pending_updates"):
+            bot.queue.clear()
+        bot.updates_notifier.notify()
+        return True, {"description": "Webhook was deleted" if was
+                      else "Webhook is already deleted"}
+
+    async def m_getWebhookInfo(self, bot: BotState, p: Params) -> Any:
+        info: dict[str, Any] = {"url": "", "has_custom_certificate": False,
+                                "pending_update_count": len(bot.queue)}
+        if bot.webhook:
+            info["url"] = bot.webhook["url"]
+            info["max_connections"] = bot.webhook["max_connections"]
+            info["ip_address"] = "127.0.0.1"
+            for key in ("last_error_date", "last_error_message"):
+                if key in bot.webhook:
+                    info[key] = bot.webhook[key]
+            if bot.allowed_updates:
+                info["allowed_updates"] = bot.allowed_updates
+        return info
+
+    def _target_chat(self, bot: BotState, p: Params) -> Chat:
+        chat_id = p.get("chat_id")
+        if chat_id is None or chat_id == "":
+            raise bad_request("chat_id is empty")
+        if not isinstance(chat_id, int):
+            raise bad_request("chat not found")
+        chat = bot.chat(chat_id)
+        if chat_id in bot.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat
+
+    def _markup(self, chat: Chat, markup: Any) -> tuple[dict | None, dict | None]:
+        """Validate reply_markup; return (inline markup to echo, reply keyboard state)."""
+        if markup is None:
+            return None, None
+        if not isinstance(markup, dict):
+            raise bad_request("can't parse reply keyboard markup JSON object")
+        if "inline_keyboard" in markup:
+            rows = markup["inline_keyboard"]
+            if not isinstance(rows, list):
+                raise bad_request("can't parse inline keyboard markup JSON object")
+            for row in rows:
+                if not isinstance(row, list):
+                    raise bad_request("can't parse inline keyboard button: "
+                                      "InlineKeyboardButton must be an Object")
+                for button in row:
+                    if not isinstance(button, dict) or not button.get("text"):
+                        raise bad_request("can't parse inline keyboard button: Text "
+                                          "buttons are unallowed in the inline keyboard")
+                    data = button.get("callback_data")
+                    if data is not None and not (1 <= len(str(data).encode()) <= 64):
+                        raise bad_request("BUTTON_DATA_INVALID")
+                    actions = [k for k in button if k != "text" and k != "style"]
+                    if not actions:
+                        raise bad_request("can't parse inline keyboard button: Text "
+                                          "buttons are unallowed in the inline keyboard")
+                    url = button.get("url")
+                    if url is not None and not re.match(r"^(https?|tg)://\S+$", str(url)):
+                        raise bad_request(f"inline keyboard button URL '{url}' is invalid: "
+                                          "Wrong HTTP URL")
+            if not rows or not any(rows):
+                return None, None
+            return markup, None
+        if "keyboard" in markup:
+            chat.reply_keyboard = markup
+            return None, markup
+        if markup.get("remove_keyboard"):
+            chat.reply_keyboard = None
+            return None, markup
+        if markup.get("force_reply"):
+            return None, markup
+        raise bad_request("can't parse reply keyboard markup JSON object")
+
+    def _reply_to(self, chat: Chat, p: Params) -> dict | None:
+        target = p.get("reply_to_message_id")
+        allow = bool(p.get("allow_sending_without_reply"))
+        params = p.get("reply_parameters")
+        if isinstance(params, dict) and params.get("message_id"):
+            target = int(params["message_id"])
+            allow = allow or bool(params.get("allow_sending_without_reply"))
+        if not target:
+            return None
+        record = chat.messages.get(int(target))
+        if record is None or record.deleted:
+            if allow:
+                return None
+            raise bad_request("message to be replied not found")
+        return {k: v for k, v in record.message.items() if k != "reply_to_message"}
+
+    def _format(self, text: str, p: Params, entities_key: str) -> tuple[str, list]:
+        try:
+            return format_text(text, p.get("parse_mode"), p.get(entities_key))
+        except EntityParseError as exc:
+            raise bad_request(f"can't parse entities: {exc}") from None
+
+    def _bot_message(self, bot: BotState, chat: Chat, p: Params, content: dict[str, Any],
+                     raw_text: str | None) -> dict[str, Any]:
+        inline, keyboard = self._markup(chat, p.get("reply_markup"))
+        message: dict[str, Any] = {"from": bot.user_json(), "chat": dict(chat.info),
+                                   "date": _now()}
+        reply = self._reply_to(chat, p)
+        if reply is not None:
+            message["reply_to_message"] = reply
+        message.update(content)
+        if inline is not None:
+            message["reply_markup"] = inline
+        record = self.add_message(chat, message, from_bot=True, raw_text=raw_text,
+                                  parse_mode=p.get("parse_mode"), reply_keyboard=keyboard)
+        return record.message
+
+    def _text_content(self, p: Params, key: str, limit: int, entities_key: str,
+                      *, required: bool) -> dict[str, Any]:
+        raw = p.get(key)
+        if raw is None or raw == "":
+            if required:
+                raise bad_request("message text is empty")
+            return {}
+        raw = str(raw)
+        text, entities = self._format(raw, p, entities_key)
+        if not text:
+            if required:
+                raise bad_request("message text is empty")
+            return {}
+        if u16len(text) > limit:
+            raise bad_request("message is too long" if key == "text"
+                              else "message caption is too long")
+        content: dict[str, Any] = {key: text}
+        if entities:
+            content[entities_key] = entities
+        return content
+
+    async def m_sendMessage(self, bot: BotState, p: Params) -> Any:
+        chat = self._target_chat(bot, p)
+        content = self._text_content(p, "text", MAX_TEXT, "entities", required=True)
+        link_preview = p.get("link_preview_options")
+        if isinstance(link_preview, dict) and link_preview:
+            content["link_preview_options"] = link_preview
+        return self._bot_message(bot, chat, p, content, raw_text=str(p.get("text")))
+
+    async def m_sendPhoto(self, bot: BotState, p: Params) -> Any:
+        chat = self._target_chat(bot, p)
+        caption = self._text_content(p, "caption", MAX_CAPTION, "caption_entities",
+                                     required=False)
+        sizes = await self.photo_from(bot, await self._input_file(bot, p, "photo"))
+        content: dict[str, Any] = {"photo": [s.photo_size() for s in sizes], **caption}
+        if p.get("has_spoiler"):
+            content["has_media_spoiler"] = True
+        return self._bot_message(bot, chat, p, content, raw_text=p.get("caption"))
+
+    async def m_sendDocument(self, bot: BotState, p: Params) -> Any:
+        chat = self._target_chat(bot, p)
+        caption = self._text_content(p, "caption", MAX_CAPTION, "caption_entities",
+                                     required=False)
+        doc = self.document_from(bot, await self._input_file(bot, p, "document"))
+        content = {"document": doc.document(), **caption}
+        return self._bot_message(bot, chat, p, content, raw_text=p.get("caption"))
+
+    async def m_sendMediaGroup(self, bot: BotState, p: Params) -> Any:
+        chat = self._target_chat(bot, p)
+        media = p.get("media")
+        if not isinstance(media, list):
+            raise bad_request("media must be an array")
+        if not 2 <= len(media) <= 10:
+            raise bad_request("wrong number of media in the group: must include 2-10 items")
+        kinds = {m.get("type") for m in media if isinstance(m, dict)}
+        if not kinds <= {"photo", "video", "document", "audio"}:
+            raise bad_request("can't parse InputMedia: unsupported media type")
+        if "document" in kinds and len(kinds) > 1:
+            raise bad_request("documents can't be mixed with other media types")
+        reply = self._reply_to(chat, p)
+        group_id = str(10_000_000_000_000_000 + secrets.randbelow(10**16))
+        prepared = []
+        for item in media:
+            sub = Params({k: v for k, v in item.items() if k != "type"}, p.files,
+                         raw=frozenset({"media"}))
+            caption = self._text_content(sub, "caption", MAX_CAPTION, "caption_entities",
+                                         required=False)
+            source = await self._input_file(bot, sub, "media")
+            if item["type"] == "photo":
+                sizes = await self.photo_from(bot, source)
+                content = {"photo": [s.photo_size() for s in sizes], **caption}
+            elif item["type"] == "document":
+                content = {"document": self.document_from(bot, source).document(), **caption}
+            else:
+                raise bad_request(f"{item['type']} is not supported by the sandbox")
+            prepared.append((content, sub.get("caption")))
+        result = []
+        for content, raw in prepared:
+            message: dict[str, Any] = {"from": bot.user_json(), "chat": dict(chat.info),
+                                       "date": _now(), "media_group_id": group_id}
+            if reply is not None:
+                message["reply_to_message"] = reply
+            message.update(content)
+            record = self.add_message(chat, message, from_bot=True, raw_text=raw)
+            result.append(record.message)
+        return result
+
+    def _editable(self, bot: BotState, p: Params) -> tuple[Chat, MessageRecord]:
+        if p.get("inline_message_id"):
+            raise bad_request("inline messages are not supported by the sandbox")
+        chat = self._target_chat(bot, p)
+        mid = p.int("message_id")
+        record = chat.messages.get(mid)  # type: ignore[arg-type]
+        if record is None or record.deleted:
+            raise bad_request("message to edit not found")
+        if not record.from_bot:
+            raise bad_request("message can't be edited")
+        return chat, record
+
+    def _apply_edit(self, chat: Chat, record: MessageRecord, changes: dict[str, Any],
+                    remove: tuple[str, ...], raw_text: str | None, p: Params) -> dict:
+        msg = record.message
+        new = dict(msg)
+        for key in remove:
+            new.pop(key, None)
+        new.update(changes)
+        comparable = ("text", "entities", "caption", "caption_entities", "reply_markup")
+        if all(new.get(k) == msg.get(k) for k in comparable):
+            raise bad_request("message is not modified: specified new message content and "
+                              "reply markup are exactly the same as a current content and "
+                              "reply markup of the message")
+        record.edits.append({k: msg[k] for k in comparable + ("edit_date",) if k in msg})
+        new["edit_date"] = _now()
+        record.message = new
+        if raw_text is not None:
+            record.raw_text = raw_text
+            record.parse_mode = p.get("parse_mode")
+        record.version = chat.bump()
+        return new
+
+    async def m_editMessageText(self, bot: BotState, p: Params) -> Any:
+        chat, record = self._editable(bot, p)
+        if "text" not in record.message:
+            raise bad_request("there is no text in the message to edit")
+        content = self._text_content(p, "text", MAX_TEXT, "entities", required=True)
+        inline, _ = self._markup(chat, p.get("reply_markup"))
+        remove = ("entities", "reply_markup")
+        if inline is not None:
+            content["reply_markup"] = inline
+        return self._apply_edit(chat, record, content, remove, str(p.get("text")), p)
+
+    async def m_editMessageCaption(self, bot: BotState, p: Params) -> Any:
+        chat, record = self._editable(bot, p)
+        if "text" in record.message:
+            raise bad_request("there is no caption in the message to edit")
+        content = self._text_content(p, "caption", MAX_CAPTION, "caption_entities",
+                                     required=False)
+        inline, _ = self._markup(chat, p.get("reply_markup"))
+        if inline is not None:
+            content["reply_markup"] = inline
+        return self._apply_edit(chat, record, content,
+                                ("caption", "caption_entities", "reply_markup"),
+                                p.get("caption") or "", p)
+
+    async def m_editMessageReplyMarkup(self, bot: BotState, p: Params) -> Any:
+        chat, record = self._editable(bot, p)
+        inline, _ = self._markup(chat, p.get("reply_markup"))
+        changes = {"reply_markup": inline} if inline is not None else {}
+        return self._apply_edit(chat, record, changes, ("reply_markup",), None, p)
+
+    async def m_deleteMessage(self, bot: BotState, p: Params) -> Any:
+        chat = self._target_chat(bot, p)
+        record = chat.messages.get(p.int("message_id"))  # type: ignore[arg-type]
+        if record is None or record.deleted:
+            raise bad_request("message to delete not found")
+        record.deleted = True
+        record.version = chat.bump()
+        return True
+
+    async def m_deleteMessages(self, bot: BotState, p: Params) -> Any:
+        chat = self._target_chat(bot, p)
+        ids = p.get("message_ids")
+        if isinstance(ids, str):
+            ids = json.loads(ids)
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+            raise bad_request("message_ids must be an array of 1-100 identifiers")
+        for mid in ids:
+            record = chat.messages.get(int(mid))
+            if record is not None and not record.deleted:
+                record.deleted = True
+                record.version = chat.bump()
+        return True
+
+    async def m_answerCallbackQuery(self, bot: BotState, p: Params) -> Any:
+        query_id = str(p.get("callback_query_id") or "")
+        query = bot.callback_queries.get(query_id)
+        if query is None or query["answered"]:
+            raise bad_request("query is too old and response timeout expired or query ID is "
+                              "invalid")
+        text = p.get("text")
+        if text is not None and len(str(text)) > 200:
+            raise bad_request("MESSAGE_TOO_LONG")
+        query["answered"] = True
+        answer = {"callback_query_id": query_id, "text": text,
+                  "show_alert": bool(p.get("show_alert")), "url": p.get("url"),
+                  "cache_time": p.get("cache_time"), "message_id": query.get("message_id"),
+                  "data": query.get("data"), "time": time.time()}
+        chat = bot.chats.get(query["chat_id"])
+        if chat is not None:
+            chat.callback_answers.append(answer)
+            answer["version"] = chat.bump()
+        return True
+
+    async def m_sendChatAction(self, bot: BotState, p: Params) -> Any:
+        chat = self._target_chat(bot, p)
+        action = p.get("action")
+        if action not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
+        chat.chat_actions.append({"action": action, "time": time.time()})
+        chat.bump()
+        return True
+
+    async def m_getFile(self, bot: BotState, p: Params) -> Any:
+        file_id = str(p.get("file_id") or "")
+        stored = bot.files.get(file_id)
+        if stored is None:
+            raise bad_request("invalid file_id")
+        if stored.size > MAX_DOWNLOAD_SIZE:
+            raise bad_request("file is too big")
+        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                "file_size": stored.size, "file_path": stored.file_path}
+
+    @staticmethod
+    def _commands_key(p: Params) -> str:
+        scope = p.get("scope") or {"type": "default"}
+        return dumps({"scope": scope, "lang": p.get("language_code") or ""})
+
+    async def m_setMyCommands(self, bot: BotState, p: Params) -> Any:
+        commands = p.get("commands")
+        if not isinstance(commands, list) or len(commands) > 100:
+            raise bad_request("commands must be an array of at most 100 commands")
+        for c in commands:
+            if not isinstance(c, dict) or not re.fullmatch(r"[a-z0-9_]{1,32}",
+                                                            str(c.get("command", ""))):
+                raise bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(str(c.get("description") or "")) <= 256:
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+        bot.commands[self._commands_key(p)] = [
+            {"command": c["command"], "description": c["description"]} for c in commands]
+        return True
+
+    async def m_getMyCommands(self, bot: BotState, p: Params) -> Any:
+        return bot.commands.get(self._commands_key(p), [])
+
+    async def m_deleteMyCommands(self, bot: BotState, p: Params) -> Any:
+        bot.commands.pop(self._commands_key(p), None)
+        return True
+
+    async def m_setMyDescription(self, bot: BotState, p: Params) -> Any:
+        return True
+
+    async def m_setMyShortDescription(self, bot: BotState, p: Params) -> Any:
+        return True
+
+    async def m_setMyName(self, bot: BotState, p: Params) -> Any:
+        return True
+
+    async def m_setChatMenuButton(self, bot: BotState, p: Params) -> Any:
+        return True
+
+    async def m_getChatMenuButton(self, bot: BotState, p: Params) -> Any:
+        return {"type": "commands"}
+
+
+def _private_chat(user: dict[str, Any]) -> dict[str, Any]:
+    info = {"id": user["id"], "first_name": user["first_name"], "type": "private"}
+    for key in ("last_name", "username"):
+        if user.get(key):
+            info[key] = user[key]
+    return info
+
+
+def _photo_sizes(data: bytes) -> list[tuple[bytes, int, int]]:
+    """Telegram-like PhotoSize set: thumbnails up to 90/320/800/1280 px plus the full image.
+
+    The full size keeps the uploaded bytes when they already are a JPEG no larger than
+    2560 px; otherwise it is re-encoded to JPEG like Telegram does.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise bad_request("IMAGE_PROCESS_FAILED") from None
+    fmt = img.format
+    img = ImageOps.exif_transpose(img)
+    w, h = img.size
+    if w + h > 10000 or max(w, h) > 20 * min(w, h):
+        raise bad_request("PHOTO_INVALID_DIMENSIONS")
+    rgb = img.convert("RGB")
+
+    def encode(im: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=87)
+        return buf.getvalue()
+
+    sizes = []
+    for limit in PHOTO_LIMITS:
+        if max(w, h) > limit:
+            thumb = rgb.copy()
+            thumb.thumbnail((limit, limit))
+            sizes.append((encode(thumb), thumb.width, thumb.height))
+    if max(w, h) > PHOTO_MAX_SIDE:
+        full = rgb.copy()
+        full.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
+        sizes.append((encode(full), full.width, full.height))
+    elif fmt == "JPEG" and img.size == (w, h) and img.mode == "RGB":
+        sizes.append((data, w, h))
+    else:
+        sizes.append((encode(rgb), w, h))
+    return sizes
+
+
+# ======================================================================== HTTP layer
+
+EMU_KEY: web.AppKey[TelegramEmulator] = web.AppKey("telegram_emulator", TelegramEmulator)
+
+
+async def _read_multipart(reader: MultipartReader, values: dict[str, Any],
+                          files: dict[str, Upload]) -> None:
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.filename is not None:
+            data = bytes(await part.read(decode=False))
+            files[part.name or "file"] = Upload(part.filename,
+                                                part.headers.get("Content-Type"), data)
+        else:
+            values[part.name or ""] = await part.text()
+
+
+async def _read_request(request: web.Request) -> tuple[dict[str, Any], dict[str, Upload]]:
+    values: dict[str, Any] = dict(request.query)
+    files: dict[str, Upload] = {}
+    if request.method != "POST" or not request.body_exists:
+        return values, files
+    ctype = request.content_type
+    if ctype == "application/json":
+        try:
+            body = await request.json(loads=json.loads)
+        except ValueError:
+            raise bad_request("can't parse JSON object") from None
+        if not isinstance(body, dict):
+            raise bad_request("JSON object expected")
+        values.update(body)
+    elif ctype.startswith("multipart/"):
+        await _read_multipart(await request.multipart(), values, files)
+    else:
+        values.update(await request.post())
+    return values, files
+
+
+async def _bot_api(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    token = request.match_info["token"]
+    method = request.match_info["method"]
+    if not TOKEN_RE.match(token):
+        return json_response({"ok": False, "error_code": 401, "description": "Unauthorized"},
+                             status=401)
+    fault = emu.take_fault(token, method)
+    if fault is not None:
+        if fault.kind == "delay":
+            await emu.sleep(fault.delay)
+        elif fault.kind == "429":
+            emu.bot_for_token(token)
+            return json_response(
+                {"ok": False, "error_code": 429,
+                 "description": f"Too Many Requests: retry after {fault.retry_after}",
+                 "parameters": {"retry_after": fault.retry_after}}, status=429)
+        elif fault.kind == "500":
+            return json_response({"ok": False, "error_code": 500,
+                                  "description": "Internal Server Error"}, status=500)
+        elif fault.kind == "502":
+            return web.Response(status=502, content_type="text/html",
+                                text="<html><head><title>502 Bad Gateway</title></head>"
+                                     "<body><center><h1>502 Bad Gateway</h1></center>"
+                                     "<hr><center>nginx/1.18.0</center></body></html>")
+        elif fault.kind == "disconnect":
+            drop_connection(request)
+            return web.Response(status=500)
+    try:
+        values, files = await _read_request(request)
+        params = Params(values, files)
+    except ApiError as exc:
+        return json_response({"ok": False, "error_code": exc.code,
+                              "description": exc.description}, status=exc.code)
+    status, response = await emu.call(token, method, params)
+    return json_response(response, status=status)
+
+
+async def _file_download(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    token = request.match_info["token"]
+    bot = emu.bots.get(token)
+    stored = bot.files_by_path.get(request.match_info["path"]) if bot else None
+    if stored is None or stored.size > MAX_DOWNLOAD_SIZE:
+        return json_response({"ok": False, "error_code": 404, "description": "Not Found"},
+                             status=404)
+    data = await emu.read_file(stored)
+    return web.Response(body=data, content_type=stored.mime_type or "application/octet-stream")
+
+
+# ------------------------------------------------------------------- control API
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    values: dict[str, Any] = dict(request.query)
+    if request.body_exists and request.content_type == "application/json":
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ControlError("JSON object expected")
+        values.update(body)
+    elif request.body_exists and request.content_type in {
+            "application/x-www-form-urlencoded"}:
+        values.update(await request.post())
+    return values
+
+
+def _int(values: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = values.get(key, default)
+    if value is None or value == "":
+        raise ControlError(f"{key} is required")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ControlError(f"{key} must be an integer") from None
+
+
+def _flag(values: dict[str, Any], key: str) -> bool:
+    value = values.get(key)
+    if isinstance(value, str):
+        return value.lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def _user_and_chat(emu: TelegramEmulator, values: dict[str, Any]) -> tuple[
+        BotState, dict[str, Any], Chat]:
+    bot = emu.bot_for_control(values.get("token"))
+    user_id = _int(values, "user_id")
+    user = emu.ensure_user(bot, user_id, first_name=values.get("first_name"),
+                           last_name=values.get("last_name"), username=values.get("username"),
+                           language_code=values.get("language_code") or values.get("language"))
+    chat_id = values.get("chat_id")
+    chat = emu.ensure_chat(bot, user, int(chat_id) if chat_id not in (None, "") else None,
+                           values.get("chat_title"))
+    return bot, user, chat
+
+
+def _reply_content(chat: Chat, values: dict[str, Any]) -> dict[str, Any]:
+    reply_to = values.get("reply_to_message_id")
+    if reply_to in (None, ""):
+        return {}
+    record = chat.messages.get(int(reply_to))
+    if record is None:
+        raise ControlError(f"message {reply_to} not found", 404)
+    return {"reply_to_message": {k: v for k, v in record.message.items()
+                                 if k != "reply_to_message"}}
+
+
+async def ctl_send_message(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    values = await _body(request)
+    bot, user, chat = _user_and_chat(emu, values)
+    text = values.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ControlError("text is required")
+    content: dict[str, Any] = {**_reply_content(chat, values), "text": text}
+    entities = auto_entities(text)
+    if entities:
+        content["entities"] = entities
+    update, record = emu.user_message(bot, user, chat, content)
+    return json_response({"update": update, "message": record.message,
+                          "version": chat.version})
+
+
+async def _photo_payload(request: web.Request) -> tuple[dict[str, Any], Upload]:
+    """The photo of /_emu/send_photo: multipart, JSON with base64, or a raw body."""
+    values: dict[str, Any] = dict(request.query)
+    upload: Upload | None = None
+    ctype = request.content_type
+    if ctype.startswith("multipart/"):
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not hasattr(part, "read"):
+                continue
+            if part.filename is not None or part.name in {"photo", "file", "document"}:
+                data = bytes(await part.read(decode=False))
+                upload = Upload(part.filename or "photo.jpg", part.headers.get("Content-Type"),
+                                data)
+            else:
+                values[part.name or ""] = await part.text()
+    elif ctype == "application/json":
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ControlError("JSON object expected")
+        values.update(body)
+        encoded = body.get("data_b64") or body.get("photo_b64") or body.get("data")
+        if not isinstance(encoded, str):
+            raise ControlError("data_b64 (base64 of the file) is required")
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ControlError("data_b64 is not valid base64") from None
+        upload = Upload(body.get("file_name") or "photo.jpg", body.get("mime_type"), data)
+    else:
+        data = await request.read()
+        upload = Upload(values.get("file_name") or "photo.jpg", values.get("mime_type") or (
+            ctype if ctype != "application/octet-stream" else None), data)
+    if upload is None or not upload.data:
+        raise ControlError("no file in the request")
+    if values.get("file_name"):
+        upload.filename = values["file_name"]
+    if values.get("mime_type"):
+        upload.content_type = values["mime_type"]
+    return values, upload
+
+
+async def ctl_send_photo(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    values, upload = await _photo_payload(request)
+    bot, user, chat = _user_and_chat(emu, values)
+    content: dict[str, Any] = _reply_content(chat, values)
+    try:
+        if _flag(values, "as_document"):
+            mime = upload.content_type or mimetypes.guess_type(upload.filename)[0]
+            stored = emu.store_document(bot, upload.data, upload.filename, mime)
+            content["document"] = stored.document()
+        else:
+            sizes = await emu.store_photo(bot, upload.data)
+            content["photo"] = [s.photo_size() for s in sizes]
+    except ApiError as exc:
+        raise ControlError(exc.description) from None
+    if values.get("media_group_id"):
+        content["media_group_id"] = str(values["media_group_id"])
+    caption = values.get("caption")
+    if caption:
+        content["caption"] = caption
+        entities = auto_entities(caption)
+        if entities:
+            content["caption_entities"] = entities
+    update, record = emu.user_message(bot, user, chat, content)
+    return json_response({"update": update, "message": record.message,
+                          "version": chat.version})
+
+
+async def ctl_press(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    values = await _body(request)
+    bot, user, chat = _user_and_chat(emu, values)
+    mid = _int(values, "message_id")
+    data = values.get("callback_data", values.get("data"))
+    text = values.get("text")
+    forge = _flag(values, "forge")
+    record = chat.messages.get(mid)
+    if record is None or (record.deleted and not forge):
+        raise ControlError(f"message {mid} not found in chat {chat.id}", 404)
+    buttons = [b for row in (record.message.get("reply_markup") or {}).get(
+        "inline_keyboard", []) for b in row]
+    button = None
+    if text is not None:
+        button = next((b for b in buttons if b.get("text") == text), None)
+        if button is None:
+            button = next((b for b in buttons if text in b.get("text", "")), None)
+        if button is None:
+            raise ControlError(f"no button {text!r} on message {mid}; buttons: "
+                               f"{[b.get('text') for b in buttons]}", 404)
+        if "callback_data" not in button:
+            raise ControlError(f"button {text!r} has no callback_data: {button}")
+        data = button["callback_data"]
+    elif data is not None:
+        button = next((b for b in buttons if b.get("callback_data") == data), None)
+        if button is None and not forge:
+            raise ControlError(f"no button with callback_data {data!r} on message {mid}; "
+                               "pass forge=true to send it anyway", 404)
+    else:
+        raise ControlError("callback_data or text is required")
+    emu.callback_seq += 1
+    query_id = str(4_000_000_000_000_000_000 + emu.callback_seq * 7919
+                   + secrets.randbelow(7919))
+    query = {"id": query_id, "from": dict(user), "message": dict(record.message),
+             "chat_instance": str(-(abs(chat.id) * 31 + 7)), "data": str(data)}
+    bot.callback_queries[query_id] = {"chat_id": chat.id, "message_id": mid,
+                                      "answered": False, "data": str(data)}
+    update = emu.enqueue_update(bot, {"callback_query": query})
+    version = chat.bump()
+    return json_response({"update": update, "callback_query": query, "version": version})
+
+
+async def ctl_redeliver(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    values = await _body(request)
+    bot = emu.bot_for_control(values.get("token"))
+    update = emu.redeliver(bot, _int(values, "update_id"))
+    return json_response({"update": update})
+
+
+def _chat_of(request: web.Request, values: dict[str, Any]) -> tuple[BotState, Chat]:
+    emu = request.app[EMU_KEY]
+    bot = emu.bot_for_control(values.get("token"))
+    chat_id = int(request.match_info["chat_id"])
+    chat = bot.chats.get(chat_id)
+    if chat is None:
+        raise ControlError(f"chat {chat_id} not found", 404)
+    return bot, chat
+
+
+async def ctl_chat(request: web.Request) -> web.StreamResponse:
+    _, chat = _chat_of(request, dict(request.query))
+    return json_response(chat.view())
+
+
+async def ctl_changes(request: web.Request) -> web.StreamResponse:
+    """Long-poll: everything in the chat that changed after version ``since``."""
+    emu = request.app[EMU_KEY]
+    values = dict(request.query)
+    _, chat = _chat_of(request, values)
+    since = _int(values, "since", 0)
+    timeout = min(float(values.get("timeout") or 0), 120.0)
+    await chat.notifier.wait_until(lambda: chat.version > since, timeout,
+                                   closing=lambda: emu.closing)
+    return json_response({
+        "version": chat.version,
+        "messages": [r.view() for r in sorted(chat.messages.values(),
+                                              key=lambda r: r.message["message_id"])
+                     if r.version > since],
+        "callback_answers": [a for a in chat.callback_answers if a.get("version", 0) > since],
+        "reply_keyboard": chat.reply_keyboard,
+    })
+
+
+async def ctl_wait(request: web.Request) -> web.StreamResponse:
+    """Wait for a bot message: ``after`` (message_id) / ``since`` (version) / ``contains``."""
+    emu = request.app[EMU_KEY]
+    values = dict(request.query)
+    _, chat = _chat_of(request, values)
+    after = _int(values, "after", 0)
+    since = _int(values, "since", 0)
+    contains = values.get("contains")
+    timeout = min(float(values.get("timeout") or 10), 120.0)
+
+    def find() -> MessageRecord | None:
+        for record in sorted(chat.messages.values(), key=lambda r: r.message["message_id"]):
+            msg = record.message
+            if not record.from_bot or record.deleted:
+                continue
+            if msg["message_id"] <= after or record.version <= since:
+                continue
+            text = msg.get("text") or msg.get("caption") or ""
+            if contains and contains not in text:
+                continue
+            return record
+        return None
+
+    found = await chat.notifier.wait_until(find, timeout, closing=lambda: emu.closing)
+    if found is None:
+        return json_response({"ok": False, "error": "timeout", "version": chat.version},
+                             status=408)
+    return json_response({"ok": True, "message": found.view(), "version": chat.version})
+
+
+async def ctl_calls(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    q = request.query
+    methods = {m.lower() for m in q.getall("method", []) for m in m.split(",") if m}
+    since = int(q.get("since") or 0)
+    chat_id = q.get("chat_id")
+    include_polls = _flag(dict(q), "include_get_updates") or "getupdates" in methods
+    result = []
+    for call in emu.calls:
+        if call["seq"] <= since:
+            continue
+        if methods and call["method"].lower() not in methods:
+            continue
+        if not include_polls and call["method"] == "getUpdates":
+            continue
+        if chat_id is not None and str(call.get("chat_id")) != chat_id:
+            continue
+        result.append(call)
+    return json_response({"calls": result, "last_seq": emu.call_seq})
+
+
+async def ctl_file(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    bot = emu.bot_for_control(request.query.get("token"))
+    stored = bot.files.get(request.match_info["file_id"])
+    if stored is None:
+        raise ControlError("file not found", 404)
+    data = await emu.read_file(stored)
+    headers = {"X-File-Path": stored.file_path}
+    if stored.file_name:
+        headers["Content-Disposition"] = f'attachment; filename="{stored.file_name}"'
+    return web.Response(body=data, headers=headers,
+                        content_type=stored.mime_type or "application/octet-stream")
+
+
+async def ctl_faults(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    if request.method == "DELETE":
+        emu.faults.clear()
+        return json_response({"faults": []})
+    if request.method == "POST":
+        values = await _body(request)
+        kind = str(values.get("kind") or values.get("status") or "429")
+        if kind not in {"429", "500", "502", "delay", "disconnect"}:
+            raise ControlError("kind must be one of 429, 500, 502, delay, disconnect")
+        methods = values.get("methods")
+        if isinstance(methods, str):
+            methods = [m for m in methods.split(",") if m]
+        fault = Fault(kind=kind, remaining=_int(values, "count", 1),
+                      methods={m.lower() for m in methods} if methods else None,
+                      retry_after=_int(values, "retry_after", 1),
+                      delay=float(values.get("delay") or 0.0), token=values.get("token"))
+        emu.faults.append(fault)
+    return json_response({"faults": [
+        {"kind": f.kind, "remaining": f.remaining, "methods": sorted(f.methods or []),
+         "retry_after": f.retry_after, "delay": f.delay} for f in emu.faults]})
+
+
+async def ctl_flood(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    if request.method == "DELETE":
+        emu.flood = None
+    elif request.method == "POST":
+        values = await _body(request)
+        emu.flood = FloodLimits(
+            per_chat=_int(values, "per_chat", 0),
+            per_chat_window=float(values.get("per_chat_window") or 1.0),
+            global_=_int(values, "global", 0),
+            global_window=float(values.get("global_window") or 1.0))
+        emu._flood_chat.clear()
+        emu._flood_global.clear()
+    return json_response({"flood": None if emu.flood is None else {
+        "per_chat": emu.flood.per_chat, "per_chat_window": emu.flood.per_chat_window,
+        "global": emu.flood.global_, "global_window": emu.flood.global_window}})
+
+
+async def ctl_edit_message(request: web.Request) -> web.StreamResponse:
+    """The user edits one of their messages: an ``edited_message`` update."""
+    emu = request.app[EMU_KEY]
+    values = await _body(request)
+    bot, user, chat = _user_and_chat(emu, values)
+    mid = _int(values, "message_id")
+    record = chat.messages.get(mid)
+    if record is None or record.deleted or record.from_bot:
+        raise ControlError(f"no message {mid} of the user in chat {chat.id}", 404)
+    text = values.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ControlError("text is required")
+    key = "caption" if "text" not in record.message else "text"
+    msg = dict(record.message)
+    record.edits.append({k: msg[k] for k in ("text", "caption", "edit_date") if k in msg})
+    msg[key] = text
+    msg.pop("entities" if key == "text" else "caption_entities", None)
+    entities = auto_entities(text)
+    if entities:
+        msg["entities" if key == "text" else "caption_entities"] = entities
+    msg["edit_date"] = _now()
+    record.message = msg
+    record.raw_text = text
+    record.version = chat.bump()
+    update = emu.enqueue_update(bot, {"edited_message": msg})
+    return json_response({"update": update, "message": msg, "version": chat.version})
+
+
+async def ctl_reset(request: web.Request) -> web.StreamResponse:
+    request.app[EMU_KEY].reset()
+    return json_response({"ok": True})
+
+
+async def ctl_block(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    values = await _body(request)
+    bot = emu.bot_for_control(values.get("token"))
+    user_id = _int(values, "user_id")
+    if values.get("blocked", True) in (False, "false", "0"):
+        bot.blocked.discard(user_id)
+    else:
+        bot.blocked.add(user_id)
+    return json_response({"blocked": sorted(bot.blocked)})
+
+
+async def ctl_bot(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    bot = emu.bot_for_control(request.query.get("token"))
+    hook = dict(bot.webhook) if bot.webhook else None
+    return json_response({
+        "me": bot.me(), "bound": bot.bound, "webhook": hook,
+        "pending_updates": [e.update for e in bot.queue],
+        "allowed_updates": bot.allowed_updates, "webhook_log": bot.webhook_log[-200:],
+        "commands": {k: v for k, v in bot.commands.items()},
+        "chats": sorted(bot.chats), "users": list(bot.users.values()),
+    })
+
+
+async def ctl_updates(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMU_KEY]
+    bot = emu.bot_for_control(request.query.get("token"))
+    return json_response({"updates": list(bot.updates.values())})
+
+
+@web.middleware
+async def _control_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ControlError as exc:
+        return json_response({"ok": False, "error": str(exc)}, status=exc.status)
+    except json.JSONDecodeError:
+        return json_response({"ok": False, "error": "invalid JSON body"}, status=400)
+
+
+def create_app(*, files_dir: Path | None = None, webhook_max_attempts: int = 5,
+               webhook_backoff: float = 0.2,
+               flood: FloodLimits | None = None) -> web.Application:
+    """The emulator as an aiohttp application (``app[EMU_KEY]`` is its state).
+
+    ``flood`` turns on Telegram-like flood control (429 with retry_after) from the start.
+    """
+    app = web.Application(client_max_size=MAX_UPLOAD_SIZE + 1024 * 1024,
+                          middlewares=[_control_errors])
+    emu = TelegramEmulator(files_dir, webhook_max_attempts=webhook_max_attempts,
+                           webhook_backoff=webhook_backoff)
+    emu.flood = flood
+    app[EMU_KEY] = emu
+
+    async def on_shutdown(_: web.Application) -> None:
+        await emu.shutdown()
+
+    app.on_shutdown.append(on_shutdown)
+    app.router.add_route("*", "/bot{token}/{method}", _bot_api)
+    app.router.add_get("/file/bot{token}/{path:.+}", _file_download)
+    app.router.add_post("/_emu/send_message", ctl_send_message)
+    app.router.add_post("/_emu/send_photo", ctl_send_photo)
+    app.router.add_post("/_emu/press", ctl_press)
+    app.router.add_post("/_emu/redeliver", ctl_redeliver)
+    app.router.add_post("/_emu/edit_message", ctl_edit_message)
+    app.router.add_route("*", "/_emu/flood", ctl_flood)
+    app.router.add_get("/_emu/chats/{chat_id}", ctl_chat)
+    app.router.add_get("/_emu/chats/{chat_id}/changes", ctl_changes)
+    app.router.add_get("/_emu/chats/{chat_id}/wait", ctl_wait)
+    app.router.add_get("/_emu/calls", ctl_calls)
+    app.router.add_get("/_emu/files/{file_id}", ctl_file)
+    app.router.add_route("*", "/_emu/faults", ctl_faults)
+    app.router.add_post("/_emu/reset", ctl_reset)
+    app.router.add_post("/_emu/block", ctl_block)
+    app.router.add_get("/_emu/bot", ctl_bot)
+    app.router.add_get("/_emu/updates", ctl_updates)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Telegram Bot API emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--files-dir", type=Path, default=None,
+                        help="store uploaded files on disk instead of in memory")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    web.run_app(create_app(files_dir=args.files_dir), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

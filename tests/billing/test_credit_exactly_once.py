@@ -1,0 +1,109 @@
+"""A payment credits the balance once, and only when it matches our row."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from billing import service
+from billing.errors import PaymentMismatch, PaymentNotCreditable, PaymentNotFound
+from tests.billing.helpers import new_payment, new_user
+
+
+async def test_50_concurrent_credits_of_one_payment_credit_once(sessionmaker):
+    user_id = await new_user(sessionmaker)
+    payment = await new_payment(sessionmaker, user_id, 30_000)
+
+    async def credit() -> bool:
+        async with sessionmaker() as session:
+            result = await service.credit_payment(
+                session, payment_id=payment.id, amount=30_000, currency="RUB"
+            )
+            await session.commit()
+            return result is not None
+
+    results = await asyncio.gather(*(credit() for _ in range(50)))
+    assert results.count(True) == 1
+    async with sessionmaker() as session:
+        assert (await service.get_user(session, user_id=user_id)).balance == 30_000
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "field"),
+    [(20_000, "RUB", "amount"), (10_000, "USD", "currency")],
+)
+async def test_a_mismatching_credit_writes_nothing(sessionmaker, amount, currency, field):
+    user_id = await new_user(sessionmaker)
+    payment = await new_payment(sessionmaker, user_id, 10_000)
+    async with sessionmaker() as session:
+        with pytest.raises(PaymentMismatch) as info:
+            await service.credit_payment(
+                session, payment_id=payment.id, amount=amount, currency=currency
+            )
+        assert info.value.field == field
+        await session.rollback()
+        assert (await service.get_user(session, user_id=user_id)).balance == 0
+
+
+async def test_a_canceled_payment_is_never_credited(sessionmaker):
+    user_id = await new_user(sessionmaker)
+    payment = await new_payment(sessionmaker, user_id)
+    async with sessionmaker() as session:
+        assert await service.mark_payment_canceled(
+            session, payment_id=payment.id, reason="expired_on_confirmation"
+        )
+        await session.commit()
+        with pytest.raises(PaymentNotCreditable):
+            await service.credit_payment(
+                session, payment_id=payment.id, amount=10_000, currency="RUB"
+            )
+        await session.rollback()
+
+
+async def test_a_credited_payment_is_never_canceled(sessionmaker):
+    user_id = await new_user(sessionmaker)
+    payment = await new_payment(sessionmaker, user_id)
+    async with sessionmaker() as session:
+        await service.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
+        assert not await service.mark_payment_canceled(session, payment_id=payment.id, reason="x")
+        await session.commit()
+        assert (await service.get_user(session, user_id=user_id)).balance == 10_000
+
+
+async def test_an_unknown_payment_is_a_named_error(sessionmaker):
+    async with sessionmaker() as session:
+        with pytest.raises(PaymentNotFound):
+            await service.credit_payment(session, payment_id=99999, amount=100, currency="RUB")
+
+
+async def test_a_refund_through_yookassa_debits_once_and_may_leave_a_debt(
+    sessionmaker, any_db_url
+):
+    from tests.billing.helpers import charge_once
+    from tests.conftest import make_settings
+
+    settings = make_settings(any_db_url)
+    user_id = await new_user(sessionmaker)
+    payment = await new_payment(sessionmaker, user_id, 1000)
+    async with sessionmaker() as session:
+        await service.credit_payment(session, payment_id=payment.id, amount=1000, currency="RUB")
+        await session.commit()
+    await charge_once(sessionmaker, settings, user_id)  # the money is spent
+    async with sessionmaker() as session:
+        assert (
+            await service.record_payment_refund(
+                session, payment_id=payment.id, refund_id="r-1", amount=1000
+            )
+            == -1000
+        )
+        await session.commit()
+        assert (
+            await service.record_payment_refund(
+                session, payment_id=payment.id, refund_id="r-1", amount=1000
+            )
+            is None
+        )
+        await session.commit()
+        user = await service.get_user(session, user_id=user_id)
+    assert user.balance == -1000

@@ -1,0 +1,113 @@
+"""Random sequences of everything the billing core does keep the audit clean."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from billing import service
+from billing.audit import audit
+from billing.db import make_engine, make_sessionmaker
+from billing.errors import BillingError
+from tests.conftest import _clean, make_settings
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("user"), st.integers(1, 3), st.integers(0, 3)),
+        st.tuples(st.just("charge"), st.integers(1, 3), st.sampled_from(["upscale", "add_text"])),
+        st.tuples(st.just("refund"), st.integers(0, 20), st.none()),
+        st.tuples(st.just("complete"), st.integers(0, 20), st.none()),
+        st.tuples(st.just("pay"), st.integers(1, 3), st.integers(1, 5000)),
+        st.tuples(st.just("credit"), st.integers(0, 10), st.booleans()),
+        st.tuples(st.just("adjust"), st.integers(1, 3), st.integers(-3000, 3000)),
+    ),
+    max_size=40,
+)
+
+
+async def _run(url: str, sequence: list[tuple]) -> list[str]:
+    settings = make_settings(url)
+    engine = make_engine(url, pool_size=2)
+    sm = make_sessionmaker(engine)
+    users: dict[int, int] = {}
+    operations: list[int] = []
+    payments: list[tuple[int, int]] = []
+    try:
+        for action, a, b in sequence:
+            async with sm() as session:
+                try:
+                    if action == "user":
+                        state, _ = await service.get_or_create_user(
+                            session, telegram_id=a, free_operations=b
+                        )
+                        users[a] = state.id
+                    elif action == "charge" and a in users:
+                        result = await service.charge(
+                            session, settings, user_id=users[a], op_type=b
+                        )
+                        operations.append(result.operation_id)
+                    elif action == "refund" and operations:
+                        op = operations[a % len(operations)]
+                        await service.refund_operation(session, operation_id=op)
+                    elif action == "complete" and operations:
+                        op = operations[a % len(operations)]
+                        await service.complete_operation(session, operation_id=op)
+                    elif action == "pay" and a in users:
+                        payment = await service.create_payment(
+                            session, user_id=users[a], amount=b, currency="RUB"
+                        )
+                        payments.append((payment.id, b))
+                    elif action == "credit" and payments:
+                        pid, amount = payments[a % len(payments)]
+                        await service.credit_payment(
+                            session,
+                            payment_id=pid,
+                            amount=amount if b else amount + 1,
+                            currency="RUB",
+                        )
+                    elif action == "adjust" and a in users and b:
+                        await service.adjust(
+                            session, user_id=users[a], amount=b, reason="property test"
+                        )
+                    await session.commit()
+                except BillingError:
+                    await session.rollback()
+        async with sm() as session:
+            return await audit(session)
+    finally:
+        await engine.dispose()
+
+
+@hsettings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(sequence=steps)
+def test_random_sequences_keep_the_audit_clean(any_db_url, sequence):
+    _clean(any_db_url)
+    assert asyncio.run(_run(any_db_url, sequence)) == []
+
+
+async def test_the_audit_finds_a_balance_changed_behind_the_ledgers_back(any_db_url):
+    from sqlalchemy import update
+
+    from billing.models import User
+
+    engine = make_engine(any_db_url, pool_size=1)
+    sm = make_sessionmaker(engine)
+    try:
+        async with sm() as session:
+            user, _ = await service.get_or_create_user(session, telegram_id=5, free_operations=1)
+            await session.execute(update(User).where(User.id == user.id).values(balance=100))
+            await session.commit()
+            problems = await audit(session)
+        assert any("balance 100 != ledger sum 0" in p for p in problems)
+    finally:
+        async with sm() as session:
+            await session.execute(update(User).values(balance=0))
+            await session.commit()
+        await engine.dispose()

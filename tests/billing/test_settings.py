@@ -1,0 +1,68 @@
+"""Settings are checked at start-up: bad values stop the process with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from billing.settings import Settings
+
+
+def settings(**values) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///./media_lab.db", "sqlite+aiosqlite:///./media_lab.db"),
+        ("postgresql://u:p@db/media", "postgresql+asyncpg://u:p@db/media"),
+        ("postgres://u@db/media", "postgresql+asyncpg://u@db/media"),
+        ("postgresql+asyncpg://u@db/m", "postgresql+asyncpg://u@db/m"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ],
+)
+def test_database_url_accepts_the_seeds_forms(given, expected):
+    assert settings(DATABASE_URL=given).DATABASE_URL == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"PRICE_PER_OPERATION": "0"},
+        {"PRICE_PER_OPERATION": "-5"},
+        {"PRICE_PER_OPERATION": "10.001"},
+        {"FREE_OPERATIONS_COUNT": "-1"},
+        {"DATABASE_URL": "mysql://x"},
+        {"TELEGRAM_API_URL": "not a url"},
+        {"YOOKASSA_WEBHOOK_URL": "ftp://x"},
+        {"REDIS_URL": "http://x"},
+        {"TOPUP_MIN_RUB": "0"},
+        {"YOOKASSA_TRUSTED_NETWORKS": "999.1.1.1/8"},
+    ],
+)
+def test_bad_values_are_refused(values):
+    with pytest.raises(ValidationError):
+        settings(**values)
+
+
+def test_production_refuses_placeholder_secrets():
+    with pytest.raises(ValidationError) as info:
+        settings(
+            ENVIRONMENT="production",
+            BOT_TOKEN="changeme",
+            YOOKASSA_SHOP_ID="your_shop_id",
+            YOOKASSA_SECRET_KEY="your_secret_key",
+        )
+    text = str(info.value)
+    assert "BOT_TOKEN" in text and "YOOKASSA_SECRET_KEY" in text
+
+
+def test_prices_are_kopecks_and_lists_parse_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PRICE_PER_OPERATION", "12.50")
+    monkeypatch.setenv("ADMIN_IDS", "1, 2,3")
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")
+    s = Settings(_env_file=None)
+    assert s.price_kopecks == 1250
+    assert s.ADMIN_IDS == [1, 2, 3]
+    assert s.TRUSTED_PROXIES == ["10.0.0.0/8", "127.0.0.1"]

@@ -1,0 +1,194 @@
+"""The bot end to end: the real dispatcher long-polling the Telegram emulator over HTTP,
+real PostgreSQL and Redis, real RQ, and the YooKassa emulator for top-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot, Dispatcher
+from redis.asyncio import Redis
+from rq import Queue
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from billing.db import make_sessionmaker
+from billing.models import LedgerEntry, Operation, Payment, User
+from billing.settings import Settings
+from billing.yookassa import YooKassaGateway
+from bot.app import build_dispatcher, make_queue
+from bot.factory import make_bot
+from sandbox._common import ServerHandle
+from sandbox.telegram import create_app as create_telegram_app
+from sandbox.telegram_client import TelegramEmulatorClient
+from sandbox.yookassa import create_app as create_yookassa_app
+from sandbox.yookassa_client import YooKassaEmulatorClient
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+BOT_TOKEN = "424242:bot-tests-token_for_the_emulator"
+SHOP_ID = "506751"
+SECRET_KEY = "test_bot_secret_key_for_the_emulator"
+
+
+def process_env(db_url: str, redis_url: str, tg_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m bot` / `python -m workers` child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOOKASSA_", "FAL_"))}
+    env.update(
+        ENVIRONMENT="test",
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        TELEGRAM_API_URL=tg_url,
+        BOT_TOKEN=BOT_TOKEN,
+        PYTHONPATH=str(ROOT),
+    )
+    env.pop("TELEGRAM_WEBHOOK_URL", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def photo() -> bytes:
+    """A real photo with a face (the astronaut)."""
+    return (FIXTURES / "astronaut.jpg").read_bytes()
+
+
+@pytest.fixture
+def photo2() -> bytes:
+    return (FIXTURES / "hopper.jpg").read_bytes()
+
+
+@pytest.fixture
+async def tg_server() -> AsyncIterator[ServerHandle]:
+    async with ServerHandle(create_telegram_app()) as server:
+        yield server
+
+
+@pytest.fixture
+async def tg(tg_server: ServerHandle) -> AsyncIterator[TelegramEmulatorClient]:
+    async with TelegramEmulatorClient(tg_server.url, token=BOT_TOKEN) as client:
+        yield client
+
+
+@pytest.fixture
+async def yk_server() -> AsyncIterator[ServerHandle]:
+    app = create_yookassa_app(shop_id=SHOP_ID, secret_key=SECRET_KEY, auto_notify=False)
+    async with ServerHandle(app) as server:
+        yield server
+
+
+@pytest.fixture
+async def yk(yk_server: ServerHandle) -> AsyncIterator[YooKassaEmulatorClient]:
+    async with YooKassaEmulatorClient(yk_server.url) as client:
+        yield client
+
+
+@dataclass
+class RunningBot:
+    settings: Settings
+    dispatcher: Dispatcher
+    bot: Bot
+    sessionmaker: async_sessionmaker[AsyncSession]
+    queue: Queue
+    redis: Redis
+
+    async def scalar(self, statement: Any) -> Any:
+        async with self.sessionmaker() as session:
+            return await session.scalar(statement)
+
+    async def user(self, telegram_id: int) -> User | None:
+        async with self.sessionmaker() as session:
+            return await session.scalar(select(User).where(User.telegram_id == telegram_id))
+
+    async def operations(self) -> list[Operation]:
+        async with self.sessionmaker() as session:
+            return list((await session.scalars(select(Operation).order_by(Operation.id))).all())
+
+    async def payments(self) -> list[Payment]:
+        async with self.sessionmaker() as session:
+            return list((await session.scalars(select(Payment).order_by(Payment.id))).all())
+
+    async def ledger_count(self) -> int:
+        return int(await self.scalar(select(func.count()).select_from(LedgerEntry)))
+
+    def job_ids(self) -> list[str]:
+        return list(self.queue.get_job_ids())
+
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+
+
+@pytest.fixture
+async def start_bot(
+    engine: AsyncEngine,
+    db_url: str,
+    redis_url: str,
+    tg_server: ServerHandle,
+    yk_server: ServerHandle,
+) -> AsyncIterator[StartBot]:
+    """start_bot(**settings_overrides, queue=None, yookassa=True) → a dispatcher polling
+    the emulator in this event loop, stopped when the test ends."""
+    running: list[tuple[RunningBot, asyncio.Task[None]]] = []
+    redises: list[Redis] = []
+
+    async def start(
+        *, queue: Queue | None = None, yookassa: bool = True, **overrides: Any
+    ) -> RunningBot:
+        values: dict[str, Any] = {
+            "TELEGRAM_API_URL": tg_server.url,
+            "BOT_TOKEN": BOT_TOKEN,
+            "THROTTLE_BURST": 1000,
+            "THROTTLE_RATE_PER_SECOND": 1000.0,
+            "YOOKASSA_API_URL": f"{yk_server.url}/v3",
+            "YOOKASSA_RETURN_URL": "https://t.me/media_lab_bot",
+            "YOOKASSA_TIMEOUT": 5.0,
+        }
+        if yookassa:
+            values.update(YOOKASSA_SHOP_ID=SHOP_ID, YOOKASSA_SECRET_KEY=SECRET_KEY)
+        values.update(overrides)
+        settings = make_settings(db_url, redis_url, **values)
+        redis = Redis.from_url(redis_url)
+        redises.append(redis)
+        sessionmaker = make_sessionmaker(engine)
+        queue = queue if queue is not None else make_queue(settings)
+        gateway = YooKassaGateway(settings) if settings.yookassa_configured else None
+        dispatcher = build_dispatcher(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            gateway=gateway,
+            queue=queue,
+        )
+        bot = make_bot(settings)
+        task = asyncio.create_task(
+            dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
+        )
+        handle = RunningBot(settings, dispatcher, bot, sessionmaker, queue, redis)
+        running.append((handle, task))
+        return handle
+
+    yield start
+    for handle, task in running:
+        with contextlib.suppress(RuntimeError):  # polling already stopped
+            await handle.dispatcher.stop_polling()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=30)
+        await handle.dispatcher.storage.close()
+    for redis in redises:
+        await redis.aclose()
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    """Poll a condition (never a fixed sleep) with a generous timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)

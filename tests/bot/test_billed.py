@@ -1,0 +1,174 @@
+"""billed(...): a re-delivered update charges once, Redis down at enqueue refunds at once,
+a handler failing before the job is queued refunds in the same request, and concurrent
+requests with money for one charge once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from redis import Redis as SyncRedis
+from sqlalchemy import select
+
+from billing import service
+from billing.models import Funding, LedgerEntry, OperationStatus
+from bot.app import make_queue
+from tests.bot.conftest import StartBot, wait_until
+from tests.conftest import free_port, make_settings
+from workers.queue import media_queue
+
+
+async def _retouch_mode(user):  # type: ignore[no-untyped-def]
+    await user.send_text("/start")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text="✨ Ретушь")
+    await user.wait_for_text("портрет")
+
+
+async def test_the_same_update_delivered_again_charges_once_and_queues_one_job(
+    start_bot: StartBot, tg, photo: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await start_bot()
+    user = tg.user(9001)
+    await _retouch_mode(user)
+    sent = await user.send_photo(photo)
+    await user.wait_for_text("В очереди")
+    caplog.set_level(logging.INFO, logger="bot.billed")
+
+    for _ in range(2):  # Telegram re-delivers when a webhook answer is late
+        await user.redeliver(sent)
+    key = f"{user.chat_id}:{sent.message_id}"
+
+    async def both_ignored() -> bool:
+        return sum(f"duplicate update {key}" in r.getMessage() for r in caplog.records) == 2
+
+    await wait_until(both_ignored)
+    [operation] = await app.operations()
+    assert operation.request_key == key
+    assert app.job_ids() == [f"op-{operation.id}"]
+    account = await app.user(9001)
+    assert account is not None and account.free_operations_left == 3
+    queued = [m for m in await user.bot_messages() if "В очереди" in m.text]
+    assert len(queued) == 1
+
+
+async def test_redis_down_at_enqueue_refunds_at_once_and_says_try_later(
+    start_bot: StartBot, tg, photo: bytes, db_url: str
+) -> None:
+    # A queue on a port nobody listens on: the RQ enqueue fails to connect.
+    dead = SyncRedis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    app = await start_bot(queue=media_queue(dead, make_settings(db_url)))
+    user = tg.user(9002)
+    await _retouch_mode(user)
+    await user.send_photo(photo)
+    status = await user.wait_for_text("Очередь сейчас недоступна")
+    assert "не списаны" in status.text
+
+    [operation] = await app.operations()
+    assert operation.status == OperationStatus.REFUNDED
+    assert operation.status_message_id == status.message_id
+    account = await app.user(9002)
+    assert account is not None and account.free_operations_left == 4
+    async with app.sessionmaker() as session:
+        kinds = (await session.scalars(select(LedgerEntry.kind).order_by(LedgerEntry.id))).all()
+    assert kinds == ["signup", "charge", "refund"]
+
+    # The mode is still open and the next try, with the queue back, goes through.
+    app.queue.connection = SyncRedis.from_url(app.settings.REDIS_URL)
+    await user.send_photo(photo)
+    await user.wait_for_text("В очереди")
+
+    async def queued() -> bool:  # "В очереди" is sent just before the enqueue
+        return len(app.job_ids()) == 1
+
+    await wait_until(queued)
+
+
+async def test_a_handler_failing_before_its_job_is_queued_is_refunded_in_the_same_request(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot()
+    user = tg.user(9003)
+    await _retouch_mode(user)
+    # Telegram fails the "queued" message: the handler raises before it enqueues.
+    await tg.fail_next(1, kind="500", methods=["sendMessage"])
+    await user.send_photo(photo)
+    await user.wait_for_text("Списание отменено")
+    [operation] = await app.operations()
+    assert operation.status == OperationStatus.REFUNDED
+    assert "handler failed" in (operation.error or "")
+    assert app.job_ids() == []
+    account = await app.user(9003)
+    assert account is not None and account.free_operations_left == 4
+
+
+async def test_concurrent_requests_with_money_for_one_charge_once(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot(FREE_OPERATIONS_COUNT=0)
+    user = tg.user(9004)
+    await _retouch_mode(user)
+    account = await app.user(9004)
+    assert account is not None
+    async with app.sessionmaker() as session:
+        await service.adjust(session, user_id=account.id, amount=1000, reason="test: one op")
+        await session.commit()
+
+    await asyncio.gather(*(user.send_photo(photo) for _ in range(4)))
+
+    async def all_answered() -> bool:
+        texts = [m.text for m in await user.bot_messages()]
+        return (
+            sum("В очереди" in t for t in texts)
+            + sum("Бесплатные операции закончились" in t for t in texts)
+        ) == 4
+
+    await wait_until(all_answered)
+    texts = [m.text for m in await user.bot_messages()]
+    assert sum("В очереди" in t for t in texts) == 1
+    assert sum("Бесплатные операции закончились" in t for t in texts) == 3
+    [operation] = await app.operations()
+    assert operation.funding == Funding.BALANCE and operation.price == 1000
+    account = await app.user(9004)
+    assert account is not None and account.balance == 0
+
+    async def one_job() -> bool:
+        return app.job_ids() == [f"op-{operation.id}"]
+
+    await wait_until(one_job)
+
+
+async def test_a_paid_operation_takes_the_price_from_the_balance(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot(FREE_OPERATIONS_COUNT=0)
+    user = tg.user(9005)
+    await _retouch_mode(user)
+    account = await app.user(9005)
+    assert account is not None
+    async with app.sessionmaker() as session:
+        await service.adjust(session, user_id=account.id, amount=2500, reason="test")
+        await session.commit()
+    await user.send_photo(photo)
+    queued = await user.wait_for_text("В очереди")
+    assert "Списано 10 ₽" in queued.text and "15 ₽" in queued.text
+    assert (await app.user(9005)).balance == 1500  # type: ignore[union-attr]
+
+
+def test_make_queue_uses_the_configured_queue_and_short_timeouts(db_url: str) -> None:
+    settings = make_settings(db_url, RQ_QUEUE="media-test")
+    queue = make_queue(settings)
+    assert queue.name == "media-test"
+    kwargs = queue.connection.connection_pool.connection_kwargs
+    assert kwargs["socket_connect_timeout"] <= 5 and kwargs["socket_timeout"] <= 5
+
+
+async def test_an_unexpected_failure_outside_billing_gets_an_apology_not_silence(
+    start_bot: StartBot, tg
+) -> None:
+    await start_bot()
+    user = tg.user(9006)
+    await tg.fail_next(1, kind="500", methods=["sendMessage"])
+    await user.send_text("/balance")
+    await user.wait_for_text("Что-то пошло не так")

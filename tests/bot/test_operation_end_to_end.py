@@ -1,0 +1,67 @@
+"""The whole flow over HTTP: the bot charges and queues, a real `python -m workers` process
+takes the jobs from RQ, downloads the photos from the emulator and delivers the results."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from billing.models import OperationStatus
+from sandbox._common import ServerHandle
+from tests.bot.conftest import StartBot, process_env, wait_until
+
+
+async def test_queued_operations_are_delivered_by_a_real_worker(
+    start_bot: StartBot,
+    tg,
+    tg_server: ServerHandle,
+    photo: bytes,
+    photo2: bytes,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    app = await start_bot()
+    user = tg.user(9401)
+    await user.send_text("/start")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text="✏️ Редактировать")
+    await user.wait_for_text("подписью-командой")
+    await user.send_photo(photo, caption="ч/б, повернуть вправо")
+    await user.wait_for_text("В очереди")
+    await user.send_text("/menu")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text="🔗 Объединить")
+    await user.wait_for_text("две фотографии")
+    await user.send_album([photo, photo2])
+    await user.wait_for_text("В очереди")
+
+    async def two_jobs() -> bool:
+        return len(app.job_ids()) == 2
+
+    await wait_until(two_jobs)
+
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers",
+        "--burst",
+        "--no-sweeper",
+        cwd=tmp_path,
+        env=process_env(db_url, redis_url, tg_server.url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
+    assert worker.returncode == 0, output.decode()[-3000:]
+
+    operations = await app.operations()
+    assert [op.status for op in operations] == [OperationStatus.SUCCEEDED] * 2, (
+        [(op.type, op.status, op.error) for op in operations],
+        output.decode()[-3000:],
+    )
+    results = [m for m in await user.bot_messages() if m.photo or m.document]
+    assert len(results) == 2
+    account = await app.user(9401)
+    assert account is not None and account.free_operations_left == 2

@@ -1,0 +1,51 @@
+"""A user who floods the bot is slowed down: one polite answer, then silence."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.bot.conftest import StartBot, wait_until
+
+
+async def test_a_flooding_user_gets_one_polite_answer_and_the_rest_is_dropped(
+    start_bot: StartBot, tg, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Three updates at once, then (practically) no refill during the test.
+    await start_bot(THROTTLE_BURST=3, THROTTLE_RATE_PER_SECOND=0.001)
+    caplog.set_level(logging.INFO, logger="bot.middlewares")
+    user = tg.user(9101)
+    for _ in range(10):
+        await user.send_text("/balance")
+
+    async def all_seen() -> bool:
+        return sum("throttled user 9101" in r.getMessage() for r in caplog.records) == 7
+
+    await wait_until(all_seen)
+    messages = await user.bot_messages()
+    assert sum("Баланс" in m.text for m in messages) == 3
+    assert sum("Не так быстро" in m.text for m in messages) == 1
+    assert len(messages) == 4
+
+    # Another user is not affected.
+    other = tg.user(9102)
+    await other.send_text("/balance")
+    await other.wait_for_text("Баланс")
+
+
+async def test_a_throttled_button_press_is_answered_without_text_after_the_first(
+    start_bot: StartBot, tg, caplog: pytest.LogCaptureFixture
+) -> None:
+    await start_bot(THROTTLE_BURST=2, THROTTLE_RATE_PER_SECOND=0.001)
+    caplog.set_level(logging.INFO, logger="bot.middlewares")
+    user = tg.user(9103)
+    await user.send_text("/help")
+    help_message = await user.wait_for_text("Что я умею")
+    first = await user.press(help_message, text="Меню")  # the second token
+    await user.wait_for_text("Что сделаем?")
+    refused = [await user.press(help_message, text="Меню") for _ in range(3)]
+    answers = [await user.wait_for_answer(q) for q in refused]
+    assert "Не так быстро" in (answers[0].get("text") or "")
+    assert all(not a.get("text") for a in answers[1:])
+    assert first.id not in {q.id for q in refused}

@@ -1,0 +1,44 @@
+"""🔗 merge: side by side at a common height."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workers.media import merge
+from workers.media.merge import merge_layout
+
+from .conftest import decode, to_jpeg
+
+
+def test_merge_scales_to_a_common_height(coffee: bytes, hopper: bytes) -> None:
+    result = merge(coffee, hopper)  # 600x400 and 512x600
+    assert result.height == 400
+    expected = 600 + round(512 * 400 / 600)
+    assert abs(result.width - expected) <= 1
+    out = decode(result.data)
+    assert out.shape == (400, result.width, 3)
+    # Left part is the coffee photo, right part the (scaled) portrait.
+    left = out[:, :600].astype(int)
+    assert np.abs(left - decode(coffee).astype(int)).mean() < 4
+    assert result.op == "merge"
+
+
+def test_merge_order_matters(coffee: bytes, astronaut: bytes) -> None:
+    ab = decode(merge(coffee, astronaut).data)
+    ba = decode(merge(astronaut, coffee).data)
+    assert ab.shape == ba.shape
+    assert np.abs(ab.astype(int) - ba.astype(int)).mean() > 20
+
+
+def test_merge_output_is_bounded() -> None:
+    wide = to_jpeg(np.full((300, 3000, 3), 200, np.uint8))  # 10:1 panoramas
+    result = merge(wide, wide, max_width=2000, max_height=2048)
+    assert result.width <= 2000
+    assert result.height < 300
+    wa, wb, h = merge_layout((3000, 300), (3000, 300), max_width=2000)
+    assert wa + wb <= 2000 and h == result.height
+
+
+def test_layout_never_enlarges() -> None:
+    wa, wb, h = merge_layout((100, 50), (400, 800))
+    assert h == 50 and wa == 100 and wb == 25

@@ -1,0 +1,118 @@
+"""Telegram webhook mode: with TELEGRAM_WEBHOOK_URL set, create_app builds the bot's own
+dispatcher, mounts aiogram's SimpleRequestHandler with the secret token at the URL's path,
+and registers the webhook with Telegram at startup."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from billing.db import make_sessionmaker
+from bot.factory import make_bot
+from sandbox._common import ServerHandle
+from tests.conftest import free_port
+from tests.web.conftest import TOKEN, stack_settings
+from web.app import create_app
+
+SECRET = "hook-secret-for-web-tests"
+
+
+@pytest.fixture
+def webhook_settings(db_url: str, redis_url: str, emulators):  # type: ignore[no-untyped-def]
+    yk, tg = emulators
+    port = free_port()
+    settings = stack_settings(
+        db_url,
+        redis_url,
+        yk.url,
+        tg.url,
+        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/updates",
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+    )
+    return settings, port
+
+
+async def test_updates_arrive_through_the_web_server(
+    engine: AsyncEngine,
+    webhook_settings,
+    emulators,  # type: ignore[no-untyped-def]
+) -> None:
+    from sandbox.telegram_client import TelegramEmulatorClient
+
+    settings, port = webhook_settings
+    _, tg_handle = emulators
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))  # builds the rest
+    async with (
+        ServerHandle(app, port=port) as server,
+        TelegramEmulatorClient(tg_handle.url, token=TOKEN) as tg,
+    ):
+        info = await tg.bot_info()
+        assert info["webhook"]["url"] == f"http://127.0.0.1:{port}/telegram/updates"
+        assert info["webhook"]["secret_token"] == SECRET
+        [set_webhook] = await tg.calls("setWebhook")
+        assert set_webhook["params"]["secret_token"] == SECRET
+
+        user = tg.user(9601)
+        await user.send_text("/start")
+        reply = await user.wait_for_text("Бесплатных операций", timeout=30)
+        assert "4 из 4" in reply.text
+        delivered = [r for r in (await tg.bot_info())["webhook_log"] if r.get("status")]
+        assert delivered and all(r["status"] == 200 for r in delivered)
+
+        # A forged update without the secret is refused and does nothing.
+        forged = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": 9602, "type": "private"},
+                "from": {"id": 9602, "is_bot": False, "first_name": "X"},
+                "text": "/start",
+            },
+        }
+        async with tg.session.post(server.url + "/telegram/updates", json=forged) as resp:
+            assert resp.status == 401
+        async with tg.session.post(
+            server.url + "/telegram/updates",
+            json=forged,
+            headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+        ) as resp:
+            assert resp.status == 401
+        assert not [c for c in await tg.calls("sendMessage") if c.get("chat_id") == 9602]
+
+        # The YooKassa routes are there too.
+        async with tg.session.get(server.url + "/healthz") as resp:
+            assert resp.status == 200
+
+
+def test_a_webhook_path_that_collides_with_a_route_is_refused(
+    db_url: str,
+    redis_url: str,
+    emulators,  # type: ignore[no-untyped-def]
+) -> None:
+    yk, tg = emulators
+    settings = stack_settings(
+        db_url,
+        redis_url,
+        yk.url,
+        tg.url,
+        TELEGRAM_WEBHOOK_URL="https://example.org/yookassa/webhook",
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+    )
+    with pytest.raises(ValueError, match="collides"):
+        create_app(settings, bot=make_bot(settings), dispatcher=object())  # type: ignore[arg-type]
+
+
+async def test_without_a_webhook_url_no_telegram_route_is_mounted(
+    engine: AsyncEngine,
+    db_url: str,
+    redis_url: str,
+    emulators,  # type: ignore[no-untyped-def]
+) -> None:
+    yk, tg = emulators
+    settings = stack_settings(db_url, redis_url, yk.url, tg.url)
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    assert paths == {"/yookassa/webhook", "/yookassa/health", "/healthz", "/metrics"}
+    async with ServerHandle(app):
+        pass

@@ -1,0 +1,76 @@
+"""The message after a credit: delivered despite Telegram hiccups, never a reason to refuse
+the notification, and free of secrets in the logs."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing.models import LedgerKind
+from tests.web.conftest import SECRET_KEY, Stack
+
+
+async def _paid(stack: Stack, telegram_id: int, amount: int = 10_000) -> tuple[int, str]:
+    user_id, _ = await stack.new_user(telegram_id)
+    started = await stack.topup(user_id, amount=amount)
+    await stack.yk.mark_succeeded(started.yookassa_payment_id)
+    return user_id, started.yookassa_payment_id
+
+
+async def test_telegram_errors_are_retried_and_the_message_arrives_once(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    user_id, yk_id = await _paid(stack, 9701)
+    await stack.tg.fail_next(2, kind="500", methods=["sendMessage"])
+    assert (await stack.yk.notify(yk_id))["status"] == 200  # not held up by Telegram
+    await stack.settle()
+    texts = await stack.sent_texts(9701)
+    assert len(texts) == 1 and "Баланс пополнен" in texts[0]
+    retried = [
+        r for r in caplog.records if "top-up message to chat 9701, attempt" in r.getMessage()
+    ]
+    assert len(retried) == 2
+    assert await stack.balance(user_id) == 10_000
+
+
+async def test_telegram_flood_control_is_waited_out(stack: Stack) -> None:
+    _, yk_id = await _paid(stack, 9702)
+    await stack.tg.fail_next(1, kind="429", retry_after=1, methods=["sendMessage"])
+    assert (await stack.yk.notify(yk_id))["status"] == 200
+    await stack.settle()
+    assert len(await stack.sent_texts(9702)) == 1
+
+
+async def test_a_user_who_blocked_the_bot_is_still_credited(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    user_id, yk_id = await _paid(stack, 9703)
+    await stack.tg.block(9703)
+    assert (await stack.yk.notify(yk_id))["status"] == 200
+    await stack.settle()
+    assert await stack.balance(user_id) == 10_000
+    assert await stack.ledger_count(LedgerKind.TOPUP) == 1
+    assert any("blocked the bot" in r.getMessage() for r in caplog.records)
+
+
+async def test_logs_carry_no_secrets_and_no_card_data(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, yk_id = await _paid(stack, 9704)
+    payment = (await stack.yk.payment(yk_id))["payment"]
+    card = payment["payment_method"]["card"]
+    await stack.yk.notify(yk_id)
+    await stack.post_json(
+        {
+            "type": "notification",
+            "event": "payment.succeeded",
+            "object": {**payment, "amount": "not-an-amount"},
+        }
+    )
+    await stack.post_json(
+        {"type": "notification", "event": "refund.succeeded", "object": {"id": "x" * 80}}
+    )
+    await stack.settle()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "webhook refused" in text
+    assert SECRET_KEY not in text
+    assert card["first6"] not in text and "4477" not in text

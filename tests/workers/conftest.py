@@ -1,0 +1,419 @@
+"""The job layer end to end: real PostgreSQL, real Redis, real forking workers started as
+``python -m workers`` subprocesses, and the Telegram emulator (in this test's event loop,
+on a free port) as the Bot API they talk to.
+
+The test acts as the bot would: it charges with ``service.charge``, posts the "в очереди"
+status message through the Bot API, records it with ``set_operation_job`` and enqueues with
+``workers.queue.enqueue_operation``. Inputs are uploaded to the emulator as a user, so the
+job downloads them by a real file id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot
+from redis import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from billing import service
+from billing.db import make_sessionmaker
+from billing.models import LedgerEntry, LedgerKind, Operation
+from billing.settings import Settings
+from bot.factory import SANDBOX_TOKEN, make_bot
+from sandbox._common import ServerHandle
+from sandbox.telegram import create_app
+from sandbox.telegram_client import Message, TelegramEmulatorClient, TelegramUser
+from tests.conftest import free_port, make_settings
+from workers.operations import hook_pid_key
+from workers.queue import enqueue_operation, job_id_for, media_queue
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+WAIT = 90.0  # generous: conditions are awaited, never slept for
+
+FINAL = ("succeeded", "refunded", "failed")
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis server of these tests' own: other test runs on this machine flush the shared
+    one's numbered databases, which would wipe our queues and workers mid-test."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    client = Redis.from_url(url)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("could not start redis-server") from None
+            time.sleep(0.05)
+    client.close()
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def redis_url(own_redis: str) -> str:
+    """Overrides the shared fixture: a flushed database of our own Redis server."""
+    url = f"{own_redis}/0"
+    Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+async def tg_server() -> AsyncIterator[ServerHandle]:
+    async with ServerHandle(create_app()) as server:
+        yield server
+
+
+@pytest.fixture
+async def tg(tg_server: ServerHandle) -> AsyncIterator[TelegramEmulatorClient]:
+    async with TelegramEmulatorClient(tg_server.url, token=SANDBOX_TOKEN) as client:
+        yield client
+
+
+class WorkerProcess:
+    """``python -m workers`` in its own session (so its RQ scheduler dies with it)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, args: list[str]) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.stopping = False
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its process group (the RQ scheduler); not its horses,
+        which RQ puts in groups of their own."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def terminate(self) -> None:
+        self.stopping = True
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    engine: AsyncEngine
+    tg: TelegramEmulatorClient
+    tg_url: str
+    redis: Redis
+    tmp_path: Path
+    bot: Bot
+    workers: list[WorkerProcess] = field(default_factory=list)
+    extra_pids: list[int] = field(default_factory=list)
+    _next_user: int = 5000
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        return make_sessionmaker(self.engine)
+
+    # --- workers ---------------------------------------------------------------------
+    def worker_env(self, **overrides: object) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("BOT_", "YOOKASSA_", "FAL_", "JOB_", "RQ_", "WORKER_"))
+        }
+        s = self.settings
+        env.update(
+            ENVIRONMENT="test",
+            LOG_LEVEL="INFO",
+            DATABASE_URL=s.DATABASE_URL,
+            REDIS_URL=s.REDIS_URL,
+            TELEGRAM_API_URL=self.tg_url,
+            RQ_QUEUE=s.RQ_QUEUE,
+            JOB_RETRIES=str(s.JOB_RETRIES),
+            JOB_TIMEOUT_SECONDS=str(s.JOB_TIMEOUT_SECONDS),
+            JOB_DEADLINE_MARGIN_SECONDS=str(s.JOB_DEADLINE_MARGIN_SECONDS),
+            SWEEP_INTERVAL_SECONDS=str(s.SWEEP_INTERVAL_SECONDS),
+            PRICE_PER_OPERATION=str(s.PRICE_PER_OPERATION),
+            FREE_OPERATIONS_COUNT=str(s.FREE_OPERATIONS_COUNT),
+            WORKER_TEST_HOOKS="1" if s.WORKER_TEST_HOOKS else "0",
+        )
+        env.update({k: str(v) for k, v in overrides.items()})
+        return env
+
+    def start_worker(self, *args: str, **env: object) -> WorkerProcess:
+        n = len(self.workers)
+        worker = WorkerProcess(
+            self.worker_env(**env), self.tmp_path / f"worker-{n}.log", ["--name", f"w{n}", *args]
+        )
+        self.workers.append(worker)
+        return worker
+
+    async def wait_ready(self, worker: WorkerProcess) -> None:
+        """Until the worker listens on its queue (importing aiogram and OpenCV takes a while)."""
+
+        async def check() -> bool:
+            return "Listening on" in worker.log()
+
+        await self.wait_until(check, f"{worker.log_path.name} to listen")
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.log_path.name}\n{w.log()}" for w in self.workers)
+
+    # --- operations ------------------------------------------------------------------
+    def user(self, *, language: str = "ru") -> TelegramUser:
+        self._next_user += 1
+        return self.tg.user(self._next_user, first_name="Тест", language=language)
+
+    async def upload(
+        self,
+        user: TelegramUser,
+        data: bytes,
+        *,
+        as_document: bool = False,
+        file_name: str | None = None,
+    ) -> str:
+        message = await user.send_photo(data, as_document=as_document, file_name=file_name)
+        assert message.file_id
+        return message.file_id
+
+    async def new_operation(
+        self,
+        user: TelegramUser,
+        op_type: str,
+        file_ids: list[str],
+        *,
+        text: str | None = None,
+        hook: str | None = None,
+        balance: int = 0,
+        free: int | None = None,
+        enqueue: bool = True,
+    ) -> int:
+        """Charge like the bot does, post the status message, enqueue. Returns the id."""
+        input_ref: dict[str, Any] = {"file_ids": file_ids, "text": text, "language": user.language}
+        if hook is not None:
+            input_ref["test_hook"] = hook
+        status = await self.bot.send_message(user.chat_id, "⏳ В очереди…")
+        async with self.sessionmaker() as session:
+            account, _ = await service.get_or_create_user(
+                session,
+                telegram_id=user.user_id,
+                free_operations=self.settings.FREE_OPERATIONS_COUNT if free is None else free,
+                language=user.language,
+            )
+            if balance:
+                await service.adjust(
+                    session, user_id=account.id, amount=balance, reason="test top-up"
+                )
+            charged = await service.charge(
+                session,
+                self.settings,
+                user_id=account.id,
+                op_type=op_type,
+                request_key=f"{user.chat_id}:{status.message_id}",
+                chat_id=user.chat_id,
+                input_ref=input_ref,
+            )
+            await service.set_operation_job(
+                session,
+                operation_id=charged.operation_id,
+                job_id=job_id_for(charged.operation_id),
+                status_message_id=status.message_id,
+            )
+            await session.commit()
+        if enqueue:
+            self.enqueue(charged.operation_id)
+        return charged.operation_id
+
+    def enqueue(self, operation_id: int) -> None:
+        enqueue_operation(media_queue(self.redis, self.settings), self.settings, operation_id)
+
+    # --- looking ---------------------------------------------------------------------
+    async def operation(self, operation_id: int) -> Operation:
+        async with self.sessionmaker() as session:
+            return (
+                await session.execute(select(Operation).where(Operation.id == operation_id))
+            ).scalar_one()
+
+    async def entries(self, operation_id: int, kind: LedgerKind) -> int:
+        async with self.sessionmaker() as session:
+            return await session.scalar(
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(LedgerEntry.operation_id == operation_id, LedgerEntry.kind == kind.value)
+            )
+
+    async def wait_until(self, check: Callable[[], Any], what: str, patience: float = WAIT) -> Any:
+        deadline = time.monotonic() + patience
+        while True:
+            value = await check()
+            if value:
+                return value
+            for worker in self.workers:
+                if not worker.stopping and not worker.alive():
+                    raise AssertionError(f"a worker died waiting for {what}\n{self.logs()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
+            await asyncio.sleep(0.05)
+
+    async def wait_final(self, operation_id: int, patience: float = WAIT) -> Operation:
+        async def check() -> Operation | None:
+            op = await self.operation(operation_id)
+            return op if op.status in FINAL else None
+
+        return await self.wait_until(check, f"operation {operation_id} to finish", patience)
+
+    async def wait_status(self, operation_id: int, status: str) -> Operation:
+        async def check() -> Operation | None:
+            op = await self.operation(operation_id)
+            return op if op.status == status else None
+
+        return await self.wait_until(check, f"operation {operation_id} to be {status}")
+
+    async def wait_hook_pid(self, operation_id: int, attempt: int = 1) -> int:
+        """The work-horse pid a sleep/hang hook published for this attempt."""
+
+        async def check() -> int | None:
+            raw = self.redis.get(hook_pid_key(operation_id))
+            if raw is None:
+                return None
+            pid, _, seen = raw.decode().partition(":")
+            return int(pid) if int(seen) == attempt else None
+
+        pid = await self.wait_until(check, f"the work-horse of operation {operation_id}")
+        self.extra_pids.append(pid)
+        return pid
+
+    async def wait_message(
+        self, user: TelegramUser, predicate: Callable[[Message], bool], what: str
+    ) -> Message:
+        try:
+            return await user.wait_for(predicate, WAIT, since=0)
+        except TimeoutError as exc:
+            raise AssertionError(f"{what}: {exc}\n{self.logs()}") from None
+
+    async def bot_messages(self, user: TelegramUser) -> list[Message]:
+        return await user.bot_messages()
+
+
+@pytest.fixture
+def harness_settings(db_url: str, redis_url: str) -> Callable[..., Settings]:
+    def build(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "JOB_RETRIES": 0,
+            "JOB_TIMEOUT_SECONDS": 60,
+            "JOB_DEADLINE_MARGIN_SECONDS": 30,
+            "SWEEP_INTERVAL_SECONDS": 0.5,
+            "WORKER_TEST_HOOKS": True,
+            "RQ_QUEUE": "media-test",
+        }
+        values.update(overrides)
+        return make_settings(db_url, redis_url, **values)
+
+    return build
+
+
+@pytest.fixture
+async def harness_factory(
+    engine: AsyncEngine,
+    tg: TelegramEmulatorClient,
+    tg_server: ServerHandle,
+    harness_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Harness]]:
+    """``harness(**settings overrides)``; every worker it started is stopped at the end."""
+    made: list[Harness] = []
+
+    def make(**overrides: object) -> Harness:
+        settings = harness_settings(TELEGRAM_API_URL=tg_server.url, **overrides)
+        harness = Harness(
+            settings=settings,
+            engine=engine,
+            tg=tg,
+            tg_url=tg_server.url,
+            redis=Redis.from_url(settings.REDIS_URL),
+            tmp_path=tmp_path,
+            bot=make_bot(settings),
+        )
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        for worker in harness.workers:
+            await asyncio.to_thread(worker.stop)
+        for pid in harness.extra_pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        await harness.bot.session.close()
+        harness.redis.close()
+
+
+@pytest.fixture
+def images() -> Iterator[Callable[[str], bytes]]:
+    yield fixture_bytes

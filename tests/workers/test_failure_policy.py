@@ -1,0 +1,186 @@
+"""Which failures are retried and which are refunded at once, how a result is sent, and
+that every text the worker may need exists in both languages. No worker processes here."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import SendPhoto
+from rq.exceptions import AbandonedJobError
+from rq.timeouts import JobTimeoutException
+
+from billing.models import Funding
+from billing.service import RefundResult
+from bot.i18n import keys, t
+from workers import jobs
+from workers.delivery import Plan, plan_delivery
+from workers.failures import Failure, JobFailure, OperationTimedOut, classify
+from workers.media import MediaResult
+from workers.media.errors import (
+    BackendError,
+    ImageTooLarge,
+    InstructionError,
+    InvalidImage,
+    NoFaceFound,
+)
+from workers.messages import failure_notice, what_was_done
+from workers.queue import JOB_FUNCTION
+
+METHOD = SendPhoto(chat_id=1, photo="x")
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason", "transient"),
+    [
+        (NoFaceFound("a"), "no-face", False),
+        (InvalidImage("broken", which="b"), "invalid-image", False),
+        (ImageTooLarge("big", width=9000, height=9000, limit_pixels=1), "image-too-large", False),
+        (InstructionError("?", reason="unknown"), "instruction", False),
+        (BackendError("5xx", transient=True, status=502), "backend", True),
+        (BackendError("401", transient=False, status=401), "backend", False),
+        (JobTimeoutException("SIGALRM"), "timeout", False),
+        (OperationTimedOut(10), "timeout", False),
+        (AbandonedJobError(), "crashed", True),
+        (TelegramServerError(METHOD, "Bad Gateway"), "telegram", True),
+        (TelegramRetryAfter(METHOD, "flood", retry_after=30), "telegram", True),
+        (TelegramNetworkError(METHOD, "reset"), "telegram", True),
+        (ClientDecodeError("not JSON", ValueError(), "<html>502</html>"), "telegram", True),
+        (TelegramBadRequest(METHOD, "chat not found"), "telegram", False),
+        (TelegramForbiddenError(METHOD, "blocked"), "telegram", False),
+        (aiohttp.ClientConnectionError("refused"), "unavailable", True),
+        (ConnectionRefusedError(), "unavailable", True),
+        (JobFailure("undeliverable", "5xx", transient=True), "undeliverable", True),
+        (KeyError("a bug"), "internal", True),
+    ],
+)
+def test_failures_are_classified(exc: BaseException, reason: str, transient: bool) -> None:
+    failure = classify(exc)
+    assert (failure.reason, failure.transient) == (reason, transient)
+
+
+def _job(retries_left: int | None) -> SimpleNamespace:
+    return SimpleNamespace(
+        func_name=JOB_FUNCTION, args=(7,), retries_left=retries_left, id="op-7", connection=None
+    )
+
+
+@pytest.fixture
+def refunds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, Failure]]:
+    seen: list[tuple[int, Failure]] = []
+    monkeypatch.setattr(
+        jobs, "_refund_now", lambda op, failure, detail: seen.append((op, failure))
+    )
+    monkeypatch.setattr(jobs, "release_lock", lambda *a, **k: None)
+    return seen
+
+
+def test_transient_failure_with_retries_left_waits_for_the_retry(refunds) -> None:
+    job = _job(retries_left=1)
+    jobs.on_job_failure(job, None, TelegramServerError, TelegramServerError(METHOD, "x"), None)
+    assert refunds == [] and job.retries_left == 1
+
+
+def test_permanent_failure_refunds_at_once_and_cancels_the_retries(refunds) -> None:
+    job = _job(retries_left=2)
+    jobs.on_job_failure(job, None, NoFaceFound, NoFaceFound("b"), None)
+    assert refunds == [(7, Failure("no-face", False, {"which": "b"}))]
+    assert job.retries_left == 0  # RQ reads this very object right after the callback
+
+
+def test_last_attempt_refunds(refunds) -> None:
+    jobs.on_job_failure(_job(retries_left=0), None, KeyError, KeyError("x"), None)
+    jobs.on_job_failure(_job(retries_left=None), None, KeyError, KeyError("x"), None)
+    assert [op for op, _ in refunds] == [7, 7]
+
+
+def test_killed_horse_refunds_only_without_retries(refunds) -> None:
+    jobs.on_work_horse_killed(_job(retries_left=1), 123, 9)
+    assert refunds == []
+    jobs.on_work_horse_killed(_job(retries_left=0), 123, 9)
+    assert refunds == [(7, Failure("crashed", True))]
+
+
+def test_jobs_that_are_not_ours_are_left_alone(refunds) -> None:
+    other = SimpleNamespace(func_name="somebody.else", args=(7,), retries_left=0)
+    jobs.on_job_failure(other, None, KeyError, KeyError("x"), None)
+    jobs.on_work_horse_killed(other, 1, 9)
+    assert refunds == []
+
+
+def _result(width: int, height: int, size: int = 1000, fmt: str = "jpeg") -> MediaResult:
+    return MediaResult(data=b"x" * size, format=fmt, width=width, height=height, op="edit")
+
+
+def test_delivery_plan_follows_telegrams_photo_limits() -> None:
+    assert plan_delivery(_result(1280, 960), lossless=False) == Plan(True, False)
+    assert plan_delivery(_result(1280, 960), lossless=True) == Plan(True, True)  # upscale
+    assert plan_delivery(_result(1280, 960, fmt="png"), lossless=False) == Plan(True, True)
+    assert plan_delivery(_result(6000, 4001), lossless=False) == Plan(False, True)  # w+h > 10000
+    assert plan_delivery(_result(4000, 150), lossless=False) == Plan(False, True)  # ratio > 20
+    big = 10 * 1024 * 1024 + 1
+    assert plan_delivery(_result(1280, 960, size=big), lossless=False) == Plan(False, True)
+
+
+def test_worker_texts_exist_in_both_languages() -> None:
+    ru, en = keys("ru"), keys("en")
+    worker_keys = {k for k in ru | en if k.startswith(("worker-", "media-result-"))}
+    assert worker_keys <= ru and worker_keys <= en
+    reasons = {
+        "no-face",
+        "invalid-image",
+        "image-too-large",
+        "instruction",
+        "invalid-text",
+        "backend",
+        "media",
+        "timeout",
+        "crashed",
+        "deadline",
+        "telegram",
+        "undeliverable",
+        "input-missing",
+        "input-too-large",
+        "unavailable",
+        "internal",
+    }
+    assert {f"worker-reason-{r}" for r in reasons} <= worker_keys
+    ops = {"upscale", "retouch", "edit", "merge", "faceswap", "text", "generate", "noop"}
+    assert {f"media-result-{op}" for op in ops} <= worker_keys
+
+
+def test_notice_says_what_came_back() -> None:
+    money = RefundResult(1, 1, Funding.BALANCE, 1050, 0, 12345, 0)
+    assert failure_notice(Failure("deadline", False), money, "ru") == (
+        "❌ Не получилось: задача не выполнилась вовремя.\n"
+        "10,50 ₽ возвращены на баланс. Баланс: 123,45 ₽."
+    )
+    free = RefundResult(1, 1, Funding.FREE, 0, 1, 0, 2)
+    assert failure_notice(Failure("no-face", False, {"which": "b"}), free, "en") == (
+        "❌ That didn't work: no face found in the second photo. Send a photo where the face "
+        "is clearly visible.\nYour free operation is back. Free operations left: 2."
+    )
+    nothing = RefundResult(1, 1, Funding.NONE, 0, 0, 0, 0)
+    assert t("worker-refunded-none", "ru") in failure_notice(Failure("x", False), nothing, "ru")
+
+
+def test_caption_values_are_escaped_for_html() -> None:
+    result = MediaResult(
+        data=b"",
+        format="jpeg",
+        width=1,
+        height=1,
+        op="edit",
+        params={"steps": "<b>x</b> & y", "steps_ru": "<i>ч/б</i>"},
+    )
+    assert what_was_done(result, "en") == "✏️ Done: &lt;b&gt;x&lt;/b&gt; &amp; y."
+    assert what_was_done(result, "ru") == "✏️ Готово: &lt;i&gt;ч/б&lt;/i&gt;."

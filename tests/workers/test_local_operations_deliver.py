@@ -1,0 +1,150 @@
+"""Every local operation end to end: charged → queued → a forking worker downloads the inputs
+from the Telegram emulator by file id, runs the operation, sends the result with its caption,
+posts the hold; the "в очереди" message becomes "обрабатываю…" and is removed."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from billing.models import LedgerKind
+from sandbox.telegram_client import Message
+from workers.media.merge import merge_layout
+
+
+def decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.int16)
+
+
+async def result_of(h, user, operation_id: int) -> tuple[Message, np.ndarray]:
+    """The photo (or document) the job sent, and its pixels as Telegram serves them."""
+    op = await h.wait_final(operation_id)
+    assert op.status == "succeeded", f"{op.status}: {op.error}\n{h.logs()}"
+    ref = op.result_ref or {}
+    message_id = ref.get("photo_message_id") or ref.get("document_message_id")
+    messages = {m.message_id: m for m in await user.bot_messages()}
+    message = messages[message_id]
+    pixels = decode(await user.download(message.file_id))
+    return message, pixels
+
+
+async def test_each_local_operation_delivers_its_result(harness_factory, images) -> None:
+    h = harness_factory(FREE_OPERATIONS_COUNT=1)
+    h.start_worker()
+    astronaut, hopper, coffee = (
+        images("astronaut.jpg"),
+        images("hopper.jpg"),
+        images("coffee.jpg"),
+    )
+
+    users = {name: h.user() for name in ("upscale", "retouch", "edit", "merge", "swap", "text")}
+    users["edit"] = h.user(language="en")
+    ids = {}
+    up = users["upscale"]
+    ids["upscale"] = await h.new_operation(up, "upscale", [await h.upload(up, astronaut)])
+    rt = users["retouch"]
+    ids["retouch"] = await h.new_operation(rt, "retouch", [await h.upload(rt, hopper)])
+    ed = users["edit"]
+    ids["edit"] = await h.new_operation(
+        ed, "edit", [await h.upload(ed, coffee)], text="ч/б, повернуть 90", balance=1000, free=0
+    )
+    mg = users["merge"]
+    ids["merge"] = await h.new_operation(
+        mg,
+        "merge",
+        [await h.upload(mg, astronaut), await h.upload(mg, hopper)],
+        balance=1000,
+        free=0,
+    )
+    sw = users["swap"]
+    ids["swap"] = await h.new_operation(
+        sw, "face_swap", [await h.upload(sw, astronaut), await h.upload(sw, hopper)]
+    )
+    tx = users["text"]
+    ids["text"] = await h.new_operation(
+        tx, "add_text", [await h.upload(tx, coffee)], text="Привет, мир! Съешь же ещё"
+    )
+
+    # ⬆️ upscale: twice the width and height, as a photo and as an uncompressed document
+    message, pixels = await result_of(h, up, ids["upscale"])
+    assert pixels.shape[:2] == (1024, 1024)
+    assert "увеличено в 2×: 1024×1024" in message.text
+    assert "Использована бесплатная операция. Осталось бесплатных: 0" in message.text
+    op = await h.operation(ids["upscale"])
+    document = {m.message_id: m for m in await up.bot_messages()}[
+        op.result_ref["document_message_id"]
+    ]
+    exact = decode(await up.download(document.file_id))
+    assert exact.shape[:2] == (1024, 1024) and document.document["file_name"] == "upscale.jpg"
+
+    # ✨ retouch: same size, pixels changed
+    message, pixels = await result_of(h, rt, ids["retouch"])
+    original = decode(hopper)
+    assert pixels.shape == original.shape
+    assert np.abs(pixels - original).mean() > 1.0
+    assert "Ретушь готова" in message.text
+
+    # ✏️ edit (an English-speaking user): grayscale and turned: 600×400 → 400×600
+    message, pixels = await result_of(h, ed, ids["edit"])
+    assert pixels.shape[:2] == (600, 400)
+    channel_spread = np.abs(pixels[..., 0] - pixels[..., 1]) + np.abs(
+        pixels[..., 1] - pixels[..., 2]
+    )
+    assert channel_spread.mean() < 2.0 and np.abs(decode(coffee)).std() > 10
+    assert message.text.startswith("✏️ Done: ")
+    assert "Charged 10 ₽. Balance: 0 ₽." in message.text
+
+    # 🔗 merge: side by side at the common height
+    message, pixels = await result_of(h, mg, ids["merge"])
+    wa, wb, height = merge_layout((512, 512), (512, 600))
+    assert pixels.shape[:2] == (height, wa + wb)
+    assert "Списано 10 ₽. Баланс: 0 ₽." in message.text
+
+    # 🔄 face swap: photo B's size, its face region changed, the rest nearly not
+    message, pixels = await result_of(h, sw, ids["swap"])
+    target = decode(hopper)
+    assert pixels.shape == target.shape
+    assert np.abs(pixels - target).mean() > 1.0
+    assert "Лицо заменено" in message.text
+
+    # 📝 add text (free of charge): same size, pixels changed, nothing taken
+    message, pixels = await result_of(h, tx, ids["text"])
+    assert pixels.shape == decode(coffee).shape
+    assert np.abs(pixels - decode(coffee)).mean() > 1.0
+    assert "Текст добавлен" in message.text and "Бесплатно" in message.text
+
+    for name, operation_id in ids.items():
+        assert await h.entries(operation_id, LedgerKind.REFUND) == 0, name
+        op = await h.operation(operation_id)
+        assert op.attempts == 1 and op.error is None, name
+        user = users[name]
+        everything = await user.messages(include_deleted=True)
+        status = next(m for m in everything if m.message_id == op.status_message_id)
+        assert status.deleted, f"{name}: the status message stays"
+        assert "Обрабатываю" in status.text or "Processing" in status.text, name
+        assert "upload_photo" in await user.chat_actions(), name
+
+
+async def test_result_over_telegrams_photo_limits_goes_as_a_document(harness_factory) -> None:
+    """An upscaled panorama 4200×200 (sides 21:1, Telegram takes photos up to 20:1) is sent
+    as a document only, with the full caption."""
+    h = harness_factory()
+    h.start_worker()
+    user = h.user()
+    strip = io.BytesIO()
+    Image.linear_gradient("L").resize((2100, 100)).convert("RGB").save(strip, "PNG")
+    file_id = await h.upload(user, strip.getvalue(), as_document=True, file_name="strip.png")
+    operation_id = await h.new_operation(user, "upscale", [file_id])
+
+    op = await h.wait_final(operation_id)
+    assert op.status == "succeeded", f"{op.status}: {op.error}\n{h.logs()}"
+    assert "photo_message_id" not in op.result_ref
+    document = {m.message_id: m for m in await user.bot_messages()}[
+        op.result_ref["document_message_id"]
+    ]
+    assert document.text.startswith("⬆️ Фото увеличено в 2×: 4200×200.")
+    assert decode(await user.download(document.file_id)).shape[:2] == (200, 4200)
+    assert not [m for m in await user.bot_messages() if m.photo]

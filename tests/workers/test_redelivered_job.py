@@ -1,0 +1,69 @@
+"""A job that runs twice — enqueued twice, run again after it succeeded or was refunded, or
+run by two workers at once — charges nothing and refunds nothing a second time."""
+
+from __future__ import annotations
+
+from billing.models import LedgerKind
+
+
+async def test_same_operation_enqueued_twice_delivers_once(harness_factory, images) -> None:
+    h = harness_factory(FREE_OPERATIONS_COUNT=0)
+    h.start_worker()
+    h.start_worker()  # two workers may pick up the two copies at the same time
+    user = h.user()
+    operation_id = await h.new_operation(
+        user,
+        "upscale",
+        [await h.upload(user, images("astronaut.jpg"))],
+        hook="sleep:2",
+        balance=1000,
+        enqueue=False,
+    )
+    h.enqueue(operation_id)
+    h.enqueue(operation_id)
+
+    op = await h.wait_final(operation_id)
+    assert op.status == "succeeded", f"{op.status}: {op.error}\n{h.logs()}"
+    await h.wait_until(lambda: _outcomes(h), "both copies of the job to end", patience=60)
+    photos = [m for m in await user.bot_messages() if m.photo]
+    assert len(photos) == 1
+    assert await h.entries(operation_id, LedgerKind.CHARGE) == 1
+    assert await h.entries(operation_id, LedgerKind.REFUND) == 0
+
+    # Once more, long after: nothing is sent, charged or refunded.
+    h.enqueue(operation_id)
+    await h.wait_until(lambda: _outcomes(h, 3), "the third run", patience=60)
+    assert len([m for m in await user.bot_messages() if m.photo]) == 1
+    assert (await h.operation(operation_id)).status == "succeeded"
+    assert await h.entries(operation_id, LedgerKind.REFUND) == 0
+
+
+async def _outcomes(h, count: int = 2) -> bool:
+    logs = h.logs()
+    done = logs.count("Job OK (op-")
+    return done >= count
+
+
+async def test_refunded_operation_run_again_refunds_nothing(harness_factory, images) -> None:
+    h = harness_factory(FREE_OPERATIONS_COUNT=0)
+    h.start_worker()
+    user = h.user()
+    operation_id = await h.new_operation(
+        user,
+        "face_swap",
+        [await h.upload(user, images("coffee.jpg")), await h.upload(user, images("hopper.jpg"))],
+        balance=1000,
+    )
+    op = await h.wait_final(operation_id)
+    assert op.status == "refunded"
+
+    h.enqueue(operation_id)
+    await h.wait_until(lambda: _skipped(h), "the second run to skip", patience=60)
+    assert await h.entries(operation_id, LedgerKind.REFUND) == 1
+    assert (await h.operation(operation_id)).attempts == 1
+    notices = [m for m in await user.bot_messages() if "возвращены" in m.text]
+    assert len(notices) == 1
+
+
+async def _skipped(h) -> bool:
+    return "already has an outcome: nothing to do" in h.logs()

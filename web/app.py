@@ -1,0 +1,199 @@
+"""The web server's application factory: YooKassa notifications, health, metrics, Telegram.
+
+``create_app(settings)`` builds whatever it is not given (engine and sessionmaker, Redis, the
+Bot, the YooKassa gateway, in Telegram webhook mode the Dispatcher) and closes on cleanup
+exactly what it built; tests pass their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.db import make_engine, make_sessionmaker
+from billing.settings import Settings
+from billing.yookassa import YooKassaGateway
+from bot.factory import make_bot
+from web import health
+from web.keys import BOT, GATEWAY, METRICS, NOTIFIER, REDIS, SENDERS, SESSIONMAKER, SETTINGS
+from web.metrics import WebMetrics
+from web.notify import UserNotifier, warm_up_telegram_models
+from web.security import SenderPolicy
+from web.yookassa_webhook import yookassa_webhook
+
+if TYPE_CHECKING:
+    from aiogram import Bot, Dispatcher
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/yookassa/webhook"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _route_label(request: web.Request) -> str:
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request; an unexpected error is a bare 500, never a traceback."""
+    metrics = request.app[METRICS]
+    route = _route_label(request)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, route)
+        return web.json_response({"status": "internal_error"}, status=500)
+    finally:
+        metrics.requests.labels(route, request.method, str(status)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def telegram_webhook_path(settings: Settings) -> str | None:
+    if not settings.TELEGRAM_WEBHOOK_URL:
+        return None
+    return urlsplit(settings.TELEGRAM_WEBHOOK_URL).path or "/"
+
+
+def _build_dispatcher(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    gateway: YooKassaGateway,
+) -> Dispatcher:
+    from bot.app import build_dispatcher  # the bot's own composition, imported only when used
+
+    return build_dispatcher(
+        settings=settings,
+        sessionmaker=sessionmaker,
+        redis=redis,
+        gateway=gateway if settings.yookassa_configured else None,
+    )
+
+
+def _mount_telegram(
+    app: web.Application, settings: Settings, dispatcher: Dispatcher, bot: Bot
+) -> None:
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+
+    path = telegram_webhook_path(settings)
+    assert path is not None and settings.TELEGRAM_WEBHOOK_URL
+    secret = (
+        settings.TELEGRAM_WEBHOOK_SECRET.get_secret_value()
+        if settings.TELEGRAM_WEBHOOK_SECRET
+        else None
+    )
+    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health"):
+        raise ValueError(f"TELEGRAM_WEBHOOK_URL path {path!r} collides with a web route")
+    SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret).register(
+        app, path=path
+    )
+    setup_application(app, dispatcher, bot=bot)
+    url = settings.TELEGRAM_WEBHOOK_URL
+
+    async def set_webhook(_: web.Application) -> None:
+        await bot.set_webhook(
+            url,
+            secret_token=secret,
+            allowed_updates=dispatcher.resolve_used_update_types(),
+        )
+        log.info("Telegram webhook set to %s", url)
+
+    app.on_startup.append(set_webhook)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    redis: Redis | None = None,
+    bot: Bot | None = None,
+    gateway: YooKassaGateway | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> web.Application:
+    """The aiohttp application; what is not passed in is built from settings and closed."""
+    owned: list[Callable[[], Awaitable[object]]] = []
+    if sessionmaker is None:
+        engine = make_engine(settings.DATABASE_URL)
+        sessionmaker = make_sessionmaker(engine)
+        owned.append(engine.dispose)
+    if redis is None:
+        from redis.asyncio import Redis as AsyncRedis
+
+        redis = AsyncRedis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        owned.append(redis.aclose)
+    if bot is None:
+        bot = make_bot(settings)
+        owned.append(bot.session.close)
+    if gateway is None:
+        gateway = YooKassaGateway(settings)
+
+    app = web.Application(middlewares=[observe])
+    app[SETTINGS] = settings
+    app[SESSIONMAKER] = sessionmaker
+    app[REDIS] = redis
+    app[BOT] = bot
+    app[GATEWAY] = gateway
+    app[METRICS] = WebMetrics()
+    app[SENDERS] = SenderPolicy.from_settings(settings)
+    notifier = UserNotifier(bot)
+    app[NOTIFIER] = notifier
+
+    app.router.add_post(WEBHOOK_PATH, yookassa_webhook)
+    app.router.add_get("/yookassa/health", health.yookassa_health)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/metrics", health.metrics)
+
+    async def warm_up(_: web.Application) -> None:
+        warm_up_telegram_models()  # before the server listens: blocks no request
+
+    app.on_startup.append(warm_up)
+
+    async def drain_messages(_: web.Application) -> None:
+        await notifier.drain()
+
+    # Registered before the Telegram handler's own shutdown hook, which closes the bot.
+    app.on_shutdown.append(drain_messages)
+
+    if settings.TELEGRAM_WEBHOOK_URL:
+        if dispatcher is None:
+            # Its FSM storage lives on ``redis``, closed below if we built it.
+            dispatcher = _build_dispatcher(settings, sessionmaker, redis, gateway)
+        _mount_telegram(app, settings, dispatcher, bot)
+
+    async def loop_lag_probe(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(app[METRICS].probe_loop_lag())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(loop_lag_probe)
+
+    async def close_owned(_: web.Application) -> None:
+        for close in reversed(owned):
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - close the rest anyway
+                log.exception("closing a resource failed")
+
+    app.on_cleanup.append(close_owned)
+    return app

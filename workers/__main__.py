@@ -1,0 +1,57 @@
+"""``python -m workers``: the composition root of the worker process.
+
+Reads the Settings once, configures the job layer, preloads the media code (every
+work-horse is a fork: what the parent imported costs the horses nothing), and runs a
+forking :class:`MediaWorker` on RQ_QUEUE with RQ's scheduler (retries with intervals) and
+the sweeper. SIGTERM/SIGINT: warm shutdown (the running job finishes); a second signal
+kills the horse (its operation is then voided by the sweeper or RQ's abandoned-job path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from redis import Redis
+
+from billing.settings import load_settings
+from workers import runtime
+from workers.queue import media_queue
+from workers.worker import MediaWorker
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
+    parser.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    parser.add_argument("--name", help="the worker's name in RQ")
+    parser.add_argument("--no-sweeper", action="store_true", help="do not run the sweeper")
+    args = parser.parse_args(argv)
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.LOG_LEVEL.upper(),
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    runtime.configure(settings)
+    import workers.jobs  # noqa: F401 - preload aiogram, SQLAlchemy, OpenCV before forking
+
+    runtime.warm_up(settings)
+
+    redis = Redis.from_url(settings.REDIS_URL)
+    worker = MediaWorker(
+        [media_queue(redis, settings)],
+        connection=redis,
+        name=args.name,
+        settings=settings,
+        sweep=not args.no_sweeper,
+    )
+    worker.work(
+        burst=args.burst,
+        with_scheduler=True,
+        logging_level=settings.LOG_LEVEL.upper(),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

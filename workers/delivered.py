@@ -1,0 +1,51 @@
+"""The "delivered" marker: once a result has reached the chat, the operation must be posted,
+never voided — even if the database write that posts it fails right then.
+
+The marker lives in Redis (the database may be the thing that is down) from the moment
+Telegram accepted the result until well past the operation's deadline. Every path that
+would void an operation (the job's failure callback, the killed-horse handler, the sweeper)
+and a retried job look at it first and post the hold instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+PREFIX = "medialab:delivered:"
+TTL_SECONDS = 7 * 24 * 3600
+
+
+def mark(redis: Redis, operation_id: int, result_ref: dict[str, Any]) -> None:
+    try:
+        redis.set(f"{PREFIX}{operation_id}", json.dumps(result_ref), ex=TTL_SECONDS)
+    except RedisError as exc:  # the database post right after usually succeeds anyway
+        log.error("operation %s: delivered marker not written: %s", operation_id, exc)
+
+
+def lookup(redis_url: str | None, operation_id: int) -> dict[str, Any] | None:
+    """The result reference if this operation's result was delivered, else None."""
+    if not redis_url:
+        return None
+    try:
+        client = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            raw = client.get(f"{PREFIX}{operation_id}")
+        finally:
+            client.close()
+    except RedisError as exc:
+        log.error("operation %s: delivered marker not readable: %s", operation_id, exc)
+        return None
+    if raw is None:
+        return None
+    try:
+        ref = json.loads(raw)
+    except ValueError:
+        return {}
+    return ref if isinstance(ref, dict) else {}

@@ -1,0 +1,232 @@
+"""Talking to Telegram from a job: inputs by file id, progress, the result, notices.
+
+Calls that matter (downloads, the result, the refund notice) retry transient errors in place
+with back-off — a 429's ``retry_after`` is honoured when it is short — and then raise for
+RQ's retries. Cosmetic calls (editing the status message, the chat action, deleting the
+status message) are tried once and never fail the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import BufferedInputFile
+
+from workers.failures import JobFailure
+from workers.media import MediaResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Telegram's limits for sendPhoto: larger pictures must go as documents.
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_SIDES_SUM = 10_000
+PHOTO_MAX_RATIO = 20
+DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
+
+ATTEMPTS = 3
+BACKOFF = (0.5, 1.5, 4.0)
+MAX_RETRY_AFTER = 15.0  # a longer flood wait goes back to RQ (its retry intervals)
+CHAT_ACTION_EVERY = 4.5  # Telegram shows an action for about five seconds
+
+# A non-JSON answer (an HTML 502 page from a proxy in front of the Bot API) is a hiccup too.
+TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError)
+COSMETIC_ERRORS = (
+    TelegramAPIError,
+    ClientDecodeError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+async def call(make: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """``await make()``, retrying Telegram 5xx, 429 and network errors a few times."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return await make()
+        except TelegramRetryAfter as exc:
+            if attempt == ATTEMPTS - 1 or exc.retry_after > MAX_RETRY_AFTER:
+                raise
+            log.warning("%s: flood control, waiting %s s", what, exc.retry_after)
+            await asyncio.sleep(exc.retry_after)
+        except TRANSIENT as exc:
+            if attempt == ATTEMPTS - 1:
+                raise
+            log.warning("%s: %s, retrying", what, exc)
+            await asyncio.sleep(BACKOFF[attempt])
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def best_effort(make: Callable[[], Awaitable[Any]], *, what: str) -> bool:
+    """One try; a failure is logged, never raised (nothing here is worth failing a job)."""
+    try:
+        await make()
+        return True
+    except COSMETIC_ERRORS as exc:
+        log.info("%s skipped: %s", what, exc)
+        return False
+
+
+@contextlib.asynccontextmanager
+async def chat_action(bot: Bot, chat_id: int) -> AsyncIterator[None]:
+    """Show "sending photo…" in the chat until the block ends."""
+
+    async def loop() -> None:
+        while True:
+            await best_effort(
+                lambda: bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO),
+                what="chat action",
+            )
+            await asyncio.sleep(CHAT_ACTION_EVERY)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class _Limited(io.BytesIO):
+    """A download buffer that refuses to grow past ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        if self.tell() + len(data) > self.limit:
+            raise JobFailure(
+                "input-too-large",
+                f"file is over {self.limit} bytes",
+                limit_mb=self.limit // (1024 * 1024),
+            )
+        return super().write(data)
+
+
+async def download(bot: Bot, file_id: str, *, max_bytes: int) -> bytes:
+    """The bytes of a Telegram file, fetched through the Bot API (TELEGRAM_API_URL)."""
+    try:
+        file = await call(lambda: bot.get_file(file_id), what="getFile")
+    except TelegramBadRequest as exc:
+        raise JobFailure("input-missing", f"getFile refused {file_id!r}: {exc}") from exc
+    if file.file_size is not None and file.file_size > max_bytes:
+        raise JobFailure(
+            "input-too-large",
+            f"file of {file.file_size} bytes is over {max_bytes}",
+            limit_mb=max_bytes // (1024 * 1024),
+        )
+    if not file.file_path:
+        raise JobFailure("input-missing", f"getFile gave no file_path for {file_id!r}")
+    path = file.file_path
+    for attempt in range(ATTEMPTS):
+        buffer = _Limited(max_bytes)
+        try:
+            await bot.download_file(path, destination=buffer, timeout=60)
+            return buffer.getvalue()
+        except aiohttp.ClientResponseError as exc:
+            if exc.status < 500 and exc.status != 429:
+                raise JobFailure(
+                    "input-missing", f"download of {path!r} answered {exc.status}"
+                ) from exc
+            if attempt == ATTEMPTS - 1:
+                raise
+        except (TimeoutError, aiohttp.ClientError):
+            if attempt == ATTEMPTS - 1:
+                raise
+        await asyncio.sleep(BACKOFF[attempt])
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Plan:
+    photo: bool
+    document: bool
+
+
+def plan_delivery(result: MediaResult, *, lossless: bool) -> Plan:
+    """A photo when Telegram takes it as one; a document too when the photo would lose
+    quality (Telegram recompresses photos) or instead of it when it is over the limits."""
+    w, h = result.width, result.height
+    fits = (
+        len(result.data) <= PHOTO_MAX_BYTES
+        and w + h <= PHOTO_MAX_SIDES_SUM
+        and max(w, h) <= PHOTO_MAX_RATIO * min(w, h)
+    )
+    return Plan(photo=fits, document=not fits or lossless or result.format == "png")
+
+
+async def send_result(
+    bot: Bot,
+    chat_id: int,
+    result: MediaResult,
+    *,
+    caption: str,
+    document_caption: str,
+    lossless: bool,
+) -> dict[str, Any]:
+    """Send the result; returns the ids of the messages sent (the operation's result_ref)."""
+    plan = plan_delivery(result, lossless=lossless)
+    if len(result.data) > DOCUMENT_MAX_BYTES:
+        raise JobFailure("undeliverable", f"result of {len(result.data)} bytes is too large")
+    sent: dict[str, Any] = {
+        "format": result.format,
+        "width": result.width,
+        "height": result.height,
+        "bytes": len(result.data),
+    }
+    try:
+        if plan.photo:
+            photo = BufferedInputFile(result.data, filename=result.filename)
+            message = await call(
+                lambda: bot.send_photo(chat_id, photo, caption=caption), what="sendPhoto"
+            )
+            sent["photo_message_id"] = message.message_id
+        if plan.document:
+            document = BufferedInputFile(result.data, filename=result.filename)
+            text = document_caption if plan.photo else caption
+
+            async def send_document() -> None:
+                message = await call(
+                    lambda: bot.send_document(
+                        chat_id, document, caption=text, disable_content_type_detection=True
+                    ),
+                    what="sendDocument",
+                )
+                sent["document_message_id"] = message.message_id
+
+            if "photo_message_id" in sent:
+                # The photo IS the result and the user has it: failing the job now would
+                # make RQ's retry send it again (or refund a delivered result). The lossless
+                # copy is a bonus, tried like any other call, never worth that.
+                try:
+                    await send_document()
+                except (TelegramAPIError, *TRANSIENT) as exc:
+                    log.error("chat %s: the result's document copy not sent: %s", chat_id, exc)
+            else:
+                await send_document()
+    except (TelegramRetryAfter, *TRANSIENT) as exc:
+        raise JobFailure("undeliverable", f"result not sent: {exc}", transient=True) from exc
+    except TelegramAPIError as exc:  # blocked by the user, chat gone, file refused
+        raise JobFailure("undeliverable", f"result refused: {exc}") from exc
+    return sent

@@ -1,0 +1,122 @@
+"""What went wrong in a job, whether another attempt may help, and how to tell the user.
+
+Every exception that ends an attempt is mapped to a :class:`Failure`: a ``reason`` (the
+suffix of the ``worker-reason-*`` text), ``transient`` (a retry may succeed: network,
+Telegram 5xx/429, a database or Redis hiccup, a remote backend's 5xx) and the values the
+text needs. Permanent failures (no face found, an image we cannot read, a result Telegram
+refuses) fail at once; transient ones are retried by RQ and refunded after the last attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq.exceptions import AbandonedJobError
+from rq.timeouts import BaseTimeoutException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from workers.media.errors import (
+    BackendError,
+    ImageTooLarge,
+    InstructionError,
+    InvalidImage,
+    InvalidText,
+    MediaError,
+    NoFaceFound,
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+    transient: bool
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class JobFailure(Exception):
+    """A failure the job itself recognised (a missing input, an undeliverable result...)."""
+
+    def __init__(
+        self, reason: str, message: str, *, transient: bool = False, **params: Any
+    ) -> None:
+        super().__init__(message)
+        self.failure = Failure(reason, transient, params)
+
+
+class OperationTimedOut(JobFailure):
+    """The job's own watchdog, a little before RQ's SIGALRM: a slow operation stays slow."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__("timeout", f"operation did not finish within {seconds:.0f} s")
+
+
+# ClientDecodeError: not JSON at all, e.g. a proxy's HTML 502 page.
+TRANSIENT_TELEGRAM = (
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    ClientDecodeError,
+)
+TRANSIENT_IO = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ServerTimeoutError,
+    asyncio.TimeoutError,
+    ConnectionError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    OperationalError,
+    InterfaceError,
+)
+
+
+def _which(exc: Exception) -> dict[str, Any]:
+    which = getattr(exc, "which", None)
+    return {"which": which} if which in ("a", "b") else {}
+
+
+def classify(exc: BaseException | None) -> Failure:
+    """The :class:`Failure` an exception stands for."""
+    if isinstance(exc, JobFailure):
+        return exc.failure
+    if isinstance(exc, BaseTimeoutException):  # RQ's death penalty (SIGALRM)
+        return Failure("timeout", False)
+    if isinstance(exc, AbandonedJobError):  # the worker died: RQ cleaned its registry
+        return Failure("crashed", True)
+    if isinstance(exc, NoFaceFound):
+        return Failure("no-face", False, {"which": exc.which})
+    if isinstance(exc, InvalidImage):
+        return Failure("invalid-image", False, _which(exc))
+    if isinstance(exc, ImageTooLarge):
+        return Failure("image-too-large", False, _which(exc))
+    if isinstance(exc, InstructionError):
+        return Failure("instruction", False)
+    if isinstance(exc, InvalidText):
+        return Failure("invalid-text", False)
+    if isinstance(exc, BackendError):
+        return Failure("backend", exc.transient)
+    if isinstance(exc, MediaError):
+        return Failure("media", False)
+    if isinstance(exc, TRANSIENT_TELEGRAM):
+        return Failure("telegram", True)
+    if isinstance(exc, TelegramAPIError):  # 4xx: retrying the same request changes nothing
+        return Failure("telegram", False)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return Failure("telegram", exc.status >= 500 or exc.status == 429)
+    if isinstance(exc, TRANSIENT_IO):
+        return Failure("unavailable", True)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return Failure("unavailable", True)
+    # A bug or something unforeseen: RQ's retries decide, the refund follows the last one.
+    return Failure("internal", True)

@@ -1,0 +1,503 @@
+"""The RQ job of an operation and everything that refunds it when it does not succeed.
+
+``run_operation(operation_id)`` is what :mod:`workers.queue` enqueues. It claims the
+operation (``start_operation``, which extends its deadline past the job's timeout), shows
+progress, downloads the inputs from Telegram, runs the media operation in a thread, sends
+the result, and only then posts the hold (``complete_operation``). A job whose operation
+already has an outcome does nothing, so a redelivered or duplicated job charges and refunds
+nothing twice.
+
+Refunds, each exactly once (``refund_operation`` is conditional; only the caller that
+voided the hold tells the user):
+
+- the job raises: :func:`on_job_failure` (RQ's on_failure, run on EVERY failed attempt)
+  refunds after the last attempt, or at once for a permanent failure (it then also cancels
+  the remaining retries);
+- the job passes its timeout: the job's own watchdog just before RQ's SIGALRM, or the
+  SIGALRM itself, ends in :func:`on_job_failure` as a permanent failure;
+- the work-horse is killed: RQ calls no failure callback, the worker calls
+  :func:`on_work_horse_killed` (see :class:`workers.worker.MediaWorker`);
+- the worker dies with its horse: :mod:`workers.sweeper` voids operations past their
+  deadline, and RQ's abandoned-job cleanup ends in :func:`on_job_failure`;
+- the result cannot be delivered: a :class:`JobFailure` ("undeliverable"), transient for
+  Telegram 5xx/429/network errors.
+
+Engines, sessions and the Bot are created inside each job and each callback: RQ forks a
+work-horse per job and runs an ``async def`` job in a fresh event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot
+from redis import Redis
+from rq import get_current_job
+from rq.exceptions import StopRequested
+from rq.job import Job
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing import service
+from billing.db import make_engine, make_sessionmaker
+from billing.errors import OperationNotFound, OperationNotRefundable
+from billing.models import Operation, User
+from billing.prices import OperationType, operation_type
+from billing.settings import Settings
+from bot.i18n import pick_language
+from workers import delivered, delivery, messages, operations, runtime
+from workers.failures import Failure, OperationTimedOut, classify
+from workers.media import MediaResult
+from workers.queue import JOB_FUNCTION
+
+log = logging.getLogger(__name__)
+
+POST_ATTEMPTS = 4
+
+LOCK_PREFIX = "medialab:op-lock:"
+# The job's own watchdog fires this much before RQ's SIGALRM, so the failure is handled
+# inside the event loop (SIGALRM may land in a side task, where it would be swallowed).
+WATCHDOG_HEADROOM = 0.1  # a fraction of the timeout, at most MAX_HEADROOM seconds
+MAX_HEADROOM = 5.0
+
+
+# --- the pieces a job needs -----------------------------------------------------------
+
+
+@asynccontextmanager
+async def resources(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker, Bot]]:
+    """A sessionmaker and a Bot for one job or callback, closed at the end."""
+    engine = make_engine(settings.DATABASE_URL, pool_size=2)
+    bot = runtime.make_job_bot(settings)
+    try:
+        yield make_sessionmaker(engine), bot
+    finally:
+        await runtime.close_job_bot(bot)
+        await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    user_id: int
+    telegram_id: int
+    op_type: OperationType
+    price: int
+    funding: str
+    chat_id: int
+    status_message_id: int | None
+    file_ids: list[str]
+    text: str | None
+    language: str
+    test_hook: str | None
+    attempts: int
+    balance: int  # the user's, right after the claim: for the caption's "what is left"
+    free_left: int
+
+
+def _language(input_ref: dict[str, Any] | None, user_language: str | None) -> str:
+    language = (input_ref or {}).get("language") or user_language
+    return pick_language(language if isinstance(language, str) else None)
+
+
+async def _load(session: AsyncSession, operation_id: int) -> Claimed:
+    row = (
+        await session.execute(
+            select(
+                Operation,
+                User.telegram_id,
+                User.language,
+                User.balance,
+                User.free_operations_left,
+            )
+            .join(User, User.id == Operation.user_id)
+            .where(Operation.id == operation_id)
+        )
+    ).one()
+    op: Operation = row[0]
+    ref = dict(op.input_ref or {})
+    file_ids = [str(f) for f in ref.get("file_ids") or []]
+    text = ref.get("text")
+    hook = ref.get("test_hook")
+    return Claimed(
+        id=op.id,
+        user_id=op.user_id,
+        telegram_id=row.telegram_id,
+        op_type=operation_type(op.type),
+        price=op.price,
+        funding=op.funding,
+        chat_id=op.chat_id if op.chat_id is not None else row.telegram_id,
+        status_message_id=op.status_message_id,
+        file_ids=file_ids,
+        text=text if isinstance(text, str) else None,
+        language=_language(ref, row.language),
+        test_hook=str(hook) if hook is not None else None,
+        attempts=op.attempts,
+        balance=row.balance,
+        free_left=row.free_operations_left,
+    )
+
+
+class OperationLock:
+    """One execution of an operation at a time (a job enqueued twice, an orphaned horse).
+
+    The value names the holder's pid, so the worker can free the lock of a horse it saw
+    die; the TTL frees the lock of a worker that died with its horse.
+    """
+
+    def __init__(self, redis: Redis, operation_id: int, ttl: int) -> None:
+        self.redis = redis
+        self.key = f"{LOCK_PREFIX}{operation_id}"
+        self.ttl = ttl
+        self.value = f"{os.getpid()}:{uuid.uuid4().hex}"
+
+    def acquire(self) -> bool:
+        return bool(self.redis.set(self.key, self.value, nx=True, ex=self.ttl))
+
+    def release(self) -> None:
+        self.redis.eval(_RELEASE, 1, self.key, self.value)
+
+
+# Delete the key if its value starts with ARGV[1] (the holder's "pid:" or its whole value).
+_RELEASE = """
+local v = redis.call('GET', KEYS[1])
+if v and (ARGV[1] == '' or string.sub(v, 1, string.len(ARGV[1])) == ARGV[1]) then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def release_lock(redis: Redis, operation_id: int | str, *, holder_pid: int | None) -> None:
+    """Free an operation's lock if the process ``holder_pid`` holds it (anyone's if None)."""
+    prefix = f"{holder_pid}:" if holder_pid is not None else ""
+    redis.eval(_RELEASE, 1, f"{LOCK_PREFIX}{operation_id}", prefix)
+
+
+def _watchdog_seconds(job: Job | None, settings: Settings) -> float:
+    timeout = float(job.timeout) if job is not None and job.timeout else None
+    timeout = timeout if timeout and timeout > 0 else float(settings.JOB_TIMEOUT_SECONDS)
+    return max(0.5, timeout - min(MAX_HEADROOM, timeout * WATCHDOG_HEADROOM))
+
+
+# --- the job --------------------------------------------------------------------------
+
+
+async def run_operation(operation_id: int) -> dict[str, Any]:
+    """Run one operation end to end (the RQ job). Returns what happened, for RQ's result."""
+    settings = runtime.settings()
+    job = get_current_job()
+    redis = job.connection if job is not None else Redis.from_url(settings.REDIS_URL)
+    lock = OperationLock(redis, operation_id, ttl=runtime.deadline_seconds(settings))
+    if not lock.acquire():
+        log.warning("operation %s: another execution holds it, nothing to do", operation_id)
+        return {"operation_id": operation_id, "outcome": "busy"}
+    seconds = _watchdog_seconds(job, settings)
+    watchdog = asyncio.timeout(seconds)
+    try:
+        async with watchdog:
+            return await _run(settings, operation_id, redis)
+    except TimeoutError:
+        if watchdog.expired():
+            raise OperationTimedOut(seconds) from None
+        raise
+    finally:
+        lock.release()
+
+
+async def _run(settings: Settings, operation_id: int, redis: Redis) -> dict[str, Any]:
+    async with resources(settings) as (sessionmaker, bot):
+        if await _post_if_delivered(sessionmaker, settings.REDIS_URL, operation_id):
+            return {"operation_id": operation_id, "outcome": "already delivered"}
+        async with sessionmaker() as session:
+            claimed = await service.start_operation(
+                session,
+                operation_id=operation_id,
+                deadline_seconds=runtime.deadline_seconds(settings),
+            )
+            if not claimed:
+                await session.rollback()
+                log.info("operation %s already has an outcome: nothing to do", operation_id)
+                return {"operation_id": operation_id, "outcome": "skipped"}
+            op = await _load(session, operation_id)
+            await session.commit()
+        log.info("operation %s (%s): attempt %s", op.id, op.op_type, op.attempts)
+
+        # Progress and inputs at once: the status edit, the chat action, the downloads.
+        status_edit = asyncio.create_task(_show_processing(bot, op))
+        try:
+            async with delivery.chat_action(bot, op.chat_id):
+                inputs = await asyncio.gather(
+                    *(
+                        delivery.download(bot, file_id, max_bytes=settings.MAX_INPUT_FILE_BYTES)
+                        for file_id in op.file_ids
+                    )
+                )
+                result = await _perform(settings, op, list(inputs), redis)
+        except BaseException:
+            status_edit.cancel()  # the failure path removes the status message
+            raise
+        await status_edit
+
+        caption = messages.result_caption(
+            result,
+            funding=op.funding,
+            price=op.price,
+            balance=op.balance,
+            free_left=op.free_left,
+            language=op.language,
+        )
+        sent = await delivery.send_result(
+            bot,
+            op.chat_id,
+            result,
+            caption=caption,
+            document_caption=messages.document_caption(op.language),
+            lossless=op.op_type in operations.LOSSLESS,
+        )
+
+        # Delivered: from here on the operation is posted, never voided (see delivered.py).
+        await asyncio.to_thread(delivered.mark, redis, op.id, sent)
+
+        # Post the hold. The status message goes meanwhile (cosmetic). A database blip is
+        # retried; if it outlasts the job, the failure paths find the marker and post it.
+        async def post() -> bool:
+            for attempt in range(POST_ATTEMPTS):
+                try:
+                    async with sessionmaker() as session:
+                        posted = await service.complete_operation(
+                            session, operation_id=op.id, result_ref=sent
+                        )
+                        await session.commit()
+                        return posted
+                except (DBAPIError, OSError) as exc:
+                    if attempt + 1 == POST_ATTEMPTS:
+                        raise
+                    log.warning("operation %s: post failed, retrying: %s", op.id, exc)
+                    await asyncio.sleep(0.5 * 2**attempt)
+            return False
+
+        posted, _ = await asyncio.gather(post(), _remove_status(bot, op))
+        if not posted:  # voided while we delivered: the deadline margin is too small
+            log.error("operation %s: result delivered but the operation was voided", op.id)
+        return {
+            "operation_id": op.id,
+            "outcome": "succeeded" if posted else "voided",
+            "result": sent,
+        }
+
+
+async def _show_processing(bot: Bot, op: Claimed) -> None:
+    if op.status_message_id is not None:
+        await delivery.best_effort(
+            lambda: bot.edit_message_text(
+                text=messages.processing(op.language),
+                chat_id=op.chat_id,
+                message_id=op.status_message_id,
+            ),
+            what="status message",
+        )
+
+
+async def _remove_status(bot: Bot, op: Claimed) -> None:
+    if op.status_message_id is not None:
+        await delivery.best_effort(
+            lambda: bot.delete_message(op.chat_id, op.status_message_id),
+            what="delete status message",
+        )
+
+
+async def _perform(
+    settings: Settings, op: Claimed, inputs: list[bytes], redis: Redis
+) -> MediaResult:
+    """The media operation, in a thread of its own (CPU-bound; the loop keeps the chat
+    action going). The thread is not waited for on a timeout: the work-horse exits."""
+
+    def publish_pid(pid: int) -> None:
+        redis.set(operations.hook_pid_key(op.id), f"{pid}:{op.attempts}", ex=3600)
+
+    if settings.WORKER_TEST_HOOKS and op.test_hook:
+        if operations.hang_in_loop_thread(op.test_hook, publish_pid=publish_pid):
+            return operations.noop(inputs)
+        pseudo = operations.hook_operation(op.test_hook, publish_pid=publish_pid)
+        if pseudo is not None:
+            return await _in_thread(pseudo, inputs)
+    if op.op_type is OperationType.GENERATE:
+        # Network-bound, async: in the loop, bounded below the job's watchdog.
+        budget = max(5.0, _watchdog_seconds(get_current_job(), settings) - 10.0)
+        return await operations.generate(op.text, settings, budget=min(120.0, budget))
+    return await _in_thread(operations.run_local, op.op_type, inputs, op.text, settings)
+
+
+async def _in_thread(fn: Any, *args: Any) -> MediaResult:
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media")
+    try:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+# --- refunds --------------------------------------------------------------------------
+
+
+async def refund_and_notify(
+    settings: Settings, operation_id: int, failure: Failure, *, detail: str = ""
+) -> service.RefundResult | None:
+    """:func:`void_and_notify` with a sessionmaker and a Bot of its own."""
+    async with resources(settings) as (sessionmaker, bot):
+        return await void_and_notify(
+            sessionmaker, bot, operation_id, failure, detail=detail, redis_url=settings.REDIS_URL
+        )
+
+
+async def _post_if_delivered(
+    sessionmaker: async_sessionmaker, redis_url: str | None, operation_id: int
+) -> bool:
+    """Post the hold of an operation whose result already reached the chat. True if so."""
+    ref = await asyncio.to_thread(delivered.lookup, redis_url, operation_id)
+    if ref is None:
+        return False
+    async with sessionmaker() as session:
+        posted = await service.complete_operation(
+            session, operation_id=operation_id, result_ref=ref or None
+        )
+        await session.commit()
+    log.warning(
+        "operation %s: its result was delivered; %s instead of voided",
+        operation_id,
+        "posted" if posted else "already settled",
+    )
+    return True
+
+
+async def void_and_notify(
+    sessionmaker: async_sessionmaker,
+    bot: Bot,
+    operation_id: int,
+    failure: Failure,
+    *,
+    detail: str = "",
+    only_if_overdue_at: datetime | None = None,
+    redis_url: str | None = None,
+) -> service.RefundResult | None:
+    """Void the operation's hold and tell the user, once: only the caller whose conditional
+    update voided it sends the notice. None when it already had an outcome (or, for the
+    sweeper's ``only_if_overdue_at``, when a job claimed it meanwhile)."""
+    if await _post_if_delivered(sessionmaker, redis_url, operation_id):
+        return None
+    async with sessionmaker() as session:
+        try:
+            refund = await service.refund_operation(
+                session,
+                operation_id=operation_id,
+                error=f"{failure.reason}: {detail}" if detail else failure.reason,
+                only_if_overdue_at=only_if_overdue_at,
+            )
+        except (OperationNotRefundable, OperationNotFound) as exc:
+            await session.rollback()
+            log.warning("operation %s: not refunded: %s", operation_id, exc)
+            return None
+        if refund is None:
+            await session.rollback()
+            log.info("operation %s was already voided", operation_id)
+            return None
+        op = await _load(session, operation_id)
+        await session.commit()
+    log.warning(
+        "operation %s voided (%s): %s kopecks and %s free operations back",
+        op.id,
+        failure.reason,
+        refund.amount,
+        refund.free_back,
+    )
+    notice = messages.failure_notice(failure, refund, op.language)
+    try:
+        await delivery.call(lambda: bot.send_message(op.chat_id, notice), what="refund notice")
+    except delivery.COSMETIC_ERRORS as exc:
+        log.error("operation %s: refund notice not delivered: %s", op.id, exc)
+    if op.status_message_id is not None:
+        await delivery.best_effort(
+            lambda: bot.delete_message(op.chat_id, op.status_message_id),
+            what="delete status message",
+        )
+    return refund
+
+
+def operation_id_of(job: Job) -> int | None:
+    """The operation a job runs, or None for a job that is not ours."""
+    try:
+        if job.func_name != JOB_FUNCTION or not job.args:
+            return None
+        return int(job.args[0])
+    except Exception:  # noqa: BLE001 - a job we cannot even read is not ours to refund
+        return None
+
+
+def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, tb: Any) -> None:
+    """RQ's on_failure: runs after EVERY failed attempt (and for abandoned jobs when RQ
+    cleans its started registry). Refunds after the last attempt, or at once when the
+    failure is permanent — then it also cancels the retries left."""
+    operation_id = operation_id_of(job)
+    if operation_id is None:
+        return
+    try:
+        release_lock(connection, operation_id, holder_pid=os.getpid())
+    except Exception:  # noqa: BLE001 - the lock expires by itself
+        log.exception("operation %s: lock not released", operation_id)
+    failure = classify(exc_value)
+    retries_left = job.retries_left or 0
+    if failure.transient and retries_left > 0:
+        log.warning(
+            "operation %s: attempt failed (%s: %s), %s retries left",
+            operation_id,
+            failure.reason,
+            exc_value,
+            retries_left,
+        )
+        return
+    # RQ decides on a retry right after this callback, from this very Job object.
+    job.retries_left = 0
+    _refund_now(operation_id, failure, detail=repr(exc_value))
+
+
+def on_work_horse_killed(job: Job, retpid: int | None, ret_val: int | None) -> None:
+    """The worker saw its horse die (SIGKILL, OOM, a hang past timeout + 60 s). RQ retries
+    the job right after this if it has retries left; otherwise this is the last word."""
+    operation_id = operation_id_of(job)
+    if operation_id is None:
+        return
+    try:
+        release_lock(job.connection, operation_id, holder_pid=retpid)
+    except Exception:  # noqa: BLE001
+        log.exception("operation %s: lock not released", operation_id)
+    if (job.retries_left or 0) > 0:
+        log.warning(
+            "operation %s: work-horse %s died (%s), %s retries left",
+            operation_id,
+            retpid,
+            ret_val,
+            job.retries_left,
+        )
+        return
+    _refund_now(operation_id, Failure("crashed", True), detail=f"work-horse died: {ret_val}")
+
+
+def _refund_now(operation_id: int, failure: Failure, *, detail: str) -> None:
+    """Refund from synchronous code (a callback), in an event loop of its own. Never raises:
+    if the database is down the sweeper voids the operation at its deadline."""
+    try:
+        asyncio.run(refund_and_notify(runtime.settings(), operation_id, failure, detail=detail))
+    except StopRequested:
+        raise  # SIGTERM in the worker (killed-horse path): RQ's warm shutdown must go on
+    except Exception:  # noqa: BLE001
+        log.exception("operation %s: refund failed, the sweeper will retry it", operation_id)

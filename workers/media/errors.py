@@ -1,0 +1,134 @@
+"""Named errors of the media operations.
+
+Every error is a :class:`MediaError`; each has a stable ``code`` the bot can map
+to a localized message, and carries the data that message needs. None of them
+contains the user's image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+Which = Literal["a", "b"]
+"""Which input photo an error is about: ``"a"`` the first, ``"b"`` the second."""
+
+
+class MediaError(Exception):
+    """Base class of every error raised by ``workers.media``."""
+
+    code: str = "media-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidImage(MediaError):
+    """The bytes are not an image we can read (not an image, truncated, unsupported)."""
+
+    code = "invalid-image"
+
+    def __init__(self, message: str, *, which: Which | None = None) -> None:
+        super().__init__(message)
+        self.which = which
+
+
+class ImageTooLarge(MediaError):
+    """The input (or the output an operation would make) passes a size limit.
+
+    ``width``/``height`` are the offending dimensions (of the input, or of the
+    output it would produce; ``None`` when the file is refused by its byte size
+    before it is read), ``limit_pixels`` the pixel limit in force.
+    """
+
+    code = "image-too-large"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        width: int | None,
+        height: int | None,
+        limit_pixels: int,
+        which: Which | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.width = width
+        self.height = height
+        self.limit_pixels = limit_pixels
+        self.which = which
+
+
+class NoFaceFound(MediaError):
+    """No face was detected in photo ``which`` ("a" = the first, "b" = the second)."""
+
+    code = "no-face-found"
+
+    def __init__(self, which: Which) -> None:
+        ordinal = "first" if which == "a" else "second"
+        super().__init__(f"no face found in the {ordinal} photo")
+        self.which: Which = which
+
+
+class InstructionError(MediaError):
+    """An edit instruction could not be understood.
+
+    ``reason`` is one of ``"empty"``, ``"unknown"`` (``fragment`` is the part not
+    understood), ``"bad-value"`` (a known command with a missing or out-of-range
+    number; ``fragment`` is that command), ``"too-many"`` (more steps than allowed)
+    and ``"too-long"`` (the text itself). ``known_commands`` maps a language
+    (``"ru"``, ``"en"``) to the help lines of every command, for the answer.
+    """
+
+    code = "instruction-error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        fragment: str | None = None,
+        known_commands: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.fragment = fragment
+        self.known_commands: dict[str, list[str]] = {
+            lang: list(lines) for lang, lines in (known_commands or {}).items()
+        }
+
+
+class InvalidText(MediaError):
+    """The caption text for ``add_text`` is empty or too long."""
+
+    code = "invalid-text"
+
+    def __init__(self, message: str, *, reason: str, max_length: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.max_length = max_length
+
+
+class BackendError(MediaError):
+    """A remote backend (fal.ai) failed.
+
+    ``transient`` tells the job layer whether a retry may succeed (5xx, network
+    errors, timeouts) or not (4xx: bad key, rejected input, unusable answer).
+    """
+
+    code = "backend-error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"BackendError({self.message!r}, transient={self.transient}, status={self.status})"

@@ -1,0 +1,185 @@
+"""📝 Add text: a caption drawn with a bundled Cyrillic-capable font.
+
+Pillow's built-in bitmap font has no Cyrillic (it draws empty boxes), so the
+package ships DejaVu Sans Bold (``fonts/``, licence in ``fonts/LICENSE``).
+Characters the font has no glyph for (e.g. CJK) are dropped instead of being
+drawn as boxes.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ._image import MediaResult, load_image, make_result
+from .errors import InvalidText
+
+FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans-Bold.ttf"
+MAX_TEXT_LENGTH = 200
+MAX_BLOCK_SHARE = 0.45  # the text block covers at most this share of the height
+MIN_FONT_SIZE = 10
+_PROBE_SIZE = 32
+_NOTDEF_PROBE = "\U0010fffd"  # a private-use code point no font we ship covers
+
+Position = Literal["top", "bottom", "center"]
+
+
+def load_font(size: int) -> ImageFont.FreeTypeFont:
+    """The bundled font at ``size`` px, cached per thread (a FreeType face is not meant
+    to be used from several threads at once)."""
+    return _thread_font(size, threading.get_ident())
+
+
+@lru_cache(maxsize=128)
+def _thread_font(size: int, thread_id: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONT_PATH), size)
+
+
+@lru_cache(maxsize=1)
+def _notdef_signature() -> tuple[tuple[int, int], bytes]:
+    mask = load_font(_PROBE_SIZE).getmask(_NOTDEF_PROBE)
+    return mask.size, bytes(mask)
+
+
+@lru_cache(maxsize=4096)
+def has_glyph(char: str) -> bool:
+    """Whether the bundled font draws ``char`` as itself rather than the missing-glyph box."""
+    if char.isspace():
+        return True
+    mask = load_font(_PROBE_SIZE).getmask(char)
+    return (mask.size, bytes(mask)) != _notdef_signature()
+
+
+def check_text(text: str) -> str:
+    """Clean a caption (NFC, control characters and glyph-less characters dropped,
+    spaces collapsed) and check its length; the bot calls it before queueing.
+
+    Raises InvalidText (reason ``"empty"`` or ``"too-long"``).
+    """
+    if not isinstance(text, str):
+        raise TypeError("text must be a string")
+    if len(text) > MAX_TEXT_LENGTH * 2:  # refuse absurd input before any work
+        raise InvalidText(
+            f"text is longer than {MAX_TEXT_LENGTH} characters",
+            reason="too-long",
+            max_length=MAX_TEXT_LENGTH,
+        )
+    text = unicodedata.normalize("NFC", text)
+    kept = []
+    for char in text:
+        if char == "\n" or (unicodedata.category(char)[0] != "C" and has_glyph(char)):
+            kept.append(char)
+    lines = [" ".join(line.split()) for line in "".join(kept).split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    cleaned = "\n".join(lines)
+    if not cleaned:
+        raise InvalidText("text is empty", reason="empty", max_length=MAX_TEXT_LENGTH)
+    if len(cleaned) > MAX_TEXT_LENGTH:
+        raise InvalidText(
+            f"text is longer than {MAX_TEXT_LENGTH} characters",
+            reason="too-long",
+            max_length=MAX_TEXT_LENGTH,
+        )
+    return cleaned
+
+
+def _break_word(word: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
+    pieces, current = [], ""
+    for char in word:
+        if current and font.getlength(current + char) > width:
+            pieces.append(current)
+            current = char
+        else:
+            current += char
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
+    """Greedy word wrap to ``width`` pixels; over-long words are broken."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        current = ""
+        for word in paragraph.split(" "):
+            if not word:
+                continue
+            candidate = f"{current} {word}" if current else word
+            if font.getlength(candidate) <= width:
+                current = candidate
+                continue
+            if current:
+                lines.append(current)
+            if font.getlength(word) <= width:
+                current = word
+            else:
+                *full, current = _break_word(word, font, width)
+                lines.extend(full)
+        lines.append(current)
+    return lines
+
+
+def _layout(
+    text: str, width: int, height: int
+) -> tuple[ImageFont.FreeTypeFont, list[str], int, int, int]:
+    """Pick the largest font size (from ~8% of the short side down) that fits the
+    text into the width and into MAX_BLOCK_SHARE of the height."""
+    size = max(MIN_FONT_SIZE, round(min(width, height) * 0.08))
+    margin = max(4, round(min(width, height) * 0.04))
+    while True:
+        font = load_font(size)
+        stroke = max(1, round(size / 14))
+        usable = max(1, width - 2 * margin - 2 * stroke)
+        lines = wrap_text(text, font, usable)
+        ascent, descent = font.getmetrics()
+        line_height = ascent + descent + 2 * stroke + round(size * 0.1)
+        if len(lines) * line_height <= height * MAX_BLOCK_SHARE or size <= MIN_FONT_SIZE:
+            return font, lines, stroke, line_height, margin
+        size = max(MIN_FONT_SIZE, int(size * 0.85))
+
+
+def draw_text(img: Image.Image, text: str, position: Position = "bottom") -> Image.Image:
+    """Draw already-checked ``text`` on a copy of ``img``."""
+    if position not in ("top", "bottom", "center"):
+        raise ValueError(f"position must be top, bottom or center, not {position!r}")
+    out = img.copy()
+    width, height = out.size
+    font, lines, stroke, line_height, margin = _layout(text, width, height)
+    block = len(lines) * line_height
+    if position == "top":
+        y = margin
+    elif position == "center":
+        y = (height - block) // 2
+    else:
+        y = height - margin - block
+    draw = ImageDraw.Draw(out)
+    for line in lines:
+        line_width = font.getlength(line)
+        x = (width - line_width) / 2
+        draw.text(
+            (x, y + stroke),
+            line,
+            font=font,
+            fill=(255, 255, 255),
+            stroke_width=stroke,
+            stroke_fill=(0, 0, 0),
+        )
+        y += line_height
+    return out
+
+
+def add_text(data: bytes, text: str, *, position: Position = "bottom") -> MediaResult:
+    """Write ``text`` on the photo: white with a black outline, centred, wrapped to the
+    width, size relative to the image, at the top, centre or bottom."""
+    cleaned = check_text(text)
+    img = load_image(data)
+    out = draw_text(img, cleaned, position)
+    return make_result(out, "text", {"position": position, "length": len(cleaned)})

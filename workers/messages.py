@@ -1,0 +1,103 @@
+"""The worker's texts: the result caption and the failure / refund notice (workers.ftl)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+from billing.models import Funding
+from billing.prices import format_rub
+from billing.service import RefundResult
+from bot.i18n import MissingText, t
+from workers.failures import Failure
+from workers.media import MediaResult
+
+
+def _args(params: Mapping[str, Any]) -> dict[str, str]:
+    # Strings, not numbers: Fluent would group digits ("2 048"); escaped for HTML parse mode.
+    return {key: html.escape(str(value), quote=False) for key, value in params.items()}
+
+
+def processing(language: str) -> str:
+    return t("worker-processing", language)
+
+
+def what_was_done(result: MediaResult, language: str) -> str:
+    args = _args(result.params)
+    if language == "ru" and "steps_ru" in args:
+        args["steps"] = args["steps_ru"]
+    try:
+        return t(result.description_key, language, **args)
+    except (MissingText, ValueError):
+        return t("media-result-noop", language)
+
+
+def cost_line(*, funding: str, price: int, balance: int, free_left: int, language: str) -> str:
+    rub = format_rub(balance)
+    if funding == Funding.BALANCE:
+        return t("worker-cost-balance", language, price=format_rub(price), balance=rub)
+    if funding == Funding.FREE:
+        return t("worker-cost-free", language, free_left=str(free_left), balance=rub)
+    return t("worker-cost-none", language, balance=rub)
+
+
+def result_caption(
+    result: MediaResult,
+    *,
+    funding: str,
+    price: int,
+    balance: int,
+    free_left: int,
+    language: str,
+) -> str:
+    """What was done, what it cost, what is left (balance and free operations, kopecks)."""
+    return "\n".join(
+        (
+            what_was_done(result, language),
+            cost_line(
+                funding=funding,
+                price=price,
+                balance=balance,
+                free_left=free_left,
+                language=language,
+            ),
+        )
+    )
+
+
+def document_caption(language: str) -> str:
+    return t("worker-document-caption", language)
+
+
+def failure_reason(failure: Failure, language: str) -> str:
+    args = _args(failure.params)
+    args.setdefault("which", "other")
+    args.setdefault("limit_mb", "20")
+    try:
+        return t(f"worker-reason-{failure.reason}", language, **args)
+    except MissingText:
+        return t("worker-reason-internal", language)
+
+
+def refund_line(refund: RefundResult, language: str) -> str:
+    if refund.funding is Funding.BALANCE:
+        return t(
+            "worker-refunded-balance",
+            language,
+            amount=format_rub(refund.amount),
+            balance=format_rub(refund.balance_after),
+        )
+    if refund.funding is Funding.FREE:
+        return t("worker-refunded-free", language, free_left=str(refund.free_after))
+    return t("worker-refunded-none", language)
+
+
+def failure_notice(failure: Failure, refund: RefundResult, language: str) -> str:
+    """ "❌ Не получилось: <why>" and what came back."""
+    return "\n".join(
+        (
+            t("worker-failed", language, reason=failure_reason(failure, language)),
+            refund_line(refund, language),
+        )
+    )

@@ -1,0 +1,145 @@
+"""Which media function an operation type runs, with what inputs.
+
+The functions of :mod:`workers.media` are synchronous and CPU-bound; the job runs them in a
+thread of its own so the event loop keeps the chat action going. ``generate`` goes to the
+fal.ai backend when a key is configured.
+
+Test hooks (``WORKER_TEST_HOOKS=1`` only; the bot never writes them): ``input_ref["test_hook"]``
+replaces the operation by ``noop`` (the input photo comes back unchanged), ``sleep:<s>``
+(sleeps in the operation thread), ``hang:<s>`` (blocks the event loop thread itself, so only
+RQ's SIGALRM can stop it) or ``crash`` (the work-horse SIGKILLs itself). ``sleep``/``hang``
+publish the work-horse's pid in Redis (:func:`hook_pid_key`) so a test can kill it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from billing.prices import OperationType
+from billing.settings import Settings
+from workers.failures import JobFailure
+from workers.media import (
+    MediaResult,
+    add_text,
+    edit,
+    face_swap,
+    merge,
+    probe_image,
+    retouch,
+    upscale,
+)
+
+INPUTS: dict[OperationType, int] = {
+    OperationType.GENERATE: 0,
+    OperationType.EDIT: 1,
+    OperationType.MERGE: 2,
+    OperationType.FACE_SWAP: 2,
+    OperationType.RETOUCH: 1,
+    OperationType.UPSCALE: 1,
+    OperationType.ADD_TEXT: 1,
+}
+
+# Results worth a lossless copy as a document (Telegram recompresses photos).
+LOSSLESS = frozenset({OperationType.UPSCALE})
+
+
+def inputs_needed(op_type: OperationType) -> int:
+    return INPUTS[op_type]
+
+
+def run_local(
+    op_type: OperationType, inputs: Sequence[bytes], text: str | None, settings: Settings
+) -> MediaResult:
+    """Run one local operation on downloaded inputs (in the calling thread)."""
+    if len(inputs) < INPUTS[op_type]:
+        raise JobFailure(
+            "input-missing", f"{op_type} needs {INPUTS[op_type]} photos, got {len(inputs)}"
+        )
+    if op_type is OperationType.UPSCALE:
+        return upscale(inputs[0], factor=2, max_output_pixels=settings.MAX_OUTPUT_PIXELS)
+    if op_type is OperationType.RETOUCH:
+        return retouch(inputs[0])
+    if op_type is OperationType.EDIT:
+        return edit(inputs[0], text or "")
+    if op_type is OperationType.MERGE:
+        return merge(inputs[0], inputs[1])
+    if op_type is OperationType.FACE_SWAP:
+        return face_swap(inputs[0], inputs[1])
+    if op_type is OperationType.ADD_TEXT:
+        return add_text(inputs[0], text or "")
+    raise JobFailure("internal", f"{op_type} has no local implementation")
+
+
+async def generate(text: str | None, settings: Settings, *, budget: float) -> MediaResult:
+    """Text to image through fal.ai's queue API (only offered when FAL_KEY is set)."""
+    if not settings.fal_configured or settings.FAL_KEY is None:
+        raise JobFailure("backend", "generate needs FAL_KEY")
+    from workers.media import fal
+
+    fal_settings = fal.FalSettings(
+        key=settings.FAL_KEY.get_secret_value(),
+        api_url=settings.FAL_API_URL,
+        model=settings.FAL_MODEL,
+        timeout=budget,
+    )
+    return await fal.generate(text or "", fal_settings)
+
+
+# --- test hooks ----------------------------------------------------------------------
+
+
+def hook_pid_key(operation_id: int) -> str:
+    return f"medialab:test-hook:{operation_id}:pid"
+
+
+def noop(inputs: Sequence[bytes]) -> MediaResult:
+    data = inputs[0]
+    info = probe_image(data)
+    fmt = "png" if info.format == "png" else "jpeg"
+    return MediaResult(
+        data=data, format=fmt, width=info.width, height=info.height, op="noop", params={}
+    )
+
+
+def parse_hook(value: Any) -> tuple[str, float]:
+    name, _, arg = str(value).partition(":")
+    return name, float(arg or 0)
+
+
+def hook_operation(
+    hook: str, *, publish_pid: Callable[[int], None]
+) -> Callable[[Sequence[bytes]], MediaResult] | None:
+    """The pseudo-operation for a hook that runs in the operation thread, or None."""
+    name, seconds = parse_hook(hook)
+    if name == "noop":
+        return noop
+    if name == "sleep":
+
+        def sleep(inputs: Sequence[bytes]) -> MediaResult:
+            publish_pid(os.getpid())
+            time.sleep(seconds)
+            return noop(inputs)
+
+        return sleep
+    if name == "crash":
+
+        def crash(inputs: Sequence[bytes]) -> MediaResult:
+            os.kill(os.getpid(), signal.SIGKILL)
+            raise AssertionError("unreachable")
+
+        return crash
+    return None
+
+
+def hang_in_loop_thread(hook: str, *, publish_pid: Callable[[int], None]) -> bool:
+    """``hang:<s>``: block the event loop thread, where only SIGALRM reaches the job."""
+    name, seconds = parse_hook(hook)
+    if name != "hang":
+        return False
+    publish_pid(os.getpid())
+    time.sleep(seconds)  # noqa: ASYNC251 - on purpose: a job stuck outside the event loop
+    return True

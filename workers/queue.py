@@ -1,0 +1,41 @@
+"""The contract between the bot and the workers: how an operation becomes an RQ job.
+
+The bot imports only this module (no media code); the job function is referenced by its
+import path, so the bot process never loads OpenCV.
+"""
+
+from __future__ import annotations
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Callback, Job
+
+from billing.settings import Settings
+
+JOB_FUNCTION = "workers.jobs.run_operation"
+
+
+def job_id_for(operation_id: int) -> str:
+    """One job per operation: enqueueing the same operation twice reuses the id."""
+    return f"op-{operation_id}"
+
+
+def media_queue(redis: Redis, settings: Settings) -> Queue:
+    return Queue(settings.RQ_QUEUE, connection=redis)
+
+
+def enqueue_operation(queue: Queue, settings: Settings, operation_id: int) -> Job:
+    """Put the operation's job on the queue. Raises redis errors when Redis is unreachable."""
+    return queue.enqueue(
+        JOB_FUNCTION,
+        operation_id,
+        job_id=job_id_for(operation_id),
+        job_timeout=settings.JOB_TIMEOUT_SECONDS,
+        retry=Retry(max=settings.JOB_RETRIES, interval=[2, 5, 15][: settings.JOB_RETRIES] or 0)
+        if settings.JOB_RETRIES
+        else None,
+        on_failure=Callback("workers.jobs.on_job_failure", timeout=60),
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"operation {operation_id}",
+    )

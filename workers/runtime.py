@@ -1,0 +1,124 @@
+"""The worker process's configuration, set once by its composition root.
+
+``python -m workers`` reads the Settings and calls :func:`configure` before the first fork;
+every work-horse inherits them. Jobs and failure callbacks read them with :func:`settings`.
+Nothing here holds a connection: engines, sessions and the Bot are created inside each job
+(a fork must never share a socket or an event loop with its parent).
+"""
+
+from __future__ import annotations
+
+import copy
+import mimetypes
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+
+from billing.settings import Settings
+from bot.factory import bot_token, make_bot
+
+_settings: Settings | None = None
+_prototype: Bot | None = None
+# pydantic caches parametrized generics weakly: keep the warmed-up ones alive.
+_warm: list[object] = []
+
+
+class NotConfigured(RuntimeError):
+    pass
+
+
+def configure(settings: Settings) -> None:
+    global _settings, _prototype
+    _settings = settings
+    _prototype = None
+
+
+def settings() -> Settings:
+    if _settings is None:
+        raise NotConfigured(
+            "the worker is not configured: start it with `python -m workers` "
+            "(or call workers.runtime.configure(settings) first)"
+        )
+    return _settings
+
+
+def deadline_seconds(settings: Settings) -> int:
+    """How long a claimed operation may stay running before the sweeper voids it.
+
+    Past the job timeout RQ's work-horse monitor still gives the horse 60 s before it kills
+    it, and the failure callback needs time to run: the margin covers both, so a sweeper
+    never voids an operation whose job may still deliver.
+    """
+    return settings.JOB_TIMEOUT_SECONDS + settings.JOB_DEADLINE_MARGIN_SECONDS
+
+
+def make_job_bot(settings: Settings) -> Bot:
+    """A new Bot with a new (unopened) HTTP session, for one job.
+
+    ``AiohttpSession()`` loads the CA bundle into a new TLS context each time (tens of ms,
+    per job). The session is copied instead from a prototype made once in the parent, which
+    never opens it: the copy shares only that TLS context (configuration, no socket); its
+    ClientSession, connections and event loop are created in the job.
+    """
+    global _prototype
+    if _prototype is None or _prototype.token != bot_token(settings):
+        _prototype = make_bot(settings)
+    proto = _prototype.session
+    assert isinstance(proto, AiohttpSession) and proto._session is None  # never opened
+    session = copy.copy(proto)
+    session._connector_init = dict(proto._connector_init)
+    return Bot(token=_prototype.token, session=session, default=_prototype.default)
+
+
+async def close_job_bot(bot: Bot) -> None:
+    """Close a job Bot's HTTP session without aiogram's 250 ms pause.
+
+    ``AiohttpSession.close()`` sleeps 250 ms after closing, for TLS connections to shut down
+    gracefully. A job's Bot is done when the job is, and the work-horse exits right after:
+    that pause was a quarter of a second added to every job's round trip. (aiogram 3.31 is
+    pinned; ``_session`` is its aiohttp ClientSession.)
+    """
+    session = bot.session
+    inner = getattr(session, "_session", None)
+    if inner is not None and not inner.closed:
+        await inner.close()
+    elif not isinstance(session, AiohttpSession):
+        await session.close()
+
+
+def warm_up(settings: Settings) -> None:
+    """Do once in the worker what every forked work-horse would otherwise redo per job:
+    parse the text catalogue, build aiogram's response models, configure the ORM mappers,
+    load the image codecs and MIME table, build the TLS context of the job Bots."""
+    from aiogram.client.session.base import Response
+    from aiogram.methods import (
+        DeleteMessage,
+        EditMessageText,
+        GetFile,
+        SendChatAction,
+        SendDocument,
+        SendMessage,
+        SendPhoto,
+    )
+    from PIL import Image
+    from sqlalchemy.orm import configure_mappers
+
+    import billing.models  # noqa: F401 - the mappers to configure
+    from bot.i18n import SUPPORTED, t
+
+    for language in SUPPORTED:
+        t("worker-processing", language)
+    for method in (
+        DeleteMessage,
+        EditMessageText,
+        GetFile,
+        SendChatAction,
+        SendDocument,
+        SendMessage,
+        SendPhoto,
+    ):
+        _warm.append(Response[method.__returning__])  # type: ignore[name-defined]
+    configure_mappers()
+    Image.init()
+    mimetypes.init()
+    make_job_bot(settings)

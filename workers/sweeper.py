@@ -1,0 +1,103 @@
+"""The sweeper: voids the holds of operations that never reached an outcome.
+
+A worker killed together with its work-horse leaves its operation "running" and its job in
+RQ's started registry, and nobody calls a failure callback. Each pass of the sweeper:
+
+1. cleans the queue's started registry (RQ's own abandoned-job handling: a job whose
+   worker stopped sending heartbeats is retried, or failed with ``on_job_failure`` called);
+2. refunds every operation still queued or running past its deadline
+   (``service.overdue_operations`` + ``service.refund_operation``) and tells the user.
+
+Both are safe to run anywhere, any number of times: the refund is a conditional update, and
+a claimed operation's deadline lies past its job's timeout (``runtime.deadline_seconds``),
+so the sweeper never voids an operation whose job may still deliver; a succeeded operation
+is never voided.
+
+``python -m workers`` runs it from the worker's maintenance loop every
+SWEEP_INTERVAL_SECONDS (:class:`workers.worker.MediaWorker`), in the worker's main thread
+between jobs. Not in a thread: a forking worker with a busy thread forks work-horses that
+inherit that thread's held locks, and they hang (seen here with a sweeper thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import StopRequested
+from rq.registry import StartedJobRegistry
+from rq.timeouts import TimerDeathPenalty
+
+from billing import service
+from billing.models import utcnow
+from billing.service import RefundResult
+from billing.settings import Settings
+from workers.failures import Failure
+from workers.jobs import resources, void_and_notify
+
+log = logging.getLogger(__name__)
+
+DEADLINE = Failure("deadline", False)
+
+
+async def sweep_overdue(
+    settings: Settings, *, now: datetime | None = None, limit: int = 100
+) -> list[RefundResult]:
+    """Refund operations past their deadline; returns the refunds this pass made."""
+    done: list[RefundResult] = []
+    now = now or utcnow()
+    async with resources(settings) as (sessionmaker, bot):
+        async with sessionmaker() as session:
+            overdue = await service.overdue_operations(session, now=now, limit=limit)
+        for operation_id in overdue:
+            try:
+                # Re-checked in the refund's own update: a job may have claimed the
+                # operation (and extended its deadline) since it was listed.
+                refund = await void_and_notify(
+                    sessionmaker,
+                    bot,
+                    operation_id,
+                    DEADLINE,
+                    detail="deadline passed",
+                    only_if_overdue_at=now,
+                    redis_url=settings.REDIS_URL,
+                )
+            except StopRequested:
+                raise  # SIGTERM mid-pass: the worker's warm shutdown goes first
+            except Exception:  # noqa: BLE001 - one bad row must not stop the sweep
+                log.exception("sweeper: operation %s not voided", operation_id)
+                continue
+            if refund is not None:
+                done.append(refund)
+    if done:
+        log.warning("sweeper: voided %s overdue operations", len(done))
+    return done
+
+
+def clean_started_registry(redis: Redis, settings: Settings) -> None:
+    """RQ's abandoned-job cleanup for our queue, under RQ's own maintenance lock."""
+    queue = Queue(settings.RQ_QUEUE, connection=redis)
+    if not queue.acquire_maintenance_lock():
+        return  # a worker is cleaning right now
+    try:
+        # TimerDeathPenalty: the signal-based default works in the main thread only.
+        StartedJobRegistry(
+            queue.name, connection=redis, death_penalty_class=TimerDeathPenalty
+        ).cleanup()
+    finally:
+        queue.release_maintenance_lock()
+
+
+def sweep_once(redis: Redis, settings: Settings) -> list[RefundResult]:
+    """One full pass (synchronous: RQ's cleanup may call ``on_job_failure``, which runs an
+    event loop of its own; so does this)."""
+    try:
+        clean_started_registry(redis, settings)
+    except StopRequested:
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("sweeper: started registry not cleaned")
+    return asyncio.run(sweep_overdue(settings))

@@ -1,0 +1,119 @@
+"""The RQ worker class of Media Lab: a forking ``rq.Worker`` that refunds killed jobs and
+sweeps overdue operations.
+
+RQ calls no failure callback when a work-horse dies (SIGKILL, the OOM killer, or RQ's own
+kill of a horse stuck past its timeout + 60 s); it calls the worker's
+``handle_work_horse_killed`` and then retries the job or moves it to the failed registry.
+:meth:`MediaWorker.handle_work_horse_killed` refunds the operation when no retry is left.
+
+The sweeper runs in RQ's maintenance step, which the worker reaches between jobs: the
+maintenance interval is SWEEP_INTERVAL_SECONDS and an idle worker wakes up from its
+dequeue at least that often. RQ's own maintenance (cleaning the started registry, which
+retries or fails abandoned jobs through ``on_job_failure``) runs in the same step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq import Worker
+from rq.exceptions import StopRequested
+from rq.job import Job
+
+from billing.settings import Settings
+from workers import jobs
+from workers.sweeper import sweep_overdue
+
+log = logging.getLogger(__name__)
+
+
+class MediaWorker(Worker):
+    """``rq.Worker`` + refunds of killed work-horses + the deadline sweeper."""
+
+    def __init__(
+        self, *args: Any, settings: Settings | None = None, sweep: bool = True, **kwargs: Any
+    ):
+        # settings is optional only because RQ rebuilds workers from Redis (Worker.all()).
+        self.settings = settings
+        self.sweep = sweep and settings is not None
+        if self.sweep and settings is not None:
+            kwargs.setdefault("maintenance_interval", settings.SWEEP_INTERVAL_SECONDS)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # BLPOP's timeout is whole seconds; an idle worker must wake up to sweep.
+        base = max(1, self.worker_ttl - 15)
+        if not self.sweep:
+            return base
+        return max(1, min(base, math.ceil(self.maintenance_interval)))
+
+    def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        """RQ's work loop, started again when it ends on a lost Redis.
+
+        RQ retries a lost Redis only while it waits for a job; a Redis error while it
+        watches a work-horse or cleans its registries ends the loop ("found an unhandled
+        exception, quitting") — and with it the sweeper. Unless a stop was asked for (a
+        signal) or this is a burst run, wait for Redis and start the loop again, under the
+        same name. The horse that was running finishes on its own; its operation ends by
+        the job itself or by the sweeper.
+        """
+        worked = False
+        while True:
+            try:
+                worked = bool(super().work(burst, *args, **kwargs)) or worked
+            except (RedisError, OSError) as exc:
+                log.error("worker %s: lost Redis: %s", self.name, exc)
+            if burst or self._shutdown_requested_date is not None or kwargs.get("max_jobs"):
+                return worked
+            log.error("worker %s: RQ's loop ended unasked; starting it again", self.name)
+            if not self._wait_for_redis():
+                return worked
+            self._horse_pid = 0  # that horse is on its own now
+            self._stop_requested = False
+            with contextlib.suppress(RedisError, OSError):
+                self.register_death()  # so the same name may register again
+
+    def _wait_for_redis(self) -> bool:
+        """Ping Redis with back-off until it answers; False if a stop is asked meanwhile."""
+        delay = 0.5
+        while True:
+            try:
+                self.connection.ping()
+                return True
+            except (RedisError, OSError):
+                pass
+            try:
+                time.sleep(delay)
+            except (StopRequested, RedisError, OSError):
+                pass  # RQ's signal handler: it may fail to record the stop in Redis, too
+            if self._shutdown_requested_date is not None:
+                return False
+            delay = min(delay * 2, 10.0)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        if self.sweep and self.settings is not None:
+            try:
+                asyncio.run(sweep_overdue(self.settings))
+            except StopRequested:
+                raise  # SIGTERM landed mid-pass: RQ's handler asks the loop to stop
+            except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
+                log.exception("sweeper: pass failed")
+
+    def handle_work_horse_killed(
+        self, job: Job, retpid: int | None, ret_val: int | None, rusage: Any
+    ) -> None:
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        try:
+            jobs.on_work_horse_killed(job, retpid, ret_val)
+        except StopRequested:
+            raise
+        except Exception:  # noqa: BLE001 - an exception here would stop the worker's loop
+            log.exception("job %s: killed work-horse not handled", job.id)
