@@ -105,10 +105,46 @@ def db_url(pg_url: str) -> str:
     return pg_url
 
 
+_REDIS_DB: int | None = None
+_REDIS_LEASE_SECONDS = 6 * 3600
+
+
+def own_redis_db() -> int:
+    """A Redis database number (1-15) leased to this test run alone.
+
+    Two test runs on one machine (a developer's and CI's, or parallel sessions) must not flush
+    each other's queues: the run takes the first free lease key in database 0 (SET NX, with
+    an expiry so a killed run frees it) and gives it back when it ends.
+    """
+    global _REDIS_DB
+    if _REDIS_DB is None:
+        admin = redis.Redis.from_url(f"{REDIS_BASE_URL}/0")
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        for number in range(1, 16):
+            if admin.set(f"medialab-tests:db:{number}", owner, nx=True, ex=_REDIS_LEASE_SECONDS):
+                _REDIS_DB = number
+                break
+        else:
+            raise RuntimeError("all 15 Redis test databases are leased by other test runs")
+    return _REDIS_DB
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _REDIS_DB is not None:
+        try:
+            redis.Redis.from_url(f"{REDIS_BASE_URL}/0").delete(f"medialab-tests:db:{_REDIS_DB}")
+        except redis.RedisError:
+            pass
+
+
+def run_redis_url() -> str:
+    return f"{REDIS_BASE_URL}/{own_redis_db()}"
+
+
 @pytest.fixture
 def redis_url() -> str:
     """A Redis database of this test run's own, flushed before each test."""
-    url = f"{REDIS_BASE_URL}/{os.getpid() % 15 + 1}"
+    url = run_redis_url()
     redis.Redis.from_url(url).flushdb()
     return url
 
@@ -125,7 +161,7 @@ def make_settings(
     values: dict[str, object] = {
         "ENVIRONMENT": "test",
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url or f"{REDIS_BASE_URL}/{os.getpid() % 15 + 1}",
+        "REDIS_URL": redis_url or run_redis_url(),
         "PRICE_PER_OPERATION": "10",
         "FREE_OPERATIONS_COUNT": 4,
     }
