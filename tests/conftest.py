@@ -201,11 +201,3 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessionmaker(any_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(any_engine)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The chaos scenarios (tests/chaos) run under `make chaos`, not in the default suite:
-    on a loaded 2-core machine their short versions were not yet reliable (see the notes)."""
-    for item in items:
-        if "tests/chaos/" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.chaos)
