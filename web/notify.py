@@ -22,8 +22,10 @@ import logging
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
+    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
+    TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
 )
@@ -184,9 +186,13 @@ class UserNotifier:
             except (TelegramNetworkError, TelegramServerError) as exc:
                 delay = 0.5 * 2 ** (attempt - 1)
                 log.warning("%s message to chat %s, attempt %d: %s", what, chat_id, attempt, exc)
-            except TelegramAPIError as exc:
+            except (TelegramBadRequest, TelegramNotFound) as exc:
                 log.error("%s message to chat %s refused: %s", what, chat_id, exc)
                 return NoticeOutcome.REFUSED
+            except TelegramAPIError as exc:
+                # A wrong token, a conflict: ours to fix, so the maintenance pass retries it.
+                log.error("%s message to chat %s refused: %s", what, chat_id, exc)
+                return None
             if attempt < ATTEMPTS:
                 await asyncio.sleep(delay)
         log.error(
