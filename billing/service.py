@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import notices
 from billing.errors import (
     DuplicateRequest,
     InsufficientFunds,
@@ -34,6 +35,7 @@ from billing.models import (
     Funding,
     LedgerEntry,
     LedgerKind,
+    NoticeKind,
     Operation,
     OperationStatus,
     Payment,
@@ -685,22 +687,37 @@ async def mark_payment_canceled(
     reason: str | None,
     raw: dict[str, Any] | None = None,
 ) -> bool:
-    """Canceled is final; a succeeded payment is never canceled (YooKassa's rules)."""
-    result = await session.execute(
-        update(Payment)
-        .where(
-            Payment.id == payment_id,
-            Payment.status.in_(CREDITABLE),
-            Payment.credited_at.is_(None),
+    """Canceled is final; a succeeded payment is never canceled (YooKassa's rules).
+
+    The call that cancels also records the user's message (``billing.notices``)."""
+    row = (
+        await session.execute(
+            update(Payment)
+            .where(
+                Payment.id == payment_id,
+                Payment.status.in_(CREDITABLE),
+                Payment.credited_at.is_(None),
+            )
+            .values(
+                status=PaymentStatus.CANCELED.value,
+                cancellation_reason=(reason or "")[:64] or None,
+                raw=raw,
+            )
+            .returning(Payment.user_id, Payment.amount)
         )
-        .values(
-            status=PaymentStatus.CANCELED.value,
-            cancellation_reason=(reason or "")[:64] or None,
-            raw=raw,
-        )
-        .returning(Payment.id)
+    ).one_or_none()
+    if row is None:
+        return False
+    await notices.add(
+        session,
+        key=notices.canceled_key(payment_id),
+        kind=NoticeKind.CANCELED,
+        payment_id=payment_id,
+        user_id=row.user_id,
+        amount=row.amount,
+        reason=reason,
     )
-    return result.scalar_one_or_none() is not None
+    return True
 
 
 async def mark_payment_waiting(session: AsyncSession, *, payment_id: int) -> bool:
@@ -726,7 +743,8 @@ async def credit_payment(
 
     ``amount``/``currency``/``yookassa_payment_id`` are what YooKassa's API says; they must
     equal our row. Returns None when it was already credited. Raises ``PaymentNotFound``,
-    ``PaymentMismatch`` or ``PaymentNotCreditable`` (canceled / refunded).
+    ``PaymentMismatch`` or ``PaymentNotCreditable`` (canceled / refunded). The credit also
+    records the user's "credited" message (``billing.notices``), in the same transaction.
     """
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidAmount(amount)
@@ -794,6 +812,15 @@ async def credit_payment(
         key=f"topup:{payment_id}",
         payment_id=payment_id,
     )
+    await notices.add(
+        session,
+        key=notices.credited_key(payment_id),
+        kind=NoticeKind.CREDITED,
+        payment_id=payment_id,
+        user_id=won.user_id,
+        amount=amount,
+        balance_after=user.balance,
+    )
     return CreditResult(payment_id, won.user_id, user.telegram_id, amount, user.balance)
 
 
@@ -805,6 +832,7 @@ async def record_payment_refund(
     The balance may go below zero when the money was already spent: the negative balance,
     with this ledger entry, is the record of the debt; paid operations stay closed until a
     top-up covers it. Returns the new balance, or None when this refund was recorded before.
+    Records the user's "refunded" message (``billing.notices``) in the same transaction.
     """
     if not isinstance(amount, int) or amount <= 0:
         raise InvalidAmount(amount)
@@ -856,6 +884,15 @@ async def record_payment_refund(
         key=key,
         payment_id=payment_id,
         reason=f"YooKassa refund {refund_id}",
+    )
+    await notices.add(
+        session,
+        key=notices.refunded_key(refund_id),
+        kind=NoticeKind.REFUNDED,
+        payment_id=payment_id,
+        user_id=row.user_id,
+        amount=amount,
+        balance_after=user.balance,
     )
     return user.balance
 

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # operation's deadline is JOB_TIMEOUT_SECONDS + JOB_DEADLINE_MARGIN_SECONDS from its start.
     SWEEP_INTERVAL_SECONDS: float = 30.0
     JOB_DEADLINE_MARGIN_SECONDS: int = 120
+    # A payment message (credited / canceled / refunded) the web server has not marked sent
+    # this long after the commit is sent by a worker's maintenance pass. The web server gives
+    # up its own attempts at half of it, so the two never send the same message.
+    PAYMENT_NOTICE_GRACE_SECONDS: float = Field(default=300.0, gt=0)
     # Test-only pseudo-operations (sleep, hang, crash, noop) in the worker. Never in production.
     WORKER_TEST_HOOKS: bool = False
     THROTTLE_RATE_PER_SECOND: float = 2.0

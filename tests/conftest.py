@@ -23,7 +23,7 @@ from billing.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-TABLES = ("ledger_entries", "operations", "payments", "users")
+TABLES = ("payment_notices", "ledger_entries", "operations", "payments", "users")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
