@@ -16,9 +16,9 @@ from sqlalchemy import update
 from billing import service
 from billing.db import make_sessionmaker
 from billing.models import LedgerKind, Operation, utcnow
+from tests.conftest import free_port
 from workers import sweeper
 from workers.jobs import resources, void_and_notify
-from tests.conftest import free_port
 from workers.sweeper import DEADLINE, sweep_overdue
 
 
