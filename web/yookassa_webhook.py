@@ -346,11 +346,12 @@ async def yookassa_webhook(request: web.Request) -> web.Response:
     except Rejected as exc:
         metrics.rejections.labels(exc.reason).inc()
         log.warning(
-            "webhook refused (%d): %s %s; event %r",
+            "webhook refused (%d): %s %s; event %r, peer %s",
             exc.status,
             exc.reason,
             exc.detail,
             (event or "")[:64],
+            request.remote,
         )
         response = _answer(exc.status, exc.reason)
         if exc.status == 413:
