@@ -18,6 +18,7 @@ from typing import Any
 from aiogram.types import Message
 
 from billing.settings import Settings
+from bot.i18n import t
 from workers.media import (
     ImageTooLarge,
     InstructionError,
@@ -106,7 +107,10 @@ def image_of(message: Message, settings: Settings) -> ImageRef | Answer | None:
 
 
 def _instruction_error(exc: InstructionError, lang: str) -> Answer:
-    commands = "\n".join(f"• {html.escape(line)}" for line in known_commands(lang))
+    commands = "\n".join(
+        t("bot-edit-command-line", lang, command=html.escape(line))
+        for line in known_commands(lang)
+    )
     key = {
         "empty": "bot-edit-empty",
         "unknown": "bot-edit-unknown",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 import pytest
 from aiogram.types import Chat, Document, Message, PhotoSize
 
+from bot.i18n import t
 from bot.inputs import Answer, Ignore, MediaInput, Ready, assess, image_of, parse_email
 from tests.conftest import make_settings
+from workers.media import known_commands
 
 SETTINGS = make_settings("sqlite://", MAX_INPUT_FILE_BYTES=1000, MAX_OUTPUT_PIXELS=2000 * 2000)
 
@@ -100,6 +103,20 @@ def test_an_edit_instruction_is_parsed_before_any_charge() -> None:
     bad = assess("edit", _message(text="<make it pretty>"), data, SETTINGS, "en")
     assert isinstance(bad, Answer) and bad.key == "bot-edit-unknown"
     assert "&lt;make it pretty&gt;" in bad.args["fragment"]  # escaped for HTML
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_the_list_of_edit_commands_is_catalogue_text(lang: str) -> None:
+    bad = assess("edit", _message(text="make it pretty"), {"photo": "p"}, SETTINGS, lang)
+    assert isinstance(bad, Answer)
+    lines = bad.args["commands"].split("\n")
+    assert lines == [
+        t("bot-edit-command-line", lang, command=html.escape(line))
+        for line in known_commands(lang)
+    ]
+    assert len(lines) == 12
+    if lang == "en":
+        assert "grayscale (b&amp;w, black and white)" in bad.args["commands"]
 
 
 @pytest.mark.parametrize(

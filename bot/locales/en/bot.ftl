@@ -87,6 +87,8 @@ bot-edit-unknown =
 bot-edit-bad-value =
     🤔 The number in "{ $fragment }" doesn't fit. Here's what works:
     { $commands }
+# One line of the list of commands above ($command is a help line of workers.ftl).
+bot-edit-command-line = • { $command }
 bot-edit-too-many = ✂️ Too many commands at once — 10 at most. Split them up.
 bot-edit-too-long = ✂️ That command is too long. Please make it shorter.
 

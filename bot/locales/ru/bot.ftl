@@ -87,6 +87,8 @@ bot-edit-unknown =
 bot-edit-bad-value =
     🤔 В команде «{ $fragment }» не то число. Вот что можно:
     { $commands }
+# One line of the list of commands above ($command is a help line of workers.ftl).
+bot-edit-command-line = • { $command }
 bot-edit-too-many = ✂️ Слишком много команд сразу — не больше 10. Разбейте на несколько раз.
 bot-edit-too-long = ✂️ Слишком длинная команда. Сократите, пожалуйста.
 
