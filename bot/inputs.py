@@ -30,6 +30,7 @@ from workers.media import (
 )
 
 MAX_PROMPT_CHARS = 1000
+MAX_COMMAND_SHOWN = 32  # an unknown command is named in the answer, this long at most
 # What Pillow in the worker reads (workers.media._image); HEIC/SVG/... are refused up front.
 IMAGE_MIME_TYPES = frozenset(
     {"image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff"}
@@ -129,6 +130,18 @@ def _check_instruction(text: str, lang: str) -> Answer | None:
     return None
 
 
+def _command_in(text: str) -> Answer | None:
+    """A text that starts with "/" is a command (one no router knew), never a prompt, an
+    instruction or a caption: refused with its name, so a typo costs nothing."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return None
+    command = stripped.split(maxsplit=1)[0]
+    if len(command) > MAX_COMMAND_SHOWN:
+        command = command[: MAX_COMMAND_SHOWN - 1] + "…"
+    return Answer("bot-input-command", {"command": html.escape(command)})
+
+
 def _check_caption(text: str) -> tuple[str | None, Answer | None]:
     try:
         return check_text(text), None
@@ -153,6 +166,9 @@ def _assess_generate(message: Message, settings: Settings) -> Assessment:
     prompt = message.text.strip()
     if not prompt:
         return Answer("bot-generate-need-text")
+    command = _command_in(prompt)
+    if command is not None:
+        return command
     if len(prompt) > MAX_PROMPT_CHARS:
         return Answer("bot-text-too-long", {"max": MAX_PROMPT_CHARS})
     return Ready(MediaInput((), prompt), _after(message))
@@ -205,6 +221,9 @@ def _assess_photo_and_text(
     photo first and the text after it."""
 
     def check(text: str) -> tuple[str | None, Answer | None]:
+        command = _command_in(text)
+        if command is not None:
+            return None, command
         if mode == "edit":
             problem = _check_instruction(text, lang)
             return (text.strip(), None) if problem is None else (None, problem)
@@ -212,6 +231,9 @@ def _assess_photo_and_text(
 
     ask_text = "bot-edit-need-instruction" if mode == "edit" else "bot-text-need-text"
     if message.text is not None:
+        command = _command_in(message.text)
+        if command is not None:
+            return command
         photo = data.get("photo")
         if not photo:
             return Answer("bot-need-photo-first")

@@ -133,3 +133,32 @@ def test_the_list_of_edit_commands_is_catalogue_text(lang: str) -> None:
 )
 def test_receipt_email_is_validated(text: str, ok: bool) -> None:
     assert (parse_email(text) is not None) is ok
+
+
+@pytest.mark.parametrize("text", ["/imagine a cat", "/foo", "  /settings@media_lab_bot", "/"])
+def test_an_unknown_command_is_not_taken_as_a_prompt(text: str) -> None:
+    verdict = assess("generate", _message(text=text), {}, SETTINGS, "ru")
+    assert isinstance(verdict, Answer) and verdict.key == "bot-input-command"
+    assert verdict.args["command"] == text.split()[0]
+    assert t(verdict.key, "en", **verdict.args)
+
+
+@pytest.mark.parametrize("mode", ["edit", "add_text"])
+def test_an_unknown_command_is_neither_an_instruction_nor_a_caption_text(mode: str) -> None:
+    sent_alone = assess(mode, _message(text="/pretty <b>"), {"photo": "p"}, SETTINGS, "en")
+    assert isinstance(sent_alone, Answer) and sent_alone.key == "bot-input-command"
+    assert sent_alone.remember is None  # the photo waiting for its text stays
+    no_photo_yet = assess(mode, _message(text="/foo"), {}, SETTINGS, "en")
+    assert isinstance(no_photo_yet, Answer) and no_photo_yet.key == "bot-input-command"
+    captioned = assess(mode, _message(photo=(100, 100, 10), caption="/sepia"), {}, SETTINGS, "en")
+    assert isinstance(captioned, Answer) and captioned.key == "bot-input-command"
+    assert captioned.remember == {"photo": "photo1"}  # a corrected text alone is enough
+    # A slash inside the text is just a character.
+    ok = assess(mode, _message(text="ч/б"), {"photo": "p"}, SETTINGS, "ru")
+    assert isinstance(ok, Ready)
+
+
+def test_a_long_unknown_command_is_shortened_and_escaped_in_the_answer() -> None:
+    verdict = assess("generate", _message(text="/<b>" + "x" * 100), {}, SETTINGS, "ru")
+    assert isinstance(verdict, Answer)
+    assert verdict.args["command"].startswith("/&lt;b&gt;") and len(verdict.args["command"]) < 60

@@ -196,6 +196,24 @@ async def test_generate_is_offered_only_when_fal_is_configured(start_bot: StartB
     }
 
 
+async def test_an_unknown_command_in_generate_is_refused_without_a_charge(
+    start_bot: StartBot, tg
+) -> None:
+    app = await start_bot(FAL_KEY="fal-test-key")
+    user = tg.user(8015)
+    await _open_mode(user, "🎨 Создать", "Опишите картинку")
+    await user.send_text("/imagine кот-астронавт")
+    reply = await user.wait_for_text("такой команды у меня нет")
+    assert "/imagine" in reply.text
+    assert await app.operations() == []
+    account = await app.user(8015)
+    assert account is None or account.free_operations_left == 4
+    await user.send_text("кот-астронавт")  # the mode is still open
+    await user.wait_for_text("В очереди")
+    [operation] = await app.operations()
+    assert operation.input_ref["text"] == "кот-астронавт"
+
+
 async def test_generate_button_forged_without_fal_is_refused(start_bot: StartBot, tg) -> None:
     app = await start_bot()
     user = tg.user(8013)

@@ -71,6 +71,7 @@ bot-need-photo = 📷 This needs a photo — send a photo or an image file.
 bot-need-photo-first = 📷 Send the photo first, then the text for it.
 bot-input-not-image = 🤔 That doesn't look like a picture. Send a photo or a JPEG, PNG or WebP file.
 bot-input-too-big = 🐘 The file is too big: up to { $limit } MB, please. Send a smaller one.
+bot-input-command = 🤔 { $command } — I don't know that command, and I don't take a text that starts with "/". Send the text without the "/", or pick a command: /start, /help, /balance, /menu.
 bot-pair-need-second = 👍 Got the first photo. Now send the second one.
 bot-generate-need-text = ✍️ Describe the picture in text — in one message.
 bot-text-need-text = ✍️ Got the photo! Now send the text to write on it.
