@@ -31,6 +31,7 @@ from bot.image_header import FileTooBig, HeaderUnavailable, read_image_header
 from workers.media import (
     MAX_INPUT_PIXELS,
     MAX_INPUT_SIDE,
+    MAX_STEPS,
     ImageInfo,
     ImageTooLarge,
     InstructionError,
@@ -161,7 +162,8 @@ def _instruction_error(exc: InstructionError, lang: str) -> Answer:
         "too-many": "bot-edit-too-many",
         "too-long": "bot-edit-too-long",
     }.get(exc.reason, "bot-edit-unknown")
-    return Answer(key, {"fragment": html.escape(exc.fragment or ""), "commands": commands})
+    args = {"fragment": html.escape(exc.fragment or ""), "commands": commands, "max": MAX_STEPS}
+    return Answer(key, args)
 
 
 def _check_instruction(text: str, lang: str) -> Answer | None:

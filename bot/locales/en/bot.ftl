@@ -93,7 +93,7 @@ bot-edit-bad-value =
     { $commands }
 # One line of the list of commands above ($command is a help line of workers.ftl).
 bot-edit-command-line = • { $command }
-bot-edit-too-many = ✂️ Too many commands at once — 10 at most. Split them up.
+bot-edit-too-many = ✂️ Too many commands at once — { $max } at most. Split them up.
 bot-edit-too-long = ✂️ That command is too long. Please make it shorter.
 
 ## Operations

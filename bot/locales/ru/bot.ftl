@@ -93,7 +93,7 @@ bot-edit-bad-value =
     { $commands }
 # One line of the list of commands above ($command is a help line of workers.ftl).
 bot-edit-command-line = • { $command }
-bot-edit-too-many = ✂️ Слишком много команд сразу — не больше 10. Разбейте на несколько раз.
+bot-edit-too-many = ✂️ Слишком много команд сразу — не больше { $max }. Разбейте на несколько раз.
 bot-edit-too-long = ✂️ Слишком длинная команда. Сократите, пожалуйста.
 
 ## Operations
