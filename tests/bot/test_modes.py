@@ -86,8 +86,9 @@ async def test_an_album_of_three_in_merge_makes_one_operation(
     app = await start_bot()
     user = tg.user(8005)
     await _open_mode(user, "🔗 Объединить", "две фотографии")
+    before = user.mark  # the answer may come between the album's photos
     await user.send_album([photo, photo2, photo])
-    await user.wait_for_text("В очереди")
+    await user.wait_for_text("В очереди", since=before)
     # Everything the bot does with the album is done once the queue holds the job.
     await user.send_text("/balance")
     balance = await user.wait_for_text("Баланс")

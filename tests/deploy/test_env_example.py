@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from billing.settings import PLACEHOLDERS, Settings
+from billing.settings import PLACEHOLDERS, Settings, _is_example_url
 from tests.deploy.helpers import (
     ACTIVE_LINE,
     COMPOSE_ONLY,
@@ -25,7 +25,15 @@ REAL_VALUES = {
     "YOOKASSA_SHOP_ID": "123456",
     "YOOKASSA_SECRET_KEY": "live_AbCdEf0123456789",
     "POSTGRES_PASSWORD": "k3Jq9x2LmP0v",
+    "PUBLIC_HOST": "media.myshop.ru",
+    "YOOKASSA_WEBHOOK_URL": "https://media.myshop.ru/yookassa/webhook",
+    "YOOKASSA_RETURN_URL": "https://t.me/myshop_media_bot",
 }
+
+
+def _is_placeholder(value: str) -> bool:
+    """A secret placeholder, or one of the example addresses (bot.example.com, t.me/your_bot)."""
+    return value in PLACEHOLDERS or _is_example_url(value) or _is_example_url(f"https://{value}")
 
 
 def _settings_fields(values: dict[str, str]) -> dict[str, str]:
@@ -84,7 +92,8 @@ def test_as_is_it_is_refused_in_production() -> None:
     for name in ("BOT_TOKEN", "YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"):
         assert name in message, name
     # each placeholder alone is enough to be refused
-    for name in ("BOT_TOKEN", "YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"):
+    for name in ("BOT_TOKEN", "YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY", "YOOKASSA_WEBHOOK_URL",
+                 "YOOKASSA_RETURN_URL"):
         fixed = {**values, **_settings_fields(REAL_VALUES)}
         fixed[name] = values[name]
         with pytest.raises(ValidationError, match=name):
@@ -94,7 +103,7 @@ def test_as_is_it_is_refused_in_production() -> None:
 
 def test_with_its_placeholders_replaced_it_is_a_valid_production_configuration() -> None:
     active = env_example_active()
-    placeholders = {k for k, v in active.items() if v in PLACEHOLDERS}
+    placeholders = {k for k, v in active.items() if _is_placeholder(v)}
     assert placeholders == set(REAL_VALUES), placeholders
     values = {**active, **REAL_VALUES}
     # what docker compose adds for the app services
@@ -105,6 +114,7 @@ def test_with_its_placeholders_replaced_it_is_a_valid_production_configuration()
     assert settings.yookassa_configured
     assert settings.price_kopecks == 1000
     assert settings.FREE_OPERATIONS_COUNT == 4
-    assert settings.YOOKASSA_WEBHOOK_URL == f"https://{active['PUBLIC_HOST']}/yookassa/webhook"
+    assert settings.YOOKASSA_WEBHOOK_URL == f"https://{values['PUBLIC_HOST']}/yookassa/webhook"
+    assert active['YOOKASSA_WEBHOOK_URL'] == f"https://{active['PUBLIC_HOST']}/yookassa/webhook"
     assert settings.DATABASE_URL.startswith("postgresql+asyncpg://medialab:")
     assert not settings.WORKER_TEST_HOOKS
