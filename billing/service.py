@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -140,8 +140,10 @@ async def _ledger(
     payment_id: int | None = None,
     reason: str | None = None,
 ) -> None:
+    # A plain Core INSERT: the dialects' ON CONFLICT-capable inserts (``_insert``) are not
+    # cacheable in SQLAlchemy (``inherit_cache = False``), so each would be compiled anew.
     await session.execute(
-        _insert(session, LedgerEntry).values(
+        insert(LedgerEntry.__table__).values(
             user_id=user_id,
             kind=kind.value,
             amount=amount,
