@@ -98,7 +98,6 @@ def warm_up_telegram_models() -> None:
     """
     from aiogram.methods import SendMessage
     from aiogram.methods.base import Response
-    from aiogram.types import Message
 
     SendMessage(chat_id=1, text="-").model_dump()
     response_type = Response[SendMessage.__returning__]  # what check_response parametrizes
