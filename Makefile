@@ -20,7 +20,7 @@ run: install ## install, migrate and start bot + worker + web (emulators when no
 test: install ## the whole test suite (PostgreSQL and Redis must answer)
 	$(BIN)/python -m pytest -q
 
-chaos: install ## the long fault-injection scenarios
+chaos: install ## the long fault-injection scenarios (the short ones run in make test)
 	$(BIN)/python -m pytest -q -m chaos tests/chaos
 
 lint: install

@@ -69,6 +69,19 @@ class PaymentStatus(enum.StrEnum):
     FAILED = "failed"  # never reached YooKassa (down or misconfigured)
 
 
+class NoticeKind(enum.StrEnum):
+    CREDITED = "credited"  # a payment credited to the balance
+    CANCELED = "canceled"  # a payment canceled before any money came in
+    REFUNDED = "refunded"  # money returned to the card (one notice per YooKassa refund)
+
+
+class NoticeOutcome(enum.StrEnum):
+    SENT = "sent"
+    BLOCKED = "blocked"  # 403: the user blocked the bot; never retried
+    REFUSED = "refused"  # another permanent refusal (400 chat not found, ...)
+    GAVE_UP = "gave_up"  # transient failures past the attempt limit
+
+
 class LedgerKind(enum.StrEnum):
     SIGNUP = "signup"  # the free operations a new user starts with
     CHARGE = "charge"  # an operation paid (money or a free operation)
@@ -177,3 +190,43 @@ class LedgerEntry(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=NOW)
+
+
+class PaymentNotice(Base):
+    """The outbox of the user's payment messages: one row per message that must be sent.
+
+    Written by the billing service in the same transaction as the change it tells about (the
+    credit, the cancel, a refund), so a message can be lost only together with the money
+    change. The web server sends it right after the commit and marks it done; a worker's
+    maintenance pass sends what is still not done after PAYMENT_NOTICE_GRACE_SECONDS. Holds
+    no money: nothing here is ever read back into a balance.
+    """
+
+    __tablename__ = "payment_notices"
+    __table_args__ = (
+        CheckConstraint(_enum_check("kind", NoticeKind), name="kind_valid"),
+        CheckConstraint(
+            f"outcome IS NULL OR {_enum_check('outcome', NoticeOutcome)}", name="outcome_valid"
+        ),
+        CheckConstraint("(done_at IS NULL) = (outcome IS NULL)", name="done_has_outcome"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        Index("ix_payment_notices_due", "done_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # "credited:<payment id>", "canceled:<payment id>", "refunded:<YooKassa refund id>".
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    # What the text says, as of the change: kopecks, the balance right after it, the reason.
+    amount: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=NOW)
+    # Set by a maintenance pass that is sending it; NULL again after a transient failure.
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    done_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -19,6 +19,7 @@ from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import notices
 from billing.errors import (
     DuplicateRequest,
     InsufficientFunds,
@@ -34,6 +35,7 @@ from billing.models import (
     Funding,
     LedgerEntry,
     LedgerKind,
+    NoticeKind,
     Operation,
     OperationStatus,
     Payment,
@@ -687,22 +689,37 @@ async def mark_payment_canceled(
     reason: str | None,
     raw: dict[str, Any] | None = None,
 ) -> bool:
-    """Canceled is final; a succeeded payment is never canceled (YooKassa's rules)."""
-    result = await session.execute(
-        update(Payment)
-        .where(
-            Payment.id == payment_id,
-            Payment.status.in_(CREDITABLE),
-            Payment.credited_at.is_(None),
+    """Canceled is final; a succeeded payment is never canceled (YooKassa's rules).
+
+    The call that cancels also records the user's message (``billing.notices``)."""
+    row = (
+        await session.execute(
+            update(Payment)
+            .where(
+                Payment.id == payment_id,
+                Payment.status.in_(CREDITABLE),
+                Payment.credited_at.is_(None),
+            )
+            .values(
+                status=PaymentStatus.CANCELED.value,
+                cancellation_reason=(reason or "")[:64] or None,
+                raw=raw,
+            )
+            .returning(Payment.user_id, Payment.amount)
         )
-        .values(
-            status=PaymentStatus.CANCELED.value,
-            cancellation_reason=(reason or "")[:64] or None,
-            raw=raw,
-        )
-        .returning(Payment.id)
+    ).one_or_none()
+    if row is None:
+        return False
+    await notices.add(
+        session,
+        key=notices.canceled_key(payment_id),
+        kind=NoticeKind.CANCELED,
+        payment_id=payment_id,
+        user_id=row.user_id,
+        amount=row.amount,
+        reason=reason,
     )
-    return result.scalar_one_or_none() is not None
+    return True
 
 
 async def mark_payment_waiting(session: AsyncSession, *, payment_id: int) -> bool:
@@ -728,7 +745,8 @@ async def credit_payment(
 
     ``amount``/``currency``/``yookassa_payment_id`` are what YooKassa's API says; they must
     equal our row. Returns None when it was already credited. Raises ``PaymentNotFound``,
-    ``PaymentMismatch`` or ``PaymentNotCreditable`` (canceled / refunded).
+    ``PaymentMismatch`` or ``PaymentNotCreditable`` (canceled / refunded). The credit also
+    records the user's "credited" message (``billing.notices``), in the same transaction.
 
     On PostgreSQL it writes with one SQL statement, so a Payment or User object the caller
     already loaded into this session is not refreshed (no caller keeps one).
@@ -858,12 +876,22 @@ async def _credit_generic(
         key=f"topup:{payment_id}",
         payment_id=payment_id,
     )
+    await notices.add(
+        session,
+        key=notices.credited_key(payment_id),
+        kind=NoticeKind.CREDITED,
+        payment_id=payment_id,
+        user_id=won.user_id,
+        amount=amount,
+        balance_after=user.balance,
+    )
     return CreditResult(payment_id, won.user_id, user.telegram_id, amount, user.balance)
 
 
 # On PostgreSQL the credit is one statement, one round trip, like the charge: the conditional
 # status change of the payment (it is creditable, not credited yet, and amount, currency and
-# YooKassa id match), the balance, and the ledger entry with its unique key "topup:<id>". When
+# YooKassa id match), the balance, the ledger entry with its unique key "topup:<id>", and the
+# user's "credited" message in the outbox (billing.notices, unique key "credited:<id>"). When
 # the payment does not qualify nothing is written and no row comes back.
 _CREDIT_SQL = text(
     f"""
@@ -897,6 +925,13 @@ WITH won AS (
            credited.free_operations_left, :payment_id, :key, now()
     FROM credited
     RETURNING id
+), notice AS (
+    INSERT INTO payment_notices ("key", payment_id, user_id, kind, amount, balance_after,
+                                 created_at, attempts)
+    SELECT :notice_key, :payment_id, credited.id, '{NoticeKind.CREDITED.value}', :amount,
+           credited.balance, :credited_at, 0
+    FROM credited
+    RETURNING id
 )
 SELECT credited.id AS user_id, credited.balance, credited.telegram_id FROM credited
 """
@@ -923,6 +958,7 @@ async def _credit_postgresql(
                 "raw": json.dumps(raw) if raw is not None else None,
                 "credited_at": utcnow(),
                 "key": f"topup:{payment_id}",
+                "notice_key": notices.credited_key(payment_id),
             },
         )
     ).one_or_none()
@@ -939,6 +975,7 @@ async def record_payment_refund(
     The balance may go below zero when the money was already spent: the negative balance,
     with this ledger entry, is the record of the debt; paid operations stay closed until a
     top-up covers it. Returns the new balance, or None when this refund was recorded before.
+    Records the user's "refunded" message (``billing.notices``) in the same transaction.
     """
     if not isinstance(amount, int) or amount <= 0:
         raise InvalidAmount(amount)
@@ -990,6 +1027,15 @@ async def record_payment_refund(
         key=key,
         payment_id=payment_id,
         reason=f"YooKassa refund {refund_id}",
+    )
+    await notices.add(
+        session,
+        key=notices.refunded_key(refund_id),
+        kind=NoticeKind.REFUNDED,
+        payment_id=payment_id,
+        user_id=row.user_id,
+        amount=amount,
+        balance_after=user.balance,
     )
     return user.balance
 

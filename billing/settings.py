@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from typing import Annotated, Literal
@@ -12,6 +13,19 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "your_shop_id", "your_secret_key", "test", "secret"}
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
+EXAMPLE_HOSTS = ("example.com", "example.org", "example.net")
+
+
+def _is_example_url(url: str | None) -> bool:
+    """env.prod.example's addresses, left unchanged: bot.example.com, t.me/your_bot."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if any(host == h or host.endswith("." + h) for h in EXAMPLE_HOSTS):
+        return True
+    return host == "t.me" and parts.path.rstrip("/") == "/your_bot"
 
 
 def normalize_database_url(url: str) -> str:
@@ -107,6 +121,10 @@ class Settings(BaseSettings):
     # operation's deadline is JOB_TIMEOUT_SECONDS + JOB_DEADLINE_MARGIN_SECONDS from its start.
     SWEEP_INTERVAL_SECONDS: float = 30.0
     JOB_DEADLINE_MARGIN_SECONDS: int = 120
+    # A payment message (credited / canceled / refunded) the web server has not marked sent
+    # this long after the commit is sent by a worker's maintenance pass. The web server gives
+    # up its own attempts at half of it, so the two never send the same message.
+    PAYMENT_NOTICE_GRACE_SECONDS: float = Field(default=300.0, gt=0)
     # Test-only pseudo-operations (sleep, hang, crash, noop) in the worker. Never in production.
     WORKER_TEST_HOOKS: bool = False
     THROTTLE_RATE_PER_SECOND: float = 2.0
@@ -191,8 +209,25 @@ class Settings(BaseSettings):
                 raise ValueError(f"top-up preset {preset} is outside the min/max range")
         if self.JOB_RETRIES < 0 or self.JOB_TIMEOUT_SECONDS <= 0:
             raise ValueError("JOB_RETRIES must be >= 0 and JOB_TIMEOUT_SECONDS > 0")
+        if self.TELEGRAM_WEBHOOK_URL:
+            # Anyone who can reach the webhook route could post a forged update (an admin's
+            # /grant, another user's charge): in webhook mode the secret is never optional.
+            token = self.TELEGRAM_WEBHOOK_SECRET.get_secret_value() if (
+                self.TELEGRAM_WEBHOOK_SECRET
+            ) else ""
+            if not WEBHOOK_SECRET.fullmatch(token):
+                raise ValueError(
+                    "TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET: 1-256 characters of "
+                    "A-Z, a-z, 0-9, _ and - (e.g. `openssl rand -hex 32`)"
+                )
         if self.ENVIRONMENT == "production":
             problems = []
+            password = urlsplit(self.DATABASE_URL).password
+            if password is not None and password in PLACEHOLDERS:
+                problems.append("DATABASE_URL (its password)")
+            for name in ("TELEGRAM_WEBHOOK_URL", "YOOKASSA_WEBHOOK_URL", "YOOKASSA_RETURN_URL"):
+                if _is_example_url(getattr(self, name)):
+                    problems.append(f"{name} (an example address)")
             if self.BOT_TOKEN is None or self.BOT_TOKEN.get_secret_value() in PLACEHOLDERS:
                 problems.append("BOT_TOKEN")
             if (self.YOOKASSA_SHOP_ID or "") in PLACEHOLDERS:
@@ -202,8 +237,6 @@ class Settings(BaseSettings):
             )
             if secret in PLACEHOLDERS:
                 problems.append("YOOKASSA_SECRET_KEY")
-            if self.TELEGRAM_WEBHOOK_URL and not self.TELEGRAM_WEBHOOK_SECRET:
-                problems.append("TELEGRAM_WEBHOOK_SECRET")
             if self.WORKER_TEST_HOOKS:
                 problems.append("WORKER_TEST_HOOKS (test-only, must be off)")
             if problems:

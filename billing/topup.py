@@ -27,7 +27,6 @@ from billing.errors import (
 from billing.models import Payment, PaymentStatus, User
 from billing.settings import Settings
 from billing.yookassa import (
-    GatewayError,
     GatewayRejected,
     GatewayUnavailable,
     ProviderPayment,
@@ -114,7 +113,7 @@ async def start_topup(
         "telegram_id": str(user.telegram_id),
     }
     created: ProviderPayment | None = None
-    error: GatewayError | None = None
+    error: Exception | None = None
     for attempt in range(CREATE_ATTEMPTS):
         try:
             created = await gateway.create_payment(
@@ -134,6 +133,10 @@ async def start_topup(
         except GatewayRejected as exc:
             error = exc
             log.error("payment %s: YooKassa rejected the create call: %s", payment_id, exc)
+            break
+        except Exception as exc:  # noqa: BLE001 - the row must not stay pending forever
+            error = exc
+            log.exception("payment %s: the create call failed unexpectedly", payment_id)
             break
     if created is None:
         async with sessionmaker() as session:

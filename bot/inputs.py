@@ -1,26 +1,41 @@
 """What each mode needs, checked before any charge.
 
-``assess(mode, message, data, settings, lang)`` is pure: it looks at the message and the
-mode's FSM data and says what to do — ``Ready`` (charge and queue), ``Answer`` (reply,
+``assess(mode, message, data, settings, lang, header)`` is pure: it looks at the message
+(and the header of its image document, when one was read) and the mode's FSM data and
+says what to do — ``Ready`` (charge and queue), ``Answer`` (reply,
 maybe remember something in the FSM data, charge nothing, the mode stays open) or
 ``Ignore``. The billed handlers run behind the ``ReadyInput`` filter (so the charge only
-happens for a ``Ready``); the mode's fallback handler runs the same assessment and acts on
-the other outcomes.
+happens for a ``Ready``); the mode's fallback handler acts on the other outcomes.
+
+``assess_message(..., bot)`` is what the bot runs (once per message, before the filters):
+for an image sent as a document — which has no width or height, and whose name and MIME
+type prove nothing — it first reads the file's header through the Bot API
+(``bot.image_header``), so an unreadable file or one too large for the mode is refused
+before the charge. Photos carry their size: nothing is downloaded for them.
 """
 
 from __future__ import annotations
 
 import html
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiogram import Bot
 from aiogram.types import Message
 
 from billing.settings import Settings
+from bot.i18n import t
+from bot.image_header import FileTooBig, HeaderUnavailable, read_image_header
 from workers.media import (
+    MAX_INPUT_PIXELS,
+    MAX_INPUT_SIDE,
+    MAX_STEPS,
+    ImageInfo,
     ImageTooLarge,
     InstructionError,
+    InvalidImage,
     InvalidText,
     check_text,
     check_upscale,
@@ -28,7 +43,10 @@ from workers.media import (
     parse_instruction,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_PROMPT_CHARS = 1000
+MAX_COMMAND_SHOWN = 32  # an unknown command is named in the answer, this long at most
 # What Pillow in the worker reads (workers.media._image); HEIC/SVG/... are refused up front.
 IMAGE_MIME_TYPES = frozenset(
     {"image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff"}
@@ -42,6 +60,7 @@ _EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]{2,}")
 SINGLE_PHOTO_MODES = frozenset({"retouch", "upscale"})
 PAIR_MODES = frozenset({"merge", "face_swap"})
 PHOTO_AND_TEXT_MODES = frozenset({"edit", "add_text"})
+IMAGE_MODES = SINGLE_PHOTO_MODES | PAIR_MODES | PHOTO_AND_TEXT_MODES
 
 
 @dataclass(frozen=True)
@@ -83,9 +102,12 @@ class ImageRef:
     height: int | None
 
 
-def image_of(message: Message, settings: Settings) -> ImageRef | Answer | None:
+def image_of(
+    message: Message, settings: Settings, header: ImageInfo | None = None
+) -> ImageRef | Answer | None:
     """The image in a message (a photo, or a document that is an image), a refusal, or
-    None when the message carries no photo or document at all."""
+    None when the message carries no photo or document at all. A document's size is
+    known only from its ``header`` (read by :func:`assess_message`)."""
     limit_mb = settings.MAX_INPUT_FILE_BYTES // (1024 * 1024)
     if message.photo:
         largest = max(message.photo, key=lambda p: p.width * p.height)
@@ -101,12 +123,38 @@ def image_of(message: Message, settings: Settings) -> ImageRef | Answer | None:
             return Answer("bot-input-too-big", {"limit": limit_mb})
         if document.file_size == 0:
             return Answer("bot-input-not-image")
+        if header is not None:
+            return ImageRef(document.file_id, header.width, header.height)
         return ImageRef(document.file_id, None, None)
     return None
 
 
+async def read_header(bot: Bot, file_id: str, settings: Settings) -> ImageInfo | Answer:
+    """The header of an image document, or the answer when it cannot be used: not an
+    image we read, too many pixels, too big a file, or Telegram failing (try again)."""
+    try:
+        return await read_image_header(bot, file_id, max_bytes=settings.MAX_INPUT_FILE_BYTES)
+    except InvalidImage:
+        return Answer("bot-input-unreadable")
+    except ImageTooLarge:
+        return Answer(
+            "bot-input-too-many-pixels",
+            {"megapixels": str(MAX_INPUT_PIXELS // 1_000_000), "side": str(MAX_INPUT_SIDE)},
+        )
+    except FileTooBig:
+        return Answer(
+            "bot-input-too-big", {"limit": settings.MAX_INPUT_FILE_BYTES // (1024 * 1024)}
+        )
+    except HeaderUnavailable as exc:
+        log.warning("image header of %s not read: %s", file_id, exc)
+        return Answer("bot-input-download-failed")
+
+
 def _instruction_error(exc: InstructionError, lang: str) -> Answer:
-    commands = "\n".join(f"• {html.escape(line)}" for line in known_commands(lang))
+    commands = "\n".join(
+        t("bot-edit-command-line", lang, command=html.escape(line))
+        for line in known_commands(lang)
+    )
     key = {
         "empty": "bot-edit-empty",
         "unknown": "bot-edit-unknown",
@@ -114,7 +162,8 @@ def _instruction_error(exc: InstructionError, lang: str) -> Answer:
         "too-many": "bot-edit-too-many",
         "too-long": "bot-edit-too-long",
     }.get(exc.reason, "bot-edit-unknown")
-    return Answer(key, {"fragment": html.escape(exc.fragment or ""), "commands": commands})
+    args = {"fragment": html.escape(exc.fragment or ""), "commands": commands, "max": MAX_STEPS}
+    return Answer(key, args)
 
 
 def _check_instruction(text: str, lang: str) -> Answer | None:
@@ -123,6 +172,18 @@ def _check_instruction(text: str, lang: str) -> Answer | None:
     except InstructionError as exc:
         return _instruction_error(exc, lang)
     return None
+
+
+def _command_in(text: str) -> Answer | None:
+    """A text that starts with "/" is a command (one no router knew), never a prompt, an
+    instruction or a caption: refused with its name, so a typo costs nothing."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return None
+    command = stripped.split(maxsplit=1)[0]
+    if len(command) > MAX_COMMAND_SHOWN:
+        command = command[: MAX_COMMAND_SHOWN - 1] + "…"
+    return Answer("bot-input-command", {"command": html.escape(command)})
 
 
 def _check_caption(text: str) -> tuple[str | None, Answer | None]:
@@ -149,15 +210,22 @@ def _assess_generate(message: Message, settings: Settings) -> Assessment:
     prompt = message.text.strip()
     if not prompt:
         return Answer("bot-generate-need-text")
+    command = _command_in(prompt)
+    if command is not None:
+        return command
     if len(prompt) > MAX_PROMPT_CHARS:
         return Answer("bot-text-too-long", {"max": MAX_PROMPT_CHARS})
     return Ready(MediaInput((), prompt), _after(message))
 
 
 def _assess_single(
-    mode: str, message: Message, data: dict[str, Any], settings: Settings
+    mode: str,
+    message: Message,
+    data: dict[str, Any],
+    settings: Settings,
+    header: ImageInfo | None,
 ) -> Assessment:
-    image = image_of(message, settings)
+    image = image_of(message, settings, header)
     if image is None:
         return Answer("bot-need-photo")
     if isinstance(image, Answer):
@@ -172,8 +240,10 @@ def _assess_single(
     return Ready(MediaInput((image.file_id,)), _after(message))
 
 
-def _assess_pair(message: Message, data: dict[str, Any], settings: Settings) -> Assessment:
-    image = image_of(message, settings)
+def _assess_pair(
+    message: Message, data: dict[str, Any], settings: Settings, header: ImageInfo | None
+) -> Assessment:
+    image = image_of(message, settings, header)
     if image is None:
         return Answer("bot-pair-need-second" if data.get("first") else "bot-need-photo")
     if isinstance(image, Answer):
@@ -195,12 +265,20 @@ def _assess_pair(message: Message, data: dict[str, Any], settings: Settings) -> 
 
 
 def _assess_photo_and_text(
-    mode: str, message: Message, data: dict[str, Any], settings: Settings, lang: str
+    mode: str,
+    message: Message,
+    data: dict[str, Any],
+    settings: Settings,
+    lang: str,
+    header: ImageInfo | None,
 ) -> Assessment:
     """edit (photo + instruction) and add_text (photo + text): a captioned photo, or a
     photo first and the text after it."""
 
     def check(text: str) -> tuple[str | None, Answer | None]:
+        command = _command_in(text)
+        if command is not None:
+            return None, command
         if mode == "edit":
             problem = _check_instruction(text, lang)
             return (text.strip(), None) if problem is None else (None, problem)
@@ -208,6 +286,9 @@ def _assess_photo_and_text(
 
     ask_text = "bot-edit-need-instruction" if mode == "edit" else "bot-text-need-text"
     if message.text is not None:
+        command = _command_in(message.text)
+        if command is not None:
+            return command
         photo = data.get("photo")
         if not photo:
             return Answer("bot-need-photo-first")
@@ -215,7 +296,7 @@ def _assess_photo_and_text(
         if problem is not None:
             return problem
         return Ready(MediaInput((photo,), text), _after(message))
-    image = image_of(message, settings)
+    image = image_of(message, settings, header)
     if image is None:
         return Answer("bot-need-photo")
     if isinstance(image, Answer):
@@ -234,17 +315,47 @@ def _assess_photo_and_text(
 
 
 def assess(
-    mode: str, message: Message, data: dict[str, Any], settings: Settings, lang: str
+    mode: str,
+    message: Message,
+    data: dict[str, Any],
+    settings: Settings,
+    lang: str,
+    header: ImageInfo | None = None,
 ) -> Assessment:
+    """What to do with ``message`` in ``mode``; ``header``: that of the message's image
+    document, when it was read (see :func:`assess_message`)."""
     if mode == "generate":
         return _assess_generate(message, settings)
     if mode in SINGLE_PHOTO_MODES:
-        return _assess_single(mode, message, data, settings)
+        return _assess_single(mode, message, data, settings, header)
     if mode in PAIR_MODES:
-        return _assess_pair(message, data, settings)
+        return _assess_pair(message, data, settings, header)
     if mode in PHOTO_AND_TEXT_MODES:
-        return _assess_photo_and_text(mode, message, data, settings, lang)
+        return _assess_photo_and_text(mode, message, data, settings, lang, header)
     raise ValueError(f"unknown mode {mode!r}")
+
+
+async def assess_message(
+    mode: str,
+    message: Message,
+    data: dict[str, Any],
+    settings: Settings,
+    lang: str,
+    bot: Bot,
+) -> Assessment:
+    """:func:`assess`, with the header of an image document read first (through the Bot
+    API), so that what the charge depends on is known before it. Only a document that
+    passed the cheap checks (an image MIME type, within the byte limit) in a mode that
+    takes images is fetched, and only until its header is readable; photos never."""
+    header: ImageInfo | None = None
+    if mode in IMAGE_MODES and message.document is not None and not _album_done(message, data):
+        image = image_of(message, settings)
+        if isinstance(image, ImageRef):
+            found = await read_header(bot, image.file_id, settings)
+            if isinstance(found, Answer):
+                return found
+            header = found
+    return assess(mode, message, data, settings, lang, header)
 
 
 def parse_rub_amount(text: str | None, *, minimum: int, maximum: int) -> int | Answer:

@@ -47,9 +47,18 @@ class DbSessionMiddleware(BaseMiddleware):
 
 # A token bucket per user in Redis, refilled from Redis' own clock so every replica agrees.
 # Returns 1 (allowed), 0 (refused: warn the user) or -1 (refused again: stay silent).
+# KEYS[2], when given, is an album's key: the album's first message takes a token and lets
+# the album in; its other messages pass with no token (one album is one request, however
+# many photos Telegram splits it into).
 _TOKEN_BUCKET = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+if KEYS[2] then
+  local seen = redis.call('GET', KEYS[2])
+  if seen then
+    return tonumber(seen)
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'warned')
@@ -70,6 +79,9 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now), 'warned', warned)
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
+if KEYS[2] then
+  redis.call('SET', KEYS[2], result == 1 and 1 or -1, 'EX', 600)
+end
 return result
 """
 
@@ -92,10 +104,12 @@ class ThrottlingMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is None or self.rate <= 0:
             return await handler(event, data)
+        keys = [f"{self.prefix}:{user.id}"]
+        inner = event.event if isinstance(event, Update) else event
+        if isinstance(inner, Message) and inner.media_group_id:
+            keys.append(f"{self.prefix}:album:{user.id}:{inner.media_group_id}")
         try:
-            verdict = int(
-                await self.script(keys=[f"{self.prefix}:{user.id}"], args=[self.rate, self.burst])
-            )
+            verdict = int(await self.script(keys=keys, args=[self.rate, self.burst]))
         except (RedisError, OSError) as exc:
             log.warning("throttling skipped, Redis error: %s", exc)
             verdict = 1

@@ -23,7 +23,7 @@ from billing.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-TABLES = ("ledger_entries", "operations", "payments", "users")
+TABLES = ("payment_notices", "ledger_entries", "operations", "payments", "users")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -201,11 +201,3 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessionmaker(any_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(any_engine)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The chaos scenarios (tests/chaos) run under `make chaos`, not in the default suite:
-    on a loaded 2-core machine their short versions were not yet reliable (see the notes)."""
-    for item in items:
-        if "tests/chaos/" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.chaos)

@@ -169,7 +169,11 @@ def create_app(
     app[GATEWAY] = gateway
     app[METRICS] = WebMetrics()
     app[SENDERS] = SenderPolicy.from_settings(settings)
-    notifier = UserNotifier(bot)
+    # Its own attempts end well within the grace period after which a worker's maintenance
+    # pass sends what it did not mark sent (billing.notices).
+    notifier = UserNotifier(
+        bot, sessionmaker=sessionmaker, deadline=settings.PAYMENT_NOTICE_GRACE_SECONDS / 2
+    )
     app[NOTIFIER] = notifier
 
     app.router.add_post(WEBHOOK_PATH, yookassa_webhook)

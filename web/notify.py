@@ -5,6 +5,13 @@ Telegram never delays the answer to YooKassa (a late answer would make it delive
 notification again, and the money is already in). Each kind of message is sent only by the
 request that made the change (the once-only credit / cancel / refund), so 20 concurrent
 deliveries of one notification produce one message.
+
+Each message is also on record as a ``payment_notices`` row, written in the transaction of the
+change (:mod:`billing.notices`). When Telegram took the message (or the user blocked the bot)
+the notifier marks that row done; a message this process never got out — it crashed or
+restarted after the commit, or Telegram stayed down through its retries — is sent by a
+worker's maintenance pass (:mod:`workers.notices`) after PAYMENT_NOTICE_GRACE_SECONDS. The
+notifier gives up at half of that period, so the pass never sends what it may still send.
 """
 
 from __future__ import annotations
@@ -15,12 +22,17 @@ import logging
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
+    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
+    TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
 )
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing import notices
+from billing.models import NoticeKind, NoticeOutcome
 from billing.prices import format_rub
 from bot.i18n import t
 
@@ -82,6 +94,22 @@ def refunded_text(*, amount: int, balance: int, language: str | None) -> str:
     return t(key, language, amount=format_rub(amount), balance=format_rub(balance))
 
 
+def notice_text(
+    *,
+    kind: NoticeKind,
+    amount: int,
+    balance_after: int | None,
+    reason: str | None,
+    language: str | None,
+) -> str:
+    """The text of a recorded notice (``payment_notices``): the same words the web sends."""
+    if kind is NoticeKind.CREDITED:
+        return credited_text(amount=amount, balance=balance_after or 0, language=language)
+    if kind is NoticeKind.CANCELED:
+        return canceled_text(amount=amount, reason=reason, language=language)
+    return refunded_text(amount=amount, balance=balance_after or 0, language=language)
+
+
 # Strong references to the parametrized pydantic generics built by the warm-up below.
 _KEEP_ALIVE: list[type] = []
 
@@ -109,38 +137,81 @@ def warm_up_telegram_models() -> None:
 
 
 class UserNotifier:
-    """Sends messages in background tasks; ``drain`` waits for them at shutdown."""
+    """Sends messages in background tasks; ``drain`` waits for them at shutdown.
 
-    def __init__(self, bot: Bot) -> None:
+    With a ``sessionmaker``, a message sent with a ``notice`` key marks that recorded notice
+    done once Telegram took it (or refused it for good). ``deadline`` bounds the whole
+    attempt, retries included: past it the message is left to the maintenance pass.
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self.bot = bot
+        self.sessionmaker = sessionmaker
+        self.deadline = deadline
         self._tasks: set[asyncio.Task[bool]] = set()
 
-    def send(self, chat_id: int, text: str, *, what: str) -> asyncio.Task[bool]:
-        task = asyncio.create_task(self._send(chat_id, text, what=what))
+    def send(
+        self, chat_id: int, text: str, *, what: str, notice: str | None = None
+    ) -> asyncio.Task[bool]:
+        task = asyncio.create_task(self._send_and_mark(chat_id, text, what=what, notice=notice))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _send(self, chat_id: int, text: str, *, what: str) -> bool:
+    async def _send_and_mark(
+        self, chat_id: int, text: str, *, what: str, notice: str | None
+    ) -> bool:
+        try:
+            async with asyncio.timeout(self.deadline):
+                outcome = await self._send(chat_id, text, what=what)
+        except TimeoutError:
+            log.warning(
+                "%s message to chat %s: gave up after %.0f s, left to the maintenance pass",
+                what,
+                chat_id,
+                self.deadline or 0,
+            )
+            return False
+        if outcome is not None and notice is not None and self.sessionmaker is not None:
+            await notices.mark_done_safely(self.sessionmaker, notice, outcome)
+        return outcome is NoticeOutcome.SENT
+
+    async def _send(self, chat_id: int, text: str, *, what: str) -> NoticeOutcome | None:
+        """SENT, BLOCKED or REFUSED (final), or None: not delivered, worth another try."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 await self.bot.send_message(chat_id=chat_id, text=text)
-                return True
+                return NoticeOutcome.SENT
             except TelegramForbiddenError:
                 log.info("%s message not delivered: chat %s blocked the bot", what, chat_id)
-                return False
+                return NoticeOutcome.BLOCKED
             except TelegramRetryAfter as exc:
                 delay = min(float(exc.retry_after), MAX_RETRY_AFTER)
             except (TelegramNetworkError, TelegramServerError) as exc:
                 delay = 0.5 * 2 ** (attempt - 1)
                 log.warning("%s message to chat %s, attempt %d: %s", what, chat_id, attempt, exc)
-            except TelegramAPIError as exc:
+            except (TelegramBadRequest, TelegramNotFound) as exc:
                 log.error("%s message to chat %s refused: %s", what, chat_id, exc)
-                return False
+                return NoticeOutcome.REFUSED
+            except TelegramAPIError as exc:
+                # A wrong token, a conflict: ours to fix, so the maintenance pass retries it.
+                log.error("%s message to chat %s refused: %s", what, chat_id, exc)
+                return None
             if attempt < ATTEMPTS:
                 await asyncio.sleep(delay)
-        log.error("%s message to chat %s not delivered after %d attempts", what, chat_id, ATTEMPTS)
-        return False
+        log.error(
+            "%s message to chat %s not delivered after %d attempts, left to the maintenance pass",
+            what,
+            chat_id,
+            ATTEMPTS,
+        )
+        return None
 
     @property
     def pending(self) -> int:

@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from yookassa.domain.notification import WebhookNotificationFactory
 
-from billing import service
+from billing import notices, service
 from billing.errors import BillingError, InvalidAmount, PaymentNotFound
 from billing.models import LedgerEntry, Payment, User
 from billing.topup import Outcome, ReconcileResult, reconcile_payment
@@ -177,6 +177,7 @@ async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) 
                 language=result.language,
             ),
             what="top-up",
+            notice=notices.credited_key(result.payment_id),
         )
     elif outcome is Outcome.CANCELED and result.detail == "canceled now":
         log.info(
@@ -195,6 +196,7 @@ async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) 
                     language=result.language,
                 ),
                 what="cancel",
+                notice=notices.canceled_key(result.payment_id),
             )
     elif outcome is Outcome.UNKNOWN_PAYMENT:
         log.warning("%s for unknown payment %s: ignored", event, yookassa_id)
@@ -256,6 +258,18 @@ async def _refund_event(request: web.Request, obj: dict[str, Any]) -> Handled:
                 credit.outcome.value,
             )
             return Handled(200, "mismatch", credit.outcome.value)
+        if credit.outcome is Outcome.CREDITED and credit.telegram_id is not None:
+            # This request made the credit: its message goes first, then the refund's.
+            request.app[NOTIFIER].send(
+                credit.telegram_id,
+                notify.credited_text(
+                    amount=credit.amount,
+                    balance=credit.balance_after or 0,
+                    language=credit.language,
+                ),
+                what="top-up",
+                notice=notices.credited_key(row.id),
+            )
     key = f"payment_refund:{refund.id}"
     async with sessionmaker() as session:
         try:
@@ -295,6 +309,7 @@ async def _refund_event(request: web.Request, obj: dict[str, Any]) -> Handled:
         user.telegram_id,
         notify.refunded_text(amount=refund.amount, balance=balance, language=user.language),
         what="refund",
+        notice=notices.refunded_key(refund.id),
     )
     return Handled(200, "refund_recorded")
 
@@ -331,11 +346,12 @@ async def yookassa_webhook(request: web.Request) -> web.Response:
     except Rejected as exc:
         metrics.rejections.labels(exc.reason).inc()
         log.warning(
-            "webhook refused (%d): %s %s; event %r",
+            "webhook refused (%d): %s %s; event %r, peer %s",
             exc.status,
             exc.reason,
             exc.detail,
             (event or "")[:64],
+            request.remote,
         )
         response = _answer(exc.status, exc.reason)
         if exc.status == 413:

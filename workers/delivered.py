@@ -29,8 +29,18 @@ def mark(redis: Redis, operation_id: int, result_ref: dict[str, Any]) -> None:
         log.error("operation %s: delivered marker not written: %s", operation_id, exc)
 
 
+class MarkerUnreadable(RuntimeError):
+    """Redis could not say whether the result was delivered: void nothing now. The caller's
+    failure path leaves the operation as it is; the sweeper voids (or posts) it on a later
+    pass, once Redis answers."""
+
+
 def lookup(redis_url: str | None, operation_id: int) -> dict[str, Any] | None:
-    """The result reference if this operation's result was delivered, else None."""
+    """The result reference if this operation's result was delivered, else None.
+
+    Raises :class:`MarkerUnreadable` when Redis does not answer: "not delivered" would be a
+    guess, and a wrong guess refunds a result the user already has.
+    """
     if not redis_url:
         return None
     try:
@@ -41,7 +51,7 @@ def lookup(redis_url: str | None, operation_id: int) -> dict[str, Any] | None:
             client.close()
     except RedisError as exc:
         log.error("operation %s: delivered marker not readable: %s", operation_id, exc)
-        return None
+        raise MarkerUnreadable(f"operation {operation_id}: {exc}") from exc
     if raw is None:
         return None
     try:

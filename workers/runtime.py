@@ -19,6 +19,7 @@ from bot.factory import bot_token, make_bot
 
 _settings: Settings | None = None
 _prototype: Bot | None = None
+_prototype_key: tuple[str, str] | None = None  # (token, TELEGRAM_API_URL) it was made for
 # pydantic caches parametrized generics weakly: keep the warmed-up ones alive.
 _warm: list[object] = []
 
@@ -28,9 +29,10 @@ class NotConfigured(RuntimeError):
 
 
 def configure(settings: Settings) -> None:
-    global _settings, _prototype
+    global _settings, _prototype, _prototype_key
     _settings = settings
     _prototype = None
+    _prototype_key = None
 
 
 def settings() -> Settings:
@@ -60,9 +62,11 @@ def make_job_bot(settings: Settings) -> Bot:
     never opens it: the copy shares only that TLS context (configuration, no socket); its
     ClientSession, connections and event loop are created in the job.
     """
-    global _prototype
-    if _prototype is None or _prototype.token != bot_token(settings):
+    global _prototype, _prototype_key
+    key = (bot_token(settings), settings.TELEGRAM_API_URL)
+    if _prototype is None or _prototype_key != key:
         _prototype = make_bot(settings)
+        _prototype_key = key
     proto = _prototype.session
     assert isinstance(proto, AiohttpSession) and proto._session is None  # never opened
     session = copy.copy(proto)

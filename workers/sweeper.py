@@ -1,14 +1,13 @@
 """The sweeper: voids the holds of operations that never reached an outcome.
 
 A worker killed together with its work-horse leaves its operation "running" and its job in
-RQ's started registry, and nobody calls a failure callback. Each pass of the sweeper:
+RQ's started registry, and nobody calls a failure callback (RQ's own maintenance, which
+runs just before the sweeper, cleans that registry: the abandoned job is retried, or failed
+with ``on_job_failure`` called). Each pass of the sweeper refunds every operation still
+queued or running past its deadline (``service.overdue_operations`` +
+``service.refund_operation``) and tells the user.
 
-1. cleans the queue's started registry (RQ's own abandoned-job handling: a job whose
-   worker stopped sending heartbeats is retried, or failed with ``on_job_failure`` called);
-2. refunds every operation still queued or running past its deadline
-   (``service.overdue_operations`` + ``service.refund_operation``) and tells the user.
-
-Both are safe to run anywhere, any number of times: the refund is a conditional update, and
+A pass is safe to run anywhere, any number of times: the refund is a conditional update, and
 a claimed operation's deadline lies past its job's timeout (``runtime.deadline_seconds``),
 so the sweeper never voids an operation whose job may still deliver; a succeeded operation
 is never voided.
@@ -21,15 +20,10 @@ inherit that thread's held locks, and they hang (seen here with a sweeper thread
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
-from redis import Redis
-from rq import Queue
 from rq.exceptions import StopRequested
-from rq.registry import StartedJobRegistry
-from rq.timeouts import TimerDeathPenalty
 
 from billing import service
 from billing.models import utcnow
@@ -75,29 +69,3 @@ async def sweep_overdue(
     if done:
         log.warning("sweeper: voided %s overdue operations", len(done))
     return done
-
-
-def clean_started_registry(redis: Redis, settings: Settings) -> None:
-    """RQ's abandoned-job cleanup for our queue, under RQ's own maintenance lock."""
-    queue = Queue(settings.RQ_QUEUE, connection=redis)
-    if not queue.acquire_maintenance_lock():
-        return  # a worker is cleaning right now
-    try:
-        # TimerDeathPenalty: the signal-based default works in the main thread only.
-        StartedJobRegistry(
-            queue.name, connection=redis, death_penalty_class=TimerDeathPenalty
-        ).cleanup()
-    finally:
-        queue.release_maintenance_lock()
-
-
-def sweep_once(redis: Redis, settings: Settings) -> list[RefundResult]:
-    """One full pass (synchronous: RQ's cleanup may call ``on_job_failure``, which runs an
-    event loop of its own; so does this)."""
-    try:
-        clean_started_registry(redis, settings)
-    except StopRequested:
-        raise
-    except Exception:  # noqa: BLE001
-        log.exception("sweeper: started registry not cleaned")
-    return asyncio.run(sweep_overdue(settings))

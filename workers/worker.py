@@ -1,5 +1,5 @@
-"""The RQ worker class of Media Lab: a forking ``rq.Worker`` that refunds killed jobs and
-sweeps overdue operations.
+"""The RQ worker class of Media Lab: a forking ``rq.Worker`` that refunds killed jobs,
+sweeps overdue operations and sends the payment messages the web server did not get out.
 
 RQ calls no failure callback when a work-horse dies (SIGKILL, the OOM killer, or RQ's own
 kill of a horse stuck past its timeout + 60 s); it calls the worker's
@@ -9,7 +9,8 @@ kill of a horse stuck past its timeout + 60 s); it calls the worker's
 The sweeper runs in RQ's maintenance step, which the worker reaches between jobs: the
 maintenance interval is SWEEP_INTERVAL_SECONDS and an idle worker wakes up from its
 dequeue at least that often. RQ's own maintenance (cleaning the started registry, which
-retries or fails abandoned jobs through ``on_job_failure``) runs in the same step.
+retries or fails abandoned jobs through ``on_job_failure``) runs in the same step, and so
+does the payment-notice pass (:mod:`workers.notices`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rq.job import Job
 
 from billing.settings import Settings
 from workers import jobs
+from workers.notices import deliver_due_notices
 from workers.sweeper import sweep_overdue
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,12 @@ class MediaWorker(Worker):
                 raise  # SIGTERM landed mid-pass: RQ's handler asks the loop to stop
             except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
                 log.exception("sweeper: pass failed")
+            try:
+                asyncio.run(deliver_due_notices(self.settings))
+            except StopRequested:
+                raise
+            except Exception:  # noqa: BLE001 - the next pass retries
+                log.exception("payment notices: pass failed")
 
     def handle_work_horse_killed(
         self, job: Job, retpid: int | None, ret_val: int | None, rusage: Any

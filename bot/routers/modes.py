@@ -5,25 +5,64 @@ its input is complete and valid (the ``ReadyInput`` filter); then ``billed(...)`
 and the handler queues the job. Everything else (a first photo of two, a photo waiting
 for its text, a wrong or oversized file, an empty or too long text) goes to the mode's
 fallback handler, which answers and charges nothing; the mode stays open either way.
+
+The message is assessed ONCE, by an outer middleware on this router's messages
+(:class:`AssessInput`), before any filter runs: for an image document that means reading
+its header through the Bot API (``bot.inputs.assess_message``), which should happen once
+and never after a charge. ``ReadyInput`` and the fallback handler read that verdict.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import BaseMiddleware, Bot, F, Router
 from aiogram.filters import Filter, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from billing.prices import FREE_TYPES, OperationType, format_rub
 from billing.settings import Settings
 from bot.billed import BilledMiddleware, BilledOperation, billed
 from bot.callbacks import Menu
 from bot.i18n import t
-from bot.inputs import Answer, Ignore, Ready, assess
+from bot.inputs import Answer, Assessment, Ignore, Ready, assess_message
 from bot.keyboards import MODES, available_modes, back_to_menu, main_menu
 from bot.states import Mode, mode_of
+
+
+@dataclass(frozen=True)
+class InputVerdict:
+    """The assessment of a message in an open, available mode (data key `input_verdict`)."""
+
+    mode: str
+    assessment: Assessment
+
+
+class AssessInput(BaseMiddleware):
+    """Assess a message sent in a mode once, before the filters (an outer middleware on
+    the router's messages). Messages outside a mode, or in a mode no longer offered, get
+    no verdict."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        state: FSMContext | None = data.get("state")
+        settings: Settings = data["settings"]
+        if isinstance(event, Message) and state is not None:
+            mode = mode_of(data.get("raw_state"))
+            if mode is not None and mode in available_modes(settings):
+                bot: Bot = data["bot"]
+                assessment = await assess_message(
+                    mode, event, await state.get_data(), settings, data["lang"], bot
+                )
+                data["input_verdict"] = InputVerdict(mode, assessment)
+        return await handler(event, data)
 
 
 class ReadyInput(Filter):
@@ -34,11 +73,11 @@ class ReadyInput(Filter):
         self.mode = mode
 
     async def __call__(
-        self, message: Message, state: FSMContext, settings: Settings, lang: str
+        self, message: Message, input_verdict: InputVerdict | None = None
     ) -> bool | dict[str, Any]:
-        if self.mode not in available_modes(settings):
+        if input_verdict is None or input_verdict.mode != self.mode:
             return False
-        verdict = assess(self.mode, message, await state.get_data(), settings, lang)
+        verdict = input_verdict.assessment
         if isinstance(verdict, Ready):
             return {"media_input": verdict.media, "fsm_after": verdict.remember}
         return False
@@ -136,17 +175,20 @@ async def add_text(
 
 
 async def incomplete_input(
-    message: Message, state: FSMContext, settings: Settings, lang: str
+    message: Message,
+    state: FSMContext,
+    settings: Settings,
+    lang: str,
+    input_verdict: InputVerdict | None = None,
 ) -> None:
     """Anything in a mode that is not (yet) a valid request: answer, charge nothing."""
-    mode = mode_of(await state.get_state())
-    if mode is None or mode not in available_modes(settings):
+    if input_verdict is None:  # a mode no longer offered (or a state left from old code)
         await state.clear()
         await message.answer(
             t("bot-mode-unavailable", lang), reply_markup=main_menu(lang, settings)
         )
         return
-    verdict = assess(mode, message, await state.get_data(), settings, lang)
+    verdict = input_verdict.assessment
     if isinstance(verdict, Ignore):
         return
     if isinstance(verdict, Ready):  # the billed handler takes these; never charge here
@@ -163,6 +205,8 @@ def create_router() -> Router:
     router = Router(name="modes")
     # Flags reach inner middlewares only: the charge sits on the router's message observer.
     router.message.middleware(BilledMiddleware())
+    # Before the filters: ReadyInput and the fallback handler read its verdict.
+    router.message.outer_middleware(AssessInput())
     router.callback_query.register(open_mode, Menu.filter(F.action.in_(MODES)))
     router.message.register(generate, Mode.generate, ReadyInput("generate"))
     router.message.register(edit, Mode.edit, ReadyInput("edit"))

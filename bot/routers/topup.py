@@ -19,8 +19,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import service
-from billing.models import Payment
+from billing import notices, service
+from billing.models import NoticeOutcome, Payment
 from billing.models import User as Account
 from billing.prices import format_rub
 from billing.settings import Settings
@@ -346,6 +346,10 @@ async def check_payment(
                 t("bot-payment-credited", lang, amount=amount, balance=balance),
                 reply_markup=main_menu(lang, settings),
             )
+            # Told here: the web's maintenance pass must not send the "credited" message.
+            await notices.mark_done_safely(
+                sessionmaker, notices.credited_key(callback_data.payment_id), NoticeOutcome.SENT
+            )
     elif result.outcome is Outcome.ALREADY_CREDITED:
         await query.answer(t("bot-payment-already", lang, balance=balance), show_alert=True)
     elif result.outcome in (Outcome.PENDING, Outcome.WAITING_FOR_CAPTURE):
@@ -356,6 +360,12 @@ async def check_payment(
             await message.edit_text(
                 t("bot-payment-canceled", lang, amount=amount), reply_markup=balance_keyboard(lang)
             )
+            if result.detail == "canceled now":
+                await notices.mark_done_safely(
+                    sessionmaker,
+                    notices.canceled_key(callback_data.payment_id),
+                    NoticeOutcome.SENT,
+                )
     else:
         log.error("payment %s: %s (%s)", callback_data.payment_id, result.outcome, result.detail)
         await query.answer(t("bot-payment-problem", lang), show_alert=True)

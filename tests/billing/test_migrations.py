@@ -68,4 +68,6 @@ def test_upgrade_downgrade_upgrade_leaves_no_difference_from_the_models(empty_db
     assert _tables(empty_db) <= {"alembic_version"}
     command.upgrade(config, "head")
     assert _diff(empty_db) == []
-    assert {"users", "payments", "operations", "ledger_entries"} <= _tables(empty_db)
+    assert {"users", "payments", "operations", "ledger_entries", "payment_notices"} <= _tables(
+        empty_db
+    )

@@ -66,3 +66,48 @@ def test_prices_are_kopecks_and_lists_parse_from_the_environment(monkeypatch):
     assert s.price_kopecks == 1250
     assert s.ADMIN_IDS == [1, 2, 3]
     assert s.TRUSTED_PROXIES == ["10.0.0.0/8", "127.0.0.1"]
+
+
+@pytest.mark.parametrize("environment", ["development", "test", "production"])
+@pytest.mark.parametrize("secret", [None, "", "has spaces", "x" * 257, "кириллица"])
+def test_webhook_mode_always_needs_a_well_formed_secret(environment, secret):
+    """Without it anyone who reaches the route could post a forged update (an admin's
+    /grant), so no environment runs webhook mode without one."""
+    values = {"ENVIRONMENT": environment, "TELEGRAM_WEBHOOK_URL": "https://bot.shop.ru/tg"}
+    if secret is not None:
+        values["TELEGRAM_WEBHOOK_SECRET"] = secret
+    with pytest.raises(ValidationError, match="TELEGRAM_WEBHOOK_SECRET"):
+        settings(**values)
+
+
+def test_a_well_formed_webhook_secret_is_accepted():
+    ok = settings(TELEGRAM_WEBHOOK_URL="https://bot.shop.ru/tg", TELEGRAM_WEBHOOK_SECRET="a-Z_9")
+    assert ok.TELEGRAM_WEBHOOK_SECRET.get_secret_value() == "a-Z_9"
+
+
+REAL = {
+    "ENVIRONMENT": "production",
+    "BOT_TOKEN": "123456:AAH-real-looking-token",
+    "YOOKASSA_SHOP_ID": "512345",
+    "YOOKASSA_SECRET_KEY": "live_real-looking-key",
+    "DATABASE_URL": "postgresql://media:Str0ng-pass@postgres/media_lab",
+    "YOOKASSA_WEBHOOK_URL": "https://bot.shop.ru/yookassa/webhook",
+    "YOOKASSA_RETURN_URL": "https://t.me/shop_media_bot",
+}
+
+
+def test_production_accepts_real_looking_values():
+    assert settings(**REAL).ENVIRONMENT == "production"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "postgresql://media:changeme@postgres/media_lab"),
+        ("YOOKASSA_WEBHOOK_URL", "https://bot.example.com/yookassa/webhook"),
+        ("YOOKASSA_RETURN_URL", "https://t.me/your_bot"),
+    ],
+)
+def test_production_refuses_env_prod_example_placeholders(name, value):
+    with pytest.raises(ValidationError, match=name):
+        settings(**{**REAL, name: value})

@@ -123,3 +123,18 @@ async def test_an_unknown_payment_is_reported_not_raised(topup_env):
     settings, sm, gateway, client = topup_env
     result = await reconcile_payment(sm, gateway, yookassa_payment_id="no-such-payment")
     assert result.outcome == Outcome.UNKNOWN_PAYMENT
+
+
+async def test_an_unexpected_gateway_failure_still_marks_the_row_failed(topup_env):
+    settings, sm, gateway, client = topup_env
+    user_id = await _user(sm)
+
+    async def broken(**kwargs):
+        raise KeyError("confirmation")  # e.g. an SDK change in the answer's shape
+
+    gateway.create_payment = broken
+    with pytest.raises(TopUpUnavailable):
+        await start_topup(sm, gateway, settings, user_id=user_id, amount=10_000)
+    async with sm() as session:
+        rows = (await session.scalars(select(Payment))).all()
+        assert [r.status for r in rows] == ["failed"]

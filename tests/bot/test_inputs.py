@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 import pytest
 from aiogram.types import Chat, Document, Message, PhotoSize
 
+from bot.i18n import t
 from bot.inputs import Answer, Ignore, MediaInput, Ready, assess, image_of, parse_email
 from tests.conftest import make_settings
+from workers.media import known_commands
 
 SETTINGS = make_settings("sqlite://", MAX_INPUT_FILE_BYTES=1000, MAX_OUTPUT_PIXELS=2000 * 2000)
 
@@ -102,6 +105,20 @@ def test_an_edit_instruction_is_parsed_before_any_charge() -> None:
     assert "&lt;make it pretty&gt;" in bad.args["fragment"]  # escaped for HTML
 
 
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_the_list_of_edit_commands_is_catalogue_text(lang: str) -> None:
+    bad = assess("edit", _message(text="make it pretty"), {"photo": "p"}, SETTINGS, lang)
+    assert isinstance(bad, Answer)
+    lines = bad.args["commands"].split("\n")
+    assert lines == [
+        t("bot-edit-command-line", lang, command=html.escape(line))
+        for line in known_commands(lang)
+    ]
+    assert len(lines) == 12
+    if lang == "en":
+        assert "grayscale (b&amp;w, black and white)" in bad.args["commands"]
+
+
 @pytest.mark.parametrize(
     ("text", "ok"),
     [
@@ -116,3 +133,32 @@ def test_an_edit_instruction_is_parsed_before_any_charge() -> None:
 )
 def test_receipt_email_is_validated(text: str, ok: bool) -> None:
     assert (parse_email(text) is not None) is ok
+
+
+@pytest.mark.parametrize("text", ["/imagine a cat", "/foo", "  /settings@media_lab_bot", "/"])
+def test_an_unknown_command_is_not_taken_as_a_prompt(text: str) -> None:
+    verdict = assess("generate", _message(text=text), {}, SETTINGS, "ru")
+    assert isinstance(verdict, Answer) and verdict.key == "bot-input-command"
+    assert verdict.args["command"] == text.split()[0]
+    assert t(verdict.key, "en", **verdict.args)
+
+
+@pytest.mark.parametrize("mode", ["edit", "add_text"])
+def test_an_unknown_command_is_neither_an_instruction_nor_a_caption_text(mode: str) -> None:
+    sent_alone = assess(mode, _message(text="/pretty <b>"), {"photo": "p"}, SETTINGS, "en")
+    assert isinstance(sent_alone, Answer) and sent_alone.key == "bot-input-command"
+    assert sent_alone.remember is None  # the photo waiting for its text stays
+    no_photo_yet = assess(mode, _message(text="/foo"), {}, SETTINGS, "en")
+    assert isinstance(no_photo_yet, Answer) and no_photo_yet.key == "bot-input-command"
+    captioned = assess(mode, _message(photo=(100, 100, 10), caption="/sepia"), {}, SETTINGS, "en")
+    assert isinstance(captioned, Answer) and captioned.key == "bot-input-command"
+    assert captioned.remember == {"photo": "photo1"}  # a corrected text alone is enough
+    # A slash inside the text is just a character.
+    ok = assess(mode, _message(text="ч/б"), {"photo": "p"}, SETTINGS, "ru")
+    assert isinstance(ok, Ready)
+
+
+def test_a_long_unknown_command_is_shortened_and_escaped_in_the_answer() -> None:
+    verdict = assess("generate", _message(text="/<b>" + "x" * 100), {}, SETTINGS, "ru")
+    assert isinstance(verdict, Answer)
+    assert verdict.args["command"].startswith("/&lt;b&gt;") and len(verdict.args["command"]) < 60

@@ -41,7 +41,11 @@ async def test_python_m_bot_does_not_poll_when_a_webhook_url_is_set(
     db_url: str, redis_url: str, tg_server: ServerHandle, tg, tmp_path: Path
 ) -> None:
     env = process_env(
-        db_url, redis_url, tg_server.url, TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram"
+        db_url,
+        redis_url,
+        tg_server.url,
+        TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram",
+        TELEGRAM_WEBHOOK_SECRET="webhook-secret-for-tests",
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,

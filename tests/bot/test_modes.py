@@ -3,8 +3,18 @@ answer, no charge, and the mode stays open."""
 
 from __future__ import annotations
 
+import io
+
+from PIL import Image
+
 from billing.models import Funding
 from tests.bot.conftest import StartBot
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 async def _open_mode(user, label: str, expected: str):  # type: ignore[no-untyped-def]
@@ -154,6 +164,76 @@ async def test_upscale_checks_the_output_size_before_charging(
     assert await app.operations() == []
 
 
+async def test_upscale_reads_an_image_documents_size_before_charging(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot(MAX_OUTPUT_PIXELS=200 * 200)
+    user = tg.user(8016)
+    await _open_mode(user, "⬆️ Улучшить", "увеличу в 2 раза")
+    ledger = await app.ledger_count()
+    await user.send_document(photo, "astronaut.jpg", mime_type="image/jpeg")
+    reply = await user.wait_for_text("слишком большое для увеличения")
+    assert "512×512" in reply.text
+    assert await app.operations() == []
+    assert await app.ledger_count() == ledger
+    small = await user.send_document(_png(60, 40), "small.png", mime_type="image/png")
+    await user.wait_for_text("В очереди")  # the mode stayed open
+    [operation] = await app.operations()
+    assert operation.input_ref["file_ids"] == [small.file_id]
+
+
+async def test_a_document_whose_bytes_are_no_image_is_refused_before_the_charge(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot()
+    user = tg.user(8017)
+    await _open_mode(user, "⬆️ Улучшить", "увеличу в 2 раза")
+    ledger = await app.ledger_count()
+    fake = b"\xff\xd8\xff\xe0 this is not really a JPEG" + b"\x00" * 200_000
+    await user.send_document(fake, "holiday.jpg", mime_type="image/jpeg")
+    await user.wait_for_text("Не получается открыть этот файл как картинку")
+    await _open_mode(user, "🔄 Заменить лицо", "откуда взять лицо")
+    await user.send_document(b"GIF89a broken", "face.gif", mime_type="image/gif")
+    await user.wait_for_text("Не получается открыть")
+    assert await app.operations() == []
+    assert await app.ledger_count() == ledger
+    # The broken file was not taken as the first photo of the pair.
+    await user.send_photo(photo)
+    await user.wait_for_text("Теперь пришлите второе")
+    await user.send_document(photo, "second.jpg", mime_type="image/jpeg")
+    await user.wait_for_text("В очереди")
+    assert len(await app.operations()) == 1
+
+
+async def test_telegram_failing_while_the_header_is_read_charges_nothing(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot()
+    user = tg.user(8018)
+    await _open_mode(user, "✨ Ретушь", "портрет")
+    ledger = await app.ledger_count()
+    await tg.fail_next(1, kind="500", methods=["getFile"])
+    await user.send_document(photo, "portrait.jpg", mime_type="image/jpeg")
+    await user.wait_for_text("Не получилось получить файл из Telegram")
+    assert await app.operations() == []
+    assert await app.ledger_count() == ledger
+    await user.send_document(photo, "portrait.jpg", mime_type="image/jpeg")  # again
+    await user.wait_for_text("В очереди")
+    assert len(await app.operations()) == 1
+
+
+async def test_the_bot_downloads_nothing_for_a_photo(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot()
+    user = tg.user(8019)
+    await _open_mode(user, "⬆️ Улучшить", "увеличу в 2 раза")
+    await user.send_photo(photo)
+    await user.wait_for_text("В очереди")
+    assert len(await app.operations()) == 1
+    assert await tg.calls("getFile") == []
+
+
 async def test_add_text_is_free_and_takes_the_photo_then_the_text(
     start_bot: StartBot, tg, photo: bytes
 ) -> None:
@@ -194,6 +274,24 @@ async def test_generate_is_offered_only_when_fal_is_configured(start_bot: StartB
         "text": "кот-астронавт, акварель",
         "language": "ru",
     }
+
+
+async def test_an_unknown_command_in_generate_is_refused_without_a_charge(
+    start_bot: StartBot, tg
+) -> None:
+    app = await start_bot(FAL_KEY="fal-test-key")
+    user = tg.user(8015)
+    await _open_mode(user, "🎨 Создать", "Опишите картинку")
+    await user.send_text("/imagine кот-астронавт")
+    reply = await user.wait_for_text("такой команды у меня нет")
+    assert "/imagine" in reply.text
+    assert await app.operations() == []
+    account = await app.user(8015)
+    assert account is None or account.free_operations_left == 4
+    await user.send_text("кот-астронавт")  # the mode is still open
+    await user.wait_for_text("В очереди")
+    [operation] = await app.operations()
+    assert operation.input_ref["text"] == "кот-астронавт"
 
 
 async def test_generate_button_forged_without_fal_is_refused(start_bot: StartBot, tg) -> None:

@@ -49,3 +49,24 @@ async def test_a_throttled_button_press_is_answered_without_text_after_the_first
     assert "Не так быстро" in (answers[0].get("text") or "")
     assert all(not a.get("text") for a in answers[1:])
     assert first.id not in {q.id for q in refused}
+
+
+async def test_an_album_takes_one_token_however_many_photos_it_has(
+    start_bot: StartBot, tg, photo: bytes, photo2: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram delivers an album as one update per photo; a user who sends one album is
+    not flooding. /start and the button take two tokens, the album the third."""
+    app = await start_bot(THROTTLE_BURST=3, THROTTLE_RATE_PER_SECOND=0.001)
+    caplog.set_level(logging.INFO, logger="bot.middlewares")
+    user = tg.user(9104)
+    await user.send_text("/start")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text="🔗 Объединить")
+    await user.wait_for_text("две фотографии")
+    await user.send_album([photo, photo2, photo, photo2, photo])
+    await user.wait_for_text("В очереди")
+    assert len(await app.operations()) == 1
+    assert not any("throttled user 9104" in r.getMessage() for r in caplog.records)
+    # The bucket is empty now: the next request is refused politely, once.
+    await user.send_text("/balance")
+    await user.wait_for_text("Не так быстро")

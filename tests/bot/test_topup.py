@@ -7,8 +7,9 @@ import asyncio
 import logging
 
 import pytest
+from sqlalchemy import select
 
-from billing.models import PaymentStatus
+from billing.models import NoticeOutcome, PaymentNotice, PaymentStatus
 from sandbox.yookassa_client import YooKassaEmulatorClient
 from tests.bot.conftest import StartBot, wait_until
 
@@ -121,6 +122,13 @@ async def test_check_payment_pressed_five_times_after_it_is_paid_credits_once(
     answer = await user.wait_for_answer(late)
     assert "уже зачислен" in answer["text"]
     assert (await app.user(6004)).balance == 50000  # type: ignore[union-attr]
+
+    # The bot told the user itself: its message is on record as sent, so the maintenance
+    # pass (billing.notices, workers.notices) has nothing left to send.
+    async def told() -> bool:
+        return await app.scalar(select(PaymentNotice.outcome)) == NoticeOutcome.SENT
+
+    await wait_until(told)
 
 
 async def test_forged_callback_with_another_amount_is_refused(

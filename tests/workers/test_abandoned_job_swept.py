@@ -16,6 +16,7 @@ from sqlalchemy import update
 from billing import service
 from billing.db import make_sessionmaker
 from billing.models import LedgerKind, Operation, utcnow
+from tests.conftest import free_port
 from workers import sweeper
 from workers.jobs import resources, void_and_notify
 from workers.sweeper import DEADLINE, sweep_overdue
@@ -159,3 +160,37 @@ def test_a_stop_requested_while_refunding_a_killed_horse_is_not_swallowed(
     job = SimpleNamespace(func_name=JOB_FUNCTION, args=(1,), retries_left=0, connection=None)
     with pytest.raises(StopRequested):
         jobs.on_work_horse_killed(job, 123, 9)
+
+
+async def test_the_sweeper_voids_nothing_while_the_delivered_marker_is_unreadable(
+    engine, harness_settings
+) -> None:
+    """Redis not answering is not "not delivered": the pass leaves the operation for a later
+    one instead of refunding a result the user may already have."""
+    settings = harness_settings()
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session:
+        user, _ = await service.get_or_create_user(session, telegram_id=44, free_operations=0)
+        await service.adjust(session, user_id=user.id, amount=1000, reason="test top-up")
+        charged = await service.charge(
+            session,
+            settings,
+            user_id=user.id,
+            op_type="retouch",
+            chat_id=44,
+            input_ref={"file_ids": ["x"], "text": None, "language": "ru"},
+        )
+        await session.commit()
+    later = utcnow() + timedelta(days=1)
+
+    dead = settings.model_copy(update={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    assert await sweep_overdue(dead, now=later) == []
+    async with sessionmaker() as session:
+        op = await session.get(Operation, charged.operation_id)
+        assert op.status == "queued"
+
+    [refund] = await sweep_overdue(settings, now=later)  # Redis answers again
+    assert refund.operation_id == charged.operation_id
+    async with sessionmaker() as session:
+        op = await session.get(Operation, charged.operation_id)
+        assert op.status == "refunded"

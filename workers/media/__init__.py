@@ -11,6 +11,7 @@ charging for it. Image generation is remote: see :mod:`workers.media.fal`.
 from ._image import (
     MAX_INPUT_BYTES,
     MAX_INPUT_PIXELS,
+    MAX_INPUT_SIDE,
     WORK_MAX_SIDE,
     ImageInfo,
     MediaResult,
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT_PIXELS",
     "MAX_INPUT_BYTES",
     "MAX_INPUT_PIXELS",
+    "MAX_INPUT_SIDE",
     "MAX_STEPS",
     "MAX_TEXT_LENGTH",
     "WORK_MAX_SIDE",

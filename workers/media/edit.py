@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from bot.i18n import t
+
 from ._image import MediaResult, from_array, load_image, make_result, to_array
 from .errors import InstructionError
 
@@ -55,26 +57,24 @@ class Step:
     value: int | None = None
 
     def describe(self, lang: str = "en") -> str:
-        """A short human label, e.g. ``"яркость +20"`` / ``"brightness +20"``."""
-        spec = _SPECS[self.op]
-        name = spec.name_ru if lang == "ru" else spec.name_en
+        """A short human label from the catalogue, e.g. ``"яркость +20%"`` /
+        ``"brightness +20%"`` (``lang`` "ru" or "en"; anything else: English)."""
+        lang = _language(lang)
+        name = t(f"edit-step-{self.op}", lang)
         if self.value is None:
             return name
-        if spec.arg == "percent":
-            return f"{name} {self.value:+d}%"
-        if spec.arg == "angle":
-            return f"{name} {self.value}°"
-        return f"{name} {self.value}"
+        arg = _SPECS[self.op].arg if self.op in _SPECS else "none"
+        if arg == "percent":
+            return t("edit-step-with-percent", lang, name=name, value=f"{self.value:+d}")
+        if arg == "angle":
+            return t("edit-step-with-angle", lang, name=name, value=str(self.value))
+        return t("edit-step-with-value", lang, name=name, value=str(self.value))
 
 
 @dataclass(frozen=True, slots=True)
 class _Spec:
     op: Op
     arg: ArgKind
-    name_ru: str
-    name_en: str
-    help_ru: str
-    help_en: str
     aliases: tuple[str, ...]
     fixed: tuple[tuple[str, int], ...] = ()  # alias -> value ("ярче" -> +25)
 
@@ -83,10 +83,6 @@ _SPEC_LIST: tuple[_Spec, ...] = (
     _Spec(
         "grayscale",
         "none",
-        "ч/б",
-        "grayscale",
-        "ч/б (чб, черно-белое)",
-        "grayscale (b&w, black and white)",
         (
             "ч/б",
             "чб",
@@ -108,32 +104,20 @@ _SPEC_LIST: tuple[_Spec, ...] = (
             "monochrome",
         ),
     ),
-    _Spec("sepia", "none", "сепия", "sepia", "сепия", "sepia", ("сепия", "сепию", "sepia")),
+    _Spec("sepia", "none", ("сепия", "сепию", "sepia")),
     _Spec(
         "blur",
         "level",
-        "размытие",
-        "blur",
-        f"размытие [N] (N {BLUR_RANGE[0]}…{BLUR_RANGE[1]}, по умолчанию {BLUR_DEFAULT})",
-        f"blur [N] (N {BLUR_RANGE[0]}…{BLUR_RANGE[1]}, default {BLUR_DEFAULT})",
         ("размытие", "размыть", "размой", "blur"),
     ),
     _Spec(
         "sharpen",
         "none",
-        "резкость",
-        "sharpen",
-        "резкость",
-        "sharpen",
         ("резкость", "резче", "sharpen", "sharpness", "sharper"),
     ),
     _Spec(
         "brightness",
         "percent",
-        "яркость",
-        "brightness",
-        "яркость ±N (−100…100), ярче, темнее",
-        "brightness ±N (−100…100), brighter, darker",
         ("яркость", "brightness"),
         (
             ("ярче", FIXED_DELTA),
@@ -147,39 +131,23 @@ _SPEC_LIST: tuple[_Spec, ...] = (
     _Spec(
         "contrast",
         "percent",
-        "контраст",
-        "contrast",
-        "контраст ±N (−100…100)",
-        "contrast ±N (−100…100)",
         ("контраст", "контрастность", "contrast"),
         (("контрастнее", FIXED_DELTA), ("more contrast", FIXED_DELTA)),
     ),
     _Spec(
         "saturation",
         "percent",
-        "насыщенность",
-        "saturation",
-        "насыщенность ±N (−100…100)",
-        "saturation ±N (−100…100)",
         ("насыщенность", "saturation"),
         (("насыщеннее", FIXED_DELTA), ("ярче цвета", FIXED_DELTA)),
     ),
     _Spec(
         "rotate",
         "angle",
-        "поворот",
-        "rotate",
-        "повернуть 90 / 180 / 270 (по часовой), повернуть влево / вправо",
-        "rotate 90 / 180 / 270 (clockwise), rotate left / right",
         ("повернуть", "поверни", "поворот", "rotate", "turn"),
     ),
     _Spec(
         "flip_h",
         "none",
-        "отражение",
-        "mirror",
-        "отразить (зеркально, по горизонтали)",
-        "mirror (flip horizontally)",
         (
             "отразить",
             "отрази",
@@ -200,10 +168,6 @@ _SPEC_LIST: tuple[_Spec, ...] = (
     _Spec(
         "flip_v",
         "none",
-        "отражение по вертикали",
-        "vertical flip",
-        "отразить по вертикали",
-        "flip vertical",
         (
             "отразить по вертикали",
             "отрази по вертикали",
@@ -219,10 +183,6 @@ _SPEC_LIST: tuple[_Spec, ...] = (
     _Spec(
         "crop_square",
         "none",
-        "квадрат",
-        "square crop",
-        "обрезать квадрат",
-        "crop square",
         (
             "обрезать квадрат",
             "обрезать до квадрата",
@@ -242,10 +202,6 @@ _SPEC_LIST: tuple[_Spec, ...] = (
     _Spec(
         "invert",
         "none",
-        "инверсия",
-        "invert",
-        "инверсия (негатив)",
-        "invert (negative)",
         ("инверсия", "инвертировать", "инвертируй", "негатив", "invert", "negative", "inverse"),
     ),
 )
@@ -299,11 +255,27 @@ _CCW_WORDS = frozenset(
 )
 
 
+def _language(lang: str) -> str:
+    return "ru" if lang == "ru" else "en"
+
+
+def _help_args() -> dict[str, str]:
+    """The numbers the help lines mention, as strings (Fluent would format numbers)."""
+    return {
+        "blur_min": str(BLUR_RANGE[0]),
+        "blur_max": str(BLUR_RANGE[1]),
+        "blur_default": str(BLUR_DEFAULT),
+        "percent_min": str(PERCENT_RANGE[0]).replace("-", "\u2212"),
+        "percent_max": str(PERCENT_RANGE[1]),
+    }
+
+
 def known_commands(lang: str = "ru") -> list[str]:
-    """Help lines for every command, in ``"ru"`` or ``"en"`` (anything else: English)."""
-    if lang == "ru":
-        return [spec.help_ru for spec in _SPEC_LIST]
-    return [spec.help_en for spec in _SPEC_LIST]
+    """Help lines for every command (catalogue texts ``edit-help-<op>``), in ``"ru"`` or
+    ``"en"`` (anything else: English)."""
+    lang = _language(lang)
+    args = _help_args()
+    return [t(f"edit-help-{spec.op}", lang, **args) for spec in _SPEC_LIST]
 
 
 def _known() -> dict[str, list[str]]:

@@ -71,6 +71,10 @@ bot-need-photo = 📷 This needs a photo — send a photo or an image file.
 bot-need-photo-first = 📷 Send the photo first, then the text for it.
 bot-input-not-image = 🤔 That doesn't look like a picture. Send a photo or a JPEG, PNG or WebP file.
 bot-input-too-big = 🐘 The file is too big: up to { $limit } MB, please. Send a smaller one.
+bot-input-unreadable = 🤔 I can't open this file as a picture: it is damaged or in another format. Nothing was charged — send a photo or a JPEG, PNG or WebP file.
+bot-input-too-many-pixels = 🐘 The picture is too large: up to { $megapixels } MP and { $side } pixels per side. Please send a smaller one.
+bot-input-download-failed = 😔 I couldn't get the file from Telegram. Nothing was charged — please send it again in a minute.
+bot-input-command = 🤔 { $command } — I don't know that command, and I don't take a text that starts with "/". Send the text without the "/", or pick a command: /start, /help, /balance, /menu.
 bot-pair-need-second = 👍 Got the first photo. Now send the second one.
 bot-generate-need-text = ✍️ Describe the picture in text — in one message.
 bot-text-need-text = ✍️ Got the photo! Now send the text to write on it.
@@ -87,7 +91,9 @@ bot-edit-unknown =
 bot-edit-bad-value =
     🤔 The number in "{ $fragment }" doesn't fit. Here's what works:
     { $commands }
-bot-edit-too-many = ✂️ Too many commands at once — 10 at most. Split them up.
+# One line of the list of commands above ($command is a help line of workers.ftl).
+bot-edit-command-line = • { $command }
+bot-edit-too-many = ✂️ Too many commands at once — { $max } at most. Split them up.
 bot-edit-too-long = ✂️ That command is too long. Please make it shorter.
 
 ## Operations

@@ -48,3 +48,36 @@ worker-reason-internal = internal error.
 worker-refunded-balance = { $amount } ₽ returned to your balance. Balance: { $balance } ₽.
 worker-refunded-free = Your free operation is back. Free operations left: { $free_left }.
 worker-refunded-none = Nothing was charged.
+
+## ✏️ The edit instruction language (workers/media/edit.py). The words it accepts are its
+## grammar and stay in code; what users read is here: the step labels of the result
+## caption and the list of commands the bot shows when it did not understand.
+# A step's name; with a value, in the form of its kind (value arrives formatted: "+20", "90").
+edit-step-grayscale = grayscale
+edit-step-sepia = sepia
+edit-step-blur = blur
+edit-step-sharpen = sharpen
+edit-step-brightness = brightness
+edit-step-contrast = contrast
+edit-step-saturation = saturation
+edit-step-rotate = rotate
+edit-step-flip_h = mirror
+edit-step-flip_v = vertical flip
+edit-step-crop_square = square crop
+edit-step-invert = invert
+edit-step-with-percent = { $name } { $value }%
+edit-step-with-angle = { $name } { $value }°
+edit-step-with-value = { $name } { $value }
+# One help line per command; ranges arrive formatted ($percent_min is "−100").
+edit-help-grayscale = grayscale (b&w, black and white)
+edit-help-sepia = sepia
+edit-help-blur = blur [N] (N { $blur_min }…{ $blur_max }, default { $blur_default })
+edit-help-sharpen = sharpen
+edit-help-brightness = brightness ±N ({ $percent_min }…{ $percent_max }), brighter, darker
+edit-help-contrast = contrast ±N ({ $percent_min }…{ $percent_max })
+edit-help-saturation = saturation ±N ({ $percent_min }…{ $percent_max })
+edit-help-rotate = rotate 90 / 180 / 270 (clockwise), rotate left / right
+edit-help-flip_h = mirror (flip horizontally)
+edit-help-flip_v = flip vertical
+edit-help-crop_square = crop square
+edit-help-invert = invert (negative)

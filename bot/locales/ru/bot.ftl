@@ -71,6 +71,10 @@ bot-need-photo = 📷 Здесь нужна фотография — пришл�
 bot-need-photo-first = 📷 Сначала пришлите фото, а потом текст к нему.
 bot-input-not-image = 🤔 Это не похоже на картинку. Пришлите фото или файл JPEG, PNG или WebP.
 bot-input-too-big = 🐘 Файл слишком большой: можно до { $limit } МБ. Пришлите поменьше.
+bot-input-unreadable = 🤔 Не получается открыть этот файл как картинку: он повреждён или это другой формат. Ничего не списано — пришлите фото или файл JPEG, PNG или WebP.
+bot-input-too-many-pixels = 🐘 Картинка слишком большая: можно до { $megapixels } Мп и до { $side } точек по стороне. Пришлите поменьше.
+bot-input-download-failed = 😔 Не получилось получить файл из Telegram. Ничего не списано — пришлите его ещё раз через минуту.
+bot-input-command = 🤔 { $command } — такой команды у меня нет, а текст с «/» в начале я не беру. Пришлите текст без «/» или выберите команду: /start, /help, /balance, /menu.
 bot-pair-need-second = 👍 Первое фото есть. Теперь пришлите второе.
 bot-generate-need-text = ✍️ Опишите картинку текстом — одним сообщением.
 bot-text-need-text = ✍️ Фото есть! Теперь пришлите текст, который написать.
@@ -87,7 +91,9 @@ bot-edit-unknown =
 bot-edit-bad-value =
     🤔 В команде «{ $fragment }» не то число. Вот что можно:
     { $commands }
-bot-edit-too-many = ✂️ Слишком много команд сразу — не больше 10. Разбейте на несколько раз.
+# One line of the list of commands above ($command is a help line of workers.ftl).
+bot-edit-command-line = • { $command }
+bot-edit-too-many = ✂️ Слишком много команд сразу — не больше { $max }. Разбейте на несколько раз.
 bot-edit-too-long = ✂️ Слишком длинная команда. Сократите, пожалуйста.
 
 ## Operations

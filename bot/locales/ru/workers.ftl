@@ -48,3 +48,36 @@ worker-reason-internal = внутренняя ошибка.
 worker-refunded-balance = { $amount } ₽ возвращены на баланс. Баланс: { $balance } ₽.
 worker-refunded-free = Бесплатная операция возвращена. Осталось бесплатных: { $free_left }.
 worker-refunded-none = Ничего не списано.
+
+## ✏️ The edit instruction language (workers/media/edit.py). The words it accepts are its
+## grammar and stay in code; what users read is here: the step labels of the result
+## caption and the list of commands the bot shows when it did not understand.
+# A step's name; with a value, in the form of its kind (value arrives formatted: "+20", "90").
+edit-step-grayscale = ч/б
+edit-step-sepia = сепия
+edit-step-blur = размытие
+edit-step-sharpen = резкость
+edit-step-brightness = яркость
+edit-step-contrast = контраст
+edit-step-saturation = насыщенность
+edit-step-rotate = поворот
+edit-step-flip_h = отражение
+edit-step-flip_v = отражение по вертикали
+edit-step-crop_square = квадрат
+edit-step-invert = инверсия
+edit-step-with-percent = { $name } { $value }%
+edit-step-with-angle = { $name } { $value }°
+edit-step-with-value = { $name } { $value }
+# One help line per command; ranges arrive formatted ($percent_min is "−100").
+edit-help-grayscale = ч/б (чб, черно-белое)
+edit-help-sepia = сепия
+edit-help-blur = размытие [N] (N { $blur_min }…{ $blur_max }, по умолчанию { $blur_default })
+edit-help-sharpen = резкость
+edit-help-brightness = яркость ±N ({ $percent_min }…{ $percent_max }), ярче, темнее
+edit-help-contrast = контраст ±N ({ $percent_min }…{ $percent_max })
+edit-help-saturation = насыщенность ±N ({ $percent_min }…{ $percent_max })
+edit-help-rotate = повернуть 90 / 180 / 270 (по часовой), повернуть влево / вправо
+edit-help-flip_h = отразить (зеркально, по горизонтали)
+edit-help-flip_v = отразить по вертикали
+edit-help-crop_square = обрезать квадрат
+edit-help-invert = инверсия (негатив)

@@ -1,0 +1,221 @@
+"""The outbox of the user's payment messages: credited, canceled, refunded.
+
+The billing service writes a :class:`~billing.models.PaymentNotice` in the same transaction
+as the change it tells about (``credit_payment``, ``mark_payment_canceled``,
+``record_payment_refund``), so a committed change always has its message on record.
+
+Who sends it:
+
+- the web server (or the bot, for "Проверить оплату") right after the commit, in the
+  background; when Telegram took it (or the user blocked the bot) it marks the notice done
+  with a conditional update (``... WHERE done_at IS NULL``);
+- a worker's maintenance pass (:mod:`workers.notices`), for a notice still not done
+  PAYMENT_NOTICE_GRACE_SECONDS after it was written: it claims the notice with a
+  conditional update first (two passes never both send it), sends it once, and marks it
+  done — or, after a transient failure, releases the claim so a later pass tries again.
+
+The grace period is the web server's own time to send: it stops trying well before it ends
+(see ``web.notify.UserNotifier``), so normally each message is sent exactly once. A claim
+whose pass died is taken over one grace period later: at least once.
+
+Nothing here touches a balance or the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.models import NoticeKind, NoticeOutcome, PaymentNotice, User, utcnow
+
+log = logging.getLogger(__name__)
+
+ERROR_LENGTH = 500
+
+
+def credited_key(payment_id: int) -> str:
+    return f"{NoticeKind.CREDITED.value}:{payment_id}"
+
+
+def canceled_key(payment_id: int) -> str:
+    return f"{NoticeKind.CANCELED.value}:{payment_id}"
+
+
+def refunded_key(refund_id: str) -> str:
+    return f"{NoticeKind.REFUNDED.value}:{refund_id}"
+
+
+async def add(
+    session: AsyncSession,
+    *,
+    key: str,
+    kind: NoticeKind,
+    payment_id: int,
+    user_id: int,
+    amount: int,
+    balance_after: int | None = None,
+    reason: str | None = None,
+) -> None:
+    """Record a message to send, in the caller's transaction (the money change's own)."""
+    session.add(
+        PaymentNotice(
+            key=key,
+            kind=kind.value,
+            payment_id=payment_id,
+            user_id=user_id,
+            amount=amount,
+            balance_after=balance_after,
+            reason=(reason or "")[:64] or None,
+            created_at=utcnow(),
+            attempts=0,
+        )
+    )
+    await session.flush()
+
+
+async def mark_done(
+    session: AsyncSession,
+    *,
+    outcome: NoticeOutcome,
+    key: str | None = None,
+    notice_id: int | None = None,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Mark a notice sent (or never to be sent), once; False if it was done already."""
+    if (key is None) == (notice_id is None):
+        raise ValueError("give the notice's key or its id")
+    match = PaymentNotice.key == key if key is not None else PaymentNotice.id == notice_id
+    values: dict[str, object] = {"done_at": now or utcnow(), "outcome": outcome.value}
+    if error is not None:
+        values["last_error"] = error[:ERROR_LENGTH]
+    result = await session.execute(
+        update(PaymentNotice)
+        .where(match, PaymentNotice.done_at.is_(None))
+        .values(**values)
+        .returning(PaymentNotice.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def mark_done_safely(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    key: str,
+    outcome: NoticeOutcome,
+    *,
+    error: str | None = None,
+) -> bool:
+    """``mark_done`` in a transaction of its own, for the sender that just sent the message.
+
+    A failure is logged, not raised: the message then goes out once more from the
+    maintenance pass — a duplicate, never a lost message.
+    """
+    try:
+        async with sessionmaker() as session:
+            changed = await mark_done(session, key=key, outcome=outcome, error=error)
+            await session.commit()
+            return changed
+    except Exception as exc:  # noqa: BLE001 - the database may be down; the outbox copes
+        log.warning("notice %s not marked %s: %s", key, outcome.value, exc)
+        return False
+
+
+@dataclass(frozen=True)
+class ClaimedNotice:
+    id: int
+    key: str
+    kind: NoticeKind
+    payment_id: int
+    user_id: int
+    telegram_id: int
+    language: str | None
+    amount: int
+    balance_after: int | None
+    reason: str | None
+    attempts: int  # including this one
+
+
+def _due(cutoff: datetime) -> list:
+    """Not done, written before the cutoff, and not claimed since it (a claim older than the
+    grace period belongs to a pass that died)."""
+    return [
+        PaymentNotice.done_at.is_(None),
+        PaymentNotice.created_at <= cutoff,
+        or_(PaymentNotice.claimed_at.is_(None), PaymentNotice.claimed_at <= cutoff),
+    ]
+
+
+async def due(
+    session: AsyncSession, *, now: datetime, grace: timedelta, limit: int = 50
+) -> list[int]:
+    """Ids of the notices a pass may claim now: the least tried first, then the oldest."""
+    rows = await session.scalars(
+        select(PaymentNotice.id)
+        .where(*_due(now - grace))
+        .order_by(PaymentNotice.attempts, PaymentNotice.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def claim(
+    session: AsyncSession, notice_id: int, *, now: datetime, grace: timedelta
+) -> ClaimedNotice | None:
+    """Take a due notice for sending: a conditional update, so of two passes one wins.
+
+    None when it is no longer due (sent meanwhile, or another pass claimed it). The caller
+    commits the claim before it sends.
+    """
+    row = (
+        await session.execute(
+            update(PaymentNotice)
+            .where(PaymentNotice.id == notice_id, *_due(now - grace))
+            .values(claimed_at=now, attempts=PaymentNotice.attempts + 1)
+            .returning(
+                PaymentNotice.id,
+                PaymentNotice.key,
+                PaymentNotice.kind,
+                PaymentNotice.payment_id,
+                PaymentNotice.user_id,
+                PaymentNotice.amount,
+                PaymentNotice.balance_after,
+                PaymentNotice.reason,
+                PaymentNotice.attempts,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    user = (
+        await session.execute(
+            select(User.telegram_id, User.language).where(User.id == row.user_id)
+        )
+    ).one()
+    return ClaimedNotice(
+        id=row.id,
+        key=row.key,
+        kind=NoticeKind(row.kind),
+        payment_id=row.payment_id,
+        user_id=row.user_id,
+        telegram_id=user.telegram_id,
+        language=user.language,
+        amount=row.amount,
+        balance_after=row.balance_after,
+        reason=row.reason,
+        attempts=row.attempts,
+    )
+
+
+async def release(session: AsyncSession, notice_id: int, *, error: str) -> bool:
+    """Give a claimed notice back after a transient failure: the next pass tries again."""
+    result = await session.execute(
+        update(PaymentNotice)
+        .where(PaymentNotice.id == notice_id, PaymentNotice.done_at.is_(None))
+        .values(claimed_at=None, last_error=error[:ERROR_LENGTH])
+        .returning(PaymentNotice.id)
+    )
+    return result.scalar_one_or_none() is not None

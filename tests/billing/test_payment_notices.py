@@ -1,0 +1,105 @@
+"""The payment messages' outbox in the billing core, on both databases: each credit, cancel
+and refund records its message in its own transaction, once; a claim is a conditional update
+that only one caller wins; marking done happens once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from billing import notices, service
+from billing.models import NoticeKind, NoticeOutcome, PaymentNotice, utcnow
+
+GRACE = timedelta(seconds=300)
+
+
+async def _payment(session, telegram_id: int = 1, amount: int = 10_000):  # type: ignore[no-untyped-def]
+    user, _ = await service.get_or_create_user(session, telegram_id=telegram_id, free_operations=0)
+    payment = await service.create_payment(
+        session, user_id=user.id, amount=amount, currency="RUB", idempotence_key=f"k{telegram_id}"
+    )
+    await session.commit()
+    return user, payment
+
+
+async def _rows(session) -> list[PaymentNotice]:  # type: ignore[no-untyped-def]
+    return list(await session.scalars(select(PaymentNotice).order_by(PaymentNotice.id)))
+
+
+async def test_credit_cancel_and_refund_each_record_one_message(sessionmaker) -> None:
+    async with sessionmaker() as session:
+        user, paid = await _payment(session, 1, 10_000)
+        _, canceled = await _payment(session, 2, 5_000)
+        await service.credit_payment(session, payment_id=paid.id, amount=10_000, currency="RUB")
+        assert (
+            await service.credit_payment(
+                session, payment_id=paid.id, amount=10_000, currency="RUB"
+            )
+            is None
+        )  # a second credit records nothing
+        assert await service.mark_payment_canceled(session, payment_id=canceled.id, reason="x")
+        assert not await service.mark_payment_canceled(session, payment_id=canceled.id, reason="x")
+        await service.record_payment_refund(
+            session, payment_id=paid.id, refund_id="r-1", amount=3_000
+        )
+        assert (
+            await service.record_payment_refund(
+                session, payment_id=paid.id, refund_id="r-1", amount=3_000
+            )
+            is None
+        )
+        await service.record_payment_refund(
+            session, payment_id=paid.id, refund_id="r-2", amount=2_000
+        )
+        await session.commit()
+        rows = await _rows(session)
+    assert [(r.key, r.kind, r.amount, r.balance_after, r.reason) for r in rows] == [
+        (notices.credited_key(paid.id), NoticeKind.CREDITED, 10_000, 10_000, None),
+        (notices.canceled_key(canceled.id), NoticeKind.CANCELED, 5_000, None, "x"),
+        (notices.refunded_key("r-1"), NoticeKind.REFUNDED, 3_000, 7_000, None),
+        (notices.refunded_key("r-2"), NoticeKind.REFUNDED, 2_000, 5_000, None),
+    ]
+    assert all(r.user_id in (user.id, user.id + 1) and r.done_at is None for r in rows)
+
+
+async def test_a_rolled_back_credit_leaves_no_message(sessionmaker) -> None:
+    async with sessionmaker() as session:
+        _, payment = await _payment(session)
+        await service.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
+        await session.rollback()
+        assert await session.scalar(select(func.count()).select_from(PaymentNotice)) == 0
+
+
+async def test_a_claim_is_won_once_and_done_is_marked_once(sessionmaker) -> None:
+    async with sessionmaker() as session:
+        _, payment = await _payment(session)
+        await service.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
+        await session.commit()
+        early = utcnow()
+        assert await notices.due(session, now=early, grace=GRACE) == []  # the web's time
+        now = early + GRACE + timedelta(seconds=1)
+        (notice_id,) = await notices.due(session, now=now, grace=GRACE)
+        assert await notices.claim(session, notice_id, now=now - GRACE * 2, grace=GRACE) is None
+        claimed = await notices.claim(session, notice_id, now=now, grace=GRACE)
+        assert claimed is not None and claimed.attempts == 1 and claimed.telegram_id == 1
+        assert await notices.claim(session, notice_id, now=now, grace=GRACE) is None
+        later = now + GRACE / 2
+        assert await notices.due(session, now=later, grace=GRACE) == []
+        # released after a transient failure: due again at once
+        assert await notices.release(session, notice_id, error="500")
+        assert await notices.due(session, now=now, grace=GRACE) == [notice_id]
+        assert await notices.mark_done(session, notice_id=notice_id, outcome=NoticeOutcome.SENT)
+        assert not await notices.mark_done(session, key=claimed.key, outcome=NoticeOutcome.BLOCKED)
+        assert not await notices.release(session, notice_id, error="late")
+        await session.commit()
+        assert await notices.due(session, now=now + GRACE * 10, grace=GRACE) == []
+        (row,) = await _rows(session)
+    assert row.outcome == NoticeOutcome.SENT and row.attempts == 1
+
+
+async def test_mark_done_needs_exactly_one_reference(sessionmaker) -> None:
+    async with sessionmaker() as session:
+        with pytest.raises(ValueError):
+            await notices.mark_done(session, outcome=NoticeOutcome.SENT)
