@@ -9,10 +9,11 @@ server re-fetches it from the YooKassa emulator (the SDK in a thread), credits i
 PostgreSQL transaction, commits, answers 200, and sends the user a Telegram message. The
 bare handler gets the same bodies from the same generator in the same run, as the baseline.
 
-There is no target ratio: a webhook that re-fetches the payment over HTTP and commits a
-transaction cannot come near a bare handler (DESIGN.md). What is judged is its p99 latency,
-its CPU per notification, and that it never blocks the event loop. The ratio of the two
-rates is printed for the record, with the load average, which moves every figure here.
+The web server issue set a goal of 0.3 for the ratio of the two rates. It is printed with
+the goal, and it is far from it: a webhook that re-fetches the payment over HTTP and commits
+a transaction cannot come near a bare handler (DESIGN.md says as much), so what is judged
+besides is its p99 latency, its CPU per notification, and that it never blocks the event
+loop. The load average is printed too: it moves every figure here.
 
 The web server's own event-loop lag probe (``medialab_web_event_loop_lag_seconds`` on
 /metrics, a 50 ms timer measuring how late it fires) is read before and after the run: a
@@ -406,7 +407,8 @@ async def run(args: argparse.Namespace) -> int:
         print(f"credited per second: {credited / hook['seconds']:.0f} ({credited} credited)")
         print(
             f"webhook: p99 {hook['p99_ms']:.1f} ms, {cpu['web'] / hook['requests'] * 1000:.2f} ms "
-            f"of CPU per notification; rate ratio webhook/bare {ratio:.3f}"
+            f"of CPU per notification; rate ratio webhook/bare {ratio:.3f} (issue goal >= 0.3: "
+            f"{'met' if ratio >= 0.3 else 'not met'})"
         )
         print(
             f"web event loop lag during the run: {lag['samples']} probes, p99 <= "
