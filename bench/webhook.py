@@ -7,8 +7,13 @@ emulators, a bare aiohttp app answering 200, and this load generator (an aiohttp
 N concurrent connections). Each webhook request is a distinct, really paid payment: the
 server re-fetches it from the YooKassa emulator (the SDK in a thread), credits it in one
 PostgreSQL transaction, commits, answers 200, and sends the user a Telegram message. The
-bare handler gets the same bodies from the same generator in the same run; the ratio of the
-two rates is printed (goal >= 0.3).
+bare handler gets the same bodies from the same generator in the same run, as the baseline.
+
+The web server issue set a goal of 0.3 for the ratio of the two rates. It is printed with
+the goal, and it is far from it: a webhook that re-fetches the payment over HTTP and commits
+a transaction cannot come near a bare handler (DESIGN.md says as much), so what is judged
+besides is its p99 latency, its CPU per notification, and that it never blocks the event
+loop. The load average is printed too: it moves every figure here.
 
 The web server's own event-loop lag probe (``medialab_web_event_loop_lag_seconds`` on
 /metrics, a 50 ms timer measuring how late it fires) is read before and after the run: a
@@ -277,9 +282,14 @@ def lag_summary(before: dict[float, float], after: dict[float, float]) -> dict:
     return {"samples": int(total), "p99_le_s": p99, "max_le_s": worst, "over_10ms": int(over_10ms)}
 
 
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 async def run(args: argparse.Namespace) -> int:
     from billing.settings import Settings
 
+    load_before = _load()
     await asyncio.to_thread(prepare_database)
     ports = {name: free_port() for name in ("yookassa", "telegram", "web", "bare")}
     yk_url = f"http://127.0.0.1:{ports['yookassa']}"
@@ -378,7 +388,10 @@ async def run(args: argparse.Namespace) -> int:
         ratio = (credited / hook["seconds"]) / bare["rate"]
 
         print()
-        print(f"concurrency {args.concurrency}, {len(measured)} distinct paid notifications")
+        print(
+            f"concurrency {args.concurrency}, {len(measured)} distinct paid notifications; "
+            f"load average {load_before} at the start, {_load()} at the end"
+        )
         print(f"{'':>22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  statuses")
         for name, r in (("bare aiohttp handler", bare), ("webhook (credited)", hook)):
             print(
@@ -392,7 +405,11 @@ async def run(args: argparse.Namespace) -> int:
             f"{cpu['telegram'] / hook['requests'] * 1000:.2f} ms (each credited notification)"
         )
         print(f"credited per second: {credited / hook['seconds']:.0f} ({credited} credited)")
-        print(f"ratio webhook/bare: {ratio:.3f} (goal >= 0.3)")
+        print(
+            f"webhook: p99 {hook['p99_ms']:.1f} ms, {cpu['web'] / hook['requests'] * 1000:.2f} ms "
+            f"of CPU per notification; rate ratio webhook/bare {ratio:.3f} (issue goal >= 0.3: "
+            f"{'met' if ratio >= 0.3 else 'not met'})"
+        )
         print(
             f"web event loop lag during the run: {lag['samples']} probes, p99 <= "
             f"{lag['p99_le_s'] * 1000:g} ms, max <= {lag['max_le_s'] * 1000:g} ms, "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -142,8 +142,10 @@ async def _ledger(
     payment_id: int | None = None,
     reason: str | None = None,
 ) -> None:
+    # A plain Core INSERT: the dialects' ON CONFLICT-capable inserts (``_insert``) are not
+    # cacheable in SQLAlchemy (``inherit_cache = False``), so each would be compiled anew.
     await session.execute(
-        _insert(session, LedgerEntry).values(
+        insert(LedgerEntry.__table__).values(
             user_id=user_id,
             kind=kind.value,
             amount=amount,
@@ -745,9 +747,89 @@ async def credit_payment(
     equal our row. Returns None when it was already credited. Raises ``PaymentNotFound``,
     ``PaymentMismatch`` or ``PaymentNotCreditable`` (canceled / refunded). The credit also
     records the user's "credited" message (``billing.notices``), in the same transaction.
+
+    On PostgreSQL it writes with one SQL statement, so a Payment or User object the caller
+    already loaded into this session is not refreshed (no caller keeps one).
     """
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidAmount(amount)
+    if session.get_bind().dialect.name == "postgresql":
+        credited = await _credit_postgresql(
+            session,
+            payment_id=payment_id,
+            amount=amount,
+            currency=currency,
+            yookassa_payment_id=yookassa_payment_id,
+            raw=raw,
+        )
+    else:
+        credited = await _credit_generic(
+            session,
+            payment_id=payment_id,
+            amount=amount,
+            currency=currency,
+            yookassa_payment_id=yookassa_payment_id,
+            raw=raw,
+        )
+    if credited is None:
+        await _why_not_credited(
+            session,
+            payment_id=payment_id,
+            amount=amount,
+            currency=currency,
+            yookassa_payment_id=yookassa_payment_id,
+        )
+        return None
+    return credited
+
+
+async def _why_not_credited(
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    amount: int,
+    currency: str,
+    yookassa_payment_id: str | None,
+) -> None:
+    """The conditional update matched no row: return if it was credited before, else raise."""
+    row = (
+        await session.execute(
+            select(
+                Payment.credited_at,
+                Payment.amount,
+                Payment.currency,
+                Payment.yookassa_payment_id,
+                Payment.status,
+            ).where(Payment.id == payment_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise PaymentNotFound(payment_id)
+    if row.credited_at is not None:
+        return
+    if row.amount != amount:
+        raise PaymentMismatch(payment_id, "amount", row.amount, amount)
+    if row.currency != currency:
+        raise PaymentMismatch(payment_id, "currency", row.currency, currency)
+    if yookassa_payment_id is not None and row.yookassa_payment_id not in (
+        None,
+        yookassa_payment_id,
+    ):
+        raise PaymentMismatch(
+            payment_id, "yookassa_payment_id", row.yookassa_payment_id, yookassa_payment_id
+        )
+    raise PaymentNotCreditable(payment_id, row.status)
+
+
+async def _credit_generic(
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    amount: int,
+    currency: str,
+    yookassa_payment_id: str | None,
+    raw: dict[str, Any] | None,
+) -> CreditResult | None:
     conditions = [
         Payment.id == payment_id,
         Payment.status.in_(CREDITABLE),
@@ -774,25 +856,7 @@ async def credit_payment(
         )
     ).one_or_none()
     if won is None:
-        row = (
-            await session.execute(select(Payment).where(Payment.id == payment_id))
-        ).scalar_one_or_none()
-        if row is None:
-            raise PaymentNotFound(payment_id)
-        if row.credited_at is not None:
-            return None
-        if row.amount != amount:
-            raise PaymentMismatch(payment_id, "amount", row.amount, amount)
-        if row.currency != currency:
-            raise PaymentMismatch(payment_id, "currency", row.currency, currency)
-        if yookassa_payment_id is not None and row.yookassa_payment_id not in (
-            None,
-            yookassa_payment_id,
-        ):
-            raise PaymentMismatch(
-                payment_id, "yookassa_payment_id", row.yookassa_payment_id, yookassa_payment_id
-            )
-        raise PaymentNotCreditable(payment_id, row.status)
+        return None
     user = (
         await session.execute(
             update(User)
@@ -822,6 +886,85 @@ async def credit_payment(
         balance_after=user.balance,
     )
     return CreditResult(payment_id, won.user_id, user.telegram_id, amount, user.balance)
+
+
+# On PostgreSQL the credit is one statement, one round trip, like the charge: the conditional
+# status change of the payment (it is creditable, not credited yet, and amount, currency and
+# YooKassa id match), the balance, the ledger entry with its unique key "topup:<id>", and the
+# user's "credited" message in the outbox (billing.notices, unique key "credited:<id>"). When
+# the payment does not qualify nothing is written and no row comes back.
+_CREDIT_SQL = text(
+    f"""
+WITH won AS (
+    UPDATE payments
+    SET status = '{PaymentStatus.SUCCEEDED.value}',
+        credited_at = :credited_at,
+        yookassa_payment_id = COALESCE(CAST(:yookassa_payment_id AS VARCHAR),
+                                       payments.yookassa_payment_id),
+        raw = COALESCE(CAST(:raw AS JSON), payments.raw),
+        updated_at = now()
+    WHERE payments.id = :payment_id
+      AND payments.status IN ({", ".join(f"'{status.value}'" for status in CREDITABLE)})
+      AND payments.credited_at IS NULL
+      AND payments.amount = :amount
+      AND payments.currency = :currency
+      AND (CAST(:yookassa_payment_id AS VARCHAR) IS NULL
+           OR payments.yookassa_payment_id IS NULL
+           OR payments.yookassa_payment_id = CAST(:yookassa_payment_id AS VARCHAR))
+    RETURNING payments.user_id
+), credited AS (
+    UPDATE users
+    SET balance = users.balance + :amount, updated_at = now()
+    FROM won
+    WHERE users.id = won.user_id
+    RETURNING users.id, users.balance, users.free_operations_left, users.telegram_id
+), entry AS (
+    INSERT INTO ledger_entries (user_id, kind, amount, free_delta, balance_after, free_after,
+                                payment_id, idempotency_key, created_at)
+    SELECT credited.id, '{LedgerKind.TOPUP.value}', :amount, 0, credited.balance,
+           credited.free_operations_left, :payment_id, :key, now()
+    FROM credited
+    RETURNING id
+), notice AS (
+    INSERT INTO payment_notices ("key", payment_id, user_id, kind, amount, balance_after,
+                                 created_at, attempts)
+    SELECT :notice_key, :payment_id, credited.id, '{NoticeKind.CREDITED.value}', :amount,
+           credited.balance, :credited_at, 0
+    FROM credited
+    RETURNING id
+)
+SELECT credited.id AS user_id, credited.balance, credited.telegram_id FROM credited
+"""
+)
+
+
+async def _credit_postgresql(
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    amount: int,
+    currency: str,
+    yookassa_payment_id: str | None,
+    raw: dict[str, Any] | None,
+) -> CreditResult | None:
+    row = (
+        await session.execute(
+            _CREDIT_SQL,
+            {
+                "payment_id": payment_id,
+                "amount": amount,
+                "currency": currency,
+                "yookassa_payment_id": yookassa_payment_id,
+                "raw": json.dumps(raw) if raw is not None else None,
+                "credited_at": utcnow(),
+                "key": f"topup:{payment_id}",
+                "notice_key": notices.credited_key(payment_id),
+            },
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return CreditResult(payment_id, row.user_id, row.telegram_id, amount, row.balance)
 
 
 async def record_payment_refund(

@@ -13,8 +13,9 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import service
@@ -159,7 +160,7 @@ async def start_topup(
     return TopUpStarted(payment_id, created.id, created.confirmation_url, amount)
 
 
-def _check_metadata(row: Payment, remote: ProviderPayment) -> str | None:
+def _check_metadata(row: Row[Any], remote: ProviderPayment) -> str | None:
     if remote.metadata.get("payment_row_id") != str(row.id):
         return f"metadata payment_row_id {remote.metadata.get('payment_row_id')!r} != {row.id}"
     if remote.metadata.get("user_id") != str(row.user_id):
@@ -169,14 +170,32 @@ def _check_metadata(row: Payment, remote: ProviderPayment) -> str | None:
     return None
 
 
+_payments = Payment.__table__
+_users = User.__table__
+# What reconcile_payment needs of the payment row and its user, in one Core query.
+_LOAD = select(
+    _payments.c.id,
+    _payments.c.user_id,
+    _payments.c.yookassa_payment_id,
+    _payments.c.amount,
+    _payments.c.currency,
+    _payments.c.credited_at,
+    _users.c.telegram_id,
+    _users.c.language,
+    _users.c.balance,
+).join_from(_payments, _users, _users.c.id == _payments.c.user_id)
+
+
 async def _load(
     session: AsyncSession, payment_id: int | None, yookassa_payment_id: str | None
-) -> Payment | None:
+) -> Row[Any] | None:
     if payment_id is not None:
-        return await session.get(Payment, payment_id)
-    return await session.scalar(
-        select(Payment).where(Payment.yookassa_payment_id == yookassa_payment_id)
-    )
+        query = _LOAD.where(_payments.c.id == payment_id)
+    else:
+        query = _LOAD.where(_payments.c.yookassa_payment_id == yookassa_payment_id)
+    # Through the session's connection: a plain Core result, no ORM objects or identity map.
+    connection = await session.connection()
+    return (await connection.execute(query)).one_or_none()
 
 
 async def reconcile_payment(
@@ -193,22 +212,22 @@ async def reconcile_payment(
     """
     if payment_id is None and not yookassa_payment_id:
         return ReconcileResult(Outcome.UNKNOWN_PAYMENT, detail="no payment reference")
+    # Two short transactions with the API call between them: no connection is held while
+    # YooKassa answers (up to its timeout), so a slow API cannot drain the pool.
     async with sessionmaker() as session:
         row = await _load(session, payment_id, yookassa_payment_id)
         if row is None:
             return ReconcileResult(Outcome.UNKNOWN_PAYMENT, detail="no such payment row")
-        user = await session.get(User, row.user_id)
-        assert user is not None
         base = {
             "payment_id": row.id,
             "user_id": row.user_id,
-            "telegram_id": user.telegram_id,
-            "language": user.language,
+            "telegram_id": row.telegram_id,
+            "language": row.language,
             "amount": row.amount,
         }
         if row.credited_at is not None:
             return ReconcileResult(
-                Outcome.ALREADY_CREDITED, balance_after=user.balance, detail="credited", **base
+                Outcome.ALREADY_CREDITED, balance_after=row.balance, detail="credited", **base
             )
         remote_id = row.yookassa_payment_id or yookassa_payment_id
         if not remote_id:

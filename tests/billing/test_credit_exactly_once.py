@@ -107,3 +107,86 @@ async def test_a_refund_through_yookassa_debits_once_and_may_leave_a_debt(
         await session.commit()
         user = await service.get_user(session, user_id=user_id)
     assert user.balance == -1000
+
+
+async def test_a_credit_checks_and_records_the_yookassa_payment(sessionmaker):
+    """The YooKassa id must be the row's (or the row has none yet); the credit records it,
+    YooKassa's object, the status and the time, and one top-up entry with the new balance."""
+    from sqlalchemy import select
+
+    from billing.models import LedgerEntry, Payment
+
+    user_id = await new_user(sessionmaker)
+    attached = await new_payment(sessionmaker, user_id, 10_000)
+    bare = await new_payment(sessionmaker, user_id, 5_000)
+    async with sessionmaker() as session:
+        await service.attach_provider_payment(
+            session,
+            payment_id=attached.id,
+            yookassa_payment_id="yk-1",
+            confirmation_url="https://pay.example/1",
+            status="pending",
+        )
+        await session.commit()
+    async with sessionmaker() as session:
+        with pytest.raises(PaymentMismatch) as info:
+            await service.credit_payment(
+                session,
+                payment_id=attached.id,
+                amount=10_000,
+                currency="RUB",
+                yookassa_payment_id="yk-other",
+            )
+        assert info.value.field == "yookassa_payment_id"
+        await session.rollback()
+    async with sessionmaker() as session:
+        first = await service.credit_payment(
+            session,
+            payment_id=attached.id,
+            amount=10_000,
+            currency="RUB",
+            yookassa_payment_id="yk-1",
+            raw={"id": "yk-1", "status": "succeeded"},
+        )
+        second = await service.credit_payment(
+            session,
+            payment_id=bare.id,
+            amount=5_000,
+            currency="RUB",
+            yookassa_payment_id="yk-2",
+            raw={"id": "yk-2"},
+        )
+        await session.commit()
+    assert first is not None and second is not None
+    assert (first.balance_after, second.balance_after) == (10_000, 15_000)
+    assert first.user_id == second.user_id == user_id
+    async with sessionmaker() as session:
+        rows = {
+            row.id: row
+            for row in await session.execute(
+                select(
+                    Payment.id,
+                    Payment.status,
+                    Payment.yookassa_payment_id,
+                    Payment.raw,
+                    Payment.credited_at,
+                ).where(Payment.id.in_([attached.id, bare.id]))
+            )
+        }
+        entries = (
+            await session.execute(
+                select(LedgerEntry.idempotency_key, LedgerEntry.amount, LedgerEntry.balance_after)
+                .where(LedgerEntry.user_id == user_id)
+                .order_by(LedgerEntry.id)
+            )
+        ).all()
+    assert rows[attached.id].status == "succeeded" and rows[bare.id].status == "succeeded"
+    assert rows[attached.id].yookassa_payment_id == "yk-1"
+    assert rows[bare.id].yookassa_payment_id == "yk-2"
+    assert rows[attached.id].raw == {"id": "yk-1", "status": "succeeded"}
+    assert rows[attached.id].credited_at is not None
+    topups = [tuple(e) for e in entries if e.idempotency_key.startswith("topup:")]
+    assert topups == [
+        (f"topup:{attached.id}", 10_000, 10_000),
+        (f"topup:{bare.id}", 5_000, 15_000),
+    ]
