@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     # Test-only pseudo-operations (sleep, hang, crash, noop) in the worker. Never in production.
     WORKER_TEST_HOOKS: bool = False
     THROTTLE_RATE_PER_SECOND: float = 2.0
-    THROTTLE_BURST: int = 5
+    THROTTLE_BURST: int = 10
 
     # fal.ai (text-to-image). Without a key the generate mode is not offered.
     FAL_KEY: SecretStr | None = None
