@@ -137,6 +137,8 @@ class ClaimedNotice:
     balance_after: int | None
     reason: str | None
     attempts: int  # including this one
+    created_at: datetime
+    claimed_at: datetime
 
 
 def _due(cutoff: datetime) -> list:
@@ -185,6 +187,7 @@ async def claim(
                 PaymentNotice.balance_after,
                 PaymentNotice.reason,
                 PaymentNotice.attempts,
+                PaymentNotice.created_at,
             )
         )
     ).one_or_none()
@@ -207,15 +210,25 @@ async def claim(
         balance_after=row.balance_after,
         reason=row.reason,
         attempts=row.attempts,
+        created_at=row.created_at,
+        claimed_at=now,
     )
 
 
-async def release(session: AsyncSession, notice_id: int, *, error: str) -> bool:
-    """Give a claimed notice back after a transient failure: the next pass tries again."""
+async def release(
+    session: AsyncSession, notice_id: int, *, error: str, claimed_at: datetime | None = None
+) -> bool:
+    """After a transient failure: record the error and leave the claim in place, so the notice
+    is due again one grace period after this try (a pause between tries, however many
+    workers run passes). Only the pass that holds the claim (``claimed_at``, when given)
+    changes anything."""
+    conditions = [PaymentNotice.id == notice_id, PaymentNotice.done_at.is_(None)]
+    if claimed_at is not None:
+        conditions.append(PaymentNotice.claimed_at == claimed_at)
     result = await session.execute(
         update(PaymentNotice)
-        .where(PaymentNotice.id == notice_id, PaymentNotice.done_at.is_(None))
-        .values(claimed_at=None, last_error=error[:ERROR_LENGTH])
+        .where(*conditions)
+        .values(last_error=error[:ERROR_LENGTH])
         .returning(PaymentNotice.id)
     )
     return result.scalar_one_or_none() is not None

@@ -84,7 +84,14 @@ async def read_image_header(bot: Bot, file_id: str, *, max_bytes: int) -> ImageI
             raise FileTooBig(exc.message) from exc
         raise HeaderUnavailable(f"getFile refused {file_id!r}: {exc.message}") from exc
     except NETWORK_ERRORS as exc:
-        raise HeaderUnavailable(f"reading {file_id!r} failed: {exc!r}") from exc
+        # Never the exception's text: aiohttp's carries the file URL, which holds the token.
+        raise HeaderUnavailable(f"reading {file_id!r} failed: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """The kind of a network failure, without any URL (a file URL contains the bot token)."""
+    status = getattr(exc, "status", None)
+    return f"{type(exc).__name__}" + (f" (HTTP {status})" if isinstance(status, int) else "")
 
 
 async def _read(bot: Bot, file_id: str, *, max_bytes: int) -> ImageInfo:

@@ -10,21 +10,27 @@ PAYMENT_NOTICE_GRACE_SECONDS after it was written:
 2. send it once, in the user's current language, with the catalogue's text (web.notify);
 3. sent: mark it done. The user blocked the bot (403) or Telegram refuses the chat for good
    (400): mark it done with that outcome, never retried. A transient failure (5xx, 429,
-   network, timeout): release the claim and end the pass — Telegram is struggling, the next
-   pass tries again; past MAX_ATTEMPTS the notice is given up, logged as an error.
+   network, timeout): record it and end the pass — Telegram is struggling. The claim stays,
+   so the notice is tried again one grace period later (one try per grace period, however
+   many workers run passes); a notice still failing GIVE_UP_AFTER after it was written is
+   given up, logged as an error.
 
 A pass that dies after its claim leaves the notice claimed; one grace period later another
-pass takes it over (the message may then go out twice: at least once, never lost).
+pass takes it over (the message may then go out twice: at least once, never lost). A live
+pass never loses its claim that way: it claims nothing after half the grace period, each
+claim carries the time it was made, and a send is cut off after a quarter of the grace
+period, so every send ends before its claim could look abandoned.
 
 It runs in the worker's main thread between jobs, so it is bounded: at most ``limit``
-notices, one try each, SEND_TIMEOUT seconds per try, and it stops at the first sign of
-trouble. Nothing here touches a balance or the ledger.
+notices, one try each, at most half the grace period in all, and it stops at the first sign
+of trouble. Nothing here touches a balance or the ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -49,7 +55,7 @@ from workers.jobs import resources
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 15.0
-MAX_ATTEMPTS = 50
+GIVE_UP_AFTER = timedelta(hours=48)
 PERMANENT = (TelegramBadRequest, TelegramNotFound)
 TRANSIENT = (TelegramAPIError, ClientDecodeError, aiohttp.ClientError, TimeoutError, OSError)
 
@@ -73,10 +79,10 @@ async def _finish(
 
 
 async def _release(
-    sessionmaker: async_sessionmaker[AsyncSession], notice_id: int, error: str
+    sessionmaker: async_sessionmaker[AsyncSession], claimed: notices.ClaimedNotice, error: str
 ) -> None:
     async with sessionmaker() as session:
-        await notices.release(session, notice_id, error=error)
+        await notices.release(session, claimed.id, error=error, claimed_at=claimed.claimed_at)
         await session.commit()
 
 
@@ -90,12 +96,21 @@ async def send_due_notices(
 ) -> list[NoticeResult]:
     """One pass over the open notices older than ``grace``; returns what it did."""
     now = now or utcnow()
+    started = time.monotonic()
+
+    def clock() -> datetime:  # the pass's own time: ``now`` as it moves on
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    budget = grace.total_seconds() / 2
+    send_timeout = min(SEND_TIMEOUT, grace.total_seconds() / 4)
     done: list[NoticeResult] = []
     async with sessionmaker() as session:
         due = await notices.due(session, now=now, grace=grace, limit=limit)
     for notice_id in due:
+        if time.monotonic() - started > budget:
+            break  # the rest waits: a claim made now could outlive the grace period
         async with sessionmaker() as session:
-            claimed = await notices.claim(session, notice_id, now=now, grace=grace)
+            claimed = await notices.claim(session, notice_id, now=clock(), grace=grace)
             await session.commit()
         if claimed is None:
             continue  # sent meanwhile, or another pass has it
@@ -107,7 +122,7 @@ async def send_due_notices(
                 reason=claimed.reason,
                 language=claimed.language,
             )
-            async with asyncio.timeout(SEND_TIMEOUT):
+            async with asyncio.timeout(send_timeout):
                 await bot.send_message(chat_id=claimed.telegram_id, text=text)
         except StopRequested:
             raise  # SIGTERM mid-pass; the claim lapses after the grace period
@@ -125,10 +140,11 @@ async def send_due_notices(
             if not isinstance(exc, TRANSIENT):
                 log.exception("notice %s: unexpected error", claimed.key)
             error = f"{type(exc).__name__}: {exc}"
-            if claimed.attempts >= MAX_ATTEMPTS:
+            if claimed.claimed_at - claimed.created_at >= GIVE_UP_AFTER:
                 log.error(
-                    "notice %s: not delivered after %d attempts, given up: %s",
+                    "notice %s: not delivered in %s (%d attempts), given up: %s",
                     claimed.key,
+                    GIVE_UP_AFTER,
                     claimed.attempts,
                     error,
                 )
@@ -136,12 +152,12 @@ async def send_due_notices(
                 done.append(NoticeResult(claimed.id, claimed.key, NoticeOutcome.GAVE_UP.value))
             else:
                 log.warning(
-                    "notice %s: attempt %d failed, next pass retries: %s",
+                    "notice %s: attempt %d failed, retried in one grace period: %s",
                     claimed.key,
                     claimed.attempts,
                     error,
                 )
-                await _release(sessionmaker, claimed.id, error)
+                await _release(sessionmaker, claimed, error)
                 done.append(NoticeResult(claimed.id, claimed.key, "released"))
             break  # Telegram is struggling: the rest waits for the next pass
         await _finish(sessionmaker, claimed.id, NoticeOutcome.SENT)

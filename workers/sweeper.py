@@ -29,6 +29,7 @@ from billing import service
 from billing.models import utcnow
 from billing.service import RefundResult
 from billing.settings import Settings
+from workers.delivered import MarkerUnreadable
 from workers.failures import Failure
 from workers.jobs import resources, void_and_notify
 
@@ -61,6 +62,11 @@ async def sweep_overdue(
                 )
             except StopRequested:
                 raise  # SIGTERM mid-pass: the worker's warm shutdown goes first
+            except MarkerUnreadable:
+                # Redis does not answer: every other operation would wait out the same
+                # timeouts in the worker's main thread. The next pass tries them all again.
+                log.warning("sweeper: Redis does not answer; pass ended, nothing voided")
+                break
             except Exception:  # noqa: BLE001 - one bad row must not stop the sweep
                 log.exception("sweeper: operation %s not voided", operation_id)
                 continue

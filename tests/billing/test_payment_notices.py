@@ -87,9 +87,14 @@ async def test_a_claim_is_won_once_and_done_is_marked_once(sessionmaker) -> None
         assert await notices.claim(session, notice_id, now=now, grace=GRACE) is None
         later = now + GRACE / 2
         assert await notices.due(session, now=later, grace=GRACE) == []
-        # released after a transient failure: due again at once
-        assert await notices.release(session, notice_id, error="500")
-        assert await notices.due(session, now=now, grace=GRACE) == [notice_id]
+        # after a transient failure: only the claim's holder records it, and the notice is
+        # due again one grace period after the try, not at once
+        assert not await notices.release(
+            session, notice_id, error="500", claimed_at=now - timedelta(seconds=1)
+        )
+        assert await notices.release(session, notice_id, error="500", claimed_at=now)
+        assert await notices.due(session, now=now, grace=GRACE) == []
+        assert await notices.due(session, now=now + GRACE, grace=GRACE) == [notice_id]
         assert await notices.mark_done(session, notice_id=notice_id, outcome=NoticeOutcome.SENT)
         assert not await notices.mark_done(session, key=claimed.key, outcome=NoticeOutcome.BLOCKED)
         assert not await notices.release(session, notice_id, error="late")

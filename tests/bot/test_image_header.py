@@ -227,3 +227,20 @@ async def test_nothing_is_fetched_for_a_photo_a_text_or_a_refused_document() -> 
     in_generate = _document_message()
     await assess_message("generate", in_generate, {}, SETTINGS, "ru", bot)  # type: ignore[arg-type]
     assert bot.get_file_calls == 0
+
+
+async def test_a_failed_download_is_described_without_the_token_in_its_url() -> None:
+    """aiohttp's error text carries the file URL, and a Bot API file URL holds the token."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    url = URL("https://api.telegram.org/file/bot123456:SECRET-token/documents/file_1.jpg")
+    info = aiohttp.RequestInfo(url, "GET", CIMultiDictProxy(CIMultiDict()), url)
+    error = aiohttp.ClientResponseError(info, (), status=502, message="Bad Gateway")
+    assert "SECRET-token" in repr(error)  # what used to be logged
+    with pytest.raises(HeaderUnavailable) as raised:
+        await read_image_header(
+            FakeBot(b"", get_file_error=error), "doc", max_bytes=20 * MB  # type: ignore[arg-type]
+        )
+    assert "SECRET-token" not in str(raised.value)
+    assert "HTTP 502" in str(raised.value)
