@@ -17,7 +17,8 @@ install: $(STAMP) ## create .venv and install the project with its test tools
 run: install ## install, migrate and start bot + worker + web (emulators when no tokens)
 	$(BIN)/python -m sandbox
 
-test: install ## the whole test suite (PostgreSQL and Redis must answer)
+test: install ## the whole test suite (PostgreSQL and Redis must answer; installs chromium if missing)
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest -q
 
 chaos: install ## the long fault-injection scenarios (the short ones run in make test)
