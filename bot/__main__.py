@@ -9,7 +9,6 @@ not poll.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 
@@ -33,6 +32,7 @@ async def main() -> int:
     # Imported after the check above: aiogram's types take seconds to import.
 
     from billing.db import make_engine, make_sessionmaker
+    from billing.heap import freeze_startup_heap
     from billing.yookassa import YooKassaGateway
     from bot.app import build_dispatcher, make_redis, set_commands
     from bot.factory import make_bot
@@ -56,11 +56,7 @@ async def main() -> int:
     try:
         await set_commands(bot)
         await bot.delete_webhook(drop_pending_updates=False)
-        # What startup built (aiogram's models, the mappers, the catalogue) stays out of the
-        # garbage collector's full passes, which otherwise stall the event loop for 100+ ms
-        # on a loaded machine (measured on the web server, which does the same).
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
         await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
     finally:
         await dispatcher.storage.close()

@@ -4,12 +4,12 @@ and Telegram updates when TELEGRAM_WEBHOOK_URL is set)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from billing.heap import freeze_startup_heap
 from billing.settings import load_settings
 from web.app import create_app
 
@@ -20,16 +20,7 @@ SDK_THREADS = 32
 
 
 async def _freeze_startup_heap(_: web.Application) -> None:
-    """Keep what startup built (modules, SQLAlchemy mappers, pydantic and aiogram models)
-    out of the garbage collector's full collections.
-
-    A full (generation 2) collection traverses every tracked object; with all of the above it
-    took 100-200 ms on a loaded 2-core machine, during which the event loop stood still (the
-    lag probe saw it). Frozen objects are never traversed, so a full collection now only
-    looks at what was allocated since. Runs last, after the warm-up.
-    """
-    gc.collect()
-    gc.freeze()
+    freeze_startup_heap()  # last of the startup hooks, after the warm-up
 
 
 async def _sdk_threads(_: web.Application) -> None:

@@ -156,6 +156,19 @@ async def _reconcile(request: web.Request, yookassa_id: str, hint: int | None) -
     return result
 
 
+def _tell_credited(request: web.Request, result: ReconcileResult) -> None:
+    """The "credited" message of the credit this request made (its notice is on record)."""
+    assert result.telegram_id is not None and result.payment_id is not None
+    request.app[NOTIFIER].send(
+        result.telegram_id,
+        notify.credited_text(
+            amount=result.amount, balance=result.balance_after or 0, language=result.language
+        ),
+        what="top-up",
+        notice=notices.credited_key(result.payment_id),
+    )
+
+
 async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) -> Handled:
     yookassa_id = _object_id(obj)
     result = await _reconcile(request, yookassa_id, _row_hint(obj))
@@ -169,16 +182,7 @@ async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) 
             result.amount,
             result.user_id,
         )
-        notifier.send(
-            result.telegram_id,
-            notify.credited_text(
-                amount=result.amount,
-                balance=result.balance_after or 0,
-                language=result.language,
-            ),
-            what="top-up",
-            notice=notices.credited_key(result.payment_id),
-        )
+        _tell_credited(request, result)
     elif outcome is Outcome.CANCELED and result.detail == "canceled now":
         log.info(
             "payment %s (%s): canceled by %s, reason %s",
@@ -260,16 +264,7 @@ async def _refund_event(request: web.Request, obj: dict[str, Any]) -> Handled:
             return Handled(200, "mismatch", credit.outcome.value)
         if credit.outcome is Outcome.CREDITED and credit.telegram_id is not None:
             # This request made the credit: its message goes first, then the refund's.
-            request.app[NOTIFIER].send(
-                credit.telegram_id,
-                notify.credited_text(
-                    amount=credit.amount,
-                    balance=credit.balance_after or 0,
-                    language=credit.language,
-                ),
-                what="top-up",
-                notice=notices.credited_key(row.id),
-            )
+            _tell_credited(request, credit)
     key = f"payment_refund:{refund.id}"
     async with sessionmaker() as session:
         try:

@@ -10,11 +10,11 @@ kills the horse (its operation is then voided by the sweeper or RQ's abandoned-j
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 
 from redis import Redis
 
+from billing.heap import freeze_startup_heap
 from billing.settings import load_settings
 from workers import runtime
 from workers.queue import media_queue
@@ -37,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import workers.jobs  # noqa: F401 - preload aiogram, SQLAlchemy, OpenCV before forking
 
     runtime.warm_up(settings)
-    # Every work-horse is a fork of this process: frozen objects are never traversed by the
-    # garbage collector, so a horse's collections neither take time over the warmed-up
-    # modules nor write to (and copy) the pages it shares with its worker.
-    gc.collect()
-    gc.freeze()
+    freeze_startup_heap()  # before the first fork: every work-horse inherits it
 
     redis = Redis.from_url(settings.REDIS_URL)
     worker = MediaWorker(
