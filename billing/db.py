@@ -106,3 +106,13 @@ def _check_on_checkout(engine: AsyncEngine, idle_after: float) -> None:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def one_statement_sessions(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the same engine whose statements commit each by itself (AUTOCOMMIT): no
+    BEGIN and COMMIT round trips. Only for a unit of work that IS one statement, such as a
+    conditional ``UPDATE ... RETURNING`` (atomic on its own)."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -468,10 +468,7 @@ async def set_operation_job(
     await session.execute(update(Operation).where(Operation.id == operation_id).values(**values))
 
 
-async def start_operation(
-    session: AsyncSession, *, operation_id: int, deadline_seconds: int | None = None
-) -> bool:
-    """Queued → running (or a retry of running). False if it already has an outcome."""
+def _claim_values(deadline_seconds: int | None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "status": OperationStatus.RUNNING.value,
         "attempts": Operation.attempts + 1,
@@ -479,13 +476,68 @@ async def start_operation(
     }
     if deadline_seconds is not None:
         values["deadline_at"] = utcnow() + timedelta(seconds=deadline_seconds)
+    return values
+
+
+async def start_operation(
+    session: AsyncSession, *, operation_id: int, deadline_seconds: int | None = None
+) -> bool:
+    """Queued → running (or a retry of running). False if it already has an outcome."""
     result = await session.execute(
         update(Operation)
         .where(Operation.id == operation_id, Operation.status.in_(ACTIVE))
-        .values(**values)
+        .values(**_claim_values(deadline_seconds))
         .returning(Operation.id)
     )
     return result.scalar_one_or_none() is not None
+
+
+# What a job needs of a claimed operation and its user (see ``claim_operation``).
+CLAIMED_COLUMNS = (
+    Operation.id,
+    Operation.user_id,
+    Operation.type,
+    Operation.price,
+    Operation.funding,
+    Operation.chat_id,
+    Operation.status_message_id,
+    Operation.input_ref,
+    Operation.attempts,
+    User.telegram_id,
+    User.language,
+    User.balance,
+    User.free_operations_left,
+)
+
+
+async def claim_operation(
+    session: AsyncSession, *, operation_id: int, deadline_seconds: int | None = None
+) -> Any | None:
+    """:func:`start_operation` in the same one conditional statement that also returns
+    ``CLAIMED_COLUMNS`` (the operation and its user's balance right after the claim): a
+    job's claim is one round trip. None if the operation already has an outcome."""
+    result = await session.execute(
+        update(Operation)
+        .where(
+            Operation.id == operation_id,
+            Operation.status.in_(ACTIVE),
+            User.id == Operation.user_id,
+        )
+        .values(**_claim_values(deadline_seconds))
+        .returning(*CLAIMED_COLUMNS)
+        .execution_options(synchronize_session=False)
+    )
+    return result.one_or_none()
+
+
+async def claimed_operation(session: AsyncSession, *, operation_id: int) -> Any | None:
+    """``CLAIMED_COLUMNS`` of an operation, whatever its status (None if there is none)."""
+    result = await session.execute(
+        select(*CLAIMED_COLUMNS)
+        .join(User, User.id == Operation.user_id)
+        .where(Operation.id == operation_id)
+    )
+    return result.one_or_none()
 
 
 async def complete_operation(

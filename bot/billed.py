@@ -70,6 +70,7 @@ class BilledOperation:
     settings: Settings
     queue: Queue
     lang: str
+    file_ids: tuple[str, ...] = ()  # the inputs, for the worker to fetch while it claims
     settled: bool = False  # queued, or already refunded: the middleware leaves it alone
 
     @property
@@ -98,7 +99,9 @@ class BilledOperation:
         await self.session.commit()
         try:
             # RQ's client is synchronous: keep the event loop free.
-            await asyncio.to_thread(enqueue_operation, self.queue, self.settings, self.id)
+            await asyncio.to_thread(
+                enqueue_operation, self.queue, self.settings, self.id, file_ids=self.file_ids
+            )
         except (RedisError, OSError) as exc:
             log.error("operation %s: enqueue failed, refunding: %s", self.id, exc)
             self.settled = True
@@ -207,6 +210,7 @@ class BilledMiddleware(BaseMiddleware):
             settings=settings,
             queue=data["queue"],
             lang=lang,
+            file_ids=tuple(media.file_ids),
         )
         data["operation"] = operation
         try:

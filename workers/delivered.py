@@ -24,7 +24,7 @@ TTL_SECONDS = 7 * 24 * 3600
 
 def mark(redis: Redis, operation_id: int, result_ref: dict[str, Any]) -> None:
     try:
-        redis.set(f"{PREFIX}{operation_id}", json.dumps(result_ref), ex=TTL_SECONDS)
+        redis.set(key(operation_id), json.dumps(result_ref), ex=TTL_SECONDS)
     except RedisError as exc:  # the database post right after usually succeeds anyway
         log.error("operation %s: delivered marker not written: %s", operation_id, exc)
 
@@ -46,12 +46,21 @@ def lookup(redis_url: str | None, operation_id: int) -> dict[str, Any] | None:
     try:
         client = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         try:
-            raw = client.get(f"{PREFIX}{operation_id}")
+            raw = client.get(key(operation_id))
         finally:
             client.close()
     except RedisError as exc:
         log.error("operation %s: delivered marker not readable: %s", operation_id, exc)
         raise MarkerUnreadable(f"operation {operation_id}: {exc}") from exc
+    return parse(raw)
+
+
+def key(operation_id: int | str) -> str:
+    return f"{PREFIX}{operation_id}"
+
+
+def parse(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A marker's stored value as a result reference (``{}`` if unreadable), None if absent."""
     if raw is None:
         return None
     try:

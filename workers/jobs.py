@@ -44,14 +44,12 @@ from redis import Redis
 from rq import get_current_job
 from rq.exceptions import StopRequested
 from rq.job import Job
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import service
-from billing.db import make_engine, make_sessionmaker
+from billing.db import make_sessionmaker, one_statement_sessions
 from billing.errors import OperationNotFound, OperationNotRefundable
-from billing.models import Operation, User
 from billing.prices import OperationType, operation_type
 from billing.settings import Settings
 from bot.i18n import pick_language
@@ -77,13 +75,18 @@ MAX_HEADROOM = 5.0
 @asynccontextmanager
 async def resources(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker, Bot]]:
     """A sessionmaker and a Bot for one job or callback, closed at the end."""
-    engine = make_engine(settings.DATABASE_URL, pool_size=2)
-    bot = runtime.make_job_bot(settings)
+    engine = runtime.take_engine(settings)
     try:
-        yield make_sessionmaker(engine), bot
+        bot = runtime.make_job_bot(settings)
+        try:
+            yield make_sessionmaker(engine), bot
+        finally:
+            await runtime.close_job_bot(bot)
     finally:
-        await runtime.close_job_bot(bot)
-        await engine.dispose()
+        try:
+            await engine.dispose()
+        finally:
+            runtime.give_back_engine(engine)
 
 
 @dataclass(frozen=True)
@@ -110,42 +113,36 @@ def _language(input_ref: dict[str, Any] | None, user_language: str | None) -> st
     return pick_language(language if isinstance(language, str) else None)
 
 
-async def _load(session: AsyncSession, operation_id: int) -> Claimed:
-    row = (
-        await session.execute(
-            select(
-                Operation,
-                User.telegram_id,
-                User.language,
-                User.balance,
-                User.free_operations_left,
-            )
-            .join(User, User.id == Operation.user_id)
-            .where(Operation.id == operation_id)
-        )
-    ).one()
-    op: Operation = row[0]
-    ref = dict(op.input_ref or {})
+def _claimed(row: Any) -> Claimed:
+    """A :class:`Claimed` from a row of ``service.CLAIMED_COLUMNS``."""
+    ref = dict(row.input_ref or {})
     file_ids = [str(f) for f in ref.get("file_ids") or []]
     text = ref.get("text")
     hook = ref.get("test_hook")
     return Claimed(
-        id=op.id,
-        user_id=op.user_id,
+        id=row.id,
+        user_id=row.user_id,
         telegram_id=row.telegram_id,
-        op_type=operation_type(op.type),
-        price=op.price,
-        funding=op.funding,
-        chat_id=op.chat_id if op.chat_id is not None else row.telegram_id,
-        status_message_id=op.status_message_id,
+        op_type=operation_type(row.type),
+        price=row.price,
+        funding=row.funding,
+        chat_id=row.chat_id if row.chat_id is not None else row.telegram_id,
+        status_message_id=row.status_message_id,
         file_ids=file_ids,
         text=text if isinstance(text, str) else None,
         language=_language(ref, row.language),
         test_hook=str(hook) if hook is not None else None,
-        attempts=op.attempts,
+        attempts=row.attempts,
         balance=row.balance,
         free_left=row.free_operations_left,
     )
+
+
+async def _load(session: AsyncSession, operation_id: int) -> Claimed:
+    row = await service.claimed_operation(session, operation_id=operation_id)
+    if row is None:
+        raise OperationNotFound(operation_id)
+    return _claimed(row)
 
 
 class OperationLock:
@@ -157,16 +154,33 @@ class OperationLock:
 
     def __init__(self, redis: Redis, operation_id: int, ttl: int) -> None:
         self.redis = redis
+        self.operation_id = operation_id
         self.key = f"{LOCK_PREFIX}{operation_id}"
         self.ttl = ttl
         self.value = f"{os.getpid()}:{uuid.uuid4().hex}"
+        # Read with the lock, in the same round trip: the "delivered" marker (delivered.py).
+        self.delivered: dict[str, Any] | None = None
 
     def acquire(self) -> bool:
-        return bool(self.redis.set(self.key, self.value, nx=True, ex=self.ttl))
+        reply = self.redis.eval(
+            _ACQUIRE, 2, self.key, delivered.key(self.operation_id), self.value, self.ttl
+        )
+        if not reply or not int(reply[0]):
+            return False
+        self.delivered = delivered.parse(reply[1] if len(reply) > 1 else None)
+        return True
 
     def release(self) -> None:
         self.redis.eval(_RELEASE, 1, self.key, self.value)
 
+
+# Take the lock (KEYS[1]) if it is free; if taken, also return the marker KEYS[2] (or nil).
+_ACQUIRE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  return {0}
+end
+return {1, redis.call('GET', KEYS[2])}
+"""
 
 # Delete the key if its value starts with ARGV[1] (the holder's "pid:" or its whole value).
 _RELEASE = """
@@ -193,8 +207,11 @@ def _watchdog_seconds(job: Job | None, settings: Settings) -> float:
 # --- the job --------------------------------------------------------------------------
 
 
-async def run_operation(operation_id: int) -> dict[str, Any]:
-    """Run one operation end to end (the RQ job). Returns what happened, for RQ's result."""
+async def run_operation(operation_id: int, file_ids: list[str] | None = None) -> dict[str, Any]:
+    """Run one operation end to end (the RQ job). Returns what happened, for RQ's result.
+
+    ``file_ids``, when the bot passes them, are fetched while the operation is claimed; the
+    claimed row decides what is used (other ids there: those are fetched instead)."""
     settings = runtime.settings()
     job = get_current_job()
     redis = job.connection if job is not None else Redis.from_url(settings.REDIS_URL)
@@ -206,7 +223,7 @@ async def run_operation(operation_id: int) -> dict[str, Any]:
     watchdog = asyncio.timeout(seconds)
     try:
         async with watchdog:
-            return await _run(settings, operation_id, redis)
+            return await _run(settings, operation_id, redis, lock.delivered, file_ids)
     except TimeoutError:
         if watchdog.expired():
             raise OperationTimedOut(seconds) from None
@@ -215,66 +232,86 @@ async def run_operation(operation_id: int) -> dict[str, Any]:
         lock.release()
 
 
-async def _run(settings: Settings, operation_id: int, redis: Redis) -> dict[str, Any]:
+async def _run(
+    settings: Settings,
+    operation_id: int,
+    redis: Redis,
+    delivered_ref: dict[str, Any] | None,
+    file_ids: list[str] | None,
+) -> dict[str, Any]:
     async with resources(settings) as (sessionmaker, bot):
-        if await _post_if_delivered(sessionmaker, settings.REDIS_URL, operation_id):
+        if delivered_ref is not None:
+            await _post_delivered(sessionmaker, operation_id, delivered_ref)
             return {"operation_id": operation_id, "outcome": "already delivered"}
-        async with sessionmaker() as session:
-            claimed = await service.start_operation(
-                session,
-                operation_id=operation_id,
-                deadline_seconds=runtime.deadline_seconds(settings),
-            )
-            if not claimed:
-                await session.rollback()
-                log.info("operation %s already has an outcome: nothing to do", operation_id)
-                return {"operation_id": operation_id, "outcome": "skipped"}
-            op = await _load(session, operation_id)
-            await session.commit()
+        # The claim and the post are one statement each, committed by themselves.
+        one_statement = one_statement_sessions(sessionmaker)
+        # The inputs are fetched meanwhile: Telegram and the database at once.
+        prefetch = asyncio.create_task(_download(bot, settings, file_ids)) if file_ids else None
+        try:
+            async with one_statement() as session:
+                row = await service.claim_operation(
+                    session,
+                    operation_id=operation_id,
+                    deadline_seconds=runtime.deadline_seconds(settings),
+                )
+                await session.commit()
+        except BaseException:
+            _drop(prefetch)
+            raise
+        if row is None:
+            _drop(prefetch)
+            log.info("operation %s already has an outcome: nothing to do", operation_id)
+            return {"operation_id": operation_id, "outcome": "skipped"}
+        op = _claimed(row)
         log.info("operation %s (%s): attempt %s", op.id, op.op_type, op.attempts)
+        if prefetch is not None and list(file_ids or ()) != op.file_ids:
+            log.warning("operation %s: the job named other inputs than its row", op.id)
+            _drop(prefetch)
+            prefetch = None
 
         # Progress and inputs at once: the status edit, the chat action, the downloads.
         status_edit = asyncio.create_task(_show_processing(bot, op))
         try:
             async with delivery.chat_action(bot, op.chat_id):
-                inputs = await asyncio.gather(
-                    *(
-                        delivery.download(bot, file_id, max_bytes=settings.MAX_INPUT_FILE_BYTES)
-                        for file_id in op.file_ids
-                    )
-                )
-                result = await _perform(settings, op, list(inputs), redis)
+                if prefetch is not None:
+                    inputs = await prefetch
+                else:
+                    inputs = await _download(bot, settings, op.file_ids)
+                result = await _perform(settings, op, inputs, redis)
+            caption = messages.result_caption(
+                result,
+                funding=op.funding,
+                price=op.price,
+                balance=op.balance,
+                free_left=op.free_left,
+                language=op.language,
+            )
+            sent = await delivery.send_result(
+                bot,
+                op.chat_id,
+                result,
+                caption=caption,
+                document_caption=messages.document_caption(op.language),
+                lossless=op.op_type in operations.LOSSLESS,
+            )
         except BaseException:
             status_edit.cancel()  # the failure path removes the status message
+            _drop(prefetch)
             raise
-        await status_edit
-
-        caption = messages.result_caption(
-            result,
-            funding=op.funding,
-            price=op.price,
-            balance=op.balance,
-            free_left=op.free_left,
-            language=op.language,
-        )
-        sent = await delivery.send_result(
-            bot,
-            op.chat_id,
-            result,
-            caption=caption,
-            document_caption=messages.document_caption(op.language),
-            lossless=op.op_type in operations.LOSSLESS,
-        )
 
         # Delivered: from here on the operation is posted, never voided (see delivered.py).
         await asyncio.to_thread(delivered.mark, redis, op.id, sent)
+
+        async def remove_status() -> None:
+            await status_edit  # the edit is done before the delete, never after it
+            await _remove_status(bot, op)
 
         # Post the hold. The status message goes meanwhile (cosmetic). A database blip is
         # retried; if it outlasts the job, the failure paths find the marker and post it.
         async def post() -> bool:
             for attempt in range(POST_ATTEMPTS):
                 try:
-                    async with sessionmaker() as session:
+                    async with one_statement() as session:
                         posted = await service.complete_operation(
                             session, operation_id=op.id, result_ref=sent
                         )
@@ -287,7 +324,14 @@ async def _run(settings: Settings, operation_id: int, redis: Redis) -> dict[str,
                     await asyncio.sleep(0.5 * 2**attempt)
             return False
 
-        posted, _ = await asyncio.gather(post(), _remove_status(bot, op))
+        async def post_and_disconnect() -> bool:
+            posted = await post()
+            # The job needs the database no more: close the connection now, while the
+            # status message goes, instead of after (``resources`` finds nothing to close).
+            await sessionmaker.kw["bind"].dispose()
+            return posted
+
+        posted, _ = await asyncio.gather(post_and_disconnect(), remove_status())
         if not posted:  # voided while we delivered: the deadline margin is too small
             log.error("operation %s: result delivered but the operation was voided", op.id)
         return {
@@ -295,6 +339,25 @@ async def _run(settings: Settings, operation_id: int, redis: Redis) -> dict[str,
             "outcome": "succeeded" if posted else "voided",
             "result": sent,
         }
+
+
+async def _download(bot: Bot, settings: Settings, file_ids: list[str]) -> list[bytes]:
+    inputs = await asyncio.gather(
+        *(
+            delivery.download(bot, file_id, max_bytes=settings.MAX_INPUT_FILE_BYTES)
+            for file_id in file_ids
+        )
+    )
+    return list(inputs)
+
+
+def _drop(task: asyncio.Task | None) -> None:
+    """Cancel a task whose result is not wanted, and let nothing it raised escape."""
+    if task is None:
+        return
+    task.cancel()
+    # Not awaited (that would swallow a cancellation of the caller): only retrieved.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 async def _show_processing(bot: Bot, op: Claimed) -> None:
@@ -367,6 +430,14 @@ async def _post_if_delivered(
     ref = await asyncio.to_thread(delivered.lookup, redis_url, operation_id)
     if ref is None:
         return False
+    await _post_delivered(sessionmaker, operation_id, ref)
+    return True
+
+
+async def _post_delivered(
+    sessionmaker: async_sessionmaker, operation_id: int, ref: dict[str, Any]
+) -> None:
+    """Post the hold of an operation whose result ``ref`` already reached the chat."""
     async with sessionmaker() as session:
         posted = await service.complete_operation(
             session, operation_id=operation_id, result_ref=ref or None
@@ -377,7 +448,6 @@ async def _post_if_delivered(
         operation_id,
         "posted" if posted else "already settled",
     )
-    return True
 
 
 async def void_and_notify(

@@ -6,6 +6,8 @@ import path, so the bot process never loads OpenCV.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis import Redis
 from rq import Queue, Retry
 from rq.job import Callback, Job
@@ -24,11 +26,18 @@ def media_queue(redis: Redis, settings: Settings) -> Queue:
     return Queue(settings.RQ_QUEUE, connection=redis)
 
 
-def enqueue_operation(queue: Queue, settings: Settings, operation_id: int) -> Job:
-    """Put the operation's job on the queue. Raises redis errors when Redis is unreachable."""
+def enqueue_operation(
+    queue: Queue, settings: Settings, operation_id: int, *, file_ids: Sequence[str] = ()
+) -> Job:
+    """Put the operation's job on the queue. Raises redis errors when Redis is unreachable.
+
+    ``file_ids``, the operation's Telegram inputs (short ids, never the files), let the job
+    start fetching them while it claims the operation; the operation's row stays the truth.
+    """
     return queue.enqueue(
         JOB_FUNCTION,
         operation_id,
+        *([list(file_ids)] if file_ids else []),
         job_id=job_id_for(operation_id),
         job_timeout=settings.JOB_TIMEOUT_SECONDS,
         retry=Retry(max=settings.JOB_RETRIES, interval=[2, 5, 15][: settings.JOB_RETRIES] or 0)

@@ -2,22 +2,31 @@
 
 ``python -m workers`` reads the Settings and calls :func:`configure` before the first fork;
 every work-horse inherits them. Jobs and failure callbacks read them with :func:`settings`.
-Nothing here holds a connection: engines, sessions and the Bot are created inside each job
-(a fork must never share a socket or an event loop with its parent).
+Nothing here holds a connection between jobs: the engine is kept (warmed up, with an empty
+pool), while connections, sessions and the Bot are made inside each job (a fork must never
+share a socket or an event loop with its parent).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import mimetypes
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from billing.db import make_engine
 from billing.settings import Settings
 from bot.factory import bot_token, make_bot
 
+log = logging.getLogger(__name__)
+
 _settings: Settings | None = None
+_engine: AsyncEngine | None = None  # see take_engine
+_engine_url: str | None = None
+_engine_in_use = False
 _prototype: Bot | None = None
 _prototype_key: tuple[str, str] | None = None  # (token, TELEGRAM_API_URL) it was made for
 # pydantic caches parametrized generics weakly: keep the warmed-up ones alive.
@@ -52,6 +61,41 @@ def deadline_seconds(settings: Settings) -> int:
     never voids an operation whose job may still deliver.
     """
     return settings.JOB_TIMEOUT_SECONDS + settings.JOB_DEADLINE_MARGIN_SECONDS
+
+
+def _new_engine(settings: Settings) -> AsyncEngine:
+    # Connections live for one job or pass, in an event loop that runs throughout: closed
+    # ones are replaced at checkout for free, only idle ones are pinged (billing.db).
+    return make_engine(settings.DATABASE_URL, pool_size=2, ping_idle_after=10.0)
+
+
+def take_engine(settings: Settings) -> AsyncEngine:
+    """The process's engine for one job, callback or maintenance pass; give it back with
+    :func:`give_back_engine` after ``await engine.dispose()``.
+
+    The engine (not its connections) outlives the pass: the worker makes it once and warms
+    it up (:func:`warm_up`) before it forks, so every work-horse inherits a dialect already
+    initialized and the job's statements already compiled, instead of redoing both per job.
+    Its pool is replaced here without touching what it held (``dispose(close=False)``,
+    SQLAlchemy's recipe for a fork): a connection belongs to one process and one event loop.
+    A second user at the same time (none in a worker) gets an engine of its own.
+    """
+    global _engine, _engine_url, _engine_in_use
+    if _engine_in_use:
+        return _new_engine(settings)
+    if _engine is None or _engine_url != settings.DATABASE_URL:
+        _engine = _new_engine(settings)
+        _engine_url = settings.DATABASE_URL
+    else:
+        _engine.sync_engine.dispose(close=False)
+    _engine_in_use = True
+    return _engine
+
+
+def give_back_engine(engine: AsyncEngine) -> None:
+    global _engine_in_use
+    if engine is _engine:
+        _engine_in_use = False
 
 
 def make_job_bot(settings: Settings) -> Bot:
@@ -126,3 +170,35 @@ def warm_up(settings: Settings) -> None:
     Image.init()
     mimetypes.init()
     make_job_bot(settings)
+    _warm_engine(settings)
+
+
+def _warm_engine(settings: Settings) -> None:
+    """Connect once (the dialect's first-connect initialization) and compile the job's
+    statements (SQLAlchemy caches them per engine), on an operation that does not exist, in
+    a transaction rolled back; then close the connection. A database that is down now costs
+    nothing but the warm-up: every job connects on its own."""
+    import asyncio
+
+    from billing import service
+
+    async def run() -> None:
+        engine = take_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                session = AsyncSession(bind=conn)
+                await service.claim_operation(session, operation_id=0, deadline_seconds=1)
+                await service.claimed_operation(session, operation_id=0)
+                await service.complete_operation(session, operation_id=0, result_ref={})
+                await session.rollback()
+                await session.close()
+        finally:
+            try:
+                await engine.dispose()
+            finally:
+                give_back_engine(engine)
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # noqa: BLE001 - only a warm-up
+        log.warning("database warm-up skipped: %s", exc)

@@ -54,7 +54,8 @@ async def test_newcomer_uses_four_free_operations_and_the_fifth_is_refused_with_
     assert sorted(app.job_ids()) == sorted(f"op-{op.id}" for op in operations)
     job = Job.fetch(f"op-{operations[0].id}", connection=app.queue.connection)
     assert job.func_name == "workers.jobs.run_operation"
-    assert job.args == (operations[0].id,)
+    # The operation id, and its inputs' file ids for the worker to fetch while it claims.
+    assert job.args == (operations[0].id, operations[0].input_ref["file_ids"])
     account = await app.user(5001)
     assert account is not None
     assert account.free_operations_left == 0 and account.balance == 0

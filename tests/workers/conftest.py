@@ -172,6 +172,7 @@ class Harness:
     bot: Bot
     workers: list[WorkerProcess] = field(default_factory=list)
     extra_pids: list[int] = field(default_factory=list)
+    inputs: dict[int, list[str]] = field(default_factory=dict)  # what the bot passes a job
     _next_user: int = 5000
 
     @property
@@ -284,12 +285,19 @@ class Harness:
                 status_message_id=status.message_id,
             )
             await session.commit()
+        self.inputs[charged.operation_id] = file_ids
         if enqueue:
             self.enqueue(charged.operation_id)
         return charged.operation_id
 
-    def enqueue(self, operation_id: int) -> None:
-        enqueue_operation(media_queue(self.redis, self.settings), self.settings, operation_id)
+    def enqueue(self, operation_id: int, file_ids: list[str] | None = None) -> None:
+        """Enqueue as the bot does: with the operation's file ids (``file_ids`` to differ)."""
+        enqueue_operation(
+            media_queue(self.redis, self.settings),
+            self.settings,
+            operation_id,
+            file_ids=self.inputs.get(operation_id, []) if file_ids is None else file_ids,
+        )
 
     # --- looking ---------------------------------------------------------------------
     async def operation(self, operation_id: int) -> Operation:
