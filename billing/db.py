@@ -115,4 +115,6 @@ def one_statement_sessions(
     BEGIN and COMMIT round trips. Only for a unit of work that IS one statement, such as a
     conditional ``UPDATE ... RETURNING`` (atomic on its own)."""
     engine: AsyncEngine = sessionmaker.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        return sessionmaker  # a local file: BEGIN costs no round trip (and takes the lock)
     return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))

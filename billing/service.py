@@ -515,7 +515,15 @@ async def claim_operation(
 ) -> Any | None:
     """:func:`start_operation` in the same one conditional statement that also returns
     ``CLAIMED_COLUMNS`` (the operation and its user's balance right after the claim): a
-    job's claim is one round trip. None if the operation already has an outcome."""
+    job's claim is one round trip. None if the operation already has an outcome.
+
+    SQLite's RETURNING names only the updated table: there, the claim and a read of the
+    row, in the caller's transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        claimed = await start_operation(
+            session, operation_id=operation_id, deadline_seconds=deadline_seconds
+        )
+        return await claimed_operation(session, operation_id=operation_id) if claimed else None
     result = await session.execute(
         update(Operation)
         .where(
