@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -282,6 +283,29 @@ def lag_summary(before: dict[float, float], after: dict[float, float]) -> dict:
     return {"samples": int(total), "p99_le_s": p99, "max_le_s": worst, "over_10ms": int(over_10ms)}
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process on the machine (the server and its backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if stat[stat.index("(") + 1 : stat.rindex(")")] != "postgres":
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time: the load generator's share."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -345,15 +369,22 @@ async def run(args: argparse.Namespace) -> int:
             repeats = max(1, args.bare // len(measured))
             bare_before, _ = await lag_histogram(http, bare_url)
             bare_cpu = cpu_seconds(procs["bare"].pid)
+            bare_gen = own_cpu_seconds()
             bare = await load(f"{bare_url}/yookassa/webhook", measured * repeats, args.concurrency)
+            bare_gen = own_cpu_seconds() - bare_gen
             bare_cpu = cpu_seconds(procs["bare"].pid) - bare_cpu
             bare_after, _ = await lag_histogram(http, bare_url)
 
             await load(f"{web_url}/yookassa/webhook", warmup, args.concurrency)
             before, _ = await lag_histogram(http, web_url)
             cpu = {name: cpu_seconds(proc.pid) for name, proc in procs.items()}
+            cpu["postgres"] = postgres_cpu_seconds()
+            cpu["generator"] = own_cpu_seconds()
             hook = await load(f"{web_url}/yookassa/webhook", measured, args.concurrency)
-            cpu = {name: cpu_seconds(proc.pid) - cpu[name] for name, proc in procs.items()}
+            cpu = {name: cpu_seconds(proc.pid) - cpu[name] for name, proc in procs.items()} | {
+                "postgres": postgres_cpu_seconds() - cpu["postgres"],
+                "generator": own_cpu_seconds() - cpu["generator"],
+            }
             after, worst = await lag_histogram(http, web_url)
 
             # Every user got exactly one message (sent in the background after the commit).
@@ -403,6 +434,20 @@ async def run(args: argparse.Namespace) -> int:
             f"web server {cpu['web'] / hook['requests'] * 1000:.2f} ms, YooKassa emulator "
             f"{cpu['yookassa'] / hook['requests'] * 1000:.2f} ms, Telegram emulator "
             f"{cpu['telegram'] / hook['requests'] * 1000:.2f} ms (each credited notification)"
+        )
+        print(
+            f"  and PostgreSQL {cpu['postgres'] / hook['requests'] * 1000:.2f} ms, the load "
+            f"generator {cpu['generator'] / hook['requests'] * 1000:.2f} ms (bare run: "
+            f"{bare_gen / bare['requests'] * 1000:.2f} ms)"
+        )
+        # What a webhook that cost no CPU at all could reach here: the other parts of a
+        # credited notification (the API re-fetch served, the commit, the Telegram message,
+        # the request itself) share the same cores.
+        others = sum(cpu[name] for name in ("yookassa", "telegram", "postgres", "generator"))
+        ceiling = (os.cpu_count() or 1) / (others / hook["requests"])
+        print(
+            f"ceiling: a web server using no CPU at all could credit at most {ceiling:.0f}/s "
+            f"on these {os.cpu_count()} cores, {ceiling / bare['rate']:.3f} of the bare rate"
         )
         print(f"credited per second: {credited / hook['seconds']:.0f} ({credited} credited)")
         print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
@@ -117,4 +118,13 @@ def one_statement_sessions(
     engine: AsyncEngine = sessionmaker.kw["bind"]
     if engine.dialect.name == "sqlite":
         return sessionmaker  # a local file: BEGIN costs no round trip (and takes the lock)
-    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    made = _one_statement.get(sessionmaker)
+    if made is None:
+        made = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        _one_statement[sessionmaker] = made
+    return made
+
+
+_one_statement: weakref.WeakKeyDictionary[
+    async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]
+] = weakref.WeakKeyDictionary()

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing.db import one_statement_sessions
 from billing.models import NoticeKind, NoticeOutcome, PaymentNotice, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,8 @@ async def mark_done_safely(
     maintenance pass — a duplicate, never a lost message.
     """
     try:
-        async with sessionmaker() as session:
+        # One conditional UPDATE: committed by itself, no BEGIN and COMMIT round trips.
+        async with one_statement_sessions(sessionmaker)() as session:
             changed = await mark_done(session, key=key, outcome=outcome, error=error)
             await session.commit()
             return changed

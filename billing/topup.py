@@ -19,6 +19,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import service
+from billing.db import one_statement_sessions
 from billing.errors import (
     BillingError,
     PaymentMismatch,
@@ -212,9 +213,12 @@ async def reconcile_payment(
     """
     if payment_id is None and not yookassa_payment_id:
         return ReconcileResult(Outcome.UNKNOWN_PAYMENT, detail="no payment reference")
-    # Two short transactions with the API call between them: no connection is held while
-    # YooKassa answers (up to its timeout), so a slow API cannot drain the pool.
-    async with sessionmaker() as session:
+    # Two short units of work with the API call between them: no connection is held while
+    # YooKassa answers (up to its timeout), so a slow API cannot drain the pool. The read
+    # and the credit are one statement each (the credit's CTE is atomic by itself on
+    # PostgreSQL): they go without BEGIN and COMMIT round trips.
+    one_statement = one_statement_sessions(sessionmaker)
+    async with one_statement() as session:
         row = await _load(session, payment_id, yookassa_payment_id)
         if row is None:
             return ReconcileResult(Outcome.UNKNOWN_PAYMENT, detail="no such payment row")
@@ -243,8 +247,8 @@ async def reconcile_payment(
         log.error("payment %s: YooKassa disagrees with our row: %s", row.id, problem)
         return ReconcileResult(Outcome.MISMATCH, detail=problem, **base)
 
-    async with sessionmaker() as session:
-        if remote.status == PaymentStatus.SUCCEEDED:
+    if remote.status == PaymentStatus.SUCCEEDED:
+        async with one_statement() as session:
             try:
                 credited = await service.credit_payment(
                     session,
@@ -267,6 +271,7 @@ async def reconcile_payment(
             return ReconcileResult(
                 Outcome.CREDITED, balance_after=credited.balance_after, detail="credited", **base
             )
+    async with sessionmaker() as session:
         if remote.status == PaymentStatus.CANCELED:
             changed = await service.mark_payment_canceled(
                 session,
