@@ -99,6 +99,8 @@ async def mark_done(
         .where(match, PaymentNotice.done_at.is_(None))
         .values(**values)
         .returning(PaymentNotice.id)
+        # No notice is loaded as an object here: nothing in the session to keep in step.
+        .execution_options(synchronize_session=False)
     )
     return result.scalar_one_or_none() is not None
 

@@ -1,0 +1,85 @@
+"""What the gateway makes of YooKassa's answer to a payment lookup: the API's JSON as it came
+(checked by the SDK's response model), or a GatewayRejected for an answer that is not a
+payment — never an exception of the SDK's own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from billing.yookassa import GatewayRejected, YooKassaGateway
+from sandbox._common import ServerHandle
+from tests.conftest import make_settings
+
+PAYMENT_ID = "2f5a1e9c-000f-5000-9000-1b2c3d4e5f60"
+
+
+def _payment(**changes: Any) -> dict[str, Any]:
+    payment: dict[str, Any] = {
+        "id": PAYMENT_ID,
+        "status": "succeeded",
+        "paid": True,
+        "amount": {"value": "150.00", "currency": "RUB"},
+        "created_at": "2026-12-06T10:00:00.000Z",
+        "metadata": {"payment_row_id": "7", "user_id": "3"},
+        "recipient": {"account_id": "100500", "gateway_id": "1"},
+        "refundable": True,
+        "test": True,
+        "a_field_this_sdk_does_not_know": {"kept": "yes"},
+    }
+    payment.update(changes)
+    return payment
+
+
+async def _gateway_answering(answer: Any, db_url: str):  # noqa: ANN202
+    async def find(request: web.Request) -> web.Response:
+        assert request.match_info["id"] == PAYMENT_ID
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_get("/v3/payments/{id}", find)
+    return app
+
+
+@pytest.fixture
+def settings_for(db_url: str):  # noqa: ANN201
+    def build(url: str):  # noqa: ANN202
+        return make_settings(
+            db_url,
+            YOOKASSA_SHOP_ID="100500",
+            YOOKASSA_SECRET_KEY="secret",
+            YOOKASSA_API_URL=f"{url}/v3",
+            YOOKASSA_TIMEOUT=2,
+        )
+
+    return build
+
+
+async def test_a_payment_comes_back_as_the_api_sent_it(settings_for, db_url) -> None:
+    async with ServerHandle(await _gateway_answering(_payment(), db_url)) as server:
+        found = await YooKassaGateway(settings_for(server.url)).fetch_payment(PAYMENT_ID)
+    assert found.id == PAYMENT_ID and found.status == "succeeded" and found.paid
+    assert found.amount == 15000 and found.currency == "RUB"
+    assert found.metadata == {"payment_row_id": "7", "user_id": "3"}
+    assert found.raw["a_field_this_sdk_does_not_know"] == {"kept": "yes"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _payment(amount={"value": "сто", "currency": "RUB"}),
+        _payment(amount={"value": "1.005", "currency": "RUB"}),
+        _payment(amount="150.00"),
+        _payment(id=None),
+        [_payment()],
+        "a payment",
+    ],
+    ids=["amount-not-a-number", "amount-past-kopecks", "amount-not-an-object", "no-id",
+         "a-list", "a-string"],
+)
+async def test_an_answer_that_is_not_a_payment_is_rejected(answer, settings_for, db_url) -> None:
+    async with ServerHandle(await _gateway_answering(answer, db_url)) as server:
+        with pytest.raises(GatewayRejected):
+            await YooKassaGateway(settings_for(server.url)).fetch_payment(PAYMENT_ID)
