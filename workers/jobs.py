@@ -1,9 +1,9 @@
 """The RQ job of an operation and everything that refunds it when it does not succeed.
 
-``run_operation(operation_id)`` is what :mod:`workers.queue` enqueues. It claims the
-operation (``start_operation``, which extends its deadline past the job's timeout), shows
-progress, downloads the inputs from Telegram, runs the media operation in a thread, sends
-the result, and only then posts the hold (``complete_operation``). A job whose operation
+``run_operation(operation_id, file_ids)`` is what :mod:`workers.queue` enqueues. It claims
+the operation (``claim_operation``, which extends its deadline past the job's timeout) while
+it downloads the inputs from Telegram, shows progress, runs the media operation in a thread,
+sends the result, and only then posts the hold (``complete_operation``). A job whose operation
 already has an outcome does nothing, so a redelivered or duplicated job charges and refunds
 nothing twice.
 
