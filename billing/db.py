@@ -116,8 +116,10 @@ def one_statement_sessions(
     BEGIN and COMMIT round trips. Only for a unit of work that IS one statement, such as a
     conditional ``UPDATE ... RETURNING`` (atomic on its own)."""
     engine: AsyncEngine = sessionmaker.kw["bind"]
-    if engine.dialect.name == "sqlite":
-        return sessionmaker  # a local file: BEGIN costs no round trip (and takes the lock)
+    if engine.dialect.name != "postgresql":
+        # SQLite: a local file, BEGIN costs no round trip (and takes the lock). And only on
+        # PostgreSQL are the billing's units of work one statement (the credit's CTE).
+        return sessionmaker
     made = _one_statement.get(sessionmaker)
     if made is None:
         made = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -517,9 +517,9 @@ async def claim_operation(
     ``CLAIMED_COLUMNS`` (the operation and its user's balance right after the claim): a
     job's claim is one round trip. None if the operation already has an outcome.
 
-    SQLite's RETURNING names only the updated table: there, the claim and a read of the
-    row, in the caller's transaction."""
-    if session.get_bind().dialect.name == "sqlite":
+    Elsewhere (SQLite's RETURNING names only the updated table): the claim and a read of
+    the row, in the caller's transaction."""
+    if session.get_bind().dialect.name != "postgresql":
         claimed = await start_operation(
             session, operation_id=operation_id, deadline_seconds=deadline_seconds
         )

@@ -262,7 +262,11 @@ async def _run(
             _drop(prefetch)
             log.info("operation %s already has an outcome: nothing to do", operation_id)
             return {"operation_id": operation_id, "outcome": "skipped"}
-        op = _claimed(row)
+        try:
+            op = _claimed(row)
+        except BaseException:
+            _drop(prefetch)
+            raise
         log.info("operation %s (%s): attempt %s", op.id, op.op_type, op.attempts)
         if prefetch is not None and list(file_ids or ()) != op.file_ids:
             log.warning("operation %s: the job named other inputs than its row", op.id)
@@ -278,6 +282,7 @@ async def _run(
                 else:
                     inputs = await _download(bot, settings, op.file_ids)
                 result = await _perform(settings, op, inputs, redis)
+            await status_edit  # "обрабатываю…" shows before the result, never after it
             caption = messages.result_caption(
                 result,
                 funding=op.funding,
@@ -301,10 +306,6 @@ async def _run(
 
         # Delivered: from here on the operation is posted, never voided (see delivered.py).
         await asyncio.to_thread(delivered.mark, redis, op.id, sent)
-
-        async def remove_status() -> None:
-            await status_edit  # the edit is done before the delete, never after it
-            await _remove_status(bot, op)
 
         # Post the hold. The status message goes meanwhile (cosmetic). A database blip is
         # retried; if it outlasts the job, the failure paths find the marker and post it.
@@ -331,7 +332,16 @@ async def _run(
             await sessionmaker.kw["bind"].dispose()
             return posted
 
-        posted, _ = await asyncio.gather(post_and_disconnect(), remove_status())
+        # The removal is cosmetic: whatever it raises must not cut the post short.
+        posted, removed = await asyncio.gather(
+            post_and_disconnect(), _remove_status(bot, op), return_exceptions=True
+        )
+        if isinstance(posted, BaseException):
+            raise posted
+        if isinstance(removed, Exception):
+            log.warning("operation %s: status message not removed: %r", op.id, removed)
+        elif isinstance(removed, BaseException):
+            raise removed
         if not posted:  # voided while we delivered: the deadline margin is too small
             log.error("operation %s: result delivered but the operation was voided", op.id)
         return {

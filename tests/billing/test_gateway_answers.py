@@ -72,12 +72,16 @@ async def test_a_payment_comes_back_as_the_api_sent_it(settings_for, db_url) -> 
         _payment(amount={"value": "сто", "currency": "RUB"}),
         _payment(amount={"value": "1.005", "currency": "RUB"}),
         _payment(amount="150.00"),
+        _payment(amount={"value": "Infinity", "currency": "RUB"}),
+        _payment(recipient=["100500"]),
         _payment(id=None),
+        _payment(status=7),
         [_payment()],
         "a payment",
     ],
-    ids=["amount-not-a-number", "amount-past-kopecks", "amount-not-an-object", "no-id",
-         "a-list", "a-string"],
+    ids=["amount-not-a-number", "amount-past-kopecks", "amount-not-an-object",
+         "amount-infinite", "recipient-a-list", "no-id", "status-a-number", "a-list",
+         "a-string"],
 )
 async def test_an_answer_that_is_not_a_payment_is_rejected(answer, settings_for, db_url) -> None:
     async with ServerHandle(await _gateway_answering(answer, db_url)) as server:
