@@ -36,12 +36,14 @@ async def main() -> int:
     from billing.yookassa import YooKassaGateway
     from bot.app import build_dispatcher, make_redis, set_commands
     from bot.factory import make_bot
+    from bot.response_models import PinResponseModels
     from bot.telegram_retry import RetryRequests
 
     engine = make_engine(settings.DATABASE_URL)
     redis = make_redis(settings)
     bot = make_bot(settings)
     bot.session.middleware(RetryRequests())  # 429 / 5xx: wait and send again, not lose it
+    bot.session.middleware(PinResponseModels())  # no response schema rebuilt after a GC
     gateway = YooKassaGateway(settings) if settings.yookassa_configured else None
     if gateway is None:
         log.warning("YooKassa is not configured: top-ups are not offered")

@@ -22,6 +22,7 @@ from billing.db import make_engine, make_sessionmaker
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
 from bot.factory import make_bot
+from bot.response_models import PinResponseModels
 from web import health
 from web.keys import BOT, GATEWAY, METRICS, NOTIFIER, REDIS, SENDERS, SESSIONMAKER, SETTINGS
 from web.metrics import WebMetrics
@@ -157,6 +158,8 @@ def create_app(
         owned.append(redis.aclose)
     if bot is None:
         bot = make_bot(settings)
+        # Messages and, in webhook mode, the bot's own calls: no response schema rebuilt.
+        bot.session.middleware(PinResponseModels())
         owned.append(bot.session.close)
     if gateway is None:
         gateway = YooKassaGateway(settings)

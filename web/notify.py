@@ -110,10 +110,6 @@ def notice_text(
     return refunded_text(amount=amount, balance=balance_after or 0, language=language)
 
 
-# Strong references to the parametrized pydantic generics built by the warm-up below.
-_KEEP_ALIVE: list[type] = []
-
-
 def warm_up_telegram_models() -> None:
     """Build the pydantic schemas a sendMessage round trip needs, at startup, and keep them.
 
@@ -122,18 +118,19 @@ def warm_up_telegram_models() -> None:
     pydantic caches a parametrized generic only in a ``WeakValueDictionary``: with nothing
     else holding it, the garbage collector frees the class and the next ``check_response``
     builds its schema again (~1-2 ms of CPU on the event loop, every few hundred messages).
-    The module-level list keeps it for the life of the process.
+    ``bot.response_models`` keeps it for the life of the process.
     """
     from aiogram.methods import SendMessage
-    from aiogram.methods.base import Response
+
+    from bot.response_models import pin, pinned
 
     SendMessage(chat_id=1, text="-").model_dump()
-    response_type = Response[SendMessage.__returning__]  # what check_response parametrizes
+    pin(SendMessage)  # what check_response parametrizes, kept (bot/response_models.py)
+    response_type = pinned(SendMessage)
+    assert response_type is not None
     response_type.model_validate(
         {"ok": True, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}}
     )
-    if response_type not in _KEEP_ALIVE:
-        _KEEP_ALIVE.append(response_type)
 
 
 class UserNotifier:

@@ -29,8 +29,6 @@ _engine_url: str | None = None
 _engine_in_use = False
 _prototype: Bot | None = None
 _prototype_key: tuple[str, str] | None = None  # (token, TELEGRAM_API_URL) it was made for
-# pydantic caches parametrized generics weakly: keep the warmed-up ones alive.
-_warm: list[object] = []
 
 
 class NotConfigured(RuntimeError):
@@ -138,7 +136,6 @@ def warm_up(settings: Settings) -> None:
     """Do once in the worker what every forked work-horse would otherwise redo per job:
     parse the text catalogue, build aiogram's response models, configure the ORM mappers,
     load the image codecs and MIME table, build the TLS context of the job Bots."""
-    from aiogram.client.session.base import Response
     from aiogram.methods import (
         DeleteMessage,
         EditMessageText,
@@ -153,6 +150,7 @@ def warm_up(settings: Settings) -> None:
 
     import billing.models  # noqa: F401 - the mappers to configure
     from bot.i18n import SUPPORTED, t
+    from bot.response_models import pin
 
     for language in SUPPORTED:
         t("worker-processing", language)
@@ -165,7 +163,7 @@ def warm_up(settings: Settings) -> None:
         SendMessage,
         SendPhoto,
     ):
-        _warm.append(Response[method.__returning__])  # type: ignore[name-defined]
+        pin(method)
     configure_mappers()
     Image.init()
     mimetypes.init()

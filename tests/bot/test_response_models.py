@@ -1,0 +1,38 @@
+"""aiogram's ``Response[T]`` models stay built: a garbage collection does not make the next
+Bot API call rebuild its pydantic schema (pydantic caches parametrized generics weakly)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from aiogram.methods import AnswerCallbackQuery, GetChatMenuButton, SendMessage
+from aiogram.methods.base import Response
+
+from bot.response_models import PinResponseModels, pin, pinned
+
+
+def test_a_pinned_model_survives_garbage_collection() -> None:
+    # Without a pin, pydantic lets the class go (the reason for this module) ...
+    loose = weakref.ref(Response[GetChatMenuButton.__returning__])
+    gc.collect()
+    assert loose() is None
+    # ... with one, it stays, and the next call finds it.
+    pin(AnswerCallbackQuery)
+    kept = weakref.ref(pinned(AnswerCallbackQuery))  # type: ignore[arg-type]
+    gc.collect()
+    assert kept() is not None
+    assert Response[AnswerCallbackQuery.__returning__] is kept()
+
+
+async def test_the_middleware_pins_every_method_it_sees() -> None:
+    seen = []
+
+    async def make_request(bot, method):  # noqa: ANN001, ANN202
+        seen.append(method)
+        return "answer"
+
+    method = SendMessage(chat_id=1, text="hi")
+    assert await PinResponseModels()(make_request, None, method) == "answer"  # type: ignore[arg-type]
+    assert seen == [method]
+    assert pinned(SendMessage) is Response[SendMessage.__returning__]
