@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -45,6 +46,8 @@ DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 ATTEMPTS = 3
 BACKOFF = (0.5, 1.5, 4.0)
 MAX_RETRY_AFTER = 15.0  # a longer flood wait goes back to RQ (its retry intervals)
+FLOOD_BUDGET = 30.0  # seconds of flood-control waits one call may spend
+FLOOD_JITTER = 0.5  # seconds added at random to each flood wait
 CHAT_ACTION_EVERY = 4.5  # Telegram shows an action for about five seconds
 
 # A non-JSON answer (an HTML 502 page from a proxy in front of the Bot API) is a hiccup too.
@@ -59,21 +62,32 @@ COSMETIC_ERRORS = (
 
 
 async def call(make: Callable[[], Awaitable[T]], *, what: str) -> T:
-    """``await make()``, retrying Telegram 5xx, 429 and network errors a few times."""
-    for attempt in range(ATTEMPTS):
+    """``await make()``, waiting out Telegram's flood control and retrying 5xx and network
+    errors a few times.
+
+    A 429 is not a failure: Telegram says when to come back. Its waits do not use up the
+    attempts; they are bounded by ``FLOOD_BUDGET`` seconds per call instead, and each gets a
+    little jitter, so two jobs flooding the same chat do not come back in the same instant
+    and collide again (seen in the chaos scenario, where that exhausted the attempts).
+    """
+    failures = 0
+    waited = 0.0
+    while True:
         try:
             return await make()
         except TelegramRetryAfter as exc:
-            if attempt == ATTEMPTS - 1 or exc.retry_after > MAX_RETRY_AFTER:
+            delay = float(exc.retry_after) + random.uniform(0.0, FLOOD_JITTER)
+            if exc.retry_after > MAX_RETRY_AFTER or waited + delay > FLOOD_BUDGET:
                 raise
+            waited += delay
             log.warning("%s: flood control, waiting %s s", what, exc.retry_after)
-            await asyncio.sleep(exc.retry_after)
+            await asyncio.sleep(delay)
         except TRANSIENT as exc:
-            if attempt == ATTEMPTS - 1:
+            failures += 1
+            if failures == ATTEMPTS:
                 raise
             log.warning("%s: %s, retrying", what, exc)
-            await asyncio.sleep(BACKOFF[attempt])
-    raise AssertionError("unreachable")  # pragma: no cover
+            await asyncio.sleep(BACKOFF[failures - 1])
 
 
 async def best_effort(make: Callable[[], Awaitable[Any]], *, what: str) -> bool:

@@ -717,11 +717,20 @@ class Scene:
             ):
                 stack.kill_worker(worker)
             else:
-                # Wait (briefly) for the worker to be busy: killing an idle one proves nothing.
-                for _ in range(40):
-                    if stack.kill_horse(worker) is not None or stop.is_set():
+                # Wait (briefly) for a horse in the middle of an operation: killing an idle or
+                # finishing one proves nothing (a job takes a few tenths of a second).
+                for _ in range(100):
+                    busy = [
+                        w
+                        for w in stack.workers
+                        if w.alive() and w.horses() and stack.current_operations(w)
+                    ]
+                    if busy:
+                        stack.kill_horse(rng.choice(busy))
                         break
-                    await asyncio.sleep(0.05)
+                    if stop.is_set():
+                        break
+                    await asyncio.sleep(0.02)
 
 
 # --------------------------------------------------------------------------------- users
