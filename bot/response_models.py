@@ -21,15 +21,12 @@ from aiogram.methods.base import Response
 _PINNED: dict[type, type] = {}
 
 
-def pin(*method_types: type[TelegramMethod[Any]]) -> None:
-    """Build (once) and keep ``Response[T]`` of each method type."""
-    for method_type in method_types:
-        if method_type not in _PINNED:
-            _PINNED[method_type] = Response[method_type.__returning__]  # type: ignore[name-defined]
-
-
-def pinned(method_type: type[TelegramMethod[Any]]) -> type | None:
-    return _PINNED.get(method_type)
+def pin(method_type: type[TelegramMethod[Any]]) -> type:
+    """``Response[T]`` of a method type: built once, then kept."""
+    model = _PINNED.get(method_type)
+    if model is None:
+        model = _PINNED[method_type] = Response[method_type.__returning__]  # type: ignore[name-defined]
+    return model
 
 
 class PinResponseModels(BaseRequestMiddleware):
