@@ -14,7 +14,9 @@ voided the hold tells the user):
   refunds after the last attempt, or at once for a permanent failure (it then also cancels
   the remaining retries);
 - the job passes its timeout: the job's own watchdog just before RQ's SIGALRM, or the
-  SIGALRM itself, ends in :func:`on_job_failure` as a permanent failure;
+  SIGALRM itself, ends in :func:`on_job_failure` as a permanent failure. The watchdog keeps
+  the last part of its time for the send: a result that is late fails before it is sent,
+  so a photo is not delivered by a send the watchdog cuts short and then refunded;
 - the work-horse is killed: RQ calls no failure callback, the worker calls
   :func:`on_work_horse_killed` (see :class:`workers.worker.MediaWorker`);
 - the worker dies with its horse: :mod:`workers.sweeper` voids operations past their
@@ -32,7 +34,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -67,6 +69,11 @@ LOCK_PREFIX = "medialab:op-lock:"
 # inside the event loop (SIGALRM may land in a side task, where it would be swallowed).
 WATCHDOG_HEADROOM = 0.1  # a fraction of the timeout, at most MAX_HEADROOM seconds
 MAX_HEADROOM = 5.0
+# The last part of the watchdog's time is kept for sending the result: an operation that
+# ends later fails before anything is sent. Were the watchdog to cut a sendPhoto in flight,
+# Telegram could deliver the photo while the job is refunded (its answer never came back).
+SEND_RESERVE = 0.2  # a fraction of the watchdog's time, at most MAX_SEND_RESERVE seconds
+MAX_SEND_RESERVE = 15.0
 
 
 # --- the pieces a job needs -----------------------------------------------------------
@@ -204,6 +211,16 @@ def _watchdog_seconds(job: Job | None, settings: Settings) -> float:
     return max(0.5, timeout - min(MAX_HEADROOM, timeout * WATCHDOG_HEADROOM))
 
 
+def _send_reserve(watchdog_seconds: float) -> float:
+    return min(MAX_SEND_RESERVE, watchdog_seconds * SEND_RESERVE)
+
+
+def _processing_seconds(job: Job | None, settings: Settings) -> float:
+    """How long a job may take before it sends its result (the rest is the send's)."""
+    seconds = _watchdog_seconds(job, settings)
+    return seconds - _send_reserve(seconds)
+
+
 # --- the job --------------------------------------------------------------------------
 
 
@@ -220,10 +237,19 @@ async def run_operation(operation_id: int, file_ids: list[str] | None = None) ->
         log.warning("operation %s: another execution holds it, nothing to do", operation_id)
         return {"operation_id": operation_id, "outcome": "busy"}
     seconds = _watchdog_seconds(job, settings)
-    watchdog = asyncio.timeout(seconds)
+    end = asyncio.get_running_loop().time() + seconds
+    # Until the result is ready, the watchdog fires early (SEND_RESERVE); then it moves on.
+    watchdog = asyncio.timeout_at(end - _send_reserve(seconds))
     try:
         async with watchdog:
-            return await _run(settings, operation_id, redis, lock.delivered, file_ids)
+            return await _run(
+                settings,
+                operation_id,
+                redis,
+                lock.delivered,
+                file_ids,
+                sending=lambda: watchdog.reschedule(end),
+            )
     except TimeoutError:
         if watchdog.expired():
             raise OperationTimedOut(seconds) from None
@@ -238,6 +264,8 @@ async def _run(
     redis: Redis,
     delivered_ref: dict[str, Any] | None,
     file_ids: list[str] | None,
+    *,
+    sending: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     async with resources(settings) as (sessionmaker, bot):
         if delivered_ref is not None:
@@ -291,6 +319,7 @@ async def _run(
                 free_left=op.free_left,
                 language=op.language,
             )
+            sending()  # the result is ready: the send may use the time kept for it
             sent = await delivery.send_result(
                 bot,
                 op.chat_id,
@@ -407,7 +436,7 @@ async def _perform(
             return await _in_thread(pseudo, inputs)
     if op.op_type is OperationType.GENERATE:
         # Network-bound, async: in the loop, bounded below the job's watchdog.
-        budget = max(5.0, _watchdog_seconds(get_current_job(), settings) - 10.0)
+        budget = max(5.0, _processing_seconds(get_current_job(), settings) - 5.0)
         return await operations.generate(op.text, settings, budget=min(120.0, budget))
     return await _in_thread(operations.run_local, op.op_type, inputs, op.text, settings)
 
