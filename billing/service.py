@@ -566,6 +566,11 @@ async def complete_operation(
     return result.scalar_one_or_none() is not None
 
 
+async def operation_status(session: AsyncSession, *, operation_id: int) -> str | None:
+    """The operation's status now (None if there is no such operation)."""
+    return await session.scalar(select(Operation.status).where(Operation.id == operation_id))
+
+
 async def refund_operation(
     session: AsyncSession,
     *,

@@ -52,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing import service
 from billing.db import make_sessionmaker, one_statement_sessions
 from billing.errors import OperationNotFound, OperationNotRefundable
+from billing.models import OperationStatus
 from billing.prices import OperationType, operation_type
 from billing.settings import Settings
 from bot.i18n import pick_language
@@ -346,6 +347,10 @@ async def _run(
                             session, operation_id=op.id, result_ref=sent
                         )
                         await session.commit()
+                        if not posted and attempt > 0:
+                            # An earlier attempt may have committed and lost its answer.
+                            status = await service.operation_status(session, operation_id=op.id)
+                            posted = status == OperationStatus.SUCCEEDED.value
                         return posted
                 except (DBAPIError, OSError) as exc:
                     if attempt + 1 == POST_ATTEMPTS:

@@ -67,3 +67,41 @@ async def test_refunded_operation_run_again_refunds_nothing(harness_factory, ima
 
 async def _skipped(h) -> bool:
     return "already has an outcome: nothing to do" in h.logs()
+
+
+async def test_a_post_whose_answer_was_lost_counts_as_posted(
+    harness_factory, images, monkeypatch, caplog
+) -> None:
+    """The post commits, then the connection drops before its answer: the retry finds the
+    operation already succeeded, and the job says so (not "voided")."""
+    from billing import service
+    from workers import jobs, runtime
+
+    h = harness_factory(JOB_RETRIES=0, FREE_OPERATIONS_COUNT=0)
+    monkeypatch.setattr(runtime, "_settings", h.settings)
+    user = h.user()
+    file_ids = [await h.upload(user, images("hopper.jpg"))]
+    operation_id = await h.new_operation(
+        user, "retouch", file_ids, hook="noop", balance=1000, enqueue=False
+    )
+    real = service.complete_operation
+    calls = 0
+
+    async def answer_lost(session, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        posted = await real(session, **kwargs)
+        if calls == 1:
+            await session.commit()
+            raise OSError("connection reset after the commit")
+        return posted
+
+    monkeypatch.setattr(service, "complete_operation", answer_lost)
+    result = await jobs.run_operation(operation_id, file_ids)
+    assert calls == 2
+    assert result["outcome"] == "succeeded"
+    assert "voided" not in caplog.text
+    op = await h.wait_final(operation_id)
+    assert op.status == "succeeded"
+    assert await h.entries(operation_id, LedgerKind.REFUND) == 0
+    assert [m for m in await user.bot_messages() if m.photo]
