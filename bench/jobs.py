@@ -265,10 +265,16 @@ async def run(args: argparse.Namespace, settings: Settings, tg: TelegramEmulator
     face = (ROOT / "tests" / "fixtures" / "astronaut.jpg").read_bytes()
     photo_id = await bench.upload(photo)
     face_id = await bench.upload(face)
+    width, height = args.size
+    trip_id = (
+        photo_id
+        if (width, height) == (1280, 960)
+        else await bench.upload(bench_photo(width, height))
+    )
 
     # Latency, one at a time, alternating; 3 of each first to warm up.
     n = args.jobs
-    ops = [await bench.operation("retouch", [photo_id], hook="noop") for _ in range(n + 3)]
+    ops = [await bench.operation("retouch", [trip_id], hook="noop") for _ in range(n + 3)]
     bare: list[float] = []
     telegram: list[float] = []
     progress: list[float] = []
@@ -276,8 +282,8 @@ async def run(args: argparse.Namespace, settings: Settings, tg: TelegramEmulator
     for i, operation_id in enumerate(ops):
         status = await bench.bot.send_message(bench.user.chat_id, "⏳ В очереди…")
         b = bench.run_bare()
-        g = bench.run_telegram_only(photo_id)
-        w = bench.run_with_progress(photo_id, status.message_id)
+        g = bench.run_telegram_only(trip_id)
+        w = bench.run_with_progress(trip_id, status.message_id)
         p = bench.run_project(operation_id)
         if i >= 3:
             bare.append(b)
@@ -293,12 +299,15 @@ async def run(args: argparse.Namespace, settings: Settings, tg: TelegramEmulator
     same_io_ratio = statistics.median(project) / statistics.median(progress)
 
     # Throughput: n of each at once.
-    batch = [await bench.operation("retouch", [photo_id], hook="noop") for _ in range(n)]
+    batch = [await bench.operation("retouch", [trip_id], hook="noop") for _ in range(n)]
     bare_batch = bench.throughput_bare(n)
     project_batch = bench.throughput_project(batch)
     assert await bench.statuses(batch) == {"succeeded": n}
 
-    print(f"\nround trip, one job at a time ({n} each after 3 warm-ups, alternating)")
+    print(
+        f"\nround trip of a {width}x{height} photo, one job at a time "
+        f"({n} each after 3 warm-ups, alternating)"
+    )
     print(f"  bare RQ job (os.getpid)          {ms(bare)}")
     print(f"  bare RQ job, Telegram I/O only   {ms(telegram)}")
     print(f"  bare RQ job, the job's Telegram  {ms(progress)}")
@@ -358,6 +367,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=40, help="jobs of each kind")
     parser.add_argument("--runs", type=int, default=3, help="runs per local operation")
+    parser.add_argument(
+        "--size",
+        type=lambda v: tuple(int(x) for x in v.lower().split("x", 1)),
+        default=(1280, 960),
+        help="the no-op round trip's photo, WxH (default 1280x960)",
+    )
     args = parser.parse_args()
 
     prepare_database()
