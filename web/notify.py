@@ -32,82 +32,12 @@ from aiogram.exceptions import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import notices
-from billing.models import NoticeKind, NoticeOutcome
-from billing.prices import format_rub
-from bot.i18n import t
+from billing.models import NoticeOutcome
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 4
 MAX_RETRY_AFTER = 30.0
-
-# YooKassa's documented cancellation_details.reason codes, each with its own plain-words text.
-CANCELLATION_REASONS = frozenset(
-    {
-        "3d_secure_failed",
-        "call_issuer",
-        "canceled_by_merchant",
-        "card_expired",
-        "country_forbidden",
-        "deal_expired",
-        "expired_on_capture",
-        "expired_on_confirmation",
-        "fraud_suspected",
-        "general_decline",
-        "identification_required",
-        "insufficient_funds",
-        "internal_timeout",
-        "invalid_card_number",
-        "invalid_csc",
-        "issuer_unavailable",
-        "payment_method_limit_exceeded",
-        "payment_method_restricted",
-        "permission_revoked",
-        "unsupported_mobile_operator",
-    }
-)
-
-
-def cancellation_text(reason: str | None, language: str | None) -> str:
-    """Why a payment was canceled, in the user's words; an unknown code gets a generic text."""
-    key = reason if reason in CANCELLATION_REASONS else "unknown"
-    return t(f"web-cancel-reason-{key}", language)
-
-
-def credited_text(*, amount: int, balance: int, language: str | None) -> str:
-    return t(
-        "web-topup-credited", language, amount=format_rub(amount), balance=format_rub(balance)
-    )
-
-
-def canceled_text(*, amount: int, reason: str | None, language: str | None) -> str:
-    return t(
-        "web-payment-canceled",
-        language,
-        amount=format_rub(amount),
-        reason=cancellation_text(reason, language),
-    )
-
-
-def refunded_text(*, amount: int, balance: int, language: str | None) -> str:
-    key = "web-payment-refunded-debt" if balance < 0 else "web-payment-refunded"
-    return t(key, language, amount=format_rub(amount), balance=format_rub(balance))
-
-
-def notice_text(
-    *,
-    kind: NoticeKind,
-    amount: int,
-    balance_after: int | None,
-    reason: str | None,
-    language: str | None,
-) -> str:
-    """The text of a recorded notice (``payment_notices``): the same words the web sends."""
-    if kind is NoticeKind.CREDITED:
-        return credited_text(amount=amount, balance=balance_after or 0, language=language)
-    if kind is NoticeKind.CANCELED:
-        return canceled_text(amount=amount, reason=reason, language=language)
-    return refunded_text(amount=amount, balance=balance_after or 0, language=language)
 
 
 def warm_up_telegram_models() -> None:

@@ -37,6 +37,7 @@ from bot.keyboards import (
     payment_keyboard,
     topup_menu,
 )
+from bot.money_texts import canceled_text
 from bot.states import TopUpFlow
 from bot.users import ensure_user, money_args
 
@@ -357,8 +358,13 @@ async def check_payment(
     elif result.outcome is Outcome.CANCELED:
         await query.answer()
         if message is not None:
+            # Why, in plain words: the webhook's message with the reason is not sent when
+            # this check told the user first.
             await message.edit_text(
-                t("bot-payment-canceled", lang, amount=amount), reply_markup=balance_keyboard(lang)
+                canceled_text(
+                    amount=result.amount, reason=result.cancellation_reason, language=lang
+                ),
+                reply_markup=balance_keyboard(lang),
             )
             if result.detail == "canceled now":
                 await notices.mark_done_safely(

@@ -228,3 +228,34 @@ async def test_a_re_delivered_preset_press_creates_one_payment(
     assert len(await app.payments()) == 1
     creates = [r for r in await yk.requests(method="POST") if r["path"] == "/v3/payments"]
     assert len(creates) == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "reason", "words"),
+    [
+        ("ru", "insufficient_funds", "недостаточно денег"),
+        ("en", "card_expired", "expired"),
+    ],
+)
+async def test_check_payment_of_a_canceled_payment_says_why(
+    start_bot: StartBot, tg, yk: YooKassaEmulatorClient, language: str, reason: str, words: str
+) -> None:
+    """The user comes back from the payment page and checks first: the bot's answer is the
+    one that says why (the webhook's message with the reason is then not sent)."""
+    app = await start_bot()
+    user = tg.user(6010, language=language)
+    await user.send_text("/start")
+    menu = await user.wait_for(lambda m: bool(m.buttons))
+    await user.press(menu, text="💰")
+    topup = await user.wait_for(lambda m: any("500" in b for b in m.button_texts))
+    await user.press(topup, text="500 ₽")
+    invoice = await user.wait_for(lambda m: any("🔄" in b for b in m.button_texts))
+    [row] = await app.payments()
+    await yk.mark_canceled(row.yookassa_payment_id, reason=reason)
+
+    await user.press(invoice, text="🔄")
+    told = await user.wait_for(lambda m: m.message_id == invoice.message_id and words in m.text)
+    assert "500 ₽" in told.text
+    [row] = await app.payments()
+    assert row.status == PaymentStatus.CANCELED
+    assert (await app.user(6010)).balance == 0  # type: ignore[union-attr]

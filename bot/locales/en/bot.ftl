@@ -146,7 +146,6 @@ bot-payment-credited = ✅ Payment received: +{ $amount } ₽. Balance: { $balan
 bot-payment-credited-short = ✅ { $amount } ₽ added
 bot-payment-already = ✅ This payment has already been added. Balance: { $balance } ₽.
 bot-payment-pending = ⏳ The payment hasn't arrived yet. If you've paid, wait a minute and tap again.
-bot-payment-canceled = ❌ The { $amount } ₽ payment was canceled; no money was taken. You can try again.
 bot-payment-check-later = ⏳ Couldn't reach the payment service. Please check again in a minute.
 bot-payment-problem = 😔 Something is wrong with this payment. Please contact support — we'll sort it out.
 bot-error = 😔 Something went wrong. Please try again or open the menu: /start
