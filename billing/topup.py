@@ -31,6 +31,7 @@ from billing.yookassa import (
     GatewayRejected,
     GatewayUnavailable,
     ProviderPayment,
+    ProviderPaymentNotFound,
     YooKassaGateway,
 )
 
@@ -236,7 +237,16 @@ async def reconcile_payment(
         remote_id = row.yookassa_payment_id or yookassa_payment_id
         if not remote_id:
             return ReconcileResult(Outcome.PENDING, detail="never reached YooKassa", **base)
-    remote = await gateway.fetch_payment(remote_id)
+    try:
+        remote = await gateway.fetch_payment(remote_id)
+    except ProviderPaymentNotFound as exc:
+        if row.yookassa_payment_id is None:
+            raise  # an id only the notification named: not a payment of ours
+        # YooKassa gave us this id when it created the payment: the API we ask now is not
+        # the one that made it (another shop's credentials, another URL). Not "unknown":
+        # that would let the notification go unanswered for good.
+        log.error("payment %s: YooKassa does not know its id %s: %s", row.id, remote_id, exc)
+        raise GatewayRejected(f"YooKassa does not know payment {remote_id} it created") from None
     problem = _check_metadata(row, remote)
     if problem is None and remote.status == PaymentStatus.SUCCEEDED:
         if remote.amount != row.amount:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -174,16 +175,21 @@ class _TimeoutApiClient(ApiClient):
             except ValueError:
                 raise GatewayUnavailable(f"{method} {path}: answer is not JSON") from None
         code = response.status_code
-        description = ""
+        description = error_code = ""
         try:
-            description = str(response.json().get("description", ""))[:200]
+            answer = response.json()
+            if isinstance(answer, dict):
+                description = str(answer.get("description", ""))[:200]
+                error_code = str(answer.get("code", ""))
         except ValueError:
             pass
         message = f"{method} {path}: HTTP {code} {description}".strip()
         if code >= 500 or code in (202, 429):
             raise GatewayUnavailable(message)
-        if code == 404:
+        if code == 404 and error_code == "not_found":
             raise ProviderPaymentNotFound(message)
+        if code == 404:  # not YooKassa's own answer: a wrong YOOKASSA_API_URL, a proxy
+            raise GatewayRejected(f"{message} (not the API's answer: check YOOKASSA_API_URL)")
         raise GatewayRejected(message)
 
 
@@ -296,14 +302,21 @@ class YooKassaGateway:
         return _provider_payment(_as_dict(response))
 
     async def fetch_payment(self, yookassa_payment_id: str) -> ProviderPayment:
-        if not yookassa_payment_id or len(yookassa_payment_id) > 64:
-            raise ProviderPaymentNotFound(f"bad payment id {yookassa_payment_id!r}")
+        if not _is_id(yookassa_payment_id):
+            raise ProviderPaymentNotFound(f"bad payment id {yookassa_payment_id!r:.80}")
         return _provider_payment(await self._call(_Payment.find_one_raw, yookassa_payment_id))
 
     async def fetch_refund(self, refund_id: str) -> ProviderRefund:
-        if not refund_id or len(refund_id) > 64:
-            raise ProviderPaymentNotFound(f"bad refund id {refund_id!r}")
-        raw = _as_dict(await self._call(_Refund.find_one, refund_id))
+        if not _is_id(refund_id):
+            raise ProviderPaymentNotFound(f"bad refund id {refund_id!r:.80}")
+        try:
+            raw = _as_dict(await self._call(_Refund.find_one, refund_id))
+        except GatewayError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the SDK raises whatever its setters raise
+            raise GatewayRejected(
+                f"malformed refund object from YooKassa: {type(exc).__name__}"
+            ) from None
         try:
             return ProviderRefund(
                 id=str(raw["id"]),
@@ -325,6 +338,14 @@ class YooKassaGateway:
         except GatewayError:
             return False
         return True
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _is_id(value: Any) -> bool:
+    """An id YooKassa could have made (they are UUIDs): it goes into the request's path."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def _as_dict(response: Any) -> dict[str, Any]:

@@ -212,6 +212,16 @@ class Fault:
         return self.remaining > 0 and (self.only in (None, "any") or self.only == operation)
 
 
+# The API's error codes for the statuses a fault may answer with (5xx: internal_server_error).
+FAULT_ERRORS = {
+    400: ("invalid_request", "Bad request"),
+    401: ("invalid_credentials", "Authentication error"),
+    403: ("forbidden", "Access denied"),
+    404: ("not_found", "Object not found"),
+    429: ("too_many_requests", "Too many requests"),
+}
+
+
 class YooKassaEmulator:
     def __init__(self, shop_id: str, secret_key: str, public_url: str | None = None,
                  webhook_url: str | None = None, *, auto_notify: bool = True,
@@ -613,9 +623,10 @@ async def _api(request: web.Request) -> web.StreamResponse:
             await emu.sleep(fault.delay)
         elif fault.kind == "error":
             entry["status"] = fault.status
-            err = YKError(fault.status, "internal_server_error" if fault.status >= 500
-                          else "too_many_requests", "Internal server error"
-                          if fault.status >= 500 else "Too many requests")
+            code, text = FAULT_ERRORS.get(fault.status, ("invalid_request", "Bad request"))
+            if fault.status >= 500:
+                code, text = "internal_server_error", "Internal server error"
+            err = YKError(fault.status, code, text)
             return json_response(err.body(), status=fault.status)
         elif fault.kind == "drop":
             entry["status"] = None

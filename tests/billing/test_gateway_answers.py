@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from billing.yookassa import GatewayRejected, YooKassaGateway
+from billing.yookassa import GatewayRejected, ProviderPaymentNotFound, YooKassaGateway
 from sandbox._common import ServerHandle
 from tests.conftest import make_settings
 
@@ -79,11 +79,75 @@ async def test_a_payment_comes_back_as_the_api_sent_it(settings_for, db_url) -> 
         [_payment()],
         "a payment",
     ],
-    ids=["amount-not-a-number", "amount-past-kopecks", "amount-not-an-object",
-         "amount-infinite", "recipient-a-list", "no-id", "status-a-number", "a-list",
-         "a-string"],
+    ids=[
+        "amount-not-a-number",
+        "amount-past-kopecks",
+        "amount-not-an-object",
+        "amount-infinite",
+        "recipient-a-list",
+        "no-id",
+        "status-a-number",
+        "a-list",
+        "a-string",
+    ],
 )
 async def test_an_answer_that_is_not_a_payment_is_rejected(answer, settings_for, db_url) -> None:
     async with ServerHandle(await _gateway_answering(answer, db_url)) as server:
         with pytest.raises(GatewayRejected):
             await YooKassaGateway(settings_for(server.url)).fetch_payment(PAYMENT_ID)
+
+
+async def test_the_apis_not_found_is_not_found_and_the_api_answers(settings_for) -> None:
+    async def not_found(request: web.Request) -> web.Response:
+        body = {"type": "error", "id": "e1", "code": "not_found", "description": "no such"}
+        return web.json_response(body, status=404)
+
+    app = web.Application()
+    app.router.add_get("/v3/payments/{id}", not_found)
+    async with ServerHandle(app) as server:
+        gateway = YooKassaGateway(settings_for(server.url))
+        with pytest.raises(ProviderPaymentNotFound):
+            await gateway.fetch_payment(PAYMENT_ID)
+        assert await gateway.ping()
+
+
+async def test_a_404_that_is_not_the_apis_is_a_wrong_url_not_an_unknown_payment(
+    settings_for,
+) -> None:
+    """YOOKASSA_API_URL without /v3, or a proxy's page: every lookup is a 404 that YooKassa
+    did not send. Taken as "no such payment", each notification would be answered 200 and
+    never credited, and the health check would say the API answers."""
+    app = web.Application()  # no routes: aiohttp's own text 404 for everything
+    async with ServerHandle(app) as server:
+        gateway = YooKassaGateway(settings_for(server.url))
+        with pytest.raises(GatewayRejected) as raised:
+            await gateway.fetch_payment(PAYMENT_ID)
+        assert not isinstance(raised.value, ProviderPaymentNotFound)
+        assert "YOOKASSA_API_URL" in str(raised.value)
+        assert not await gateway.ping()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"id": "r1", "payment_id": PAYMENT_ID, "status": "succeeded", "amount": "100.00"},
+        {
+            "id": "r1",
+            "payment_id": PAYMENT_ID,
+            "status": "succeeded",
+            "amount": {"value": "сто", "currency": "RUB"},
+        },
+        {"id": "r1", "status": "succeeded", "amount": {"value": "1.00", "currency": "RUB"}},
+        ["r1"],
+    ],
+    ids=["amount-a-string", "amount-not-a-number", "no-payment-id", "a-list"],
+)
+async def test_a_refund_answer_that_is_not_a_refund_is_rejected(answer, settings_for) -> None:
+    async def find(request: web.Request) -> web.Response:
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_get("/v3/refunds/{id}", find)
+    async with ServerHandle(app) as server:
+        with pytest.raises(GatewayRejected):
+            await YooKassaGateway(settings_for(server.url)).fetch_refund("r1")

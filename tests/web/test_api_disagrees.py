@@ -65,7 +65,9 @@ async def test_body_says_succeeded_but_the_api_says_pending(
     note = await stack.yk.notify_raw(
         {"type": "notification", "event": "payment.succeeded", "object": forged}
     )
-    assert note["status"] == 200
+    # Not done, and not forgotten: a real notification ahead of the API is delivered again.
+    assert note["status"] == 503
+    assert "api_not_there_yet" in note["attempts"][-1]["response"]
     assert await stack.balance(user_id) == 0
     assert (await stack.payment_row(started.payment_id)).status == PaymentStatus.PENDING
     assert await stack.ledger_count(LedgerKind.TOPUP) == 0
@@ -168,3 +170,24 @@ async def test_an_id_nobody_knows_is_acknowledged_and_ignored(stack: Stack) -> N
     )
     assert (status, answer) == (200, {"status": "unknown_payment"})
     assert await stack.ledger_count() == 0
+
+
+async def test_a_payment_we_made_that_the_api_does_not_know_is_retried_not_dropped(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """YooKassa gave us the id when it made the payment: a "not found" for it now means the
+    API we ask is not the one that made it (another shop's keys, a wrong URL). Answered 200,
+    the notification would be gone for good; 503 keeps it coming until that is fixed."""
+    await stack.yk.configure(auto_notify=False)
+    user_id, _ = await stack.new_user(8010)
+    started = await stack.topup(user_id, amount=25_000)
+    await stack.yk.mark_succeeded(started.yookassa_payment_id)
+    await stack.yk.fail_next(1, only="get", status=404)
+    note = await stack.yk.notify(started.yookassa_payment_id)
+    assert note["status"] == 503
+    assert await stack.balance(user_id) == 0
+    assert any("does not know" in line for line in _errors(caplog)), _errors(caplog)
+    # Fixed: the next delivery credits, once.
+    assert (await stack.yk.notify(started.yookassa_payment_id))["status"] == 200
+    assert await stack.balance(user_id) == 25_000
+    assert await stack.ledger_count(LedgerKind.TOPUP) == 1
