@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from billing.yookassa import (
     GatewayUnavailable,
     ProviderPaymentNotFound,
 )
-from web import notify
+from bot import money_texts
 from web.keys import GATEWAY, METRICS, NOTIFIER, SENDERS, SESSIONMAKER, SETTINGS
 from web.security import UntrustedSender
 
@@ -108,7 +109,7 @@ def _parse(body: bytes) -> tuple[str, dict[str, Any]]:
     """(event, object as a plain dict) of a notification, or ``Rejected(400)``."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past Python's limit
         raise Rejected(400, "malformed_json") from None
     if not isinstance(data, dict):
         raise Rejected(400, "not_an_object")
@@ -127,9 +128,13 @@ def _parse(body: bytes) -> tuple[str, dict[str, Any]]:
     return str(notification.event), raw_object
 
 
+_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _object_id(obj: dict[str, Any], key: str = "id") -> str:
     value = obj.get(key)
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+    # Letters, digits, "-" and "_" (YooKassa's ids are UUIDs): the id goes into the API's URL.
+    if not isinstance(value, str) or not _ID.fullmatch(value) or len(value) > MAX_ID_LENGTH:
         raise Rejected(400, f"bad_object_{key}")
     return value
 
@@ -161,7 +166,7 @@ def _tell_credited(request: web.Request, result: ReconcileResult) -> None:
     assert result.telegram_id is not None and result.payment_id is not None
     request.app[NOTIFIER].send(
         result.telegram_id,
-        notify.credited_text(
+        money_texts.credited_text(
             amount=result.amount, balance=result.balance_after or 0, language=result.language
         ),
         what="top-up",
@@ -194,7 +199,7 @@ async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) 
         if result.telegram_id is not None:
             notifier.send(
                 result.telegram_id,
-                notify.canceled_text(
+                money_texts.canceled_text(
                     amount=result.amount,
                     reason=result.cancellation_reason,
                     language=result.language,
@@ -212,14 +217,18 @@ async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) 
             yookassa_id,
             result.detail,
         )
-    elif outcome is Outcome.PENDING and event != PAYMENT_WAITING:
+    elif outcome is Outcome.PENDING:
+        # YooKassa tells of a change its API does not show yet: nothing is done now, and the
+        # 503 has it deliver again later (a body that lies gains nothing either way).
         log.warning(
-            "%s for payment %s (%s) but the API says otherwise (%s): nothing done",
+            "%s for payment %s (%s) but the API says otherwise (%s): nothing done, "
+            "asking for a retry",
             event,
             result.payment_id,
             yookassa_id,
             result.detail,
         )
+        return Handled(503, "api_not_there_yet", result.detail)
     return Handled(200, outcome.value, result.detail)
 
 
@@ -302,7 +311,7 @@ async def _refund_event(request: web.Request, obj: dict[str, Any]) -> Handled:
     )
     request.app[NOTIFIER].send(
         user.telegram_id,
-        notify.refunded_text(amount=refund.amount, balance=balance, language=user.language),
+        money_texts.refunded_text(amount=refund.amount, balance=balance, language=user.language),
         what="refund",
         notice=notices.refunded_key(refund.id),
     )

@@ -124,3 +124,37 @@ async def test_no_answer_carries_a_traceback(stack: Stack) -> None:
         status, text = await stack.post_raw(data, ctype)
         assert 400 <= status < 500
         assert "Traceback" not in text and 'File "' not in text
+
+
+async def test_json_nested_past_pythons_limit_is_400(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under the size limit, 30 000 brackets deep: the parser's RecursionError is a 400."""
+    deep = b'{"type": "notification", "event": "payment.succeeded", "object": '
+    deep += b"[" * 30_000 + b"]" * 30_000 + b"}"
+    status, text = await stack.post_raw(deep, "application/json")
+    assert (status, json.loads(text)) == (400, {"status": "malformed_json"})
+    assert any("malformed_json" in line for line in _rejections(caplog))
+
+
+@pytest.mark.parametrize(
+    ("event", "object_id"),
+    [
+        ("payment.succeeded", "../refunds/x"),
+        ("refund.succeeded", "../payments/x"),
+        ("payment.succeeded", "a b"),
+        ("refund.succeeded", "x?y=1"),
+    ],
+)
+async def test_an_id_that_would_change_the_api_path_is_400_and_asks_nothing(
+    stack: Stack, event: str, object_id: str
+) -> None:
+    before = len(await stack.yk.requests())
+    body = {
+        "type": "notification",
+        "event": event,
+        "object": {"id": object_id, "status": "succeeded", "payment_id": "p"},
+    }
+    status, answer = await stack.post_json(body)
+    assert (status, answer) == (400, {"status": "bad_object_id"})
+    assert len(await stack.yk.requests()) == before
