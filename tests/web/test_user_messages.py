@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from billing import service
 from billing.models import LedgerKind
 from tests.web.conftest import SECRET_KEY, Stack
 
@@ -14,6 +15,31 @@ async def _paid(stack: Stack, telegram_id: int, amount: int = 10_000) -> tuple[i
     started = await stack.topup(user_id, amount=amount)
     await stack.yk.mark_succeeded(started.yookassa_payment_id)
     return user_id, started.yookassa_payment_id
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("ru", ("Баланс пополнен на 150 ₽.", "Текущий баланс: 1\u202f150 ₽.")),
+        ("en", ("topped up by 150 ₽", "Balance now: 1\u202f150 ₽.")),
+    ],
+)
+async def test_the_message_says_the_amount_and_the_new_balance(
+    stack: Stack, language: str, words: tuple[str, ...]
+) -> None:
+    telegram_id = 9710 if language == "ru" else 9711
+    user_id, _ = await stack.new_user(telegram_id, language=language)
+    async with stack.sessionmaker() as session:
+        await service.adjust(session, user_id=user_id, amount=100_000, reason="test: earlier")
+        await session.commit()
+    started = await stack.topup(user_id, amount=15_000)
+    await stack.yk.mark_succeeded(started.yookassa_payment_id)
+    assert (await stack.yk.notify(started.yookassa_payment_id))["status"] == 200
+    await stack.settle()
+    [text] = await stack.sent_texts(telegram_id)
+    for part in words:
+        assert part in text, text
+    assert await stack.balance(user_id) == 115_000
 
 
 async def test_telegram_errors_are_retried_and_the_message_arrives_once(
