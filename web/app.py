@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -41,6 +42,9 @@ DB_PING_IDLE_AFTER = 10.0  # seconds
 DB_POOL = 20  # connections, the most the web server opens
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_LOGGED_PATH = 200  # characters of a refused request's path in the log
+
 
 def _route_label(request: web.Request) -> str:
     route = request.match_info.route
@@ -61,6 +65,15 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     except web.HTTPException as exc:
         status = exc.status
+        if status >= 400:  # no route, a wrong method: the routes' own refusals log themselves
+            log.warning(
+                "request refused (%d): %s; %s %r, peer %s",
+                status,
+                exc.reason,
+                request.method,
+                request.path[:MAX_LOGGED_PATH],
+                request.remote,
+            )
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, route)
@@ -92,11 +105,24 @@ def _build_dispatcher(
     )
 
 
+class TelegramUpdates(SimpleRequestHandler):
+    """aiogram's handler of the webhook route, logging every refusal (never the token given)."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER)
+        if not self.verify_secret(given or "", self.bot):
+            log.warning(
+                "Telegram update refused (401): %s; peer %s",
+                "wrong secret token" if given else "no secret token",
+                request.remote,
+            )
+            return web.Response(body="Unauthorized", status=401)
+        return await super().handle(request)
+
+
 def _mount_telegram(
     app: web.Application, settings: Settings, dispatcher: Dispatcher, bot: Bot
 ) -> None:
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
-
     path = telegram_webhook_path(settings)
     assert path is not None and settings.TELEGRAM_WEBHOOK_URL
     secret = (
@@ -106,9 +132,7 @@ def _mount_telegram(
     )
     if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health"):
         raise ValueError(f"TELEGRAM_WEBHOOK_URL path {path!r} collides with a web route")
-    SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret).register(
-        app, path=path
-    )
+    TelegramUpdates(dispatcher=dispatcher, bot=bot, secret_token=secret).register(app, path=path)
     setup_application(app, dispatcher, bot=bot)
     url = settings.TELEGRAM_WEBHOOK_URL
 

@@ -4,17 +4,23 @@ and registers the webhook with Telegram at startup."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db import make_sessionmaker
+from billing.settings import Settings
 from bot.factory import make_bot
 from sandbox._common import ServerHandle
+from sandbox.telegram_client import TelegramEmulatorClient
 from tests.conftest import free_port
-from tests.web.conftest import TOKEN, stack_settings
+from tests.web.conftest import TOKEN, stack_settings, wait_until
 from web.app import create_app
 
 SECRET = "hook-secret-for-web-tests"
+UPDATES_PATH = "/telegram/updates"
 
 
 @pytest.fixture
@@ -26,28 +32,43 @@ def webhook_settings(db_url: str, redis_url: str, emulators):  # type: ignore[no
         redis_url,
         yk.url,
         tg.url,
-        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/updates",
+        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}{UPDATES_PATH}",
         TELEGRAM_WEBHOOK_SECRET=SECRET,
     )
     return settings, port
 
 
-async def test_updates_arrive_through_the_web_server(
-    engine: AsyncEngine,
-    webhook_settings,
-    emulators,  # type: ignore[no-untyped-def]
-) -> None:
-    from sandbox.telegram_client import TelegramEmulatorClient
-
-    settings, port = webhook_settings
+@pytest.fixture
+async def tg(
+    emulators: tuple[ServerHandle, ServerHandle],
+) -> AsyncIterator[TelegramEmulatorClient]:
     _, tg_handle = emulators
+    async with TelegramEmulatorClient(tg_handle.url, token=TOKEN) as client:
+        yield client
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records]
+
+
+async def _webhook_set(tg: TelegramEmulatorClient) -> bool:
+    return bool((await tg.bot_info())["webhook"])
+
+
+async def _statuses(tg: TelegramEmulatorClient) -> list[Any]:
+    """The HTTP status of every delivery of an update to the webhook, in order."""
+    return [r.get("status") for r in (await tg.bot_info())["webhook_log"]]
+
+
+async def test_updates_arrive_through_the_web_server(
+    engine: AsyncEngine, webhook_settings: tuple[Settings, int], tg: TelegramEmulatorClient
+) -> None:
+    settings, port = webhook_settings
     app = create_app(settings, sessionmaker=make_sessionmaker(engine))  # builds the rest
-    async with (
-        ServerHandle(app, port=port) as server,
-        TelegramEmulatorClient(tg_handle.url, token=TOKEN) as tg,
-    ):
+    async with ServerHandle(app, port=port) as server:
+        await wait_until(lambda: _webhook_set(tg))
         info = await tg.bot_info()
-        assert info["webhook"]["url"] == f"http://127.0.0.1:{port}/telegram/updates"
+        assert info["webhook"]["url"] == f"http://127.0.0.1:{port}{UPDATES_PATH}"
         assert info["webhook"]["secret_token"] == SECRET
         [set_webhook] = await tg.calls("setWebhook")
         assert set_webhook["params"]["secret_token"] == SECRET
@@ -56,8 +77,8 @@ async def test_updates_arrive_through_the_web_server(
         await user.send_text("/start")
         reply = await user.wait_for_text("Бесплатных операций", timeout=30)
         assert "4 из 4" in reply.text
-        delivered = [r for r in (await tg.bot_info())["webhook_log"] if r.get("status")]
-        assert delivered and all(r["status"] == 200 for r in delivered)
+        delivered = [s for s in await _statuses(tg) if s]
+        assert delivered and all(s == 200 for s in delivered)
 
         # A forged update without the secret is refused and does nothing.
         forged = {
@@ -70,10 +91,10 @@ async def test_updates_arrive_through_the_web_server(
                 "text": "/start",
             },
         }
-        async with tg.session.post(server.url + "/telegram/updates", json=forged) as resp:
+        async with tg.session.post(server.url + UPDATES_PATH, json=forged) as resp:
             assert resp.status == 401
         async with tg.session.post(
-            server.url + "/telegram/updates",
+            server.url + UPDATES_PATH,
             json=forged,
             headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"},
         ) as resp:
@@ -83,6 +104,32 @@ async def test_updates_arrive_through_the_web_server(
         # The YooKassa routes are there too.
         async with tg.session.get(server.url + "/healthz") as resp:
             assert resp.status == 200
+
+
+async def test_forged_updates_are_refused_and_logged_without_the_token(
+    engine: AsyncEngine,
+    webhook_settings: tuple[Settings, int],
+    tg: TelegramEmulatorClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings, port = webhook_settings
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+    async with ServerHandle(app, port=port) as server:
+        url = server.url + UPDATES_PATH
+        guessed = "guessed-secret-token-0123"
+        async with tg.session.post(url, json={"update_id": 1}) as resp:
+            assert resp.status == 401
+        async with tg.session.post(
+            url, json={"update_id": 2}, headers={"X-Telegram-Bot-Api-Secret-Token": guessed}
+        ) as resp:
+            assert resp.status == 401
+        async with tg.session.get(url) as resp:
+            assert resp.status == 405
+    messages = _messages(caplog)
+    assert any("Telegram update refused (401): no secret token" in m for m in messages)
+    assert any("Telegram update refused (401): wrong secret token" in m for m in messages)
+    assert any("request refused (405)" in m and UPDATES_PATH in m for m in messages)
+    assert not [m for m in messages if guessed in m or SECRET in m or TOKEN in m]
 
 
 def test_a_webhook_path_that_collides_with_a_route_is_refused(
@@ -110,9 +157,15 @@ async def test_without_a_webhook_url_no_telegram_route_is_mounted(
     emulators,  # type: ignore[no-untyped-def]
 ) -> None:
     yk, tg = emulators
-    settings = stack_settings(db_url, redis_url, yk.url, tg.url)
+    settings: Settings = stack_settings(db_url, redis_url, yk.url, tg.url)
     app = create_app(settings, sessionmaker=make_sessionmaker(engine))
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     assert paths == {"/yookassa/webhook", "/yookassa/health", "/healthz", "/metrics"}
     async with ServerHandle(app):
         pass
+    assert not await tg_calls_made(tg.url)
+
+
+async def tg_calls_made(url: str) -> list[Any]:
+    async with TelegramEmulatorClient(url, token=TOKEN) as client:
+        return await client.calls(["setWebhook", "setMyCommands"])
