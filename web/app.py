@@ -3,18 +3,29 @@
 ``create_app(settings)`` builds whatever it is not given (engine and sessionmaker, Redis, the
 Bot, the YooKassa gateway, in Telegram webhook mode the Dispatcher) and closes on cleanup
 exactly what it built; tests pass their own.
+
+Telegram webhook mode never keeps the server from starting: setWebhook and setMyCommands are
+tried in background tasks until Telegram takes them (startup waits a few seconds for the
+webhook, then listens anyway), so an unreachable Telegram cannot take the YooKassa route down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -42,6 +53,10 @@ DB_PING_IDLE_AFTER = 10.0  # seconds
 DB_POOL = 20  # connections, the most the web server opens
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Telegram webhook mode: seconds between attempts at setWebhook / setMyCommands (the last one
+# repeats), and how long startup waits for the webhook before listening anyway.
+TELEGRAM_SETUP_BACKOFF: tuple[float, ...] = (1.0, 2.0, 5.0, 15.0, 60.0)
+TELEGRAM_SETUP_WAIT = 5.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_LOGGED_PATH = 200  # characters of a refused request's path in the log
 
@@ -120,9 +135,51 @@ class TelegramUpdates(SimpleRequestHandler):
         return await super().handle(request)
 
 
+# Telegram or the network for the moment; anything else (a wrong token, a refused URL) is ours
+# to fix, logged as an error, and still retried: the fix may be outside this process.
+_TRANSIENT = (
+    TelegramNetworkError,
+    TelegramServerError,
+    TelegramRetryAfter,
+    ClientDecodeError,
+    OSError,
+)
+
+
+def _describe(exc: BaseException, bot: Bot) -> str:
+    """An error for the log, without the bot's token (it is in the URLs aiohttp may quote)."""
+    return f"{type(exc).__name__}: {exc}".replace(bot.token, "<token>")
+
+
+async def keep_trying(what: str, call: Callable[[], Awaitable[object]], bot: Bot) -> None:
+    """Call until it succeeds, waiting TELEGRAM_SETUP_BACKOFF (or Telegram's retry_after)
+    between attempts; every failure is logged. Ends only by success or cancellation."""
+    for attempt in itertools.count(1):
+        try:
+            await call()
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the server runs on
+            delay = TELEGRAM_SETUP_BACKOFF[min(attempt, len(TELEGRAM_SETUP_BACKOFF)) - 1]
+            if isinstance(exc, TelegramRetryAfter):
+                delay = max(delay, float(exc.retry_after))
+            log.log(
+                logging.WARNING if isinstance(exc, _TRANSIENT) else logging.ERROR,
+                "%s failed (attempt %d): %s; trying again in %.0f s",
+                what,
+                attempt,
+                _describe(exc, bot),
+                delay,
+            )
+            await asyncio.sleep(delay)
+        else:
+            log.info("%s done (attempt %d)", what, attempt)
+            return
+
+
 def _mount_telegram(
     app: web.Application, settings: Settings, dispatcher: Dispatcher, bot: Bot
 ) -> None:
+    from bot.app import set_commands
+
     path = telegram_webhook_path(settings)
     assert path is not None and settings.TELEGRAM_WEBHOOK_URL
     secret = (
@@ -136,7 +193,7 @@ def _mount_telegram(
     setup_application(app, dispatcher, bot=bot)
     url = settings.TELEGRAM_WEBHOOK_URL
 
-    async def set_webhook(_: web.Application) -> None:
+    async def set_webhook() -> None:
         await bot.set_webhook(
             url,
             secret_token=secret,
@@ -144,7 +201,27 @@ def _mount_telegram(
         )
         log.info("Telegram webhook set to %s", url)
 
-    app.on_startup.append(set_webhook)
+    async def telegram_setup(_: web.Application) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(
+                keep_trying("setWebhook", set_webhook, bot), name="telegram-set-webhook"
+            ),
+            asyncio.create_task(
+                keep_trying("setMyCommands", lambda: set_commands(bot), bot),
+                name="telegram-set-commands",
+            ),
+        ]
+        try:
+            # Telegram usually answers at once, so the webhook is set before the server
+            # listens; if not, the server starts anyway and the task goes on trying.
+            await asyncio.wait(tasks[:1], timeout=TELEGRAM_SETUP_WAIT)
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    app.cleanup_ctx.append(telegram_setup)
 
 
 def make_web_engine(url: str) -> AsyncEngine:

@@ -1,15 +1,19 @@
 """Telegram webhook mode: with TELEGRAM_WEBHOOK_URL set, create_app builds the bot's own
 dispatcher, mounts aiogram's SimpleRequestHandler with the secret token at the URL's path,
-and registers the webhook with Telegram at startup."""
+and registers the webhook and the command menu with Telegram in the background: a Telegram
+that is down or refusing never keeps the web server (and its YooKassa route) from starting."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import web.app as web_app
 from billing.db import make_sessionmaker
 from billing.settings import Settings
 from bot.factory import make_bot
@@ -21,6 +25,13 @@ from web.app import create_app
 
 SECRET = "hook-secret-for-web-tests"
 UPDATES_PATH = "/telegram/updates"
+
+
+@pytest.fixture(autouse=True)
+def _quick_telegram_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry setWebhook / setMyCommands within a fraction of a second, not minutes."""
+    monkeypatch.setattr(web_app, "TELEGRAM_SETUP_BACKOFF", (0.05, 0.1), raising=False)
+    monkeypatch.setattr(web_app, "TELEGRAM_SETUP_WAIT", 0.5, raising=False)
 
 
 @pytest.fixture
@@ -104,6 +115,95 @@ async def test_updates_arrive_through_the_web_server(
         # The YooKassa routes are there too.
         async with tg.session.get(server.url + "/healthz") as resp:
             assert resp.status == 200
+
+
+async def test_the_command_menu_is_set_at_startup(
+    engine: AsyncEngine, webhook_settings: tuple[Settings, int], tg: TelegramEmulatorClient
+) -> None:
+    settings, port = webhook_settings
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+    async with ServerHandle(app, port=port):
+
+        async def both_languages() -> bool:
+            return len(await tg.calls("setMyCommands")) == 2
+
+        await wait_until(both_languages)
+    by_language = {
+        c["params"].get("language_code"): c["params"]["commands"]
+        for c in await tg.calls("setMyCommands")
+    }
+    assert [c["command"] for c in by_language[None]] == ["start", "help", "balance", "menu"]
+    assert by_language["en"][0]["description"] == "Main menu"
+
+
+async def test_the_server_starts_and_serves_yookassa_while_telegram_is_unreachable(
+    engine: AsyncEngine,
+    db_url: str,
+    redis_url: str,
+    emulators: tuple[ServerHandle, ServerHandle],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    yk, _ = emulators
+    port = free_port()
+    settings = stack_settings(
+        db_url,
+        redis_url,
+        yk.url,
+        f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}{UPDATES_PATH}",
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+    )
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+    async with ServerHandle(app, port=port) as server, aiohttp.ClientSession() as http:
+        async with http.get(server.url + "/healthz") as resp:
+            assert resp.status == 200
+        # The YooKassa route answers (a malformed notification: refused, but served).
+        async with http.post(
+            server.url + "/yookassa/webhook",
+            data=b"{",
+            headers={"Content-Type": "application/json"},
+        ) as resp:
+            assert resp.status == 400
+
+        def retried(what: str) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return any(f"{what} failed (attempt 2)" in m for m in _messages(caplog))
+
+            return check
+
+        await wait_until(retried("setWebhook"))
+        await wait_until(retried("setMyCommands"))
+    # Cancelled with the server, not left running.
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("telegram-")]
+    assert not [m for m in _messages(caplog) if TOKEN in m]
+
+
+async def test_the_webhook_and_the_menu_are_set_once_telegram_answers(
+    engine: AsyncEngine,
+    webhook_settings: tuple[Settings, int],
+    tg: TelegramEmulatorClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings, port = webhook_settings
+    await tg.fail_next(2, kind="500", methods=["setWebhook"])
+    await tg.fail_next(1, kind="disconnect", methods=["setWebhook"])
+    await tg.fail_next(1, kind="429", retry_after=1, methods=["setMyCommands"])
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+    async with ServerHandle(app, port=port):
+        await wait_until(lambda: _webhook_set(tg))
+
+        async def menu_set() -> bool:
+            return any("setMyCommands done" in m for m in _messages(caplog))
+
+        await wait_until(menu_set)
+        user = tg.user(9603)
+        await user.send_text("/start")
+        await user.wait_for_text("Бесплатных операций", timeout=30)
+    messages = _messages(caplog)
+    for attempt in (1, 2, 3):
+        assert any(f"setWebhook failed (attempt {attempt})" in m for m in messages)
+    assert any("setWebhook done (attempt 4)" in m for m in messages)
+    assert any("setMyCommands failed (attempt 1)" in m for m in messages)
 
 
 async def test_forged_updates_are_refused_and_logged_without_the_token(
