@@ -17,15 +17,19 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from aiogram.client.session.middlewares.base import NextRequestMiddlewareType
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -35,6 +39,7 @@ from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
 from bot.factory import make_bot
 from bot.response_models import PinResponseModels
+from bot.telegram_retry import RetryRequests
 from web import health
 from web.keys import BOT, GATEWAY, METRICS, NOTIFIER, REDIS, SENDERS, SESSIONMAKER, SETTINGS
 from web.metrics import WebMetrics
@@ -59,6 +64,9 @@ TELEGRAM_SETUP_BACKOFF: tuple[float, ...] = (1.0, 2.0, 5.0, 15.0, 60.0)
 TELEGRAM_SETUP_WAIT = 5.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_LOGGED_PATH = 200  # characters of a refused request's path in the log
+
+# True while this task handles a Telegram update (and in the tasks it starts).
+_handling_update: ContextVar[bool] = ContextVar("handling_update", default=False)
 
 
 def _route_label(request: web.Request) -> str:
@@ -120,8 +128,30 @@ def _build_dispatcher(
     )
 
 
+class RetryUpdateReplies(RetryRequests):
+    """RetryRequests (429 / 5xx: wait and send again) for the Bot API calls made while a
+    Telegram update is handled, as the long-polling bot has for all of its calls.
+
+    The web server's other calls pass straight through: the payment messages are retried by
+    the notifier itself, within its deadline (``web/notify.py``), and setWebhook /
+    setMyCommands by ``keep_trying``. Retried here as well, one refusal would be sent up to
+    16 times and could outlast the notifier's deadline.
+    """
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[Any],
+        bot: Bot,
+        method: TelegramMethod[Any],
+    ) -> Response[Any]:
+        if not _handling_update.get():
+            return await make_request(bot, method)
+        return await super().__call__(make_request, bot, method)
+
+
 class TelegramUpdates(SimpleRequestHandler):
-    """aiogram's handler of the webhook route, logging every refusal (never the token given)."""
+    """aiogram's handler of the webhook route: logs every refusal (never the token given) and
+    marks the update's context for :class:`RetryUpdateReplies`."""
 
     async def handle(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER)
@@ -132,7 +162,11 @@ class TelegramUpdates(SimpleRequestHandler):
                 request.remote,
             )
             return web.Response(body="Unauthorized", status=401)
-        return await super().handle(request)
+        token = _handling_update.set(True)
+        try:
+            return await super().handle(request)
+        finally:
+            _handling_update.reset(token)
 
 
 # Telegram or the network for the moment; anything else (a wrong token, a refused URL) is ours
@@ -259,6 +293,9 @@ def create_app(
         owned.append(redis.aclose)
     if bot is None:
         bot = make_bot(settings)
+        if settings.TELEGRAM_WEBHOOK_URL:
+            # The handlers' replies: 429 / 5xx wait and are sent again, as in long polling.
+            bot.session.middleware(RetryUpdateReplies())
         # Messages and, in webhook mode, the bot's own calls: no response schema rebuilt.
         bot.session.middleware(PinResponseModels())
         owned.append(bot.session.close)

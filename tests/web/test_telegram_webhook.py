@@ -22,6 +22,7 @@ from sandbox.telegram_client import TelegramEmulatorClient
 from tests.conftest import free_port
 from tests.web.conftest import TOKEN, stack_settings, wait_until
 from web.app import create_app
+from web.keys import NOTIFIER
 
 SECRET = "hook-secret-for-web-tests"
 UPDATES_PATH = "/telegram/updates"
@@ -204,6 +205,44 @@ async def test_the_webhook_and_the_menu_are_set_once_telegram_answers(
         assert any(f"setWebhook failed (attempt {attempt})" in m for m in messages)
     assert any("setWebhook done (attempt 4)" in m for m in messages)
     assert any("setMyCommands failed (attempt 1)" in m for m in messages)
+
+
+async def test_a_reply_that_meets_a_5xx_or_a_429_is_sent_again(
+    engine: AsyncEngine, webhook_settings: tuple[Settings, int], tg: TelegramEmulatorClient
+) -> None:
+    settings, port = webhook_settings
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+    async with ServerHandle(app, port=port):
+        await wait_until(lambda: _webhook_set(tg))
+        await tg.fail_next(1, kind="500", methods=["sendMessage"])
+        await tg.fail_next(1, kind="429", retry_after=1, methods=["sendMessage"])
+        user = tg.user(9604)
+        await user.send_text("/start")
+        reply = await user.wait_for_text("Бесплатных операций", timeout=15)
+        assert "4 из 4" in reply.text
+
+
+async def test_payment_messages_are_retried_by_the_notifier_only(
+    engine: AsyncEngine,
+    webhook_settings: tuple[Settings, int],
+    tg: TelegramEmulatorClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The notifier retries its own messages within its deadline: the session's retry,
+    there for the handlers' replies, must not retry them again (up to 16 sends)."""
+    settings, port = webhook_settings
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+    async with ServerHandle(app, port=port):
+        await wait_until(lambda: _webhook_set(tg))
+        user = tg.user(9605)
+        await user.send_text("/start")
+        await user.wait_for_text("Бесплатных операций", timeout=30)
+        await tg.fail_next(1, kind="500", methods=["sendMessage"])
+        assert await app[NOTIFIER].send(9605, "Баланс пополнен", what="test") is True
+        assert [m.text for m in await user.bot_messages()].count("Баланс пополнен") == 1
+    # The 500 reached the notifier, which retried; the session's retry stayed out.
+    assert any("test message to chat 9605, attempt 1" in m for m in _messages(caplog))
+    assert not [r for r in caplog.records if r.name == "bot.telegram_retry"]
 
 
 async def test_forged_updates_are_refused_and_logged_without_the_token(
