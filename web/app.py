@@ -2,11 +2,15 @@
 
 ``create_app(settings)`` builds whatever it is not given (engine and sessionmaker, Redis, the
 Bot, the YooKassa gateway, in Telegram webhook mode the Dispatcher) and closes on cleanup
-exactly what it built; tests pass their own.
+exactly what it built (and, in webhook mode, the Bot, as aiogram's handler always did); tests
+pass their own.
 
 Telegram webhook mode never keeps the server from starting: setWebhook and setMyCommands are
 tried in background tasks until Telegram takes them (startup waits a few seconds for the
 webhook, then listens anyway), so an unreachable Telegram cannot take the YooKassa route down.
+Updates are handled before they are answered (``handle_in_background=False``): an update cut by
+a restart, or failing past the bot's error handler (bot/routers/fallback.py), gets no 200 and
+Telegram delivers it again.
 """
 
 from __future__ import annotations
@@ -223,7 +227,17 @@ def _mount_telegram(
     )
     if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health"):
         raise ValueError(f"TELEGRAM_WEBHOOK_URL path {path!r} collides with a web route")
-    TelegramUpdates(dispatcher=dispatcher, bot=bot, secret_token=secret).register(app, path=path)
+    # Handled before answered: a failure the dispatcher does not handle is a 500 and a restart
+    # cuts the connection, so Telegram delivers the update again (a re-delivery charges
+    # nothing: billing/ keys the charge by chat and message). aiohttp's graceful shutdown
+    # waits for the handlers in flight; in the background, they were lost (and a slow handler
+    # holds one of Telegram's webhook connections, 40 by default, which also bounds how many
+    # updates run at once). Not ``.register()``: it closes the bot in on_shutdown, which runs
+    # before those handlers end; create_app closes it on cleanup.
+    updates = TelegramUpdates(
+        dispatcher=dispatcher, bot=bot, secret_token=secret, handle_in_background=False
+    )
+    app.router.add_post(path, updates.handle)
     setup_application(app, dispatcher, bot=bot)
     url = settings.TELEGRAM_WEBHOOK_URL
 
@@ -299,6 +313,10 @@ def create_app(
         # Messages and, in webhook mode, the bot's own calls: no response schema rebuilt.
         bot.session.middleware(PinResponseModels())
         owned.append(bot.session.close)
+    elif settings.TELEGRAM_WEBHOOK_URL:
+        # aiogram's handler closed the bot it serves at shutdown; it is closed on cleanup
+        # now (after the updates in flight), whoever built it.
+        owned.append(bot.session.close)
     if gateway is None:
         gateway = YooKassaGateway(settings)
 
@@ -330,7 +348,6 @@ def create_app(
     async def drain_messages(_: web.Application) -> None:
         await notifier.drain()
 
-    # Registered before the Telegram handler's own shutdown hook, which closes the bot.
     app.on_shutdown.append(drain_messages)
 
     if settings.TELEGRAM_WEBHOOK_URL:
