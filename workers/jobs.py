@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramRetryAfter
 from redis import Redis
 from rq import get_current_job
 from rq.exceptions import StopRequested
@@ -571,6 +572,15 @@ def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, t
     failure = classify(exc_value)
     retries_left = job.retries_left or 0
     if failure.transient and retries_left > 0:
+        flood = flood_wait(exc_value)
+        if flood is not None and not _wait_before_retry(job, flood, runtime.settings()):
+            log.warning(
+                "operation %s: Telegram asks to wait %s s, past the operation's deadline",
+                operation_id,
+                flood,
+            )
+            retries_left = 0
+    if failure.transient and retries_left > 0:
         log.warning(
             "operation %s: attempt failed (%s: %s), %s retries left",
             operation_id,
@@ -582,6 +592,33 @@ def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, t
     # RQ decides on a retry right after this callback, from this very Job object.
     job.retries_left = 0
     _refund_now(operation_id, failure, detail=repr(exc_value))
+
+
+def flood_wait(exc: BaseException | None) -> int | None:
+    """Telegram's ``retry_after`` behind a failure (its flood control), if that is what it was."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, TelegramRetryAfter):
+            return int(exc.retry_after)
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _wait_before_retry(job: Job, seconds: int, settings: Settings) -> bool:
+    """Make RQ's next retry of ``job`` wait at least ``seconds`` (plus one), as Telegram asked
+    (RQ decides on the retry right after the failure callback, from this Job object).
+    False when that wait would run past the operation's deadline: the sweeper could void it
+    meanwhile, so the caller refunds now instead. The claim, on the next attempt, measures
+    the deadline anew; until then at least the deadline margin is left of it."""
+    wait = seconds + 1
+    if wait > settings.JOB_DEADLINE_MARGIN_SECONDS / 2:
+        return False
+    intervals = list(job.retry_intervals or [0])
+    index = max(len(intervals) - (job.retries_left or 0), 0)  # RQ's get_retry_interval
+    intervals[index] = max(intervals[index], wait)
+    job.retry_intervals = intervals
+    return True
 
 
 def on_work_horse_killed(job: Job, retpid: int | None, ret_val: int | None) -> None:
