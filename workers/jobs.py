@@ -45,7 +45,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter
 from redis import Redis
 from rq import get_current_job
-from rq.exceptions import StopRequested
+from rq.exceptions import AbandonedJobError, StopRequested
 from rq.job import Job
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -565,10 +565,15 @@ def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, t
     operation_id = operation_id_of(job)
     if operation_id is None:
         return
-    try:
-        release_lock(connection, operation_id, holder_pid=os.getpid())
-    except Exception:  # noqa: BLE001 - the lock expires by itself
-        log.exception("operation %s: lock not released", operation_id)
+    # An abandoned job is reported by whichever worker cleans RQ's registry, not by the
+    # process that ran it: that one's lock is not ours to free (and a pid in another
+    # container may even be the same number).
+    abandoned = isinstance(exc_value, AbandonedJobError)
+    if not abandoned:
+        try:
+            release_lock(connection, operation_id, holder_pid=os.getpid())
+        except Exception:  # noqa: BLE001 - the lock expires by itself
+            log.exception("operation %s: lock not released", operation_id)
     failure = classify(exc_value)
     retries_left = job.retries_left or 0
     if failure.transient and retries_left > 0:
@@ -591,7 +596,28 @@ def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, t
         return
     # RQ decides on a retry right after this callback, from this very Job object.
     job.retries_left = 0
+    if abandoned and _still_running(connection, operation_id):
+        # The worker died but its work-horse (a process group of its own) may live on and
+        # deliver: refunding now could pay back a result the user gets. The horse posts or
+        # fails by itself; if it dies too, the sweeper voids the operation at its deadline.
+        log.warning(
+            "operation %s: its job was abandoned, but an execution still holds it: "
+            "left to that execution or, past the deadline, to the sweeper",
+            operation_id,
+        )
+        return
     _refund_now(operation_id, failure, detail=repr(exc_value))
+
+
+def _still_running(connection: Redis | None, operation_id: int) -> bool:
+    """Whether some execution holds the operation's lock (unknown counts as yes: the sweeper
+    still voids the operation at its deadline)."""
+    try:
+        redis = connection or Redis.from_url(runtime.settings().REDIS_URL)
+        return bool(redis.exists(f"{LOCK_PREFIX}{operation_id}"))
+    except Exception:  # noqa: BLE001 - Redis down: not known to be free
+        log.exception("operation %s: lock not readable", operation_id)
+        return True
 
 
 def flood_wait(exc: BaseException | None) -> int | None:

@@ -3,9 +3,10 @@
 A worker killed together with its work-horse leaves its operation "running" and its job in
 RQ's started registry, and nobody calls a failure callback (RQ's own maintenance, which
 runs just before the sweeper, cleans that registry: the abandoned job is retried, or failed
-with ``on_job_failure`` called). Each pass of the sweeper refunds every operation still
-queued or running past its deadline (``service.overdue_operations`` +
-``service.refund_operation``) and tells the user.
+with ``on_job_failure`` called — which refunds only if no execution holds the operation's
+lock, since a horse may outlive its worker and still deliver; otherwise that is left here).
+Each pass of the sweeper refunds every operation still queued or running past its deadline
+(``service.overdue_operations`` + ``service.refund_operation``) and tells the user.
 
 A pass is safe to run anywhere, any number of times: the refund is a conditional update, and
 a claimed operation's deadline lies past its job's timeout (``runtime.deadline_seconds``),

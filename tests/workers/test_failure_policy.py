@@ -16,6 +16,7 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.methods import SendPhoto
+from redis import Redis
 from rq.exceptions import AbandonedJobError
 from rq.timeouts import JobTimeoutException
 
@@ -108,6 +109,31 @@ def test_killed_horse_refunds_only_without_retries(refunds) -> None:
     assert refunds == []
     jobs.on_work_horse_killed(_job(retries_left=0), 123, 9)
     assert refunds == [(7, Failure("crashed", True))]
+
+
+def test_an_abandoned_job_is_refunded_only_when_nothing_holds_it(
+    refunds, redis_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RQ reports an abandoned job from whichever worker cleans its registry. The dead
+    worker's horse may live on (a process group of its own) and still deliver: while it
+    holds the operation's lock nothing is refunded (the horse posts, or the sweeper voids at
+    the deadline), and that lock is not the cleaner's to free."""
+    released: list[object] = []
+    monkeypatch.setattr(jobs, "release_lock", lambda *a, **k: released.append(a))
+    redis = Redis.from_url(redis_url)
+    lock = f"{jobs.LOCK_PREFIX}7"
+    redis.set(lock, "4242:orphan", ex=60)
+    try:
+        job = _job(retries_left=0)
+        jobs.on_job_failure(job, redis, AbandonedJobError, AbandonedJobError(), None)
+        assert refunds == [] and job.retries_left == 0
+        assert released == [] and redis.exists(lock)
+    finally:
+        redis.delete(lock)
+    jobs.on_job_failure(_job(retries_left=0), redis, AbandonedJobError, AbandonedJobError(), None)
+    assert refunds == [(7, Failure("crashed", True))]
+    assert released == []
+    redis.close()
 
 
 def test_jobs_that_are_not_ours_are_left_alone(refunds) -> None:
