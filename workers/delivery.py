@@ -41,6 +41,7 @@ T = TypeVar("T")
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 PHOTO_MAX_SIDES_SUM = 10_000
 PHOTO_MAX_RATIO = 20
+PHOTO_SHOWN_SIDE = 2560  # Telegram keeps a photo at most this large: a bigger one shrinks
 DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 
 ATTEMPTS = 3
@@ -180,14 +181,16 @@ class Plan:
 
 def plan_delivery(result: MediaResult, *, lossless: bool) -> Plan:
     """A photo when Telegram takes it as one; a document too when the photo would lose
-    quality (Telegram recompresses photos) or instead of it when it is over the limits."""
+    quality (Telegram recompresses photos, and shrinks those past ``PHOTO_SHOWN_SIDE``) or
+    instead of it when it is over the limits."""
     w, h = result.width, result.height
     fits = (
         len(result.data) <= PHOTO_MAX_BYTES
         and w + h <= PHOTO_MAX_SIDES_SUM
         and max(w, h) <= PHOTO_MAX_RATIO * min(w, h)
     )
-    return Plan(photo=fits, document=not fits or lossless or result.format == "png")
+    shrunk = max(w, h) > PHOTO_SHOWN_SIDE
+    return Plan(photo=fits, document=not fits or lossless or shrunk or result.format == "png")
 
 
 async def send_result(
