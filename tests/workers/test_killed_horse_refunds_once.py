@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 
+from billing import service
 from billing.models import LedgerKind
 
 
@@ -37,3 +38,25 @@ async def test_killed_horse_is_retried_then_refunded_once(harness_factory, image
     assert await h.entries(operation_id, LedgerKind.REFUND) == 1
     assert worker.alive(), "the worker survives its horse"
     assert "Work horse killed for job op-" in h.logs()
+
+
+async def test_a_failed_free_operation_says_nothing_was_charged(harness_factory, images) -> None:
+    """📝 add_text costs nothing: its failure is "failed", with no refund entry and no money
+    or free operation to give back."""
+    h = harness_factory(JOB_RETRIES=0, FREE_OPERATIONS_COUNT=2)
+    h.start_worker()
+    user = h.user()
+    operation_id = await h.new_operation(
+        user, "add_text", [await h.upload(user, images("coffee.jpg"))], text="Привет", hook="crash"
+    )
+    notice = await h.wait_message(user, lambda m: "Ничего не списано" in m.text, "notice")
+    assert notice.text == (
+        "❌ Не получилось: обработчик аварийно остановился.\nНичего не списано."
+    )
+    op = await h.wait_final(operation_id)
+    assert op.status == "failed" and op.funding == "none" and op.price == 0
+    assert await h.entries(operation_id, LedgerKind.REFUND) == 0
+    async with h.sessionmaker() as session:
+        account = await service.find_user_by_telegram_id(session, user.user_id)
+    assert account is not None
+    assert (account.balance, account.free_left) == (0, 2)
