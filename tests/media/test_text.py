@@ -95,6 +95,19 @@ def test_text_stays_inside_a_small_image() -> None:
     assert (out[:, -2:] == [0, 0, 255]).all()
 
 
+@pytest.mark.parametrize("position", ["top", "bottom", "center"])
+def test_a_long_text_on_a_thumbnail_is_drawn_whole_or_refused(position: str) -> None:
+    """174 characters on 160x120: smaller letters over more of the picture, every line
+    inside it (before, the top lines were drawn above the picture and lost)."""
+    img = Image.new("RGB", (160, 120), (0, 0, 255))
+    out = np.asarray(draw_text(img, ("Длинный текст " * 13)[:174], position)).astype(np.int32)
+    drawn = np.abs(out - np.asarray(img)).sum(axis=2) > 0
+    rows = np.flatnonzero(drawn.any(axis=1))
+    assert rows.size and rows[0] >= 2 and rows[-1] <= 117  # clear of both edges
+    with pytest.raises(InvalidText):
+        draw_text(Image.new("RGB", (64, 48)), "Длинный текст " * 14, position)
+
+
 def test_text_is_checked() -> None:
     with pytest.raises(InvalidText) as info:
         check_text("   \n  ")

@@ -23,6 +23,7 @@ FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans-Bold.ttf"
 MAX_TEXT_LENGTH = 200
 MAX_BLOCK_SHARE = 0.45  # the text block covers at most this share of the height
 MIN_FONT_SIZE = 10
+TINY_FONT_SIZE = 7  # a long text on a small picture, rather than cut off
 _PROBE_SIZE = 32
 _NOTDEF_PROBE = "\U0010fffd"  # a private-use code point no font we ship covers
 
@@ -131,9 +132,14 @@ def _layout(
     text: str, width: int, height: int
 ) -> tuple[ImageFont.FreeTypeFont, list[str], int, int, int]:
     """Pick the largest font size (from ~8% of the short side down) that fits the
-    text into the width and into MAX_BLOCK_SHARE of the height."""
+    text into the width and into MAX_BLOCK_SHARE of the height.
+
+    A long text on a small picture may need more: then sizes down to TINY_FONT_SIZE may
+    fill the whole height. Text that fits even so is refused (InvalidText), never drawn
+    with lines cut off at the edge."""
     size = max(MIN_FONT_SIZE, round(min(width, height) * 0.08))
     margin = max(4, round(min(width, height) * 0.04))
+    share = MAX_BLOCK_SHARE
     while True:
         font = load_font(size)
         stroke = max(1, round(size / 14))
@@ -141,9 +147,21 @@ def _layout(
         lines = wrap_text(text, font, usable)
         ascent, descent = font.getmetrics()
         line_height = ascent + descent + 2 * stroke + round(size * 0.1)
-        if len(lines) * line_height <= height * MAX_BLOCK_SHARE or size <= MIN_FONT_SIZE:
+        block = len(lines) * line_height
+        if block <= height * share:
             return font, lines, stroke, line_height, margin
-        size = max(MIN_FONT_SIZE, int(size * 0.85))
+        if size > MIN_FONT_SIZE:
+            size = max(MIN_FONT_SIZE, int(size * 0.85))
+        elif share == MAX_BLOCK_SHARE:
+            share = max(MAX_BLOCK_SHARE, (height - 2 * margin) / height)
+        elif size > TINY_FONT_SIZE:
+            size -= 1
+        else:
+            raise InvalidText(
+                f"{len(text)} characters do not fit on a {width}x{height} picture",
+                reason="too-long",
+                max_length=MAX_TEXT_LENGTH,
+            )
 
 
 def draw_text(img: Image.Image, text: str, position: Position = "bottom") -> Image.Image:
