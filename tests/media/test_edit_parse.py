@@ -214,3 +214,25 @@ def test_validate_steps_checks_hand_made_steps() -> None:
     ):  # type: ignore[arg-type]
         with pytest.raises(InstructionError):
             validate_steps(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("яркость +20 контраст -10", [Step("brightness", 20), Step("contrast", -10)]),
+        (
+            "brightness +10 contrast -5 sepia",
+            [Step("brightness", 10), Step("contrast", -5), Step("sepia")],
+        ),
+        ("ч/б повернуть 90", [Step("grayscale"), Step("rotate", 90)]),
+        ("яркость: +20", [Step("brightness", 20)]),
+        ("contrast=10", [Step("contrast", 10)]),
+    ],
+)
+def test_commands_without_separators_and_with_a_colon(text: str, expected: list[Step]) -> None:
+    assert parse_instruction(text) == expected
+
+
+def test_a_run_with_an_unknown_part_is_still_an_error() -> None:
+    with pytest.raises(InstructionError):
+        parse_instruction("яркость +20 абракадабра")

@@ -377,7 +377,7 @@ def _parse_fragment(fragment: str) -> Step:
     if found is None:
         raise _error(f"unknown command {original!r}", "unknown", original)
     alias, spec, fixed = found
-    rest = cleaned[len(alias) :].strip()
+    rest = cleaned[len(alias) :].strip(" :=")  # "яркость: +20", "contrast=10"
     if fixed is not None:
         if rest:
             raise _error(f"unknown command {original!r}", "unknown", original)
@@ -413,7 +413,34 @@ def parse_instruction(text: str) -> list[Step]:
         raise _error("empty instruction", "empty")
     if len(fragments) > MAX_STEPS:
         raise _error(f"more than {MAX_STEPS} commands", "too-many")
-    return [_parse_fragment(fragment) for fragment in fragments]
+    steps: list[Step] = []
+    for fragment in fragments:
+        steps.extend(_parse_run(fragment))
+    if len(steps) > MAX_STEPS:
+        raise _error(f"more than {MAX_STEPS} commands", "too-many")
+    return steps
+
+
+def _parse_run(fragment: str) -> list[Step]:
+    """One command, or several written without separators ("яркость +20 контраст -10"):
+    split where another command starts, if every part is then a command. Otherwise the
+    error of the whole fragment stands."""
+    try:
+        return [_parse_fragment(fragment)]
+    except InstructionError as whole:
+        words = fragment.split(" ")
+        starts = [0] + [
+            i for i in range(1, len(words)) if _match(_strip_fillers(" ".join(words[i:])))
+        ]
+        if len(starts) == 1:
+            raise
+        parts = [
+            " ".join(words[a:b]) for a, b in zip(starts, [*starts[1:], len(words)], strict=True)
+        ]
+        try:
+            return [_parse_fragment(part) for part in parts]
+        except InstructionError:
+            raise whole from None
 
 
 def describe_steps(steps: Sequence[Step], lang: str = "en") -> str:
