@@ -38,6 +38,9 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 FINISHED = (OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.REFUNDED)
 FAILED = (OperationStatus.FAILED, OperationStatus.REFUNDED)
 SCRAPE_TIMEOUT = 10.0
+# A snapshot this young is served again: the money figures are totals over whole tables, and
+# several scrapers (or a dashboard refreshing) must not each make the database add them up.
+SNAPSHOT_MAX_AGE = 5.0
 
 
 @dataclass
@@ -316,6 +319,7 @@ class WebMetrics:
             registry=self.registry,
         )
         self._lock = asyncio.Lock()
+        self._read_at: float | None = None  # when the database was last read
 
     async def probe_loop_lag(self, interval: float = LAG_INTERVAL) -> None:
         """Sleep ``interval`` again and again and record how late each wake-up is.
@@ -342,10 +346,20 @@ class WebMetrics:
         snapshot = DatabaseSnapshot()
         if sessionmaker is not None:
             async with self._lock:  # one scrape at a time reads the database
+                fresh = self._read_at is not None and (
+                    time.monotonic() - self._read_at < SNAPSHOT_MAX_AGE
+                )
+                reuse = fresh and self.database.snapshot.ok
                 try:
                     async with asyncio.timeout(SCRAPE_TIMEOUT), sessionmaker() as session:
-                        snapshot = await read_snapshot(session)
+                        if reuse:  # the totals again, but whether the database is up now
+                            await session.execute(select(1))
+                            snapshot = self.database.snapshot
+                        else:
+                            snapshot = await read_snapshot(session)
+                            self._read_at = time.monotonic()
                 except Exception as exc:  # noqa: BLE001 - a scrape must not fail
+                    self._read_at = None
                     log.warning("metrics: database not readable: %s", type(exc).__name__)
         # No await between setting the snapshot and rendering it: atomic on the loop.
         self.database.snapshot = snapshot

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
@@ -156,3 +157,27 @@ async def test_metrics_come_from_the_database_and_this_process(stack: Stack) -> 
     # the event-loop lag probe runs in the background of the app
     assert m[("medialab_web_event_loop_lag_seconds_count", ())] > 0
     assert tg_user.user_id == 9501
+
+
+async def test_scrapes_close_together_add_up_the_tables_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from web import metrics
+
+    reads = 0
+    real = metrics.read_snapshot
+
+    async def counted(session):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return await real(session)
+
+    monkeypatch.setattr(metrics, "read_snapshot", counted)
+    for _ in range(3):
+        async with stack.http.get(stack.url + "/metrics") as resp:
+            assert "medialab_database_up 1.0" in await resp.text()
+    assert reads == 1
+    monkeypatch.setattr(metrics, "SNAPSHOT_MAX_AGE", 0.0)
+    async with stack.http.get(stack.url + "/metrics") as resp:
+        assert resp.status == 200
+    assert reads == 2
