@@ -9,8 +9,9 @@ because the web server trusts no notification body: it asks the API each time an
 - succeeded after canceled: a late "succeeded" for a canceled payment → never credited;
 - succeeded twice hours apart: the old notification re-sent after the user spent the money
   (the "hours" are faked by re-sending it later) → nothing credited again;
-- early: "succeeded" arriving while the payment is still pending → nothing yet; the real
-  one later → credited once; a stale "waiting_for_capture" after that changes nothing;
+- early: "succeeded" arriving while the payment is still pending → nothing yet (503: YooKassa
+  delivers it again); the real one later → credited once; a stale "waiting_for_capture"
+  after that changes nothing;
 - a race: the user presses "Проверить оплату" while the notification is being handled →
   one credit, announced once.
 """
@@ -127,7 +128,8 @@ async def early_then_real(scene: Scene, user: ChaosUser, photo: bytes) -> None:
     pid = await new_payment(user)
     forged = {"status": "succeeded", "paid": True}
     early = await scene.yk.notify(pid, "payment.succeeded", object_override=forged, wait=True)
-    assert early["delivered"], early  # answered 200: nothing to do, the API says pending
+    # Nothing done while the API says pending; 503, so YooKassa would deliver it again.
+    assert not early["delivered"] and early["status"] == 503, early
     assert (await row_of(scene, pid)).status == "pending"
     assert await balance_of(scene, user) == 0
     await scene.yk.mark_succeeded(pid, notify=True, retry=True, wait=True)
