@@ -108,6 +108,13 @@ def test_a_long_text_on_a_thumbnail_is_drawn_whole_or_refused(position: str) -> 
         draw_text(Image.new("RGB", (64, 48)), "Длинный текст " * 14, position)
 
 
+@pytest.mark.parametrize("size", [(200, 12), (300, 14), (2000, 8)])
+def test_a_strip_too_short_for_letters_is_refused(size: tuple[int, int]) -> None:
+    """Shorter than two margins: no height to widen into (this looped forever once)."""
+    with pytest.raises(InvalidText):
+        draw_text(Image.new("RGB", size), "Привет, мир! " * 5)
+
+
 def test_text_is_checked() -> None:
     with pytest.raises(InvalidText) as info:
         check_text("   \n  ")

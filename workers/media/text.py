@@ -140,6 +140,7 @@ def _layout(
     size = max(MIN_FONT_SIZE, round(min(width, height) * 0.08))
     margin = max(4, round(min(width, height) * 0.04))
     share = MAX_BLOCK_SHARE
+    widened = False
     while True:
         font = load_font(size)
         stroke = max(1, round(size / 14))
@@ -152,8 +153,9 @@ def _layout(
             return font, lines, stroke, line_height, margin
         if size > MIN_FONT_SIZE:
             size = max(MIN_FONT_SIZE, int(size * 0.85))
-        elif share == MAX_BLOCK_SHARE:
+        elif not widened:
             share = max(MAX_BLOCK_SHARE, (height - 2 * margin) / height)
+            widened = True
         elif size > TINY_FONT_SIZE:
             size -= 1
         else:
