@@ -225,6 +225,7 @@ def test_validate_steps_checks_hand_made_steps() -> None:
             [Step("brightness", 10), Step("contrast", -5), Step("sepia")],
         ),
         ("ч/б повернуть 90", [Step("grayscale"), Step("rotate", 90)]),
+        ("яркость +20 сделай контраст -10", [Step("brightness", 20), Step("contrast", -10)]),
         ("яркость: +20", [Step("brightness", 20)]),
         ("contrast=10", [Step("contrast", 10)]),
     ],

@@ -432,6 +432,10 @@ def _parse_run(fragment: str) -> list[Step]:
         starts = [0] + [
             i for i in range(1, len(words)) if _match(_strip_fillers(" ".join(words[i:])))
         ]
+        # "яркость +20 сделай контраст -10": the command starts at the filler word, not after.
+        starts = [
+            i for i in starts if not (i > 0 and i - 1 in starts and words[i - 1] in _FILLER_WORDS)
+        ]
         if len(starts) == 1:
             raise
         parts = [
