@@ -62,7 +62,7 @@ COSMETIC_ERRORS = (
 )
 
 
-async def call(make: Callable[[], Awaitable[T]], *, what: str) -> T:
+async def call(make: Callable[[], Awaitable[T]], *, what: str, until: float | None = None) -> T:
     """``await make()``, waiting out Telegram's flood control and retrying 5xx and network
     errors a few times.
 
@@ -70,9 +70,13 @@ async def call(make: Callable[[], Awaitable[T]], *, what: str) -> T:
     attempts; they are bounded by ``FLOOD_BUDGET`` seconds per call instead, and each gets a
     little jitter, so two jobs flooding the same chat do not come back in the same instant
     and collide again (seen in the chaos scenario, where that exhausted the attempts).
+
+    ``until`` (the event loop's clock): no wait that would end later is begun, the error is
+    raised instead — so a try is never started just before the caller's time runs out.
     """
     failures = 0
     waited = 0.0
+    loop = asyncio.get_running_loop()
     while True:
         try:
             return await make()
@@ -80,12 +84,16 @@ async def call(make: Callable[[], Awaitable[T]], *, what: str) -> T:
             delay = float(exc.retry_after) + random.uniform(0.0, FLOOD_JITTER)
             if exc.retry_after > MAX_RETRY_AFTER or waited + delay > FLOOD_BUDGET:
                 raise
+            if until is not None and loop.time() + delay > until:
+                raise
             waited += delay
             log.warning("%s: flood control, waiting %s s", what, exc.retry_after)
             await asyncio.sleep(delay)
         except TRANSIENT as exc:
             failures += 1
             if failures == ATTEMPTS:
+                raise
+            if until is not None and loop.time() + BACKOFF[failures - 1] > until:
                 raise
             log.warning("%s: %s, retrying", what, exc)
             await asyncio.sleep(BACKOFF[failures - 1])
@@ -201,8 +209,14 @@ async def send_result(
     caption: str,
     document_caption: str,
     lossless: bool,
+    until: float | None = None,
+    on_photo: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Send the result; returns the ids of the messages sent (the operation's result_ref)."""
+    """Send the result; returns the ids of the messages sent (the operation's result_ref).
+
+    ``on_photo(ref)`` runs as soon as the photo is in the chat, before its document copy: the
+    result is delivered from then on, whatever happens to the copy. ``until`` (the event
+    loop's clock) bounds the waits between tries, and the copy as a whole."""
     plan = plan_delivery(result, lossless=lossless)
     if len(result.data) > DOCUMENT_MAX_BYTES:
         raise JobFailure("undeliverable", f"result of {len(result.data)} bytes is too large")
@@ -216,9 +230,13 @@ async def send_result(
         if plan.photo:
             photo = BufferedInputFile(result.data, filename=result.filename)
             message = await call(
-                lambda: bot.send_photo(chat_id, photo, caption=caption), what="sendPhoto"
+                lambda: bot.send_photo(chat_id, photo, caption=caption),
+                what="sendPhoto",
+                until=until,
             )
             sent["photo_message_id"] = message.message_id
+            if on_photo is not None:
+                await on_photo(dict(sent))
         if plan.document:
             document = BufferedInputFile(result.data, filename=result.filename)
             text = document_caption if plan.photo else caption
@@ -229,17 +247,20 @@ async def send_result(
                         chat_id, document, caption=text, disable_content_type_detection=True
                     ),
                     what="sendDocument",
+                    until=until,
                 )
                 sent["document_message_id"] = message.message_id
 
             if "photo_message_id" in sent:
                 # The photo IS the result and the user has it: failing the job now would
                 # make RQ's retry send it again (or refund a delivered result). The lossless
-                # copy is a bonus, tried like any other call, never worth that.
+                # copy is a bonus, tried like any other call, never worth that — nor worth
+                # the job's time running out in the middle of it.
                 try:
-                    await send_document()
-                except (TelegramAPIError, *TRANSIENT) as exc:
-                    log.error("chat %s: the result's document copy not sent: %s", chat_id, exc)
+                    async with asyncio.timeout_at(until):
+                        await send_document()
+                except (TelegramAPIError, TimeoutError, *TRANSIENT) as exc:
+                    log.error("chat %s: the result's document copy not sent: %r", chat_id, exc)
             else:
                 await send_document()
     except (TelegramRetryAfter, *TRANSIENT) as exc:

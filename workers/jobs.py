@@ -76,6 +76,7 @@ MAX_HEADROOM = 5.0
 # Telegram could deliver the photo while the job is refunded (its answer never came back).
 SEND_RESERVE = 0.2  # a fraction of the watchdog's time, at most MAX_SEND_RESERVE seconds
 MAX_SEND_RESERVE = 15.0
+SEND_MARGIN = 1.0  # seconds before the watchdog: no wait for Telegram and no copy goes past
 
 
 # --- the pieces a job needs -----------------------------------------------------------
@@ -251,6 +252,7 @@ async def run_operation(operation_id: int, file_ids: list[str] | None = None) ->
                 lock.delivered,
                 file_ids,
                 sending=lambda: watchdog.reschedule(end),
+                send_until=end - SEND_MARGIN,
             )
     except TimeoutError:
         if watchdog.expired():
@@ -268,6 +270,7 @@ async def _run(
     file_ids: list[str] | None,
     *,
     sending: Callable[[], None] = lambda: None,
+    send_until: float | None = None,
 ) -> dict[str, Any]:
     async with resources(settings) as (sessionmaker, bot):
         if delivered_ref is not None:
@@ -322,6 +325,11 @@ async def _run(
                 language=op.language,
             )
             sending()  # the result is ready: the send may use the time kept for it
+
+            async def photo_delivered(ref: dict[str, Any]) -> None:
+                # Before its document copy: a failure from here on posts, never refunds.
+                await asyncio.to_thread(delivered.mark, redis, op.id, ref)
+
             sent = await delivery.send_result(
                 bot,
                 op.chat_id,
@@ -329,6 +337,8 @@ async def _run(
                 caption=caption,
                 document_caption=messages.document_caption(op.language),
                 lossless=op.op_type in operations.LOSSLESS,
+                until=send_until,
+                on_photo=photo_delivered,
             )
         except BaseException:
             status_edit.cancel()  # the failure path removes the status message

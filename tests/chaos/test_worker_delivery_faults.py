@@ -90,3 +90,55 @@ async def test_a_gateway_error_page_is_a_transient_telegram_failure(emulator) ->
     assert isinstance(raised.value, delivery.COSMETIC_ERRORS)
     failure = classify(raised.value)
     assert failure.reason == "telegram" and failure.transient
+
+
+async def test_the_photo_is_marked_delivered_before_its_document_copy(emulator) -> None:
+    """A copy still going when the job's time runs out is given up at ``until``; by then the
+    photo was reported delivered (the job writes its marker there), so nothing that comes
+    after can refund it."""
+    import asyncio
+
+    tg, bot = emulator
+    reported: list[dict] = []
+
+    async def on_photo(ref: dict) -> None:
+        assert not [m for m in await tg.user(CHAT).bot_messages() if m.document]
+        reported.append(ref)
+
+    await tg.delay_next(30, methods=["sendDocument"])
+    until = asyncio.get_running_loop().time() + 2.0
+    sent = await delivery.send_result(
+        bot,
+        CHAT,
+        result(),
+        caption="готово",
+        document_caption="без сжатия",
+        lossless=True,
+        until=until,
+        on_photo=on_photo,
+    )
+    assert [r["photo_message_id"] for r in reported] == [sent["photo_message_id"]]
+    assert "document_message_id" not in sent
+    # Not waited for: Telegram (held up for 30 s) has not even taken the copy yet.
+    assert not [m for m in await tg.user(CHAT).bot_messages() if m.document]
+
+
+async def test_no_flood_wait_is_begun_past_until(emulator, monkeypatch) -> None:
+    import asyncio
+
+    tg, bot = emulator
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(delivery.asyncio, "sleep", sleep)
+    await tg.fail_next(1, kind="429", retry_after=5, methods=["sendMessage"])
+    until = asyncio.get_running_loop().time() + 2.0
+    with pytest.raises(delivery.TelegramRetryAfter):
+        await delivery.call(lambda: bot.send_message(CHAT, "x"), what="notice", until=until)
+    assert waits == []  # raised at once: a 5 s wait would end past ``until``
+    # Without ``until`` the same answer is waited out.
+    await tg.fail_next(1, kind="429", retry_after=5, methods=["sendMessage"])
+    await delivery.call(lambda: bot.send_message(CHAT, "x"), what="notice")
+    assert len(waits) == 1 and waits[0] >= 5
