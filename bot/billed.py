@@ -215,6 +215,17 @@ class BilledMiddleware(BaseMiddleware):
         data["operation"] = operation
         try:
             result = await handler(event, data)
+        except asyncio.CancelledError:
+            # Cut short (a restart in webhook mode): Telegram delivers the update again, but
+            # a re-delivery charges nothing and queues nothing, so a charge left unqueued is
+            # reversed now (else the sweeper voids it at its deadline).
+            if not operation.settled:
+                log.warning("operation %s: handling cut short before queueing", operation.id)
+                try:
+                    await refund(session, operation.id, "handling cut short")
+                except Exception:  # noqa: BLE001 - the sweeper voids it at its deadline
+                    log.exception("operation %s: not reversed", operation.id)
+            raise
         except Exception as exc:
             if operation.settled:
                 raise

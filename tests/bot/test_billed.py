@@ -12,7 +12,7 @@ from redis import Redis as SyncRedis
 from sqlalchemy import select
 
 from billing import service
-from billing.models import Funding, LedgerEntry, OperationStatus
+from billing.models import Funding, LedgerEntry, Operation, OperationStatus
 from bot.app import make_queue
 from tests.bot.conftest import StartBot, wait_until
 from tests.conftest import free_port, make_settings
@@ -172,3 +172,60 @@ async def test_an_unexpected_failure_outside_billing_gets_an_apology_not_silence
     await tg.fail_next(1, kind="500", methods=["sendMessage"])
     await user.send_text("/balance")
     await user.wait_for_text("Что-то пошло не так")
+
+
+async def test_handling_cut_short_before_queueing_reverses_the_charge(db_url: str) -> None:
+    """A restart cancels the update's handling after the charge, before the enqueue (webhook
+    mode: Telegram delivers it again, and the re-delivery charges and queues nothing): the
+    charge is reversed on the way out, not left to the sweeper."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from aiogram.types import Chat, Message, User
+
+    from billing.db import make_engine, make_sessionmaker
+    from bot.billed import FLAG, BilledMiddleware
+    from bot.inputs import MediaInput
+
+    settings = make_settings(db_url, FREE_OPERATIONS_COUNT=0)
+    engine = make_engine(db_url)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        async with sessionmaker() as session:
+            account, _ = await service.get_or_create_user(
+                session, telegram_id=9010, free_operations=0
+            )
+            await service.adjust(session, user_id=account.id, amount=5000, reason="test")
+            await session.commit()
+        user = User(id=9010, is_bot=False, first_name="Тест")
+        message = Message(
+            message_id=77,
+            date=datetime.now(UTC),
+            chat=Chat(id=9010, type="private"),
+            from_user=user,
+            text="x",
+        )
+
+        async def cut_short(event, data):  # type: ignore[no-untyped-def]
+            raise asyncio.CancelledError
+
+        async with sessionmaker() as session:
+            data = {
+                "handler": SimpleNamespace(flags={FLAG: "retouch"}),
+                "settings": settings,
+                "session": session,
+                "lang": "ru",
+                "media_input": MediaInput(file_ids=("f1",)),
+                "event_from_user": user,
+                "queue": None,
+            }
+            with pytest.raises(asyncio.CancelledError):
+                await BilledMiddleware()(cut_short, message, data)
+        async with sessionmaker() as session:
+            state = await service.get_user(session, user_id=account.id)
+            [operation] = await session.scalars(select(Operation))
+        assert operation.status == OperationStatus.REFUNDED
+        assert operation.error == "handling cut short"
+        assert state.balance == 5000
+    finally:
+        await engine.dispose()
