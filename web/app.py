@@ -93,7 +93,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         status = exc.status
         if status >= 400:  # no route, a wrong method: the routes' own refusals log themselves
-            log.warning(
+            # A path no route has is what scanners of the internet send all day: logged, but
+            # below the warnings, so they do not crowd the money's lines out of the log.
+            log.log(
+                logging.INFO if status == 404 else logging.WARNING,
                 "request refused (%d): %s; %s %r, peer %s",
                 status,
                 exc.reason,

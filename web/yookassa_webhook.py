@@ -143,7 +143,7 @@ def _row_hint(obj: dict[str, Any]) -> int | None:
     """Our payment row id from the body's metadata: only a lookup hint, checked by the API."""
     metadata = obj.get("metadata")
     value = metadata.get("payment_row_id") if isinstance(metadata, dict) else None
-    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
     return None
 
@@ -263,6 +263,16 @@ async def _refund_event(request: web.Request, obj: dict[str, Any]) -> Handled:
         # The refund overtook the payment.succeeded notification: credit first (the API says
         # whether it succeeded), so the debit has a credit to undo.
         credit = await reconcile_payment(sessionmaker, gateway, payment_id=row.id)
+        if credit.outcome is Outcome.PENDING:
+            # As for a payment event: the API has not caught up yet; YooKassa comes back.
+            log.warning(
+                "refund %s of payment %s, which the API does not show paid yet (%s): "
+                "asking for a retry",
+                refund_id,
+                row.id,
+                credit.detail,
+            )
+            return Handled(503, "api_not_there_yet", credit.detail)
         if credit.outcome not in (Outcome.CREDITED, Outcome.ALREADY_CREDITED):
             log.error(
                 "refund %s of payment %s that cannot be credited (%s): not recorded",

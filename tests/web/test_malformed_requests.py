@@ -158,3 +158,18 @@ async def test_an_id_that_would_change_the_api_path_is_400_and_asks_nothing(
     status, answer = await stack.post_json(body)
     assert (status, answer) == (400, {"status": "bad_object_id"})
     assert len(await stack.yk.requests()) == before
+
+
+async def test_a_row_hint_of_unicode_digits_is_no_hint(stack: Stack) -> None:
+    """"²".isdigit() is true but int("²") raises: such a hint was a 500."""
+    body = {
+        "type": "notification",
+        "event": "payment.succeeded",
+        "object": {
+            "id": "2f5a1e9c-000f-5000-9000-1b2c3d4e5f61",
+            "status": "succeeded",
+            "metadata": {"payment_row_id": "²"},
+        },
+    }
+    status, answer = await stack.post_json(body)
+    assert (status, answer) == (200, {"status": "unknown_payment"})
