@@ -49,6 +49,7 @@ BACKOFF = (0.5, 1.5, 4.0)
 MAX_RETRY_AFTER = 15.0  # a longer flood wait goes back to RQ (its retry intervals)
 FLOOD_BUDGET = 30.0  # seconds of flood-control waits one call may spend
 FLOOD_JITTER = 0.5  # seconds added at random to each flood wait
+UPLOAD_ROOM = 5.0  # seconds kept for an upload's retry to finish before the job's time ends
 CHAT_ACTION_EVERY = 4.5  # Telegram shows an action for about five seconds
 
 # A non-JSON answer (an HTML 502 page from a proxy in front of the Bot API) is a hiccup too.
@@ -62,7 +63,13 @@ COSMETIC_ERRORS = (
 )
 
 
-async def call(make: Callable[[], Awaitable[T]], *, what: str, until: float | None = None) -> T:
+async def call(
+    make: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    until: float | None = None,
+    room: float = 0.0,
+) -> T:
     """``await make()``, waiting out Telegram's flood control and retrying 5xx and network
     errors a few times.
 
@@ -71,8 +78,9 @@ async def call(make: Callable[[], Awaitable[T]], *, what: str, until: float | No
     little jitter, so two jobs flooding the same chat do not come back in the same instant
     and collide again (seen in the chaos scenario, where that exhausted the attempts).
 
-    ``until`` (the event loop's clock): no wait that would end later is begun, the error is
-    raised instead — so a try is never started just before the caller's time runs out.
+    ``until`` (the event loop's clock): no retry is begun whose wait, plus ``room`` seconds
+    for the try itself, would end later; the error is raised instead — so an upload is not
+    started just before the caller's time runs out, to be cut short in flight.
     """
     failures = 0
     waited = 0.0
@@ -84,7 +92,7 @@ async def call(make: Callable[[], Awaitable[T]], *, what: str, until: float | No
             delay = float(exc.retry_after) + random.uniform(0.0, FLOOD_JITTER)
             if exc.retry_after > MAX_RETRY_AFTER or waited + delay > FLOOD_BUDGET:
                 raise
-            if until is not None and loop.time() + delay > until:
+            if until is not None and loop.time() + delay + room > until:
                 raise
             waited += delay
             log.warning("%s: flood control, waiting %s s", what, exc.retry_after)
@@ -93,7 +101,7 @@ async def call(make: Callable[[], Awaitable[T]], *, what: str, until: float | No
             failures += 1
             if failures == ATTEMPTS:
                 raise
-            if until is not None and loop.time() + BACKOFF[failures - 1] > until:
+            if until is not None and loop.time() + BACKOFF[failures - 1] + room > until:
                 raise
             log.warning("%s: %s, retrying", what, exc)
             await asyncio.sleep(BACKOFF[failures - 1])
@@ -233,6 +241,7 @@ async def send_result(
                 lambda: bot.send_photo(chat_id, photo, caption=caption),
                 what="sendPhoto",
                 until=until,
+                room=UPLOAD_ROOM,
             )
             sent["photo_message_id"] = message.message_id
             if on_photo is not None:
@@ -248,6 +257,7 @@ async def send_result(
                     ),
                     what="sendDocument",
                     until=until,
+                    room=UPLOAD_ROOM,
                 )
                 sent["document_message_id"] = message.message_id
 

@@ -105,3 +105,39 @@ async def test_a_post_whose_answer_was_lost_counts_as_posted(
     assert op.status == "succeeded"
     assert await h.entries(operation_id, LedgerKind.REFUND) == 0
     assert [m for m in await user.bot_messages() if m.photo]
+
+
+async def test_a_job_that_fails_after_its_photo_went_out_is_posted_not_refunded(
+    harness_factory, images, monkeypatch
+) -> None:
+    """The photo is in the chat, then the rest of the send fails: the job wrote its
+    "delivered" marker on the photo, so the failure path posts the operation."""
+    import json
+
+    import pytest
+
+    from workers import delivered, delivery, jobs, runtime
+    from workers.failures import Failure
+
+    h = harness_factory(JOB_RETRIES=0, FREE_OPERATIONS_COUNT=0)
+    monkeypatch.setattr(runtime, "_settings", h.settings)
+    user = h.user()
+    file_ids = [await h.upload(user, images("hopper.jpg"))]
+    operation_id = await h.new_operation(
+        user, "retouch", file_ids, hook="noop", balance=1000, enqueue=False
+    )
+
+    async def photo_then_failure(*args, on_photo, **kwargs):  # type: ignore[no-untyped-def]
+        await on_photo({"photo_message_id": 4242})
+        raise RuntimeError("the copy's upload broke the job")
+
+    monkeypatch.setattr(delivery, "send_result", photo_then_failure)
+    with pytest.raises(RuntimeError):
+        await jobs.run_operation(operation_id, file_ids)
+    marker = h.redis.get(delivered.key(operation_id))
+    assert marker is not None and json.loads(marker)["photo_message_id"] == 4242
+    refund = await jobs.refund_and_notify(h.settings, operation_id, Failure("internal", True))
+    assert refund is None
+    op = await h.operation(operation_id)
+    assert op.status == "succeeded" and op.result_ref == {"photo_message_id": 4242}
+    assert await h.entries(operation_id, LedgerKind.REFUND) == 0
