@@ -22,6 +22,7 @@ request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from workers.queue import enqueue_operation, job_id_for
 log = logging.getLogger(__name__)
 
 FLAG = "billed"
+CUT_SHORT_NOTICE_SECONDS = 5.0  # telling the user, on the way out of a cancelled request
 
 
 def billed(operation: OperationType | str) -> FlagDecorator:
@@ -72,6 +74,7 @@ class BilledOperation:
     lang: str
     file_ids: tuple[str, ...] = ()  # the inputs, for the worker to fetch while it claims
     settled: bool = False  # queued, or already refunded: the middleware leaves it alone
+    status: Message | None = None  # the "queued" message, once sent
 
     @property
     def id(self) -> int:
@@ -90,6 +93,7 @@ class BilledOperation:
             + t("bot-op-paid", self.lang, **cost_args(self.charge, self.settings)),
             reply_markup=queued_keyboard(self.lang),
         )
+        self.status = status
         await service.set_operation_job(
             self.session,
             operation_id=self.id,
@@ -222,9 +226,14 @@ class BilledMiddleware(BaseMiddleware):
             if not operation.settled:
                 log.warning("operation %s: handling cut short before queueing", operation.id)
                 try:
-                    await refund(session, operation.id, "handling cut short")
+                    reversed_now = await refund(session, operation.id, "handling cut short")
                 except Exception:  # noqa: BLE001 - the sweeper voids it at its deadline
                     log.exception("operation %s: not reversed", operation.id)
+                    reversed_now = False
+                if reversed_now:  # the re-delivered update will be silent: say it now
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(CUT_SHORT_NOTICE_SECONDS):
+                            await _tell_failed(event, lang, operation.status)
             raise
         except Exception as exc:
             if operation.settled:
@@ -241,8 +250,13 @@ class BilledMiddleware(BaseMiddleware):
         return result
 
 
-async def _tell_failed(message: Message, lang: str) -> None:
+async def _tell_failed(message: Message, lang: str, status: Message | None = None) -> None:
+    """The charge was reversed: in the "queued" message if there is one, else a new one."""
+    text = t("bot-op-failed-before-queue", lang)
     try:
-        await message.answer(t("bot-op-failed-before-queue", lang))
+        if status is not None:
+            await status.edit_text(text)
+        else:
+            await message.answer(text)
     except Exception as exc:  # noqa: BLE001 - the refund is what matters
         log.warning("could not tell the user about the refund: %s", exc)

@@ -174,7 +174,9 @@ async def test_an_unexpected_failure_outside_billing_gets_an_apology_not_silence
     await user.wait_for_text("Что-то пошло не так")
 
 
-async def test_handling_cut_short_before_queueing_reverses_the_charge(db_url: str) -> None:
+async def test_handling_cut_short_before_queueing_reverses_the_charge(
+    db_url: str, tg, tg_server
+) -> None:
     """A restart cancels the update's handling after the charge, before the enqueue (webhook
     mode: Telegram delivers it again, and the re-delivery charges and queues nothing): the
     charge is reversed on the way out, not left to the sweeper."""
@@ -185,9 +187,15 @@ async def test_handling_cut_short_before_queueing_reverses_the_charge(db_url: st
 
     from billing.db import make_engine, make_sessionmaker
     from bot.billed import FLAG, BilledMiddleware
+    from bot.factory import make_bot
     from bot.inputs import MediaInput
+    from tests.bot.conftest import BOT_TOKEN
 
-    settings = make_settings(db_url, FREE_OPERATIONS_COUNT=0)
+    settings = make_settings(
+        db_url, FREE_OPERATIONS_COUNT=0, TELEGRAM_API_URL=tg_server.url, BOT_TOKEN=BOT_TOKEN
+    )
+    bot = make_bot(settings)
+    await tg.user(9010).send_text("/start")  # the chat exists at the emulator
     engine = make_engine(db_url)
     try:
         sessionmaker = make_sessionmaker(engine)
@@ -204,7 +212,7 @@ async def test_handling_cut_short_before_queueing_reverses_the_charge(db_url: st
             chat=Chat(id=9010, type="private"),
             from_user=user,
             text="x",
-        )
+        ).as_(bot)
 
         async def cut_short(event, data):  # type: ignore[no-untyped-def]
             raise asyncio.CancelledError
@@ -227,5 +235,9 @@ async def test_handling_cut_short_before_queueing_reverses_the_charge(db_url: st
         assert operation.status == OperationStatus.REFUNDED
         assert operation.error == "handling cut short"
         assert state.balance == 5000
+        # The re-delivered update will say nothing: the user is told now.
+        texts = [m.text for m in await tg.user(9010).bot_messages()]
+        assert any("Списание отменено" in text for text in texts), texts
     finally:
+        await bot.session.close()
         await engine.dispose()
