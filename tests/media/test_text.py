@@ -109,8 +109,23 @@ def test_a_long_text_on_a_thumbnail_is_drawn_whole_or_refused(position: str) -> 
 
 
 @pytest.mark.parametrize("size", [(200, 12), (300, 14), (2000, 8)])
-def test_a_strip_too_short_for_letters_is_refused(size: tuple[int, int]) -> None:
-    """Shorter than two margins: no height to widen into (this looped forever once)."""
+def test_a_strip_too_short_for_letters_is_refused(
+    size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shorter than two margins: no height to widen into (this looped forever once; the
+    layout's tries are counted, so a loop fails the test instead of hanging it)."""
+    from workers.media import text
+
+    tries = 0
+    real = text.load_font
+
+    def counted(size: int):  # type: ignore[no-untyped-def]
+        nonlocal tries
+        tries += 1
+        assert tries < 100, "the layout does not end"
+        return real(size)
+
+    monkeypatch.setattr(text, "load_font", counted)
     with pytest.raises(InvalidText):
         draw_text(Image.new("RGB", size), "Привет, мир! " * 5)
 

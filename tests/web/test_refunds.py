@@ -9,6 +9,8 @@ import asyncio
 import base64
 import uuid
 
+import pytest
+
 from billing import service
 from billing.models import LedgerKind, PaymentStatus
 from tests.web.conftest import SECRET_KEY, SHOP_ID, Stack, wait_until
@@ -132,3 +134,35 @@ async def test_a_refund_yookassa_does_not_know_is_ignored(stack: Stack) -> None:
     assert (status, answer) == (200, {"status": "unknown_payment"})
     assert await stack.balance(user_id) == 10_000
     assert await stack.ledger_count(LedgerKind.PAYMENT_REFUND) == 0
+
+
+async def test_a_refund_of_a_payment_the_api_shows_pending_is_asked_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refund overtakes the payment, and the API's payment view lags (still pending):
+    nothing is credited or debited, and a 503 has YooKassa deliver the refund again."""
+    import dataclasses
+
+    from billing.yookassa import YooKassaGateway
+
+    await stack.yk.configure(auto_notify=False)
+    user_id, _ = await stack.new_user(9206)
+    started = await stack.topup(user_id, amount=10_000)
+    await stack.yk.mark_succeeded(started.yookassa_payment_id)
+    await refund(stack, started.yookassa_payment_id, 4_000)
+    real = YooKassaGateway.fetch_payment
+
+    async def lagging(self, yookassa_payment_id):  # type: ignore[no-untyped-def]
+        return dataclasses.replace(await real(self, yookassa_payment_id), status="pending")
+
+    monkeypatch.setattr(YooKassaGateway, "fetch_payment", lagging)
+    note = await stack.yk.notify(started.yookassa_payment_id, event="refund.succeeded")
+    assert note["status"] == 503
+    assert "api_not_there_yet" in note["attempts"][-1]["response"]
+    assert await stack.balance(user_id) == 0
+    assert await stack.ledger_count(LedgerKind.PAYMENT_REFUND) == 0
+
+    monkeypatch.setattr(YooKassaGateway, "fetch_payment", real)  # the API caught up
+    note = await stack.yk.notify(started.yookassa_payment_id, event="refund.succeeded")
+    assert note["status"] == 200
+    assert await stack.balance(user_id) == 6_000
