@@ -61,6 +61,7 @@ SANDBOX_FAL_KEY = "sandbox-fal-key-local-only"
 LOCAL_SENDERS = ("127.0.0.1/32", "::1/128")
 APP_PROCESSES = ("bot", "workers", "web")
 DEFAULT_PORTS = {"web": 8080, "telegram": 8081, "yookassa": 8082, "fal": 8083}
+NOTIFY_ATTEMPTS = 40  # the YooKassa emulator's deliveries of one notification (see below)
 STOP_GRACE_SECONDS = 20.0
 PR_SET_PDEATHSIG = 1
 
@@ -445,9 +446,13 @@ class Sandbox:
             from sandbox import snapshot
             from sandbox import yookassa as yk
 
+            # YooKassa keeps delivering a notification for 24 hours; here for about half
+            # an hour (a web server restarted meanwhile still gets it), a minute apart at most.
             app = yk.create_app(shop_id=SANDBOX_SHOP_ID, secret_key=SANDBOX_SECRET_KEY,
                                 public_url=plan.url("yookassa"),
-                                webhook_url=plan.url("web") + "/yookassa/webhook")
+                                webhook_url=plan.url("web") + "/yookassa/webhook",
+                                notify_max_attempts=NOTIFY_ATTEMPTS, notify_backoff=0.5,
+                                notify_max_delay=60.0)
             store = snapshot.YooKassaSnapshot(app[yk.EMU_KEY],
                                               plan.state_dir / "yookassa" / "state.json")
             store.load()

@@ -225,7 +225,8 @@ FAULT_ERRORS = {
 class YooKassaEmulator:
     def __init__(self, shop_id: str, secret_key: str, public_url: str | None = None,
                  webhook_url: str | None = None, *, auto_notify: bool = True,
-                 notify_max_attempts: int = 5, notify_backoff: float = 0.2) -> None:
+                 notify_max_attempts: int = 5, notify_backoff: float = 0.2,
+                 notify_max_delay: float | None = None) -> None:
         self.shop_id = str(shop_id)
         self.secret_key = secret_key
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -233,6 +234,7 @@ class YooKassaEmulator:
         self.auto_notify = auto_notify
         self.notify_max_attempts = notify_max_attempts
         self.notify_backoff = notify_backoff
+        self.notify_max_delay = notify_max_delay  # None: the waits double without end
         self.gateway_id = str(100_000 + int(hashlib.sha1(self.shop_id.encode()).hexdigest()[:4],
                                             16))
         self.payments: dict[str, PaymentRecord] = {}
@@ -549,7 +551,8 @@ class YooKassaEmulator:
     async def _retry(self, note: dict[str, Any]) -> None:
         try:
             while not note["delivered"] and len(note["attempts"]) < note["max_attempts"]:
-                await self.sleep(note["backoff"] * 2 ** (len(note["attempts"]) - 1))
+                await self.sleep(retry_delay(note["backoff"], len(note["attempts"]),
+                                             self.notify_max_delay))
                 await self._attempt(note)
         finally:
             note["done"] = True
@@ -1014,9 +1017,17 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
 
 
+def retry_delay(backoff: float, attempts_made: int, max_delay: float | None) -> float:
+    """The wait before the next delivery of a notification: doubling from ``backoff``,
+    at most ``max_delay`` seconds apart when that is set."""
+    delay = backoff * 2 ** min(attempts_made - 1, 60)
+    return delay if max_delay is None else min(delay, max_delay)
+
+
 def create_app(*, shop_id: str, secret_key: str, public_url: str | None = None,
                webhook_url: str | None = None, auto_notify: bool = True,
-               notify_max_attempts: int = 5, notify_backoff: float = 0.2) -> web.Application:
+               notify_max_attempts: int = 5, notify_backoff: float = 0.2,
+               notify_max_delay: float | None = None) -> web.Application:
     """The emulator as an aiohttp application (``app[EMU_KEY]`` is its state).
 
     ``public_url`` is the base of confirmation URLs (default: the Host of each request).
@@ -1026,7 +1037,7 @@ def create_app(*, shop_id: str, secret_key: str, public_url: str | None = None,
     app = web.Application(middlewares=[_errors])
     emu = YooKassaEmulator(shop_id, secret_key, public_url, webhook_url,
                            auto_notify=auto_notify, notify_max_attempts=notify_max_attempts,
-                           notify_backoff=notify_backoff)
+                           notify_backoff=notify_backoff, notify_max_delay=notify_max_delay)
     app[EMU_KEY] = emu
 
     async def on_shutdown(_: web.Application) -> None:

@@ -379,3 +379,15 @@ async def test_forged_notification_body(yk, receiver) -> None:
     note = await yk.notify_raw(forged, url=receiver.url)
     assert note["status"] == 200
     assert json.loads(receiver.requests[0]["body"]) == forged
+
+
+def test_notification_retries_double_up_to_their_cap() -> None:
+    from sandbox.launcher import NOTIFY_ATTEMPTS
+    from sandbox.yookassa import retry_delay
+
+    assert [retry_delay(0.5, n, None) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert [retry_delay(0.5, n, 60.0) for n in (7, 8, 30)] == [32.0, 60.0, 60.0]
+    assert retry_delay(0.5, 10_000, None) > 0  # no overflow however many attempts
+    # The sandbox's schedule: YooKassa retries for a day; ours for about half an hour.
+    total = sum(retry_delay(0.5, n, 60.0) for n in range(1, NOTIFY_ATTEMPTS))
+    assert 25 * 60 < total < 40 * 60
