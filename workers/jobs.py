@@ -326,9 +326,12 @@ async def _run(
             )
             sending()  # the result is ready: the send may use the time kept for it
 
+            marked: list[dict[str, Any]] = []
+
             async def photo_delivered(ref: dict[str, Any]) -> None:
                 # Before its document copy: a failure from here on posts, never refunds.
                 await asyncio.to_thread(delivered.mark, redis, op.id, ref)
+                marked.append(ref)
 
             sent = await delivery.send_result(
                 bot,
@@ -346,7 +349,8 @@ async def _run(
             raise
 
         # Delivered: from here on the operation is posted, never voided (see delivered.py).
-        await asyncio.to_thread(delivered.mark, redis, op.id, sent)
+        if marked != [sent]:  # a document too, or no photo: the marker names all of it
+            await asyncio.to_thread(delivered.mark, redis, op.id, sent)
 
         # Post the hold. The status message goes meanwhile (cosmetic). A database blip is
         # retried; if it outlasts the job, the failure paths find the marker and post it.
