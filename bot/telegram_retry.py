@@ -8,6 +8,12 @@ hiccuped — found by the chaos scenario ``tests/chaos/test_telegram_faults.py``
 times with back-off. Those answers mean Telegram did not perform the call, so a retry sends
 nothing twice. Network errors are not retried: the call may have gone through.
 
+A 429 does not use up the attempts: Telegram says when to come back. Its waits are bounded
+by ``flood_budget`` seconds per call instead, each with up to ``flood_jitter`` seconds added
+at random, so two calls to the same chat refused together do not come back together and
+collide again (as the worker's ``delivery.call`` does; the chaos scenario saw three such
+rounds exhaust the attempts, and a paid operation reversed, on a busy machine).
+
 ``getUpdates`` is left alone: aiogram's polling loop backs off on its own. The worker and
 the web server retry at their own level (``workers/delivery.py``, ``web/notify.py``).
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 from aiogram import Bot
@@ -36,10 +43,14 @@ class RetryRequests(BaseRequestMiddleware):
         attempts: int = 4,
         max_retry_after: float = 15.0,
         backoff: tuple[float, ...] = (0.5, 1.0, 2.0),
+        flood_budget: float = 20.0,
+        flood_jitter: float = 0.5,
     ) -> None:
-        self.attempts = attempts
+        self.attempts = attempts  # tries of a call answered 5xx
         self.max_retry_after = max_retry_after
         self.backoff = backoff
+        self.flood_budget = flood_budget
+        self.flood_jitter = flood_jitter
 
     async def __call__(
         self,
@@ -50,18 +61,21 @@ class RetryRequests(BaseRequestMiddleware):
         if isinstance(method, GetUpdates):
             return await make_request(bot, method)
         name = type(method).__name__
-        for attempt in range(1, self.attempts + 1):
+        failures = 0
+        waited = 0.0
+        while True:
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
-                if attempt == self.attempts or exc.retry_after > self.max_retry_after:
+                delay = float(exc.retry_after) + random.uniform(0.0, self.flood_jitter)
+                if exc.retry_after > self.max_retry_after or waited + delay > self.flood_budget:
                     raise
-                delay = float(exc.retry_after)
-                log.warning("%s: flood control, retrying in %.0f s", name, delay)
+                waited += delay
+                log.warning("%s: flood control, retrying in %.0f s", name, exc.retry_after)
             except (TelegramServerError, ClientDecodeError) as exc:
-                if attempt == self.attempts:
+                failures += 1
+                if failures >= self.attempts:
                     raise
-                delay = self.backoff[min(attempt - 1, len(self.backoff) - 1)]
+                delay = self.backoff[min(failures - 1, len(self.backoff) - 1)]
                 log.warning("%s: %s, retrying in %.1f s", name, type(exc).__name__, delay)
             await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover

@@ -64,6 +64,29 @@ async def test_it_gives_up_after_its_attempts(emulator) -> None:
     assert await faults_left(tg) == 6 and await sent(tg) == []
 
 
+async def test_flood_refusals_do_not_use_up_the_attempts(emulator, monkeypatch) -> None:
+    """Five 429s in a row (two calls to one chat colliding again and again) and then a 500:
+    still sent. Before, the fourth refusal of any kind was the end, and a paid operation's
+    "В очереди" message was lost and the charge reversed."""
+    from bot import telegram_retry
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(telegram_retry.asyncio, "sleep", sleep)
+    tg, bot = emulator
+    await tg.fail_next(5, kind="429", retry_after=1, methods=["sendMessage"])
+    await tg.fail_next(1, kind="500", methods=["sendMessage"])
+    await bot.send_message(5101, "queued")
+    assert await faults_left(tg) == 0
+    assert [c["ok"] for c in await sent(tg)] == [True]
+    flood = [w for w in waits if w >= 1]
+    assert len(flood) == 5 and all(1 <= w <= 1.5 for w in flood)  # jittered
+    assert len(set(flood)) > 1
+
+
 async def test_a_long_flood_wait_is_not_slept_in_a_handler(emulator) -> None:
     tg, bot = emulator
     await tg.fail_next(1, kind="429", retry_after=60, methods=["sendMessage"])
