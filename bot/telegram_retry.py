@@ -37,6 +37,19 @@ from aiogram.methods.base import Response
 log = logging.getLogger(__name__)
 
 
+def flood_delay(
+    retry_after: float, waited: float, *, max_retry_after: float, budget: float, jitter: float
+) -> float | None:
+    """How long to wait before trying again after a 429 (``retry_after`` plus up to
+    ``jitter`` at random), or None when that is not worth it: Telegram asks for more than
+    ``max_retry_after``, or the call's flood waits would pass ``budget`` seconds in all.
+    Shared by the bot's calls and the worker's (``workers.delivery.call``)."""
+    delay = float(retry_after) + random.uniform(0.0, jitter)
+    if retry_after > max_retry_after or waited + delay > budget:
+        return None
+    return delay
+
+
 class RetryRequests(BaseRequestMiddleware):
     def __init__(
         self,
@@ -67,9 +80,16 @@ class RetryRequests(BaseRequestMiddleware):
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
-                delay = float(exc.retry_after) + random.uniform(0.0, self.flood_jitter)
-                if exc.retry_after > self.max_retry_after or waited + delay > self.flood_budget:
+                flood = flood_delay(
+                    exc.retry_after,
+                    waited,
+                    max_retry_after=self.max_retry_after,
+                    budget=self.flood_budget,
+                    jitter=self.flood_jitter,
+                )
+                if flood is None:
                     raise
+                delay = flood
                 waited += delay
                 log.warning("%s: flood control, retrying in %.0f s", name, exc.retry_after)
             except (TelegramServerError, ClientDecodeError) as exc:

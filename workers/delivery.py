@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile
 
+from bot.telegram_retry import flood_delay
 from workers.failures import JobFailure
 from workers.media import MediaResult
 
@@ -89,9 +89,16 @@ async def call(
         try:
             return await make()
         except TelegramRetryAfter as exc:
-            delay = float(exc.retry_after) + random.uniform(0.0, FLOOD_JITTER)
-            if exc.retry_after > MAX_RETRY_AFTER or waited + delay > FLOOD_BUDGET:
+            flood = flood_delay(
+                exc.retry_after,
+                waited,
+                max_retry_after=MAX_RETRY_AFTER,
+                budget=FLOOD_BUDGET,
+                jitter=FLOOD_JITTER,
+            )
+            if flood is None:
                 raise
+            delay = flood
             if until is not None and loop.time() + delay + room > until:
                 raise
             waited += delay

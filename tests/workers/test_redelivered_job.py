@@ -69,13 +69,9 @@ async def _skipped(h) -> bool:
     return "already has an outcome: nothing to do" in h.logs()
 
 
-async def test_a_post_whose_answer_was_lost_counts_as_posted(
-    harness_factory, images, monkeypatch, caplog
-) -> None:
-    """The post commits, then the connection drops before its answer: the retry finds the
-    operation already succeeded, and the job says so (not "voided")."""
-    from billing import service
-    from workers import jobs, runtime
+async def _charged_in_process(harness_factory, images, monkeypatch):  # type: ignore[no-untyped-def]
+    """A charged no-op operation, not queued: the test runs its job in this process."""
+    from workers import runtime
 
     h = harness_factory(JOB_RETRIES=0, FREE_OPERATIONS_COUNT=0)
     monkeypatch.setattr(runtime, "_settings", h.settings)
@@ -83,6 +79,20 @@ async def test_a_post_whose_answer_was_lost_counts_as_posted(
     file_ids = [await h.upload(user, images("hopper.jpg"))]
     operation_id = await h.new_operation(
         user, "retouch", file_ids, hook="noop", balance=1000, enqueue=False
+    )
+    return h, user, file_ids, operation_id
+
+
+async def test_a_post_whose_answer_was_lost_counts_as_posted(
+    harness_factory, images, monkeypatch, caplog
+) -> None:
+    """The post commits, then the connection drops before its answer: the retry finds the
+    operation already succeeded, and the job says so (not "voided")."""
+    from billing import service
+    from workers import jobs
+
+    h, user, file_ids, operation_id = await _charged_in_process(
+        harness_factory, images, monkeypatch
     )
     real = service.complete_operation
     calls = 0
@@ -116,15 +126,11 @@ async def test_a_job_that_fails_after_its_photo_went_out_is_posted_not_refunded(
 
     import pytest
 
-    from workers import delivered, delivery, jobs, runtime
+    from workers import delivered, delivery, jobs
     from workers.failures import Failure
 
-    h = harness_factory(JOB_RETRIES=0, FREE_OPERATIONS_COUNT=0)
-    monkeypatch.setattr(runtime, "_settings", h.settings)
-    user = h.user()
-    file_ids = [await h.upload(user, images("hopper.jpg"))]
-    operation_id = await h.new_operation(
-        user, "retouch", file_ids, hook="noop", balance=1000, enqueue=False
+    h, user, file_ids, operation_id = await _charged_in_process(
+        harness_factory, images, monkeypatch
     )
 
     async def photo_then_failure(*args, on_photo, **kwargs):  # type: ignore[no-untyped-def]
