@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,10 @@ NOW = text("CURRENT_TIMESTAMP")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_key_token() -> str:
+    return uuid.uuid4().hex
 
 
 class Base(DeclarativeBase):
@@ -169,6 +174,12 @@ class Operation(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=NOW, onupdate=func.now())
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # When the result reached the chat (right after Telegram accepted it).
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    # Random per operation; every Redis key derived from the operation carries it, so a
+    # database that reuses ids beside an old Redis never meets an old key. The database
+    # fills it in (a random default per dialect, migration 0003) for raw INSERTs too.
+    key_token: Mapped[str] = mapped_column(String(32), default=new_key_token)
 
 
 class LedgerEntry(Base):

@@ -76,18 +76,42 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def _clean(url: str) -> None:
+def _ledger_triggers(dialect: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The append-only triggers' (create, drop) statements, from the migration that adds them."""
+    import importlib.util
+
+    path = ROOT / "alembic" / "versions" / "20261207_0003_review_holes.py"
+    spec = importlib.util.spec_from_file_location("_migration_0003", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ledger_trigger_sql(dialect)
+
+
+def clean_tables(url: str) -> None:
+    """Empty every table. The ledger refuses DELETE and TRUNCATE (migration 0003): on
+    PostgreSQL the session runs as a replica, which fires no ordinary trigger; on SQLite the
+    triggers are dropped for the delete and created again."""
     if url.startswith("postgresql"):
         with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")
             conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     else:
         import sqlite3
 
+        create, drop = _ledger_triggers("sqlite")
         conn = sqlite3.connect(url.split("///", 1)[1])
+        for statement in drop:
+            conn.execute(statement)
         for table in TABLES:
             conn.execute(f"DELETE FROM {table}")
+        for statement in create:
+            conn.execute(statement)
         conn.commit()
         conn.close()
+
+
+_clean = clean_tables
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -653,6 +653,8 @@ class Scene:
         # operation id there (the "delivered" marker, RQ's job "op-<id>") — a new operation
         # 1 would be taken for the previous test's delivered one.
         async with self.engine.begin() as conn:
+            # The ledger refuses TRUNCATE (append-only); a replica session fires no trigger.
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
             await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
 
     async def operations(self) -> list[Operation]:
