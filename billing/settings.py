@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     WEB_HOST: str = "0.0.0.0"
     WEB_PORT: int = 8080
     WEB_MAX_BODY_BYTES: int = 64 * 1024
+    # The operator's token for a fresh YooKassa API check (/yookassa/health?check=1 with
+    # "Authorization: Bearer <token>"). Unset: no fresh check from outside at all.
+    HEALTH_CHECK_TOKEN: SecretStr | None = None
 
     # Jobs
     RQ_QUEUE: str = "media"
@@ -150,6 +153,14 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             for item in value:
                 ipaddress.ip_network(str(item), strict=False)
+        return value
+
+    @field_validator("HEALTH_CHECK_TOKEN", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # HEALTH_CHECK_TOKEN= in a .env means "no token", never "the empty token".
+        if isinstance(value, str) and not value.strip():
+            return None
         return value
 
     @field_validator("DATABASE_URL")
@@ -212,9 +223,11 @@ class Settings(BaseSettings):
         if self.TELEGRAM_WEBHOOK_URL:
             # Anyone who can reach the webhook route could post a forged update (an admin's
             # /grant, another user's charge): in webhook mode the secret is never optional.
-            token = self.TELEGRAM_WEBHOOK_SECRET.get_secret_value() if (
-                self.TELEGRAM_WEBHOOK_SECRET
-            ) else ""
+            token = (
+                self.TELEGRAM_WEBHOOK_SECRET.get_secret_value()
+                if (self.TELEGRAM_WEBHOOK_SECRET)
+                else ""
+            )
             if not WEBHOOK_SECRET.fullmatch(token):
                 raise ValueError(
                     "TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET: 1-256 characters of "
@@ -237,6 +250,9 @@ class Settings(BaseSettings):
             )
             if secret in PLACEHOLDERS:
                 problems.append("YOOKASSA_SECRET_KEY")
+            health = self.HEALTH_CHECK_TOKEN
+            if health is not None and health.get_secret_value() in PLACEHOLDERS:
+                problems.append("HEALTH_CHECK_TOKEN (set a random one, or leave it unset)")
             if self.WORKER_TEST_HOOKS:
                 problems.append("WORKER_TEST_HOOKS (test-only, must be off)")
             if problems:
