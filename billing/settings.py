@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from billing.bounds import MAX_SETTING_RUB
+
 PLACEHOLDERS = {"", "changeme", "change-me", "your_shop_id", "your_secret_key", "test", "secret"}
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
 EXAMPLE_HOSTS = ("example.com", "example.org", "example.net")
@@ -89,6 +91,8 @@ class Settings(BaseSettings):
     TOPUP_PRESETS_RUB: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [100, 300, 500, 1000]
     )
+    # The most one operator adjustment (/grant, /debit, python -m billing adjust) may move.
+    ADMIN_ADJUST_MAX_RUB: int = 100_000
 
     # YooKassa
     YOOKASSA_SHOP_ID: str | None = None
@@ -215,6 +219,9 @@ class Settings(BaseSettings):
     def _consistency(self) -> Settings:
         if self.TOPUP_MIN_RUB < 1 or self.TOPUP_MAX_RUB < self.TOPUP_MIN_RUB:
             raise ValueError("need 1 <= TOPUP_MIN_RUB <= TOPUP_MAX_RUB")
+        for name in ("TOPUP_MAX_RUB", "ADMIN_ADJUST_MAX_RUB"):
+            if not 1 <= getattr(self, name) <= MAX_SETTING_RUB:
+                raise ValueError(f"{name} must be from 1 to {MAX_SETTING_RUB}")
         for preset in self.TOPUP_PRESETS_RUB:
             if not self.TOPUP_MIN_RUB <= preset <= self.TOPUP_MAX_RUB:
                 raise ValueError(f"top-up preset {preset} is outside the min/max range")
@@ -265,6 +272,10 @@ class Settings(BaseSettings):
     @cached_property
     def price_kopecks(self) -> int:
         return rubles_to_kopecks(self.PRICE_PER_OPERATION)
+
+    @property
+    def admin_adjust_max_kopecks(self) -> int:
+        return self.ADMIN_ADJUST_MAX_RUB * 100
 
     @property
     def yookassa_configured(self) -> bool:
