@@ -80,8 +80,8 @@ def parse_count(value: str, *, limit: int) -> int:
 def parse_kopecks(value: str, *, limit: int) -> int:
     """Unsigned rubles with at most two decimals ("50", "9.90", "9,9", "1.500") in kopecks,
     at most ``limit`` kopecks. Raises :class:`BadNumber`."""
-    if len(value) > _MAX_TEXT:
-        raise BadNumber("not_a_number" if not _DIGITS.fullmatch(value) else "out_of_range", value)
+    if len(value) > _MAX_TEXT:  # a number this long is out of range; anything else is no number
+        raise BadNumber("out_of_range" if _RUBLES.fullmatch(value) else "not_a_number", value)
     match = _RUBLES.fullmatch(value)
     if match is None:
         raise BadNumber("not_a_number", value)
