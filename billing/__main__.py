@@ -15,17 +15,24 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from decimal import Decimal, InvalidOperation
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import service
 from billing.audit import audit
+from billing.bounds import (
+    INT64_MAX,
+    MAX_FREE_ADJUST,
+    BadNumber,
+    parse_count,
+    parse_id,
+    parse_signed_kopecks,
+)
 from billing.db import make_engine, make_sessionmaker
 from billing.errors import BillingError
 from billing.prices import format_rub
-from billing.settings import load_settings, rubles_to_kopecks
+from billing.settings import Settings, load_settings
 
 
 async def _with_session(work: Callable[[AsyncSession], Awaitable[int]]) -> int:
@@ -66,7 +73,9 @@ def _user_cmd(telegram_id: int) -> Callable[[AsyncSession], Awaitable[int]]:
     return run
 
 
-def _adjust_cmd(args: argparse.Namespace) -> Callable[[AsyncSession], Awaitable[int]]:
+def _adjust_cmd(
+    args: argparse.Namespace, settings: Settings
+) -> Callable[[AsyncSession], Awaitable[int]]:
     async def run(session: AsyncSession) -> int:
         user = await service.find_user_by_telegram_id(session, args.telegram_id)
         if user is None:
@@ -81,6 +90,7 @@ def _adjust_cmd(args: argparse.Namespace) -> Callable[[AsyncSession], Awaitable[
                 reason=args.reason,
                 admin_id=args.admin_id,
                 key=f"adjust:{args.key}" if args.key else None,
+                max_amount=settings.admin_adjust_max_kopecks,
             )
             await session.commit()
         except IntegrityError:
@@ -101,10 +111,33 @@ def _adjust_cmd(args: argparse.Namespace) -> Callable[[AsyncSession], Awaitable[
 
 
 def _rub(value: str) -> int:
+    """Rubles with at most two decimals, within the range a balance can hold; the operator's
+    limit (ADMIN_ADJUST_MAX_RUB) is checked once the settings are read."""
     try:
-        return rubles_to_kopecks(Decimal(value.replace(",", ".")))
-    except (InvalidOperation, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"not an amount in rubles: {value!r}") from exc
+        return parse_signed_kopecks(value, limit=INT64_MAX)
+    except BadNumber as exc:
+        why = {
+            "decimals": "at most two decimal places (kopecks)",
+            "out_of_range": "out of range",
+        }.get(exc.reason, "not an amount in rubles, e.g. 50, -9.90")
+        raise argparse.ArgumentTypeError(f"{why}: {value[:40]!r}") from None
+
+
+def _telegram_id(value: str) -> int:
+    number = parse_id(value)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"not a Telegram id (1 to 2^63-1): {value[:40]!r}")
+    return number
+
+
+def _free(value: str) -> int:
+    try:
+        return parse_count(value, limit=MAX_FREE_ADJUST)
+    except BadNumber as exc:
+        why = "out of range" if exc.reason == "out_of_range" else "not a whole number"
+        raise argparse.ArgumentTypeError(
+            f"{why} (at most {MAX_FREE_ADJUST} either way): {value[:40]!r}"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,20 +145,28 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("audit", help="check every balance against the ledger")
     user = sub.add_parser("user", help="show a user's balance and recent operations")
-    user.add_argument("telegram_id", type=int)
+    user.add_argument("telegram_id", type=_telegram_id)
     adjust = sub.add_parser("adjust", help="grant or debit money / free operations")
-    adjust.add_argument("telegram_id", type=int)
+    adjust.add_argument("telegram_id", type=_telegram_id)
     adjust.add_argument("--rub", dest="kopecks", type=_rub, default=0, help="e.g. 50 or -9.90")
-    adjust.add_argument("--free", type=int, default=0, help="free operations to add (or take)")
+    adjust.add_argument("--free", type=_free, default=0, help="free operations to add (or take)")
     adjust.add_argument("--reason", required=True)
-    adjust.add_argument("--admin-id", type=int, default=None)
+    adjust.add_argument("--admin-id", type=_telegram_id, default=None)
     adjust.add_argument("--key", default=None, help="apply at most once per key")
     args = parser.parse_args(argv)
     if args.command == "audit":
         return asyncio.run(_with_session(_audit))
     if args.command == "user":
         return asyncio.run(_with_session(_user_cmd(args.telegram_id)))
-    return asyncio.run(_with_session(_adjust_cmd(args)))
+    settings = load_settings()
+    if abs(args.kopecks) > settings.admin_adjust_max_kopecks:
+        print(
+            f"refused: {format_rub(abs(args.kopecks))} ₽ is out of range: one adjustment moves "
+            f"at most {format_rub(settings.admin_adjust_max_kopecks)} ₽ (ADMIN_ADJUST_MAX_RUB)",
+            file=sys.stderr,
+        )
+        return 1
+    return asyncio.run(_with_session(_adjust_cmd(args, settings)))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,14 @@ class InvalidAmount(BillingError):
         self.amount = amount
 
 
+class AmountOutOfRange(InvalidAmount):
+    """An amount past its bound: an operator's limit, or what the balance column can hold."""
+
+    def __init__(self, amount: object, limit: int, message: str = "amount out of range"):
+        super().__init__(amount, f"{message} (limit {limit})")
+        self.limit = limit
+
+
 class UnknownOperationType(BillingError):
     def __init__(self, op_type: object):
         super().__init__(f"unknown operation type: {op_type!r}")

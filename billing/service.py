@@ -20,7 +20,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import notices
+from billing.bounds import INT32_MAX, INT64_MAX, MAX_FREE_ADJUST
 from billing.errors import (
+    AmountOutOfRange,
     DuplicateRequest,
     InsufficientFunds,
     InvalidAmount,
@@ -691,6 +693,8 @@ async def create_payment(
     """The pending row, written (and committed by the caller) before YooKassa is called."""
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidAmount(amount)
+    if amount > INT64_MAX:
+        raise AmountOutOfRange(amount, INT64_MAX)
     payment = Payment(
         user_id=user_id,
         amount=amount,
@@ -1044,6 +1048,8 @@ async def record_payment_refund(
     """
     if not isinstance(amount, int) or amount <= 0:
         raise InvalidAmount(amount)
+    if amount > INT64_MAX:
+        raise AmountOutOfRange(amount, INT64_MAX)
     key = f"payment_refund:{refund_id}"
     if await session.scalar(select(LedgerEntry.id).where(LedgerEntry.idempotency_key == key)):
         return None
@@ -1053,7 +1059,7 @@ async def record_payment_refund(
             .where(
                 Payment.id == payment_id,
                 Payment.credited_at.is_not(None),
-                Payment.refunded_amount + amount <= Payment.amount,
+                Payment.refunded_amount <= Payment.amount - amount,  # no overflow
             )
             .values(
                 refunded_amount=Payment.refunded_amount + amount,
@@ -1117,8 +1123,14 @@ async def adjust(
     free_delta: int = 0,
     admin_id: int | None = None,
     key: str | None = None,
+    max_amount: int | None = None,
 ) -> UserState:
-    """An admin's grant (positive) or debit (negative) of money and/or free operations."""
+    """An admin's grant (positive) or debit (negative) of money and/or free operations.
+
+    ``max_amount`` is the operator's limit in kopecks (``settings.admin_adjust_max_kopecks``:
+    the bot's commands and the CLI pass it); without it only the columns' range bounds the
+    amount. Either way the balance never passes int64 and free operations never pass int32.
+    """
     if (
         not isinstance(amount, int)
         or not isinstance(free_delta, int)
@@ -1128,6 +1140,11 @@ async def adjust(
         raise InvalidAmount((amount, free_delta), "adjustments are whole kopecks / operations")
     if amount == 0 and free_delta == 0:
         raise InvalidAmount(0, "an adjustment must change something")
+    limit = INT64_MAX if max_amount is None else min(max_amount, INT64_MAX)
+    if abs(amount) > limit:
+        raise AmountOutOfRange(amount, limit, "an adjustment past the operator's limit")
+    if abs(free_delta) > MAX_FREE_ADJUST:
+        raise AmountOutOfRange(free_delta, MAX_FREE_ADJUST, "free operations past the limit")
     reason = (reason or "").strip()
     if not reason:
         raise InvalidAmount(amount, "an adjustment needs a reason")
@@ -1136,8 +1153,11 @@ async def adjust(
             update(User)
             .where(
                 User.id == user_id,
-                User.balance + amount >= 0 if amount < 0 else True,
-                User.free_operations_left + free_delta >= 0 if free_delta < 0 else True,
+                # Compared without adding, so the checks themselves cannot overflow.
+                User.balance >= -amount if amount < 0 else True,
+                User.free_operations_left >= -free_delta if free_delta < 0 else True,
+                User.balance <= INT64_MAX - amount if amount > 0 else True,
+                User.free_operations_left <= INT32_MAX - free_delta if free_delta > 0 else True,
             )
             .values(
                 balance=User.balance + amount,
@@ -1148,6 +1168,12 @@ async def adjust(
     ).one_or_none()
     if row is None:
         user = await get_user(session, user_id=user_id)
+        if amount > 0 and user.balance > INT64_MAX - amount:
+            raise AmountOutOfRange(amount, INT64_MAX - user.balance, "the balance would overflow")
+        if free_delta > 0 and user.free_left > INT32_MAX - free_delta:
+            raise AmountOutOfRange(
+                free_delta, INT32_MAX - user.free_left, "free operations would overflow"
+            )
         raise InsufficientFunds(
             price=-amount,
             balance=user.balance,

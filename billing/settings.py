@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from billing.bounds import MAX_SETTING_RUB
+
 PLACEHOLDERS = {"", "changeme", "change-me", "your_shop_id", "your_secret_key", "test", "secret"}
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
 EXAMPLE_HOSTS = ("example.com", "example.org", "example.net")
@@ -89,6 +91,8 @@ class Settings(BaseSettings):
     TOPUP_PRESETS_RUB: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [100, 300, 500, 1000]
     )
+    # The most one operator adjustment (/grant, /debit, python -m billing adjust) may move.
+    ADMIN_ADJUST_MAX_RUB: int = 100_000
 
     # YooKassa
     YOOKASSA_SHOP_ID: str | None = None
@@ -109,6 +113,9 @@ class Settings(BaseSettings):
     WEB_HOST: str = "0.0.0.0"
     WEB_PORT: int = 8080
     WEB_MAX_BODY_BYTES: int = 64 * 1024
+    # The operator's token for a fresh YooKassa API check (/yookassa/health?check=1 with
+    # "Authorization: Bearer <token>"). Unset: no fresh check from outside at all.
+    HEALTH_CHECK_TOKEN: SecretStr | None = None
 
     # Jobs
     RQ_QUEUE: str = "media"
@@ -150,6 +157,14 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             for item in value:
                 ipaddress.ip_network(str(item), strict=False)
+        return value
+
+    @field_validator("HEALTH_CHECK_TOKEN", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # HEALTH_CHECK_TOKEN= in a .env means "no token", never "the empty token".
+        if isinstance(value, str) and not value.strip():
+            return None
         return value
 
     @field_validator("DATABASE_URL")
@@ -204,6 +219,9 @@ class Settings(BaseSettings):
     def _consistency(self) -> Settings:
         if self.TOPUP_MIN_RUB < 1 or self.TOPUP_MAX_RUB < self.TOPUP_MIN_RUB:
             raise ValueError("need 1 <= TOPUP_MIN_RUB <= TOPUP_MAX_RUB")
+        for name in ("TOPUP_MAX_RUB", "ADMIN_ADJUST_MAX_RUB"):
+            if not 1 <= getattr(self, name) <= MAX_SETTING_RUB:
+                raise ValueError(f"{name} must be from 1 to {MAX_SETTING_RUB}")
         for preset in self.TOPUP_PRESETS_RUB:
             if not self.TOPUP_MIN_RUB <= preset <= self.TOPUP_MAX_RUB:
                 raise ValueError(f"top-up preset {preset} is outside the min/max range")
@@ -212,9 +230,11 @@ class Settings(BaseSettings):
         if self.TELEGRAM_WEBHOOK_URL:
             # Anyone who can reach the webhook route could post a forged update (an admin's
             # /grant, another user's charge): in webhook mode the secret is never optional.
-            token = self.TELEGRAM_WEBHOOK_SECRET.get_secret_value() if (
-                self.TELEGRAM_WEBHOOK_SECRET
-            ) else ""
+            token = (
+                self.TELEGRAM_WEBHOOK_SECRET.get_secret_value()
+                if (self.TELEGRAM_WEBHOOK_SECRET)
+                else ""
+            )
             if not WEBHOOK_SECRET.fullmatch(token):
                 raise ValueError(
                     "TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET: 1-256 characters of "
@@ -237,6 +257,9 @@ class Settings(BaseSettings):
             )
             if secret in PLACEHOLDERS:
                 problems.append("YOOKASSA_SECRET_KEY")
+            health = self.HEALTH_CHECK_TOKEN
+            if health is not None and health.get_secret_value() in PLACEHOLDERS:
+                problems.append("HEALTH_CHECK_TOKEN (set a random one, or leave it unset)")
             if self.WORKER_TEST_HOOKS:
                 problems.append("WORKER_TEST_HOOKS (test-only, must be off)")
             if problems:
@@ -249,6 +272,10 @@ class Settings(BaseSettings):
     @cached_property
     def price_kopecks(self) -> int:
         return rubles_to_kopecks(self.PRICE_PER_OPERATION)
+
+    @property
+    def admin_adjust_max_kopecks(self) -> int:
+        return self.ADMIN_ADJUST_MAX_RUB * 100
 
     @property
     def yookassa_configured(self) -> bool:

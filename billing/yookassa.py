@@ -26,9 +26,12 @@ from yookassa.domain.common import HttpVerb
 from yookassa.domain.request import PaymentRequest
 from yookassa.domain.response import PaymentResponse
 
+from billing.bounds import INT64_MAX
 from billing.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MAX_AMOUNT_RUB = Decimal(INT64_MAX) / 100  # what a kopecks column holds
 
 
 class GatewayError(Exception):
@@ -79,8 +82,11 @@ def parse_amount(value: object) -> int:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         raise GatewayRejected(f"bad amount from YooKassa: {value!r}") from None
-    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
-        raise GatewayRejected(f"bad amount from YooKassa: {value!r}")
+    # Bounded before quantize: "1E+30" made quantize itself raise, "1e17" passed int64.
+    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT_RUB:
+        raise GatewayRejected(f"bad amount from YooKassa: {value!r:.80}")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise GatewayRejected(f"bad amount from YooKassa: {value!r:.80}")
     return int(amount * 100)
 
 

@@ -19,7 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
 from bot.i18n import SUPPORTED, t
-from bot.middlewares import DbSessionMiddleware, I18nMiddleware, ThrottlingMiddleware
+from bot.middlewares import (
+    DbSessionMiddleware,
+    I18nMiddleware,
+    IdBoundsMiddleware,
+    ThrottlingMiddleware,
+)
 from bot.routers import admin, fallback, modes, start, topup
 from workers.queue import media_queue
 
@@ -90,6 +95,7 @@ def build_dispatcher(
         gateway=gateway,
         queue=queue if queue is not None else make_queue(settings),
     )
+    dispatcher.update.outer_middleware(IdBoundsMiddleware())  # first: before any query
     dispatcher.update.outer_middleware(I18nMiddleware())
     dispatcher.update.outer_middleware(ThrottlingMiddleware(redis, settings))
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))

@@ -12,12 +12,51 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing.bounds import fits_int64
 from billing.settings import Settings
 from bot.i18n import pick_language, t
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+def _ids_out_of_range(update: Update, data: dict[str, Any]) -> list[str]:
+    """The ids of an update that a 64-bit column could not hold (none, from Telegram)."""
+    found = []
+    user: User | None = data.get("event_from_user")
+    chat = data.get("event_chat")
+    inner = update.event
+    message = inner.message if isinstance(inner, CallbackQuery) else inner
+    for name, value in (
+        ("update_id", update.update_id),
+        ("user id", user.id if user is not None else 0),
+        ("chat id", chat.id if chat is not None else 0),
+        ("message_id", message.message_id if isinstance(message, Message) else 0),
+    ):
+        if not fits_int64(value):
+            found.append(name)
+    return found
+
+
+class IdBoundsMiddleware(BaseMiddleware):
+    """Drops an update whose ids do not fit 64 bits before any handler or query sees it.
+
+    Telegram's ids fit (user ids have at most 52 significant bits): such an update is forged
+    or from a broken Bot API server, so there is no one to answer; it is logged, one line.
+    """
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if isinstance(event, Update):
+            bad = _ids_out_of_range(event, data)
+            if bad:
+                log.warning(
+                    "update %.40s dropped: %s out of the 64-bit range",
+                    str(event.update_id),
+                    ", ".join(bad),
+                )
+                return None
+        return await handler(event, data)
 
 
 class I18nMiddleware(BaseMiddleware):

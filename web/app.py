@@ -45,7 +45,17 @@ from bot.factory import make_bot
 from bot.response_models import PinResponseModels
 from bot.telegram_retry import RetryRequests
 from web import health
-from web.keys import BOT, GATEWAY, METRICS, NOTIFIER, REDIS, SENDERS, SESSIONMAKER, SETTINGS
+from web.keys import (
+    API_CHECK,
+    BOT,
+    GATEWAY,
+    METRICS,
+    NOTIFIER,
+    REDIS,
+    SENDERS,
+    SESSIONMAKER,
+    SETTINGS,
+)
 from web.metrics import WebMetrics
 from web.notify import UserNotifier, warm_up_telegram_models
 from web.security import SenderPolicy
@@ -331,6 +341,7 @@ def create_app(
     app[GATEWAY] = gateway
     app[METRICS] = WebMetrics()
     app[SENDERS] = SenderPolicy.from_settings(settings)
+    app[API_CHECK] = health.ApiCheck(gateway.ping)
     # Its own attempts end well within the grace period after which a worker's maintenance
     # pass sends what it did not mark sent (billing.notices).
     notifier = UserNotifier(
@@ -367,6 +378,11 @@ def create_app(
             await task
 
     app.cleanup_ctx.append(loop_lag_probe)
+
+    async def stop_api_check(app: web.Application) -> None:
+        await app[API_CHECK].close()
+
+    app.on_shutdown.append(stop_api_check)
 
     async def close_owned(_: web.Application) -> None:
         for close in reversed(owned):

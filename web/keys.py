@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from billing.yookassa import YooKassaGateway
+    from web.health import ApiCheck
     from web.metrics import WebMetrics
     from web.notify import UserNotifier
     from web.security import SenderPolicy
@@ -26,3 +27,4 @@ GATEWAY: web.AppKey[YooKassaGateway] = web.AppKey("gateway")
 METRICS: web.AppKey[WebMetrics] = web.AppKey("metrics")
 NOTIFIER: web.AppKey[UserNotifier] = web.AppKey("notifier")
 SENDERS: web.AppKey[SenderPolicy] = web.AppKey("senders")
+API_CHECK: web.AppKey[ApiCheck] = web.AppKey("api_check")

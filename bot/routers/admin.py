@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from dataclasses import dataclass
-from decimal import Decimal
 
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
@@ -20,13 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import service
+from billing import bounds, service
 from billing.audit import audit
-from billing.errors import BillingError, InsufficientFunds
+from billing.bounds import BadNumber, parse_id
+from billing.errors import AmountOutOfRange, BillingError, InsufficientFunds
 from billing.models import LedgerEntry
 from billing.prices import format_rub
 from billing.service import UserState
-from billing.settings import Settings, rubles_to_kopecks
+from billing.settings import Settings
 from bot.i18n import t
 
 log = logging.getLogger(__name__)
@@ -34,12 +33,7 @@ log = logging.getLogger(__name__)
 RECENT_OPERATIONS = 10
 AUDIT_LINES = 20
 AUDIT_LINE_CHARS = 300  # a problem line is cut so 20 of them fit a Telegram message
-MAX_ADJUST_KOPECKS = 100_000_000  # 1 000 000 ₽ per command: a typo guard, not a policy
 REASON_CHARS = 500
-
-# Digits, optionally a decimal point or comma and more digits; a sign is caught separately
-# for a clearer answer. No exponents, no spaces, no non-ASCII digits.
-_AMOUNT = re.compile(r"[0-9]{1,12}(?:[.,][0-9]+)?")
 
 
 class AdminInputError(ValueError):
@@ -52,26 +46,28 @@ class AdminInputError(ValueError):
 
 
 def parse_telegram_id(value: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,19}", value) or int(value) == 0 or int(value) >= 2**63:
-        raise AdminInputError("admin-bad-telegram-id", value=html.escape(value))
-    return int(value)
+    number = parse_id(value)
+    if number is None:
+        raise AdminInputError("admin-bad-telegram-id", value=html.escape(value[:40]))
+    return number
 
 
-def parse_kopecks(value: str) -> int:
-    """A positive amount in rubles with at most two decimals ("50", "9.90", "9,9") in kopecks."""
-    shown = html.escape(value)
+def parse_kopecks(value: str, *, limit: int) -> int:
+    """A positive amount in rubles with at most two decimals ("50", "9.90", "9,9") in kopecks,
+    at most ``limit`` (settings.admin_adjust_max_kopecks)."""
+    shown = html.escape(value[:40])
     if value[:1] in "-−":
         raise AdminInputError("admin-amount-negative", value=shown)
-    if not _AMOUNT.fullmatch(value):
-        raise AdminInputError("admin-amount-not-number", value=shown)
-    number = Decimal(value.replace(",", "."))
-    if number != number.quantize(Decimal("0.01")):
-        raise AdminInputError("admin-amount-decimals", value=shown)
-    kopecks = rubles_to_kopecks(number)
+    try:
+        kopecks = bounds.parse_kopecks(value, limit=limit)
+    except BadNumber as exc:
+        if exc.reason == "out_of_range":
+            raise AdminInputError("admin-amount-too-big", limit=format_rub(limit)) from None
+        if exc.reason == "decimals":
+            raise AdminInputError("admin-amount-decimals", value=shown) from None
+        raise AdminInputError("admin-amount-not-number", value=shown) from None
     if kopecks <= 0:
         raise AdminInputError("admin-amount-zero", value=shown)
-    if kopecks > MAX_ADJUST_KOPECKS:
-        raise AdminInputError("admin-amount-too-big", limit=format_rub(MAX_ADJUST_KOPECKS))
     return kopecks
 
 
@@ -82,15 +78,15 @@ class AdjustRequest:
     reason: str
 
 
-def parse_adjust(command: str, args: str | None) -> AdjustRequest:
-    """`<telegram_id> <rubles> <reason...>` of /grant and /debit."""
+def parse_adjust(command: str, args: str | None, *, limit: int) -> AdjustRequest:
+    """`<telegram_id> <rubles> <reason...>` of /grant and /debit; ``limit`` in kopecks."""
     parts = (args or "").split(maxsplit=2)
     if len(parts) < 3 or not parts[2].strip():
         raise AdminInputError("admin-adjust-usage", command=command)
     reason = parts[2].strip()
     if len(reason) > REASON_CHARS:
         raise AdminInputError("admin-reason-too-long", limit=REASON_CHARS)
-    return AdjustRequest(parse_telegram_id(parts[0]), parse_kopecks(parts[1]), reason)
+    return AdjustRequest(parse_telegram_id(parts[0]), parse_kopecks(parts[1], limit=limit), reason)
 
 
 async def is_admin(event: TelegramObject, settings: Settings) -> bool:
@@ -148,6 +144,7 @@ async def _adjust(
     message: Message,
     command: CommandObject,
     session: AsyncSession,
+    settings: Settings,
     bot: Bot,
     lang: str,
     *,
@@ -155,7 +152,7 @@ async def _adjust(
 ) -> None:
     name = command.command
     try:
-        request = parse_adjust(name, command.args)
+        request = parse_adjust(name, command.args, limit=settings.admin_adjust_max_kopecks)
     except AdminInputError as exc:
         await message.answer(t(exc.key, lang, **exc.args_))  # type: ignore[arg-type]
         return
@@ -174,8 +171,14 @@ async def _adjust(
             reason=request.reason,
             admin_id=message.from_user.id,
             key=key,
+            max_amount=settings.admin_adjust_max_kopecks,
         )
         await session.commit()
+    except AmountOutOfRange as exc:
+        await session.rollback()
+        log.info("admin %s: %s refused: %s", message.from_user.id, name, exc)
+        await message.answer(t("admin-amount-out-of-range", lang))
+        return
     except InsufficientFunds as exc:
         await session.rollback()
         await message.answer(
@@ -237,17 +240,27 @@ async def _notify(bot: Bot, user: UserState, name: str, request: AdjustRequest) 
 
 
 async def cmd_grant(
-    message: Message, command: CommandObject, session: AsyncSession, bot: Bot, lang: str
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    settings: Settings,
+    bot: Bot,
+    lang: str,
 ) -> None:
     """/grant <telegram_id> <rubles> <reason...>: add money with a reason."""
-    await _adjust(message, command, session, bot, lang, sign=1)
+    await _adjust(message, command, session, settings, bot, lang, sign=1)
 
 
 async def cmd_debit(
-    message: Message, command: CommandObject, session: AsyncSession, bot: Bot, lang: str
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    settings: Settings,
+    bot: Bot,
+    lang: str,
 ) -> None:
     """/debit <telegram_id> <rubles> <reason...>: take money (never below zero)."""
-    await _adjust(message, command, session, bot, lang, sign=-1)
+    await _adjust(message, command, session, settings, bot, lang, sign=-1)
 
 
 async def cmd_audit(message: Message, session: AsyncSession, lang: str) -> None:

@@ -269,12 +269,15 @@ def test_admin_texts_have_the_same_keys_in_russian_and_english() -> None:
     assert ru == en and "admin-grant-notice" in ru
 
 
+LIMIT = 100_000_000  # 1 000 000 ₽
+
+
 @pytest.mark.parametrize(
     ("value", "kopecks"),
-    [("50", 5000), ("9.90", 990), ("9,9", 990), ("0.01", 1), ("1000000", 100_000_000)],
+    [("50", 5000), ("9.90", 990), ("9,9", 990), ("0.01", 1), ("1.500", 150), ("1000000", LIMIT)],
 )
 def test_amounts_in_rubles_become_kopecks(value: str, kopecks: int) -> None:
-    assert parse_kopecks(value) == kopecks
+    assert parse_kopecks(value, limit=LIMIT) == kopecks
 
 
 @pytest.mark.parametrize(
@@ -292,5 +295,5 @@ def test_amounts_in_rubles_become_kopecks(value: str, kopecks: int) -> None:
 )
 def test_bad_adjust_arguments_are_named(args: str, key: str) -> None:
     with pytest.raises(AdminInputError) as caught:
-        parse_adjust("grant", args)
+        parse_adjust("grant", args, limit=LIMIT)
     assert caught.value.key == key

@@ -13,9 +13,12 @@ from billing.models import Operation, utcnow
 from tests.conftest import free_port
 from tests.web.conftest import Stack, StackFactory
 
+HEALTH_TOKEN = "operator-health-token-for-tests"
+AUTHORISED = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
 
-async def _get(stack: Stack, path: str) -> tuple[int, dict]:
-    async with stack.http.get(stack.url + path) as resp:
+
+async def _get(stack: Stack, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    async with stack.http.get(stack.url + path, headers=headers) as resp:
         return resp.status, await resp.json()
 
 
@@ -35,9 +38,9 @@ async def test_healthz_is_503_when_redis_does_not_answer(make_stack: StackFactor
 
 
 async def test_yookassa_health_says_whether_it_is_configured(make_stack: StackFactory) -> None:
-    stack = await make_stack()
+    stack = await make_stack(HEALTH_CHECK_TOKEN=HEALTH_TOKEN)
     assert await _get(stack, "/yookassa/health") == (200, {"configured": True, "status": "ok"})
-    status, body = await _get(stack, "/yookassa/health?check=1")
+    status, body = await _get(stack, "/yookassa/health?check=1", AUTHORISED)
     assert (status, body["api"]) == (200, "ok")
     assert await stack.yk.requests(operation="get")  # it really asked
     await stack.server.stop()
@@ -50,9 +53,12 @@ async def test_yookassa_health_says_whether_it_is_configured(make_stack: StackFa
 
 
 async def test_yookassa_health_check_reports_an_unreachable_api(make_stack: StackFactory) -> None:
-    stack = await make_stack(YOOKASSA_API_URL=f"http://127.0.0.1:{free_port()}/v3")
-    status, body = await _get(stack, "/yookassa/health?check=1")
+    stack = await make_stack(
+        YOOKASSA_API_URL=f"http://127.0.0.1:{free_port()}/v3", HEALTH_CHECK_TOKEN=HEALTH_TOKEN
+    )
+    status, body = await _get(stack, "/yookassa/health?check=1", AUTHORISED)
     assert status == 503
+    assert body.pop("checked_seconds_ago") >= 0
     assert body == {"configured": True, "api": "unreachable", "status": "unavailable"}
 
 

@@ -7,6 +7,7 @@ Updates are handled before they are answered, so a failed one is delivered again
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,10 +15,12 @@ import aiohttp
 import pytest
 from aiogram import Dispatcher
 from aiogram.types import Message
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import web.app as web_app
 from billing.db import make_sessionmaker
+from billing.models import User
 from billing.settings import Settings
 from bot.factory import make_bot
 from sandbox._common import ServerHandle
@@ -341,6 +344,51 @@ async def test_forged_updates_are_refused_and_logged_without_the_token(
     assert any("Telegram update refused (401): wrong secret token" in m for m in messages)
     assert any("request refused (405)" in m and UPDATES_PATH in m for m in messages)
     assert not [m for m in messages if guessed in m or SECRET in m or TOKEN in m]
+
+
+def _update(update_id: int, *, user: int, chat: int, message: int, text: str) -> dict:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": message,
+            "date": 0,
+            "chat": {"id": chat, "type": "private"},
+            "from": {"id": user, "is_bot": False, "first_name": "X"},
+            "text": text,
+        },
+    }
+
+
+async def test_an_update_with_ids_past_64_bits_is_dropped_before_the_database(
+    engine: AsyncEngine,
+    webhook_settings: tuple[Settings, int],
+    tg: TelegramEmulatorClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings, port = webhook_settings
+    caplog.set_level(logging.INFO)
+    huge = 10**20
+    forged = [
+        _update(11, user=huge, chat=huge, message=1, text="/start"),
+        _update(12, user=9611, chat=-huge, message=1, text="/balance"),
+        _update(13, user=9612, chat=9612, message=huge, text="/start"),
+        _update(huge, user=9613, chat=9613, message=1, text="/start"),
+    ]
+    app = create_app(settings, sessionmaker=make_sessionmaker(engine))
+    async with ServerHandle(app, port=port) as server:
+        for update in forged:
+            async with tg.session.post(
+                server.url + UPDATES_PATH,
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+            ) as resp:
+                assert resp.status == 200  # handled: dropped, not to be delivered again
+    async with make_sessionmaker(engine)() as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 0
+    dropped = [m for m in _messages(caplog) if "out of the 64-bit range" in m]
+    assert len(dropped) == len(forged)
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert bad == [], [r.getMessage() for r in bad]
 
 
 def test_a_webhook_path_that_collides_with_a_route_is_refused(

@@ -22,6 +22,7 @@ admin-amount-negative = The amount must be positive: “{ $value }”. Use /debi
 admin-amount-decimals = “{ $value }” has more than two decimal places (kopecks).
 admin-amount-zero = The amount must be more than zero: “{ $value }”.
 admin-amount-too-big = Too large: at most { $limit } ₽ per command.
+admin-amount-out-of-range = The amount is out of the allowed range: the balance would pass what can be stored. Nothing was changed.
 admin-reason-too-long = The reason is too long: at most { $limit } characters.
 admin-debit-too-much = Cannot take { $amount } ₽: the balance is only { $balance } ₽. Nothing changed.
 admin-adjust-refused = Not done: { $error }. Nothing changed.

@@ -22,6 +22,7 @@ admin-amount-negative = Сумма должна быть положительн�
 admin-amount-decimals = «{ $value }» — больше двух знаков после запятой (копеек).
 admin-amount-zero = Сумма должна быть больше нуля: «{ $value }».
 admin-amount-too-big = Слишком большая сумма: за одну команду не больше { $limit } ₽.
+admin-amount-out-of-range = Сумма вне допустимого диапазона: баланс вышел бы за пределы того, что можно хранить. Ничего не изменено.
 admin-reason-too-long = Причина слишком длинная: не больше { $limit } символов.
 admin-debit-too-much = Нельзя списать { $amount } ₽: на балансе только { $balance } ₽. Ничего не изменено.
 admin-adjust-refused = Не выполнено: { $error }. Ничего не изменено.
