@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import service
+from billing import redaction, service
 from billing.audit import audit
 from billing.db import make_engine, make_sessionmaker
 from billing.errors import BillingError
@@ -30,6 +30,7 @@ from billing.settings import load_settings, rubles_to_kopecks
 
 async def _with_session(work: Callable[[AsyncSession], Awaitable[int]]) -> int:
     settings = load_settings()
+    redaction.install(settings)
     engine = make_engine(settings.DATABASE_URL, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session:

@@ -34,11 +34,12 @@ MIN_SECRET_LENGTH = 6
 
 
 def secret_forms(values: Iterable[str]) -> tuple[str, ...]:
-    """The values as they may appear in a text — as is, and percent-encoded as in a URL
-    (a bot token's ``:`` is ``%3A`` there) — longest first, without short ones."""
+    """The values as they may appear in a text — as is, percent-encoded as in a URL (a bot
+    token's ``:`` is ``%3A`` there), and the part after an ``id:`` (a bot token's secret
+    half, a fal.ai key's) — longest first, without short ones."""
     forms: set[str] = set()
     for value in values:
-        forms.update((value, quote(value, safe="")))
+        forms.update((value, quote(value, safe=""), value.partition(":")[2]))
     return tuple(sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True))
 
 
