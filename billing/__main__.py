@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import service
+from billing import redaction, service
 from billing.audit import audit
 from billing.bounds import (
     INT64_MAX,
@@ -37,6 +37,7 @@ from billing.settings import Settings, load_settings
 
 async def _with_session(work: Callable[[AsyncSession], Awaitable[int]]) -> int:
     settings = load_settings()
+    redaction.install(settings)
     engine = make_engine(settings.DATABASE_URL, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 
+from billing import redaction
 from billing.settings import load_settings
 
 log = logging.getLogger("bot")
@@ -23,6 +24,7 @@ async def main() -> int:
         level=settings.LOG_LEVEL.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redaction.install(settings)
     if settings.TELEGRAM_WEBHOOK_URL:
         log.error(
             "TELEGRAM_WEBHOOK_URL is set: updates go to the web server (python -m web), "

@@ -48,6 +48,7 @@ import aiohttp
 import redis
 from pydantic import ValidationError
 
+from billing import redaction
 from billing.settings import Settings, load_settings
 
 log = logging.getLogger("sandbox.launcher")
@@ -636,6 +637,7 @@ class Sandbox:
         code = 0
         try:
             settings = self.load_settings()
+            redaction.install(settings)  # the real services' secrets, when they are set
             plan = self.plan = self.make_plan(settings)
             plan.logs_dir.mkdir(parents=True, exist_ok=True)
             self.out(f"Media Lab sandbox: state in {_pretty(plan.state_dir)}")

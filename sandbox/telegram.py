@@ -199,9 +199,11 @@ class QueuedUpdate:
 
 @dataclass
 class Fault:
-    kind: str  # "429" | "500" | "502" | "delay" | "disconnect"
+    kind: str  # "429" | "404" | "500" | "502" | "delay" | "disconnect"
     remaining: int
-    methods: set[str] | None = None  # lower-case names; None = all but getUpdates
+    # Lower-case names; None = all but getUpdates. "file" (the download ``/file/bot…``)
+    # only when named: a fault meant for the API calls leaves the downloads alone.
+    methods: set[str] | None = None
     retry_after: int = 1
     delay: float = 0.0
     token: str | None = None
@@ -210,8 +212,11 @@ class Fault:
         if self.remaining <= 0 or (self.token and self.token != token):
             return False
         if self.methods is None:
-            return method != "getupdates"
+            return method not in ("getupdates", FILE_DOWNLOAD)
         return method in self.methods
+
+
+FILE_DOWNLOAD = "file"  # the name faults give the file download
 
 
 FLOOD_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup",
@@ -1318,25 +1323,11 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
                              status=401)
     fault = emu.take_fault(token, method)
     if fault is not None:
-        if fault.kind == "delay":
-            await emu.sleep(fault.delay)
-        elif fault.kind == "429":
+        if fault.kind == "429":
             emu.bot_for_token(token)
-            return json_response(
-                {"ok": False, "error_code": 429,
-                 "description": f"Too Many Requests: retry after {fault.retry_after}",
-                 "parameters": {"retry_after": fault.retry_after}}, status=429)
-        elif fault.kind == "500":
-            return json_response({"ok": False, "error_code": 500,
-                                  "description": "Internal Server Error"}, status=500)
-        elif fault.kind == "502":
-            return web.Response(status=502, content_type="text/html",
-                                text="<html><head><title>502 Bad Gateway</title></head>"
-                                     "<body><center><h1>502 Bad Gateway</h1></center>"
-                                     "<hr><center>nginx/1.18.0</center></body></html>")
-        elif fault.kind == "disconnect":
-            drop_connection(request)
-            return web.Response(status=500)
+        answer = await _fault_answer(emu, request, fault)
+        if answer is not None:
+            return answer
     try:
         values, files = await _read_request(request)
         params = Params(values, files)
@@ -1347,9 +1338,40 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
     return json_response(response, status=status)
 
 
+async def _fault_answer(emu: TelegramEmulator, request: web.Request,
+                        fault: Fault) -> web.StreamResponse | None:
+    """What a call or a download that met ``fault`` gets; None: served normally (a delay)."""
+    if fault.kind == "delay":
+        await emu.sleep(fault.delay)
+        return None
+    if fault.kind == "429":
+        return json_response(
+            {"ok": False, "error_code": 429,
+             "description": f"Too Many Requests: retry after {fault.retry_after}",
+             "parameters": {"retry_after": fault.retry_after}}, status=429)
+    if fault.kind == "404":
+        return json_response({"ok": False, "error_code": 404, "description": "Not Found"},
+                             status=404)
+    if fault.kind == "500":
+        return json_response({"ok": False, "error_code": 500,
+                              "description": "Internal Server Error"}, status=500)
+    if fault.kind == "502":
+        return web.Response(status=502, content_type="text/html",
+                            text="<html><head><title>502 Bad Gateway</title></head>"
+                                 "<body><center><h1>502 Bad Gateway</h1></center>"
+                                 "<hr><center>nginx/1.18.0</center></body></html>")
+    drop_connection(request)  # "disconnect"
+    return web.Response(status=500)
+
+
 async def _file_download(request: web.Request) -> web.StreamResponse:
     emu = request.app[EMU_KEY]
     token = request.match_info["token"]
+    fault = emu.take_fault(token, FILE_DOWNLOAD)
+    if fault is not None:
+        answer = await _fault_answer(emu, request, fault)
+        if answer is not None:
+            return answer
     bot = emu.bots.get(token)
     stored = bot.files_by_path.get(request.match_info["path"]) if bot else None
     if stored is None or stored.size > MAX_DOWNLOAD_SIZE:
@@ -1662,8 +1684,8 @@ async def ctl_faults(request: web.Request) -> web.StreamResponse:
     if request.method == "POST":
         values = await _body(request)
         kind = str(values.get("kind") or values.get("status") or "429")
-        if kind not in {"429", "500", "502", "delay", "disconnect"}:
-            raise ControlError("kind must be one of 429, 500, 502, delay, disconnect")
+        if kind not in {"429", "404", "500", "502", "delay", "disconnect"}:
+            raise ControlError("kind must be one of 429, 404, 500, 502, delay, disconnect")
         methods = values.get("methods")
         if isinstance(methods, str):
             methods = [m for m in methods.split(",") if m]

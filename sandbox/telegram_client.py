@@ -238,8 +238,8 @@ class TelegramEmulatorClient:
     async def fail_next(self, count: int = 1, *, kind: str = "429", retry_after: int = 1,
                         methods: Iterable[str] | None = None) -> None:
         """The next ``count`` Bot API calls (of ``methods``; by default any but getUpdates)
-        fail: kind "429" (with retry_after), "500", "502" (nginx HTML page) or
-        "disconnect" (connection dropped)."""
+        fail: kind "429" (with retry_after), "404", "500", "502" (nginx HTML page) or
+        "disconnect" (connection dropped). ``methods=["file"]``: the file downloads."""
         await self.request("POST", "/_emu/faults", json=self._with_token({
             "kind": kind, "count": count, "retry_after": retry_after,
             "methods": list(methods) if methods else None}))

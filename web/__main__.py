@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from billing import redaction
 from billing.heap import freeze_startup_heap
 from billing.settings import load_settings
 from web.app import create_app
@@ -35,6 +36,7 @@ def main() -> None:
         level=settings.LOG_LEVEL.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redaction.install(settings)
     app = create_app(settings)
     app.on_startup.insert(0, _sdk_threads)
     app.on_startup.append(_freeze_startup_heap)

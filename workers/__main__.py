@@ -14,6 +14,7 @@ import logging
 
 from redis import Redis
 
+from billing import redaction
 from billing.heap import freeze_startup_heap
 from billing.settings import load_settings
 from workers import runtime
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.LOG_LEVEL.upper(),
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
+    redaction.install(settings)  # before the first fork: RQ's loggers and the horses too
     runtime.configure(settings)
     import workers.jobs  # noqa: F401 - preload aiogram, SQLAlchemy, OpenCV before forking
 
