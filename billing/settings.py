@@ -212,11 +212,9 @@ class Settings(BaseSettings):
         if self.TELEGRAM_WEBHOOK_URL:
             # Anyone who can reach the webhook route could post a forged update (an admin's
             # /grant, another user's charge): in webhook mode the secret is never optional.
-            token = (
-                self.TELEGRAM_WEBHOOK_SECRET.get_secret_value()
-                if (self.TELEGRAM_WEBHOOK_SECRET)
-                else ""
-            )
+            token = self.TELEGRAM_WEBHOOK_SECRET.get_secret_value() if (
+                self.TELEGRAM_WEBHOOK_SECRET
+            ) else ""
             if not WEBHOOK_SECRET.fullmatch(token):
                 raise ValueError(
                     "TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET: 1-256 characters of "
