@@ -255,9 +255,12 @@ async def run_operation(
     redis = job.connection if job is not None else Redis.from_url(settings.REDIS_URL)
     if key_token is None:
         # A job queued before key tokens (``op-<id>``, by a bot of the previous version):
-        # its operation's row names the keys, so it shares the lock and marker with every
-        # other path. Only such a job could still meet another database's operation of the
-        # same id — the upgrade's queue, drained in minutes; every newer job carries its token.
+        # the row's token names its keys, so it shares the lock and marker with every other
+        # path, and no old marker is ever read. What is left: such a job, were the database
+        # also reset while it waited, runs the new operation of its id (once, under that
+        # one's lock); a marker the previous version wrote by bare id for a result whose
+        # post had failed is not seen. Both only for the queue of the upgrade, drained in
+        # minutes — cheaper than a second key scheme; every newer job carries its token.
         key_token = await _row_key_token(settings, operation_id)
         if key_token is None:
             log.warning("operation %s does not exist: nothing to do", operation_id)
