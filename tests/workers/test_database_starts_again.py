@@ -67,10 +67,9 @@ async def test_operations_of_a_database_that_started_again_are_delivered(
 
     # The database starts again from id 1; Redis keeps everything.
     clean_tables(db_url)
-    restarted = h.start_worker()
-    await h.wait_ready(restarted)
 
-    # The new database: the same ids, the same user (a newcomer again), one free and two paid.
+    # The new database: the same ids, the same user (a newcomer again), one free and two
+    # paid, queued behind the old database's job of operation 3; then a worker starts.
     again = [
         await h.new_operation(user, "upscale", [await h.upload(user, photo)], hook="noop"),
         await h.new_operation(
@@ -81,6 +80,7 @@ async def test_operations_of_a_database_that_started_again_are_delivered(
         ),
     ]
     assert again == [1, 2, 3]
+    restarted = h.start_worker()
     new = {i: (await h.operation(i)).key_token for i in again}
     assert not set(new.values()) & set(old.values())
     new_photos = [await _succeeded_with_photo(h, user, i) for i in again]
@@ -93,7 +93,10 @@ async def test_operations_of_a_database_that_started_again_are_delivered(
     await h.wait_until(
         lambda: _logged(h, f"Job OK ({job_id_for(3, old[3])})"), "the old job of operation 3"
     )
-    assert "operation 3: this job was queued for an operation of another database" in h.logs()
+    assert (
+        "operation 3: this job was queued for an operation of another database "
+        "(another key token here)"
+    ) in h.logs()
     assert (await h.operation(3)).attempts == 1
 
     # The old database's keys are reported: by the worker when it started ...
