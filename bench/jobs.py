@@ -132,6 +132,7 @@ class Bench:
         self.account_id = 0
         self.n = 0
         self.file_ids: dict[int, list[str]] = {}  # what the bot passes to the job
+        self.tokens: dict[int, str] = {}  # each operation's key token (names its job)
 
     async def setup(self) -> None:
         async with self.sessionmaker() as session:
@@ -169,17 +170,22 @@ class Bench:
             await service.set_operation_job(
                 session,
                 operation_id=charged.operation_id,
-                job_id=job_id_for(charged.operation_id),
+                job_id=job_id_for(charged.operation_id, charged.key_token),
                 status_message_id=status.message_id,
             )
             await session.commit()
         self.file_ids[charged.operation_id] = file_ids
+        self.tokens[charged.operation_id] = charged.key_token
         return charged.operation_id
 
     def run_project(self, operation_id: int) -> float:
         start = time.perf_counter()
         job = enqueue_operation(
-            self.queue, self.settings, operation_id, file_ids=self.file_ids[operation_id]
+            self.queue,
+            self.settings,
+            operation_id,
+            self.tokens[operation_id],
+            file_ids=self.file_ids[operation_id],
         )
         result = job.latest_result(timeout=WAIT)
         elapsed = time.perf_counter() - start
@@ -225,7 +231,10 @@ class Bench:
     def throughput_project(self, ids: list[int]) -> float:
         start = time.perf_counter()
         jobs = [
-            enqueue_operation(self.queue, self.settings, i, file_ids=self.file_ids[i]) for i in ids
+            enqueue_operation(
+                self.queue, self.settings, i, self.tokens[i], file_ids=self.file_ids[i]
+            )
+            for i in ids
         ]
         for job in jobs:
             assert job.latest_result(timeout=WAIT) is not None

@@ -1,7 +1,8 @@
 """Operator commands.
 
 python -m billing audit
-    Check every balance against the ledger; prints each problem and exits 1 if any.
+    Check every balance against the ledger, and Redis (REDIS_URL) for keys of operations
+    this database does not have; prints each problem and exits 1 if any.
 python -m billing user TELEGRAM_ID
     A user's balance, free operations and recent operations.
 python -m billing adjust TELEGRAM_ID --rub 50 --reason "ticket #42" [--free 1] [--key K]
@@ -48,10 +49,32 @@ async def _with_session(work: Callable[[AsyncSession], Awaitable[int]]) -> int:
 
 async def _audit(session: AsyncSession) -> int:
     problems = await audit(session)
+    problems += await _redis_problems(session)
     for line in problems:
         print(line)
     print(f"audit: {'clean' if not problems else f'{len(problems)} problem(s)'}")
     return 1 if problems else 0
+
+
+async def _redis_problems(session: AsyncSession) -> list[str]:
+    """Redis keys (jobs, locks, "delivered" markers) of operations this database does not
+    have: a database restored or recreated beside a Redis that kept its keys. A Redis that
+    does not answer is said on stderr, not counted: the ledger's books are the audit's job."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from workers.stale_keys import stale_redis_keys
+
+    settings = load_settings()
+    redis = Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        stale = await stale_redis_keys(session, redis)
+    except (RedisError, OSError) as exc:
+        print(f"redis: not checked ({exc})", file=sys.stderr)
+        return []
+    finally:
+        redis.close()
+    return [item.describe() for item in stale]
 
 
 def _user_cmd(telegram_id: int) -> Callable[[AsyncSession], Awaitable[int]]:

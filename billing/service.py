@@ -72,6 +72,7 @@ class ChargeResult:
     funding: Funding
     balance_after: int
     free_after: int
+    key_token: str  # the operation's: names its job and Redis keys (workers.queue)
 
 
 @dataclass(frozen=True)
@@ -321,24 +322,27 @@ async def charge(
             )
 
     now = utcnow()
-    operation_id = await session.scalar(
-        _insert(session, Operation)
-        .values(
-            user_id=user_id,
-            type=kind.value,
-            price=-amount,
-            funding=funding.value,
-            status=OperationStatus.QUEUED.value,
-            request_key=request_key,
-            chat_id=chat_id,
-            input_ref=input_ref,
-            deadline_at=now + timedelta(seconds=settings.OPERATION_DEADLINE_SECONDS),
+    inserted = (
+        await session.execute(
+            _insert(session, Operation)
+            .values(
+                user_id=user_id,
+                type=kind.value,
+                price=-amount,
+                funding=funding.value,
+                status=OperationStatus.QUEUED.value,
+                request_key=request_key,
+                chat_id=chat_id,
+                input_ref=input_ref,
+                deadline_at=now + timedelta(seconds=settings.OPERATION_DEADLINE_SECONDS),
+            )
+            .on_conflict_do_nothing(index_elements=[Operation.request_key])
+            .returning(Operation.id, Operation.key_token)
         )
-        .on_conflict_do_nothing(index_elements=[Operation.request_key])
-        .returning(Operation.id)
-    )
-    if operation_id is None:  # a concurrent delivery of the same update won the race
+    ).one_or_none()
+    if inserted is None:  # a concurrent delivery of the same update won the race
         raise DuplicateRequest(request_key or "", None)
+    operation_id = inserted.id
     if funding is not Funding.NONE:
         await _ledger(
             session,
@@ -359,6 +363,7 @@ async def charge(
         funding=funding,
         balance_after=row.balance,
         free_after=row.free_operations_left,
+        key_token=inserted.key_token,
     )
 
 
@@ -389,7 +394,7 @@ WITH old AS (
            now(), now()
     FROM debit
     ON CONFLICT (request_key) DO NOTHING
-    RETURNING id, price, funding
+    RETURNING id, price, funding, key_token
 ), entry AS (
     INSERT INTO ledger_entries (user_id, kind, amount, free_delta, balance_after, free_after,
                                 operation_id, idempotency_key, created_at)
@@ -398,7 +403,8 @@ WITH old AS (
     FROM debit, op
     RETURNING id
 )
-SELECT debit.balance, debit.free_operations_left, op.id AS operation_id, op.price, op.funding
+SELECT debit.balance, debit.free_operations_left, op.id AS operation_id, op.price, op.funding,
+       op.key_token
 FROM debit LEFT JOIN op ON true
 """
 )
@@ -454,6 +460,7 @@ async def _charge_postgresql(
         funding=Funding(row.funding),
         balance_after=row.balance,
         free_after=row.free_operations_left,
+        key_token=row.key_token,
     )
 
 
@@ -481,13 +488,27 @@ def _claim_values(deadline_seconds: int | None) -> dict[str, Any]:
     return values
 
 
+def _this_operation(operation_id: int, key_token: str | None) -> list[Any]:
+    """The row a job may claim: with the job's ``key_token``, only the operation the job was
+    queued for (a job left in Redis by a database that started again names another)."""
+    conditions = [Operation.id == operation_id, Operation.status.in_(ACTIVE)]
+    if key_token is not None:
+        conditions.append(Operation.key_token == key_token)
+    return conditions
+
+
 async def start_operation(
-    session: AsyncSession, *, operation_id: int, deadline_seconds: int | None = None
+    session: AsyncSession,
+    *,
+    operation_id: int,
+    deadline_seconds: int | None = None,
+    key_token: str | None = None,
 ) -> bool:
-    """Queued → running (or a retry of running). False if it already has an outcome."""
+    """Queued → running (or a retry of running). False if it already has an outcome (or,
+    with ``key_token``, is not the operation of that token)."""
     result = await session.execute(
         update(Operation)
-        .where(Operation.id == operation_id, Operation.status.in_(ACTIVE))
+        .where(*_this_operation(operation_id, key_token))
         .values(**_claim_values(deadline_seconds))
         .returning(Operation.id)
     )
@@ -505,6 +526,7 @@ CLAIMED_COLUMNS = (
     Operation.status_message_id,
     Operation.input_ref,
     Operation.attempts,
+    Operation.key_token,
     User.telegram_id,
     User.language,
     User.balance,
@@ -513,7 +535,11 @@ CLAIMED_COLUMNS = (
 
 
 async def claim_operation(
-    session: AsyncSession, *, operation_id: int, deadline_seconds: int | None = None
+    session: AsyncSession,
+    *,
+    operation_id: int,
+    deadline_seconds: int | None = None,
+    key_token: str | None = None,
 ) -> Any | None:
     """:func:`start_operation` in the same one conditional statement that also returns
     ``CLAIMED_COLUMNS`` (the operation and its user's balance right after the claim): a
@@ -523,16 +549,15 @@ async def claim_operation(
     the row, in the caller's transaction."""
     if session.get_bind().dialect.name != "postgresql":
         claimed = await start_operation(
-            session, operation_id=operation_id, deadline_seconds=deadline_seconds
+            session,
+            operation_id=operation_id,
+            deadline_seconds=deadline_seconds,
+            key_token=key_token,
         )
         return await claimed_operation(session, operation_id=operation_id) if claimed else None
     result = await session.execute(
         update(Operation)
-        .where(
-            Operation.id == operation_id,
-            Operation.status.in_(ACTIVE),
-            User.id == Operation.user_id,
-        )
+        .where(*_this_operation(operation_id, key_token), User.id == Operation.user_id)
         .values(**_claim_values(deadline_seconds))
         .returning(*CLAIMED_COLUMNS)
         .execution_options(synchronize_session=False)
@@ -566,6 +591,11 @@ async def complete_operation(
         .returning(Operation.id)
     )
     return result.scalar_one_or_none() is not None
+
+
+async def operation_key_token(session: AsyncSession, *, operation_id: int) -> str | None:
+    """The operation's key token (see ``Operation.key_token``), None if there is none."""
+    return await session.scalar(select(Operation.key_token).where(Operation.id == operation_id))
 
 
 async def operation_status(session: AsyncSession, *, operation_id: int) -> str | None:

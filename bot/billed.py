@@ -97,14 +97,19 @@ class BilledOperation:
         await service.set_operation_job(
             self.session,
             operation_id=self.id,
-            job_id=job_id_for(self.id),
+            job_id=job_id_for(self.id, self.charge.key_token),
             status_message_id=status.message_id,
         )
         await self.session.commit()
         try:
             # RQ's client is synchronous: keep the event loop free.
             await asyncio.to_thread(
-                enqueue_operation, self.queue, self.settings, self.id, file_ids=self.file_ids
+                enqueue_operation,
+                self.queue,
+                self.settings,
+                self.id,
+                self.charge.key_token,
+                file_ids=self.file_ids,
             )
         except (RedisError, OSError) as exc:
             log.error("operation %s: enqueue failed, refunding: %s", self.id, exc)

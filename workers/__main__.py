@@ -1,7 +1,8 @@
 """``python -m workers``: the composition root of the worker process.
 
 Reads the Settings once, configures the job layer, preloads the media code (every
-work-horse is a fork: what the parent imported costs the horses nothing), and runs a
+work-horse is a fork: what the parent imported costs the horses nothing), logs as errors the
+Redis keys of operations the database does not have (:mod:`workers.stale_keys`), and runs a
 forking :class:`MediaWorker` on RQ_QUEUE with RQ's scheduler (retries with intervals) and
 the sweeper. SIGTERM/SIGINT: warm shutdown (the running job finishes); a second signal
 kills the horse (its operation is then voided by the sweeper or RQ's abandoned-job path).
@@ -19,6 +20,7 @@ from billing.heap import freeze_startup_heap
 from billing.settings import load_settings
 from workers import runtime
 from workers.queue import media_queue
+from workers.stale_keys import log_stale_keys
 from workers.worker import MediaWorker
 
 
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import workers.jobs  # noqa: F401 - preload aiogram, SQLAlchemy, OpenCV before forking
 
     runtime.warm_up(settings)
+    log_stale_keys(settings)  # a database restored or recreated beside this Redis
     freeze_startup_heap()  # before the first fork: every work-horse inherits it
 
     redis = Redis.from_url(settings.REDIS_URL)

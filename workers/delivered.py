@@ -5,6 +5,9 @@ The marker lives in Redis (the database may be the thing that is down) from the 
 Telegram accepted the result until well past the operation's deadline. Every path that
 would void an operation (the job's failure callback, the killed-horse handler, the sweeper)
 and a retried job look at it first and post the hold instead.
+
+The key names the operation by ``<id>-<key_token>`` (:func:`workers.queue.key_name`): a
+database that starts again from id 1 beside this Redis never finds an old operation's marker.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
+from workers.queue import key_name
+
 log = logging.getLogger(__name__)
 
 PREFIX = "medialab:delivered:"
 TTL_SECONDS = 7 * 24 * 3600
 
 
-def mark(redis: Redis, operation_id: int, result_ref: dict[str, Any]) -> None:
+def mark(redis: Redis, operation_id: int, key_token: str, result_ref: dict[str, Any]) -> None:
     try:
-        redis.set(key(operation_id), json.dumps(result_ref), ex=TTL_SECONDS)
+        redis.set(key(operation_id, key_token), json.dumps(result_ref), ex=TTL_SECONDS)
     except RedisError as exc:  # the database post right after usually succeeds anyway
         log.error("operation %s: delivered marker not written: %s", operation_id, exc)
 
@@ -35,7 +40,7 @@ class MarkerUnreadable(RuntimeError):
     pass, once Redis answers."""
 
 
-def lookup(redis_url: str | None, operation_id: int) -> dict[str, Any] | None:
+def lookup(redis_url: str | None, operation_id: int, key_token: str) -> dict[str, Any] | None:
     """The result reference if this operation's result was delivered, else None.
 
     Raises :class:`MarkerUnreadable` when Redis does not answer: "not delivered" would be a
@@ -46,7 +51,7 @@ def lookup(redis_url: str | None, operation_id: int) -> dict[str, Any] | None:
     try:
         client = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         try:
-            raw = client.get(key(operation_id))
+            raw = client.get(key(operation_id, key_token))
         finally:
             client.close()
     except RedisError as exc:
@@ -55,8 +60,8 @@ def lookup(redis_url: str | None, operation_id: int) -> dict[str, Any] | None:
     return parse(raw)
 
 
-def key(operation_id: int | str) -> str:
-    return f"{PREFIX}{operation_id}"
+def key(operation_id: int, key_token: str) -> str:
+    return f"{PREFIX}{key_name(operation_id, key_token)}"
 
 
 def parse(raw: bytes | str | None) -> dict[str, Any] | None:

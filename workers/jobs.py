@@ -60,13 +60,12 @@ from bot.i18n import pick_language
 from workers import delivered, delivery, messages, operations, runtime
 from workers.failures import Failure, OperationTimedOut, classify
 from workers.media import MediaResult
-from workers.queue import JOB_FUNCTION
+from workers.queue import JOB_FUNCTION, LOCK_PREFIX, key_name
 
 log = logging.getLogger(__name__)
 
 POST_ATTEMPTS = 4
 
-LOCK_PREFIX = "medialab:op-lock:"
 # The job's own watchdog fires this much before RQ's SIGALRM, so the failure is handled
 # inside the event loop (SIGALRM may land in a side task, where it would be swallowed).
 WATCHDOG_HEADROOM = 0.1  # a fraction of the timeout, at most MAX_HEADROOM seconds
@@ -114,6 +113,7 @@ class Claimed:
     language: str
     test_hook: str | None
     attempts: int
+    key_token: str  # names the operation's Redis keys (workers.queue.key_name)
     balance: int  # the user's, right after the claim: for the caption's "what is left"
     free_left: int
 
@@ -143,6 +143,7 @@ def _claimed(row: Any) -> Claimed:
         language=_language(ref, row.language),
         test_hook=str(hook) if hook is not None else None,
         attempts=row.attempts,
+        key_token=row.key_token,
         balance=row.balance,
         free_left=row.free_operations_left,
     )
@@ -162,10 +163,11 @@ class OperationLock:
     die; the TTL frees the lock of a worker that died with its horse.
     """
 
-    def __init__(self, redis: Redis, operation_id: int, ttl: int) -> None:
+    def __init__(self, redis: Redis, operation_id: int, key_token: str, ttl: int) -> None:
         self.redis = redis
         self.operation_id = operation_id
-        self.key = f"{LOCK_PREFIX}{operation_id}"
+        self.key_token = key_token
+        self.key = lock_key(operation_id, key_token)
         self.ttl = ttl
         self.value = f"{os.getpid()}:{uuid.uuid4().hex}"
         # Read with the lock, in the same round trip: the "delivered" marker (delivered.py).
@@ -173,7 +175,12 @@ class OperationLock:
 
     def acquire(self) -> bool:
         reply = self.redis.eval(
-            _ACQUIRE, 2, self.key, delivered.key(self.operation_id), self.value, self.ttl
+            _ACQUIRE,
+            2,
+            self.key,
+            delivered.key(self.operation_id, self.key_token),
+            self.value,
+            self.ttl,
         )
         if not reply or not int(reply[0]):
             return False
@@ -202,10 +209,16 @@ return 0
 """
 
 
-def release_lock(redis: Redis, operation_id: int | str, *, holder_pid: int | None) -> None:
+def lock_key(operation_id: int, key_token: str) -> str:
+    return f"{LOCK_PREFIX}{key_name(operation_id, key_token)}"
+
+
+def release_lock(
+    redis: Redis, operation_id: int, key_token: str, *, holder_pid: int | None
+) -> None:
     """Free an operation's lock if the process ``holder_pid`` holds it (anyone's if None)."""
     prefix = f"{holder_pid}:" if holder_pid is not None else ""
-    redis.eval(_RELEASE, 1, f"{LOCK_PREFIX}{operation_id}", prefix)
+    redis.eval(_RELEASE, 1, lock_key(operation_id, key_token), prefix)
 
 
 def _watchdog_seconds(job: Job | None, settings: Settings) -> float:
@@ -227,15 +240,34 @@ def _processing_seconds(job: Job | None, settings: Settings) -> float:
 # --- the job --------------------------------------------------------------------------
 
 
-async def run_operation(operation_id: int, file_ids: list[str] | None = None) -> dict[str, Any]:
+async def run_operation(
+    operation_id: int, file_ids: list[str] | None = None, key_token: str | None = None
+) -> dict[str, Any]:
     """Run one operation end to end (the RQ job). Returns what happened, for RQ's result.
 
     ``file_ids``, when the bot passes them, are fetched while the operation is claimed; the
-    claimed row decides what is used (other ids there: those are fetched instead)."""
+    claimed row decides what is used (other ids there: those are fetched instead).
+    ``key_token``, the operation's when it was queued, names the lock and the "delivered"
+    marker, and the claim takes only the operation that has it: a job left in Redis by a
+    database that started again (same id, another operation) does nothing."""
     settings = runtime.settings()
     job = get_current_job()
     redis = job.connection if job is not None else Redis.from_url(settings.REDIS_URL)
-    lock = OperationLock(redis, operation_id, ttl=runtime.deadline_seconds(settings))
+    if key_token is None:
+        # A job queued before key tokens (``op-<id>``, by a bot of the previous version):
+        # the row's token names its keys, so it shares the lock and marker with every other
+        # path, and no old marker is ever read. What is left: such a job, were the database
+        # also reset while it waited, runs the new operation of its id (once, under that
+        # one's lock); a marker the previous version wrote by bare id for a result whose
+        # post had failed is not seen. Both only for the queue of the upgrade, drained in
+        # minutes — cheaper than a second key scheme; every newer job carries its token.
+        key_token = await _row_key_token(settings, operation_id)
+        if key_token is None:
+            log.warning("operation %s does not exist: nothing to do", operation_id)
+            return {"operation_id": operation_id, "outcome": "skipped"}
+        if job is not None:
+            job.meta["key_token"] = key_token  # for on_job_failure, in this same process
+    lock = OperationLock(redis, operation_id, key_token, ttl=runtime.deadline_seconds(settings))
     if not lock.acquire():
         log.warning("operation %s: another execution holds it, nothing to do", operation_id)
         return {"operation_id": operation_id, "outcome": "busy"}
@@ -248,6 +280,7 @@ async def run_operation(operation_id: int, file_ids: list[str] | None = None) ->
             return await _run(
                 settings,
                 operation_id,
+                key_token,
                 redis,
                 lock.delivered,
                 file_ids,
@@ -262,9 +295,23 @@ async def run_operation(operation_id: int, file_ids: list[str] | None = None) ->
         lock.release()
 
 
+async def _row_key_token(settings: Settings, operation_id: int) -> str | None:
+    """The operation's key token, read from its row (None if there is no such operation)."""
+    engine = runtime.take_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await service.operation_key_token(session, operation_id=operation_id)
+    finally:
+        try:
+            await engine.dispose()
+        finally:
+            runtime.give_back_engine(engine)
+
+
 async def _run(
     settings: Settings,
     operation_id: int,
+    key_token: str,
     redis: Redis,
     delivered_ref: dict[str, Any] | None,
     file_ids: list[str] | None,
@@ -274,7 +321,7 @@ async def _run(
 ) -> dict[str, Any]:
     async with resources(settings) as (sessionmaker, bot):
         if delivered_ref is not None:
-            await _post_delivered(sessionmaker, operation_id, delivered_ref)
+            await _post_delivered(sessionmaker, operation_id, key_token, delivered_ref)
             return {"operation_id": operation_id, "outcome": "already delivered"}
         # The claim and the post are one statement each, committed by themselves.
         one_statement = one_statement_sessions(sessionmaker)
@@ -286,6 +333,7 @@ async def _run(
                     session,
                     operation_id=operation_id,
                     deadline_seconds=runtime.deadline_seconds(settings),
+                    key_token=key_token,
                 )
                 await session.commit()
         except BaseException:
@@ -293,6 +341,16 @@ async def _run(
             raise
         if row is None:
             _drop(prefetch)
+            async with one_statement() as session:
+                token = await service.operation_key_token(session, operation_id=operation_id)
+            if token != key_token:
+                log.warning(
+                    "operation %s: this job was queued for an operation of another database "
+                    "(%s here): nothing to do",
+                    operation_id,
+                    "another key token" if token else "no such operation",
+                )
+                return {"operation_id": operation_id, "outcome": "not this database's"}
             log.info("operation %s already has an outcome: nothing to do", operation_id)
             return {"operation_id": operation_id, "outcome": "skipped"}
         try:
@@ -330,7 +388,7 @@ async def _run(
 
             async def photo_delivered(ref: dict[str, Any]) -> None:
                 # Before its document copy: a failure from here on posts, never refunds.
-                await asyncio.to_thread(delivered.mark, redis, op.id, ref)
+                await asyncio.to_thread(delivered.mark, redis, op.id, op.key_token, ref)
                 marked.append(ref)
 
             sent = await delivery.send_result(
@@ -350,7 +408,7 @@ async def _run(
 
         # Delivered: from here on the operation is posted, never voided (see delivered.py).
         if marked != [sent]:  # a document too, or no photo: the marker names all of it
-            await asyncio.to_thread(delivered.mark, redis, op.id, sent)
+            await asyncio.to_thread(delivered.mark, redis, op.id, op.key_token, sent)
 
         # Post the hold. The status message goes meanwhile (cosmetic). A database blip is
         # retried; if it outlasts the job, the failure paths find the marker and post it.
@@ -446,7 +504,7 @@ async def _perform(
     action going). The thread is not waited for on a timeout: the work-horse exits."""
 
     def publish_pid(pid: int) -> None:
-        redis.set(operations.hook_pid_key(op.id), f"{pid}:{op.attempts}", ex=3600)
+        redis.set(operations.hook_pid_key(op.id, op.key_token), f"{pid}:{op.attempts}", ex=3600)
 
     if settings.WORKER_TEST_HOOKS and op.test_hook:
         if operations.hang_in_loop_thread(op.test_hook, publish_pid=publish_pid):
@@ -473,31 +531,50 @@ async def _in_thread(fn: Any, *args: Any) -> MediaResult:
 
 
 async def refund_and_notify(
-    settings: Settings, operation_id: int, failure: Failure, *, detail: str = ""
+    settings: Settings,
+    operation_id: int,
+    failure: Failure,
+    *,
+    detail: str = "",
+    key_token: str | None = None,
 ) -> service.RefundResult | None:
     """:func:`void_and_notify` with a sessionmaker and a Bot of its own."""
     async with resources(settings) as (sessionmaker, bot):
         return await void_and_notify(
-            sessionmaker, bot, operation_id, failure, detail=detail, redis_url=settings.REDIS_URL
+            sessionmaker,
+            bot,
+            operation_id,
+            failure,
+            detail=detail,
+            redis_url=settings.REDIS_URL,
+            key_token=key_token,
         )
 
 
 async def _post_if_delivered(
-    sessionmaker: async_sessionmaker, redis_url: str | None, operation_id: int
+    sessionmaker: async_sessionmaker, redis_url: str | None, operation_id: int, key_token: str
 ) -> bool:
     """Post the hold of an operation whose result already reached the chat. True if so."""
-    ref = await asyncio.to_thread(delivered.lookup, redis_url, operation_id)
+    ref = await asyncio.to_thread(delivered.lookup, redis_url, operation_id, key_token)
     if ref is None:
         return False
-    await _post_delivered(sessionmaker, operation_id, ref)
+    await _post_delivered(sessionmaker, operation_id, key_token, ref)
     return True
 
 
 async def _post_delivered(
-    sessionmaker: async_sessionmaker, operation_id: int, ref: dict[str, Any]
+    sessionmaker: async_sessionmaker, operation_id: int, key_token: str, ref: dict[str, Any]
 ) -> None:
     """Post the hold of an operation whose result ``ref`` already reached the chat."""
     async with sessionmaker() as session:
+        if await service.operation_key_token(session, operation_id=operation_id) != key_token:
+            # The marker is of another operation with this id (a database that started
+            # again): posting it would charge for a result that never came.
+            log.error(
+                "operation %s: a delivered marker of another key token; not posted",
+                operation_id,
+            )
+            return
         posted = await service.complete_operation(
             session, operation_id=operation_id, result_ref=ref or None
         )
@@ -518,11 +595,25 @@ async def void_and_notify(
     detail: str = "",
     only_if_overdue_at: datetime | None = None,
     redis_url: str | None = None,
+    key_token: str | None = None,
 ) -> service.RefundResult | None:
     """Void the operation's hold and tell the user, once: only the caller whose conditional
     update voided it sends the notice. None when it already had an outcome (or, for the
-    sweeper's ``only_if_overdue_at``, when a job claimed it meanwhile)."""
-    if await _post_if_delivered(sessionmaker, redis_url, operation_id):
+    sweeper's ``only_if_overdue_at``, when a job claimed it meanwhile). ``key_token``, a
+    failed job's: when the row has another, the job was of another database and its
+    failure is not this operation's (nothing is voided)."""
+    async with sessionmaker() as session:
+        row_token = await service.operation_key_token(session, operation_id=operation_id)
+    if key_token is not None and row_token is not None and row_token != key_token:
+        log.warning(
+            "operation %s: the failed job was queued for another operation of this id "
+            "(another key token): not voided",
+            operation_id,
+        )
+        return None
+    if row_token is not None and await _post_if_delivered(
+        sessionmaker, redis_url, operation_id, row_token
+    ):
         return None
     async with sessionmaker() as session:
         try:
@@ -572,6 +663,35 @@ def operation_id_of(job: Job) -> int | None:
         return None
 
 
+def job_key_token(job: Job) -> str | None:
+    """The key token a job was queued with (its third argument, also in its id), or the one
+    :func:`run_operation` read from the row for a job queued in the old form (``job.meta``,
+    seen only in that process). None if neither."""
+    try:
+        args = job.args or ()
+        if len(args) > 2 and isinstance(args[2], str):
+            return args[2]
+        token = (getattr(job, "meta", None) or {}).get("key_token")
+        return token if isinstance(token, str) else None
+    except Exception:  # noqa: BLE001 - unreadable: treated as unknown
+        return None
+
+
+def _key_token_of(job: Job, operation_id: int) -> str | None:
+    """:func:`job_key_token`, else the row's (a job of the old form, in another process).
+    None when not known: the lock is then left to its TTL."""
+    token = job_key_token(job)
+    if token is not None:
+        return token
+    try:
+        return asyncio.run(_row_key_token(runtime.settings(), operation_id))
+    except StopRequested:
+        raise
+    except Exception:  # noqa: BLE001 - the database may be down
+        log.exception("operation %s: key token not readable", operation_id)
+        return None
+
+
 def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, tb: Any) -> None:
     """RQ's on_failure: runs after EVERY failed attempt (and for abandoned jobs when RQ
     cleans its started registry). Refunds after the last attempt, or at once when the
@@ -583,9 +703,10 @@ def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, t
     # process that ran it: that one's lock is not ours to free (and a pid in another
     # container may even be the same number).
     abandoned = isinstance(exc_value, AbandonedJobError)
-    if not abandoned:
+    key_token = _key_token_of(job, operation_id)
+    if not abandoned and key_token is not None:
         try:
-            release_lock(connection, operation_id, holder_pid=os.getpid())
+            release_lock(connection, operation_id, key_token, holder_pid=os.getpid())
         except Exception:  # noqa: BLE001 - the lock expires by itself
             log.exception("operation %s: lock not released", operation_id)
     failure = classify(exc_value)
@@ -610,7 +731,7 @@ def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, t
         return
     # RQ decides on a retry right after this callback, from this very Job object.
     job.retries_left = 0
-    if abandoned and _still_running(connection, operation_id):
+    if abandoned and _still_running(connection, operation_id, key_token):
         # The worker died but its work-horse (a process group of its own) may live on and
         # deliver: refunding now could pay back a result the user gets. The horse posts or
         # fails by itself; if it dies too, the sweeper voids the operation at its deadline.
@@ -620,15 +741,17 @@ def on_job_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, t
             operation_id,
         )
         return
-    _refund_now(operation_id, failure, detail=repr(exc_value))
+    _refund_now(operation_id, failure, detail=repr(exc_value), key_token=key_token)
 
 
-def _still_running(connection: Redis | None, operation_id: int) -> bool:
+def _still_running(connection: Redis | None, operation_id: int, key_token: str | None) -> bool:
     """Whether some execution holds the operation's lock (unknown counts as yes: the sweeper
     still voids the operation at its deadline)."""
+    if key_token is None:
+        return True
     try:
         redis = connection or Redis.from_url(runtime.settings().REDIS_URL)
-        return bool(redis.exists(f"{LOCK_PREFIX}{operation_id}"))
+        return bool(redis.exists(lock_key(operation_id, key_token)))
     except Exception:  # noqa: BLE001 - Redis down: not known to be free
         log.exception("operation %s: lock not readable", operation_id)
         return True
@@ -667,8 +790,10 @@ def on_work_horse_killed(job: Job, retpid: int | None, ret_val: int | None) -> N
     operation_id = operation_id_of(job)
     if operation_id is None:
         return
+    key_token = _key_token_of(job, operation_id)
     try:
-        release_lock(job.connection, operation_id, holder_pid=retpid)
+        if key_token is not None:
+            release_lock(job.connection, operation_id, key_token, holder_pid=retpid)
     except Exception:  # noqa: BLE001
         log.exception("operation %s: lock not released", operation_id)
     if (job.retries_left or 0) > 0:
@@ -680,14 +805,25 @@ def on_work_horse_killed(job: Job, retpid: int | None, ret_val: int | None) -> N
             job.retries_left,
         )
         return
-    _refund_now(operation_id, Failure("crashed", True), detail=f"work-horse died: {ret_val}")
+    _refund_now(
+        operation_id,
+        Failure("crashed", True),
+        detail=f"work-horse died: {ret_val}",
+        key_token=key_token,
+    )
 
 
-def _refund_now(operation_id: int, failure: Failure, *, detail: str) -> None:
+def _refund_now(
+    operation_id: int, failure: Failure, *, detail: str, key_token: str | None = None
+) -> None:
     """Refund from synchronous code (a callback), in an event loop of its own. Never raises:
     if the database is down the sweeper voids the operation at its deadline."""
     try:
-        asyncio.run(refund_and_notify(runtime.settings(), operation_id, failure, detail=detail))
+        asyncio.run(
+            refund_and_notify(
+                runtime.settings(), operation_id, failure, detail=detail, key_token=key_token
+            )
+        )
     except StopRequested:
         raise  # SIGTERM in the worker (killed-horse path): RQ's warm shutdown must go on
     except Exception:  # noqa: BLE001

@@ -32,6 +32,7 @@ from workers.media import (
     retouch,
     upscale,
 )
+from workers.queue import key_name
 
 INPUTS: dict[OperationType, int] = {
     OperationType.GENERATE: 0,
@@ -92,8 +93,8 @@ async def generate(text: str | None, settings: Settings, *, budget: float) -> Me
 # --- test hooks ----------------------------------------------------------------------
 
 
-def hook_pid_key(operation_id: int) -> str:
-    return f"medialab:test-hook:{operation_id}:pid"
+def hook_pid_key(operation_id: int, key_token: str) -> str:
+    return f"medialab:test-hook:{key_name(operation_id, key_token)}:pid"
 
 
 def noop(inputs: Sequence[bytes]) -> MediaResult:

@@ -15,11 +15,37 @@ from rq.job import Callback, Job
 from billing.settings import Settings
 
 JOB_FUNCTION = "workers.jobs.run_operation"
+JOB_PREFIX = "op-"
+LOCK_PREFIX = "medialab:op-lock:"  # + key_name: one execution at a time (workers.jobs)
 
 
-def job_id_for(operation_id: int) -> str:
-    """One job per operation: enqueueing the same operation twice reuses the id."""
-    return f"op-{operation_id}"
+def key_name(operation_id: int, key_token: str) -> str:
+    """What every Redis key derived from an operation names it by: ``<id>-<key_token>``.
+
+    Ids repeat when a database starts again beside a Redis that kept its keys; the
+    operation's random ``key_token`` (migration 0003) does not, so an old key never names a
+    new operation."""
+    return f"{operation_id}-{key_token}"
+
+
+def job_id_for(operation_id: int, key_token: str) -> str:
+    """One job per operation: enqueueing the same operation twice reuses the id.
+    ``op-<id>-<32 hex>``: letters, digits and dashes (RQ's rule), at most 55 characters
+    (``operations.job_id`` holds 64)."""
+    return f"{JOB_PREFIX}{key_name(operation_id, key_token)}"
+
+
+def parse_job_id(job_id: str | bytes | None) -> tuple[int, str | None] | None:
+    """(operation id, key token) of one of our job ids; the token is None for a job queued
+    in the old ``op-<id>`` form (before migration 0003). None if it is not ours."""
+    if isinstance(job_id, bytes):
+        job_id = job_id.decode(errors="replace")
+    if not job_id or not job_id.startswith(JOB_PREFIX):
+        return None
+    number, _, token = job_id[len(JOB_PREFIX) :].partition("-")
+    if not number.isdigit() or (token and not token.isalnum()):
+        return None
+    return int(number), token or None
 
 
 def media_queue(redis: Redis, settings: Settings) -> Queue:
@@ -27,18 +53,26 @@ def media_queue(redis: Redis, settings: Settings) -> Queue:
 
 
 def enqueue_operation(
-    queue: Queue, settings: Settings, operation_id: int, *, file_ids: Sequence[str] = ()
+    queue: Queue,
+    settings: Settings,
+    operation_id: int,
+    key_token: str,
+    *,
+    file_ids: Sequence[str] = (),
 ) -> Job:
     """Put the operation's job on the queue. Raises redis errors when Redis is unreachable.
 
     ``file_ids``, the operation's Telegram inputs (short ids, never the files), let the job
     start fetching them while it claims the operation; the operation's row stays the truth.
+    ``key_token`` (the operation's, from its row) names the job and every key the job
+    writes: the job claims only the operation that has this token.
     """
     return queue.enqueue(
         JOB_FUNCTION,
         operation_id,
-        *([list(file_ids)] if file_ids else []),
-        job_id=job_id_for(operation_id),
+        list(file_ids),
+        key_token,
+        job_id=job_id_for(operation_id, key_token),
         job_timeout=settings.JOB_TIMEOUT_SECONDS,
         retry=Retry(max=settings.JOB_RETRIES, interval=[2, 5, 15][: settings.JOB_RETRIES] or 0)
         if settings.JOB_RETRIES

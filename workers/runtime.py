@@ -185,7 +185,10 @@ def _warm_engine(settings: Settings) -> None:
         try:
             async with engine.connect() as conn:
                 session = AsyncSession(bind=conn)
-                await service.claim_operation(session, operation_id=0, deadline_seconds=1)
+                # With a key token, as every job claims (another statement without one).
+                await service.claim_operation(
+                    session, operation_id=0, deadline_seconds=1, key_token=""
+                )
                 await service.claimed_operation(session, operation_id=0)
                 await service.complete_operation(session, operation_id=0, result_ref={})
                 await session.rollback()

@@ -46,7 +46,7 @@ async def test_the_same_update_delivered_again_charges_once_and_queues_one_job(
     await wait_until(both_ignored)
     [operation] = await app.operations()
     assert operation.request_key == key
-    assert app.job_ids() == [f"op-{operation.id}"]
+    assert app.job_ids() == [f"op-{operation.id}-{operation.key_token}"]
     account = await app.user(9001)
     assert account is not None and account.free_operations_left == 3
     queued = [m for m in await user.bot_messages() if "В очереди" in m.text]
@@ -134,7 +134,7 @@ async def test_concurrent_requests_with_money_for_one_charge_once(
     assert account is not None and account.balance == 0
 
     async def one_job() -> bool:
-        return app.job_ids() == [f"op-{operation.id}"]
+        return app.job_ids() == [f"op-{operation.id}-{operation.key_token}"]
 
     await wait_until(one_job)
 

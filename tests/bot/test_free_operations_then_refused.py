@@ -51,11 +51,18 @@ async def test_newcomer_uses_four_free_operations_and_the_fifth_is_refused_with_
         op.input_ref["language"] == "ru" and len(op.input_ref["file_ids"]) == 1
         for op in operations
     )
-    assert sorted(app.job_ids()) == sorted(f"op-{op.id}" for op in operations)
-    job = Job.fetch(f"op-{operations[0].id}", connection=app.queue.connection)
+    # Each job is named by the operation's id and key token, and the row records that name.
+    assert sorted(app.job_ids()) == sorted(f"op-{op.id}-{op.key_token}" for op in operations)
+    assert all(op.job_id == f"op-{op.id}-{op.key_token}" for op in operations)
+    job = Job.fetch(operations[0].job_id, connection=app.queue.connection)
     assert job.func_name == "workers.jobs.run_operation"
-    # The operation id, and its inputs' file ids for the worker to fetch while it claims.
-    assert job.args == (operations[0].id, operations[0].input_ref["file_ids"])
+    # The operation id, its inputs' file ids for the worker to fetch while it claims, and
+    # the key token its Redis keys carry.
+    assert job.args == (
+        operations[0].id,
+        operations[0].input_ref["file_ids"],
+        operations[0].key_token,
+    )
     account = await app.user(5001)
     assert account is not None
     assert account.free_operations_left == 0 and account.balance == 0

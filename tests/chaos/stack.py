@@ -48,6 +48,7 @@ from sandbox.yookassa_client import YooKassaEmulatorClient
 from tests.conftest import alembic_config
 from tests.web.own_postgres import OwnPostgres
 from tests.web.own_postgres import _bin as _pg_bin
+from workers.queue import parse_job_id
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -584,8 +585,8 @@ class ChaosStack:
             return []
         if not job_id:
             return []
-        job = job_id.decode()
-        return [int(job[3:])] if job.startswith("op-") and job[3:].isdigit() else []
+        parsed = parse_job_id(job_id)
+        return [parsed[0]] if parsed is not None else []
 
     def kill_horse(self, worker: WorkerProc) -> Kill | None:
         horses = worker.horses()
@@ -649,13 +650,13 @@ class Scene:
         await self.tg.reset_faults()
         await self.tg.clear_flood_limits()
         await self.yk.reset_faults()
-        # Ids keep counting: Redis outlives the tables here, and the workers key things by
-        # operation id there (the "delivered" marker, RQ's job "op-<id>") — a new operation
-        # 1 would be taken for the previous test's delivered one.
+        # Ids start again at 1 while Redis keeps the previous test's keys: every key the
+        # workers derive from an operation (the "delivered" marker, the lock, RQ's job
+        # "op-<id>-<token>") carries its random key token, so no old key names a new one.
         async with self.engine.begin() as conn:
             # The ledger refuses TRUNCATE (append-only); a replica session fires no trigger.
             await conn.execute(text("SET LOCAL session_replication_role = replica"))
-            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
 
     async def operations(self) -> list[Operation]:
         async with self.sessionmaker() as session:

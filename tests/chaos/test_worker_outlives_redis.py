@@ -18,7 +18,7 @@ from workers.operations import hook_pid_key
 from workers.queue import enqueue_operation, job_id_for, media_queue
 
 
-async def sleeping_operation(scene: Scene, photo: bytes, seconds: float) -> int:
+async def sleeping_operation(scene: Scene, photo: bytes, seconds: float) -> tuple[int, str]:
     """An operation whose job sleeps (a test hook), charged and queued the bot's way."""
     user = scene.tg.user(scene.stack.next_user_id(), first_name="Sleeper")
     message = await user.send_photo(photo)
@@ -43,15 +43,19 @@ async def sleeping_operation(scene: Scene, photo: bytes, seconds: float) -> int:
             },
         )
         await service.set_operation_job(
-            session, operation_id=charged.operation_id, job_id=job_id_for(charged.operation_id)
+            session,
+            operation_id=charged.operation_id,
+            job_id=job_id_for(charged.operation_id, charged.key_token),
         )
         await session.commit()
     conn = scene.stack.redis.client()
     try:
-        enqueue_operation(media_queue(conn, settings), settings, charged.operation_id)
+        enqueue_operation(
+            media_queue(conn, settings), settings, charged.operation_id, charged.key_token
+        )
     finally:
         conn.close()
-    return charged.operation_id
+    return charged.operation_id, charged.key_token
 
 
 async def wait_for(
@@ -72,12 +76,12 @@ async def test_the_worker_carries_on_after_redis_restarts_under_a_running_job(
     scene: Scene, photo: bytes
 ) -> None:
     stack = scene.stack
-    operation_id = await sleeping_operation(scene, photo, 2)
+    operation_id, key_token = await sleeping_operation(scene, photo, 2)
 
     async def sleeping_horse() -> int | None:
         conn = stack.redis.client()
         try:
-            raw = conn.get(hook_pid_key(operation_id))
+            raw = conn.get(hook_pid_key(operation_id, key_token))
         finally:
             conn.close()
         return int(raw.decode().split(":")[0]) if raw else None
@@ -96,7 +100,7 @@ async def test_the_worker_carries_on_after_redis_restarts_under_a_running_job(
     await scene.wait_ready()  # every worker registered again in the new (empty) Redis
 
     # They take new work: a job queued after the restart runs to the end.
-    second = await sleeping_operation(scene, photo, 0)
+    second, _ = await sleeping_operation(scene, photo, 0)
 
     async def succeeded() -> bool:
         ops = {op.id: op for op in await scene.operations()}

@@ -173,6 +173,7 @@ class Harness:
     workers: list[WorkerProcess] = field(default_factory=list)
     extra_pids: list[int] = field(default_factory=list)
     inputs: dict[int, list[str]] = field(default_factory=dict)  # what the bot passes a job
+    tokens: dict[int, str] = field(default_factory=dict)  # each operation's key token
     _next_user: int = 5000
 
     @property
@@ -281,11 +282,12 @@ class Harness:
             await service.set_operation_job(
                 session,
                 operation_id=charged.operation_id,
-                job_id=job_id_for(charged.operation_id),
+                job_id=job_id_for(charged.operation_id, charged.key_token),
                 status_message_id=status.message_id,
             )
             await session.commit()
         self.inputs[charged.operation_id] = file_ids
+        self.tokens[charged.operation_id] = charged.key_token
         if enqueue:
             self.enqueue(charged.operation_id)
         return charged.operation_id
@@ -296,6 +298,7 @@ class Harness:
             media_queue(self.redis, self.settings),
             self.settings,
             operation_id,
+            self.tokens[operation_id],
             file_ids=self.inputs.get(operation_id, []) if file_ids is None else file_ids,
         )
 
@@ -344,8 +347,10 @@ class Harness:
     async def wait_hook_pid(self, operation_id: int, attempt: int = 1) -> int:
         """The work-horse pid a sleep/hang hook published for this attempt."""
 
+        key = hook_pid_key(operation_id, (await self.operation(operation_id)).key_token)
+
         async def check() -> int | None:
-            raw = self.redis.get(hook_pid_key(operation_id))
+            raw = self.redis.get(key)
             if raw is None:
                 return None
             pid, _, seen = raw.decode().partition(":")

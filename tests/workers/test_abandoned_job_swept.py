@@ -157,7 +157,9 @@ def test_a_stop_requested_while_refunding_a_killed_horse_is_not_swallowed(
     monkeypatch.setattr(runtime, "_settings", harness_settings())
     monkeypatch.setattr(jobs, "refund_and_notify", stop)
     monkeypatch.setattr(jobs, "release_lock", lambda *a, **k: None)
-    job = SimpleNamespace(func_name=JOB_FUNCTION, args=(1,), retries_left=0, connection=None)
+    job = SimpleNamespace(
+        func_name=JOB_FUNCTION, args=(1, [], "1" * 32), retries_left=0, connection=None
+    )
     with pytest.raises(StopRequested):
         jobs.on_work_horse_killed(job, 123, 9)
 

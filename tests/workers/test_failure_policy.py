@@ -69,9 +69,16 @@ def test_failures_are_classified(exc: BaseException, reason: str, transient: boo
     assert (failure.reason, failure.transient) == (reason, transient)
 
 
+TOKEN = "7" * 32
+
+
 def _job(retries_left: int | None) -> SimpleNamespace:
     return SimpleNamespace(
-        func_name=JOB_FUNCTION, args=(7,), retries_left=retries_left, id="op-7", connection=None
+        func_name=JOB_FUNCTION,
+        args=(7, [], TOKEN),
+        retries_left=retries_left,
+        id=f"op-7-{TOKEN}",
+        connection=None,
     )
 
 
@@ -79,7 +86,7 @@ def _job(retries_left: int | None) -> SimpleNamespace:
 def refunds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, Failure]]:
     seen: list[tuple[int, Failure]] = []
     monkeypatch.setattr(
-        jobs, "_refund_now", lambda op, failure, detail: seen.append((op, failure))
+        jobs, "_refund_now", lambda op, failure, detail, **k: seen.append((op, failure))
     )
     monkeypatch.setattr(jobs, "release_lock", lambda *a, **k: None)
     return seen
@@ -121,7 +128,7 @@ def test_an_abandoned_job_is_refunded_only_when_nothing_holds_it(
     released: list[object] = []
     monkeypatch.setattr(jobs, "release_lock", lambda *a, **k: released.append(a))
     redis = Redis.from_url(redis_url)
-    lock = f"{jobs.LOCK_PREFIX}7"
+    lock = jobs.lock_key(7, TOKEN)
     redis.set(lock, "4242:orphan", ex=60)
     try:
         job = _job(retries_left=0)

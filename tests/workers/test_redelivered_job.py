@@ -107,7 +107,7 @@ async def test_a_post_whose_answer_was_lost_counts_as_posted(
         return posted
 
     monkeypatch.setattr(service, "complete_operation", answer_lost)
-    result = await jobs.run_operation(operation_id, file_ids)
+    result = await jobs.run_operation(operation_id, file_ids, h.tokens[operation_id])
     assert calls == 2
     assert result["outcome"] == "succeeded"
     assert "voided" not in caplog.text
@@ -139,8 +139,8 @@ async def test_a_job_that_fails_after_its_photo_went_out_is_posted_not_refunded(
 
     monkeypatch.setattr(delivery, "send_result", photo_then_failure)
     with pytest.raises(RuntimeError):
-        await jobs.run_operation(operation_id, file_ids)
-    marker = h.redis.get(delivered.key(operation_id))
+        await jobs.run_operation(operation_id, file_ids, h.tokens[operation_id])
+    marker = h.redis.get(delivered.key(operation_id, h.tokens[operation_id]))
     assert marker is not None and json.loads(marker)["photo_message_id"] == 4242
     refund = await jobs.refund_and_notify(h.settings, operation_id, Failure("internal", True))
     assert refund is None

@@ -59,7 +59,7 @@ async def test_the_send_gets_the_time_kept_for_it(
 
     seen: dict[str, float | None] = {}
 
-    async def fake_run(settings, operation_id, redis, delivered_ref, file_ids, **kw):  # type: ignore[no-untyped-def]
+    async def fake_run(settings, operation_id, key_token, redis, delivered_ref, file_ids, **kw):  # type: ignore[no-untyped-def]
         seen["processing"] = made[0].when()
         kw["sending"]()
         seen["sending"] = made[0].when()
@@ -68,7 +68,7 @@ async def test_the_send_gets_the_time_kept_for_it(
 
     monkeypatch.setattr(jobs.asyncio, "timeout_at", recording)
     monkeypatch.setattr(jobs, "_run", fake_run)
-    result = await jobs.run_operation(987_654, [])
+    result = await jobs.run_operation(987_654, [], "0" * 32)
     assert result["outcome"] == "succeeded"
     # 100 s: the watchdog at 95 s, of which 15 s (at most) are the send's.
     assert seen["sending"] - seen["processing"] == pytest.approx(15.0)

@@ -41,7 +41,7 @@ class ReplyLostQueue(Queue):
                 await engine.dispose()
 
         asyncio.run(claim())  # runs in the thread billed() hands the RQ call to
-        assert job.id == f"op-{operation_id}"
+        assert job.id == f"op-{operation_id}-{args[3]}"
         raise RedisTimeoutError("Timeout reading from socket")
 
 
@@ -73,7 +73,7 @@ async def test_lost_enqueue_reply_does_not_void_a_running_operation(
                 LedgerEntry.kind == LedgerKind.REFUND.value,
             )
         )
-    assert app.job_ids() == [f"op-{operation.id}"], "Redis holds the job"
+    assert app.job_ids() == [f"op-{operation.id}-{operation.key_token}"], "Redis holds the job"
     assert (operation.status, refunds) == ("running", 0), (
         f"the running operation was {operation.status} with {refunds} refund entries"
     )
