@@ -28,6 +28,7 @@ from aiogram.types import Message
 from billing.settings import Settings
 from bot.i18n import t
 from bot.image_header import FileTooBig, HeaderUnavailable, read_image_header
+from bot.visible_text import visibly_empty, without_invisible
 from workers.media import (
     MAX_INPUT_PIXELS,
     MAX_INPUT_SIDE,
@@ -167,6 +168,8 @@ def _instruction_error(exc: InstructionError, lang: str) -> Answer:
 
 
 def _check_instruction(text: str, lang: str) -> Answer | None:
+    if visibly_empty(text):
+        return _instruction_error(InstructionError("empty instruction", reason="empty"), lang)
     try:
         parse_instruction(text)
     except InstructionError as exc:
@@ -177,7 +180,7 @@ def _check_instruction(text: str, lang: str) -> Answer | None:
 def _command_in(text: str) -> Answer | None:
     """A text that starts with "/" is a command (one no router knew), never a prompt, an
     instruction or a caption: refused with its name, so a typo costs nothing."""
-    stripped = text.strip()
+    stripped = without_invisible(text).strip()
     if not stripped.startswith("/"):
         return None
     command = stripped.split(maxsplit=1)[0]
@@ -208,7 +211,7 @@ def _assess_generate(message: Message, settings: Settings) -> Assessment:
     if message.text is None:
         return Answer("bot-generate-need-text")
     prompt = message.text.strip()
-    if not prompt:
+    if visibly_empty(prompt):  # "ㅤ", zero-width spaces...: nothing to draw from
         return Answer("bot-generate-need-text")
     command = _command_in(prompt)
     if command is not None:
@@ -305,7 +308,7 @@ def _assess_photo_and_text(
         return Ignore()
     remember = {"photo": image.file_id}
     caption = (message.caption or "").strip()
-    if not caption:
+    if visibly_empty(caption):
         return Answer(ask_text, remember=remember)
     text, problem = check(caption)
     if problem is not None:

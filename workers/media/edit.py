@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from bot.i18n import t
+from bot.visible_text import without_invisible
 
 from ._image import MediaResult, from_array, load_image, make_result, to_array
 from .errors import InstructionError
@@ -287,7 +288,8 @@ def _error(message: str, reason: str, fragment: str | None = None) -> Instructio
 
 
 def _normalize(text: str) -> str:
-    text = text.translate(_DASHES).lower()
+    # A zero-width space inside "ч/б" would otherwise make it an unknown command.
+    text = without_invisible(text).translate(_DASHES).lower()
     text = re.sub(r"black\s*(?:and|&|-and-)\s*white", "b&w", text)
     text = re.sub(r"[ \t\u00a0]+", " ", text)
     return text

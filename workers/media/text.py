@@ -16,6 +16,8 @@ from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
+from bot.visible_text import is_invisible, visibly_empty
+
 from ._image import MediaResult, load_image, make_result
 from .errors import InvalidText
 
@@ -73,7 +75,9 @@ def check_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     kept = []
     for char in text:
-        if char == "\n" or (unicodedata.category(char)[0] != "C" and has_glyph(char)):
+        if char == "\n" or (
+            unicodedata.category(char)[0] != "C" and not is_invisible(char) and has_glyph(char)
+        ):
             kept.append(char)
     lines = [" ".join(line.split()) for line in "".join(kept).split("\n")]
     while lines and not lines[0]:
@@ -81,7 +85,7 @@ def check_text(text: str) -> str:
     while lines and not lines[-1]:
         lines.pop()
     cleaned = "\n".join(lines)
-    if not cleaned:
+    if visibly_empty(cleaned):  # e.g. only the blank Braille pattern, which the font has
         raise InvalidText("text is empty", reason="empty", max_length=MAX_TEXT_LENGTH)
     if len(cleaned) > MAX_TEXT_LENGTH:
         raise InvalidText(
