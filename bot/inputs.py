@@ -29,6 +29,7 @@ from billing.settings import Settings
 from bot.i18n import t
 from bot.image_header import FileTooBig, HeaderUnavailable, read_image_header
 from bot.visible_text import visibly_empty, without_invisible
+from workers.limits import min_side, too_small
 from workers.media import (
     MAX_INPUT_PIXELS,
     MAX_INPUT_SIDE,
@@ -197,6 +198,18 @@ def _check_caption(text: str) -> tuple[str | None, Answer | None]:
         return None, Answer(key, {"max": exc.max_length})
 
 
+def _too_small(mode: str, image: ImageRef) -> Answer | None:
+    """The mode's minimum size (workers.limits), checked before the charge."""
+    if image.width is None or image.height is None:
+        return None  # a document whose header was not read: the job checks the bytes
+    if not too_small(mode, image.width, image.height):
+        return None
+    return Answer(
+        "bot-input-too-small",
+        {"width": str(image.width), "height": str(image.height), "min": str(min_side(mode))},
+    )
+
+
 def _album_done(message: Message, data: dict[str, Any]) -> bool:
     return bool(message.media_group_id) and data.get("done_group") == message.media_group_id
 
@@ -235,6 +248,9 @@ def _assess_single(
         return image
     if _album_done(message, data):
         return Ignore()
+    small = _too_small(mode, image)
+    if small is not None:
+        return small
     if mode == "upscale" and image.width and image.height:
         try:
             check_upscale(image.width, image.height, max_output_pixels=settings.MAX_OUTPUT_PIXELS)
@@ -244,7 +260,11 @@ def _assess_single(
 
 
 def _assess_pair(
-    message: Message, data: dict[str, Any], settings: Settings, header: ImageInfo | None
+    mode: str,
+    message: Message,
+    data: dict[str, Any],
+    settings: Settings,
+    header: ImageInfo | None,
 ) -> Assessment:
     image = image_of(message, settings, header)
     if image is None:
@@ -253,6 +273,9 @@ def _assess_pair(
         return image
     if _album_done(message, data):
         return Ignore()
+    small = _too_small(mode, image)
+    if small is not None:
+        return small
     first = data.get("first")
     if not first:
         remember = {"first": image.file_id, "first_mid": message.message_id}
@@ -306,6 +329,10 @@ def _assess_photo_and_text(
         return image
     if _album_done(message, data):
         return Ignore()
+    small = _too_small(mode, image)
+    if small is not None:
+        # An earlier photo is dropped too: a text sent next must not go to that one.
+        return Answer(small.key, small.args, remember={"photo": None})
     remember = {"photo": image.file_id}
     caption = (message.caption or "").strip()
     if visibly_empty(caption):
@@ -332,7 +359,7 @@ def assess(
     if mode in SINGLE_PHOTO_MODES:
         return _assess_single(mode, message, data, settings, header)
     if mode in PAIR_MODES:
-        return _assess_pair(message, data, settings, header)
+        return _assess_pair(mode, message, data, settings, header)
     if mode in PHOTO_AND_TEXT_MODES:
         return _assess_photo_and_text(mode, message, data, settings, lang, header)
     raise ValueError(f"unknown mode {mode!r}")

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from workers.media.errors import (
     BackendError,
     ImageTooLarge,
+    ImageTooSmall,
     InstructionError,
     InvalidImage,
     InvalidText,
@@ -100,6 +101,9 @@ def classify(exc: BaseException | None) -> Failure:
         return Failure("invalid-image", False, _which(exc))
     if isinstance(exc, ImageTooLarge):
         return Failure("image-too-large", False, _which(exc))
+    if isinstance(exc, ImageTooSmall):
+        size = {"width": exc.width, "height": exc.height, "min": exc.min_side}
+        return Failure("image-too-small", False, {**_which(exc), **size})
     if isinstance(exc, InstructionError):
         return Failure("instruction", False)
     if isinstance(exc, InvalidText):

@@ -31,6 +31,7 @@ from .edit import (
 from .errors import (
     BackendError,
     ImageTooLarge,
+    ImageTooSmall,
     InstructionError,
     InvalidImage,
     InvalidText,
@@ -55,6 +56,7 @@ __all__ = [
     "FaceBox",
     "ImageInfo",
     "ImageTooLarge",
+    "ImageTooSmall",
     "InstructionError",
     "InvalidImage",
     "InvalidText",

@@ -60,6 +60,21 @@ class ImageTooLarge(MediaError):
         self.which = which
 
 
+class ImageTooSmall(MediaError):
+    """The input is under the operation's minimum: ``min_side`` px on its shorter side."""
+
+    code = "image-too-small"
+
+    def __init__(
+        self, *, width: int, height: int, min_side: int, which: Which | None = None
+    ) -> None:
+        super().__init__(f"{width}x{height} is under the minimum of {min_side} px per side")
+        self.width = width
+        self.height = height
+        self.min_side = min_side
+        self.which = which
+
+
 class NoFaceFound(MediaError):
     """No face was detected in photo ``which`` ("a" = the first, "b" = the second)."""
 

@@ -73,6 +73,7 @@ bot-input-not-image = 🤔 That doesn't look like a picture. Send a photo or a J
 bot-input-too-big = 🐘 The file is too big: up to { $limit } MB, please. Send a smaller one.
 bot-input-unreadable = 🤔 I can't open this file as a picture: it is damaged or in another format. Nothing was charged — send a photo or a JPEG, PNG or WebP file.
 bot-input-too-many-pixels = 🐘 The picture is too large: up to { $megapixels } MP and { $side } pixels per side. Please send a smaller one.
+bot-input-too-small = 🔍 The photo is too small: { $width }×{ $height }. This mode needs at least { $min } pixels on the shorter side. Nothing was charged — please send a bigger one.
 bot-input-download-failed = 😔 I couldn't get the file from Telegram. Nothing was charged — please send it again in a minute.
 bot-input-command = 🤔 { $command } — I don't know that command, and I don't take a text that starts with "/". Send the text without the "/", or pick a command: /start, /help, /balance, /menu.
 bot-pair-need-second = 👍 Got the first photo. Now send the second one.

@@ -30,6 +30,11 @@ worker-reason-invalid-image = could not read { $which ->
    *[other] the photo
 }: the file is damaged or not an image.
 worker-reason-image-too-large = the image is too large.
+worker-reason-image-too-small = { $which ->
+    [a] the first photo
+    [b] the second photo
+   *[other] the photo
+} is too small ({ $width }×{ $height }): at least { $min } pixels on the shorter side are needed.
 worker-reason-instruction = I did not understand what to do with the photo.
 worker-reason-invalid-text = the text is empty or too long.
 worker-reason-backend = the image generation service could not handle the request.

@@ -30,6 +30,11 @@ worker-reason-invalid-image = не удалось прочитать { $which ->
    *[other] фото
 }: файл повреждён или это не изображение.
 worker-reason-image-too-large = изображение слишком большое.
+worker-reason-image-too-small = { $which ->
+    [a] первое фото
+    [b] второе фото
+   *[other] фото
+} слишком маленькое ({ $width }×{ $height }): нужно не меньше { $min } точек по короткой стороне.
 worker-reason-instruction = не понял, что сделать с фото.
 worker-reason-invalid-text = текст пустой или слишком длинный.
 worker-reason-backend = сервис генерации не справился с запросом.
