@@ -163,6 +163,7 @@ def _instruction_error(exc: InstructionError, lang: str) -> Answer:
         "bad-value": "bot-edit-bad-value",
         "too-many": "bot-edit-too-many",
         "too-long": "bot-edit-too-long",
+        "no-effect": "bot-edit-no-effect",
     }.get(exc.reason, "bot-edit-unknown")
     args = {"fragment": html.escape(exc.fragment or ""), "commands": commands, "max": MAX_STEPS}
     return Answer(key, args)

@@ -36,6 +36,7 @@ from workers.media.errors import (
     InvalidText,
     MediaError,
     NoFaceFound,
+    NothingChanged,
 )
 
 
@@ -96,7 +97,9 @@ def classify(exc: BaseException | None) -> Failure:
     if isinstance(exc, AbandonedJobError):  # the worker died: RQ cleaned its registry
         return Failure("crashed", True)
     if isinstance(exc, NoFaceFound):
-        return Failure("no-face", False, {"which": exc.which})
+        return Failure("no-face", False, {"which": exc.which} if exc.which else {})
+    if isinstance(exc, NothingChanged):
+        return Failure("no-change", False)
     if isinstance(exc, InvalidImage):
         return Failure("invalid-image", False, _which(exc))
     if isinstance(exc, ImageTooLarge):

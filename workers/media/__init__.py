@@ -37,6 +37,7 @@ from .errors import (
     InvalidText,
     MediaError,
     NoFaceFound,
+    NothingChanged,
 )
 from .faceswap import FaceBox, detect_faces, face_swap
 from .merge import merge
@@ -63,6 +64,7 @@ __all__ = [
     "MediaError",
     "MediaResult",
     "NoFaceFound",
+    "NothingChanged",
     "Step",
     "add_text",
     "apply_edit",

@@ -76,14 +76,22 @@ class ImageTooSmall(MediaError):
 
 
 class NoFaceFound(MediaError):
-    """No face was detected in photo ``which`` ("a" = the first, "b" = the second)."""
+    """No face was detected in photo ``which`` ("a" = the first, "b" = the second, "both":
+    in neither of two; None: in the one photo of the operation)."""
 
     code = "no-face-found"
 
-    def __init__(self, which: Which) -> None:
-        ordinal = "first" if which == "a" else "second"
-        super().__init__(f"no face found in the {ordinal} photo")
-        self.which: Which = which
+    def __init__(self, which: Which | Literal["both"] | None = None) -> None:
+        where = {"a": "the first photo", "b": "the second photo", "both": "either photo"}
+        super().__init__(f"no face found in {where.get(which or '', 'the photo')}")
+        self.which = which
+
+
+class NothingChanged(MediaError):
+    """The operation would give back the picture it got (an edit that changes no pixel:
+    black and white of a black-and-white photo, a square crop of a square)."""
+
+    code = "nothing-changed"
 
 
 class InstructionError(MediaError):
@@ -91,9 +99,10 @@ class InstructionError(MediaError):
 
     ``reason`` is one of ``"empty"``, ``"unknown"`` (``fragment`` is the part not
     understood), ``"bad-value"`` (a known command with a missing or out-of-range
-    number; ``fragment`` is that command), ``"too-many"`` (more steps than allowed)
-    and ``"too-long"`` (the text itself). ``known_commands`` maps a language
-    (``"ru"``, ``"en"``) to the help lines of every command, for the answer.
+    number; ``fragment`` is that command), ``"too-many"`` (more steps than allowed),
+    ``"too-long"`` (the text itself) and ``"no-effect"`` (every step changes by 0).
+    ``known_commands`` maps a language (``"ru"``, ``"en"``) to the help lines of every
+    command, for the answer.
     """
 
     code = "instruction-error"

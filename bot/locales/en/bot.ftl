@@ -96,6 +96,7 @@ bot-edit-bad-value =
 bot-edit-command-line = • { $command }
 bot-edit-too-many = ✂️ Too many commands at once — { $max } at most. Split them up.
 bot-edit-too-long = ✂️ That command is too long. Please make it shorter.
+bot-edit-no-effect = 🤔 "{ $fragment }" would change nothing: a photo does not change by 0%. Say how much, for example: "brightness +20". Nothing was charged.
 
 ## Operations
 bot-op-queued-generate = ⏳ Queued: drawing a picture from your description.

@@ -22,6 +22,7 @@ worker-failed = ❌ That didn't work: { $reason }
 worker-reason-no-face = no face found in { $which ->
     [a] the first photo
     [b] the second photo
+    [both] either photo
    *[other] the photo
 }. Send a photo where the face is clearly visible.
 worker-reason-invalid-image = could not read { $which ->
@@ -37,6 +38,7 @@ worker-reason-image-too-small = { $which ->
 } is too small ({ $width }×{ $height }): at least { $min } pixels on the shorter side are needed.
 worker-reason-instruction = I did not understand what to do with the photo.
 worker-reason-invalid-text = the text is empty or too long.
+worker-reason-no-change = these edits change no pixel of this photo (black and white of a photo that already is, for example).
 worker-reason-backend = the image generation service could not handle the request.
 worker-reason-media = the image could not be processed.
 worker-reason-timeout = processing took too long.

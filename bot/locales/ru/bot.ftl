@@ -96,6 +96,7 @@ bot-edit-bad-value =
 bot-edit-command-line = • { $command }
 bot-edit-too-many = ✂️ Слишком много команд сразу — не больше { $max }. Разбейте на несколько раз.
 bot-edit-too-long = ✂️ Слишком длинная команда. Сократите, пожалуйста.
+bot-edit-no-effect = 🤔 «{ $fragment }» ничего не изменит: на 0 % фото не меняется. Укажите, насколько, например: «яркость +20». Ничего не списано.
 
 ## Operations
 bot-op-queued-generate = ⏳ В очереди: рисую картинку по описанию.

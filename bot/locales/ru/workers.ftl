@@ -22,6 +22,7 @@ worker-failed = ❌ Не получилось: { $reason }
 worker-reason-no-face = на { $which ->
     [a] первом фото
     [b] втором фото
+    [both] обоих фото
    *[other] фото
 } не найдено лицо. Пришлите фото, где лицо хорошо видно.
 worker-reason-invalid-image = не удалось прочитать { $which ->
@@ -37,6 +38,7 @@ worker-reason-image-too-small = { $which ->
 } слишком маленькое ({ $width }×{ $height }): нужно не меньше { $min } точек по короткой стороне.
 worker-reason-instruction = не понял, что сделать с фото.
 worker-reason-invalid-text = текст пустой или слишком длинный.
+worker-reason-no-change = эти правки не меняют ни одной точки на этом фото (например, ч/б для уже чёрно-белого).
 worker-reason-backend = сервис генерации не справился с запросом.
 worker-reason-media = не удалось обработать изображение.
 worker-reason-timeout = обработка заняла слишком много времени.
