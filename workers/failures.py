@@ -39,12 +39,33 @@ from workers.media.errors import (
     NothingChanged,
 )
 
+# Failures caused by what the user sent (no face, a file that is no image, a photo too small,
+# an edit that changes nothing...): refunded at once and logged as one line, never as an
+# error with a traceback, which stays for what an operator must look at.
+USER_INPUT_REASONS = frozenset(
+    {
+        "no-face",
+        "invalid-image",
+        "image-too-large",
+        "image-too-small",
+        "instruction",
+        "invalid-text",
+        "no-change",
+        "input-too-large",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Failure:
     reason: str
     transient: bool
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> bool:
+        """A refusal of the user's input: nothing went wrong on our side."""
+        return not self.transient and self.reason in USER_INPUT_REASONS
 
 
 class JobFailure(Exception):
