@@ -8,6 +8,7 @@ media-result-edit = ✏️ Done: { $steps }.
 media-result-merge = 🔗 Photos merged: { $width }×{ $height }.
 media-result-faceswap = 🔄 Face swapped.
 media-result-text = 📝 Text added.
+media-result-missing-glyphs = ⚠️ The font has no such characters, so they were left out: { $characters }
 media-result-generate = 🎨 Image created.
 media-result-noop = Unchanged.
 

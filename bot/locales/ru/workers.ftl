@@ -8,6 +8,7 @@ media-result-edit = ✏️ Готово: { $steps }.
 media-result-merge = 🔗 Фото объединены: { $width }×{ $height }.
 media-result-faceswap = 🔄 Лицо заменено.
 media-result-text = 📝 Текст добавлен.
+media-result-missing-glyphs = ⚠️ Этих символов нет в шрифте, на картинке их нет: { $characters }
 media-result-generate = 🎨 Изображение создано.
 media-result-noop = Без изменений.
 
