@@ -77,6 +77,11 @@ bot-input-too-small = 🔍 The photo is too small: { $width }×{ $height }. This
 bot-input-download-failed = 😔 I couldn't get the file from Telegram. Nothing was charged — please send it again in a minute.
 bot-input-command = 🤔 { $command } — I don't know that command, and I don't take a text that starts with "/". Send the text without the "/", or pick a command: /start, /help, /balance, /menu.
 bot-pair-need-second = 👍 Got the first photo. Now send the second one.
+bot-album-extra = 📎 This mode takes { $count ->
+        [1] one photo at a time: I used one from the album
+       *[other] two photos at a time: I used two from the album
+    }; the others were not used and nothing was charged for them. Send them separately if you need to.
+bot-caption-unused = ✏️ The caption "{ $caption }" was not used: this mode takes no caption.
 bot-generate-need-text = ✍️ Describe the picture in text — in one message.
 bot-text-need-text = ✍️ Got the photo! Now send the text to write on it.
 bot-text-empty = ✍️ The text is empty (or only characters the font doesn't have). Write some words.
