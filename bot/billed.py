@@ -41,7 +41,7 @@ from billing.prices import OperationType, format_rub, operation_type
 from billing.service import ChargeResult
 from billing.settings import Settings
 from bot.i18n import t
-from bot.inputs import MediaInput
+from bot.inputs import MediaInput, Note
 from bot.keyboards import insufficient_keyboard, queued_keyboard
 from workers.queue import enqueue_operation, job_id_for
 
@@ -73,6 +73,7 @@ class BilledOperation:
     queue: Queue
     lang: str
     file_ids: tuple[str, ...] = ()  # the inputs, for the worker to fetch while it claims
+    notes: tuple[Note, ...] = ()  # what of the input was not used, said with "queued"
     settled: bool = False  # queued, or already refunded: the middleware leaves it alone
     status: Message | None = None  # the "queued" message, once sent
 
@@ -87,12 +88,12 @@ class BilledOperation:
         finds it. Redis unreachable: the charge is reversed at once and the user told to
         try later. Returns whether the job was queued.
         """
-        status = await message.answer(
-            t(f"bot-op-queued-{self.type.value}", self.lang)
-            + "\n"
-            + t("bot-op-paid", self.lang, **cost_args(self.charge, self.settings)),
-            reply_markup=queued_keyboard(self.lang),
-        )
+        lines = [
+            t(f"bot-op-queued-{self.type.value}", self.lang),
+            t("bot-op-paid", self.lang, **cost_args(self.charge, self.settings)),
+            *(t(key, self.lang, **dict(args)) for key, args in self.notes),
+        ]
+        status = await message.answer("\n".join(lines), reply_markup=queued_keyboard(self.lang))
         self.status = status
         await service.set_operation_job(
             self.session,
@@ -220,6 +221,7 @@ class BilledMiddleware(BaseMiddleware):
             queue=data["queue"],
             lang=lang,
             file_ids=tuple(media.file_ids),
+            notes=media.notes,
         )
         data["operation"] = operation
         try:

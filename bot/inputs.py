@@ -25,9 +25,12 @@ from typing import Any
 from aiogram import Bot
 from aiogram.types import Message
 
+from billing.prices import OperationType
 from billing.settings import Settings
 from bot.i18n import t
 from bot.image_header import FileTooBig, HeaderUnavailable, read_image_header
+from bot.visible_text import visibly_empty, without_invisible
+from workers.limits import LIMITS, min_side, too_small
 from workers.media import (
     MAX_INPUT_PIXELS,
     MAX_INPUT_SIDE,
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 1000
 MAX_COMMAND_SHOWN = 32  # an unknown command is named in the answer, this long at most
+MAX_CAPTION_SHOWN = 40  # an unused caption is quoted, this long at most
 # What Pillow in the worker reads (workers.media._image); HEIC/SVG/... are refused up front.
 IMAGE_MIME_TYPES = frozenset(
     {"image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff"}
@@ -63,12 +67,18 @@ PHOTO_AND_TEXT_MODES = frozenset({"edit", "add_text"})
 IMAGE_MODES = SINGLE_PHOTO_MODES | PAIR_MODES | PHOTO_AND_TEXT_MODES
 
 
+Note = tuple[str, tuple[tuple[str, Any], ...]]
+"""A line added to the "queued" message: a text key and its arguments."""
+
+
 @dataclass(frozen=True)
 class MediaInput:
-    """What the operation row's input_ref carries to the worker."""
+    """What the operation row's input_ref carries to the worker (and ``notes``: what the
+    user is told with the "queued" message about input that was not used)."""
 
     file_ids: tuple[str, ...] = ()
     text: str | None = None
+    notes: tuple[Note, ...] = ()
 
     def input_ref(self, language: str) -> dict[str, Any]:
         return {"file_ids": list(self.file_ids), "text": self.text, "language": language}
@@ -89,7 +99,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class Ignore:
-    """The rest of an album whose first photo(s) were already used."""
+    """A message of an album that was already answered the same (one answer per album)."""
 
 
 Assessment = Ready | Answer | Ignore
@@ -161,12 +171,15 @@ def _instruction_error(exc: InstructionError, lang: str) -> Answer:
         "bad-value": "bot-edit-bad-value",
         "too-many": "bot-edit-too-many",
         "too-long": "bot-edit-too-long",
+        "no-effect": "bot-edit-no-effect",
     }.get(exc.reason, "bot-edit-unknown")
     args = {"fragment": html.escape(exc.fragment or ""), "commands": commands, "max": MAX_STEPS}
     return Answer(key, args)
 
 
 def _check_instruction(text: str, lang: str) -> Answer | None:
+    if visibly_empty(text):
+        return _instruction_error(InstructionError("empty instruction", reason="empty"), lang)
     try:
         parse_instruction(text)
     except InstructionError as exc:
@@ -177,7 +190,7 @@ def _check_instruction(text: str, lang: str) -> Answer | None:
 def _command_in(text: str) -> Answer | None:
     """A text that starts with "/" is a command (one no router knew), never a prompt, an
     instruction or a caption: refused with its name, so a typo costs nothing."""
-    stripped = text.strip()
+    stripped = without_invisible(text).strip()
     if not stripped.startswith("/"):
         return None
     command = stripped.split(maxsplit=1)[0]
@@ -194,21 +207,73 @@ def _check_caption(text: str) -> tuple[str | None, Answer | None]:
         return None, Answer(key, {"max": exc.max_length})
 
 
+def _too_small(mode: str, image: ImageRef) -> Answer | None:
+    """The mode's minimum size (workers.limits), checked before the charge."""
+    if image.width is None or image.height is None:
+        return None  # a document whose header was not read: the job checks the bytes
+    if not too_small(mode, image.width, image.height):
+        return None
+    return Answer(
+        "bot-input-too-small",
+        {"width": str(image.width), "height": str(image.height), "min": str(min_side(mode))},
+    )
+
+
 def _album_done(message: Message, data: dict[str, Any]) -> bool:
     return bool(message.media_group_id) and data.get("done_group") == message.media_group_id
 
 
 def _after(message: Message) -> dict[str, Any]:
     """FSM data once an operation is queued: the mode stays open, its inputs are cleared,
-    and the rest of the same album is ignored."""
-    return {"photo": None, "first": None, "first_mid": None, "done_group": message.media_group_id}
+    and the rest of the same album is not used (the user is told once)."""
+    return {
+        "photo": None,
+        "photo_group": None,
+        "first": None,
+        "first_mid": None,
+        "unused_caption": None,
+        "done_group": message.media_group_id,
+    }
+
+
+def _extra_photos(mode: str) -> Answer:
+    """A photo of an album past what the mode takes: not used, not charged, and said so."""
+    return Answer("bot-album-extra", {"count": LIMITS[OperationType(mode)].photos})
+
+
+def _caption_notes(caption: str | None) -> tuple[Note, ...]:
+    """A caption in a mode that takes none (it may ask for something else): said to be unused."""
+    if visibly_empty(caption):
+        return ()
+    assert caption is not None
+    shown = " ".join(caption.split())
+    if len(shown) > MAX_CAPTION_SHOWN:
+        shown = shown[: MAX_CAPTION_SHOWN - 1] + "…"
+    return (("bot-caption-unused", (("caption", html.escape(shown)),)),)
+
+
+def _once_per_album(message: Message, data: dict[str, Any], verdict: Assessment) -> Assessment:
+    """An album arrives as one message per photo: an answer the album already got is not
+    sent again (three photos too small: one "too small")."""
+    group = message.media_group_id
+    if not group or not isinstance(verdict, Answer) or not verdict.key:
+        return verdict
+    album = data.get("album") or {}
+    said = list(album.get("said") or []) if album.get("group") == group else []
+    if verdict.key in said:
+        return Ignore()
+    remember = {
+        **(verdict.remember or {}),
+        "album": {"group": group, "said": [*said, verdict.key]},
+    }
+    return Answer(verdict.key, verdict.args, remember)
 
 
 def _assess_generate(message: Message, settings: Settings) -> Assessment:
     if message.text is None:
         return Answer("bot-generate-need-text")
     prompt = message.text.strip()
-    if not prompt:
+    if visibly_empty(prompt):  # "ㅤ", zero-width spaces...: nothing to draw from
         return Answer("bot-generate-need-text")
     command = _command_in(prompt)
     if command is not None:
@@ -231,17 +296,25 @@ def _assess_single(
     if isinstance(image, Answer):
         return image
     if _album_done(message, data):
-        return Ignore()
+        return _extra_photos(mode)
+    small = _too_small(mode, image)
+    if small is not None:
+        return small
     if mode == "upscale" and image.width and image.height:
         try:
             check_upscale(image.width, image.height, max_output_pixels=settings.MAX_OUTPUT_PIXELS)
         except ImageTooLarge:
             return Answer("bot-upscale-too-big", {"width": image.width, "height": image.height})
-    return Ready(MediaInput((image.file_id,)), _after(message))
+    notes = _caption_notes(message.caption)
+    return Ready(MediaInput((image.file_id,), notes=notes), _after(message))
 
 
 def _assess_pair(
-    message: Message, data: dict[str, Any], settings: Settings, header: ImageInfo | None
+    mode: str,
+    message: Message,
+    data: dict[str, Any],
+    settings: Settings,
+    header: ImageInfo | None,
 ) -> Assessment:
     image = image_of(message, settings, header)
     if image is None:
@@ -249,10 +322,18 @@ def _assess_pair(
     if isinstance(image, Answer):
         return image
     if _album_done(message, data):
-        return Ignore()
+        return _extra_photos(mode)
+    small = _too_small(mode, image)
+    if small is not None:
+        return small
     first = data.get("first")
+    caption = message.caption if not visibly_empty(message.caption) else None
     if not first:
-        remember = {"first": image.file_id, "first_mid": message.message_id}
+        remember = {
+            "first": image.file_id,
+            "first_mid": message.message_id,
+            "unused_caption": caption,
+        }
         # In an album the second photo is already on its way: no "now the second" prompt.
         if message.media_group_id:
             return Answer("", remember=remember)
@@ -261,7 +342,8 @@ def _assess_pair(
     # Album updates may be handled out of order: the photo sent first is the first one.
     if data.get("first_mid") and message.message_id < int(data["first_mid"]):
         files = (image.file_id, first)
-    return Ready(MediaInput(files), _after(message))
+    notes = _caption_notes(caption or data.get("unused_caption"))
+    return Ready(MediaInput(files, notes=notes), _after(message))
 
 
 def _assess_photo_and_text(
@@ -302,10 +384,20 @@ def _assess_photo_and_text(
     if isinstance(image, Answer):
         return image
     if _album_done(message, data):
-        return Ignore()
-    remember = {"photo": image.file_id}
+        return _extra_photos(mode)
+    small = _too_small(mode, image)
+    if small is not None:
+        # An earlier photo is dropped too: a text sent next must not go to that one.
+        return Answer(small.key, small.args, remember={"photo": None})
+    remember: dict[str, Any] = {"photo": image.file_id}
+    if message.media_group_id:
+        remember["photo_group"] = message.media_group_id
     caption = (message.caption or "").strip()
-    if not caption:
+    if visibly_empty(caption):
+        group = message.media_group_id
+        if group and data.get("photo") and data.get("photo_group") == group:
+            # An album without a caption: its first photo waits for the text; not this one.
+            return _extra_photos(mode)
         return Answer(ask_text, remember=remember)
     text, problem = check(caption)
     if problem is not None:
@@ -325,14 +417,16 @@ def assess(
     """What to do with ``message`` in ``mode``; ``header``: that of the message's image
     document, when it was read (see :func:`assess_message`)."""
     if mode == "generate":
-        return _assess_generate(message, settings)
-    if mode in SINGLE_PHOTO_MODES:
-        return _assess_single(mode, message, data, settings, header)
-    if mode in PAIR_MODES:
-        return _assess_pair(message, data, settings, header)
-    if mode in PHOTO_AND_TEXT_MODES:
-        return _assess_photo_and_text(mode, message, data, settings, lang, header)
-    raise ValueError(f"unknown mode {mode!r}")
+        verdict = _assess_generate(message, settings)
+    elif mode in SINGLE_PHOTO_MODES:
+        verdict = _assess_single(mode, message, data, settings, header)
+    elif mode in PAIR_MODES:
+        verdict = _assess_pair(mode, message, data, settings, header)
+    elif mode in PHOTO_AND_TEXT_MODES:
+        verdict = _assess_photo_and_text(mode, message, data, settings, lang, header)
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    return _once_per_album(message, data, verdict)
 
 
 async def assess_message(

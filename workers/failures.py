@@ -30,11 +30,29 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from workers.media.errors import (
     BackendError,
     ImageTooLarge,
+    ImageTooSmall,
     InstructionError,
     InvalidImage,
     InvalidText,
     MediaError,
     NoFaceFound,
+    NothingChanged,
+)
+
+# Failures caused by what the user sent (no face, a file that is no image, a photo too small,
+# an edit that changes nothing...): refunded at once and logged as one line, never as an
+# error with a traceback, which stays for what an operator must look at.
+USER_INPUT_REASONS = frozenset(
+    {
+        "no-face",
+        "invalid-image",
+        "image-too-large",
+        "image-too-small",
+        "instruction",
+        "invalid-text",
+        "no-change",
+        "input-too-large",
+    }
 )
 
 
@@ -43,6 +61,11 @@ class Failure:
     reason: str
     transient: bool
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> bool:
+        """A refusal of the user's input: nothing went wrong on our side."""
+        return not self.transient and self.reason in USER_INPUT_REASONS
 
 
 class JobFailure(Exception):
@@ -95,11 +118,16 @@ def classify(exc: BaseException | None) -> Failure:
     if isinstance(exc, AbandonedJobError):  # the worker died: RQ cleaned its registry
         return Failure("crashed", True)
     if isinstance(exc, NoFaceFound):
-        return Failure("no-face", False, {"which": exc.which})
+        return Failure("no-face", False, {"which": exc.which} if exc.which else {})
+    if isinstance(exc, NothingChanged):
+        return Failure("no-change", False)
     if isinstance(exc, InvalidImage):
         return Failure("invalid-image", False, _which(exc))
     if isinstance(exc, ImageTooLarge):
         return Failure("image-too-large", False, _which(exc))
+    if isinstance(exc, ImageTooSmall):
+        size = {"width": exc.width, "height": exc.height, "min": exc.min_side}
+        return Failure("image-too-small", False, {**_which(exc), **size})
     if isinstance(exc, InstructionError):
         return Failure("instruction", False)
     if isinstance(exc, InvalidText):

@@ -291,6 +291,11 @@ async def run_operation(
         if watchdog.expired():
             raise OperationTimedOut(seconds) from None
         raise
+    except Exception as exc:
+        failure = classify(exc)
+        if not failure.expected:
+            raise
+        return await _refuse(settings, operation_id, key_token, failure, exc)
     finally:
         lock.release()
 
@@ -306,6 +311,24 @@ async def _row_key_token(settings: Settings, operation_id: int) -> str | None:
             await engine.dispose()
         finally:
             runtime.give_back_engine(engine)
+
+
+async def _refuse(
+    settings: Settings, operation_id: int, key_token: str, failure: Failure, exc: Exception
+) -> dict[str, Any]:
+    """The user's input cannot be processed (no face, not an image, too small...): refund
+    and tell the user here, and end the job normally. Raised, it would reach RQ, which logs
+    every exception as an ERROR with its traceback. The refund is conditional as on every
+    path; if it fails (the database is down), the exception goes on to RQ after all and
+    :func:`on_job_failure` (or the sweeper) refunds."""
+    try:
+        await refund_and_notify(
+            settings, operation_id, failure, detail=str(exc), key_token=key_token
+        )
+    except Exception:  # noqa: BLE001 - the failure callback refunds instead
+        log.warning("operation %s: refund of a refused input failed", operation_id, exc_info=True)
+        raise exc from None
+    return {"operation_id": operation_id, "outcome": "refused", "reason": failure.reason}
 
 
 async def _run(
@@ -633,10 +656,13 @@ async def void_and_notify(
             return None
         op = await _load(session, operation_id)
         await session.commit()
-    log.warning(
-        "operation %s voided (%s): %s kopecks and %s free operations back",
+    # A refused input is routine (INFO); anything else is worth a look (WARNING).
+    log.log(
+        logging.INFO if failure.expected else logging.WARNING,
+        "operation %s voided (%s%s): %s kopecks and %s free operations back",
         op.id,
         failure.reason,
+        f": {detail}" if failure.expected and detail else "",
         refund.amount,
         refund.free_back,
     )

@@ -28,9 +28,12 @@ def what_was_done(result: MediaResult, language: str) -> str:
     if language == "ru" and "steps_ru" in args:
         args["steps"] = args["steps_ru"]
     try:
-        return t(result.description_key, language, **args)
+        done = t(result.description_key, language, **args)
     except (MissingText, ValueError):
         return t("media-result-noop", language)
+    if args.get("missing"):  # 📝: characters the font could not draw were left out
+        done += "\n" + t("media-result-missing-glyphs", language, characters=args["missing"])
+    return done
 
 
 def cost_line(*, funding: str, price: int, balance: int, free_left: int, language: str) -> str:

@@ -17,12 +17,14 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from billing.prices import OperationType
 from billing.settings import Settings
 from workers.failures import JobFailure
+from workers.limits import LIMITS
 from workers.media import (
+    ImageTooSmall,
     MediaResult,
     add_text,
     edit,
@@ -34,15 +36,7 @@ from workers.media import (
 )
 from workers.queue import key_name
 
-INPUTS: dict[OperationType, int] = {
-    OperationType.GENERATE: 0,
-    OperationType.EDIT: 1,
-    OperationType.MERGE: 2,
-    OperationType.FACE_SWAP: 2,
-    OperationType.RETOUCH: 1,
-    OperationType.UPSCALE: 1,
-    OperationType.ADD_TEXT: 1,
-}
+INPUTS: dict[OperationType, int] = {op: limits.photos for op, limits in LIMITS.items()}
 
 # Results worth a lossless copy as a document (Telegram recompresses photos).
 LOSSLESS = frozenset({OperationType.UPSCALE})
@@ -60,6 +54,7 @@ def run_local(
         raise JobFailure(
             "input-missing", f"{op_type} needs {INPUTS[op_type]} photos, got {len(inputs)}"
         )
+    check_sizes(op_type, inputs)
     if op_type is OperationType.UPSCALE:
         return upscale(inputs[0], factor=2, max_output_pixels=settings.MAX_OUTPUT_PIXELS)
     if op_type is OperationType.RETOUCH:
@@ -73,6 +68,28 @@ def run_local(
     if op_type is OperationType.ADD_TEXT:
         return add_text(inputs[0], text or "")
     raise JobFailure("internal", f"{op_type} has no local implementation")
+
+
+def check_sizes(op_type: OperationType, inputs: Sequence[bytes]) -> None:
+    """ImageTooSmall for an input under the operation's minimum (the bot refuses those
+    before the charge; this holds for whatever the job downloaded). Headers only."""
+    minimum = LIMITS[op_type].min_side
+    needed = INPUTS[op_type]
+    for index, data in enumerate(inputs[:needed]):
+        info = probe_image(data, which=_which(index, needed))
+        if min(info.width, info.height) < minimum:
+            raise ImageTooSmall(
+                width=info.width,
+                height=info.height,
+                min_side=minimum,
+                which=_which(index, needed),
+            )
+
+
+def _which(index: int, count: int) -> Literal["a", "b"] | None:
+    if count < 2:
+        return None
+    return "a" if index == 0 else "b"
 
 
 async def generate(text: str | None, settings: Settings, *, budget: float) -> MediaResult:

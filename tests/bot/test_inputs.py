@@ -60,7 +60,12 @@ def test_a_pair_from_an_album_handled_out_of_order_keeps_the_sent_order() -> Non
     assert isinstance(verdict, Ready)
     assert verdict.media == MediaInput(("photo10", "photo11"))
     third = _message(12, photo=(100, 100, 10), group="g")
-    assert isinstance(assess("merge", third, verdict.remember, SETTINGS, "ru"), Ignore)
+    extra = assess("merge", third, verdict.remember, SETTINGS, "ru")
+    assert isinstance(extra, Answer) and extra.key == "bot-album-extra"  # said once
+    assert extra.remember is not None
+    fourth = _message(13, photo=(100, 100, 10), group="g")
+    told = {**verdict.remember, **extra.remember}
+    assert isinstance(assess("merge", fourth, told, SETTINGS, "ru"), Ignore)
 
 
 def test_the_largest_photo_size_is_used_and_its_byte_size_checked() -> None:

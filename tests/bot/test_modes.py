@@ -177,7 +177,7 @@ async def test_upscale_reads_an_image_documents_size_before_charging(
     assert "512×512" in reply.text
     assert await app.operations() == []
     assert await app.ledger_count() == ledger
-    small = await user.send_document(_png(60, 40), "small.png", mime_type="image/png")
+    small = await user.send_document(_png(80, 64), "small.png", mime_type="image/png")
     await user.wait_for_text("В очереди")  # the mode stayed open
     [operation] = await app.operations()
     assert operation.input_ref["file_ids"] == [small.file_id]

@@ -122,7 +122,7 @@ def test_exif_orientation_is_applied() -> None:
     assert shown[5, 10, 0] > 200 and shown[5, 10, 2] < 60  # top is red
     assert shown[35, 10, 2] > 200 and shown[35, 10, 0] < 60  # bottom is blue
 
-    result = apply_edit(data, [Step("brightness", 0)])
+    result = apply_edit(data, [Step("brightness", 10)])
     assert (result.width, result.height) == (20, 40)
     assert decode(result.data)[5, 10, 0] > 200
 

@@ -29,8 +29,8 @@ def test_retouch_smooths_the_face(hopper: bytes) -> None:
     assert result.params["skin_percent"] > 0
 
 
-def test_retouch_stretches_a_washed_out_photo(coffee: bytes) -> None:
-    original = decode(coffee).astype(np.float32)
+def test_retouch_stretches_a_washed_out_photo(hopper: bytes) -> None:
+    original = decode(hopper).astype(np.float32)
     flat = (original * 0.4 + 90).astype(np.uint8)  # low contrast, greyish
     assert np.percentile(flat, 99) - np.percentile(flat, 1) < 110
     result = decode(retouch(to_jpeg(flat)).data)

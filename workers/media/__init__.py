@@ -31,11 +31,13 @@ from .edit import (
 from .errors import (
     BackendError,
     ImageTooLarge,
+    ImageTooSmall,
     InstructionError,
     InvalidImage,
     InvalidText,
     MediaError,
     NoFaceFound,
+    NothingChanged,
 )
 from .faceswap import FaceBox, detect_faces, face_swap
 from .merge import merge
@@ -55,12 +57,14 @@ __all__ = [
     "FaceBox",
     "ImageInfo",
     "ImageTooLarge",
+    "ImageTooSmall",
     "InstructionError",
     "InvalidImage",
     "InvalidText",
     "MediaError",
     "MediaResult",
     "NoFaceFound",
+    "NothingChanged",
     "Step",
     "add_text",
     "apply_edit",

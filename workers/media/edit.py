@@ -15,12 +15,13 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps
 
 from bot.i18n import t
+from bot.visible_text import without_invisible
 
 from ._image import MediaResult, from_array, load_image, make_result, to_array
-from .errors import InstructionError
+from .errors import InstructionError, NothingChanged
 
 MAX_STEPS = 10
 MAX_INSTRUCTION_LENGTH = 500
@@ -287,7 +288,8 @@ def _error(message: str, reason: str, fragment: str | None = None) -> Instructio
 
 
 def _normalize(text: str) -> str:
-    text = text.translate(_DASHES).lower()
+    # A zero-width space inside "ч/б" would otherwise make it an unknown command.
+    text = without_invisible(text).translate(_DASHES).lower()
     text = re.sub(r"black\s*(?:and|&|-and-)\s*white", "b&w", text)
     text = re.sub(r"[ \t\u00a0]+", " ", text)
     return text
@@ -418,6 +420,9 @@ def parse_instruction(text: str) -> list[Step]:
         steps.extend(_parse_run(fragment))
     if len(steps) > MAX_STEPS:
         raise _error(f"more than {MAX_STEPS} commands", "too-many")
+    if all(step.value == 0 and _SPECS[step.op].arg == "percent" for step in steps):
+        # "яркость 0": known before the charge to change nothing.
+        raise _error("every step is a change by 0 %", "no-effect", text.strip())
     return steps
 
 
@@ -560,9 +565,11 @@ def apply_edit(data: bytes, steps: Sequence[Step]) -> MediaResult:
     """Run ``steps`` on the image in order."""
     steps = list(steps)
     validate_steps(steps)
-    img = load_image(data)
+    original = img = load_image(data)
     for step in steps:
         img = _EXECUTORS[step.op](img, step.value)
+    if img.size == original.size and ImageChops.difference(img, original).getbbox() is None:
+        raise NothingChanged(f"{describe_steps(steps)} changes no pixel of this picture")
     return make_result(
         img,
         "edit",

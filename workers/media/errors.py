@@ -60,15 +60,38 @@ class ImageTooLarge(MediaError):
         self.which = which
 
 
+class ImageTooSmall(MediaError):
+    """The input is under the operation's minimum: ``min_side`` px on its shorter side."""
+
+    code = "image-too-small"
+
+    def __init__(
+        self, *, width: int, height: int, min_side: int, which: Which | None = None
+    ) -> None:
+        super().__init__(f"{width}x{height} is under the minimum of {min_side} px per side")
+        self.width = width
+        self.height = height
+        self.min_side = min_side
+        self.which = which
+
+
 class NoFaceFound(MediaError):
-    """No face was detected in photo ``which`` ("a" = the first, "b" = the second)."""
+    """No face was detected in photo ``which`` ("a" = the first, "b" = the second, "both":
+    in neither of two; None: in the one photo of the operation)."""
 
     code = "no-face-found"
 
-    def __init__(self, which: Which) -> None:
-        ordinal = "first" if which == "a" else "second"
-        super().__init__(f"no face found in the {ordinal} photo")
-        self.which: Which = which
+    def __init__(self, which: Which | Literal["both"] | None = None) -> None:
+        where = {"a": "the first photo", "b": "the second photo", "both": "either photo"}
+        super().__init__(f"no face found in {where.get(which or '', 'the photo')}")
+        self.which = which
+
+
+class NothingChanged(MediaError):
+    """The operation would give back the picture it got (an edit that changes no pixel:
+    black and white of a black-and-white photo, a square crop of a square)."""
+
+    code = "nothing-changed"
 
 
 class InstructionError(MediaError):
@@ -76,9 +99,10 @@ class InstructionError(MediaError):
 
     ``reason`` is one of ``"empty"``, ``"unknown"`` (``fragment`` is the part not
     understood), ``"bad-value"`` (a known command with a missing or out-of-range
-    number; ``fragment`` is that command), ``"too-many"`` (more steps than allowed)
-    and ``"too-long"`` (the text itself). ``known_commands`` maps a language
-    (``"ru"``, ``"en"``) to the help lines of every command, for the answer.
+    number; ``fragment`` is that command), ``"too-many"`` (more steps than allowed),
+    ``"too-long"`` (the text itself) and ``"no-effect"`` (every step changes by 0).
+    ``known_commands`` maps a language (``"ru"``, ``"en"``) to the help lines of every
+    command, for the answer.
     """
 
     code = "instruction-error"

@@ -163,12 +163,10 @@ def _match_colors(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndar
 
 def swap_arrays(ra: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, FaceBox]:
     """Face swap on RGB arrays; returns the new B and the face box it changed."""
-    faces_a = find_faces(ra)
-    if not faces_a:
-        raise NoFaceFound("a")
-    faces_b = find_faces(rb)
-    if not faces_b:
-        raise NoFaceFound("b")
+    faces_a, faces_b = find_faces(ra), find_faces(rb)
+    if not faces_a or not faces_b:
+        # Name every photo without a face, so that one retry fixes both.
+        raise NoFaceFound("both" if not faces_a and not faces_b else "a" if not faces_a else "b")
     fa, fb = faces_a[0], faces_b[0]
     rotation = _relative_rotation(ra, fa, rb, fb)
 

@@ -1,4 +1,8 @@
-"""✨ Retouch: automatic levels + skin smoothing (bilateral, on a skin-tone mask)."""
+"""✨ Retouch: automatic levels + skin smoothing (bilateral, on a skin-tone mask).
+
+A portrait retouch: a photo without a face is refused (NoFaceFound) rather than answered
+"skin smoothed" for a picture with no skin to smooth.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import cv2
 import numpy as np
 
 from ._image import MediaResult, from_array, load_image, make_result, to_array
+from .errors import NoFaceFound
+from .faceswap import find_faces
 
 FILTER_SIDE = 768
 """The smoothing runs at this longest side: bilateral filters are slow and their
@@ -58,12 +64,15 @@ def _auto_levels(rgb: np.ndarray, sample: np.ndarray) -> np.ndarray:
 
 def retouch(data: bytes) -> MediaResult:
     """Fix levels/contrast, then smooth skin (bilateral filter blended on a skin mask).
+    Raises NoFaceFound for a photo without a face.
 
     The smoothing comes last so that the contrast step does not bring the skin
     texture back.
     """
     img = load_image(data)
     rgb = to_array(img)
+    if not find_faces(rgb):
+        raise NoFaceFound()
     h, w = rgb.shape[:2]
     scale = min(1.0, FILTER_SIDE / max(w, h))
     small_size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -2,8 +2,10 @@
 
 Pillow's built-in bitmap font has no Cyrillic (it draws empty boxes), so the
 package ships DejaVu Sans Bold (``fonts/``, licence in ``fonts/LICENSE``).
-Characters the font has no glyph for (e.g. CJK) are dropped instead of being
-drawn as boxes.
+Characters the font has no glyph for (e.g. CJK, most emoji) are left out instead of
+being drawn as boxes, and the result says which (``params["missing"]``). Drawing them
+would take a colour emoji font (Noto Color Emoji: ~10 MB, bitmaps at one size) — not
+worth it for a caption tool.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
+from bot.visible_text import is_invisible, is_visible, visibly_empty
+
 from ._image import MediaResult, load_image, make_result
 from .errors import InvalidText
 
@@ -24,6 +28,7 @@ MAX_TEXT_LENGTH = 200
 MAX_BLOCK_SHARE = 0.45  # the text block covers at most this share of the height
 MIN_FONT_SIZE = 10
 TINY_FONT_SIZE = 7  # a long text on a small picture, rather than cut off
+MAX_MISSING_SHOWN = 10  # characters named in the result caption, at most
 _PROBE_SIZE = 32
 _NOTDEF_PROBE = "\U0010fffd"  # a private-use code point no font we ship covers
 
@@ -73,7 +78,9 @@ def check_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     kept = []
     for char in text:
-        if char == "\n" or (unicodedata.category(char)[0] != "C" and has_glyph(char)):
+        if char == "\n" or (
+            unicodedata.category(char)[0] != "C" and not is_invisible(char) and has_glyph(char)
+        ):
             kept.append(char)
     lines = [" ".join(line.split()) for line in "".join(kept).split("\n")]
     while lines and not lines[0]:
@@ -81,7 +88,7 @@ def check_text(text: str) -> str:
     while lines and not lines[-1]:
         lines.pop()
     cleaned = "\n".join(lines)
-    if not cleaned:
+    if visibly_empty(cleaned):  # e.g. only the blank Braille pattern, which the font has
         raise InvalidText("text is empty", reason="empty", max_length=MAX_TEXT_LENGTH)
     if len(cleaned) > MAX_TEXT_LENGTH:
         raise InvalidText(
@@ -90,6 +97,16 @@ def check_text(text: str) -> str:
             max_length=MAX_TEXT_LENGTH,
         )
     return cleaned
+
+
+def missing_glyphs(text: str) -> list[str]:
+    """The visible characters of ``text`` the font cannot draw (each once, in order): what
+    :func:`check_text` leaves out without a word."""
+    seen: dict[str, None] = {}
+    for char in unicodedata.normalize("NFC", text):
+        if is_visible(char) and not has_glyph(char):
+            seen.setdefault(char)
+    return list(seen)
 
 
 def _break_word(word: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
@@ -202,4 +219,9 @@ def add_text(data: bytes, text: str, *, position: Position = "bottom") -> MediaR
     cleaned = check_text(text)
     img = load_image(data)
     out = draw_text(img, cleaned, position)
-    return make_result(out, "text", {"position": position, "length": len(cleaned)})
+    params: dict[str, str | int] = {"position": position, "length": len(cleaned)}
+    missing = missing_glyphs(text)
+    if missing:
+        shown = " ".join(missing[:MAX_MISSING_SHOWN])
+        params["missing"] = shown + (" …" if len(missing) > MAX_MISSING_SHOWN else "")
+    return make_result(out, "text", params)

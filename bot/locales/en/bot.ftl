@@ -73,9 +73,15 @@ bot-input-not-image = 🤔 That doesn't look like a picture. Send a photo or a J
 bot-input-too-big = 🐘 The file is too big: up to { $limit } MB, please. Send a smaller one.
 bot-input-unreadable = 🤔 I can't open this file as a picture: it is damaged or in another format. Nothing was charged — send a photo or a JPEG, PNG or WebP file.
 bot-input-too-many-pixels = 🐘 The picture is too large: up to { $megapixels } MP and { $side } pixels per side. Please send a smaller one.
+bot-input-too-small = 🔍 The photo is too small: { $width }×{ $height }. This mode needs at least { $min } pixels on the shorter side. Nothing was charged — please send a bigger one.
 bot-input-download-failed = 😔 I couldn't get the file from Telegram. Nothing was charged — please send it again in a minute.
 bot-input-command = 🤔 { $command } — I don't know that command, and I don't take a text that starts with "/". Send the text without the "/", or pick a command: /start, /help, /balance, /menu.
 bot-pair-need-second = 👍 Got the first photo. Now send the second one.
+bot-album-extra = 📎 This mode takes { $count ->
+        [1] one photo at a time: I used one from the album
+       *[other] two photos at a time: I used two from the album
+    }; the others were not used and nothing was charged for them. Send them separately if you need to.
+bot-caption-unused = ✏️ The caption "{ $caption }" was not used: this mode takes no caption.
 bot-generate-need-text = ✍️ Describe the picture in text — in one message.
 bot-text-need-text = ✍️ Got the photo! Now send the text to write on it.
 bot-text-empty = ✍️ The text is empty (or only characters the font doesn't have). Write some words.
@@ -95,6 +101,7 @@ bot-edit-bad-value =
 bot-edit-command-line = • { $command }
 bot-edit-too-many = ✂️ Too many commands at once — { $max } at most. Split them up.
 bot-edit-too-long = ✂️ That command is too long. Please make it shorter.
+bot-edit-no-effect = 🤔 "{ $fragment }" would change nothing: a photo does not change by 0%. Say how much, for example: "brightness +20". Nothing was charged.
 
 ## Operations
 bot-op-queued-generate = ⏳ Queued: drawing a picture from your description.

@@ -8,6 +8,7 @@ media-result-edit = ✏️ Done: { $steps }.
 media-result-merge = 🔗 Photos merged: { $width }×{ $height }.
 media-result-faceswap = 🔄 Face swapped.
 media-result-text = 📝 Text added.
+media-result-missing-glyphs = ⚠️ The font has no such characters, so they were left out: { $characters }
 media-result-generate = 🎨 Image created.
 media-result-noop = Unchanged.
 
@@ -22,6 +23,7 @@ worker-failed = ❌ That didn't work: { $reason }
 worker-reason-no-face = no face found in { $which ->
     [a] the first photo
     [b] the second photo
+    [both] either photo
    *[other] the photo
 }. Send a photo where the face is clearly visible.
 worker-reason-invalid-image = could not read { $which ->
@@ -30,8 +32,14 @@ worker-reason-invalid-image = could not read { $which ->
    *[other] the photo
 }: the file is damaged or not an image.
 worker-reason-image-too-large = the image is too large.
+worker-reason-image-too-small = { $which ->
+    [a] the first photo
+    [b] the second photo
+   *[other] the photo
+} is too small ({ $width }×{ $height }): at least { $min } pixels on the shorter side are needed.
 worker-reason-instruction = I did not understand what to do with the photo.
 worker-reason-invalid-text = the text is empty or too long.
+worker-reason-no-change = these edits change no pixel of this photo (black and white of a photo that already is, for example).
 worker-reason-backend = the image generation service could not handle the request.
 worker-reason-media = the image could not be processed.
 worker-reason-timeout = processing took too long.

@@ -8,6 +8,7 @@ media-result-edit = ✏️ Готово: { $steps }.
 media-result-merge = 🔗 Фото объединены: { $width }×{ $height }.
 media-result-faceswap = 🔄 Лицо заменено.
 media-result-text = 📝 Текст добавлен.
+media-result-missing-glyphs = ⚠️ Этих символов нет в шрифте, на картинке их нет: { $characters }
 media-result-generate = 🎨 Изображение создано.
 media-result-noop = Без изменений.
 
@@ -22,6 +23,7 @@ worker-failed = ❌ Не получилось: { $reason }
 worker-reason-no-face = на { $which ->
     [a] первом фото
     [b] втором фото
+    [both] обоих фото
    *[other] фото
 } не найдено лицо. Пришлите фото, где лицо хорошо видно.
 worker-reason-invalid-image = не удалось прочитать { $which ->
@@ -30,8 +32,14 @@ worker-reason-invalid-image = не удалось прочитать { $which ->
    *[other] фото
 }: файл повреждён или это не изображение.
 worker-reason-image-too-large = изображение слишком большое.
+worker-reason-image-too-small = { $which ->
+    [a] первое фото
+    [b] второе фото
+   *[other] фото
+} слишком маленькое ({ $width }×{ $height }): нужно не меньше { $min } точек по короткой стороне.
 worker-reason-instruction = не понял, что сделать с фото.
 worker-reason-invalid-text = текст пустой или слишком длинный.
+worker-reason-no-change = эти правки не меняют ни одной точки на этом фото (например, ч/б для уже чёрно-белого).
 worker-reason-backend = сервис генерации не справился с запросом.
 worker-reason-media = не удалось обработать изображение.
 worker-reason-timeout = обработка заняла слишком много времени.
