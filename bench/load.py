@@ -57,8 +57,8 @@ SETTINGS: dict[str, object] = {
     "JOB_RETRIES": 2,
     "SWEEP_INTERVAL_SECONDS": 5,
     "JOB_TIMEOUT_SECONDS": 180,
-    "JOB_DEADLINE_MARGIN_SECONDS": 120,
-    "OPERATION_DEADLINE_SECONDS": 900,
+    "JOB_DEADLINE_MARGIN_SECONDS": 150,
+    "OPERATION_DEADLINE_SECONDS": 570,  # queue wait: 900 s in all with the two above
 }
 
 

@@ -155,6 +155,19 @@ async def audit(session: AsyncSession) -> list[str]:
     for op_id in failed_paid:
         problems.append(f"operation {op_id}: paid for, failed, and never refunded")
 
+    # A result that reached the chat is never also given back: the user would have both.
+    both = await session.execute(
+        select(Operation.id, Operation.status, Operation.delivered_at, refunded).where(
+            Operation.delivered_at.is_not(None),
+            or_(Operation.status == OperationStatus.REFUNDED.value, refunded > 0),
+        )
+    )
+    for op_id, status, delivered_at, n_refunded in both:
+        problems.append(
+            f"operation {op_id} ({status}): delivered at {delivered_at} and refunded "
+            f"({n_refunded} refund entries)"
+        )
+
     # Money returned to the card through YooKassa was debited from the balance, once.
     debits = (
         select(

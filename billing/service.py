@@ -46,7 +46,7 @@ from billing.models import (
     utcnow,
 )
 from billing.prices import operation_type, price_for
-from billing.settings import Settings
+from billing.settings import Settings, operation_deadline_seconds
 
 ACTIVE = (OperationStatus.QUEUED, OperationStatus.RUNNING)
 CREDITABLE = (PaymentStatus.PENDING, PaymentStatus.WAITING_FOR_CAPTURE, PaymentStatus.FAILED)
@@ -334,7 +334,8 @@ async def charge(
                 request_key=request_key,
                 chat_id=chat_id,
                 input_ref=input_ref,
-                deadline_at=now + timedelta(seconds=settings.OPERATION_DEADLINE_SECONDS),
+                deadline_at=now
+                + timedelta(seconds=operation_deadline_seconds(settings, queued=True)),
             )
             .on_conflict_do_nothing(index_elements=[Operation.request_key])
             .returning(Operation.id, Operation.key_token)
@@ -431,7 +432,7 @@ async def _charge_postgresql(
                 "request_key": request_key,
                 "chat_id": chat_id,
                 "input_ref": json.dumps(input_ref) if input_ref is not None else None,
-                "deadline": float(settings.OPERATION_DEADLINE_SECONDS),
+                "deadline": float(operation_deadline_seconds(settings, queued=True)),
             },
         )
     ).one_or_none()
@@ -578,7 +579,10 @@ async def claimed_operation(session: AsyncSession, *, operation_id: int) -> Any 
 async def complete_operation(
     session: AsyncSession, *, operation_id: int, result_ref: dict[str, Any] | None = None
 ) -> bool:
-    """Post the hold: the result was delivered. False if it was already voided or posted."""
+    """Post the hold: the result was delivered. False if it was already voided or posted.
+
+    A delivery time the job could not write when Telegram accepted the result
+    (:func:`record_delivery`) is filled in now, so a posted operation always has one."""
     result = await session.execute(
         update(Operation)
         .where(Operation.id == operation_id, Operation.status.in_(ACTIVE))
@@ -586,6 +590,7 @@ async def complete_operation(
             status=OperationStatus.SUCCEEDED.value,
             result_ref=result_ref,
             finished_at=utcnow(),
+            delivered_at=func.coalesce(Operation.delivered_at, utcnow()),
             error=None,
         )
         .returning(Operation.id)
@@ -596,6 +601,18 @@ async def complete_operation(
 async def operation_key_token(session: AsyncSession, *, operation_id: int) -> str | None:
     """The operation's key token (see ``Operation.key_token``), None if there is none."""
     return await session.scalar(select(Operation.key_token).where(Operation.id == operation_id))
+
+
+async def record_delivery(session: AsyncSession, *, operation_id: int) -> str | None:
+    """Write that the operation's result reached the chat (Telegram accepted it), whatever
+    the operation's status: a refunded operation with a delivery time is what the audit
+    reports. The first time is kept. Returns the status (None if there is no operation)."""
+    return await session.scalar(
+        update(Operation)
+        .where(Operation.id == operation_id)
+        .values(delivered_at=func.coalesce(Operation.delivered_at, utcnow()))
+        .returning(Operation.status)
+    )
 
 
 async def operation_status(session: AsyncSession, *, operation_id: int) -> str | None:

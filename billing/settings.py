@@ -6,6 +6,7 @@ import ipaddress
 import re
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
+from math import ceil
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -17,6 +18,19 @@ from billing.bounds import MAX_SETTING_RUB
 PLACEHOLDERS = {"", "changeme", "change-me", "your_shop_id", "your_secret_key", "test", "secret"}
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
 EXAMPLE_HOSTS = ("example.com", "example.org", "example.net")
+
+# What the deadline margin must cover past a job's timeout before the sweeper may void its
+# operation. RQ's work-horse monitor kills a horse still alive 60 s past the job's timeout
+# (rq/worker/worker_classes.py, ``job.timeout + 60``) and looks only once per job monitoring
+# interval (rq.defaults.DEFAULT_JOB_MONITORING_INTERVAL, which the worker keeps), so a
+# stuck horse may live on (and deliver) for both; the failure callback (workers.queue) then
+# has its own timeout to refund or post.
+RQ_HORSE_KILL_GRACE_SECONDS = 60
+RQ_JOB_MONITORING_INTERVAL_SECONDS = 30
+FAILURE_CALLBACK_SECONDS = 60
+MIN_JOB_DEADLINE_MARGIN_SECONDS = (
+    RQ_HORSE_KILL_GRACE_SECONDS + RQ_JOB_MONITORING_INTERVAL_SECONDS + FAILURE_CALLBACK_SECONDS
+)
 
 
 def _is_example_url(url: str | None) -> bool:
@@ -121,13 +135,16 @@ class Settings(BaseSettings):
     RQ_QUEUE: str = "media"
     JOB_TIMEOUT_SECONDS: int = 180
     JOB_RETRIES: int = 2
-    OPERATION_DEADLINE_SECONDS: int = 900
+    # How long an operation may wait in the queue; its job's timeout and the deadline margin
+    # come on top (see operation_deadline_seconds).
+    OPERATION_DEADLINE_SECONDS: int = 570
     MAX_INPUT_FILE_BYTES: int = 20 * 1024 * 1024
     MAX_OUTPUT_PIXELS: int = 36_000_000
     # The sweeper voids operations still queued/running past their deadline; a claimed
-    # operation's deadline is JOB_TIMEOUT_SECONDS + JOB_DEADLINE_MARGIN_SECONDS from its start.
+    # operation's deadline is its job's timeout (set at enqueue) + JOB_DEADLINE_MARGIN_SECONDS
+    # from its start (operation_deadline_seconds).
     SWEEP_INTERVAL_SECONDS: float = 30.0
-    JOB_DEADLINE_MARGIN_SECONDS: int = 120
+    JOB_DEADLINE_MARGIN_SECONDS: int = MIN_JOB_DEADLINE_MARGIN_SECONDS
     # A payment message (credited / canceled / refunded) the web server has not marked sent
     # this long after the commit is sent by a worker's maintenance pass. The web server gives
     # up its own attempts at half of it, so the two never send the same message.
@@ -227,6 +244,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"top-up preset {preset} is outside the min/max range")
         if self.JOB_RETRIES < 0 or self.JOB_TIMEOUT_SECONDS <= 0:
             raise ValueError("JOB_RETRIES must be >= 0 and JOB_TIMEOUT_SECONDS > 0")
+        if self.OPERATION_DEADLINE_SECONDS <= 0:
+            raise ValueError("OPERATION_DEADLINE_SECONDS must be greater than 0")
+        self._check_deadline_margin()
         if self.TELEGRAM_WEBHOOK_URL:
             # Anyone who can reach the webhook route could post a forged update (an admin's
             # /grant, another user's charge): in webhook mode the secret is never optional.
@@ -268,6 +288,24 @@ class Settings(BaseSettings):
                 )
         return self
 
+    def _check_deadline_margin(self) -> None:
+        margin = self.JOB_DEADLINE_MARGIN_SECONDS
+        if margin <= 0:
+            raise ValueError(
+                f"JOB_DEADLINE_MARGIN_SECONDS must be greater than 0 (got {margin}): the "
+                "sweeper would void operations whose jobs may still deliver their results"
+            )
+        # The test suite's workers use deadlines of seconds, to see the sweeper at work.
+        if self.ENVIRONMENT != "test" and margin < MIN_JOB_DEADLINE_MARGIN_SECONDS:
+            raise ValueError(
+                f"JOB_DEADLINE_MARGIN_SECONDS must be at least "
+                f"{MIN_JOB_DEADLINE_MARGIN_SECONDS} (got {margin}): RQ kills a stuck "
+                f"work-horse up to {RQ_HORSE_KILL_GRACE_SECONDS}+"
+                f"{RQ_JOB_MONITORING_INTERVAL_SECONDS} s past its job's timeout and the "
+                f"failure callback may take {FAILURE_CALLBACK_SECONDS} s more; a smaller "
+                "margin lets the sweeper refund a result that is still delivered"
+            )
+
     # Derived values, in kopecks.
     @cached_property
     def price_kopecks(self) -> int:
@@ -288,6 +326,23 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+
+def operation_deadline_seconds(
+    settings: Settings, *, job_timeout: float | None = None, queued: bool = False
+) -> int:
+    """Seconds from now until the sweeper may void an operation: the one formula for the
+    charge, the job's claim and the job's lock.
+
+    A running operation: its job's timeout — the one the job carries, set by the bot at
+    enqueue, which RQ's SIGALRM and the job's watchdog use too; ``settings``' own
+    JOB_TIMEOUT_SECONDS only for a job that carries none — plus JOB_DEADLINE_MARGIN_SECONDS.
+    A queued one (the charge): OPERATION_DEADLINE_SECONDS of queue wait on top of that, with
+    the timeout its job is enqueued with (the same process's JOB_TIMEOUT_SECONDS).
+    """
+    timeout = job_timeout if job_timeout is not None and job_timeout > 0 else None
+    seconds = ceil(timeout or settings.JOB_TIMEOUT_SECONDS) + settings.JOB_DEADLINE_MARGIN_SECONDS
+    return seconds + (settings.OPERATION_DEADLINE_SECONDS if queued else 0)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -76,6 +76,8 @@ MAX_HEADROOM = 5.0
 SEND_RESERVE = 0.2  # a fraction of the watchdog's time, at most MAX_SEND_RESERVE seconds
 MAX_SEND_RESERVE = 15.0
 SEND_MARGIN = 1.0  # seconds before the watchdog: no wait for Telegram and no copy goes past
+RECORD_DELIVERY_SECONDS = 5.0  # the delivery time's write must not eat the document copy's
+VOIDED = (OperationStatus.REFUNDED.value, OperationStatus.FAILED.value)
 
 
 # --- the pieces a job needs -----------------------------------------------------------
@@ -222,8 +224,7 @@ def release_lock(
 
 
 def _watchdog_seconds(job: Job | None, settings: Settings) -> float:
-    timeout = float(job.timeout) if job is not None and job.timeout else None
-    timeout = timeout if timeout and timeout > 0 else float(settings.JOB_TIMEOUT_SECONDS)
+    timeout = runtime.job_timeout(job, settings)
     return max(0.5, timeout - min(MAX_HEADROOM, timeout * WATCHDOG_HEADROOM))
 
 
@@ -267,7 +268,11 @@ async def run_operation(
             return {"operation_id": operation_id, "outcome": "skipped"}
         if job is not None:
             job.meta["key_token"] = key_token  # for on_job_failure, in this same process
-    lock = OperationLock(redis, operation_id, key_token, ttl=runtime.deadline_seconds(settings))
+    # The claim's deadline and the lock follow the job's own timeout, as RQ and the watchdog
+    # do: a worker whose JOB_TIMEOUT_SECONDS differs from the bot's must not let the sweeper
+    # void an operation this job may still deliver.
+    deadline = runtime.deadline_seconds(settings, job)
+    lock = OperationLock(redis, operation_id, key_token, ttl=deadline)
     if not lock.acquire():
         log.warning("operation %s: another execution holds it, nothing to do", operation_id)
         return {"operation_id": operation_id, "outcome": "busy"}
@@ -286,6 +291,7 @@ async def run_operation(
                 file_ids,
                 sending=lambda: watchdog.reschedule(end),
                 send_until=end - SEND_MARGIN,
+                deadline_seconds=deadline,
             )
     except TimeoutError:
         if watchdog.expired():
@@ -341,6 +347,7 @@ async def _run(
     *,
     sending: Callable[[], None] = lambda: None,
     send_until: float | None = None,
+    deadline_seconds: int,
 ) -> dict[str, Any]:
     async with resources(settings) as (sessionmaker, bot):
         if delivered_ref is not None:
@@ -355,7 +362,7 @@ async def _run(
                 row = await service.claim_operation(
                     session,
                     operation_id=operation_id,
-                    deadline_seconds=runtime.deadline_seconds(settings),
+                    deadline_seconds=deadline_seconds,
                     key_token=key_token,
                 )
                 await session.commit()
@@ -413,6 +420,7 @@ async def _run(
                 # Before its document copy: a failure from here on posts, never refunds.
                 await asyncio.to_thread(delivered.mark, redis, op.id, op.key_token, ref)
                 marked.append(ref)
+                await _record_delivery(one_statement, op.id)
 
             sent = await delivery.send_result(
                 bot,
@@ -432,6 +440,8 @@ async def _run(
         # Delivered: from here on the operation is posted, never voided (see delivered.py).
         if marked != [sent]:  # a document too, or no photo: the marker names all of it
             await asyncio.to_thread(delivered.mark, redis, op.id, op.key_token, sent)
+        if not marked:  # no photo: the document is the result
+            await _record_delivery(one_statement, op.id)
 
         # Post the hold. The status message goes meanwhile (cosmetic). A database blip is
         # retried; if it outlasts the job, the failure paths find the marker and post it.
@@ -472,13 +482,35 @@ async def _run(
             log.warning("operation %s: status message not removed: %r", op.id, removed)
         elif isinstance(removed, BaseException):
             raise removed
-        if not posted:  # voided while we delivered: the deadline margin is too small
-            log.error("operation %s: result delivered but the operation was voided", op.id)
+        if not posted:  # voided while we delivered: the user has the result and the money
+            log.error(
+                "operation %s: result delivered but the operation was voided (refunded)", op.id
+            )
         return {
             "operation_id": op.id,
             "outcome": "succeeded" if posted else "voided",
             "result": sent,
         }
+
+
+async def _record_delivery(sessionmaker: async_sessionmaker, operation_id: int) -> None:
+    """Write on the operation's row that its result reached the chat, right after Telegram
+    accepted it. Best effort: the "delivered" marker already keeps the refund paths off, and
+    posting the hold writes the time too. A row already voided is an error to look at."""
+    try:
+        async with asyncio.timeout(RECORD_DELIVERY_SECONDS), sessionmaker() as session:
+            status = await service.record_delivery(session, operation_id=operation_id)
+            await session.commit()
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        log.warning("operation %s: delivery time not written: %r", operation_id, exc)
+        return
+    if status in VOIDED:
+        log.error(
+            "operation %s: its result reached the chat, but the operation was already voided "
+            "(%s): the user has both the result and the refund",
+            operation_id,
+            status,
+        )
 
 
 async def _download(bot: Bot, settings: Settings, file_ids: list[str]) -> list[bytes]:
@@ -601,7 +633,18 @@ async def _post_delivered(
         posted = await service.complete_operation(
             session, operation_id=operation_id, result_ref=ref or None
         )
+        status = (
+            None if posted else await service.record_delivery(session, operation_id=operation_id)
+        )
         await session.commit()
+    if status in VOIDED:
+        log.error(
+            "operation %s: its result was delivered, but the operation was already voided "
+            "(%s): the user has both the result and the refund",
+            operation_id,
+            status,
+        )
+        return
     log.warning(
         "operation %s: its result was delivered; %s instead of voided",
         operation_id,

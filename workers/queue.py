@@ -12,7 +12,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.job import Callback, Job
 
-from billing.settings import Settings
+from billing.settings import FAILURE_CALLBACK_SECONDS, Settings
 
 JOB_FUNCTION = "workers.jobs.run_operation"
 JOB_PREFIX = "op-"
@@ -77,7 +77,7 @@ def enqueue_operation(
         retry=Retry(max=settings.JOB_RETRIES, interval=[2, 5, 15][: settings.JOB_RETRIES] or 0)
         if settings.JOB_RETRIES
         else None,
-        on_failure=Callback("workers.jobs.on_job_failure", timeout=60),
+        on_failure=Callback("workers.jobs.on_job_failure", timeout=FAILURE_CALLBACK_SECONDS),
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
         description=f"operation {operation_id}",

@@ -15,10 +15,11 @@ import mimetypes
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
+from rq.job import Job
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from billing.db import make_engine
-from billing.settings import Settings
+from billing.settings import Settings, operation_deadline_seconds
 from bot.factory import bot_token, make_bot
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,19 @@ def settings() -> Settings:
     return _settings
 
 
-def deadline_seconds(settings: Settings) -> int:
-    """How long a claimed operation may stay running before the sweeper voids it.
+def job_timeout(job: Job | None, settings: Settings) -> float:
+    """The job's timeout: the one it carries (set by the bot at enqueue; RQ's SIGALRM and its
+    stuck-horse kill use it), this process's JOB_TIMEOUT_SECONDS only for a job without one.
+    A bot and a worker whose settings differ must still agree on it."""
+    timeout = float(job.timeout) if job is not None and job.timeout else 0.0
+    return timeout if timeout > 0 else float(settings.JOB_TIMEOUT_SECONDS)
 
-    Past the job timeout RQ's work-horse monitor still gives the horse 60 s before it kills
-    it, and the failure callback needs time to run: the margin covers both, so a sweeper
-    never voids an operation whose job may still deliver.
-    """
-    return settings.JOB_TIMEOUT_SECONDS + settings.JOB_DEADLINE_MARGIN_SECONDS
+
+def deadline_seconds(settings: Settings, job: Job | None = None) -> int:
+    """How long an operation claimed by ``job`` may stay running before the sweeper voids it:
+    the job's own timeout plus the margin (``billing.settings.operation_deadline_seconds``,
+    which says what the margin covers)."""
+    return operation_deadline_seconds(settings, job_timeout=job_timeout(job, settings))
 
 
 def _new_engine(settings: Settings) -> AsyncEngine:

@@ -26,11 +26,11 @@ log = logging.getLogger("chaos")
 
 # Short job settings shared by the short scenarios: abandoned jobs are voided within
 # seconds (claimed ones after JOB_TIMEOUT + MARGIN, ones never claimed after
-# OPERATION_DEADLINE).
+# OPERATION_DEADLINE + JOB_TIMEOUT + MARGIN).
 SHARED_SETTINGS: dict[str, object] = {
     "JOB_TIMEOUT_SECONDS": 15,
     "JOB_DEADLINE_MARGIN_SECONDS": 5,
-    "OPERATION_DEADLINE_SECONDS": 30,
+    "OPERATION_DEADLINE_SECONDS": 10,  # queue wait: 30 s in all
     "SWEEP_INTERVAL_SECONDS": 1,
     "JOB_RETRIES": 1,
     "FREE_OPERATIONS_COUNT": 2,

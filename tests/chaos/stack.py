@@ -69,7 +69,7 @@ STARTUP = 240.0  # seconds: aiogram's types take seconds of CPU to import on a b
 FAST_JOBS: dict[str, object] = {
     "JOB_TIMEOUT_SECONDS": 20,
     "JOB_DEADLINE_MARGIN_SECONDS": 10,
-    "OPERATION_DEADLINE_SECONDS": 90,
+    "OPERATION_DEADLINE_SECONDS": 60,  # queue wait: 90 s in all
     "SWEEP_INTERVAL_SECONDS": 1,
     "JOB_RETRIES": 1,
 }

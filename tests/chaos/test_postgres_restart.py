@@ -23,7 +23,7 @@ log = logging.getLogger("chaos")
 LONG = {
     "JOB_TIMEOUT_SECONDS": 15,
     "JOB_DEADLINE_MARGIN_SECONDS": 5,
-    "OPERATION_DEADLINE_SECONDS": 40,
+    "OPERATION_DEADLINE_SECONDS": 20,  # queue wait: 40 s in all
     "SWEEP_INTERVAL_SECONDS": 1,
     "JOB_RETRIES": 1,
     "FREE_OPERATIONS_COUNT": 1,

@@ -23,7 +23,7 @@ log = logging.getLogger("chaos")
 LONG = {
     "JOB_TIMEOUT_SECONDS": 15,
     "JOB_DEADLINE_MARGIN_SECONDS": 5,
-    "OPERATION_DEADLINE_SECONDS": 30,
+    "OPERATION_DEADLINE_SECONDS": 10,  # queue wait: 30 s in all
     "SWEEP_INTERVAL_SECONDS": 1,
     "JOB_RETRIES": 1,
 }

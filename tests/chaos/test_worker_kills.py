@@ -19,11 +19,12 @@ log = logging.getLogger("chaos")
 
 # The long run's abandoned jobs are voided by the sweeper at their deadline: claimed ones
 # after JOB_TIMEOUT + MARGIN, ones a dead worker took before claiming them after
-# OPERATION_DEADLINE (RQ's own abandoned-job detection takes a heartbeat + 60 s).
+# OPERATION_DEADLINE + JOB_TIMEOUT + MARGIN (RQ's own abandoned-job detection takes a
+# heartbeat + 60 s).
 LONG = {
     "JOB_TIMEOUT_SECONDS": 20,
     "JOB_DEADLINE_MARGIN_SECONDS": 10,
-    "OPERATION_DEADLINE_SECONDS": 120,
+    "OPERATION_DEADLINE_SECONDS": 90,  # queue wait: 120 s in all
     "SWEEP_INTERVAL_SECONDS": 1,
     "JOB_RETRIES": 1,
     "FREE_OPERATIONS_COUNT": 2,
