@@ -68,6 +68,13 @@ class OperationNotRefundable(BillingError):
         self.status = status
 
 
+class OperationDelivered(OperationNotRefundable):
+    """Its result reached the chat (``delivered_at`` is set): it is posted, never voided."""
+
+    def __init__(self, operation_id: int):
+        super().__init__(operation_id, "delivered")
+
+
 class PaymentNotFound(BillingError):
     def __init__(self, ref: object):
         super().__init__(f"no payment {ref!r}")

@@ -26,6 +26,7 @@ from billing.errors import (
     DuplicateRequest,
     InsufficientFunds,
     InvalidAmount,
+    OperationDelivered,
     OperationNotFound,
     OperationNotRefundable,
     PaymentMismatch,
@@ -632,7 +633,9 @@ async def refund_operation(
 
     Returns None when it was already refunded (any number of callers, concurrently or not,
     get one refund). A free operation comes back as a free operation, money as money.
-    Raises ``OperationNotRefundable`` for a succeeded operation, ``OperationNotFound``.
+    Raises ``OperationNotRefundable`` for a succeeded operation, ``OperationDelivered`` for
+    one whose result already reached the chat (its caller posts it instead),
+    ``OperationNotFound``.
 
     The conditions are re-checked in the same conditional update, never read earlier:
     ``only_if_queued`` — the bot reversing a charge whose enqueue failed must not void an
@@ -641,7 +644,12 @@ async def refund_operation(
     moment (a job that claimed it meanwhile extended the deadline). Both return None when
     the condition no longer holds.
     """
-    conditions = [Operation.id == operation_id, Operation.status.in_(ACTIVE)]
+    # A delivered result is never refunded, even when the Redis marker that says so is gone.
+    conditions = [
+        Operation.id == operation_id,
+        Operation.status.in_(ACTIVE),
+        Operation.delivered_at.is_(None),
+    ]
     if only_if_queued:
         conditions.append(Operation.status == OperationStatus.QUEUED.value)
     if only_if_overdue_at is not None:
@@ -662,11 +670,16 @@ async def refund_operation(
         )
     ).one_or_none()
     if voided is None:
-        status = await session.scalar(select(Operation.status).where(Operation.id == operation_id))
-        if status is None:
+        found = select(Operation.status, Operation.delivered_at).where(
+            Operation.id == operation_id
+        )
+        row = (await session.execute(found)).one_or_none()
+        if row is None:
             raise OperationNotFound(operation_id)
-        if status == OperationStatus.SUCCEEDED:
-            raise OperationNotRefundable(operation_id, status)
+        if row.status == OperationStatus.SUCCEEDED:
+            raise OperationNotRefundable(operation_id, row.status)
+        if row.status in ACTIVE and row.delivered_at is not None:
+            raise OperationDelivered(operation_id)
         return None
     funding = Funding(voided.funding)
     amount, free_back = 0, 0

@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import service
 from billing.db import make_sessionmaker, one_statement_sessions
-from billing.errors import OperationNotFound, OperationNotRefundable
+from billing.errors import OperationDelivered, OperationNotFound, OperationNotRefundable
 from billing.models import OperationStatus
 from billing.prices import OperationType, operation_type
 from billing.settings import Settings
@@ -689,9 +689,20 @@ async def void_and_notify(
                 error=f"{failure.reason}: {detail}" if detail else failure.reason,
                 only_if_overdue_at=only_if_overdue_at,
             )
+        except OperationDelivered:
+            # Telegram accepted its result (delivered_at) though no Redis marker said so
+            # (Redis lost it): posted, as the marker would have made it.
+            await session.rollback()
+            refund = None
+            delivered_in_db = True
         except (OperationNotRefundable, OperationNotFound) as exc:
             await session.rollback()
             log.warning("operation %s: not refunded: %s", operation_id, exc)
+            return None
+        else:
+            delivered_in_db = False
+        if delivered_in_db and row_token is not None:
+            await _post_delivered(sessionmaker, operation_id, row_token, {})
             return None
         if refund is None:
             await session.rollback()

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from sqlalchemy import func, update
 
 from billing import service
 from billing.audit import audit
 from billing.db import make_sessionmaker, one_statement_sessions
+from billing.errors import OperationDelivered
 from billing.models import Operation
 from workers import jobs
+from workers.failures import Failure
 
 
 async def _charge(sessionmaker, settings, telegram_id: int) -> int:
@@ -98,7 +101,9 @@ async def test_a_job_that_finds_its_delivered_result_voided_logs_an_error(
     await _refund(sessionmaker, marker_late)
     try:
         await jobs._record_delivery(one_statement_sessions(sessionmaker), sent_late)
-        await jobs._post_delivered(sessionmaker, marker_late, {"photo_message_id": 7})
+        async with sessionmaker() as session:
+            token = await service.operation_key_token(session, operation_id=marker_late)
+        await jobs._post_delivered(sessionmaker, marker_late, token, {"photo_message_id": 7})
         await jobs._record_delivery(one_statement_sessions(sessionmaker), running)
 
         errors = {
@@ -119,8 +124,44 @@ async def test_a_job_that_finds_its_delivered_result_voided_logs_an_error(
             assert [p for p in problems if p.startswith(f"operation {operation_id} ")], problems
         assert not [p for p in problems if p.startswith(f"operation {running} ")], problems
     finally:
-        await _forget_delivery(sessionmaker, sent_late, marker_late)
+        await _forget_delivery(sessionmaker, sent_late, marker_late, running)
         async with sessionmaker() as session:
             await service.refund_operation(session, operation_id=running, error="cleanup")
             await session.commit()
-        await _forget_delivery(sessionmaker, running)
+
+
+async def test_a_delivered_operation_is_never_refunded_even_without_its_redis_marker(
+    engine, harness_settings, caplog
+) -> None:
+    """Redis lost the "delivered" marker (a restart without persistence), but the row says
+    Telegram accepted the result: the refund is refused in the database, and the failure
+    path (here the sweeper's) posts the operation instead of voiding it."""
+    caplog.set_level(logging.INFO, logger="workers.jobs")
+    settings = harness_settings()
+    sessionmaker = make_sessionmaker(engine)
+    operation_id = await _charge(sessionmaker, settings, 8301)
+    async with sessionmaker() as session:
+        assert await service.record_delivery(session, operation_id=operation_id) == "queued"
+        user_id = (await session.get(Operation, operation_id)).user_id
+        balance_before = (await service.get_user(session, user_id=user_id)).balance
+        await session.commit()
+    async with sessionmaker() as session:
+        with pytest.raises(OperationDelivered):
+            await service.refund_operation(session, operation_id=operation_id, error="x")
+        await session.rollback()
+
+    async with jobs.resources(settings) as (job_sessionmaker, bot):
+        voided = await jobs.void_and_notify(
+            job_sessionmaker,
+            bot,
+            operation_id,
+            Failure("deadline", transient=False),
+            redis_url=settings.REDIS_URL,
+        )
+    assert voided is None
+    async with sessionmaker() as session:
+        op = await session.get(Operation, operation_id)
+        assert op.status == "succeeded" and op.delivered_at is not None
+        assert (await service.get_user(session, user_id=op.user_id)).balance == balance_before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert await _problems(sessionmaker) == []
