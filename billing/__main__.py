@@ -113,7 +113,7 @@ def _adjust_cmd(
                 free_delta=args.free,
                 reason=args.reason,
                 admin_id=args.admin_id,
-                key=f"adjust:{args.key}" if args.key else None,
+                key=f"{KEY_PREFIX}{args.key}" if args.key else None,
                 max_amount=settings.admin_adjust_max_kopecks,
             )
             await session.commit()
@@ -154,6 +154,21 @@ def _telegram_id(value: str) -> int:
     return number
 
 
+# The ledger's idempotency_key holds 128 characters; the CLI's keys are "adjust:<key>".
+KEY_PREFIX = "adjust:"
+MAX_KEY_CHARS = 128 - len(KEY_PREFIX)
+
+
+def _key(value: str) -> str:
+    """An adjustment's --key: one the ledger can store (a longer one failed in the database
+    with a traceback, after the adjustment was already computed)."""
+    if not value.strip() or len(value) > MAX_KEY_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"a key of 1 to {MAX_KEY_CHARS} characters, got {len(value)}: {value[:40]!r}"
+        )
+    return value
+
+
 def _free(value: str) -> int:
     try:
         return parse_count(value, limit=MAX_FREE_ADJUST)
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     adjust.add_argument("--free", type=_free, default=0, help="free operations to add (or take)")
     adjust.add_argument("--reason", required=True)
     adjust.add_argument("--admin-id", type=_telegram_id, default=None)
-    adjust.add_argument("--key", default=None, help="apply at most once per key")
+    adjust.add_argument("--key", type=_key, default=None, help="apply at most once per key")
     args = parser.parse_args(argv)
     if args.command == "audit":
         return asyncio.run(_with_session(_audit))

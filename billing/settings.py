@@ -31,6 +31,10 @@ FAILURE_CALLBACK_SECONDS = 60
 MIN_JOB_DEADLINE_MARGIN_SECONDS = (
     RQ_HORSE_KILL_GRACE_SECONDS + RQ_JOB_MONITORING_INTERVAL_SECONDS + FAILURE_CALLBACK_SECONDS
 )
+# The longest an operation may take from its charge to its deadline (queue wait + job
+# timeout + margin). The "delivered" markers and failed jobs stay in Redis for 7 days, well
+# past it; and a deadline past the calendar's end failed every charge with an OverflowError.
+MAX_OPERATION_DEADLINE_SECONDS = 24 * 3600
 
 
 def _is_example_url(url: str | None) -> bool:
@@ -247,6 +251,12 @@ class Settings(BaseSettings):
         if self.OPERATION_DEADLINE_SECONDS <= 0:
             raise ValueError("OPERATION_DEADLINE_SECONDS must be greater than 0")
         self._check_deadline_margin()
+        total = operation_deadline_seconds(self, queued=True)
+        if total > MAX_OPERATION_DEADLINE_SECONDS:
+            raise ValueError(
+                "OPERATION_DEADLINE_SECONDS + JOB_TIMEOUT_SECONDS + JOB_DEADLINE_MARGIN_SECONDS "
+                f"must be at most {MAX_OPERATION_DEADLINE_SECONDS} (got {total})"
+            )
         if self.TELEGRAM_WEBHOOK_URL:
             # Anyone who can reach the webhook route could post a forged update (an admin's
             # /grant, another user's charge): in webhook mode the secret is never optional.

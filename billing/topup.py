@@ -38,6 +38,7 @@ from billing.yookassa import (
 log = logging.getLogger(__name__)
 
 CREATE_ATTEMPTS = 3
+ROW_KEY = "payment_row_key"  # metadata: the payment row's idempotence key (see _check_metadata)
 
 
 class TopUpUnavailable(BillingError):
@@ -113,6 +114,9 @@ async def start_topup(
         "payment_row_id": str(payment_id),
         "user_id": str(user_id),
         "telegram_id": str(user.telegram_id),
+        # The row's random key: row and user ids repeat in a database that starts again,
+        # and YooKassa goes on notifying of the old one's payments for a day.
+        ROW_KEY: key,
     }
     created: ProviderPayment | None = None
     error: Exception | None = None
@@ -167,6 +171,16 @@ def _check_metadata(row: Row[Any], remote: ProviderPayment) -> str | None:
         return f"metadata payment_row_id {remote.metadata.get('payment_row_id')!r} != {row.id}"
     if remote.metadata.get("user_id") != str(row.user_id):
         return f"metadata user_id {remote.metadata.get('user_id')!r} != {row.user_id}"
+    # Ids alone match a payment of another database (restored, recreated) that reused them:
+    # its money would go to this row, often another person's. The row's random key tells
+    # them apart; a payment made before the key was sent still has the Telegram id.
+    if ROW_KEY in remote.metadata:
+        if remote.metadata[ROW_KEY] != row.idempotence_key:
+            return f"metadata {ROW_KEY} is not this row's (a payment of another database)"
+    elif "telegram_id" in remote.metadata and remote.metadata["telegram_id"] != str(
+        row.telegram_id
+    ):
+        return f"metadata telegram_id {remote.metadata['telegram_id']!r} != {row.telegram_id}"
     if row.yookassa_payment_id is not None and row.yookassa_payment_id != remote.id:
         return f"YooKassa id {remote.id!r} != our {row.yookassa_payment_id!r}"
     return None
@@ -179,6 +193,7 @@ _LOAD = select(
     _payments.c.id,
     _payments.c.user_id,
     _payments.c.yookassa_payment_id,
+    _payments.c.idempotence_key,
     _payments.c.amount,
     _payments.c.currency,
     _payments.c.credited_at,

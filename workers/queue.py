@@ -12,6 +12,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.job import Callback, Job
 
+from billing.bounds import parse_id
 from billing.settings import FAILURE_CALLBACK_SECONDS, Settings
 
 JOB_FUNCTION = "workers.jobs.run_operation"
@@ -43,9 +44,12 @@ def parse_job_id(job_id: str | bytes | None) -> tuple[int, str | None] | None:
     if not job_id or not job_id.startswith(JOB_PREFIX):
         return None
     number, _, token = job_id[len(JOB_PREFIX) :].partition("-")
-    if not number.isdigit() or (token and not token.isalnum()):
+    # Plain ASCII digits within int64 only: str.isdigit() takes "²" (int() then raises) and
+    # "١٢", and a 20-digit id overflowed the database's query of the audit's Redis check.
+    operation_id = parse_id(number)
+    if operation_id is None or (token and not (token.isascii() and token.isalnum())):
         return None
-    return int(number), token or None
+    return operation_id, token or None
 
 
 def media_queue(redis: Redis, settings: Settings) -> Queue:

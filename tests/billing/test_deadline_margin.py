@@ -102,3 +102,20 @@ def test_a_worker_with_a_too_small_margin_does_not_start():
     )
     assert done.returncode != 0
     assert "JOB_DEADLINE_MARGIN_SECONDS must be at least" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"OPERATION_DEADLINE_SECONDS": "1000000000000"},
+        {"JOB_TIMEOUT_SECONDS": "1000000000000"},
+        {"JOB_DEADLINE_MARGIN_SECONDS": "1000000000000"},
+        {"OPERATION_DEADLINE_SECONDS": "86000", "JOB_TIMEOUT_SECONDS": "400"},
+    ],
+)
+def test_a_deadline_past_a_day_is_refused_at_start_up(values):
+    """Without an upper bound, a typo (a deadline of 10^12 s) was accepted and then every
+    charge failed with an OverflowError (a date past the calendar's end)."""
+    with pytest.raises(ValidationError) as info:
+        settings(**values)
+    assert "must be at most 86400" in str(info.value)

@@ -78,6 +78,10 @@ HOSTILE = [
     (("adjust", "٧٨٠", "--rub", "5"), "not a Telegram id"),
     (("adjust", "780", "--rub", "5", "--admin-id", "99999999999999999999"), "not a Telegram id"),
     (("user", "99999999999999999999"), "not a Telegram id"),
+    # Not a number, but from outside all the same: past the ledger's key column it was a
+    # database error with a traceback.
+    (("adjust", "780", "--rub", "5", "--key", "k" * 122), "a key of 1 to 121 characters"),
+    (("adjust", "780", "--rub", "5", "--key", " "), "a key of 1 to 121 characters"),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -66,6 +67,7 @@ async def test_a_topup_creates_one_payment_with_our_key_and_metadata(topup_env):
     async with sm() as session:
         row = await session.get(Payment, started.payment_id)
     assert requests[0]["headers"]["Idempotence-Key"] == row.idempotence_key
+    assert body["metadata"]["payment_row_key"] == row.idempotence_key
     assert (row.status, row.yookassa_payment_id) == ("pending", started.yookassa_payment_id)
 
 
@@ -138,3 +140,44 @@ async def test_an_unexpected_gateway_failure_still_marks_the_row_failed(topup_en
     async with sm() as session:
         rows = (await session.scalars(select(Payment))).all()
         assert [r.status for r in rows] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    "old_metadata",
+    [
+        {"telegram_id": "555", "payment_row_key": "0" * 32},  # same person, another row key
+        {"telegram_id": "999"},  # another person, a payment made before row keys were sent
+    ],
+    ids=["another-row-key", "another-telegram-user"],
+)
+async def test_a_payment_of_another_database_never_credits_a_row_of_the_same_ids(
+    topup_env, old_metadata
+):
+    """A database that starts again (restored, recreated) reuses payment and user ids, while
+    YooKassa goes on notifying of the old database's payments for a day. Such a payment names
+    a row id and a user id this database has too; for a row YooKassa never answered (no
+    YooKassa id on it) nothing else told them apart, and the old payment's money was credited
+    to the new row: another person's top-up, or one the user then pays for again."""
+    settings, sm, gateway, client = topup_env
+    user_id = await _user(sm)
+    async with sm() as session:
+        row = await service.create_payment(
+            session, user_id=user_id, amount=10_000, currency="RUB", idempotence_key="a" * 32
+        )
+        await session.commit()
+        row_id = row.id
+    old = await gateway.create_payment(
+        amount=10_000,
+        currency="RUB",
+        description="a payment of the database before",
+        metadata={"payment_row_id": str(row_id), "user_id": str(user_id), **old_metadata},
+        idempotence_key=uuid.uuid4().hex,
+    )
+    await client.mark_succeeded(old.id)
+
+    result = await reconcile_payment(sm, gateway, payment_id=row_id, yookassa_payment_id=old.id)
+
+    assert result.outcome == Outcome.MISMATCH, result
+    async with sm() as session:
+        assert (await service.get_user(session, user_id=user_id)).balance == 0
+        assert (await session.get(Payment, row_id)).credited_at is None
