@@ -62,9 +62,11 @@ async def check_one_payment_per_key(scene: Scene) -> Counter[int]:
     async with scene.sessionmaker() as session:
         rows = list((await session.scalars(select(Payment))).all())
     created = await scene.yk.requests("/v3/payments", method="POST")
-    ours = {str(row.id) for row in rows}  # the emulator also keeps earlier tests' payments
-    remote = [p for p in await scene.yk.payments() if p["metadata"].get("payment_row_id") in ours]
-    by_row = Counter(p["metadata"].get("payment_row_id") for p in remote)
+    # The emulator also keeps earlier tests' payments, whose row ids repeat (the tables start
+    # again from id 1): a payment names its row by the row's random key too.
+    ours = {row.idempotence_key: str(row.id) for row in rows}
+    remote = [p for p in await scene.yk.payments() if p["metadata"].get("payment_row_key") in ours]
+    by_row = Counter(ours[p["metadata"]["payment_row_key"]] for p in remote)
     attempts: Counter[int] = Counter()
     for row in rows:
         keys = [r for r in created if r["headers"].get("Idempotence-Key") == row.idempotence_key]
