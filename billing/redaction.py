@@ -116,6 +116,12 @@ def install(settings: Settings, *, extra: Iterable[str] = ()) -> RedactSecrets:
     return redactor
 
 
+def redact(text: str) -> str:
+    """``text`` with this process's secrets as ``***`` (as is before :func:`install`): for
+    what is stored rather than logged — an operation's error column, RQ's traceback."""
+    return _installed.redact(text) if _installed is not None else text
+
+
 def _wrap_record_factory() -> None:
     make = logging.getLogRecordFactory()
 

@@ -50,7 +50,7 @@ from rq.job import Job
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import service
+from billing import redaction, service
 from billing.db import make_sessionmaker, one_statement_sessions
 from billing.errors import OperationDelivered, OperationNotFound, OperationNotRefundable
 from billing.models import OperationStatus
@@ -686,7 +686,10 @@ async def void_and_notify(
             refund = await service.refund_operation(
                 session,
                 operation_id=operation_id,
-                error=f"{failure.reason}: {detail}" if detail else failure.reason,
+                # The column is kept for years: no secret in it (an exception may quote one).
+                error=redaction.redact(f"{failure.reason}: {detail}")
+                if detail
+                else failure.reason,
                 only_if_overdue_at=only_if_overdue_at,
             )
         except OperationDelivered:

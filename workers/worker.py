@@ -27,6 +27,7 @@ from rq import Worker
 from rq.exceptions import StopRequested
 from rq.job import Job
 
+from billing import redaction
 from billing.settings import Settings
 from workers import jobs
 from workers.notices import deliver_due_notices
@@ -114,6 +115,18 @@ class MediaWorker(Worker):
                 raise
             except Exception:  # noqa: BLE001 - the next pass retries
                 log.exception("payment notices: pass failed")
+
+    def handle_job_failure(
+        self, job: Job, queue: Any, started_job_registry: Any = None, exc_string: str = ""
+    ) -> None:
+        # RQ keeps this traceback in Redis for days (the job's failure result): no secret
+        # in it, as in the log (billing.redaction).
+        super().handle_job_failure(
+            job,
+            queue,
+            started_job_registry=started_job_registry,
+            exc_string=redaction.redact(exc_string),
+        )
 
     def handle_work_horse_killed(
         self, job: Job, retpid: int | None, ret_val: int | None, rusage: Any

@@ -1,10 +1,12 @@
 """The worker process cleans its log of its secret settings: a secret that reaches a log
 line anyway — here inside an exception that RQ's own logger prints with its traceback, in
-the forked work-horse — is written as ``***``."""
+the forked work-horse — is written as ``***``; so is it in what the worker stores: the
+operation's error column and RQ's failure result in Redis."""
 
 from __future__ import annotations
 
 from billing.models import LedgerKind
+from tests.workers.test_bot_token_never_leaks import _unpacked, redis_hits
 
 YOOKASSA_SECRET = "live_LEAKCHECK-yookassa-secret-4a9e"
 FAL_KEY = "LEAKCHECK-fal-id:fal-secret-5c2d8b"
@@ -26,8 +28,9 @@ async def test_a_secret_in_an_exception_is_not_in_the_worker_log(harness_factory
     op = await h.wait_final(operation_id)
     assert op.status == "refunded", f"{op.status}: {op.error}\n{h.logs()}"
     assert await h.entries(operation_id, LedgerKind.REFUND) == 1
-    # The exception did carry them (the error column is no log: nothing cleans it) ...
-    assert YOOKASSA_SECRET in (op.error or "") and FAL_KEY in (op.error or "")
+    # The exception did carry them; the error column has them as *** ...
+    assert "AgAD-***-***" in (op.error or ""), op.error
+    assert YOOKASSA_SECRET not in (op.error or "") and FAL_KEY not in (op.error or "")
 
     async def traceback_logged() -> bool:
         return "exception raised while executing" in worker.log()
@@ -38,3 +41,13 @@ async def test_a_secret_in_an_exception_is_not_in_the_worker_log(harness_factory
     assert "getFile refused 'AgAD-***-***'" in log, log
     for secret in (YOOKASSA_SECRET, FAL_KEY, FAL_KEY.partition(":")[2]):
         assert secret not in log, log
+    # ... and so does RQ's stored failure (its traceback, kept for days). Only the job's own
+    # arguments (the file id the test chose) may still hold them.
+    hits = redis_hits(h.redis, b"getFile refused")
+    assert [k for k in hits if k.startswith("rq:results:")], f"no stored traceback seen: {hits}"
+    for secret in (YOOKASSA_SECRET, FAL_KEY, FAL_KEY.partition(":")[2]):
+        found = redis_hits(h.redis, secret.encode())
+        assert all(k.startswith("rq:job:") for k in found), (secret, found)
+        for key in found:
+            stored = h.redis.hget(key.split(" ")[0], "exc_info") or b""
+            assert not any(secret.encode() in form for form in _unpacked(stored)), key
