@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.i18n import keys, t
 from bot.keyboards import MODES
 from tests.bot.conftest import StartBot
+from texts.i18n import keys, t
 
 BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 

@@ -9,12 +9,12 @@ import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
 
-from bot.factory import make_bot
-from bot.telegram_retry import RetryRequests
 from sandbox._common import ServerHandle
 from sandbox.telegram import create_app
 from sandbox.telegram_client import TelegramEmulatorClient
 from tests.conftest import make_settings
+from tg.factory import make_bot
+from tg.retry import RetryRequests
 
 TOKEN = "515151:retry-tests-token"
 
