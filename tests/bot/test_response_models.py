@@ -9,7 +9,7 @@ import weakref
 from aiogram.methods import AnswerCallbackQuery, GetChatMenuButton, SetChatMenuButton
 from aiogram.methods.base import Response
 
-from bot import response_models
+from tg import response_models
 from tg.response_models import PinResponseModels, pin
 
 

@@ -68,7 +68,7 @@ async def test_flood_refusals_do_not_use_up_the_attempts(emulator, monkeypatch) 
     """Five 429s in a row (two calls to one chat colliding again and again) and then a 500:
     still sent. Before, the fourth refusal of any kind was the end, and a paid operation's
     "В очереди" message was lost and the charge reversed."""
-    from bot import telegram_retry
+    from tg import retry as telegram_retry
 
     waits: list[float] = []
 
