@@ -19,13 +19,15 @@ run: install ## install, migrate and start bot + worker + web (emulators when no
 
 test: install ## the whole test suite (PostgreSQL and Redis must answer; installs chromium if missing)
 	scripts/ensure-chromium
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 chaos: install ## the long fault-injection scenarios (the short ones run in make test)
 	$(BIN)/python -m pytest -q -m chaos tests/chaos
 
-lint: install
+lint: install ## ruff and the import layers (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 
 audit: install ## check every balance against the ledger (DATABASE_URL)
 	$(BIN)/python -m billing audit
@@ -38,6 +40,7 @@ bench: install
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/media.py
+	$(BIN)/python bench/bot_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .sandbox

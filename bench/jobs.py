@@ -58,10 +58,15 @@ from billing import service  # noqa: E402
 from billing.db import make_engine, make_sessionmaker  # noqa: E402
 from billing.models import Operation  # noqa: E402
 from billing.settings import Settings  # noqa: E402
-from bot.factory import SANDBOX_TOKEN, make_bot  # noqa: E402
+from imaging.edit import edit  # noqa: E402
+from imaging.faceswap import face_swap  # noqa: E402
+from imaging.merge import merge  # noqa: E402
+from imaging.retouch import retouch  # noqa: E402
+from imaging.text import add_text  # noqa: E402
+from imaging.upscale import upscale  # noqa: E402
+from jobqueue.queue import enqueue_operation, job_id_for, media_queue  # noqa: E402
 from sandbox.telegram_client import TelegramEmulatorClient  # noqa: E402
-from workers.media import add_text, edit, face_swap, merge, retouch, upscale  # noqa: E402
-from workers.queue import enqueue_operation, job_id_for, media_queue  # noqa: E402
+from tg.factory import SANDBOX_TOKEN, make_bot  # noqa: E402
 
 ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DB = "medialab_bench_jobs"

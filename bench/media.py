@@ -31,18 +31,15 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from workers.media import (  # noqa: E402
-    add_text,
-    apply_edit,
-    detect_faces,
-    face_swap,
-    load_image,
-    merge,
-    parse_instruction,
-    probe_image,
-    retouch,
-    upscale,
-)
+from imaging._image import load_image  # noqa: E402
+from imaging.edit import apply_edit  # noqa: E402
+from imaging.faceswap import detect_faces, face_swap  # noqa: E402
+from imaging.header import probe_image  # noqa: E402
+from imaging.instruction import parse_instruction  # noqa: E402
+from imaging.merge import merge  # noqa: E402
+from imaging.retouch import retouch  # noqa: E402
+from imaging.text import add_text  # noqa: E402
+from imaging.upscale import upscale  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 

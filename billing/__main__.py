@@ -63,7 +63,7 @@ async def _redis_problems(session: AsyncSession) -> list[str]:
     from redis import Redis
     from redis.exceptions import RedisError
 
-    from workers.stale_keys import stale_redis_keys
+    from jobqueue.stale_keys import stale_redis_keys
 
     settings = load_settings()
     redis = Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)

@@ -1,7 +1,7 @@
 """Secrets never reach a log line: every process writes the values of its secret settings as
 ``***`` in each record it logs.
 
-The layers that hold a secret keep it out of what they raise (``bot.telegram_session`` for
+The layers that hold a secret keep it out of what they raise (``tg.session`` for
 the bot token); this is the net under them, for whatever slips through — a library's own
 log line, an exception that quotes a URL, a stack trace.
 

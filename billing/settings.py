@@ -23,7 +23,7 @@ EXAMPLE_HOSTS = ("example.com", "example.org", "example.net")
 # operation. RQ's work-horse monitor kills a horse still alive 60 s past the job's timeout
 # (rq/worker/worker_classes.py, ``job.timeout + 60``) and looks only once per job monitoring
 # interval (rq.defaults.DEFAULT_JOB_MONITORING_INTERVAL, which the worker keeps), so a
-# stuck horse may live on (and deliver) for both; the failure callback (workers.queue) then
+# stuck horse may live on (and deliver) for both; the failure callback (jobqueue.queue) then
 # has its own timeout to refund or post.
 RQ_HORSE_KILL_GRACE_SECONDS = 60
 RQ_JOB_MONITORING_INTERVAL_SECONDS = 30

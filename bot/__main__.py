@@ -37,9 +37,9 @@ async def main() -> int:
     from billing.heap import freeze_startup_heap
     from billing.yookassa import YooKassaGateway
     from bot.app import build_dispatcher, make_redis, set_commands
-    from bot.factory import make_bot
-    from bot.response_models import PinResponseModels
-    from bot.telegram_retry import RetryRequests
+    from tg.factory import make_bot
+    from tg.response_models import PinResponseModels
+    from tg.retry import RetryRequests
 
     engine = make_engine(settings.DATABASE_URL)
     redis = make_redis(settings)

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
-from bot.i18n import SUPPORTED, t
 from bot.middlewares import (
     DbSessionMiddleware,
     I18nMiddleware,
@@ -26,7 +25,8 @@ from bot.middlewares import (
     ThrottlingMiddleware,
 )
 from bot.routers import admin, fallback, modes, start, topup
-from workers.queue import media_queue
+from jobqueue.queue import media_queue
+from texts.i18n import SUPPORTED, t
 
 FSM_TTL_SECONDS = 7 * 24 * 3600  # a mode or a half-typed amount is forgotten after a week
 COMMANDS = ("start", "help", "balance", "menu")

@@ -40,10 +40,10 @@ from billing.errors import DuplicateRequest, InsufficientFunds
 from billing.prices import OperationType, format_rub, operation_type
 from billing.service import ChargeResult
 from billing.settings import Settings
-from bot.i18n import t
 from bot.inputs import MediaInput, Note
 from bot.keyboards import insufficient_keyboard, queued_keyboard
-from workers.queue import enqueue_operation, job_id_for
+from jobqueue.queue import enqueue_operation, job_id_for
+from texts.i18n import t
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A Telegram ``Document`` carries no width or height, and its name and MIME type a
 what the sender's app claims. So before a mode charges for an image document, the bot
 fetches the file through the Bot API (``getFile``, then the file URL — the same path the
 worker uses) and opens it with Pillow, which reads the header only
-(``workers.media.probe_image``). The download stops as soon as the header is readable —
+(``imaging.header.probe_image``). The download stops as soon as the header is readable —
 for a JPEG or a PNG that is the first chunk — so the handler stays fast; the whole file is
 read only for formats whose header is not at the start, and never more than ``max_bytes``.
 
@@ -21,7 +21,8 @@ import aiohttp
 from aiogram import Bot
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramBadRequest
 
-from workers.media import ImageInfo, InvalidImage, probe_image
+from imaging.errors import InvalidImage
+from imaging.header import ImageInfo, probe_image
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ async def read_image_header(bot: Bot, file_id: str, *, max_bytes: int) -> ImageI
     """The displayed size and format of the image ``file_id``, within TIMEOUT_SECONDS.
 
     Raises InvalidImage (not an image Pillow reads, or a format we refuse) and
-    ImageTooLarge (over the input pixel limits) like :func:`workers.media.probe_image`,
+    ImageTooLarge (over the input pixel limits) like :func:`imaging.header.probe_image`,
     :class:`FileTooBig` and :class:`HeaderUnavailable` (Telegram or the network failed).
     """
     try:

@@ -27,31 +27,22 @@ from aiogram.types import Message
 
 from billing.prices import OperationType
 from billing.settings import Settings
-from bot.i18n import t
 from bot.image_header import FileTooBig, HeaderUnavailable, read_image_header
-from bot.visible_text import visibly_empty, without_invisible
-from workers.limits import LIMITS, min_side, too_small
-from workers.media import (
-    MAX_INPUT_PIXELS,
-    MAX_INPUT_SIDE,
-    MAX_STEPS,
-    ImageInfo,
-    ImageTooLarge,
-    InstructionError,
-    InvalidImage,
-    InvalidText,
-    check_text,
-    check_upscale,
-    known_commands,
-    parse_instruction,
-)
+from imaging.caption import check_text
+from imaging.errors import ImageTooLarge, InstructionError, InvalidImage, InvalidText
+from imaging.header import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, ImageInfo, check_upscale
+from imaging.instruction import MAX_STEPS, parse_instruction
+from imaging.visible_text import visibly_empty, without_invisible
+from jobqueue.limits import LIMITS, min_side, too_small
+from texts.edit_texts import known_commands
+from texts.i18n import t
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 1000
 MAX_COMMAND_SHOWN = 32  # an unknown command is named in the answer, this long at most
 MAX_CAPTION_SHOWN = 40  # an unused caption is quoted, this long at most
-# What Pillow in the worker reads (workers.media._image); HEIC/SVG/... are refused up front.
+# What Pillow in the worker reads (imaging._image); HEIC/SVG/... are refused up front.
 IMAGE_MIME_TYPES = frozenset(
     {"image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff"}
 )
@@ -208,7 +199,7 @@ def _check_caption(text: str) -> tuple[str | None, Answer | None]:
 
 
 def _too_small(mode: str, image: ImageRef) -> Answer | None:
-    """The mode's minimum size (workers.limits), checked before the charge."""
+    """The mode's minimum size (jobqueue.limits), checked before the charge."""
     if image.width is None or image.height is None:
         return None  # a document whose header was not read: the job checks the bytes
     if not too_small(mode, image.width, image.height):

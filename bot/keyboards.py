@@ -7,7 +7,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from billing.settings import Settings
 from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
-from bot.i18n import t
+from texts.i18n import t
 
 # Every media mode in menu order; generate is shown only when its backend is configured.
 MODES = ("generate", "edit", "merge", "face_swap", "retouch", "upscale", "add_text")

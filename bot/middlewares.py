@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.bounds import fits_int64
 from billing.settings import Settings
-from bot.i18n import pick_language, t
+from texts.i18n import pick_language, t
 
 log = logging.getLogger(__name__)
 

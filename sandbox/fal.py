@@ -2,7 +2,7 @@
 
     python -m sandbox.fal --port 8090 --key test-key
 
-Speaks the queue shapes ``workers.media.fal.FalClient`` uses:
+Speaks the queue shapes ``imaging.fal.FalClient`` uses:
 
 - ``POST /{model_id}`` (``Authorization: Key <key>``; JSON with a ``prompt``) ->
   ``{"request_id", "status_url", "response_url", "cancel_url", "queue_position"}``;
@@ -125,7 +125,7 @@ def render_png(prompt: str, width: int, height: int) -> bytes:
     arr = (c0 * (1 - t) + c1 * t).astype(np.uint8)
     img = Image.fromarray(arr)
     try:
-        from workers.media.text import check_text, draw_text
+        from imaging.text import check_text, draw_text
 
         img = draw_text(img, check_text(prompt[:200]), "center")
     except Exception:  # noqa: BLE001 - the picture is still deterministic without text

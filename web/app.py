@@ -41,9 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from billing.db import make_engine, make_sessionmaker
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
-from bot.factory import make_bot
-from bot.response_models import PinResponseModels
-from bot.telegram_retry import RetryRequests
+from tg.factory import make_bot
+from tg.response_models import PinResponseModels
+from tg.retry import RetryRequests
 from web import health
 from web.keys import (
     API_CHECK,

@@ -48,14 +48,14 @@ def warm_up_telegram_models() -> None:
     pydantic caches a parametrized generic only in a ``WeakValueDictionary``: with nothing
     else holding it, the garbage collector frees the class and the next ``check_response``
     builds its schema again (~1-2 ms of CPU on the event loop, every few hundred messages).
-    ``bot.response_models`` keeps it for the life of the process.
+    ``tg.response_models`` keeps it for the life of the process.
     """
     from aiogram.methods import SendMessage
 
-    from bot.response_models import pin
+    from tg.response_models import pin
 
     SendMessage(chat_id=1, text="-").model_dump()
-    # What check_response parametrizes, kept (bot/response_models.py).
+    # What check_response parametrizes, kept (tg/response_models.py).
     pin(SendMessage).model_validate(
         {"ok": True, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}}
     )

@@ -36,7 +36,7 @@ from billing.yookassa import (
     GatewayUnavailable,
     ProviderPaymentNotFound,
 )
-from bot import money_texts
+from texts import money_texts
 from web.keys import GATEWAY, METRICS, NOTIFIER, SENDERS, SESSIONMAKER, SETTINGS
 from web.security import UntrustedSender
 

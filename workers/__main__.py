@@ -18,8 +18,8 @@ from redis import Redis
 from billing import redaction
 from billing.heap import freeze_startup_heap
 from billing.settings import load_settings
+from jobqueue.queue import media_queue
 from workers import runtime
-from workers.queue import media_queue
 from workers.stale_keys import log_stale_keys
 from workers.worker import MediaWorker
 

@@ -29,9 +29,9 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile
 
-from bot.telegram_retry import flood_delay
+from imaging._image import MediaResult
+from tg.retry import flood_delay
 from workers.failures import JobFailure
-from workers.media import MediaResult
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from rq.exceptions import AbandonedJobError
 from rq.timeouts import BaseTimeoutException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from workers.media.errors import (
+from imaging.errors import (
     BackendError,
     ImageTooLarge,
     ImageTooSmall,

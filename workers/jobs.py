@@ -1,6 +1,6 @@
 """The RQ job of an operation and everything that refunds it when it does not succeed.
 
-``run_operation(operation_id, file_ids)`` is what :mod:`workers.queue` enqueues. It claims
+``run_operation(operation_id, file_ids)`` is what :mod:`jobqueue.queue` enqueues. It claims
 the operation (``claim_operation``, which extends its deadline past the job's timeout) while
 it downloads the inputs from Telegram, shows progress, runs the media operation in a thread,
 sends the result, and only then posts the hold (``complete_operation``). A job whose operation
@@ -56,11 +56,12 @@ from billing.errors import OperationDelivered, OperationNotFound, OperationNotRe
 from billing.models import OperationStatus
 from billing.prices import OperationType, operation_type
 from billing.settings import Settings
-from bot.i18n import pick_language
-from workers import delivered, delivery, messages, operations, runtime
+from imaging._image import MediaResult
+from jobqueue import delivered
+from jobqueue.queue import JOB_FUNCTION, LOCK_PREFIX, key_name
+from texts.i18n import pick_language
+from workers import delivery, messages, operations, runtime
 from workers.failures import Failure, OperationTimedOut, classify
-from workers.media import MediaResult
-from workers.queue import JOB_FUNCTION, LOCK_PREFIX, key_name
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Claimed:
     language: str
     test_hook: str | None
     attempts: int
-    key_token: str  # names the operation's Redis keys (workers.queue.key_name)
+    key_token: str  # names the operation's Redis keys (jobqueue.queue.key_name)
     balance: int  # the user's, right after the claim: for the caption's "what is left"
     free_left: int
 

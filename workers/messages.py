@@ -9,9 +9,10 @@ from typing import Any
 from billing.models import Funding
 from billing.prices import format_rub
 from billing.service import RefundResult
-from bot.i18n import MissingText, t
+from imaging._image import MediaResult
+from texts.edit_texts import describe_steps_code
+from texts.i18n import MissingText, t
 from workers.failures import Failure
-from workers.media import MediaResult
 
 
 def _args(params: Mapping[str, Any]) -> dict[str, str]:
@@ -25,8 +26,10 @@ def processing(language: str) -> str:
 
 def what_was_done(result: MediaResult, language: str) -> str:
     args = _args(result.params)
-    if language == "ru" and "steps_ru" in args:
-        args["steps"] = args["steps_ru"]
+    if result.op == "edit" and "steps" in result.params:  # imaging gives the steps as codes
+        args["steps"] = html.escape(
+            describe_steps_code(str(result.params["steps"]), language), quote=False
+        )
     try:
         done = t(result.description_key, language, **args)
     except (MissingText, ValueError):

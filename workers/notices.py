@@ -49,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing import notices
 from billing.models import NoticeOutcome, utcnow
 from billing.settings import Settings
-from bot.money_texts import notice_text
+from texts.money_texts import notice_text
 from workers.jobs import resources
 
 log = logging.getLogger(__name__)

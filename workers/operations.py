@@ -1,6 +1,6 @@
 """Which media function an operation type runs, with what inputs.
 
-The functions of :mod:`workers.media` are synchronous and CPU-bound; the job runs them in a
+The functions of :mod:`imaging` are synchronous and CPU-bound; the job runs them in a
 thread of its own so the event loop keeps the chat action going. ``generate`` goes to the
 fal.ai backend when a key is configured.
 
@@ -21,20 +21,18 @@ from typing import Any, Literal
 
 from billing.prices import OperationType
 from billing.settings import Settings
+from imaging._image import MediaResult
+from imaging.edit import edit
+from imaging.errors import ImageTooSmall
+from imaging.faceswap import face_swap
+from imaging.header import probe_image
+from imaging.merge import merge
+from imaging.retouch import retouch
+from imaging.text import add_text
+from imaging.upscale import upscale
+from jobqueue.limits import LIMITS
+from jobqueue.queue import key_name
 from workers.failures import JobFailure
-from workers.limits import LIMITS
-from workers.media import (
-    ImageTooSmall,
-    MediaResult,
-    add_text,
-    edit,
-    face_swap,
-    merge,
-    probe_image,
-    retouch,
-    upscale,
-)
-from workers.queue import key_name
 
 INPUTS: dict[OperationType, int] = {op: limits.photos for op, limits in LIMITS.items()}
 
@@ -96,7 +94,7 @@ async def generate(text: str | None, settings: Settings, *, budget: float) -> Me
     """Text to image through fal.ai's queue API (only offered when FAL_KEY is set)."""
     if not settings.fal_configured or settings.FAL_KEY is None:
         raise JobFailure("backend", "generate needs FAL_KEY")
-    from workers.media import fal
+    from imaging import fal
 
     fal_settings = fal.FalSettings(
         key=settings.FAL_KEY.get_secret_value(),

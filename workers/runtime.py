@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from billing.db import make_engine
 from billing.settings import Settings, operation_deadline_seconds
-from bot.factory import bot_token, make_bot
+from tg.factory import bot_token, make_bot
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,8 @@ def warm_up(settings: Settings) -> None:
     from sqlalchemy.orm import configure_mappers
 
     import billing.models  # noqa: F401 - the mappers to configure
-    from bot.i18n import SUPPORTED, t
-    from bot.response_models import pin
+    from texts.i18n import SUPPORTED, t
+    from tg.response_models import pin
 
     for language in SUPPORTED:
         t("worker-processing", language)

@@ -30,7 +30,7 @@ from billing import service
 from billing.models import utcnow
 from billing.service import RefundResult
 from billing.settings import Settings
-from workers.delivered import MarkerUnreadable
+from jobqueue.delivered import MarkerUnreadable
 from workers.failures import Failure
 from workers.jobs import resources, void_and_notify
 

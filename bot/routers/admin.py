@@ -26,7 +26,7 @@ from billing.models import LedgerEntry
 from billing.prices import format_rub
 from billing.service import UserState
 from billing.settings import Settings
-from bot.i18n import t
+from texts.i18n import t
 
 log = logging.getLogger(__name__)
 

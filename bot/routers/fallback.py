@@ -8,8 +8,8 @@ from aiogram import Router
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 
 from billing.settings import Settings
-from bot.i18n import t
 from bot.keyboards import main_menu
+from texts.i18n import t
 
 log = logging.getLogger(__name__)
 

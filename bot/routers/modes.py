@@ -27,10 +27,10 @@ from billing.prices import FREE_TYPES, OperationType, format_rub
 from billing.settings import Settings
 from bot.billed import BilledMiddleware, BilledOperation, billed
 from bot.callbacks import Menu
-from bot.i18n import t
 from bot.inputs import Answer, Assessment, Ignore, Ready, assess_message
 from bot.keyboards import MODES, available_modes, back_to_menu, main_menu
 from bot.states import Mode, mode_of
+from texts.i18n import t
 
 
 @dataclass(frozen=True)

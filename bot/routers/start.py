@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.prices import format_rub
 from billing.settings import Settings
 from bot.callbacks import Menu
-from bot.i18n import t
 from bot.keyboards import available_modes, back_to_menu, main_menu
 from bot.users import ensure_user, money_args
+from texts.i18n import t
 
 
 async def _greeting(session: AsyncSession, settings: Settings, user: User, lang: str) -> str:

@@ -27,7 +27,6 @@ from billing.settings import Settings
 from billing.topup import Outcome, TopUpUnavailable, reconcile_payment, start_topup
 from billing.yookassa import GatewayError, GatewayUnavailable, YooKassaGateway
 from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
-from bot.i18n import t
 from bot.inputs import Answer, parse_email, parse_rub_amount
 from bot.keyboards import (
     back_to_menu,
@@ -37,9 +36,10 @@ from bot.keyboards import (
     payment_keyboard,
     topup_menu,
 )
-from bot.money_texts import canceled_text
 from bot.states import TopUpFlow
 from bot.users import ensure_user, money_args
+from texts.i18n import t
+from texts.money_texts import canceled_text
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,7 @@ def test_a_queue_wait_of_zero_or_less_is_refused(value):
 def test_the_minimum_is_what_the_installed_rq_does():
     """An RQ upgrade that changes its grace for a stuck work-horse must change the minimum."""
     import workers.__main__ as workers_main
-    from workers.queue import enqueue_operation
+    from jobqueue.queue import enqueue_operation
     from workers.worker import MediaWorker
 
     monitor = inspect.getsource(rq.worker.worker_classes.Worker.monitor_work_horse)

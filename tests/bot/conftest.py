@@ -23,13 +23,13 @@ from billing.models import LedgerEntry, Operation, Payment, User
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
 from bot.app import build_dispatcher, make_queue
-from bot.factory import make_bot
 from sandbox._common import ServerHandle
 from sandbox.telegram import create_app as create_telegram_app
 from sandbox.telegram_client import TelegramEmulatorClient
 from sandbox.yookassa import create_app as create_yookassa_app
 from sandbox.yookassa_client import YooKassaEmulatorClient
 from tests.conftest import make_settings
+from tg.factory import make_bot
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 
 from billing import service
 from billing.models import LedgerEntry, LedgerKind, User
-from bot.i18n import keys
 from bot.routers.admin import AdminInputError, parse_adjust, parse_kopecks
 from tests.bot.conftest import RunningBot, StartBot, wait_until
+from texts.i18n import keys
 
 ADMIN = 5001
 TARGET = 5002

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.i18n import t
 from bot.inputs import Answer, Assessment, Ignore, Ready, assess
 from tests.bot.conftest import StartBot
 from tests.bot.test_inputs import SETTINGS, _message
+from texts.i18n import t
 
 
 def _album(mode: str, count: int, caption: str | None = None) -> list[Assessment]:

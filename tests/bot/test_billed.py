@@ -14,9 +14,9 @@ from sqlalchemy import select
 from billing import service
 from billing.models import Funding, LedgerEntry, Operation, OperationStatus
 from bot.app import make_queue
+from jobqueue.queue import media_queue
 from tests.bot.conftest import StartBot, wait_until
 from tests.conftest import free_port, make_settings
-from workers.queue import media_queue
 
 
 async def _retouch_mode(user):  # type: ignore[no-untyped-def]
@@ -187,9 +187,9 @@ async def test_handling_cut_short_before_queueing_reverses_the_charge(
 
     from billing.db import make_engine, make_sessionmaker
     from bot.billed import FLAG, BilledMiddleware
-    from bot.factory import make_bot
     from bot.inputs import MediaInput
     from tests.bot.conftest import BOT_TOKEN
+    from tg.factory import make_bot
 
     settings = make_settings(
         db_url, FREE_OPERATIONS_COUNT=0, TELEGRAM_API_URL=tg_server.url, BOT_TOKEN=BOT_TOKEN

@@ -3,10 +3,10 @@ a clear answer and charges nothing; the photo is kept for a corrected instructio
 
 from __future__ import annotations
 
-from bot.i18n import t
 from bot.inputs import Answer, Ready, assess
 from tests.bot.conftest import StartBot
 from tests.bot.test_inputs import SETTINGS, _message
+from texts.i18n import t
 
 
 def test_a_change_by_zero_is_answered_before_the_charge() -> None:

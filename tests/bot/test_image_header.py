@@ -24,8 +24,8 @@ from bot.image_header import (
     read_image_header,
 )
 from bot.inputs import Answer, Ready, assess_message
+from imaging.errors import ImageTooLarge, InvalidImage
 from tests.conftest import make_settings
-from workers.media import ImageTooLarge, InvalidImage
 
 MB = 1024 * 1024
 
@@ -240,7 +240,9 @@ async def test_a_failed_download_is_described_without_the_token_in_its_url() -> 
     assert "SECRET-token" in repr(error)  # what used to be logged
     with pytest.raises(HeaderUnavailable) as raised:
         await read_image_header(
-            FakeBot(b"", get_file_error=error), "doc", max_bytes=20 * MB  # type: ignore[arg-type]
+            FakeBot(b"", get_file_error=error),
+            "doc",
+            max_bytes=20 * MB,  # type: ignore[arg-type]
         )
     assert "SECRET-token" not in str(raised.value)
     assert "HTTP 502" in str(raised.value)

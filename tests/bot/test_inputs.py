@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from aiogram.types import Chat, Document, Message, PhotoSize
 
-from bot.i18n import t
 from bot.inputs import Answer, Ignore, MediaInput, Ready, assess, image_of, parse_email
 from tests.conftest import make_settings
-from workers.media import known_commands
+from texts.edit_texts import known_commands
+from texts.i18n import t
 
 SETTINGS = make_settings("sqlite://", MAX_INPUT_FILE_BYTES=1000, MAX_OUTPUT_PIXELS=2000 * 2000)
 

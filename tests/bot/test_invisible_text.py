@@ -7,10 +7,12 @@ from __future__ import annotations
 import pytest
 
 from bot.inputs import Answer, Ready, assess
-from bot.visible_text import visibly_empty
+from imaging.caption import check_text
+from imaging.errors import InvalidText
+from imaging.instruction import parse_instruction
+from imaging.visible_text import visibly_empty
 from tests.bot.conftest import StartBot
 from tests.bot.test_inputs import SETTINGS, _message
-from workers.media import InvalidText, check_text, parse_instruction
 
 INVISIBLE = [
     "\u3164",  # HANGUL FILLER, the usual "empty message" trick

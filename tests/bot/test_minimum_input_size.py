@@ -1,4 +1,4 @@
-"""Every operation has a minimum input size (workers.limits): a smaller photo is refused
+"""Every operation has a minimum input size (jobqueue.limits): a smaller photo is refused
 before the charge, with the minimum in the answer. A 1×1 photo was charged and "upscaled"
 to 2×2."""
 
@@ -10,11 +10,11 @@ import pytest
 from aiogram.types import Document
 from PIL import Image
 
-from bot.i18n import t
 from bot.inputs import Answer, Ready, assess
+from jobqueue.limits import LIMITS, min_side
 from tests.bot.conftest import StartBot
 from tests.bot.test_inputs import SETTINGS, _message
-from workers.limits import LIMITS, min_side
+from texts.i18n import t
 
 PHOTO_MODES = [op.value for op, limits in LIMITS.items() if limits.photos]
 
@@ -63,7 +63,7 @@ def test_a_photo_under_the_minimum_drops_the_photo_waiting_for_its_text() -> Non
 
 
 def test_an_image_documents_header_size_is_checked() -> None:
-    from workers.media import ImageInfo
+    from imaging.header import ImageInfo
 
     document = Document(file_id="d", file_unique_id="d", mime_type="image/png", file_size=10)
     header = ImageInfo(width=3, height=2, format="png")

@@ -9,8 +9,8 @@ import weakref
 from aiogram.methods import AnswerCallbackQuery, GetChatMenuButton, SetChatMenuButton
 from aiogram.methods.base import Response
 
-from bot import response_models
-from bot.response_models import PinResponseModels, pin
+from tg import response_models
+from tg.response_models import PinResponseModels, pin
 
 
 def test_a_pinned_model_survives_garbage_collection() -> None:
@@ -37,6 +37,6 @@ async def test_the_middleware_pins_every_method_it_sees() -> None:
     assert await PinResponseModels()(make_request, None, method) == "answer"  # type: ignore[arg-type]
     assert seen == [method]
     # Pinned by the middleware itself, not by this look.
-    assert response_models._PINNED.get(SetChatMenuButton) is Response[
-        SetChatMenuButton.__returning__
-    ]
+    assert (
+        response_models._PINNED.get(SetChatMenuButton) is Response[SetChatMenuButton.__returning__]
+    )

@@ -1,4 +1,4 @@
-"""bot.telegram_session: no exception out of the Bot made by ``make_bot`` names the token —
+"""tg.session: no exception out of the Bot made by ``make_bot`` names the token —
 not its text, its repr, its fields or what is chained to it — and each keeps its type and
 status, so the worker still tells a transient failure from a permanent one.
 
@@ -24,10 +24,10 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile
 from aiohttp import web
 
-from bot.factory import make_bot
 from bot.image_header import HeaderUnavailable, read_image_header
 from sandbox._common import ServerHandle
 from tests.conftest import make_settings
+from tg.factory import make_bot
 from workers.failures import classify
 
 SECRET = "LEAKCHECK-session-5e1b7c"

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.i18n import keys, t
 from bot.keyboards import MODES
 from tests.bot.conftest import StartBot
+from texts.i18n import keys, t
 
 BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
+LOCALES_DIR = Path(__file__).resolve().parents[2] / "texts" / "locales"
 
 
 def _bot_keys(language: str) -> set[str]:
-    path = BOT_DIR / "locales" / language / "bot.ftl"
+    path = LOCALES_DIR / language / "bot.ftl"
     return {
         line.split("=", 1)[0].strip()
         for line in path.read_text(encoding="utf-8").splitlines()

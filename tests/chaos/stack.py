@@ -42,13 +42,13 @@ from billing import service
 from billing.db import make_engine, make_sessionmaker
 from billing.models import Operation, OperationStatus
 from billing.settings import Settings
+from jobqueue.queue import parse_job_id
 from sandbox._common import free_port
 from sandbox.telegram_client import Message, TelegramEmulatorClient, TelegramUser
 from sandbox.yookassa_client import YooKassaEmulatorClient
 from tests.conftest import alembic_config
 from tests.web.own_postgres import OwnPostgres
 from tests.web.own_postgres import _bin as _pg_bin
-from workers.queue import parse_job_id
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

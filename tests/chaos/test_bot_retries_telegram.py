@@ -9,12 +9,12 @@ import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
 
-from bot.factory import make_bot
-from bot.telegram_retry import RetryRequests
 from sandbox._common import ServerHandle
 from sandbox.telegram import create_app
 from sandbox.telegram_client import TelegramEmulatorClient
 from tests.conftest import make_settings
+from tg.factory import make_bot
+from tg.retry import RetryRequests
 
 TOKEN = "515151:retry-tests-token"
 
@@ -68,7 +68,7 @@ async def test_flood_refusals_do_not_use_up_the_attempts(emulator, monkeypatch) 
     """Five 429s in a row (two calls to one chat colliding again and again) and then a 500:
     still sent. Before, the fourth refusal of any kind was the end, and a paid operation's
     "В очереди" message was lost and the charge reversed."""
-    from bot import telegram_retry
+    from tg import retry as telegram_retry
 
     waits: list[float] = []
 

@@ -14,14 +14,14 @@ import pytest
 from aiogram import Bot
 from PIL import Image
 
-from bot.factory import make_bot
+from imaging._image import MediaResult
 from sandbox._common import ServerHandle
 from sandbox.telegram import create_app
 from sandbox.telegram_client import TelegramEmulatorClient
 from tests.conftest import make_settings
+from tg.factory import make_bot
 from workers import delivery
 from workers.failures import classify
-from workers.media import MediaResult
 
 TOKEN = "525252:delivery-tests-token"
 CHAT = 5201

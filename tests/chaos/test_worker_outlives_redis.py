@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 
 from billing import service
 from billing.models import OperationStatus
+from jobqueue.queue import enqueue_operation, job_id_for, media_queue
 from tests.chaos.stack import Scene
 from workers.operations import hook_pid_key
-from workers.queue import enqueue_operation, job_id_for, media_queue
 
 
 async def sleeping_operation(scene: Scene, photo: bytes, seconds: float) -> tuple[int, str]:

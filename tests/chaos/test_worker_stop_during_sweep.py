@@ -9,9 +9,9 @@ import pytest
 from redis import Redis
 from rq.exceptions import StopRequested
 
+from jobqueue.queue import media_queue
 from tests.conftest import make_settings
 from workers import worker as worker_module
-from workers.queue import media_queue
 from workers.worker import MediaWorker
 
 

@@ -10,17 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workers.media import (
-    MAX_INPUT_PIXELS,
-    ImageTooLarge,
-    InvalidImage,
-    MediaError,
-    Step,
-    apply_edit,
-    load_image,
-    probe_image,
-    upscale,
-)
+from imaging._image import load_image
+from imaging.edit import apply_edit
+from imaging.errors import ImageTooLarge, InvalidImage, MediaError
+from imaging.header import MAX_INPUT_PIXELS, probe_image
+from imaging.instruction import Step
+from imaging.upscale import upscale
 
 from .conftest import decode
 
@@ -59,7 +54,7 @@ def test_truncated_jpeg_is_invalid_image(astronaut: bytes) -> None:
 
 
 def test_invalid_image_names_the_photo(astronaut: bytes) -> None:
-    from workers.media import merge
+    from imaging.merge import merge
 
     with pytest.raises(InvalidImage) as info:
         merge(astronaut, b"not an image")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.media import InstructionError, Step, apply_edit, edit, parse_instruction
+from imaging.edit import apply_edit, edit
+from imaging.errors import InstructionError
+from imaging.instruction import Step, parse_instruction
+from texts.edit_texts import describe_steps_code
 
 from .conftest import decode
 
@@ -95,8 +98,11 @@ def test_steps_apply_in_order_and_caption_lists_them(coffee: bytes) -> None:
     result = edit(coffee, "повернуть 90, обрезать квадрат, ч/б")
     assert (result.width, result.height) == (400, 400)
     assert result.params["count"] == 3
-    assert result.params["steps"] == "rotate 90°, square crop, grayscale"
-    assert result.params["steps_ru"] == "поворот 90°, квадрат, ч/б"
+    assert result.params["steps"] == "rotate:90,crop_square,grayscale"  # codes: no texts
+    assert describe_steps_code(result.params["steps"], "en") == (
+        "rotate 90°, square crop, grayscale"
+    )
+    assert describe_steps_code(result.params["steps"], "ru") == "поворот 90°, квадрат, ч/б"
     assert result.description_key == "media-result-edit"
 
 

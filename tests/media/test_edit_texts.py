@@ -8,10 +8,12 @@ from typing import Any, get_args
 
 import pytest
 
-from bot.i18n import keys, t
-from workers.media import Step, describe_steps, known_commands, parse_instruction
+from imaging.instruction import Step, parse_instruction
+from texts import edit_texts
+from texts.edit_texts import describe_step, describe_steps, known_commands
+from texts.i18n import keys, t
 
-edit_module = importlib.import_module("workers.media.edit")
+edit_module = importlib.import_module("imaging.instruction")
 OPS = get_args(edit_module.Op)
 
 
@@ -34,7 +36,7 @@ def test_help_lines_and_labels_are_rendered_from_the_catalogue(
         seen.append((key, str(lang), args))
         return f"<{key}:{lang}:{args.get('name', '')}{args.get('value', '')}>"
 
-    monkeypatch.setattr(edit_module, "t", fake_t)
+    monkeypatch.setattr(edit_texts, "t", fake_t)
     assert known_commands("ru") == [f"<edit-help-{op}:ru:>" for op in OPS]
     assert known_commands("de") == [f"<edit-help-{op}:en:>" for op in OPS]  # else English
     steps = parse_instruction("ч/б, яркость -20, повернуть влево, blur 7")
@@ -51,7 +53,7 @@ def test_help_lines_and_labels_are_rendered_from_the_catalogue(
 @pytest.mark.parametrize("lang", ["ru", "en"])
 def test_labels_with_values_use_the_catalogue_forms(lang: str) -> None:
     name = t("edit-step-saturation", lang)
-    assert Step("saturation", 15).describe(lang) == t(
+    assert describe_step(Step("saturation", 15), lang) == t(
         "edit-step-with-percent", lang, name=name, value="+15"
     )
-    assert Step("saturation", 15).describe(lang).endswith(" +15%")
+    assert describe_step(Step("saturation", 15), lang).endswith(" +15%")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.media import NoFaceFound, detect_faces, face_swap
+from imaging.errors import NoFaceFound
+from imaging.faceswap import detect_faces, face_swap
 
 from .conftest import decode
 

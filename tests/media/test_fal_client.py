@@ -11,10 +11,10 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
+from imaging.errors import BackendError, InvalidText
+from imaging.fal import FalClient, FalSettings, check_prompt, data_uri
 from sandbox._common import free_port
 from sandbox.fal import EMU_KEY, FalEmulator, create_app
-from workers.media import BackendError, InvalidText
-from workers.media.fal import FalClient, FalSettings, check_prompt, data_uri
 
 KEY = "sandbox-key"
 

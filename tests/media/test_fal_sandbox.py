@@ -11,9 +11,9 @@ import aiohttp
 import numpy as np
 from PIL import Image
 
+from imaging.fal import FalClient, FalSettings
 from sandbox._common import free_port
 from sandbox.fal import render_png
-from workers.media.fal import FalClient, FalSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers.media import merge
-from workers.media.merge import merge_layout
+from imaging.merge import merge, merge_layout
 
 from .conftest import decode, to_jpeg
 

@@ -9,18 +9,12 @@ import io
 import pytest
 from PIL import Image
 
+from imaging.edit import apply_edit, edit
+from imaging.errors import InstructionError, NoFaceFound, NothingChanged
+from imaging.faceswap import face_swap
+from imaging.instruction import Step, parse_instruction
+from imaging.retouch import retouch
 from workers.failures import classify
-from workers.media import (
-    InstructionError,
-    NoFaceFound,
-    NothingChanged,
-    Step,
-    apply_edit,
-    edit,
-    face_swap,
-    parse_instruction,
-    retouch,
-)
 
 
 def _jpeg(img: Image.Image) -> bytes:

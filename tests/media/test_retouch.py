@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from workers.media import detect_faces, retouch
+from imaging.faceswap import detect_faces
+from imaging.retouch import retouch
 
 from .conftest import decode, to_jpeg
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from workers.media import MAX_TEXT_LENGTH, InvalidText, add_text, check_text
-from workers.media.text import FONT_PATH, draw_text, has_glyph, load_font, wrap_text
+from imaging.caption import MAX_TEXT_LENGTH, check_text
+from imaging.errors import InvalidText
+from imaging.text import FONT_PATH, add_text, draw_text, has_glyph, load_font, wrap_text
 
 from .conftest import decode, to_jpeg
 
@@ -114,7 +115,7 @@ def test_a_strip_too_short_for_letters_is_refused(
 ) -> None:
     """Shorter than two margins: no height to widen into (this looped forever once; the
     layout's tries are counted, so a loop fails the test instead of hanging it)."""
-    from workers.media import text
+    from imaging import text
 
     tries = 0
     real = text.load_font

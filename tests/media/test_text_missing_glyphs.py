@@ -3,8 +3,7 @@ and the result caption says which — they were dropped without a word."""
 
 from __future__ import annotations
 
-from workers.media import add_text
-from workers.media.text import MAX_MISSING_SHOWN, missing_glyphs
+from imaging.text import MAX_MISSING_SHOWN, add_text, missing_glyphs
 from workers.messages import what_was_done
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from workers.media import add_text, face_swap
+from imaging.faceswap import face_swap
+from imaging.text import add_text
 
 
 def test_concurrent_face_swaps_and_captions_match_sequential(

@@ -8,11 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from workers.media import ImageTooLarge, check_upscale, upscale
+from imaging.errors import ImageTooLarge
+from imaging.header import check_upscale
+from imaging.upscale import upscale
 
 from .conftest import decode, to_jpeg
 
-upscale_module = importlib.import_module("workers.media.upscale")
+upscale_module = importlib.import_module("imaging.upscale")
 
 
 def test_upscale_doubles_width_and_height(coffee: bytes) -> None:

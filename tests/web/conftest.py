@@ -20,13 +20,13 @@ from billing.models import LedgerEntry, Payment, User
 from billing.settings import Settings
 from billing.topup import TopUpStarted, start_topup
 from billing.yookassa import YooKassaGateway
-from bot.factory import make_bot
 from sandbox import telegram as telegram_emulator
 from sandbox import yookassa as yookassa_emulator
 from sandbox._common import ServerHandle
 from sandbox.telegram_client import TelegramEmulatorClient, TelegramUser
 from sandbox.yookassa_client import YooKassaEmulatorClient
 from tests.conftest import make_settings
+from tg.factory import make_bot
 from web.app import WEBHOOK_PATH, create_app
 from web.keys import NOTIFIER
 

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from billing.models import LedgerKind, PaymentStatus
-from bot.i18n import t
-from bot.money_texts import CANCELLATION_REASONS, cancellation_text
 from tests.web.conftest import Stack
+from texts.i18n import t
+from texts.money_texts import CANCELLATION_REASONS, cancellation_text
 
 
 async def test_a_canceled_payment_tells_the_user_why(stack: Stack) -> None:

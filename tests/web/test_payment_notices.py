@@ -19,11 +19,11 @@ from sqlalchemy import select
 
 from billing import notices
 from billing.models import LedgerKind, NoticeKind, NoticeOutcome, PaymentNotice, utcnow
+from jobqueue.queue import media_queue
 from tests.web.conftest import Stack
 from tests.web.test_refunds import refund
 from web.keys import NOTIFIER
 from workers.notices import GIVE_UP_AFTER, deliver_due_notices
-from workers.queue import media_queue
 from workers.worker import MediaWorker
 
 

@@ -22,11 +22,11 @@ import web.app as web_app
 from billing.db import make_sessionmaker
 from billing.models import User
 from billing.settings import Settings
-from bot.factory import make_bot
 from sandbox._common import ServerHandle
 from sandbox.telegram_client import TelegramEmulatorClient
 from tests.conftest import free_port
 from tests.web.conftest import TOKEN, stack_settings, wait_until
+from tg.factory import make_bot
 from web.app import create_app
 from web.keys import NOTIFIER
 
@@ -259,7 +259,7 @@ async def test_payment_messages_are_retried_by_the_notifier_only(
         assert [m.text for m in await user.bot_messages()].count("Баланс пополнен") == 1
     # The 500 reached the notifier, which retried; the session's retry stayed out.
     assert any("test message to chat 9605, attempt 1" in m for m in _messages(caplog))
-    assert not [r for r in caplog.records if r.name == "bot.telegram_retry"]
+    assert not [r for r in caplog.records if r.name == "tg.retry"]
 
 
 def _dispatcher(handler: Any) -> Dispatcher:

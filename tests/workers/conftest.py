@@ -4,7 +4,7 @@ on a free port) as the Bot API they talk to.
 
 The test acts as the bot would: it charges with ``service.charge``, posts the "в очереди"
 status message through the Bot API, records it with ``set_operation_job`` and enqueues with
-``workers.queue.enqueue_operation``. Inputs are uploaded to the emulator as a user, so the
+``jobqueue.queue.enqueue_operation``. Inputs are uploaded to the emulator as a user, so the
 job downloads them by a real file id.
 """
 
@@ -31,13 +31,13 @@ from billing import service
 from billing.db import make_sessionmaker
 from billing.models import LedgerEntry, LedgerKind, Operation
 from billing.settings import Settings
-from bot.factory import SANDBOX_TOKEN, make_bot
+from jobqueue.queue import enqueue_operation, job_id_for, media_queue
 from sandbox._common import ServerHandle
 from sandbox.telegram import create_app
 from sandbox.telegram_client import Message, TelegramEmulatorClient, TelegramUser
 from tests.conftest import free_port, make_settings
+from tg.factory import SANDBOX_TOKEN, make_bot
 from workers.operations import hook_pid_key
-from workers.queue import enqueue_operation, job_id_for, media_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -148,8 +148,8 @@ def test_a_stop_requested_while_refunding_a_killed_horse_is_not_swallowed(
 ) -> None:
     from types import SimpleNamespace
 
+    from jobqueue.queue import JOB_FUNCTION
     from workers import jobs, runtime
-    from workers.queue import JOB_FUNCTION
 
     async def stop(*args, **kwargs):
         raise StopRequested()

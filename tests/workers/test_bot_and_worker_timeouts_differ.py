@@ -10,7 +10,7 @@ from __future__ import annotations
 from rq.registry import StartedJobRegistry
 
 from billing.models import LedgerKind
-from workers.queue import media_queue
+from jobqueue.queue import media_queue
 
 MARGIN = 2  # seconds: the sweeper (every 0.5 s) voids a claimed operation soon after this
 SLEEP = 8  # seconds the operation runs: past the short worker's deadline (3 + MARGIN)

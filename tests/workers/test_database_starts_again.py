@@ -15,10 +15,10 @@ from rq.job import Callback
 
 from billing import service
 from billing.models import LedgerKind
+from jobqueue import delivered
+from jobqueue.queue import JOB_FUNCTION, job_id_for, media_queue
+from jobqueue.stale_keys import stale_redis_keys
 from tests.conftest import clean_tables
-from workers import delivered
-from workers.queue import JOB_FUNCTION, job_id_for, media_queue
-from workers.stale_keys import stale_redis_keys
 
 ROOT_MARKER = delivered.PREFIX
 

@@ -22,20 +22,20 @@ from rq.timeouts import JobTimeoutException
 
 from billing.models import Funding
 from billing.service import RefundResult
-from bot.i18n import keys, t
-from workers import jobs
-from workers.delivery import Plan, plan_delivery
-from workers.failures import Failure, JobFailure, OperationTimedOut, classify
-from workers.media import MediaResult
-from workers.media.errors import (
+from imaging._image import MediaResult
+from imaging.errors import (
     BackendError,
     ImageTooLarge,
     InstructionError,
     InvalidImage,
     NoFaceFound,
 )
+from jobqueue.queue import JOB_FUNCTION
+from texts.i18n import keys, t
+from workers import jobs
+from workers.delivery import Plan, plan_delivery
+from workers.failures import Failure, JobFailure, OperationTimedOut, classify
 from workers.messages import failure_notice, what_was_done
-from workers.queue import JOB_FUNCTION
 
 METHOD = SendPhoto(chat_id=1, photo="x")
 
@@ -215,8 +215,23 @@ def test_caption_values_are_escaped_for_html() -> None:
         format="jpeg",
         width=1,
         height=1,
-        op="edit",
-        params={"steps": "<b>x</b> & y", "steps_ru": "<i>ч/б</i>"},
+        op="text",
+        params={"missing": "<b>x</b> & y"},
     )
-    assert what_was_done(result, "en") == "✏️ Done: &lt;b&gt;x&lt;/b&gt; &amp; y."
-    assert what_was_done(result, "ru") == "✏️ Готово: &lt;i&gt;ч/б&lt;/i&gt;."
+    for lang in ("en", "ru"):
+        assert "&lt;b&gt;x&lt;/b&gt; &amp; y" in what_was_done(result, lang)
+        assert "<b>" not in what_was_done(result, lang)
+
+
+def test_edit_steps_are_worded_in_the_users_language() -> None:
+    # imaging gives the steps as codes (it has no texts); the caption words them
+    result = MediaResult(
+        data=b"",
+        format="jpeg",
+        width=1,
+        height=1,
+        op="edit",
+        params={"steps": "grayscale,brightness:-20", "count": 2},
+    )
+    assert what_was_done(result, "en") == "✏️ Done: grayscale, brightness -20%."
+    assert what_was_done(result, "ru") == "✏️ Готово: ч/б, яркость -20%."

@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image
 
 from billing.models import LedgerKind
+from imaging.faceswap import detect_faces
+from imaging.merge import merge_layout
 from sandbox.telegram_client import Message
-from workers.media.faceswap import detect_faces
-from workers.media.merge import merge_layout
 
 
 def decode(data: bytes) -> np.ndarray:

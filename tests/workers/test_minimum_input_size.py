@@ -1,4 +1,4 @@
-"""The job checks the minimum input size (workers.limits) on the bytes it downloaded, too:
+"""The job checks the minimum input size (jobqueue.limits) on the bytes it downloaded, too:
 a photo under it fails as a permanent failure that names the minimum (the bot refuses those
 before the charge; this is what a job that got one anyway says when it refunds)."""
 
@@ -12,9 +12,9 @@ from PIL import Image
 from billing.models import Funding
 from billing.prices import OperationType
 from billing.service import RefundResult
+from imaging.errors import ImageTooSmall
 from tests.conftest import make_settings
 from workers.failures import classify
-from workers.media import ImageTooSmall
 from workers.messages import failure_notice
 from workers.operations import run_local
 

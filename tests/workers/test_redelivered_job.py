@@ -126,7 +126,8 @@ async def test_a_job_that_fails_after_its_photo_went_out_is_posted_not_refunded(
 
     import pytest
 
-    from workers import delivered, delivery, jobs
+    from jobqueue import delivered
+    from workers import delivery, jobs
     from workers.failures import Failure
 
     h, user, file_ids, operation_id = await _charged_in_process(

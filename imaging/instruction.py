@@ -1,27 +1,20 @@
-"""✏️ Edit: a small instruction language (Russian and English) and its executor.
+"""The edit instruction language (Russian and English): parsed before the charge.
 
-``parse_instruction("ч/б, яркость +20 и повернуть вправо")`` gives a list of
-:class:`Step`; ``apply_edit(data, steps)`` runs them in order. Parsing is pure and
-cheap, so the bot parses BEFORE charging and answers an :class:`InstructionError`
-with the list of known commands (``known_commands(lang)``).
+``parse_instruction("ч/б, яркость +20 и повернуть вправо")`` gives a list of :class:`Step`;
+:mod:`imaging.edit` runs them. Pure and cheap (no image library), so the bot parses before
+charging; an :class:`InstructionError` carries a reason code, and the caller words it with
+the list of known commands (texts.edit_texts.known_commands).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
-import numpy as np
-from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps
-
-from bot.i18n import t
-from bot.visible_text import without_invisible
-
-from ._image import MediaResult, from_array, load_image, make_result, to_array
-from .errors import InstructionError, NothingChanged
+from .errors import InstructionError
+from .visible_text import without_invisible
 
 MAX_STEPS = 10
 MAX_INSTRUCTION_LENGTH = 500
@@ -56,20 +49,6 @@ class Step:
 
     op: Op
     value: int | None = None
-
-    def describe(self, lang: str = "en") -> str:
-        """A short human label from the catalogue, e.g. ``"яркость +20%"`` /
-        ``"brightness +20%"`` (``lang`` "ru" or "en"; anything else: English)."""
-        lang = _language(lang)
-        name = t(f"edit-step-{self.op}", lang)
-        if self.value is None:
-            return name
-        arg = _SPECS[self.op].arg if self.op in _SPECS else "none"
-        if arg == "percent":
-            return t("edit-step-with-percent", lang, name=name, value=f"{self.value:+d}")
-        if arg == "angle":
-            return t("edit-step-with-angle", lang, name=name, value=str(self.value))
-        return t("edit-step-with-value", lang, name=name, value=str(self.value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,11 +235,7 @@ _CCW_WORDS = frozenset(
 )
 
 
-def _language(lang: str) -> str:
-    return "ru" if lang == "ru" else "en"
-
-
-def _help_args() -> dict[str, str]:
+def help_args() -> dict[str, str]:
     """The numbers the help lines mention, as strings (Fluent would format numbers)."""
     return {
         "blur_min": str(BLUR_RANGE[0]),
@@ -271,20 +246,18 @@ def _help_args() -> dict[str, str]:
     }
 
 
-def known_commands(lang: str = "ru") -> list[str]:
-    """Help lines for every command (catalogue texts ``edit-help-<op>``), in ``"ru"`` or
-    ``"en"`` (anything else: English)."""
-    lang = _language(lang)
-    args = _help_args()
-    return [t(f"edit-help-{spec.op}", lang, **args) for spec in _SPEC_LIST]
+COMMANDS: tuple[Op, ...] = tuple(spec.op for spec in _SPEC_LIST)
+"""Every command, in the order the help lists them (texts.edit_texts words them)."""
 
 
-def _known() -> dict[str, list[str]]:
-    return {"ru": known_commands("ru"), "en": known_commands("en")}
+def arg_kind(op: str) -> ArgKind:
+    """How a step's value reads: a blur level, a percent, an angle, or none."""
+    spec = _SPECS.get(op)  # type: ignore[call-overload]
+    return spec.arg if spec is not None else "none"
 
 
 def _error(message: str, reason: str, fragment: str | None = None) -> InstructionError:
-    return InstructionError(message, reason=reason, fragment=fragment, known_commands=_known())
+    return InstructionError(message, reason=reason, fragment=fragment)
 
 
 def _normalize(text: str) -> str:
@@ -452,9 +425,19 @@ def _parse_run(fragment: str) -> list[Step]:
             raise whole from None
 
 
-def describe_steps(steps: Sequence[Step], lang: str = "en") -> str:
-    """``"ч/б, яркость +20%"`` — for captions and confirmations."""
-    return ", ".join(step.describe(lang) for step in steps)
+def steps_code(steps: Sequence[Step]) -> str:
+    """The steps as plain data for a result's caption, e.g. ``"grayscale,brightness:-20"``;
+    the caller words it (texts.edit_texts.describe_steps_code)."""
+    return ",".join(s.op if s.value is None else f"{s.op}:{s.value}" for s in steps)
+
+
+def steps_from_code(code: str) -> list[Step]:
+    """The inverse of :func:`steps_code` (an unknown op is kept: the wording falls back)."""
+    steps = []
+    for part in filter(None, code.split(",")):
+        op, _, value = part.partition(":")
+        steps.append(Step(op, int(value) if value else None))  # type: ignore[arg-type]
+    return steps
 
 
 def validate_steps(steps: Sequence[Step]) -> None:
@@ -475,112 +458,7 @@ def validate_steps(steps: Sequence[Step]) -> None:
             "angle": value in ANGLES,
         }[spec.arg]
         if not ok:
-            raise _error(f"bad value {value!r} for {step.op}", "bad-value", step.describe())
+            raise _error(f"bad value {value!r} for {step.op}", "bad-value", steps_code([step]))
 
 
 # ---------------------------------------------------------------- executors
-
-
-def _scale(img: Image.Image) -> float:
-    """Strength unit: effects are defined for a 1000-px image and scaled with it."""
-    return max(img.size) / 1000.0
-
-
-_SEPIA = np.array(
-    [[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], dtype=np.float32
-)
-
-
-def _sepia(img: Image.Image, _: int | None) -> Image.Image:
-    arr = cv2.transform(to_array(img).astype(np.float32), _SEPIA)
-    return from_array(np.clip(arr, 0, 255).astype(np.uint8))
-
-
-def _grayscale(img: Image.Image, _: int | None) -> Image.Image:
-    return ImageOps.grayscale(img).convert("RGB")
-
-
-def _blur(img: Image.Image, value: int | None) -> Image.Image:
-    radius = max(0.5, (value or BLUR_DEFAULT) * _scale(img))
-    return img.filter(ImageFilter.GaussianBlur(radius))
-
-
-def _sharpen(img: Image.Image, _: int | None) -> Image.Image:
-    radius = max(1.0, 1.5 * _scale(img))
-    return img.filter(ImageFilter.UnsharpMask(radius=radius, percent=120, threshold=2))
-
-
-def _brightness(img: Image.Image, value: int | None) -> Image.Image:
-    factor = 1.0 + (value or 0) / 100.0
-    lut = [min(255, max(0, round(i * factor))) for i in range(256)]
-    return img.point(lut * 3)
-
-
-def _contrast(img: Image.Image, value: int | None) -> Image.Image:
-    """Like ImageEnhance.Contrast (scale about the mean grey), as one lookup table."""
-    factor = 1.0 + (value or 0) / 100.0
-    histogram = img.convert("L").histogram()
-    mean = sum(i * n for i, n in enumerate(histogram)) / max(1, sum(histogram))
-    lut = [min(255, max(0, round(mean + (i - mean) * factor))) for i in range(256)]
-    return img.point(lut * 3)
-
-
-def _saturation(img: Image.Image, value: int | None) -> Image.Image:
-    return ImageEnhance.Color(img).enhance(1.0 + (value or 0) / 100.0)
-
-
-def _rotate(img: Image.Image, value: int | None) -> Image.Image:
-    transpose = {
-        90: Image.Transpose.ROTATE_270,  # PIL's ROTATE_n turns counter-clockwise
-        180: Image.Transpose.ROTATE_180,
-        270: Image.Transpose.ROTATE_90,
-    }[value or 90]
-    return img.transpose(transpose)
-
-
-def _crop_square(img: Image.Image, _: int | None) -> Image.Image:
-    w, h = img.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return img.crop((left, top, left + side, top + side))
-
-
-_EXECUTORS: dict[str, Callable[[Image.Image, int | None], Image.Image]] = {
-    "grayscale": _grayscale,
-    "sepia": _sepia,
-    "blur": _blur,
-    "sharpen": _sharpen,
-    "brightness": _brightness,
-    "contrast": _contrast,
-    "saturation": _saturation,
-    "rotate": _rotate,
-    "flip_h": lambda img, _: img.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
-    "flip_v": lambda img, _: img.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
-    "crop_square": _crop_square,
-    "invert": lambda img, _: ImageOps.invert(img),
-}
-
-
-def apply_edit(data: bytes, steps: Sequence[Step]) -> MediaResult:
-    """Run ``steps`` on the image in order."""
-    steps = list(steps)
-    validate_steps(steps)
-    original = img = load_image(data)
-    for step in steps:
-        img = _EXECUTORS[step.op](img, step.value)
-    if img.size == original.size and ImageChops.difference(img, original).getbbox() is None:
-        raise NothingChanged(f"{describe_steps(steps)} changes no pixel of this picture")
-    return make_result(
-        img,
-        "edit",
-        {
-            "steps": describe_steps(steps, "en"),
-            "steps_ru": describe_steps(steps, "ru"),
-            "count": len(steps),
-        },
-    )
-
-
-def edit(data: bytes, instruction: str) -> MediaResult:
-    """``apply_edit(data, parse_instruction(instruction))``."""
-    return apply_edit(data, parse_instruction(instruction))

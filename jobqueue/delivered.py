@@ -6,7 +6,7 @@ Telegram accepted the result until well past the operation's deadline. Every pat
 would void an operation (the job's failure callback, the killed-horse handler, the sweeper)
 and a retried job look at it first and post the hold instead.
 
-The key names the operation by ``<id>-<key_token>`` (:func:`workers.queue.key_name`): a
+The key names the operation by ``<id>-<key_token>`` (:func:`jobqueue.queue.key_name`): a
 database that starts again from id 1 beside this Redis never finds an old operation's marker.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from workers.queue import key_name
+from jobqueue.queue import key_name
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ worker-refunded-balance = { $amount } ₽ возвращены на баланс
 worker-refunded-free = Бесплатная операция возвращена. Осталось бесплатных: { $free_left }.
 worker-refunded-none = Ничего не списано.
 
-## ✏️ The edit instruction language (workers/media/edit.py). The words it accepts are its
+## ✏️ The edit instruction language (imaging/edit.py). The words it accepts are its
 ## grammar and stay in code; what users read is here: the step labels of the result
 ## caption and the list of commands the bot shows when it did not understand.
 # A step's name; with a value, in the form of its kind (value arrives formatted: "+20", "90").

@@ -8,7 +8,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
 from billing.settings import Settings
-from bot.telegram_session import TokenSafeSession
+from tg.session import TokenSafeSession
 
 # A token of the right shape for the local Bot API emulator when no real token is set.
 SANDBOX_TOKEN = "123456:sandbox-token-for-the-local-emulator"
@@ -20,7 +20,7 @@ def bot_token(settings: Settings) -> str:
 
 def make_bot(settings: Settings, *, timeout: float = 30.0) -> Bot:
     """A Bot talking to settings.TELEGRAM_API_URL (the public API, a local one, an emulator),
-    through a session whose errors never hold the token (bot.telegram_session)."""
+    through a session whose errors never hold the token (tg.session)."""
     session = TokenSafeSession(
         api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL), timeout=timeout
     )

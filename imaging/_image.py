@@ -4,45 +4,32 @@ from __future__ import annotations
 
 import io
 import math
-import struct
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from .errors import ImageTooLarge, InvalidImage, Which
+from .header import (  # noqa: F401 - re-exported for the operations
+    _DECODE_ERRORS,
+    ALLOWED_FORMATS,
+    MAX_INPUT_BYTES,
+    MAX_INPUT_PIXELS,
+    MAX_INPUT_SIDE,
+    ImageInfo,
+    _open,
+    _oriented_size,
+    probe_image,
+)
 
 OutputFormat = Literal["jpeg", "png"]
 CaptionValue = str | int | float
 
-MAX_INPUT_BYTES = 25 * 1024 * 1024
-"""Larger files are refused unread (Telegram lets a bot download at most 20 MB)."""
-MAX_INPUT_PIXELS = 50_000_000
-"""A header announcing more pixels than this is refused before decoding (48 MP phones fit)."""
-MAX_INPUT_SIDE = 16_384
-"""Neither side of an input may be longer than this."""
 WORK_MAX_SIDE = 4096
 """Inputs are reduced to this longest side before an operation works on them."""
 JPEG_QUALITY = 90
-
-# Formats a user photo comes in (JPEG covers MPO). No EPS (runs Ghostscript), no exotic plugins.
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-
-_DECODE_ERRORS = (
-    OSError,  # includes UnidentifiedImageError and "image file is truncated"
-    ValueError,
-    SyntaxError,
-    EOFError,
-    struct.error,
-    IndexError,
-    KeyError,
-    TypeError,
-    ZeroDivisionError,
-    MemoryError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,78 +59,6 @@ class MediaResult:
     @property
     def filename(self) -> str:
         return f"{self.op}.{'jpg' if self.format == 'jpeg' else 'png'}"
-
-
-@dataclass(frozen=True, slots=True)
-class ImageInfo:
-    """What the header says: displayed size (EXIF orientation applied) and format."""
-
-    width: int
-    height: int
-    format: str
-
-
-def _open(data: bytes, which: Which | None) -> Image.Image:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"image data must be bytes, not {type(data).__name__}")
-    if len(data) == 0:
-        raise InvalidImage("empty file", which=which)
-    if len(data) > MAX_INPUT_BYTES:
-        raise ImageTooLarge(
-            f"file of {len(data)} bytes is over the {MAX_INPUT_BYTES}-byte limit",
-            width=None,
-            height=None,
-            limit_pixels=MAX_INPUT_PIXELS,
-            which=which,
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(bytes(data)), formats=ALLOWED_FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(
-            f"decompression bomb refused: {exc}",
-            width=None,
-            height=None,
-            limit_pixels=MAX_INPUT_PIXELS,
-            which=which,
-        ) from None
-    except UnidentifiedImageError:
-        raise InvalidImage("not an image (or an unsupported format)", which=which) from None
-    except _DECODE_ERRORS as exc:
-        raise InvalidImage(f"unreadable image: {exc}", which=which) from None
-    w, h = img.size
-    if w < 1 or h < 1:
-        raise InvalidImage("image has no pixels", which=which)
-    if w * h > MAX_INPUT_PIXELS or max(w, h) > MAX_INPUT_SIDE:
-        raise ImageTooLarge(
-            f"{w}x{h} is over the input limit ({MAX_INPUT_PIXELS} pixels, "
-            f"{MAX_INPUT_SIDE} per side)",
-            width=w,
-            height=h,
-            limit_pixels=MAX_INPUT_PIXELS,
-            which=which,
-        )
-    return img
-
-
-def _oriented_size(img: Image.Image) -> tuple[int, int]:
-    w, h = img.size
-    try:
-        orientation = img.getexif().get(0x0112, 1)
-    except _DECODE_ERRORS:
-        orientation = 1
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
-
-
-def probe_image(data: bytes, *, which: Which | None = None) -> ImageInfo:
-    """Read only the header: displayed size and format. Raises like :func:`load_image`.
-
-    Cheap (no pixel decoding): the bot can call it before charging.
-    """
-    img = _open(data, which)
-    w, h = _oriented_size(img)
-    return ImageInfo(width=w, height=h, format=(img.format or "").lower())
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -14,39 +14,12 @@ from ._image import (
     make_result,
     to_array,
 )
-from .errors import ImageTooLarge
-
-DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 4096
-DEFAULT_MAX_OUTPUT_SIDE = 8192
-ALLOWED_FACTORS = (2, 3, 4)
-
-
-def check_upscale(
-    width: int,
-    height: int,
-    *,
-    factor: int = 2,
-    max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
-    max_output_side: int = DEFAULT_MAX_OUTPUT_SIDE,
-) -> tuple[int, int]:
-    """The output size of upscaling a ``width`` x ``height`` image, or ImageTooLarge.
-
-    Pure arithmetic: the bot calls it with Telegram's photo size before charging.
-    """
-    if factor not in ALLOWED_FACTORS:
-        raise ValueError(f"factor must be one of {ALLOWED_FACTORS}, not {factor!r}")
-    if width < 1 or height < 1:
-        raise ValueError("width and height must be positive")
-    out_w, out_h = width * factor, height * factor
-    if out_w * out_h > max_output_pixels or max(out_w, out_h) > max_output_side:
-        raise ImageTooLarge(
-            f"upscaling {width}x{height} by {factor} would make {out_w}x{out_h}, over the "
-            f"limit of {max_output_pixels} pixels / {max_output_side} per side",
-            width=out_w,
-            height=out_h,
-            limit_pixels=max_output_pixels,
-        )
-    return out_w, out_h
+from .header import (  # noqa: F401 - re-exported: the operation and its check
+    ALLOWED_FACTORS,
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    DEFAULT_MAX_OUTPUT_SIDE,
+    check_upscale,
+)
 
 
 def _sharpen(arr: np.ndarray, sigma: float, amount: float) -> np.ndarray:

@@ -27,7 +27,7 @@ LIMITS: dict[OperationType, InputLimits] = {
     # to a strip (a 1 px tall photo made a 1 px tall result).
     OperationType.MERGE: InputLimits(photos=2, min_side=64),
     # A face must be found in both: the detector's smallest face is 24 px and at least
-    # 1/12 of the short side (workers.media.faceswap), with room around it.
+    # 1/12 of the short side (imaging.faceswap), with room around it.
     OperationType.FACE_SWAP: InputLimits(photos=2, min_side=64),
     # A portrait retouch needs a face, found as for the face swap.
     OperationType.RETOUCH: InputLimits(photos=1, min_side=64),

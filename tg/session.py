@@ -6,7 +6,7 @@ answers 502 or 404 raises a ``ClientResponseError`` whose text and ``request_inf
 and aiogram copies such a text into its ``TelegramNetworkError``. From there it went into
 log lines, ``operations.error`` and the tracebacks RQ keeps in Redis for days.
 
-:class:`TokenSafeSession` (made by :func:`bot.factory.make_bot` for the bot, the workers and
+:class:`TokenSafeSession` (made by :func:`tg.factory.make_bot` for the bot, the workers and
 the web server) catches what leaves a Bot API call or a download. An exception that names
 the token anywhere — its text, its repr, its attributes' texts, the exceptions chained to
 it — is replaced by a copy of the same type with the token written as ``***``, raised

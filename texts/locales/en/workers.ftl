@@ -57,7 +57,7 @@ worker-refunded-balance = { $amount } ₽ returned to your balance. Balance: { $
 worker-refunded-free = Your free operation is back. Free operations left: { $free_left }.
 worker-refunded-none = Nothing was charged.
 
-## ✏️ The edit instruction language (workers/media/edit.py). The words it accepts are its
+## ✏️ The edit instruction language (imaging/edit.py). The words it accepts are its
 ## grammar and stay in code; what users read is here: the step labels of the result
 ## caption and the list of commands the bot shows when it did not understand.
 # A step's name; with a value, in the form of its kind (value arrives formatted: "+20", "90").

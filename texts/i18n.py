@@ -1,4 +1,4 @@
-"""The text catalogue: Fluent files under bot/locales/<lang>/*.ftl, Russian by default.
+"""The text catalogue: Fluent files under texts/locales/<lang>/*.ftl, Russian by default.
 
 Every text a user sees comes from here (the bot, the worker's captions and refund notices,
 the web server's payment messages); no user text is built in handler code.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from billing.models import NoticeKind
 from billing.prices import format_rub
-from bot.i18n import t
+from texts.i18n import t
 
 # YooKassa's documented cancellation_details.reason codes, each with its own plain-words text.
 CANCELLATION_REASONS = frozenset(

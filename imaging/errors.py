@@ -1,13 +1,12 @@
 """Named errors of the media operations.
 
-Every error is a :class:`MediaError`; each has a stable ``code`` the bot can map
-to a localized message, and carries the data that message needs. None of them
+Every error is a :class:`MediaError`; each has a stable ``code`` its caller maps to
+a localized message (imaging has no texts), and carries the data that message needs. None of them
 contains the user's image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Literal
 
 Which = Literal["a", "b"]
@@ -15,7 +14,7 @@ Which = Literal["a", "b"]
 
 
 class MediaError(Exception):
-    """Base class of every error raised by ``workers.media``."""
+    """Base class of every error raised by ``imaging``."""
 
     code: str = "media-error"
 
@@ -101,8 +100,7 @@ class InstructionError(MediaError):
     understood), ``"bad-value"`` (a known command with a missing or out-of-range
     number; ``fragment`` is that command), ``"too-many"`` (more steps than allowed),
     ``"too-long"`` (the text itself) and ``"no-effect"`` (every step changes by 0).
-    ``known_commands`` maps a language (``"ru"``, ``"en"``) to the help lines of every
-    command, for the answer.
+    The caller words it, with the help lines of every command (texts.edit_texts).
     """
 
     code = "instruction-error"
@@ -113,14 +111,10 @@ class InstructionError(MediaError):
         *,
         reason: str,
         fragment: str | None = None,
-        known_commands: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.fragment = fragment
-        self.known_commands: dict[str, list[str]] = {
-            lang: list(lines) for lang, lines in (known_commands or {}).items()
-        }
 
 
 class InvalidText(MediaError):

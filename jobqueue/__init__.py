@@ -1,0 +1,5 @@
+"""The queue contract between the bot (which enqueues) and the workers (which run): the
+job function's name, job ids and Redis key names (:mod:`jobqueue.queue`), what each
+operation takes (:mod:`jobqueue.limits`), the "delivered" markers
+(:mod:`jobqueue.delivered`) and the scan for keys of operations a database does not have
+(:mod:`jobqueue.stale_keys`). Light: the bot imports it without the image libraries."""
