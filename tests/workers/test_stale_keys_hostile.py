@@ -10,9 +10,9 @@ import pytest
 import redis as redis_lib
 
 from billing.db import make_sessionmaker
-from workers import delivered
-from workers.queue import parse_job_id
-from workers.stale_keys import stale_redis_keys
+from jobqueue import delivered
+from jobqueue.queue import parse_job_id
+from jobqueue.stale_keys import stale_redis_keys
 
 
 @pytest.mark.parametrize(
