@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from billing.models import Funding
+from billing.operations import RefundResult
 from billing.prices import format_rub
-from billing.service import RefundResult
 from bot.i18n import MissingText, t
 from workers.failures import Failure
 from workers.media import MediaResult

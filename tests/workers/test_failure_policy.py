@@ -21,7 +21,7 @@ from rq.exceptions import AbandonedJobError
 from rq.timeouts import JobTimeoutException
 
 from billing.models import Funding
-from billing.service import RefundResult
+from billing.operations import RefundResult
 from bot.i18n import keys, t
 from workers import jobs
 from workers.delivery import Plan, plan_delivery
