@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, false, func, literal, select, update
+from sqlalchemy import and_, bindparam, case, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
@@ -85,11 +85,12 @@ def _charge_chain(dialect: str, *, paid: bool) -> ledger.Chain:
 
     def debit(p: Any) -> Any:
         was = p["old"]
-        take_free = was.free > 0 if paid else false()
+        zero, one = ledger.const(0), ledger.const(1)
+        take_free = was.free > zero if paid else false()
         return ledger.balance_step(
             was.id,
-            amount=-case((take_free, 0), else_=price),
-            free_delta=-case((take_free, 1), else_=0),
+            amount=-case((take_free, zero), else_=price),
+            free_delta=-case((take_free, one), else_=zero),
             # A free type is served whatever the balance (even a debt).
             conditions=(take_free | (was.balance >= price),) if paid else (),
         ).returning(take_free.label("used_free"))
@@ -101,14 +102,17 @@ def _charge_chain(dialect: str, *, paid: bool) -> ledger.Chain:
         values = {
             "user_id": debited.id,
             "type": bindparam("kind", type_=c.type.type),
-            "price": case((debited.used_free, 0), else_=price),
-            "funding": case((debited.used_free, Funding.FREE.value), else_=funding.value),
-            "status": literal(OperationStatus.QUEUED.value),
+            "price": case((debited.used_free, ledger.const(0)), else_=price),
+            "funding": case(
+                (debited.used_free, ledger.const(Funding.FREE.value)),
+                else_=ledger.const(funding.value),
+            ),
+            "status": ledger.const(OperationStatus.QUEUED.value),
             "request_key": bindparam("request_key", type_=c.request_key.type),
             "chat_id": bindparam("chat_id", type_=c.chat_id.type),
             "input_ref": bindparam("input_ref", type_=c.input_ref.type),
             "deadline_at": bindparam("deadline_at", type_=c.deadline_at.type),
-            "attempts": literal(0),
+            "attempts": ledger.const(0),
             # Given: a CTE would not evaluate the column's Python default.
             "key_token": bindparam("key_token", type_=c.key_token.type),
         }
@@ -128,10 +132,15 @@ def _charge_chain(dialect: str, *, paid: bool) -> ledger.Chain:
             p["debit"],
             kind=LedgerKind.CHARGE,
             amount=-op.price,
-            free_delta=case((op.funding == Funding.FREE.value, -1), else_=0),
+            free_delta=case(
+                (op.funding == ledger.const(Funding.FREE.value), ledger.const(-1)),
+                else_=ledger.const(0),
+            ),
             key=ledger.key_of("charge:", op.id),
             operation_id=op.id,
-            where=and_(op.user_id == p["debit"].id, op.funding != Funding.NONE.value),
+            where=and_(
+                op.user_id == p["debit"].id, op.funding != ledger.const(Funding.NONE.value)
+            ),
         )
 
     return ledger.Chain(

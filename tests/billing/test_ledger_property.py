@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from billing import accounts
+from billing import accounts, operations, payments
 from billing.audit import audit
 from billing.db import make_engine, make_sessionmaker
 from billing.errors import BillingError
