@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, false, func, select, update
+from sqlalchemy import JSON, and_, bindparam, case, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
@@ -110,7 +110,8 @@ def _charge_chain(dialect: str, *, paid: bool) -> ledger.Chain:
             "status": ledger.const(OperationStatus.QUEUED.value),
             "request_key": bindparam("request_key", type_=c.request_key.type),
             "chat_id": bindparam("chat_id", type_=c.chat_id.type),
-            "input_ref": bindparam("input_ref", type_=c.input_ref.type),
+            # None is SQL NULL, as the ORM writes an unset input.
+            "input_ref": bindparam("input_ref", type_=JSON(none_as_null=True)),
             "deadline_at": bindparam("deadline_at", type_=c.deadline_at.type),
             "attempts": ledger.const(0),
             # Given: a CTE would not evaluate the column's Python default.
