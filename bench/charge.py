@@ -5,6 +5,8 @@
 Each concurrent "user" charges its own account in a loop: the full transaction the bot runs
 (duplicate check by request key, conditional debit, operation row, ledger entry, commit).
 The baselines run in the same process against the same database:
+  * cte-today: the charge as it was before issue 13 (a PostgreSQL-only text() CTE, copied
+    below as the reference, not used by the project), next to the project's ``charge``;
   * sql-loop: the same client stack (SQLAlchemy + asyncpg) doing only
     ``UPDATE users SET balance = balance - 1 WHERE id = :id AND balance >= 1`` per transaction;
   * pgbench: the same UPDATE from pgbench's C client, when pgbench is installed.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
+import json
 import os
 import re
 import shutil
@@ -23,9 +26,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,9 +38,13 @@ sys.path.insert(0, str(ROOT))
 from alembic.config import Config  # noqa: E402
 
 from alembic import command  # noqa: E402
-from billing import service  # noqa: E402
+from billing import accounts, operations  # noqa: E402
 from billing.db import make_engine, make_sessionmaker  # noqa: E402
-from billing.settings import Settings  # noqa: E402
+from billing.errors import DuplicateRequest, InsufficientFunds  # noqa: E402
+from billing.models import Funding, Operation  # noqa: E402
+from billing.operations import ChargeResult  # noqa: E402
+from billing.prices import operation_type, price_for  # noqa: E402
+from billing.settings import Settings, operation_deadline_seconds  # noqa: E402
 
 ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DB = "medialab_bench"
@@ -60,16 +69,116 @@ def prepare(users: int) -> None:
         engine = make_engine(db_url(), pool_size=2)
         async with make_sessionmaker(engine)() as session:
             for i in range(users):
-                user, _ = await service.get_or_create_user(
+                user, _ = await accounts.get_or_create_user(
                     session, telegram_id=10_000 + i, free_operations=0
                 )
-                await service.adjust(
+                await accounts.adjust(
                     session, user_id=user.id, amount=10**12, reason="benchmark money"
                 )
             await session.commit()
         await engine.dispose()
 
     asyncio.run(seed())
+
+
+# --- REFERENCE ONLY: the charge before issue 13 (billing/service.py at 48701a1) -----------
+# A PostgreSQL-only text() CTE, kept here to measure the project's one charge against it in
+# the same run. Nothing in the project calls it.
+# On PostgreSQL the whole charge is one statement, one round trip: lock the user row, take a
+# free operation if one is left else the price if the balance covers it, write the operation
+# (ON CONFLICT on the request key: a re-delivered update inserts nothing) and its ledger
+# entry. The FOR UPDATE re-reads the row a concurrent charge just committed, so the decision
+# is made on the newest balance; no row comes back when the user cannot pay.
+_CHARGE_SQL = text(
+    """
+WITH old AS (
+    SELECT id, free_operations_left AS free, balance FROM users WHERE id = :user_id FOR UPDATE
+), debit AS (
+    UPDATE users
+    SET free_operations_left = users.free_operations_left
+            - CASE WHEN old.free > 0 THEN 1 ELSE 0 END,
+        balance = users.balance - CASE WHEN old.free > 0 THEN 0 ELSE :price END,
+        updated_at = now()
+    FROM old
+    WHERE users.id = old.id AND (old.free > 0 OR old.balance >= :price)
+    RETURNING users.id, users.balance, users.free_operations_left, old.free > 0 AS used_free
+), op AS (
+    INSERT INTO operations (user_id, type, price, funding, status, request_key, chat_id,
+                            input_ref, deadline_at, attempts, created_at, updated_at)
+    SELECT debit.id, :kind, CASE WHEN used_free THEN 0 ELSE :price END,
+           CASE WHEN used_free THEN 'free' ELSE 'balance' END, 'queued', :request_key,
+           :chat_id, CAST(:input_ref AS json), now() + make_interval(secs => :deadline), 0,
+           now(), now()
+    FROM debit
+    ON CONFLICT (request_key) DO NOTHING
+    RETURNING id, price, funding, key_token
+), entry AS (
+    INSERT INTO ledger_entries (user_id, kind, amount, free_delta, balance_after, free_after,
+                                operation_id, idempotency_key, created_at)
+    SELECT debit.id, 'charge', -op.price, CASE WHEN op.funding = 'free' THEN -1 ELSE 0 END,
+           debit.balance, debit.free_operations_left, op.id, 'charge:' || op.id, now()
+    FROM debit, op
+    RETURNING id
+)
+SELECT debit.balance, debit.free_operations_left, op.id AS operation_id, op.price, op.funding,
+       op.key_token
+FROM debit LEFT JOIN op ON true
+"""
+)
+
+
+async def reference_charge(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int,
+    kind: str,
+    price: int,
+    request_key: str | None,
+    chat_id: int | None,
+    input_ref: dict[str, Any] | None,
+) -> ChargeResult:
+    row = (
+        await session.execute(
+            _CHARGE_SQL,
+            {
+                "user_id": user_id,
+                "price": price,
+                "kind": kind,
+                "request_key": request_key,
+                "chat_id": chat_id,
+                "input_ref": json.dumps(input_ref) if input_ref is not None else None,
+                "deadline": float(operation_deadline_seconds(settings, queued=True)),
+            },
+        )
+    ).one_or_none()
+    if row is None or row.operation_id is None:
+        # Nothing paid, or paid twice for one update: a re-delivery is a duplicate (roll back),
+        # not a reason to show a re-delivering user the top-up screen.
+        existing = None
+        if request_key is not None:
+            existing = await session.scalar(
+                select(Operation.id).where(Operation.request_key == request_key)
+            )
+        if existing is not None or row is not None:
+            raise DuplicateRequest(request_key or "", existing)
+        user = await accounts.get_user(session, user_id=user_id)
+        raise InsufficientFunds(
+            price=price,
+            balance=user.balance,
+            free_left=user.free_left,
+            free_granted=user.free_granted,
+        )
+    return ChargeResult(
+        operation_id=row.operation_id,
+        user_id=user_id,
+        op_type=kind,
+        price=row.price,
+        funding=Funding(row.funding),
+        balance_after=row.balance,
+        free_after=row.free_operations_left,
+        key_token=row.key_token,
+    )
 
 
 def summarize(name: str, concurrency: int, latencies: list[float], seconds: float) -> dict:
@@ -101,13 +210,25 @@ async def run_loop(kind: str, concurrency: int, seconds: float) -> dict:
             t0 = time.perf_counter()
             async with sm() as session:
                 if kind == "charge":
-                    await service.charge(
+                    await operations.charge(
                         session,
                         settings,
                         user_id=user_id,
                         op_type="upscale",
                         request_key=f"{kind}-{concurrency}-{index}:{seq}",
                         chat_id=user_id,
+                    )
+                elif kind == "cte-today":
+                    kind_ = operation_type("upscale")
+                    await reference_charge(
+                        session,
+                        settings,
+                        user_id=user_id,
+                        kind=kind_.value,
+                        price=price_for(kind_, settings),
+                        request_key=f"{kind}-{concurrency}-{index}:{seq}",
+                        chat_id=user_id,
+                        input_ref=None,
                     )
                 else:
                     await session.execute(update, {"id": user_id})
@@ -188,8 +309,9 @@ def main() -> None:
     for c in levels:
         base = asyncio.run(run_loop("sql-loop", c, args.seconds))
         pgb = pgbench(c, args.seconds, users)
+        reference = asyncio.run(run_loop("cte-today", c, args.seconds))
         charge = asyncio.run(run_loop("charge", c, args.seconds))
-        for row in (pgb, base, charge):
+        for row in (pgb, base, reference, charge):
             if row is None:
                 continue
             vs_sql = row["tps"] / base["tps"] if base["tps"] else float("nan")
@@ -198,6 +320,8 @@ def main() -> None:
                 f"{row['name']:<10}{row['c']:>6}{row['tps']:>10.0f}{row['p50']:>9.2f}"
                 f"{row['p99']:>9.2f}{vs_sql:>9.2f}{vs_pgb:>9.2f}"
             )
+        if reference["tps"]:
+            print(f"charge / cte-today at {c} users: {charge['tps'] / reference['tps']:.2f}")
     print("pgbench p50 column is its average latency; ratios are tx/s over the baselines.")
 
 

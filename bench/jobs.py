@@ -54,7 +54,7 @@ from alembic.config import Config  # noqa: E402
 from media import bench_photo, measure  # noqa: E402
 
 from alembic import command  # noqa: E402
-from billing import service  # noqa: E402
+from billing import accounts, operations  # noqa: E402
 from billing.db import make_engine, make_sessionmaker  # noqa: E402
 from billing.models import Operation  # noqa: E402
 from billing.settings import Settings  # noqa: E402
@@ -141,10 +141,10 @@ class Bench:
 
     async def setup(self) -> None:
         async with self.sessionmaker() as session:
-            account, _ = await service.get_or_create_user(
+            account, _ = await accounts.get_or_create_user(
                 session, telegram_id=self.user.user_id, free_operations=0
             )
-            await service.adjust(session, user_id=account.id, amount=10**9, reason="bench")
+            await accounts.adjust(session, user_id=account.id, amount=10**9, reason="bench")
             await session.commit()
         self.account_id = account.id
 
@@ -163,7 +163,7 @@ class Bench:
         if hook:
             ref["test_hook"] = hook
         async with self.sessionmaker() as session:
-            charged = await service.charge(
+            charged = await operations.charge(
                 session,
                 self.settings,
                 user_id=self.account_id,
@@ -172,7 +172,7 @@ class Bench:
                 chat_id=self.user.chat_id,
                 input_ref=ref,
             )
-            await service.set_operation_job(
+            await operations.set_operation_job(
                 session,
                 operation_id=charged.operation_id,
                 job_id=job_id_for(charged.operation_id, charged.key_token),

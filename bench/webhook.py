@@ -165,9 +165,9 @@ async def paid_notifications(
     settings, tg_url: str, yk_url: str, count: int, first: int
 ) -> list[bytes]:  # type: ignore[no-untyped-def]
     """``count`` users who talked to the bot, each with a top-up paid at YooKassa."""
-    from billing import service
+    from billing import accounts
     from billing.db import make_engine, make_sessionmaker
-    from billing.topup import start_topup
+    from billing.payments import start_topup
     from billing.yookassa import YooKassaGateway
 
     engine = make_engine(settings.DATABASE_URL, pool_size=8)
@@ -187,7 +187,7 @@ async def paid_notifications(
                 ) as resp:
                     assert resp.status == 200, await resp.text()
                 async with sessionmaker() as session:
-                    user, _ = await service.get_or_create_user(
+                    user, _ = await accounts.get_or_create_user(
                         session, telegram_id=telegram_id, free_operations=0, language="ru"
                     )
                     await session.commit()

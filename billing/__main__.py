@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import redaction, service
+from billing import accounts, redaction
 from billing.audit import audit
 from billing.bounds import (
     INT64_MAX,
@@ -79,11 +79,11 @@ async def _redis_problems(session: AsyncSession) -> list[str]:
 
 def _user_cmd(telegram_id: int) -> Callable[[AsyncSession], Awaitable[int]]:
     async def run(session: AsyncSession) -> int:
-        user = await service.find_user_by_telegram_id(session, telegram_id)
+        user = await accounts.find_user_by_telegram_id(session, telegram_id)
         if user is None:
             print(f"no user with Telegram id {telegram_id}", file=sys.stderr)
             return 1
-        summary = await service.get_summary(session, user_id=user.id, recent=10)
+        summary = await accounts.get_summary(session, user_id=user.id, recent=10)
         print(f"user {user.id} (Telegram {user.telegram_id}, language {user.language})")
         print(f"balance: {format_rub(user.balance)} ₽")
         print(f"free operations: {user.free_left} of {user.free_granted}")
@@ -101,12 +101,12 @@ def _adjust_cmd(
     args: argparse.Namespace, settings: Settings
 ) -> Callable[[AsyncSession], Awaitable[int]]:
     async def run(session: AsyncSession) -> int:
-        user = await service.find_user_by_telegram_id(session, args.telegram_id)
+        user = await accounts.find_user_by_telegram_id(session, args.telegram_id)
         if user is None:
             print(f"no user with Telegram id {args.telegram_id}", file=sys.stderr)
             return 1
         try:
-            state = await service.adjust(
+            state = await accounts.adjust(
                 session,
                 user_id=user.id,
                 amount=args.kopecks,

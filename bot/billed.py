@@ -35,10 +35,10 @@ from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import service
+from billing import accounts, operations
 from billing.errors import DuplicateRequest, InsufficientFunds
+from billing.operations import ChargeResult
 from billing.prices import OperationType, format_rub, operation_type
-from billing.service import ChargeResult
 from billing.settings import Settings
 from bot.inputs import MediaInput, Note
 from bot.keyboards import insufficient_keyboard, queued_keyboard
@@ -95,7 +95,7 @@ class BilledOperation:
         ]
         status = await message.answer("\n".join(lines), reply_markup=queued_keyboard(self.lang))
         self.status = status
-        await service.set_operation_job(
+        await operations.set_operation_job(
             self.session,
             operation_id=self.id,
             job_id=job_id_for(self.id, self.charge.key_token),
@@ -150,7 +150,7 @@ async def refund(session: AsyncSession, operation_id: int, reason: str) -> bool:
     deliver or refund. Returns whether this call reversed it.
     """
     await session.rollback()
-    result = await service.refund_operation(
+    result = await operations.refund_operation(
         session, operation_id=operation_id, error=reason, only_if_queued=True
     )
     await session.commit()
@@ -175,14 +175,14 @@ class BilledMiddleware(BaseMiddleware):
         user = data["event_from_user"]
         key = request_key(event)
         try:
-            account, _ = await service.get_or_create_user(
+            account, _ = await accounts.get_or_create_user(
                 session,
                 telegram_id=user.id,
                 free_operations=settings.FREE_OPERATIONS_COUNT,
                 username=user.username,
                 language=lang,
             )
-            charge = await service.charge(
+            charge = await operations.charge(
                 session,
                 settings,
                 user_id=account.id,

@@ -7,9 +7,9 @@ from typing import Any
 from aiogram.types import User
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import service
+from billing import accounts
+from billing.accounts import UserState
 from billing.prices import format_rub
-from billing.service import UserState
 from billing.settings import Settings
 
 
@@ -17,7 +17,7 @@ async def ensure_user(
     session: AsyncSession, settings: Settings, user: User, lang: str
 ) -> UserState:
     """Find or create the user (a newcomer gets the free operations) and commit."""
-    state, _ = await service.get_or_create_user(
+    state, _ = await accounts.get_or_create_user(
         session,
         telegram_id=user.id,
         free_operations=settings.FREE_OPERATIONS_COUNT,

@@ -3,8 +3,8 @@
 The order of checks: the sender address (403), the content type (415), the body size (413),
 JSON and the notification shape via the SDK's ``WebhookNotificationFactory`` (400). Then the
 notification only says *which* payment or refund to look at: everything that moves money is
-read back from the YooKassa API (``billing.topup.reconcile_payment``, ``fetch_refund``) and
-compared with our own rows before the once-only write commits.
+read back from the YooKassa API (``billing.payments.reconcile_payment`` and
+``reconcile_refund``) and compared with our own rows before the once-only write commits.
 
 The answer: 200 after the commit, or for a notification that will never need work (unknown
 payment, already credited, an event we do not handle); 503 when something transient failed
@@ -24,13 +24,11 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
 from yookassa.domain.notification import WebhookNotificationFactory
 
-from billing import notices, service
-from billing.errors import BillingError, InvalidAmount, PaymentNotFound
-from billing.models import LedgerEntry, Payment, User
-from billing.topup import Outcome, ReconcileResult, reconcile_payment
+from billing import notices, payments
+from billing.errors import BillingError
+from billing.payments import Outcome, ReconcileResult, RefundOutcome, reconcile_payment
 from billing.yookassa import (
     GatewayRejected,
     GatewayUnavailable,
@@ -233,99 +231,25 @@ async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) 
 
 
 async def _refund_event(request: web.Request, obj: dict[str, Any]) -> Handled:
-    refund_id = _object_id(obj)
-    sessionmaker, gateway = request.app[SESSIONMAKER], request.app[GATEWAY]
-    refund = await gateway.fetch_refund(refund_id)
-    if refund.status != "succeeded":
-        log.warning("refund %s: the API says %s, not succeeded: ignored", refund_id, refund.status)
-        return Handled(200, "refund_not_succeeded", refund.status)
-    async with sessionmaker() as session:
-        row = (
-            await session.execute(
-                select(Payment.id, Payment.currency, Payment.credited_at, Payment.user_id).where(
-                    Payment.yookassa_payment_id == refund.payment_id
-                )
-            )
-        ).one_or_none()
-    if row is None:
-        log.warning("refund %s of unknown payment %s: ignored", refund_id, refund.payment_id)
-        return Handled(200, "unknown_payment")
-    if refund.currency != row.currency:
-        log.error(
-            "refund %s of payment %s: currency %s != %s: not recorded",
-            refund_id,
-            row.id,
-            refund.currency,
-            row.currency,
+    result = await payments.reconcile_refund(
+        request.app[SESSIONMAKER], request.app[GATEWAY], refund_id=_object_id(obj)
+    )
+    if result.credit is not None and result.credit.telegram_id is not None:
+        # This request made the credit: its message goes first, then the refund's.
+        _tell_credited(request, result.credit)
+    if result.outcome is RefundOutcome.NOT_PAID_YET:
+        # As for a payment event: the API has not caught up yet; YooKassa comes back.
+        return Handled(503, result.outcome.value, result.detail)
+    if result.outcome is RefundOutcome.RECORDED and result.telegram_id is not None:
+        request.app[NOTIFIER].send(
+            result.telegram_id,
+            money_texts.refunded_text(
+                amount=result.amount, balance=result.balance_after or 0, language=result.language
+            ),
+            what="refund",
+            notice=notices.refunded_key(result.refund_id),
         )
-        return Handled(200, "mismatch", "currency")
-    if row.credited_at is None:
-        # The refund overtook the payment.succeeded notification: credit first (the API says
-        # whether it succeeded), so the debit has a credit to undo.
-        credit = await reconcile_payment(sessionmaker, gateway, payment_id=row.id)
-        if credit.outcome is Outcome.PENDING:
-            # As for a payment event: the API has not caught up yet; YooKassa comes back.
-            log.warning(
-                "refund %s of payment %s, which the API does not show paid yet (%s): "
-                "asking for a retry",
-                refund_id,
-                row.id,
-                credit.detail,
-            )
-            return Handled(503, "api_not_there_yet", credit.detail)
-        if credit.outcome not in (Outcome.CREDITED, Outcome.ALREADY_CREDITED):
-            log.error(
-                "refund %s of payment %s that cannot be credited (%s): not recorded",
-                refund_id,
-                row.id,
-                credit.outcome.value,
-            )
-            return Handled(200, "mismatch", credit.outcome.value)
-        if credit.outcome is Outcome.CREDITED and credit.telegram_id is not None:
-            # This request made the credit: its message goes first, then the refund's.
-            _tell_credited(request, credit)
-    key = f"payment_refund:{refund.id}"
-    async with sessionmaker() as session:
-        try:
-            balance = await service.record_payment_refund(
-                session, payment_id=row.id, refund_id=refund.id, amount=refund.amount
-            )
-            await session.commit()
-        except sa_exc.IntegrityError:
-            # A concurrent delivery of the same refund inserted the same ledger key first.
-            await session.rollback()
-            balance = None
-        except (InvalidAmount, PaymentNotFound) as exc:
-            await session.rollback()
-            recorded = await session.scalar(
-                select(LedgerEntry.id).where(LedgerEntry.idempotency_key == key)
-            )
-            if recorded is None:
-                log.error("refund %s of payment %s not recorded: %s", refund_id, row.id, exc)
-                return Handled(200, "mismatch", str(exc)[:200])
-            balance = None
-        if balance is None:
-            return Handled(200, "already_recorded")
-        user = (
-            await session.execute(
-                select(User.telegram_id, User.language).where(User.id == row.user_id)
-            )
-        ).one()
-    log.info(
-        "refund %s of payment %s: debited %d from user %s, balance now %d",
-        refund_id,
-        row.id,
-        refund.amount,
-        row.user_id,
-        balance,
-    )
-    request.app[NOTIFIER].send(
-        user.telegram_id,
-        money_texts.refunded_text(amount=refund.amount, balance=balance, language=user.language),
-        what="refund",
-        notice=notices.refunded_key(refund.id),
-    )
-    return Handled(200, "refund_recorded")
+    return Handled(200, result.outcome.value, result.detail)
 
 
 async def _handle(request: web.Request, event: str, obj: dict[str, Any]) -> Handled:

@@ -50,7 +50,8 @@ from rq.job import Job
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import redaction, service
+from billing import operations as billing_operations
+from billing import redaction
 from billing.db import make_sessionmaker, one_statement_sessions
 from billing.errors import OperationDelivered, OperationNotFound, OperationNotRefundable
 from billing.models import OperationStatus
@@ -127,7 +128,7 @@ def _language(input_ref: dict[str, Any] | None, user_language: str | None) -> st
 
 
 def _claimed(row: Any) -> Claimed:
-    """A :class:`Claimed` from a row of ``service.CLAIMED_COLUMNS``."""
+    """A :class:`Claimed` from a row of ``billing_operations.CLAIMED_COLUMNS``."""
     ref = dict(row.input_ref or {})
     file_ids = [str(f) for f in ref.get("file_ids") or []]
     text = ref.get("text")
@@ -153,7 +154,7 @@ def _claimed(row: Any) -> Claimed:
 
 
 async def _load(session: AsyncSession, operation_id: int) -> Claimed:
-    row = await service.claimed_operation(session, operation_id=operation_id)
+    row = await billing_operations.claimed_operation(session, operation_id=operation_id)
     if row is None:
         raise OperationNotFound(operation_id)
     return _claimed(row)
@@ -312,7 +313,7 @@ async def _row_key_token(settings: Settings, operation_id: int) -> str | None:
     engine = runtime.take_engine(settings)
     try:
         async with make_sessionmaker(engine)() as session:
-            return await service.operation_key_token(session, operation_id=operation_id)
+            return await billing_operations.operation_key_token(session, operation_id=operation_id)
     finally:
         try:
             await engine.dispose()
@@ -360,7 +361,7 @@ async def _run(
         prefetch = asyncio.create_task(_download(bot, settings, file_ids)) if file_ids else None
         try:
             async with one_statement() as session:
-                row = await service.claim_operation(
+                row = await billing_operations.claim_operation(
                     session,
                     operation_id=operation_id,
                     deadline_seconds=deadline_seconds,
@@ -373,7 +374,9 @@ async def _run(
         if row is None:
             _drop(prefetch)
             async with one_statement() as session:
-                token = await service.operation_key_token(session, operation_id=operation_id)
+                token = await billing_operations.operation_key_token(
+                    session, operation_id=operation_id
+                )
             if token != key_token:
                 log.warning(
                     "operation %s: this job was queued for an operation of another database "
@@ -450,13 +453,15 @@ async def _run(
             for attempt in range(POST_ATTEMPTS):
                 try:
                     async with one_statement() as session:
-                        posted = await service.complete_operation(
+                        posted = await billing_operations.complete_operation(
                             session, operation_id=op.id, result_ref=sent
                         )
                         await session.commit()
                         if not posted and attempt > 0:
                             # An earlier attempt may have committed and lost its answer.
-                            status = await service.operation_status(session, operation_id=op.id)
+                            status = await billing_operations.operation_status(
+                                session, operation_id=op.id
+                            )
                             posted = status == OperationStatus.SUCCEEDED.value
                         return posted
                 except (DBAPIError, OSError) as exc:
@@ -500,7 +505,7 @@ async def _record_delivery(sessionmaker: async_sessionmaker, operation_id: int) 
     posting the hold writes the time too. A row already voided is an error to look at."""
     try:
         async with asyncio.timeout(RECORD_DELIVERY_SECONDS), sessionmaker() as session:
-            status = await service.record_delivery(session, operation_id=operation_id)
+            status = await billing_operations.record_delivery(session, operation_id=operation_id)
             await session.commit()
     except (DBAPIError, OSError, TimeoutError) as exc:
         log.warning("operation %s: delivery time not written: %r", operation_id, exc)
@@ -593,7 +598,7 @@ async def refund_and_notify(
     *,
     detail: str = "",
     key_token: str | None = None,
-) -> service.RefundResult | None:
+) -> billing_operations.RefundResult | None:
     """:func:`void_and_notify` with a sessionmaker and a Bot of its own."""
     async with resources(settings) as (sessionmaker, bot):
         return await void_and_notify(
@@ -623,7 +628,10 @@ async def _post_delivered(
 ) -> None:
     """Post the hold of an operation whose result ``ref`` already reached the chat."""
     async with sessionmaker() as session:
-        if await service.operation_key_token(session, operation_id=operation_id) != key_token:
+        if (
+            await billing_operations.operation_key_token(session, operation_id=operation_id)
+            != key_token
+        ):
             # The marker is of another operation with this id (a database that started
             # again): posting it would charge for a result that never came.
             log.error(
@@ -631,11 +639,13 @@ async def _post_delivered(
                 operation_id,
             )
             return
-        posted = await service.complete_operation(
+        posted = await billing_operations.complete_operation(
             session, operation_id=operation_id, result_ref=ref or None
         )
         status = (
-            None if posted else await service.record_delivery(session, operation_id=operation_id)
+            None
+            if posted
+            else await billing_operations.record_delivery(session, operation_id=operation_id)
         )
         await session.commit()
     if status in VOIDED:
@@ -663,14 +673,16 @@ async def void_and_notify(
     only_if_overdue_at: datetime | None = None,
     redis_url: str | None = None,
     key_token: str | None = None,
-) -> service.RefundResult | None:
+) -> billing_operations.RefundResult | None:
     """Void the operation's hold and tell the user, once: only the caller whose conditional
     update voided it sends the notice. None when it already had an outcome (or, for the
     sweeper's ``only_if_overdue_at``, when a job claimed it meanwhile). ``key_token``, a
     failed job's: when the row has another, the job was of another database and its
     failure is not this operation's (nothing is voided)."""
     async with sessionmaker() as session:
-        row_token = await service.operation_key_token(session, operation_id=operation_id)
+        row_token = await billing_operations.operation_key_token(
+            session, operation_id=operation_id
+        )
     if key_token is not None and row_token is not None and row_token != key_token:
         log.warning(
             "operation %s: the failed job was queued for another operation of this id "
@@ -684,7 +696,7 @@ async def void_and_notify(
         return None
     async with sessionmaker() as session:
         try:
-            refund = await service.refund_operation(
+            refund = await billing_operations.refund_operation(
                 session,
                 operation_id=operation_id,
                 # The column is kept for years: no secret in it (an exception may quote one).

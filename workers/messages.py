@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from billing.models import Funding
+from billing.operations import RefundResult
 from billing.prices import format_rub
-from billing.service import RefundResult
 from imaging._image import MediaResult
 from texts.edit_texts import describe_steps_code
 from texts.i18n import MissingText, t

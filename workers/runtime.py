@@ -184,7 +184,7 @@ def _warm_engine(settings: Settings) -> None:
     nothing but the warm-up: every job connects on its own."""
     import asyncio
 
-    from billing import service
+    from billing import operations
 
     async def run() -> None:
         engine = take_engine(settings)
@@ -192,11 +192,11 @@ def _warm_engine(settings: Settings) -> None:
             async with engine.connect() as conn:
                 session = AsyncSession(bind=conn)
                 # With a key token, as every job claims (another statement without one).
-                await service.claim_operation(
+                await operations.claim_operation(
                     session, operation_id=0, deadline_seconds=1, key_token=""
                 )
-                await service.claimed_operation(session, operation_id=0)
-                await service.complete_operation(session, operation_id=0, result_ref={})
+                await operations.claimed_operation(session, operation_id=0)
+                await operations.complete_operation(session, operation_id=0, result_ref={})
                 await session.rollback()
                 await session.close()
         finally:

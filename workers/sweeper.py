@@ -6,7 +6,7 @@ runs just before the sweeper, cleans that registry: the abandoned job is retried
 with ``on_job_failure`` called — which refunds only if no execution holds the operation's
 lock, since a horse may outlive its worker and still deliver; otherwise that is left here).
 Each pass of the sweeper refunds every operation still queued or running past its deadline
-(``service.overdue_operations`` + ``service.refund_operation``) and tells the user.
+(``operations.overdue_operations`` + ``operations.refund_operation``) and tells the user.
 
 A pass is safe to run anywhere, any number of times: the refund is a conditional update, and
 a claimed operation's deadline lies past its job's timeout (``runtime.deadline_seconds``),
@@ -26,9 +26,9 @@ from datetime import datetime
 
 from rq.exceptions import StopRequested
 
-from billing import service
+from billing import operations
 from billing.models import utcnow
-from billing.service import RefundResult
+from billing.operations import RefundResult
 from billing.settings import Settings
 from jobqueue.delivered import MarkerUnreadable
 from workers.failures import Failure
@@ -47,7 +47,7 @@ async def sweep_overdue(
     now = now or utcnow()
     async with resources(settings) as (sessionmaker, bot):
         async with sessionmaker() as session:
-            overdue = await service.overdue_operations(session, now=now, limit=limit)
+            overdue = await operations.overdue_operations(session, now=now, limit=limit)
         for operation_id in overdue:
             try:
                 # Re-checked in the refund's own update: a job may have claimed the

@@ -18,13 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import bounds, service
+from billing import accounts, bounds
+from billing.accounts import UserState
 from billing.audit import audit
 from billing.bounds import BadNumber, parse_id
 from billing.errors import AmountOutOfRange, BillingError, InsufficientFunds
 from billing.models import LedgerEntry
 from billing.prices import format_rub
-from billing.service import UserState
 from billing.settings import Settings
 from texts.i18n import t
 
@@ -119,11 +119,11 @@ async def cmd_user(
     except AdminInputError:
         await message.answer(t("admin-user-usage", lang))
         return
-    user = await service.find_user_by_telegram_id(session, telegram_id)
+    user = await accounts.find_user_by_telegram_id(session, telegram_id)
     if user is None:
         await message.answer(t("admin-unknown-user", lang, telegram_id=str(telegram_id)))
         return
-    summary = await service.get_summary(session, user_id=user.id, recent=RECENT_OPERATIONS)
+    summary = await accounts.get_summary(session, user_id=user.id, recent=RECENT_OPERATIONS)
     lines = [_operation_line(op, lang) for op in summary.recent]
     await message.answer(
         t(
@@ -156,7 +156,7 @@ async def _adjust(
     except AdminInputError as exc:
         await message.answer(t(exc.key, lang, **exc.args_))  # type: ignore[arg-type]
         return
-    user = await service.find_user_by_telegram_id(session, request.telegram_id)
+    user = await accounts.find_user_by_telegram_id(session, request.telegram_id)
     if user is None:
         await message.answer(t("admin-unknown-user", lang, telegram_id=str(request.telegram_id)))
         return
@@ -164,7 +164,7 @@ async def _adjust(
     # The Telegram update is the natural key: a re-delivered /grant applies once.
     key = f"admin-adjust:{message.chat.id}:{message.message_id}"
     try:
-        state = await service.adjust(
+        state = await accounts.adjust(
             session,
             user_id=user.id,
             amount=sign * request.kopecks,

@@ -1,6 +1,6 @@
 """💰 /balance, the top-up menu, "Другая сумма", the receipt e-mail and "Проверить оплату".
 
-Money only comes in through billing.topup: ``start_topup`` creates the payment (our pending
+Money only comes in through billing.payments: ``start_topup`` creates the payment (our pending
 row first, then YooKassa with our idempotence key), ``reconcile_payment`` asks YooKassa and
 credits once — the same path the webhook uses.
 """
@@ -19,12 +19,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import notices, service
+from billing import accounts, notices
 from billing.models import NoticeOutcome, Payment
 from billing.models import User as Account
+from billing.payments import Outcome, TopUpUnavailable, reconcile_payment, start_topup
 from billing.prices import format_rub
 from billing.settings import Settings
-from billing.topup import Outcome, TopUpUnavailable, reconcile_payment, start_topup
 from billing.yookassa import GatewayError, GatewayUnavailable, YooKassaGateway
 from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
 from bot.inputs import Answer, parse_email, parse_rub_amount
@@ -237,7 +237,7 @@ async def receipt_email(
         return
     assert message.from_user is not None
     account = await ensure_user(session, settings, message.from_user, lang)
-    await service.set_email(session, user_id=account.id, email=email)
+    await accounts.set_email(session, user_id=account.id, email=email)
     await session.commit()
     amount = (await state.get_data()).get("amount_rub")
     if not isinstance(amount, int) or gateway is None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import service
+from billing import accounts, operations, payments
 from billing.models import Payment
 from billing.settings import Settings
 
@@ -15,11 +15,11 @@ async def new_user(
     balance: int = 0,
 ) -> int:
     async with sm() as session:
-        user, _ = await service.get_or_create_user(
+        user, _ = await accounts.get_or_create_user(
             session, telegram_id=telegram_id, free_operations=free
         )
         if balance:
-            await service.adjust(session, user_id=user.id, amount=balance, reason="test money")
+            await accounts.adjust(session, user_id=user.id, amount=balance, reason="test money")
         await session.commit()
         return user.id
 
@@ -28,7 +28,7 @@ async def new_payment(
     sm: async_sessionmaker[AsyncSession], user_id: int, amount: int = 10_000
 ) -> Payment:
     async with sm() as session:
-        payment = await service.create_payment(
+        payment = await payments.create_payment(
             session, user_id=user_id, amount=amount, currency="RUB"
         )
         await session.commit()
@@ -37,9 +37,9 @@ async def new_payment(
 
 async def charge_once(
     sm: async_sessionmaker[AsyncSession], settings: Settings, user_id: int, **kwargs: object
-) -> service.ChargeResult:
+) -> operations.ChargeResult:
     async with sm() as session:
-        result = await service.charge(
+        result = await operations.charge(
             session, settings, user_id=user_id, op_type=kwargs.pop("op_type", "upscale"), **kwargs
         )
         await session.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from billing import service
+from billing import accounts, operations
 from billing.db import one_statement_sessions
 from tests.billing.helpers import charge_once, new_user
 from tests.conftest import make_settings
@@ -21,7 +21,7 @@ async def test_claim_returns_the_operation_and_the_balance_after_the_charge(
     )
     one_statement = one_statement_sessions(sessionmaker)
     async with one_statement() as session:
-        row = await service.claim_operation(
+        row = await operations.claim_operation(
             session, operation_id=charged.operation_id, deadline_seconds=60
         )
         await session.commit()
@@ -31,22 +31,20 @@ async def test_claim_returns_the_operation_and_the_balance_after_the_charge(
     assert row.input_ref == {"file_ids": ["a", "b"]}
     assert row.attempts == 1 and row.price == 1000 and row.balance == 2000
     async with sessionmaker() as session:
-        loaded = await service.claimed_operation(session, operation_id=charged.operation_id)
+        loaded = await operations.claimed_operation(session, operation_id=charged.operation_id)
         assert loaded is not None and tuple(loaded) == tuple(row)
-        assert await service.claimed_operation(session, operation_id=999_999) is None
+        assert await operations.claimed_operation(session, operation_id=999_999) is None
 
     # Claimed again (a retry): the attempt counts; once posted, nothing claims it.
     async with one_statement() as session:
-        again = await service.claim_operation(session, operation_id=charged.operation_id)
+        again = await operations.claim_operation(session, operation_id=charged.operation_id)
         assert again is not None and again.attempts == 2
-        assert await service.complete_operation(session, operation_id=charged.operation_id)
-        assert await service.claim_operation(session, operation_id=charged.operation_id) is None
+        assert await operations.complete_operation(session, operation_id=charged.operation_id)
+        assert await operations.claim_operation(session, operation_id=charged.operation_id) is None
         await session.commit()
 
 
-async def test_twenty_concurrent_claims_and_a_refund_leave_one_outcome(
-    sessionmaker, any_db_url
-):
+async def test_twenty_concurrent_claims_and_a_refund_leave_one_outcome(sessionmaker, any_db_url):
     settings = make_settings(any_db_url)
     user_id = await new_user(sessionmaker, balance=3000)
     charged = await charge_once(sessionmaker, settings, user_id)
@@ -54,21 +52,21 @@ async def test_twenty_concurrent_claims_and_a_refund_leave_one_outcome(
 
     async def claim() -> bool:
         async with one_statement() as session:
-            row = await service.claim_operation(session, operation_id=charged.operation_id)
+            row = await operations.claim_operation(session, operation_id=charged.operation_id)
             await session.commit()
             return row is not None
 
     async def refund() -> bool:
         async with sessionmaker() as session:
-            done = await service.refund_operation(session, operation_id=charged.operation_id)
+            done = await operations.refund_operation(session, operation_id=charged.operation_id)
             await session.commit()
             return done is not None
 
     *claims, refunded = await asyncio.gather(*(claim() for _ in range(20)), refund())
     assert refunded
     async with sessionmaker() as session:
-        op = await service.claimed_operation(session, operation_id=charged.operation_id)
+        op = await operations.claimed_operation(session, operation_id=charged.operation_id)
         assert op is not None and op.attempts == claims.count(True)
-        assert (await service.get_user(session, user_id=user_id)).balance == 3000
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 3000
         # After the refund, no claim can start it again.
-        assert await service.claim_operation(session, operation_id=charged.operation_id) is None
+        assert await operations.claim_operation(session, operation_id=charged.operation_id) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from billing import service
+from billing import accounts, operations
 from billing.errors import InsufficientFunds
 from tests.billing.helpers import new_user
 from tests.conftest import make_settings
@@ -14,7 +14,7 @@ async def _race(sessionmaker, settings, user_id: int, n: int) -> tuple[int, int]
     async def one(i: int) -> str:
         async with sessionmaker() as session:
             try:
-                await service.charge(
+                await operations.charge(
                     session, settings, user_id=user_id, op_type="upscale", request_key=f"1:{i}"
                 )
             except InsufficientFunds:
@@ -33,9 +33,9 @@ async def test_200_charges_on_money_for_50_take_exactly_50(sessionmaker, any_db_
     ok, refused = await _race(sessionmaker, settings, user_id, 200)
     assert (ok, refused) == (50, 150)
     async with sessionmaker() as session:
-        user = await service.get_user(session, user_id=user_id)
+        user = await accounts.get_user(session, user_id=user_id)
         assert user.balance == 0
-        assert await service.ledger_totals(session, user_id=user_id) == (0, 0)
+        assert await accounts.ledger_totals(session, user_id=user_id) == (0, 0)
 
 
 async def test_200_charges_on_50_free_operations_take_exactly_50(sessionmaker, any_db_url):
@@ -44,7 +44,7 @@ async def test_200_charges_on_50_free_operations_take_exactly_50(sessionmaker, a
     ok, refused = await _race(sessionmaker, settings, user_id, 200)
     assert (ok, refused) == (50, 150)
     async with sessionmaker() as session:
-        user = await service.get_user(session, user_id=user_id)
+        user = await accounts.get_user(session, user_id=user_id)
         assert (user.free_left, user.balance) == (0, 0)
 
 
@@ -52,8 +52,8 @@ async def test_free_operations_are_spent_before_money(sessionmaker, any_db_url):
     settings = make_settings(any_db_url)
     user_id = await new_user(sessionmaker, free=1, balance=2000)
     async with sessionmaker() as session:
-        first = await service.charge(session, settings, user_id=user_id, op_type="retouch")
-        second = await service.charge(session, settings, user_id=user_id, op_type="retouch")
+        first = await operations.charge(session, settings, user_id=user_id, op_type="retouch")
+        second = await operations.charge(session, settings, user_id=user_id, op_type="retouch")
         await session.commit()
     assert (first.funding, first.price, first.free_after) == ("free", 0, 0)
     assert (second.funding, second.price, second.balance_after) == ("balance", 1000, 1000)
@@ -64,13 +64,13 @@ async def test_refused_charge_writes_nothing_and_says_why(sessionmaker, any_db_u
     user_id = await new_user(sessionmaker, free=0, balance=500)
     async with sessionmaker() as session:
         try:
-            await service.charge(session, settings, user_id=user_id, op_type="generate")
+            await operations.charge(session, settings, user_id=user_id, op_type="generate")
         except InsufficientFunds as exc:
             assert (exc.price, exc.balance, exc.free_left) == (1000, 500, 0)
         else:
             raise AssertionError("a charge over the balance went through")
         await session.rollback()
-        summary = await service.get_summary(session, user_id=user_id)
+        summary = await accounts.get_summary(session, user_id=user_id)
     assert summary.recent == []
     assert summary.user.balance == 500
 
@@ -78,7 +78,7 @@ async def test_refused_charge_writes_nothing_and_says_why(sessionmaker, any_db_u
 async def test_two_concurrent_first_messages_create_one_user(sessionmaker, any_db_url):
     async def first_message() -> int:
         async with sessionmaker() as session:
-            user, _ = await service.get_or_create_user(
+            user, _ = await accounts.get_or_create_user(
                 session, telegram_id=777, free_operations=4, language="ru"
             )
             await session.commit()
@@ -87,6 +87,6 @@ async def test_two_concurrent_first_messages_create_one_user(sessionmaker, any_d
     ids = await asyncio.gather(*(first_message() for _ in range(20)))
     assert len(set(ids)) == 1
     async with sessionmaker() as session:
-        user = await service.get_user(session, user_id=ids[0])
+        user = await accounts.get_user(session, user_id=ids[0])
         assert (user.free_left, user.free_granted, user.balance) == (4, 4, 0)
-        assert await service.ledger_totals(session, user_id=ids[0]) == (0, 4)
+        assert await accounts.ledger_totals(session, user_id=ids[0]) == (0, 4)

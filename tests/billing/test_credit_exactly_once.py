@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from billing import service
+from billing import accounts, payments
 from billing.errors import PaymentMismatch, PaymentNotCreditable, PaymentNotFound
 from tests.billing.helpers import new_payment, new_user
 
@@ -17,7 +17,7 @@ async def test_50_concurrent_credits_of_one_payment_credit_once(sessionmaker):
 
     async def credit() -> bool:
         async with sessionmaker() as session:
-            result = await service.credit_payment(
+            result = await payments.credit_payment(
                 session, payment_id=payment.id, amount=30_000, currency="RUB"
             )
             await session.commit()
@@ -26,7 +26,7 @@ async def test_50_concurrent_credits_of_one_payment_credit_once(sessionmaker):
     results = await asyncio.gather(*(credit() for _ in range(50)))
     assert results.count(True) == 1
     async with sessionmaker() as session:
-        assert (await service.get_user(session, user_id=user_id)).balance == 30_000
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 30_000
 
 
 @pytest.mark.parametrize(
@@ -38,24 +38,24 @@ async def test_a_mismatching_credit_writes_nothing(sessionmaker, amount, currenc
     payment = await new_payment(sessionmaker, user_id, 10_000)
     async with sessionmaker() as session:
         with pytest.raises(PaymentMismatch) as info:
-            await service.credit_payment(
+            await payments.credit_payment(
                 session, payment_id=payment.id, amount=amount, currency=currency
             )
         assert info.value.field == field
         await session.rollback()
-        assert (await service.get_user(session, user_id=user_id)).balance == 0
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 0
 
 
 async def test_a_canceled_payment_is_never_credited(sessionmaker):
     user_id = await new_user(sessionmaker)
     payment = await new_payment(sessionmaker, user_id)
     async with sessionmaker() as session:
-        assert await service.mark_payment_canceled(
+        assert await payments.mark_payment_canceled(
             session, payment_id=payment.id, reason="expired_on_confirmation"
         )
         await session.commit()
         with pytest.raises(PaymentNotCreditable):
-            await service.credit_payment(
+            await payments.credit_payment(
                 session, payment_id=payment.id, amount=10_000, currency="RUB"
             )
         await session.rollback()
@@ -65,16 +65,18 @@ async def test_a_credited_payment_is_never_canceled(sessionmaker):
     user_id = await new_user(sessionmaker)
     payment = await new_payment(sessionmaker, user_id)
     async with sessionmaker() as session:
-        await service.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
-        assert not await service.mark_payment_canceled(session, payment_id=payment.id, reason="x")
+        await payments.credit_payment(
+            session, payment_id=payment.id, amount=10_000, currency="RUB"
+        )
+        assert not await payments.mark_payment_canceled(session, payment_id=payment.id, reason="x")
         await session.commit()
-        assert (await service.get_user(session, user_id=user_id)).balance == 10_000
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 10_000
 
 
 async def test_an_unknown_payment_is_a_named_error(sessionmaker):
     async with sessionmaker() as session:
         with pytest.raises(PaymentNotFound):
-            await service.credit_payment(session, payment_id=99999, amount=100, currency="RUB")
+            await payments.credit_payment(session, payment_id=99999, amount=100, currency="RUB")
 
 
 async def test_a_refund_through_yookassa_debits_once_and_may_leave_a_debt(
@@ -87,25 +89,25 @@ async def test_a_refund_through_yookassa_debits_once_and_may_leave_a_debt(
     user_id = await new_user(sessionmaker)
     payment = await new_payment(sessionmaker, user_id, 1000)
     async with sessionmaker() as session:
-        await service.credit_payment(session, payment_id=payment.id, amount=1000, currency="RUB")
+        await payments.credit_payment(session, payment_id=payment.id, amount=1000, currency="RUB")
         await session.commit()
     await charge_once(sessionmaker, settings, user_id)  # the money is spent
     async with sessionmaker() as session:
         assert (
-            await service.record_payment_refund(
+            await payments.record_payment_refund(
                 session, payment_id=payment.id, refund_id="r-1", amount=1000
             )
             == -1000
         )
         await session.commit()
         assert (
-            await service.record_payment_refund(
+            await payments.record_payment_refund(
                 session, payment_id=payment.id, refund_id="r-1", amount=1000
             )
             is None
         )
         await session.commit()
-        user = await service.get_user(session, user_id=user_id)
+        user = await accounts.get_user(session, user_id=user_id)
     assert user.balance == -1000
 
 
@@ -120,7 +122,7 @@ async def test_a_credit_checks_and_records_the_yookassa_payment(sessionmaker):
     attached = await new_payment(sessionmaker, user_id, 10_000)
     bare = await new_payment(sessionmaker, user_id, 5_000)
     async with sessionmaker() as session:
-        await service.attach_provider_payment(
+        await payments.attach_provider_payment(
             session,
             payment_id=attached.id,
             yookassa_payment_id="yk-1",
@@ -130,7 +132,7 @@ async def test_a_credit_checks_and_records_the_yookassa_payment(sessionmaker):
         await session.commit()
     async with sessionmaker() as session:
         with pytest.raises(PaymentMismatch) as info:
-            await service.credit_payment(
+            await payments.credit_payment(
                 session,
                 payment_id=attached.id,
                 amount=10_000,
@@ -140,7 +142,7 @@ async def test_a_credit_checks_and_records_the_yookassa_payment(sessionmaker):
         assert info.value.field == "yookassa_payment_id"
         await session.rollback()
     async with sessionmaker() as session:
-        first = await service.credit_payment(
+        first = await payments.credit_payment(
             session,
             payment_id=attached.id,
             amount=10_000,
@@ -148,7 +150,7 @@ async def test_a_credit_checks_and_records_the_yookassa_payment(sessionmaker):
             yookassa_payment_id="yk-1",
             raw={"id": "yk-1", "status": "succeeded"},
         )
-        second = await service.credit_payment(
+        second = await payments.credit_payment(
             session,
             payment_id=bare.id,
             amount=5_000,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from billing import service
+from billing import accounts, operations
 from billing.errors import DuplicateRequest
 from tests.billing.helpers import new_user
 from tests.conftest import make_settings
@@ -17,7 +17,7 @@ async def test_concurrent_deliveries_of_one_update_charge_once(sessionmaker, any
     async def deliver() -> str:
         async with sessionmaker() as session:
             try:
-                await service.charge(
+                await operations.charge(
                     session, settings, user_id=user_id, op_type="edit", request_key="42:7"
                 )
             except DuplicateRequest:
@@ -29,19 +29,19 @@ async def test_concurrent_deliveries_of_one_update_charge_once(sessionmaker, any
     results = await asyncio.gather(*(deliver() for _ in range(20)))
     assert results.count("charged") == 1
     async with sessionmaker() as session:
-        assert (await service.get_user(session, user_id=user_id)).balance == 9000
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 9000
 
 
 async def test_a_late_redelivery_names_the_operation_it_already_paid_for(sessionmaker, any_db_url):
     settings = make_settings(any_db_url)
     user_id = await new_user(sessionmaker, free=1)
     async with sessionmaker() as session:
-        first = await service.charge(
+        first = await operations.charge(
             session, settings, user_id=user_id, op_type="upscale", request_key="5:9"
         )
         await session.commit()
         try:
-            await service.charge(
+            await operations.charge(
                 session, settings, user_id=user_id, op_type="upscale", request_key="5:9"
             )
         except DuplicateRequest as exc:

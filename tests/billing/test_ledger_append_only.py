@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
-from billing import service
+from billing import accounts, operations, payments
 from billing.db import make_engine, make_sessionmaker
 from billing.models import LedgerEntry
 from tests.billing.helpers import charge_once, new_payment, new_user
@@ -92,13 +92,13 @@ async def test_the_billing_service_only_appends(any_engine, any_db_url):
     assert (free.funding, paid.funding) == ("free", "balance")
     payment = await new_payment(sm, user_id, 10_000)
     async with sm() as session:
-        assert await service.refund_operation(session, operation_id=paid.operation_id)
-        assert await service.credit_payment(
+        assert await operations.refund_operation(session, operation_id=paid.operation_id)
+        assert await payments.credit_payment(
             session, payment_id=payment.id, amount=10_000, currency="RUB"
         )
-        await service.adjust(session, user_id=user_id, amount=-500, reason="test debit")
+        await accounts.adjust(session, user_id=user_id, amount=-500, reason="test debit")
         await session.commit()
-        balance = (await service.get_user(session, user_id=user_id)).balance
+        balance = (await accounts.get_user(session, user_id=user_id)).balance
     assert balance == 3000 + 10_000 - 500
 
     rows = await _rows(any_engine)
@@ -179,7 +179,7 @@ def test_downgrade_removes_the_triggers_and_upgrade_restores_them(migrated_db):
             user_id = await new_user(sm, balance=1000)
             await new_user(sm, telegram_id=1002, balance=2000)
             async with sm() as session:
-                await service.adjust(session, user_id=user_id, amount=5, reason="test")
+                await accounts.adjust(session, user_id=user_id, amount=5, reason="test")
                 await session.commit()
         finally:
             await engine.dispose()

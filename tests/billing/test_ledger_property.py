@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from billing import service
+from billing import accounts, operations, payments
 from billing.audit import audit
 from billing.db import make_engine, make_sessionmaker
 from billing.errors import BillingError
@@ -33,43 +33,43 @@ async def _run(url: str, sequence: list[tuple]) -> list[str]:
     engine = make_engine(url, pool_size=2)
     sm = make_sessionmaker(engine)
     users: dict[int, int] = {}
-    operations: list[int] = []
-    payments: list[tuple[int, int]] = []
+    operation_ids: list[int] = []
+    payment_rows: list[tuple[int, int]] = []
     try:
         for action, a, b in sequence:
             async with sm() as session:
                 try:
                     if action == "user":
-                        state, _ = await service.get_or_create_user(
+                        state, _ = await accounts.get_or_create_user(
                             session, telegram_id=a, free_operations=b
                         )
                         users[a] = state.id
                     elif action == "charge" and a in users:
-                        result = await service.charge(
+                        result = await operations.charge(
                             session, settings, user_id=users[a], op_type=b
                         )
-                        operations.append(result.operation_id)
-                    elif action == "refund" and operations:
-                        op = operations[a % len(operations)]
-                        await service.refund_operation(session, operation_id=op)
-                    elif action == "complete" and operations:
-                        op = operations[a % len(operations)]
-                        await service.complete_operation(session, operation_id=op)
+                        operation_ids.append(result.operation_id)
+                    elif action == "refund" and operation_ids:
+                        op = operation_ids[a % len(operation_ids)]
+                        await operations.refund_operation(session, operation_id=op)
+                    elif action == "complete" and operation_ids:
+                        op = operation_ids[a % len(operation_ids)]
+                        await operations.complete_operation(session, operation_id=op)
                     elif action == "pay" and a in users:
-                        payment = await service.create_payment(
+                        payment = await payments.create_payment(
                             session, user_id=users[a], amount=b, currency="RUB"
                         )
-                        payments.append((payment.id, b))
-                    elif action == "credit" and payments:
-                        pid, amount = payments[a % len(payments)]
-                        await service.credit_payment(
+                        payment_rows.append((payment.id, b))
+                    elif action == "credit" and payment_rows:
+                        pid, amount = payment_rows[a % len(payment_rows)]
+                        await payments.credit_payment(
                             session,
                             payment_id=pid,
                             amount=amount if b else amount + 1,
                             currency="RUB",
                         )
                     elif action == "adjust" and a in users and b:
-                        await service.adjust(
+                        await accounts.adjust(
                             session, user_id=users[a], amount=b, reason="property test"
                         )
                     await session.commit()
@@ -101,7 +101,7 @@ async def test_the_audit_finds_a_balance_changed_behind_the_ledgers_back(any_db_
     sm = make_sessionmaker(engine)
     try:
         async with sm() as session:
-            user, _ = await service.get_or_create_user(session, telegram_id=5, free_operations=1)
+            user, _ = await accounts.get_or_create_user(session, telegram_id=5, free_operations=1)
             await session.execute(update(User).where(User.id == user.id).values(balance=100))
             await session.commit()
             problems = await audit(session)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from billing import service
+from billing import accounts
 from billing.bounds import (
     INT32_MAX,
     INT64_MAX,
@@ -107,18 +107,18 @@ async def test_an_adjustment_past_the_operators_limit_changes_nothing(sessionmak
     async with sessionmaker() as session:
         for amount in (10_000_001, -10_000_001, 2**63, -(2**63), 10**30):
             with pytest.raises(AmountOutOfRange):
-                await service.adjust(
+                await accounts.adjust(
                     session, user_id=user_id, amount=amount, reason="x", max_amount=10_000_000
                 )
         for free_delta in (MAX_FREE_ADJUST + 1, -(MAX_FREE_ADJUST + 1), 2**40):
             with pytest.raises(AmountOutOfRange):
-                await service.adjust(session, user_id=user_id, free_delta=free_delta, reason="x")
+                await accounts.adjust(session, user_id=user_id, free_delta=free_delta, reason="x")
         await session.rollback()
-        state = await service.get_user(session, user_id=user_id)
+        state = await accounts.get_user(session, user_id=user_id)
         assert (state.balance, state.free_left) == (0, 0)
-        assert await service.ledger_totals(session, user_id=user_id) == (0, 0)
+        assert await accounts.ledger_totals(session, user_id=user_id) == (0, 0)
         # The limit itself is allowed.
-        await service.adjust(
+        await accounts.adjust(
             session, user_id=user_id, amount=10_000_000, reason="ok", max_amount=10_000_000
         )
         await session.commit()
@@ -129,15 +129,15 @@ async def test_an_adjustment_never_pushes_a_balance_past_int64(sessionmaker) -> 
     user_id = await new_user(sessionmaker, balance=near)
     async with sessionmaker() as session:
         with pytest.raises(AmountOutOfRange):
-            await service.adjust(session, user_id=user_id, amount=101, reason="one too many")
+            await accounts.adjust(session, user_id=user_id, amount=101, reason="one too many")
         await session.rollback()
-        assert (await service.get_user(session, user_id=user_id)).balance == near
-        state = await service.adjust(session, user_id=user_id, amount=100, reason="to the top")
+        assert (await accounts.get_user(session, user_id=user_id)).balance == near
+        state = await accounts.adjust(session, user_id=user_id, amount=100, reason="to the top")
         await session.commit()
         assert state.balance == INT64_MAX
-        assert await service.ledger_totals(session, user_id=user_id) == (INT64_MAX, 0)
+        assert await accounts.ledger_totals(session, user_id=user_id) == (INT64_MAX, 0)
         # Taken back down so the audit's sums stay ordinary.
-        await service.adjust(session, user_id=user_id, amount=-INT64_MAX, reason="back to 0")
+        await accounts.adjust(session, user_id=user_id, amount=-INT64_MAX, reason="back to 0")
         await session.commit()
 
 
@@ -145,9 +145,9 @@ async def test_free_operations_never_pass_int32(sessionmaker) -> None:
     user_id = await new_user(sessionmaker, free=INT32_MAX - 5)
     async with sessionmaker() as session:
         with pytest.raises(AmountOutOfRange):
-            await service.adjust(session, user_id=user_id, free_delta=6, reason="one too many")
+            await accounts.adjust(session, user_id=user_id, free_delta=6, reason="one too many")
         await session.rollback()
-        assert (await service.get_user(session, user_id=user_id)).free_left == INT32_MAX - 5
+        assert (await accounts.get_user(session, user_id=user_id)).free_left == INT32_MAX - 5
 
 
 def test_the_operators_limit_is_a_setting_with_a_sane_default(any_db_url: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from billing import service
+from billing import operations
 from billing.models import Operation
 from billing.settings import operation_deadline_seconds
 from tests.billing.helpers import charge_once, new_user
@@ -46,7 +46,7 @@ async def test_a_claim_follows_the_timeout_the_job_carries(sessionmaker, any_db_
     user_id = await new_user(sessionmaker, telegram_id=7002, balance=1000)
     charged = await charge_once(sessionmaker, worker, user_id, chat_id=7002)
     async with sessionmaker() as session:
-        assert await service.claim_operation(
+        assert await operations.claim_operation(
             session,
             operation_id=charged.operation_id,
             deadline_seconds=runtime.deadline_seconds(worker, job),
@@ -59,5 +59,5 @@ async def test_a_claim_follows_the_timeout_the_job_carries(sessionmaker, any_db_
     # ...and the job's watchdog and RQ's SIGALRM agree on the same 600 s.
     assert runtime.job_timeout(job, worker) == 600
     async with sessionmaker() as session:
-        await service.refund_operation(session, operation_id=charged.operation_id)
+        await operations.refund_operation(session, operation_id=charged.operation_id)
         await session.commit()

@@ -9,7 +9,7 @@ import sys
 import pytest
 from sqlalchemy import func, select, update
 
-from billing import service
+from billing import accounts
 from billing.db import make_sessionmaker
 from billing.models import LedgerEntry, User
 
@@ -28,7 +28,7 @@ def run(db_url: str, *args: str, **extra_env: str) -> subprocess.CompletedProces
 
 async def test_adjust_grants_once_per_key_and_the_audit_stays_clean(engine, db_url):
     async with make_sessionmaker(engine)() as session:
-        await service.get_or_create_user(session, telegram_id=777, free_operations=4)
+        await accounts.get_or_create_user(session, telegram_id=777, free_operations=4)
         await session.commit()
     args = ("adjust", "777", "--rub", "50", "--free", "1", "--reason", "ticket 42", "--key", "t42")
     first = run(db_url, *args)
@@ -43,7 +43,7 @@ async def test_adjust_grants_once_per_key_and_the_audit_stays_clean(engine, db_u
 
 async def test_a_debit_past_the_balance_is_refused(engine, db_url):
     async with make_sessionmaker(engine)() as session:
-        await service.get_or_create_user(session, telegram_id=778, free_operations=0)
+        await accounts.get_or_create_user(session, telegram_id=778, free_operations=0)
         await session.commit()
     result = run(db_url, "adjust", "778", "--rub", "-5", "--reason", "dispute")
     assert result.returncode == 1 and "refused" in result.stderr
@@ -52,7 +52,7 @@ async def test_a_debit_past_the_balance_is_refused(engine, db_url):
 
 async def test_audit_exits_non_zero_and_names_the_problem(engine, db_url):
     async with make_sessionmaker(engine)() as session:
-        user, _ = await service.get_or_create_user(session, telegram_id=779, free_operations=0)
+        user, _ = await accounts.get_or_create_user(session, telegram_id=779, free_operations=0)
         await session.execute(update(User).where(User.id == user.id).values(balance=100))
         await session.commit()
     result = run(db_url, "audit")
@@ -90,7 +90,7 @@ async def test_a_hostile_number_gets_a_plain_answer_and_changes_nothing(
     engine, db_url, args, answer
 ):
     async with make_sessionmaker(engine)() as session:
-        await service.get_or_create_user(session, telegram_id=780, free_operations=0)
+        await accounts.get_or_create_user(session, telegram_id=780, free_operations=0)
         await session.commit()
     extra = ("--reason", "hostile") if args[0] == "adjust" else ()
     result = run(db_url, *args, *extra)
@@ -104,7 +104,7 @@ async def test_a_hostile_number_gets_a_plain_answer_and_changes_nothing(
 
 async def test_the_operators_limit_is_configured(engine, db_url):
     async with make_sessionmaker(engine)() as session:
-        await service.get_or_create_user(session, telegram_id=781, free_operations=0)
+        await accounts.get_or_create_user(session, telegram_id=781, free_operations=0)
         await session.commit()
     refused = run(
         db_url, "adjust", "781", "--rub", "50.01", "--reason", "x", ADMIN_ADJUST_MAX_RUB="50"

@@ -9,15 +9,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing import notices, service
+from billing import accounts, notices, payments
 from billing.models import NoticeKind, NoticeOutcome, PaymentNotice, utcnow
 
 GRACE = timedelta(seconds=300)
 
 
 async def _payment(session, telegram_id: int = 1, amount: int = 10_000):  # type: ignore[no-untyped-def]
-    user, _ = await service.get_or_create_user(session, telegram_id=telegram_id, free_operations=0)
-    payment = await service.create_payment(
+    user, _ = await accounts.get_or_create_user(
+        session, telegram_id=telegram_id, free_operations=0
+    )
+    payment = await payments.create_payment(
         session, user_id=user.id, amount=amount, currency="RUB", idempotence_key=f"k{telegram_id}"
     )
     await session.commit()
@@ -32,25 +34,27 @@ async def test_credit_cancel_and_refund_each_record_one_message(sessionmaker) ->
     async with sessionmaker() as session:
         user, paid = await _payment(session, 1, 10_000)
         _, canceled = await _payment(session, 2, 5_000)
-        await service.credit_payment(session, payment_id=paid.id, amount=10_000, currency="RUB")
+        await payments.credit_payment(session, payment_id=paid.id, amount=10_000, currency="RUB")
         assert (
-            await service.credit_payment(
+            await payments.credit_payment(
                 session, payment_id=paid.id, amount=10_000, currency="RUB"
             )
             is None
         )  # a second credit records nothing
-        assert await service.mark_payment_canceled(session, payment_id=canceled.id, reason="x")
-        assert not await service.mark_payment_canceled(session, payment_id=canceled.id, reason="x")
-        await service.record_payment_refund(
+        assert await payments.mark_payment_canceled(session, payment_id=canceled.id, reason="x")
+        assert not await payments.mark_payment_canceled(
+            session, payment_id=canceled.id, reason="x"
+        )
+        await payments.record_payment_refund(
             session, payment_id=paid.id, refund_id="r-1", amount=3_000
         )
         assert (
-            await service.record_payment_refund(
+            await payments.record_payment_refund(
                 session, payment_id=paid.id, refund_id="r-1", amount=3_000
             )
             is None
         )
-        await service.record_payment_refund(
+        await payments.record_payment_refund(
             session, payment_id=paid.id, refund_id="r-2", amount=2_000
         )
         await session.commit()
@@ -67,7 +71,9 @@ async def test_credit_cancel_and_refund_each_record_one_message(sessionmaker) ->
 async def test_a_rolled_back_credit_leaves_no_message(sessionmaker) -> None:
     async with sessionmaker() as session:
         _, payment = await _payment(session)
-        await service.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
+        await payments.credit_payment(
+            session, payment_id=payment.id, amount=10_000, currency="RUB"
+        )
         await session.rollback()
         assert await session.scalar(select(func.count()).select_from(PaymentNotice)) == 0
 
@@ -75,7 +81,9 @@ async def test_a_rolled_back_credit_leaves_no_message(sessionmaker) -> None:
 async def test_a_claim_is_won_once_and_done_is_marked_once(sessionmaker) -> None:
     async with sessionmaker() as session:
         _, payment = await _payment(session)
-        await service.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
+        await payments.credit_payment(
+            session, payment_id=payment.id, amount=10_000, currency="RUB"
+        )
         await session.commit()
         early = utcnow()
         assert await notices.due(session, now=early, grace=GRACE) == []  # the web's time

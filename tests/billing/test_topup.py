@@ -8,10 +8,10 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from billing import service
+from billing import accounts, payments
 from billing.db import make_sessionmaker
 from billing.models import Payment
-from billing.topup import Outcome, TopUpUnavailable, reconcile_payment, start_topup
+from billing.payments import Outcome, TopUpUnavailable, reconcile_payment, start_topup
 from billing.yookassa import YooKassaGateway
 from sandbox._common import ServerHandle
 from sandbox.yookassa import create_app
@@ -44,7 +44,7 @@ def topup_env(engine, db_url, yk):
 
 async def _user(sm) -> int:
     async with sm() as session:
-        user, _ = await service.get_or_create_user(
+        user, _ = await accounts.get_or_create_user(
             session, telegram_id=555, free_operations=0, language="ru"
         )
         await session.commit()
@@ -90,7 +90,7 @@ async def test_yookassa_down_marks_the_row_failed_and_credits_nothing(topup_env)
     async with sm() as session:
         rows = (await session.scalars(select(Payment))).all()
         assert [r.status for r in rows] == ["failed"]
-        assert (await service.get_user(session, user_id=user_id)).balance == 0
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 0
 
 
 async def test_reconcile_credits_once_however_often_it_is_asked(topup_env):
@@ -107,7 +107,7 @@ async def test_reconcile_credits_once_however_often_it_is_asked(topup_env):
     assert outcomes.count(Outcome.CREDITED) == 1
     assert outcomes.count(Outcome.ALREADY_CREDITED) == 4
     async with sm() as session:
-        assert (await service.get_user(session, user_id=user_id)).balance == 50_000
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 50_000
 
 
 async def test_a_canceled_payment_is_marked_with_its_reason(topup_env):
@@ -161,7 +161,7 @@ async def test_a_payment_of_another_database_never_credits_a_row_of_the_same_ids
     settings, sm, gateway, client = topup_env
     user_id = await _user(sm)
     async with sm() as session:
-        row = await service.create_payment(
+        row = await payments.create_payment(
             session, user_id=user_id, amount=10_000, currency="RUB", idempotence_key="a" * 32
         )
         await session.commit()
@@ -179,5 +179,5 @@ async def test_a_payment_of_another_database_never_credits_a_row_of_the_same_ids
 
     assert result.outcome == Outcome.MISMATCH, result
     async with sm() as session:
-        assert (await service.get_user(session, user_id=user_id)).balance == 0
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 0
         assert (await session.get(Payment, row_id)).credited_at is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from billing import service
+from billing import accounts, operations
 from billing.models import LedgerEntry, LedgerKind, User
 from bot.routers.admin import AdminInputError, parse_adjust, parse_kopecks
 from tests.bot.conftest import RunningBot, StartBot, wait_until
@@ -206,10 +206,10 @@ async def test_user_shows_balance_free_operations_and_the_last_ten_operations(
     account = await app.user(TARGET)
     assert account is not None
     async with app.sessionmaker() as session:
-        await service.adjust(session, user_id=account.id, amount=20000, reason="test money")
+        await accounts.adjust(session, user_id=account.id, amount=20000, reason="test money")
         charged = []
         for i in range(12):
-            result = await service.charge(
+            result = await operations.charge(
                 session,
                 app.settings,
                 user_id=account.id,
@@ -217,7 +217,7 @@ async def test_user_shows_balance_free_operations_and_the_last_ten_operations(
                 request_key=f"{TARGET}:{1000 + i}",
                 chat_id=TARGET,
             )
-            await service.complete_operation(session, operation_id=result.operation_id)
+            await operations.complete_operation(session, operation_id=result.operation_id)
             charged.append(result.operation_id)
         await session.commit()
 
@@ -248,7 +248,7 @@ async def test_audit_answers_clean_then_the_first_twenty_problems(start_bot: Sta
 
     async with app.sessionmaker() as session:
         for telegram_id in range(6000, 6010):
-            await service.get_or_create_user(session, telegram_id=telegram_id, free_operations=4)
+            await accounts.get_or_create_user(session, telegram_id=telegram_id, free_operations=4)
         await session.commit()
     await shift_balances(1)  # 11 users, two problems each
     try:

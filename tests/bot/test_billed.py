@@ -11,7 +11,7 @@ import pytest
 from redis import Redis as SyncRedis
 from sqlalchemy import select
 
-from billing import service
+from billing import accounts
 from billing.models import Funding, LedgerEntry, Operation, OperationStatus
 from bot.app import make_queue
 from jobqueue.queue import media_queue
@@ -112,7 +112,7 @@ async def test_concurrent_requests_with_money_for_one_charge_once(
     account = await app.user(9004)
     assert account is not None
     async with app.sessionmaker() as session:
-        await service.adjust(session, user_id=account.id, amount=1000, reason="test: one op")
+        await accounts.adjust(session, user_id=account.id, amount=1000, reason="test: one op")
         await session.commit()
 
     await asyncio.gather(*(user.send_photo(photo) for _ in range(4)))
@@ -148,7 +148,7 @@ async def test_a_paid_operation_takes_the_price_from_the_balance(
     account = await app.user(9005)
     assert account is not None
     async with app.sessionmaker() as session:
-        await service.adjust(session, user_id=account.id, amount=2500, reason="test")
+        await accounts.adjust(session, user_id=account.id, amount=2500, reason="test")
         await session.commit()
     await user.send_photo(photo)
     queued = await user.wait_for_text("В очереди")
@@ -200,10 +200,10 @@ async def test_handling_cut_short_before_queueing_reverses_the_charge(
     try:
         sessionmaker = make_sessionmaker(engine)
         async with sessionmaker() as session:
-            account, _ = await service.get_or_create_user(
+            account, _ = await accounts.get_or_create_user(
                 session, telegram_id=9010, free_operations=0
             )
-            await service.adjust(session, user_id=account.id, amount=5000, reason="test")
+            await accounts.adjust(session, user_id=account.id, amount=5000, reason="test")
             await session.commit()
         user = User(id=9010, is_bot=False, first_name="Тест")
         message = Message(
@@ -230,7 +230,7 @@ async def test_handling_cut_short_before_queueing_reverses_the_charge(
             with pytest.raises(asyncio.CancelledError):
                 await BilledMiddleware()(cut_short, message, data)
         async with sessionmaker() as session:
-            state = await service.get_user(session, user_id=account.id)
+            state = await accounts.get_user(session, user_id=account.id)
             [operation] = await session.scalars(select(Operation))
         assert operation.status == OperationStatus.REFUNDED
         assert operation.error == "handling cut short"

@@ -38,7 +38,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alembic import command
-from billing import service
+from billing import accounts
 from billing.db import make_engine, make_sessionmaker
 from billing.models import Operation, OperationStatus
 from billing.settings import Settings
@@ -885,13 +885,13 @@ class ChaosUser:
         """Money on the balance without a top-up (an admin adjustment, on the ledger)."""
         settings = self.scene.stack.app_settings()
         async with self.scene.sessionmaker() as session:
-            account, _ = await service.get_or_create_user(
+            account, _ = await accounts.get_or_create_user(
                 session,
                 telegram_id=self.tg.user_id,
                 free_operations=settings.FREE_OPERATIONS_COUNT,
                 language=self.tg.language,
             )
-            await service.adjust(
+            await accounts.adjust(
                 session, user_id=account.id, amount=rubles * 100, reason="chaos test grant"
             )
             await session.commit()

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
-from billing import service
+from billing import accounts, operations
 from billing.models import OperationStatus
 from jobqueue.queue import enqueue_operation, job_id_for, media_queue
 from tests.chaos.stack import Scene
@@ -25,10 +25,10 @@ async def sleeping_operation(scene: Scene, photo: bytes, seconds: float) -> tupl
     assert message.file_id is not None
     settings = scene.stack.app_settings()
     async with scene.sessionmaker() as session:
-        account, _ = await service.get_or_create_user(
+        account, _ = await accounts.get_or_create_user(
             session, telegram_id=user.user_id, free_operations=2, language="ru"
         )
-        charged = await service.charge(
+        charged = await operations.charge(
             session,
             settings,
             user_id=account.id,
@@ -42,7 +42,7 @@ async def sleeping_operation(scene: Scene, photo: bytes, seconds: float) -> tupl
                 "test_hook": f"sleep:{seconds}",
             },
         )
-        await service.set_operation_job(
+        await operations.set_operation_job(
             session,
             operation_id=charged.operation_id,
             job_id=job_id_for(charged.operation_id, charged.key_token),

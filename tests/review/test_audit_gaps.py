@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import service
+from billing import accounts, operations, payments
 from billing.audit import audit
 from billing.db import make_engine, make_sessionmaker
 from tests.conftest import clean_tables, make_settings
@@ -30,9 +30,9 @@ async def session(db_url: str) -> AsyncIterator[AsyncSession]:
 
 async def _paid_operation(session: AsyncSession, db_url: str) -> tuple[int, int]:
     settings = make_settings(db_url, FREE_OPERATIONS_COUNT=0)
-    user, _ = await service.get_or_create_user(session, telegram_id=4242, free_operations=0)
-    await service.adjust(session, user_id=user.id, amount=5000, reason="test money")
-    charged = await service.charge(
+    user, _ = await accounts.get_or_create_user(session, telegram_id=4242, free_operations=0)
+    await accounts.adjust(session, user_id=user.id, amount=5000, reason="test money")
+    charged = await operations.charge(
         session, settings, user_id=user.id, op_type="upscale", request_key="1:1"
     )
     await session.commit()
@@ -42,7 +42,7 @@ async def _paid_operation(session: AsyncSession, db_url: str) -> tuple[int, int]
 
 async def test_a_refund_bigger_than_its_charge_is_reported(session, db_url) -> None:
     user_id, operation_id = await _paid_operation(session, db_url)
-    refund = await service.refund_operation(session, operation_id=operation_id)
+    refund = await operations.refund_operation(session, operation_id=operation_id)
     assert refund is not None and refund.amount == 1000
     # The refund gave back twice the price; balance, entry and balance_after all agree. The
     # ledger refuses UPDATE (migration 0003): only a superuser who turns triggers off can.
@@ -74,9 +74,11 @@ async def test_a_paid_operation_failed_without_refund_is_reported(session, db_ur
 
 
 async def test_a_payment_refund_without_its_debit_is_reported(session, db_url) -> None:
-    user, _ = await service.get_or_create_user(session, telegram_id=4343, free_operations=0)
-    payment = await service.create_payment(session, user_id=user.id, amount=10_000, currency="RUB")
-    await service.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
+    user, _ = await accounts.get_or_create_user(session, telegram_id=4343, free_operations=0)
+    payment = await payments.create_payment(
+        session, user_id=user.id, amount=10_000, currency="RUB"
+    )
+    await payments.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
     await session.commit()
     # YooKassa returned 100 ₽ to the card; the row says so, the balance was never debited.
     await session.execute(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from billing import service
+from billing import operations
 from billing.models import LedgerEntry, LedgerKind, Operation, utcnow
 from workers import runtime
 from workers.sweeper import sweep_overdue
@@ -30,14 +30,14 @@ async def test_operation_claimed_after_the_sweeper_listed_it_is_not_voided(
         )
         await session.commit()
 
-    real_overdue = service.overdue_operations
+    real_overdue = operations.overdue_operations
 
     async def overdue_then_claimed(session, **kwargs):
         listed = await real_overdue(session, **kwargs)
         assert operation_id in listed
         # Right after the sweeper read its list, a worker dequeues the job and claims it.
         async with h.sessionmaker() as worker_session:
-            assert await service.start_operation(
+            assert await operations.start_operation(
                 worker_session,
                 operation_id=operation_id,
                 deadline_seconds=runtime.deadline_seconds(h.settings),
@@ -45,7 +45,7 @@ async def test_operation_claimed_after_the_sweeper_listed_it_is_not_voided(
             await worker_session.commit()
         return listed
 
-    monkeypatch.setattr(service, "overdue_operations", overdue_then_claimed)
+    monkeypatch.setattr(operations, "overdue_operations", overdue_then_claimed)
     await sweep_overdue(h.settings)
 
     op = await h.operation(operation_id)
@@ -67,5 +67,5 @@ async def test_operation_claimed_after_the_sweeper_listed_it_is_not_voided(
     finally:
         # Leave the books consistent either way (the engine fixture audits them).
         async with h.sessionmaker() as session:
-            await service.refund_operation(session, operation_id=operation_id, error="cleanup")
+            await operations.refund_operation(session, operation_id=operation_id, error="cleanup")
             await session.commit()

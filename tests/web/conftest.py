@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from billing import service
+from billing import accounts
 from billing.db import make_sessionmaker
 from billing.models import LedgerEntry, Payment, User
+from billing.payments import TopUpStarted, start_topup
 from billing.settings import Settings
-from billing.topup import TopUpStarted, start_topup
 from billing.yookassa import YooKassaGateway
 from sandbox import telegram as telegram_emulator
 from sandbox import yookassa as yookassa_emulator
@@ -75,7 +75,7 @@ class Stack:
         tg_user = self.tg.user(telegram_id, language=language)
         await tg_user.send_text("/start")
         async with self.sessionmaker() as session:
-            user, _ = await service.get_or_create_user(
+            user, _ = await accounts.get_or_create_user(
                 session, telegram_id=telegram_id, free_operations=0, language=language
             )
             await session.commit()

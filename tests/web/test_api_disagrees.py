@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from billing import service
+from billing import payments
 from billing.models import LedgerKind, PaymentStatus
 from tests.web.conftest import Stack
 
@@ -24,7 +24,7 @@ async def _foreign_payment(
 ) -> tuple[int, str]:
     """Our row of ``row_amount`` attached to a YooKassa payment made with other figures."""
     async with stack.sessionmaker() as session:
-        row = await service.create_payment(
+        row = await payments.create_payment(
             session, user_id=user_id, amount=row_amount, currency="RUB"
         )
         await session.commit()
@@ -39,7 +39,7 @@ async def _foreign_payment(
         idempotence_key=uuid.uuid4().hex,
     )
     async with stack.sessionmaker() as session:
-        await service.attach_provider_payment(
+        await payments.attach_provider_payment(
             session,
             payment_id=row_id,
             yookassa_payment_id=created.id,
@@ -115,7 +115,7 @@ async def test_metadata_mismatch_credits_nothing_and_is_logged(
     user_id, _ = await stack.new_user(8004)
     other_id, _ = await stack.new_user(8005)
     async with stack.sessionmaker() as session:
-        decoy = await service.create_payment(
+        decoy = await payments.create_payment(
             session, user_id=other_id, amount=10_000, currency="RUB"
         )
         await session.commit()

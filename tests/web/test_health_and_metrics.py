@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from billing import service
+from billing import operations
 from billing.models import Operation, utcnow
 from tests.conftest import free_port
 from tests.web.conftest import Stack, StackFactory
@@ -83,17 +83,17 @@ async def test_metrics_come_from_the_database_and_this_process(stack: Stack) -> 
 
     # Two operations: one succeeded in 3 s, one failed and refunded.
     async with stack.sessionmaker() as session:
-        ok = await service.charge(session, stack.settings, user_id=user_id, op_type="upscale")
-        bad = await service.charge(session, stack.settings, user_id=user_id, op_type="retouch")
-        await service.start_operation(session, operation_id=ok.operation_id)
-        await service.complete_operation(session, operation_id=ok.operation_id)
+        ok = await operations.charge(session, stack.settings, user_id=user_id, op_type="upscale")
+        bad = await operations.charge(session, stack.settings, user_id=user_id, op_type="retouch")
+        await operations.start_operation(session, operation_id=ok.operation_id)
+        await operations.complete_operation(session, operation_id=ok.operation_id)
         now = utcnow()
         await session.execute(
             update(Operation)
             .where(Operation.id == ok.operation_id)
             .values(started_at=now - timedelta(seconds=3), finished_at=now)
         )
-        await service.refund_operation(session, operation_id=bad.operation_id, error="boom")
+        await operations.refund_operation(session, operation_id=bad.operation_id, error="boom")
         await session.commit()
 
     async with stack.http.get(stack.url + "/metrics") as resp:

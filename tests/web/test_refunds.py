@@ -1,7 +1,7 @@
 """refund.succeeded: money returned to the card is debited from the balance, once per refund.
 
 The balance may go below zero when the money was already spent: that negative balance and
-its ledger entry are the record of the debt (billing.service.record_payment_refund)."""
+its ledger entry are the record of the debt (billing.payments.record_payment_refund)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from billing import service
+from billing import accounts
 from billing.models import LedgerKind, PaymentStatus
 from tests.web.conftest import SECRET_KEY, SHOP_ID, Stack, wait_until
 
@@ -83,7 +83,7 @@ async def test_a_refund_of_money_already_spent_leaves_a_recorded_debt(stack: Sta
     await stack.yk.configure(auto_notify=False)
     user_id, tg_user, started = await credited_payment(stack, 9203, 10_000)
     async with stack.sessionmaker() as session:  # the user spent 80 ₽ of it
-        await service.adjust(session, user_id=user_id, amount=-8_000, reason="spent in test")
+        await accounts.adjust(session, user_id=user_id, amount=-8_000, reason="spent in test")
         await session.commit()
 
     await refund(stack, started.yookassa_payment_id, 10_000)
@@ -92,7 +92,7 @@ async def test_a_refund_of_money_already_spent_leaves_a_recorded_debt(stack: Sta
 
     assert await stack.balance(user_id) == -8_000
     async with stack.sessionmaker() as session:
-        summary = await service.get_summary(session, user_id=user_id, recent=1)
+        summary = await accounts.get_summary(session, user_id=user_id, recent=1)
     assert summary.user.balance == -8_000
     message = await tg_user.wait_for_text("отрицательный")
     assert "−80 ₽" in message.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing import service
+from billing import accounts
 from billing.models import LedgerKind
 from tests.web.conftest import SECRET_KEY, Stack
 
@@ -30,7 +30,7 @@ async def test_the_message_says_the_amount_and_the_new_balance(
     telegram_id = 9710 if language == "ru" else 9711
     user_id, _ = await stack.new_user(telegram_id, language=language)
     async with stack.sessionmaker() as session:
-        await service.adjust(session, user_id=user_id, amount=100_000, reason="test: earlier")
+        await accounts.adjust(session, user_id=user_id, amount=100_000, reason="test: earlier")
         await session.commit()
     started = await stack.topup(user_id, amount=15_000)
     await stack.yk.mark_succeeded(started.yookassa_payment_id)

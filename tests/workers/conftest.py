@@ -2,7 +2,7 @@
 ``python -m workers`` subprocesses, and the Telegram emulator (in this test's event loop,
 on a free port) as the Bot API they talk to.
 
-The test acts as the bot would: it charges with ``service.charge``, posts the "в очереди"
+The test acts as the bot would: it charges with ``operations.charge``, posts the "в очереди"
 status message through the Bot API, records it with ``set_operation_job`` and enqueues with
 ``jobqueue.queue.enqueue_operation``. Inputs are uploaded to the emulator as a user, so the
 job downloads them by a real file id.
@@ -27,7 +27,7 @@ from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from billing import service
+from billing import accounts, operations
 from billing.db import make_sessionmaker
 from billing.models import LedgerEntry, LedgerKind, Operation
 from billing.settings import Settings
@@ -260,17 +260,17 @@ class Harness:
             input_ref["test_hook"] = hook
         status = await self.bot.send_message(user.chat_id, "⏳ В очереди…")
         async with self.sessionmaker() as session:
-            account, _ = await service.get_or_create_user(
+            account, _ = await accounts.get_or_create_user(
                 session,
                 telegram_id=user.user_id,
                 free_operations=self.settings.FREE_OPERATIONS_COUNT if free is None else free,
                 language=user.language,
             )
             if balance:
-                await service.adjust(
+                await accounts.adjust(
                     session, user_id=account.id, amount=balance, reason="test top-up"
                 )
-            charged = await service.charge(
+            charged = await operations.charge(
                 session,
                 self.settings,
                 user_id=account.id,
@@ -279,7 +279,7 @@ class Harness:
                 chat_id=user.chat_id,
                 input_ref=input_ref,
             )
-            await service.set_operation_job(
+            await operations.set_operation_job(
                 session,
                 operation_id=charged.operation_id,
                 job_id=job_id_for(charged.operation_id, charged.key_token),

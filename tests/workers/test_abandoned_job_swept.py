@@ -13,7 +13,7 @@ import pytest
 from rq.exceptions import StopRequested
 from sqlalchemy import update
 
-from billing import service
+from billing import accounts, operations
 from billing.db import make_sessionmaker
 from billing.models import LedgerKind, Operation, utcnow
 from tests.conftest import free_port
@@ -81,8 +81,8 @@ async def test_sweeper_spares_an_operation_claimed_after_it_was_listed(
     settings = harness_settings()
     sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as session:
-        user, _ = await service.get_or_create_user(session, telegram_id=42, free_operations=1)
-        charged = await service.charge(
+        user, _ = await accounts.get_or_create_user(session, telegram_id=42, free_operations=1)
+        charged = await operations.charge(
             session,
             settings,
             user_id=user.id,
@@ -98,9 +98,9 @@ async def test_sweeper_spares_an_operation_claimed_after_it_was_listed(
         await session.commit()
     now = utcnow()
     async with sessionmaker() as session:
-        assert await service.overdue_operations(session, now=now) == [charged.operation_id]
+        assert await operations.overdue_operations(session, now=now) == [charged.operation_id]
         # ...and before the sweeper voids it, a job claims it, extending the deadline.
-        assert await service.start_operation(
+        assert await operations.start_operation(
             session, operation_id=charged.operation_id, deadline_seconds=300
         )
         await session.commit()
@@ -122,8 +122,8 @@ async def test_a_stop_requested_mid_sweep_is_not_swallowed(
     it per operation would keep the worker from its warm shutdown."""
     settings = harness_settings()
     async with make_sessionmaker(engine)() as session:
-        user, _ = await service.get_or_create_user(session, telegram_id=43, free_operations=1)
-        charged = await service.charge(
+        user, _ = await accounts.get_or_create_user(session, telegram_id=43, free_operations=1)
+        charged = await operations.charge(
             session,
             settings,
             user_id=user.id,
@@ -172,9 +172,9 @@ async def test_the_sweeper_voids_nothing_while_the_delivered_marker_is_unreadabl
     settings = harness_settings()
     sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as session:
-        user, _ = await service.get_or_create_user(session, telegram_id=44, free_operations=0)
-        await service.adjust(session, user_id=user.id, amount=1000, reason="test top-up")
-        charged = await service.charge(
+        user, _ = await accounts.get_or_create_user(session, telegram_id=44, free_operations=0)
+        await accounts.adjust(session, user_id=user.id, amount=1000, reason="test top-up")
+        charged = await operations.charge(
             session,
             settings,
             user_id=user.id,

@@ -13,7 +13,7 @@ import sys
 
 from rq.job import Callback
 
-from billing import service
+from billing import accounts
 from billing.models import LedgerKind
 from jobqueue import delivered
 from jobqueue.queue import JOB_FUNCTION, job_id_for, media_queue
@@ -87,7 +87,7 @@ async def test_operations_of_a_database_that_started_again_are_delivered(
     assert not set(new_photos) & set(old_photos)
     assert len(await _photo_ids(user)) == 5, "a photo in the chat for each operation"
     async with h.sessionmaker() as session:
-        account = await service.find_user_by_telegram_id(session, user.user_id)
+        account = await accounts.find_user_by_telegram_id(session, user.user_id)
     assert account is not None and (account.balance, account.free_left) == (0, 0)
     # The old database's queued job ran on the new one and did nothing (it claimed nothing).
     await h.wait_until(

@@ -10,7 +10,7 @@ import logging
 import pytest
 from sqlalchemy import func, update
 
-from billing import service
+from billing import accounts, operations
 from billing.audit import audit
 from billing.db import make_sessionmaker, one_statement_sessions
 from billing.errors import OperationDelivered
@@ -21,11 +21,11 @@ from workers.failures import Failure
 
 async def _charge(sessionmaker, settings, telegram_id: int) -> int:
     async with sessionmaker() as session:
-        user, _ = await service.get_or_create_user(
+        user, _ = await accounts.get_or_create_user(
             session, telegram_id=telegram_id, free_operations=0
         )
-        await service.adjust(session, user_id=user.id, amount=1000, reason="test top-up")
-        charged = await service.charge(
+        await accounts.adjust(session, user_id=user.id, amount=1000, reason="test top-up")
+        charged = await operations.charge(
             session,
             settings,
             user_id=user.id,
@@ -39,7 +39,7 @@ async def _charge(sessionmaker, settings, telegram_id: int) -> int:
 
 async def _refund(sessionmaker, operation_id: int) -> None:
     async with sessionmaker() as session:
-        assert await service.refund_operation(
+        assert await operations.refund_operation(
             session, operation_id=operation_id, error="deadline: deadline passed"
         )
         await session.commit()
@@ -68,7 +68,7 @@ async def test_the_audit_reports_a_refunded_operation_whose_result_was_delivered
     posted = await _charge(sessionmaker, settings, 8102)
     await _refund(sessionmaker, refunded)
     async with sessionmaker() as session:
-        assert await service.complete_operation(
+        assert await operations.complete_operation(
             session, operation_id=posted, result_ref={"photo_message_id": 1}
         )
         # The sweeper voided it; then Telegram accepted its result.
@@ -102,7 +102,7 @@ async def test_a_job_that_finds_its_delivered_result_voided_logs_an_error(
     try:
         await jobs._record_delivery(one_statement_sessions(sessionmaker), sent_late)
         async with sessionmaker() as session:
-            token = await service.operation_key_token(session, operation_id=marker_late)
+            token = await operations.operation_key_token(session, operation_id=marker_late)
         await jobs._post_delivered(sessionmaker, marker_late, token, {"photo_message_id": 7})
         await jobs._record_delivery(one_statement_sessions(sessionmaker), running)
 
@@ -126,7 +126,7 @@ async def test_a_job_that_finds_its_delivered_result_voided_logs_an_error(
     finally:
         await _forget_delivery(sessionmaker, sent_late, marker_late, running)
         async with sessionmaker() as session:
-            await service.refund_operation(session, operation_id=running, error="cleanup")
+            await operations.refund_operation(session, operation_id=running, error="cleanup")
             await session.commit()
 
 
@@ -141,13 +141,13 @@ async def test_a_delivered_operation_is_never_refunded_even_without_its_redis_ma
     sessionmaker = make_sessionmaker(engine)
     operation_id = await _charge(sessionmaker, settings, 8301)
     async with sessionmaker() as session:
-        assert await service.record_delivery(session, operation_id=operation_id) == "queued"
+        assert await operations.record_delivery(session, operation_id=operation_id) == "queued"
         user_id = (await session.get(Operation, operation_id)).user_id
-        balance_before = (await service.get_user(session, user_id=user_id)).balance
+        balance_before = (await accounts.get_user(session, user_id=user_id)).balance
         await session.commit()
     async with sessionmaker() as session:
         with pytest.raises(OperationDelivered):
-            await service.refund_operation(session, operation_id=operation_id, error="x")
+            await operations.refund_operation(session, operation_id=operation_id, error="x")
         await session.rollback()
 
     async with jobs.resources(settings) as (job_sessionmaker, bot):
@@ -162,6 +162,6 @@ async def test_a_delivered_operation_is_never_refunded_even_without_its_redis_ma
     async with sessionmaker() as session:
         op = await session.get(Operation, operation_id)
         assert op.status == "succeeded" and op.delivered_at is not None
-        assert (await service.get_user(session, user_id=op.user_id)).balance == balance_before
+        assert (await accounts.get_user(session, user_id=op.user_id)).balance == balance_before
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert await _problems(sessionmaker) == []

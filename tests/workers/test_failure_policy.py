@@ -21,7 +21,7 @@ from rq.exceptions import AbandonedJobError
 from rq.timeouts import JobTimeoutException
 
 from billing.models import Funding
-from billing.service import RefundResult
+from billing.operations import RefundResult
 from imaging._image import MediaResult
 from imaging.errors import (
     BackendError,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 
-from billing import service
+from billing import accounts
 from billing.models import LedgerKind
 
 
@@ -57,6 +57,6 @@ async def test_a_failed_free_operation_says_nothing_was_charged(harness_factory,
     assert op.status == "failed" and op.funding == "none" and op.price == 0
     assert await h.entries(operation_id, LedgerKind.REFUND) == 0
     async with h.sessionmaker() as session:
-        account = await service.find_user_by_telegram_id(session, user.user_id)
+        account = await accounts.find_user_by_telegram_id(session, user.user_id)
     assert account is not None
     assert (account.balance, account.free_left) == (0, 2)

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from billing.models import Funding
+from billing.operations import RefundResult
 from billing.prices import OperationType
-from billing.service import RefundResult
 from imaging.errors import ImageTooSmall
 from tests.conftest import make_settings
 from workers.failures import classify

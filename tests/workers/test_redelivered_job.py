@@ -88,13 +88,13 @@ async def test_a_post_whose_answer_was_lost_counts_as_posted(
 ) -> None:
     """The post commits, then the connection drops before its answer: the retry finds the
     operation already succeeded, and the job says so (not "voided")."""
-    from billing import service
+    from billing import operations
     from workers import jobs
 
     h, user, file_ids, operation_id = await _charged_in_process(
         harness_factory, images, monkeypatch
     )
-    real = service.complete_operation
+    real = operations.complete_operation
     calls = 0
 
     async def answer_lost(session, **kwargs):  # type: ignore[no-untyped-def]
@@ -106,7 +106,7 @@ async def test_a_post_whose_answer_was_lost_counts_as_posted(
             raise OSError("connection reset after the commit")
         return posted
 
-    monkeypatch.setattr(service, "complete_operation", answer_lost)
+    monkeypatch.setattr(operations, "complete_operation", answer_lost)
     result = await jobs.run_operation(operation_id, file_ids, h.tokens[operation_id])
     assert calls == 2
     assert result["outcome"] == "succeeded"

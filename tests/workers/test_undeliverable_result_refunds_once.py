@@ -41,7 +41,7 @@ async def test_result_for_a_user_who_blocked_the_bot_is_refunded_at_once(harness
     assert await h.entries(operation_id, LedgerKind.REFUND) == 1
     assert "refund notice not delivered" in h.logs()
     async with h.sessionmaker() as session:
-        from billing import service
+        from billing import accounts
 
-        account = await service.get_user(session, user_id=op.user_id)
+        account = await accounts.get_user(session, user_id=op.user_id)
     assert account.balance == 1000

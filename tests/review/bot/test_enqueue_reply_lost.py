@@ -13,7 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from sqlalchemy import func, select
 
-from billing import service
+from billing import operations
 from billing.db import make_engine, make_sessionmaker
 from billing.models import LedgerEntry, LedgerKind
 from bot.app import make_queue
@@ -33,7 +33,7 @@ class ReplyLostQueue(Queue):
             engine = make_engine(self.database_url)
             try:
                 async with make_sessionmaker(engine)() as session:
-                    assert await service.start_operation(
+                    assert await operations.start_operation(
                         session, operation_id=operation_id, deadline_seconds=300
                     )
                     await session.commit()
