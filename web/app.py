@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
@@ -26,12 +26,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiogram.client.session.middlewares.base import NextRequestMiddlewareType
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -43,7 +37,7 @@ from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
 from tg.factory import make_bot
 from tg.response_models import PinResponseModels
-from tg.retry import RetryRequests
+from tg.retry import RetryPolicy, RetryRequests, retry_call
 from web import health
 from web.keys import (
     API_CHECK,
@@ -186,44 +180,19 @@ class TelegramUpdates(SimpleRequestHandler):
             _handling_update.reset(token)
 
 
-# Telegram or the network for the moment; anything else (a wrong token, a refused URL) is ours
-# to fix, logged as an error, and still retried: the fix may be outside this process.
-_TRANSIENT = (
-    TelegramNetworkError,
-    TelegramServerError,
-    TelegramRetryAfter,
-    ClientDecodeError,
-    OSError,
-)
-
-
-def _describe(exc: BaseException, bot: Bot) -> str:
-    """An error for the log, without the bot's token (it is in the URLs aiohttp may quote)."""
-    return f"{type(exc).__name__}: {exc}".replace(bot.token, "<token>")
-
-
-async def keep_trying(what: str, call: Callable[[], Awaitable[object]], bot: Bot) -> None:
+async def keep_trying(what: str, call: Callable[[], Awaitable[object]]) -> None:
     """Call until it succeeds, waiting TELEGRAM_SETUP_BACKOFF (or Telegram's retry_after)
-    between attempts; every failure is logged. Ends only by success or cancellation."""
-    for attempt in itertools.count(1):
-        try:
-            await call()
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the server runs on
-            delay = TELEGRAM_SETUP_BACKOFF[min(attempt, len(TELEGRAM_SETUP_BACKOFF)) - 1]
-            if isinstance(exc, TelegramRetryAfter):
-                delay = max(delay, float(exc.retry_after))
-            log.log(
-                logging.WARNING if isinstance(exc, _TRANSIENT) else logging.ERROR,
-                "%s failed (attempt %d): %s; trying again in %.0f s",
-                what,
-                attempt,
-                _describe(exc, bot),
-                delay,
-            )
-            await asyncio.sleep(delay)
-        else:
-            log.info("%s done (attempt %d)", what, attempt)
-            return
+    between attempts; every failure is logged, a refusal (a wrong token, a refused URL) as
+    an error, and retried too: the fix may be outside this process. Ends only by success
+    or cancellation."""
+    policy = RetryPolicy(
+        attempts=None,
+        backoff=TELEGRAM_SETUP_BACKOFF,
+        max_retry_after=math.inf,
+        flood_budget=math.inf,
+        retry_permanent=True,
+    )
+    await retry_call(call, policy, what=what, logger=log)
 
 
 def _mount_telegram(
@@ -265,10 +234,10 @@ def _mount_telegram(
     async def telegram_setup(_: web.Application) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(
-                keep_trying("setWebhook", set_webhook, bot), name="telegram-set-webhook"
+                keep_trying("setWebhook", set_webhook), name="telegram-set-webhook"
             ),
             asyncio.create_task(
-                keep_trying("setMyCommands", lambda: set_commands(bot), bot),
+                keep_trying("setMyCommands", lambda: set_commands(bot)),
                 name="telegram-set-commands",
             ),
         ]

@@ -20,24 +20,25 @@ import asyncio
 import logging
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramNotFound,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import notices
 from billing.models import NoticeOutcome
+from tg.errors import Kind, classify
+from tg.retry import RetryPolicy, retry_call
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 4
-MAX_RETRY_AFTER = 30.0
+# A payment message: retried in place within the notifier's deadline; a longer flood wait,
+# or one that would end past the deadline, is left to the maintenance pass.
+POLICY = RetryPolicy(
+    attempts=4,
+    backoff=(0.5, 1.0, 2.0),
+    max_retry_after=30.0,
+    flood_budget=30.0,
+    flood_jitter=0.5,
+    retry_network=True,
+)
 
 
 def warm_up_telegram_models() -> None:
@@ -92,9 +93,12 @@ class UserNotifier:
     async def _send_and_mark(
         self, chat_id: int, text: str, *, what: str, notice: str | None
     ) -> bool:
+        until = None
+        if self.deadline is not None:
+            until = asyncio.get_running_loop().time() + self.deadline
         try:
             async with asyncio.timeout(self.deadline):
-                outcome = await self._send(chat_id, text, what=what)
+                outcome = await self._send(chat_id, text, what=what, until=until)
         except TimeoutError:
             log.warning(
                 "%s message to chat %s: gave up after %.0f s, left to the maintenance pass",
@@ -107,36 +111,33 @@ class UserNotifier:
             await notices.mark_done_safely(self.sessionmaker, notice, outcome)
         return outcome is NoticeOutcome.SENT
 
-    async def _send(self, chat_id: int, text: str, *, what: str) -> NoticeOutcome | None:
+    async def _send(
+        self, chat_id: int, text: str, *, what: str, until: float | None
+    ) -> NoticeOutcome | None:
         """SENT, BLOCKED or REFUSED (final), or None: not delivered, worth another try."""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                await self.bot.send_message(chat_id=chat_id, text=text)
-                return NoticeOutcome.SENT
-            except TelegramForbiddenError:
-                log.info("%s message not delivered: chat %s blocked the bot", what, chat_id)
+        label = f"{what} message to chat {chat_id}"
+        try:
+            await retry_call(
+                lambda: self.bot.send_message(chat_id=chat_id, text=text),
+                POLICY,
+                what=label,
+                logger=log,
+                until=until,
+            )
+            return NoticeOutcome.SENT
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is None:
+                raise
+            if kind is Kind.BLOCKED:
+                log.info("%s not delivered: the chat blocked the bot", label)
                 return NoticeOutcome.BLOCKED
-            except TelegramRetryAfter as exc:
-                delay = min(float(exc.retry_after), MAX_RETRY_AFTER)
-            except (TelegramNetworkError, TelegramServerError) as exc:
-                delay = 0.5 * 2 ** (attempt - 1)
-                log.warning("%s message to chat %s, attempt %d: %s", what, chat_id, attempt, exc)
-            except (TelegramBadRequest, TelegramNotFound) as exc:
-                log.error("%s message to chat %s refused: %s", what, chat_id, exc)
-                return NoticeOutcome.REFUSED
-            except TelegramAPIError as exc:
-                # A wrong token, a conflict: ours to fix, so the maintenance pass retries it.
-                log.error("%s message to chat %s refused: %s", what, chat_id, exc)
+            if kind.transient:
+                log.error("%s not delivered: %s, left to the maintenance pass", label, exc)
                 return None
-            if attempt < ATTEMPTS:
-                await asyncio.sleep(delay)
-        log.error(
-            "%s message to chat %s not delivered after %d attempts, left to the maintenance pass",
-            what,
-            chat_id,
-            ATTEMPTS,
-        )
-        return None
+            log.error("%s refused: %s", label, exc)
+            # A wrong token, a conflict: ours to fix, so the maintenance pass retries it.
+            return None if kind is Kind.UNEXPECTED else NoticeOutcome.REFUSED
 
     @property
     def pending(self) -> int:

@@ -1,9 +1,10 @@
 """Talking to Telegram from a job: inputs by file id, progress, the result, notices.
 
-Calls that matter (downloads, the result, the refund notice) retry transient errors in place
-with back-off — a 429's ``retry_after`` is honoured when it is short — and then raise for
-RQ's retries. Cosmetic calls (editing the status message, the chat action, deleting the
-status message) are tried once and never fail the job.
+Calls that matter (downloads, the result, the refund notice) are retried in place by the one
+Telegram retry rule (:mod:`tg.retry`) with the worker's :data:`POLICY` — a 429's
+``retry_after`` is honoured when it is short — and then raise for RQ's retries. Cosmetic
+calls (editing the status message, the chat action, deleting the status message) are tried
+once and never fail the job.
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
 )
 from aiogram.types import BufferedInputFile
 
 from imaging._image import MediaResult
-from tg.retry import flood_delay
+from tg.errors import TELEGRAM_ERRORS, Kind, classify, is_transient
+from tg.retry import RetryPolicy, retry_call
 from workers.failures import JobFailure
 
 log = logging.getLogger(__name__)
@@ -52,8 +51,16 @@ FLOOD_JITTER = 0.5  # seconds added at random to each flood wait
 UPLOAD_ROOM = 5.0  # seconds kept for an upload's retry to finish before the job's time ends
 CHAT_ACTION_EVERY = 4.5  # Telegram shows an action for about five seconds
 
-# A non-JSON answer (an HTML 502 page from a proxy in front of the Bot API) is a hiccup too.
-TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError)
+# The worker's calls: network errors are retried too (a job's result sent twice is the
+# lesser harm than a refund of a result Telegram took; RQ's retry would resend it anyway).
+POLICY = RetryPolicy(
+    attempts=ATTEMPTS,
+    backoff=BACKOFF,
+    max_retry_after=MAX_RETRY_AFTER,
+    flood_budget=FLOOD_BUDGET,
+    flood_jitter=FLOOD_JITTER,
+    retry_network=True,
+)
 COSMETIC_ERRORS = (
     TelegramAPIError,
     ClientDecodeError,
@@ -70,48 +77,14 @@ async def call(
     until: float | None = None,
     room: float = 0.0,
 ) -> T:
-    """``await make()``, waiting out Telegram's flood control and retrying 5xx and network
-    errors a few times.
-
-    A 429 is not a failure: Telegram says when to come back. Its waits do not use up the
-    attempts; they are bounded by ``FLOOD_BUDGET`` seconds per call instead, and each gets a
-    little jitter, so two jobs flooding the same chat do not come back in the same instant
-    and collide again (seen in the chaos scenario, where that exhausted the attempts).
+    """``await make()`` under the worker's :data:`POLICY`: flood waits within
+    ``FLOOD_BUDGET``, 5xx and network errors ``ATTEMPTS`` times in all.
 
     ``until`` (the event loop's clock): no retry is begun whose wait, plus ``room`` seconds
     for the try itself, would end later; the error is raised instead — so an upload is not
     started just before the caller's time runs out, to be cut short in flight.
     """
-    failures = 0
-    waited = 0.0
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            return await make()
-        except TelegramRetryAfter as exc:
-            flood = flood_delay(
-                exc.retry_after,
-                waited,
-                max_retry_after=MAX_RETRY_AFTER,
-                budget=FLOOD_BUDGET,
-                jitter=FLOOD_JITTER,
-            )
-            if flood is None:
-                raise
-            delay = flood
-            if until is not None and loop.time() + delay + room > until:
-                raise
-            waited += delay
-            log.warning("%s: flood control, waiting %s s", what, exc.retry_after)
-            await asyncio.sleep(delay)
-        except TRANSIENT as exc:
-            failures += 1
-            if failures == ATTEMPTS:
-                raise
-            if until is not None and loop.time() + BACKOFF[failures - 1] + room > until:
-                raise
-            log.warning("%s: %s, retrying", what, exc)
-            await asyncio.sleep(BACKOFF[failures - 1])
+    return await retry_call(make, POLICY, what=what, logger=log, until=until, room=room)
 
 
 async def best_effort(make: Callable[[], Awaitable[Any]], *, what: str) -> bool:
@@ -177,23 +150,19 @@ async def download(bot: Bot, file_id: str, *, max_bytes: int) -> bytes:
     if not file.file_path:
         raise JobFailure("input-missing", f"getFile gave no file_path for {file_id!r}")
     path = file.file_path
-    for attempt in range(ATTEMPTS):
-        buffer = _Limited(max_bytes)
-        try:
-            await bot.download_file(path, destination=buffer, timeout=60)
-            return buffer.getvalue()
-        except aiohttp.ClientResponseError as exc:
-            if exc.status < 500 and exc.status != 429:
-                raise JobFailure(
-                    "input-missing", f"download of {path!r} answered {exc.status}"
-                ) from exc
-            if attempt == ATTEMPTS - 1:
-                raise
-        except (TimeoutError, aiohttp.ClientError):
-            if attempt == ATTEMPTS - 1:
-                raise
-        await asyncio.sleep(BACKOFF[attempt])
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    async def fetch() -> bytes:
+        buffer = _Limited(max_bytes)  # a fresh one for each try
+        await bot.download_file(path, destination=buffer, timeout=60)
+        return buffer.getvalue()
+
+    try:
+        return await call(fetch, what="download")
+    except aiohttp.ClientResponseError as exc:
+        if classify(exc) is Kind.REFUSED:
+            refused = f"download of {path!r} answered {exc.status}"
+            raise JobFailure("input-missing", refused) from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -276,12 +245,13 @@ async def send_result(
                 try:
                     async with asyncio.timeout_at(until):
                         await send_document()
-                except (TelegramAPIError, TimeoutError, *TRANSIENT) as exc:
+                except (*TELEGRAM_ERRORS, TimeoutError) as exc:
                     log.error("chat %s: the result's document copy not sent: %r", chat_id, exc)
             else:
                 await send_document()
-    except (TelegramRetryAfter, *TRANSIENT) as exc:
-        raise JobFailure("undeliverable", f"result not sent: {exc}", transient=True) from exc
-    except TelegramAPIError as exc:  # blocked by the user, chat gone, file refused
+    except TELEGRAM_ERRORS as exc:
+        if is_transient(exc):
+            raise JobFailure("undeliverable", f"result not sent: {exc}", transient=True) from exc
+        # Blocked by the user, chat gone, file refused: another try changes nothing.
         raise JobFailure("undeliverable", f"result refused: {exc}") from exc
     return sent

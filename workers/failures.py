@@ -14,13 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramAPIError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import AbandonedJobError
@@ -38,6 +31,7 @@ from imaging.errors import (
     NoFaceFound,
     NothingChanged,
 )
+from tg.errors import TELEGRAM_ERRORS, is_transient
 
 # Failures caused by what the user sent (no face, a file that is no image, a photo too small,
 # an edit that changes nothing...): refunded at once and logged as one line, never as an
@@ -85,13 +79,6 @@ class OperationTimedOut(JobFailure):
         super().__init__("timeout", f"operation did not finish within {seconds:.0f} s")
 
 
-# ClientDecodeError: not JSON at all, e.g. a proxy's HTML 502 page.
-TRANSIENT_TELEGRAM = (
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-    ClientDecodeError,
-)
 TRANSIENT_IO = (
     aiohttp.ClientConnectionError,
     aiohttp.ServerTimeoutError,
@@ -136,12 +123,8 @@ def classify(exc: BaseException | None) -> Failure:
         return Failure("backend", exc.transient)
     if isinstance(exc, MediaError):
         return Failure("media", False)
-    if isinstance(exc, TRANSIENT_TELEGRAM):
-        return Failure("telegram", True)
-    if isinstance(exc, TelegramAPIError):  # 4xx: retrying the same request changes nothing
-        return Failure("telegram", False)
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return Failure("telegram", exc.status >= 500 or exc.status == 429)
+    if isinstance(exc, TELEGRAM_ERRORS):  # whether another try may help: tg.errors says
+        return Failure("telegram", is_transient(exc))
     if isinstance(exc, TRANSIENT_IO):
         return Failure("unavailable", True)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:

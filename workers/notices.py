@@ -34,15 +34,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import aiohttp
 from aiogram import Bot
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNotFound,
-)
 from rq.exceptions import StopRequested
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,14 +42,13 @@ from billing import notices
 from billing.models import NoticeOutcome, utcnow
 from billing.settings import Settings
 from texts.money_texts import notice_text
+from tg.errors import Kind, classify
 from workers.jobs import resources
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 15.0
 GIVE_UP_AFTER = timedelta(hours=48)
-PERMANENT = (TelegramBadRequest, TelegramNotFound)
-TRANSIENT = (TelegramAPIError, ClientDecodeError, aiohttp.ClientError, TimeoutError, OSError)
 
 
 @dataclass(frozen=True)
@@ -126,18 +117,21 @@ async def send_due_notices(
                 await bot.send_message(chat_id=claimed.telegram_id, text=text)
         except StopRequested:
             raise  # SIGTERM mid-pass; the claim lapses after the grace period
-        except TelegramForbiddenError:
-            log.info("notice %s: chat %s blocked the bot; done", claimed.key, claimed.telegram_id)
-            await _finish(sessionmaker, claimed.id, NoticeOutcome.BLOCKED, "blocked")
-            done.append(NoticeResult(claimed.id, claimed.key, NoticeOutcome.BLOCKED.value))
-            continue
-        except PERMANENT as exc:
-            log.error("notice %s: Telegram refused it for good: %s", claimed.key, exc)
-            await _finish(sessionmaker, claimed.id, NoticeOutcome.REFUSED, str(exc))
-            done.append(NoticeResult(claimed.id, claimed.key, NoticeOutcome.REFUSED.value))
-            continue
-        except Exception as exc:  # noqa: BLE001 - transient, or unknown: retried, then given up
-            if not isinstance(exc, TRANSIENT):
+        except Exception as exc:  # noqa: BLE001 - classified below; unknown: retried, then given up
+            kind = classify(exc)
+            if kind is Kind.BLOCKED:
+                log.info(
+                    "notice %s: chat %s blocked the bot; done", claimed.key, claimed.telegram_id
+                )
+                await _finish(sessionmaker, claimed.id, NoticeOutcome.BLOCKED, "blocked")
+                done.append(NoticeResult(claimed.id, claimed.key, NoticeOutcome.BLOCKED.value))
+                continue
+            if kind in (Kind.REFUSED, Kind.NOT_MODIFIED):
+                log.error("notice %s: Telegram refused it for good: %s", claimed.key, exc)
+                await _finish(sessionmaker, claimed.id, NoticeOutcome.REFUSED, str(exc))
+                done.append(NoticeResult(claimed.id, claimed.key, NoticeOutcome.REFUSED.value))
+                continue
+            if kind is None:
                 log.exception("notice %s: unexpected error", claimed.key)
             error = f"{type(exc).__name__}: {exc}"
             if claimed.claimed_at - claimed.created_at >= GIVE_UP_AFTER:

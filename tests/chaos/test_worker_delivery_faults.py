@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
+from aiogram.exceptions import TelegramRetryAfter
 from PIL import Image
 
 from imaging._image import MediaResult
@@ -144,7 +145,7 @@ async def test_no_flood_wait_is_begun_past_until(emulator, monkeypatch) -> None:
     monkeypatch.setattr(delivery.asyncio, "sleep", sleep)
     await tg.fail_next(1, kind="429", retry_after=5, methods=["sendMessage"])
     until = asyncio.get_running_loop().time() + 2.0
-    with pytest.raises(delivery.TelegramRetryAfter):
+    with pytest.raises(TelegramRetryAfter):
         await delivery.call(lambda: bot.send_message(CHAT, "x"), what="notice", until=until)
     assert [w for w in waits if w > 0] == []  # raised at once: 5 s would end past ``until``
     # Without ``until`` the same answer is waited out.
@@ -155,7 +156,7 @@ async def test_no_flood_wait_is_begun_past_until(emulator, monkeypatch) -> None:
     waits.clear()
     await tg.fail_next(1, kind="429", retry_after=1, methods=["sendMessage"])
     until = asyncio.get_running_loop().time() + 3.0
-    with pytest.raises(delivery.TelegramRetryAfter):
+    with pytest.raises(TelegramRetryAfter):
         await delivery.call(
             lambda: bot.send_message(CHAT, "x"), what="upload", until=until, room=5.0
         )

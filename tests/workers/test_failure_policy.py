@@ -10,6 +10,7 @@ import pytest
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -58,6 +59,8 @@ METHOD = SendPhoto(chat_id=1, photo="x")
         (ClientDecodeError("not JSON", ValueError(), "<html>502</html>"), "telegram", True),
         (TelegramBadRequest(METHOD, "chat not found"), "telegram", False),
         (TelegramForbiddenError(METHOD, "blocked"), "telegram", False),
+        # 413: aiogram's type is a network error, but a file too large stays too large.
+        (TelegramEntityTooLarge(METHOD, "Request Entity Too Large"), "telegram", False),
         (aiohttp.ClientConnectionError("refused"), "unavailable", True),
         (ConnectionRefusedError(), "unavailable", True),
         (JobFailure("undeliverable", "5xx", transient=True), "undeliverable", True),
