@@ -50,7 +50,7 @@ from billing import notices
 from billing.models import NoticeOutcome, utcnow
 from billing.settings import Settings
 from texts.money_texts import notice_text
-from workers.jobs import resources
+from workers.runtime import resources
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import copy
 import logging
 import mimetypes
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from rq.job import Job
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from billing.db import make_engine
+from billing import service
+from billing.db import make_engine, make_sessionmaker
 from billing.settings import Settings, operation_deadline_seconds
 from tg.factory import bot_token, make_bot
 
@@ -102,6 +105,38 @@ def give_back_engine(engine: AsyncEngine) -> None:
         _engine_in_use = False
 
 
+@asynccontextmanager
+async def resources(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker, Bot]]:
+    """A sessionmaker and a Bot for one job, callback or maintenance pass, closed at the end.
+    Made inside each: RQ forks a work-horse per job and runs an ``async def`` job in a fresh
+    event loop."""
+    engine = take_engine(settings)
+    try:
+        bot = make_job_bot(settings)
+        try:
+            yield make_sessionmaker(engine), bot
+        finally:
+            await close_job_bot(bot)
+    finally:
+        try:
+            await engine.dispose()
+        finally:
+            give_back_engine(engine)
+
+
+async def row_key_token(settings: Settings, operation_id: int) -> str | None:
+    """The operation's key token, read from its row (None if there is no such operation)."""
+    engine = take_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await service.operation_key_token(session, operation_id=operation_id)
+    finally:
+        try:
+            await engine.dispose()
+        finally:
+            give_back_engine(engine)
+
+
 def make_job_bot(settings: Settings) -> Bot:
     """A new Bot with a new (unopened) HTTP session, for one job.
 
@@ -183,8 +218,6 @@ def _warm_engine(settings: Settings) -> None:
     a transaction rolled back; then close the connection. A database that is down now costs
     nothing but the warm-up: every job connects on its own."""
     import asyncio
-
-    from billing import service
 
     async def run() -> None:
         engine = take_engine(settings)
