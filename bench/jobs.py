@@ -71,6 +71,7 @@ from tg.factory import SANDBOX_TOKEN, make_bot  # noqa: E402
 ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DB = "medialab_bench_jobs"
 QUEUE = "bench-jobs"
+PUBLIC_QUEUE = "bench-jobs-public"  # bench/worker_public_session.py's
 WAIT = 120
 BASELINE_CAPTION = "✨ Ретушь готова\nСписано 10,00 ₽ · на балансе 9 990,00 ₽"
 
@@ -130,6 +131,7 @@ class Bench:
         self.tg = tg
         self.redis = redis
         self.queue = media_queue(redis, settings)
+        self.public_queue = Queue(PUBLIC_QUEUE, connection=redis)
         self.engine = make_engine(settings.DATABASE_URL, pool_size=4)
         self.sessionmaker = make_sessionmaker(self.engine)
         self.bot = make_bot(settings)
@@ -183,10 +185,10 @@ class Bench:
         self.tokens[charged.operation_id] = charged.key_token
         return charged.operation_id
 
-    def run_project(self, operation_id: int) -> float:
+    def run_project(self, operation_id: int, queue: Queue | None = None) -> float:
         start = time.perf_counter()
         job = enqueue_operation(
-            self.queue,
+            queue or self.queue,
             self.settings,
             operation_id,
             self.tokens[operation_id],
@@ -289,24 +291,28 @@ async def run(args: argparse.Namespace, settings: Settings, tg: TelegramEmulator
     # Latency, one at a time, alternating; 3 of each first to warm up.
     n = args.jobs
     ops = [await bench.operation("retouch", [trip_id], hook="noop") for _ in range(n + 3)]
+    public_ops = [await bench.operation("retouch", [trip_id], hook="noop") for _ in range(n + 3)]
     bare: list[float] = []
     telegram: list[float] = []
     progress: list[float] = []
     project: list[float] = []
-    for i, operation_id in enumerate(ops):
+    public: list[float] = []
+    for i, (operation_id, public_id) in enumerate(zip(ops, public_ops, strict=True)):
         status = await bench.bot.send_message(bench.user.chat_id, "⏳ В очереди…")
         b = bench.run_bare()
         g = bench.run_telegram_only(trip_id)
         w = bench.run_with_progress(trip_id, status.message_id)
         p = bench.run_project(operation_id)
+        q = bench.run_project(public_id, bench.public_queue)
         if i >= 3:
+            public.append(q)
             bare.append(b)
             telegram.append(g)
             progress.append(w)
             project.append(p)
-    statuses = await bench.statuses(ops)
+    statuses = await bench.statuses(ops + public_ops)
     photos = [m for m in await bench.user.bot_messages() if m.photo]
-    assert statuses == {"succeeded": len(ops)}, statuses
+    assert statuses == {"succeeded": len(ops) + len(public_ops)}, statuses
     assert len(photos) >= len(ops), len(photos)
     ratio = statistics.median(project) / statistics.median(bare)
     io_ratio = statistics.median(project) / statistics.median(telegram)
@@ -326,6 +332,9 @@ async def run(args: argparse.Namespace, settings: Settings, tg: TelegramEmulator
     print(f"  bare RQ job, Telegram I/O only   {ms(telegram)}")
     print(f"  bare RQ job, the job's Telegram  {ms(progress)}")
     print(f"  project job (noop media op)      {ms(project)}")
+    print(f"  project job, public aiogram API  {ms(public)}")
+    gain = 1 - statistics.median(project) / statistics.median(public)
+    print(f"  the private-session tweaks save  {gain:.0%} of the public API's round trip")
     print(f"  project / bare                   {ratio:.2f}x   (the issue's goal <= 1.5x)")
     print(f"  project / Telegram I/O only      {io_ratio:.2f}x")
     print(f"  project / the job's Telegram     {same_io_ratio:.2f}x   (machinery; goal <= 1.5x)")
@@ -436,9 +445,15 @@ def main() -> None:
     worker = start(
         ["-m", "workers", "--name", "bench"], {**base_env, **values}, logs / "worker.log"
     )
+    public_worker = start(
+        [str(ROOT / "bench" / "worker_public_session.py"), "--name", "bench-public"],
+        {**base_env, **values, "RQ_QUEUE": PUBLIC_QUEUE},
+        logs / "worker-public.log",
+    )
     try:
         redis = Redis.from_url(redis_url)
         wait_for(lambda: redis.exists("rq:worker:bench"), "the worker to start")
+        wait_for(lambda: redis.exists("rq:worker:bench-public"), "the public worker to start")
         print(
             f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; one forking "
             f"MediaWorker (python -m workers); logs in {logs}"
@@ -451,9 +466,9 @@ def main() -> None:
         asyncio.run(go())
         assert Queue(QUEUE, connection=redis).failed_job_registry.count == 0
     finally:
-        for proc in (worker, emulator):
+        for proc in (worker, public_worker, emulator):
             proc.terminate()
-        for proc in (worker, emulator):
+        for proc in (worker, public_worker, emulator):
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:

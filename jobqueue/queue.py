@@ -17,7 +17,7 @@ from billing.settings import FAILURE_CALLBACK_SECONDS, Settings
 
 JOB_FUNCTION = "workers.jobs.run_operation"
 JOB_PREFIX = "op-"
-LOCK_PREFIX = "medialab:op-lock:"  # + key_name: one execution at a time (workers.jobs)
+LOCK_PREFIX = "medialab:op-lock:"  # + key_name: one execution at a time (workers.lock)
 
 
 def key_name(operation_id: int, key_token: str) -> str:

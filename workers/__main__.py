@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     redaction.install(settings)  # before the first fork: RQ's loggers and the horses too
     runtime.configure(settings)
     import workers.jobs  # noqa: F401 - preload aiogram, SQLAlchemy, OpenCV before forking
+    from workers.callbacks import on_work_horse_killed
 
     runtime.warm_up(settings)
     log_stale_keys(settings)  # a database restored or recreated beside this Redis
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         name=args.name,
         settings=settings,
         sweep=not args.no_sweeper,
+        # RQ calls no failure callback for a horse that died: this refunds its operation.
+        work_horse_killed_handler=on_work_horse_killed,
     )
     worker.work(
         burst=args.burst,

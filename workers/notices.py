@@ -43,7 +43,7 @@ from billing.models import NoticeOutcome, utcnow
 from billing.settings import Settings
 from texts.money_texts import notice_text
 from tg.errors import Kind, classify
-from workers.jobs import resources
+from workers.runtime import resources
 
 log = logging.getLogger(__name__)
 

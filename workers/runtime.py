@@ -12,13 +12,16 @@ from __future__ import annotations
 import copy
 import logging
 import mimetypes
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from rq.job import Job
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from billing.db import make_engine
+from billing import operations as billing_operations
+from billing.db import make_engine, make_sessionmaker
 from billing.settings import Settings, operation_deadline_seconds
 from tg.factory import bot_token, make_bot
 
@@ -102,6 +105,38 @@ def give_back_engine(engine: AsyncEngine) -> None:
         _engine_in_use = False
 
 
+@asynccontextmanager
+async def resources(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker, Bot]]:
+    """A sessionmaker and a Bot for one job, callback or maintenance pass, closed at the end.
+    Made inside each: RQ forks a work-horse per job and runs an ``async def`` job in a fresh
+    event loop."""
+    engine = take_engine(settings)
+    try:
+        bot = make_job_bot(settings)
+        try:
+            yield make_sessionmaker(engine), bot
+        finally:
+            await close_job_bot(bot)
+    finally:
+        try:
+            await engine.dispose()
+        finally:
+            give_back_engine(engine)
+
+
+async def row_key_token(settings: Settings, operation_id: int) -> str | None:
+    """The operation's key token, read from its row (None if there is no such operation)."""
+    engine = take_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await billing_operations.operation_key_token(session, operation_id=operation_id)
+    finally:
+        try:
+            await engine.dispose()
+        finally:
+            give_back_engine(engine)
+
+
 def make_job_bot(settings: Settings) -> Bot:
     """A new Bot with a new (unopened) HTTP session, for one job.
 
@@ -109,6 +144,10 @@ def make_job_bot(settings: Settings) -> Bot:
     per job). The session is copied instead from a prototype made once in the parent, which
     never opens it: the copy shares only that TLS context (configuration, no socket); its
     ClientSession, connections and event loop are created in the job.
+
+    Uses aiogram's private ``_session`` and ``_connector_init``: kept because, with
+    :func:`close_job_bot`, it makes the job's round trip 48 % shorter than aiogram's public
+    API (296 vs 567 ms median, bench/jobs.py, same run; bench/RESULTS.md).
     """
     global _prototype, _prototype_key
     key = (bot_token(settings), settings.TELEGRAM_API_URL)
@@ -128,7 +167,8 @@ async def close_job_bot(bot: Bot) -> None:
     ``AiohttpSession.close()`` sleeps 250 ms after closing, for TLS connections to shut down
     gracefully. A job's Bot is done when the job is, and the work-horse exits right after:
     that pause was a quarter of a second added to every job's round trip. (aiogram 3.31 is
-    pinned; ``_session`` is its aiohttp ClientSession.)
+    pinned; ``_session`` is its aiohttp ClientSession.) Measured with :func:`make_job_bot`:
+    48 % of the round trip (bench/RESULTS.md).
     """
     session = bot.session
     inner = getattr(session, "_session", None)

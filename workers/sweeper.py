@@ -32,7 +32,8 @@ from billing.operations import RefundResult
 from billing.settings import Settings
 from jobqueue.delivered import MarkerUnreadable
 from workers.failures import Failure
-from workers.jobs import resources, void_and_notify
+from workers.refunds import void_and_notify
+from workers.runtime import resources
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,9 @@
-"""The RQ worker class of Media Lab: a forking ``rq.Worker`` that refunds killed jobs,
-sweeps overdue operations and sends the payment messages the web server did not get out.
+"""The RQ worker class of Media Lab: a forking ``rq.Worker`` that sweeps overdue operations,
+sends the payment messages the web server did not get out, outlives a lost Redis and keeps
+no secret in the tracebacks RQ stores.
 
-RQ calls no failure callback when a work-horse dies (SIGKILL, the OOM killer, or RQ's own
-kill of a horse stuck past its timeout + 60 s); it calls the worker's
-``handle_work_horse_killed`` and then retries the job or moves it to the failed registry.
-:meth:`MediaWorker.handle_work_horse_killed` refunds the operation when no retry is left.
+A killed work-horse is refunded through RQ's public ``work_horse_killed_handler`` (given by
+the composition root, :mod:`workers.__main__`: :func:`workers.callbacks.on_work_horse_killed`).
 
 The sweeper runs in RQ's maintenance step, which the worker reaches between jobs: the
 maintenance interval is SWEEP_INTERVAL_SECONDS and an idle worker wakes up from its
@@ -29,7 +28,6 @@ from rq.job import Job
 
 from billing import redaction
 from billing.settings import Settings
-from workers import jobs
 from workers.notices import deliver_due_notices
 from workers.sweeper import sweep_overdue
 
@@ -37,13 +35,14 @@ log = logging.getLogger(__name__)
 
 
 class MediaWorker(Worker):
-    """``rq.Worker`` + refunds of killed work-horses + the deadline sweeper."""
+    """``rq.Worker`` + the deadline sweeper + restarts after a lost Redis."""
 
     def __init__(
         self, *args: Any, settings: Settings | None = None, sweep: bool = True, **kwargs: Any
     ):
         # settings is optional only because RQ rebuilds workers from Redis (Worker.all()).
         self.settings = settings
+        self.stop_asked = False  # a SIGTERM/SIGINT came: RQ's loop is not started again
         self.sweep = sweep and settings is not None
         if self.sweep and settings is not None:
             kwargs.setdefault("maintenance_interval", settings.SWEEP_INTERVAL_SECONDS)
@@ -73,15 +72,18 @@ class MediaWorker(Worker):
                 worked = bool(super().work(burst, *args, **kwargs)) or worked
             except (RedisError, OSError) as exc:
                 log.error("worker %s: lost Redis: %s", self.name, exc)
-            if burst or self._shutdown_requested_date is not None or kwargs.get("max_jobs"):
+            if burst or self.stop_asked or kwargs.get("max_jobs"):
                 return worked
             log.error("worker %s: RQ's loop ended unasked; starting it again", self.name)
             if not self._wait_for_redis():
                 return worked
-            self._horse_pid = 0  # that horse is on its own now
-            self._stop_requested = False
             with contextlib.suppress(RedisError, OSError):
                 self.register_death()  # so the same name may register again
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        # RQ's signal handler (warm shutdown); it may raise StopRequested, so noted first.
+        self.stop_asked = True
+        super().request_stop(signum, frame)
 
     def _wait_for_redis(self) -> bool:
         """Ping Redis with back-off until it answers; False if a stop is asked meanwhile."""
@@ -96,7 +98,7 @@ class MediaWorker(Worker):
                 time.sleep(delay)
             except (StopRequested, RedisError, OSError):
                 pass  # RQ's signal handler: it may fail to record the stop in Redis, too
-            if self._shutdown_requested_date is not None:
+            if self.stop_asked:
                 return False
             delay = min(delay * 2, 10.0)
 
@@ -127,14 +129,3 @@ class MediaWorker(Worker):
             started_job_registry=started_job_registry,
             exc_string=redaction.redact(exc_string),
         )
-
-    def handle_work_horse_killed(
-        self, job: Job, retpid: int | None, ret_val: int | None, rusage: Any
-    ) -> None:
-        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
-        try:
-            jobs.on_work_horse_killed(job, retpid, ret_val)
-        except StopRequested:
-            raise
-        except Exception:  # noqa: BLE001 - an exception here would stop the worker's loop
-            log.exception("job %s: killed work-horse not handled", job.id)

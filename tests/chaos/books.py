@@ -29,7 +29,7 @@ from tests.chaos.stack import ACTIVE, ChaosUser, Scene
 
 # Texts that tell a user their operation's charge was voided.
 REFUND_NOTICES = (
-    "❌ Не получилось",  # the worker / the sweeper (workers/jobs.void_and_notify)
+    "❌ Не получилось",  # the worker / the sweeper (workers/refunds.void_and_notify)
     "Очередь сейчас недоступна",  # the bot: the enqueue failed (bot/billed.py)
     "операция не запущена. Списание отменено",  # the bot: its handler failed
 )

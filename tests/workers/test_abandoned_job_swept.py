@@ -18,7 +18,8 @@ from billing.db import make_sessionmaker
 from billing.models import LedgerKind, Operation, utcnow
 from tests.conftest import free_port
 from workers import sweeper
-from workers.jobs import resources, void_and_notify
+from workers.refunds import void_and_notify
+from workers.runtime import resources
 from workers.sweeper import DEADLINE, sweep_overdue
 
 
@@ -149,19 +150,19 @@ def test_a_stop_requested_while_refunding_a_killed_horse_is_not_swallowed(
     from types import SimpleNamespace
 
     from jobqueue.queue import JOB_FUNCTION
-    from workers import jobs, runtime
+    from workers import callbacks, runtime
 
     async def stop(*args, **kwargs):
         raise StopRequested()
 
     monkeypatch.setattr(runtime, "_settings", harness_settings())
-    monkeypatch.setattr(jobs, "refund_and_notify", stop)
-    monkeypatch.setattr(jobs, "release_lock", lambda *a, **k: None)
+    monkeypatch.setattr(callbacks, "refund_and_notify", stop)
+    monkeypatch.setattr(callbacks, "release_lock", lambda *a, **k: None)
     job = SimpleNamespace(
         func_name=JOB_FUNCTION, args=(1, [], "1" * 32), retries_left=0, connection=None
     )
     with pytest.raises(StopRequested):
-        jobs.on_work_horse_killed(job, 123, 9)
+        callbacks.on_work_horse_killed(job, 123, 9)
 
 
 async def test_the_sweeper_voids_nothing_while_the_delivered_marker_is_unreadable(

@@ -166,7 +166,7 @@ async def test_the_failure_paths_of_another_databases_job_void_nothing(
     """A failed (or killed) job whose token is not its operation's was queued for another
     database's operation of that id: the operation of this one is not voided. A marker under
     another token is not this operation's: the sweeper's void refunds it."""
-    from workers import jobs, runtime
+    from workers import refunds, runtime
     from workers.failures import Failure
 
     h = harness_factory(FREE_OPERATIONS_COUNT=0)
@@ -182,12 +182,14 @@ async def test_the_failure_paths_of_another_databases_job_void_nothing(
     other = "f" * 32
     assert h.tokens[operation_id] != other
     failure = Failure("crashed", True)
-    assert await jobs.refund_and_notify(h.settings, operation_id, failure, key_token=other) is None
+    assert (
+        await refunds.refund_and_notify(h.settings, operation_id, failure, key_token=other) is None
+    )
     assert (await h.operation(operation_id)).status == "queued"
     assert await h.entries(operation_id, LedgerKind.REFUND) == 0
 
     delivered.mark(h.redis, operation_id, other, {"photo_message_id": 4242})
-    refund = await jobs.refund_and_notify(h.settings, operation_id, failure)
+    refund = await refunds.refund_and_notify(h.settings, operation_id, failure)
     assert refund is not None and refund.amount == 1000
     op = await h.operation(operation_id)
     assert op.status == "refunded" and op.result_ref is None

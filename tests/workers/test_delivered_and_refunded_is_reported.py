@@ -15,7 +15,7 @@ from billing.audit import audit
 from billing.db import make_sessionmaker, one_statement_sessions
 from billing.errors import OperationDelivered
 from billing.models import Operation
-from workers import jobs
+from workers import refunds, run, runtime
 from workers.failures import Failure
 
 
@@ -89,7 +89,7 @@ async def test_the_audit_reports_a_refunded_operation_whose_result_was_delivered
 async def test_a_job_that_finds_its_delivered_result_voided_logs_an_error(
     engine, harness_settings, caplog
 ) -> None:
-    caplog.set_level(logging.INFO, logger="workers.jobs")
+    caplog.set_level(logging.INFO, logger="workers")
     settings = harness_settings()
     sessionmaker = make_sessionmaker(engine)
     # The photo was accepted after the sweeper voided the operation (the job's own path)...
@@ -100,16 +100,16 @@ async def test_a_job_that_finds_its_delivered_result_voided_logs_an_error(
     await _refund(sessionmaker, sent_late)
     await _refund(sessionmaker, marker_late)
     try:
-        await jobs._record_delivery(one_statement_sessions(sessionmaker), sent_late)
+        await run._record_delivery(one_statement_sessions(sessionmaker), sent_late)
         async with sessionmaker() as session:
             token = await operations.operation_key_token(session, operation_id=marker_late)
-        await jobs._post_delivered(sessionmaker, marker_late, token, {"photo_message_id": 7})
-        await jobs._record_delivery(one_statement_sessions(sessionmaker), running)
+        await refunds.post_delivered(sessionmaker, marker_late, token, {"photo_message_id": 7})
+        await run._record_delivery(one_statement_sessions(sessionmaker), running)
 
         errors = {
             r.getMessage().split(":")[0]
             for r in caplog.records
-            if r.levelno == logging.ERROR and r.name == "workers.jobs"
+            if r.levelno == logging.ERROR and r.name in ("workers.run", "workers.refunds")
         }
         assert errors == {f"operation {sent_late}", f"operation {marker_late}"}, caplog.text
         for record in caplog.records:
@@ -136,7 +136,7 @@ async def test_a_delivered_operation_is_never_refunded_even_without_its_redis_ma
     """Redis lost the "delivered" marker (a restart without persistence), but the row says
     Telegram accepted the result: the refund is refused in the database, and the failure
     path (here the sweeper's) posts the operation instead of voiding it."""
-    caplog.set_level(logging.INFO, logger="workers.jobs")
+    caplog.set_level(logging.INFO, logger="workers")
     settings = harness_settings()
     sessionmaker = make_sessionmaker(engine)
     operation_id = await _charge(sessionmaker, settings, 8301)
@@ -150,8 +150,8 @@ async def test_a_delivered_operation_is_never_refunded_even_without_its_redis_ma
             await operations.refund_operation(session, operation_id=operation_id, error="x")
         await session.rollback()
 
-    async with jobs.resources(settings) as (job_sessionmaker, bot):
-        voided = await jobs.void_and_notify(
+    async with runtime.resources(settings) as (job_sessionmaker, bot):
+        voided = await refunds.void_and_notify(
             job_sessionmaker,
             bot,
             operation_id,

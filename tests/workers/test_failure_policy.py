@@ -33,9 +33,10 @@ from imaging.errors import (
 )
 from jobqueue.queue import JOB_FUNCTION
 from texts.i18n import keys, t
-from workers import jobs
+from workers import callbacks
 from workers.delivery import Plan, plan_delivery
 from workers.failures import Failure, JobFailure, OperationTimedOut, classify
+from workers.lock import lock_key
 from workers.messages import failure_notice, what_was_done
 
 METHOD = SendPhoto(chat_id=1, photo="x")
@@ -89,35 +90,37 @@ def _job(retries_left: int | None) -> SimpleNamespace:
 def refunds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, Failure]]:
     seen: list[tuple[int, Failure]] = []
     monkeypatch.setattr(
-        jobs, "_refund_now", lambda op, failure, detail, **k: seen.append((op, failure))
+        callbacks, "_refund_now", lambda op, failure, detail, **k: seen.append((op, failure))
     )
-    monkeypatch.setattr(jobs, "release_lock", lambda *a, **k: None)
+    monkeypatch.setattr(callbacks, "release_lock", lambda *a, **k: None)
     return seen
 
 
 def test_transient_failure_with_retries_left_waits_for_the_retry(refunds) -> None:
     job = _job(retries_left=1)
-    jobs.on_job_failure(job, None, TelegramServerError, TelegramServerError(METHOD, "x"), None)
+    callbacks.on_job_failure(
+        job, None, TelegramServerError, TelegramServerError(METHOD, "x"), None
+    )
     assert refunds == [] and job.retries_left == 1
 
 
 def test_permanent_failure_refunds_at_once_and_cancels_the_retries(refunds) -> None:
     job = _job(retries_left=2)
-    jobs.on_job_failure(job, None, NoFaceFound, NoFaceFound("b"), None)
+    callbacks.on_job_failure(job, None, NoFaceFound, NoFaceFound("b"), None)
     assert refunds == [(7, Failure("no-face", False, {"which": "b"}))]
     assert job.retries_left == 0  # RQ reads this very object right after the callback
 
 
 def test_last_attempt_refunds(refunds) -> None:
-    jobs.on_job_failure(_job(retries_left=0), None, KeyError, KeyError("x"), None)
-    jobs.on_job_failure(_job(retries_left=None), None, KeyError, KeyError("x"), None)
+    callbacks.on_job_failure(_job(retries_left=0), None, KeyError, KeyError("x"), None)
+    callbacks.on_job_failure(_job(retries_left=None), None, KeyError, KeyError("x"), None)
     assert [op for op, _ in refunds] == [7, 7]
 
 
 def test_killed_horse_refunds_only_without_retries(refunds) -> None:
-    jobs.on_work_horse_killed(_job(retries_left=1), 123, 9)
+    callbacks.on_work_horse_killed(_job(retries_left=1), 123, 9)
     assert refunds == []
-    jobs.on_work_horse_killed(_job(retries_left=0), 123, 9)
+    callbacks.on_work_horse_killed(_job(retries_left=0), 123, 9)
     assert refunds == [(7, Failure("crashed", True))]
 
 
@@ -129,18 +132,20 @@ def test_an_abandoned_job_is_refunded_only_when_nothing_holds_it(
     holds the operation's lock nothing is refunded (the horse posts, or the sweeper voids at
     the deadline), and that lock is not the cleaner's to free."""
     released: list[object] = []
-    monkeypatch.setattr(jobs, "release_lock", lambda *a, **k: released.append(a))
+    monkeypatch.setattr(callbacks, "release_lock", lambda *a, **k: released.append(a))
     redis = Redis.from_url(redis_url)
-    lock = jobs.lock_key(7, TOKEN)
+    lock = lock_key(7, TOKEN)
     redis.set(lock, "4242:orphan", ex=60)
     try:
         job = _job(retries_left=0)
-        jobs.on_job_failure(job, redis, AbandonedJobError, AbandonedJobError(), None)
+        callbacks.on_job_failure(job, redis, AbandonedJobError, AbandonedJobError(), None)
         assert refunds == [] and job.retries_left == 0
         assert released == [] and redis.exists(lock)
     finally:
         redis.delete(lock)
-    jobs.on_job_failure(_job(retries_left=0), redis, AbandonedJobError, AbandonedJobError(), None)
+    callbacks.on_job_failure(
+        _job(retries_left=0), redis, AbandonedJobError, AbandonedJobError(), None
+    )
     assert refunds == [(7, Failure("crashed", True))]
     assert released == []
     redis.close()
@@ -148,8 +153,8 @@ def test_an_abandoned_job_is_refunded_only_when_nothing_holds_it(
 
 def test_jobs_that_are_not_ours_are_left_alone(refunds) -> None:
     other = SimpleNamespace(func_name="somebody.else", args=(7,), retries_left=0)
-    jobs.on_job_failure(other, None, KeyError, KeyError("x"), None)
-    jobs.on_work_horse_killed(other, 1, 9)
+    callbacks.on_job_failure(other, None, KeyError, KeyError("x"), None)
+    callbacks.on_work_horse_killed(other, 1, 9)
     assert refunds == []
 
 

@@ -127,7 +127,7 @@ async def test_a_job_that_fails_after_its_photo_went_out_is_posted_not_refunded(
     import pytest
 
     from jobqueue import delivered
-    from workers import delivery, jobs
+    from workers import delivery, jobs, refunds
     from workers.failures import Failure
 
     h, user, file_ids, operation_id = await _charged_in_process(
@@ -143,7 +143,7 @@ async def test_a_job_that_fails_after_its_photo_went_out_is_posted_not_refunded(
         await jobs.run_operation(operation_id, file_ids, h.tokens[operation_id])
     marker = h.redis.get(delivered.key(operation_id, h.tokens[operation_id]))
     assert marker is not None and json.loads(marker)["photo_message_id"] == 4242
-    refund = await jobs.refund_and_notify(h.settings, operation_id, Failure("internal", True))
+    refund = await refunds.refund_and_notify(h.settings, operation_id, Failure("internal", True))
     assert refund is None
     op = await h.operation(operation_id)
     assert op.status == "succeeded" and op.result_ref == {"photo_message_id": 4242}

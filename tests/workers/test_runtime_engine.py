@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import service
 from tests.conftest import make_settings
 from workers import runtime
 
@@ -25,15 +27,39 @@ def fresh_runtime() -> Iterator[None]:
     runtime._engine_in_use = False
 
 
-def test_warm_up_initializes_and_compiles_but_keeps_no_connection(db_url: str) -> None:
+def test_warm_up_initializes_and_compiles_but_keeps_no_connection(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = make_settings(db_url)
     runtime.warm_up(settings)
     engine = runtime._engine
     assert engine is not None
     assert engine.dialect.server_version_info is not None  # first connect done
-    assert len(engine.sync_engine._compiled_cache) >= 3  # claim, load, post
     pool = engine.sync_engine.pool
     assert pool.checkedin() == 0 and pool.checkedout() == 0  # nothing for a fork to share
+
+    async def claim_load_post() -> None:
+        taken = runtime.take_engine(settings)
+        try:
+            async with taken.connect() as conn:
+                session = AsyncSession(bind=conn)
+                await service.claim_operation(
+                    session, operation_id=0, deadline_seconds=1, key_token=""
+                )
+                await service.claimed_operation(session, operation_id=0)
+                await service.complete_operation(session, operation_id=0, result_ref={})
+                await session.rollback()
+                await session.close()
+        finally:
+            await taken.dispose()
+            runtime.give_back_engine(taken)
+
+    # SQLAlchemy's statement log says whether each statement was compiled now or reused.
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+        asyncio.run(claim_load_post())
+    stats = [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
+    assert len([m for m in stats if "[cached since" in m]) >= 3, stats  # claim, load, post
+    assert not [m for m in stats if "[generated in" in m], stats
 
 
 def test_one_engine_per_process_for_one_user_at_a_time(db_url: str) -> None:

@@ -47,7 +47,7 @@ async def test_the_send_gets_the_time_kept_for_it(
 ) -> None:
     """Until the result is ready the watchdog is set a fifth early; ``sending()`` moves it to
     the full time. Checked on the watchdog itself: no clock in the test."""
-    from workers import jobs, runtime
+    from workers import run, runtime
 
     monkeypatch.setattr(runtime, "_settings", harness_settings(JOB_TIMEOUT_SECONDS=100))
     made: list[asyncio.Timeout] = []
@@ -66,10 +66,10 @@ async def test_the_send_gets_the_time_kept_for_it(
         seen["until"] = kw["send_until"]
         return {"operation_id": operation_id, "outcome": "succeeded"}
 
-    monkeypatch.setattr(jobs.asyncio, "timeout_at", recording)
-    monkeypatch.setattr(jobs, "_run", fake_run)
-    result = await jobs.run_operation(987_654, [], "0" * 32)
+    monkeypatch.setattr(run.asyncio, "timeout_at", recording)
+    monkeypatch.setattr(run, "_run", fake_run)
+    result = await run.run_operation(987_654, [], "0" * 32)
     assert result["outcome"] == "succeeded"
     # 100 s: the watchdog at 95 s, of which 15 s (at most) are the send's.
     assert seen["sending"] - seen["processing"] == pytest.approx(15.0)
-    assert seen["until"] == pytest.approx(seen["sending"] - jobs.SEND_MARGIN)
+    assert seen["until"] == pytest.approx(seen["sending"] - run.SEND_MARGIN)

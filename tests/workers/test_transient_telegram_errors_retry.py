@@ -70,8 +70,8 @@ def test_the_retry_waits_where_rq_looks() -> None:
     from aiogram.methods import SendPhoto
 
     from tests.conftest import make_settings
+    from workers.callbacks import _wait_before_retry, flood_wait
     from workers.failures import JobFailure
-    from workers.jobs import _wait_before_retry, flood_wait
 
     settings = make_settings("sqlite://", JOB_DEADLINE_MARGIN_SECONDS=120)
     try:
