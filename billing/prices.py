@@ -1,40 +1,99 @@
-"""Operation types and their prices: the one place a price comes from."""
+"""Operation types and their prices: the one place a price comes from.
+
+The money half of the operation catalogue (the other half, what an operation takes and how
+it is shown, is :mod:`jobqueue.catalogue`; billing imports nothing of ours). A price is a
+number of units, one unit being ``PRICE_PER_OPERATION``; 0 units is a free type: recorded
+like any operation, it uses no free operation and no money.
+"""
 
 from __future__ import annotations
 
-import enum
+from dataclasses import dataclass
+from typing import ClassVar
 
 from billing.errors import UnknownOperationType
 from billing.settings import Settings
 
 
-class OperationType(enum.StrEnum):
-    GENERATE = "generate"
-    EDIT = "edit"
-    MERGE = "merge"
-    FACE_SWAP = "face_swap"
-    RETOUCH = "retouch"
-    UPSCALE = "upscale"
-    ADD_TEXT = "add_text"
+@dataclass(frozen=True)
+class Price:
+    units: int = 1  # how many PRICE_PER_OPERATION one operation costs; 0: free
+
+    def __post_init__(self) -> None:
+        if self.units < 0:
+            raise ValueError("a price has no negative units")
 
 
-FREE_TYPES = frozenset({OperationType.ADD_TEXT})
-PAID_TYPES = frozenset(t for t in OperationType if t not in FREE_TYPES)
+# Every operation type, in menu order. Adding an operation starts with a line here.
+PRICES: dict[str, Price] = {
+    "generate": Price(),
+    "edit": Price(),
+    "merge": Price(),
+    "face_swap": Price(),
+    "retouch": Price(),
+    "upscale": Price(),
+    "add_text": Price(units=0),
+}
+
+
+class OperationType(str):
+    """The name of a known operation type (a key of :data:`PRICES`), as the operations
+    table stores it. A ``str``: the table is open (a new entry needs no new class), and
+    ``OperationType("nope")`` raises ``ValueError`` like an enum would."""
+
+    __slots__ = ()
+
+    GENERATE: ClassVar[OperationType]
+    EDIT: ClassVar[OperationType]
+    MERGE: ClassVar[OperationType]
+    FACE_SWAP: ClassVar[OperationType]
+    RETOUCH: ClassVar[OperationType]
+    UPSCALE: ClassVar[OperationType]
+    ADD_TEXT: ClassVar[OperationType]
+
+    def __new__(cls, value: object) -> OperationType:
+        name = str(value)
+        if name not in PRICES:
+            raise ValueError(f"unknown operation type {name!r}")
+        return super().__new__(cls, name)
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+
+OperationType.GENERATE = OperationType("generate")
+OperationType.EDIT = OperationType("edit")
+OperationType.MERGE = OperationType("merge")
+OperationType.FACE_SWAP = OperationType("face_swap")
+OperationType.RETOUCH = OperationType("retouch")
+OperationType.UPSCALE = OperationType("upscale")
+OperationType.ADD_TEXT = OperationType("add_text")
 
 
 def operation_type(value: object) -> OperationType:
     try:
-        return OperationType(str(value))
+        return OperationType(value)
     except ValueError:
         raise UnknownOperationType(value) from None
 
 
+def operation_types() -> tuple[OperationType, ...]:
+    """Every known type, in menu order."""
+    return tuple(OperationType(name) for name in PRICES)
+
+
+def units_of(op_type: OperationType | str) -> int:
+    return PRICES[operation_type(op_type)].units
+
+
+def is_free(op_type: OperationType | str) -> bool:
+    return units_of(op_type) == 0
+
+
 def price_for(op_type: OperationType | str, settings: Settings) -> int:
     """The price of one operation of this type, in kopecks (0 for free types)."""
-    kind = operation_type(op_type)
-    if kind in FREE_TYPES:
-        return 0
-    return settings.price_kopecks
+    return units_of(op_type) * settings.price_kopecks
 
 
 def format_rub(kopecks: int) -> str:

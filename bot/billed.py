@@ -3,11 +3,11 @@
 A handler flag, read by an inner middleware (aiogram's idiom for a "decorator" that keeps
 argument injection; flags reach inner middlewares only)::
 
-    @billed("upscale")
-    async def upscale(message: Message, operation: BilledOperation) -> None:
+    @billed()  # the type the filter found (`op_type`), or billed("upscale") for one type
+    async def queue_operation(message: Message, operation: BilledOperation) -> None:
         await operation.enqueue(message)
 
-    router.message.register(upscale, Mode.upscale, ReadyInput("upscale"))
+    router.message.register(queue_operation, ReadyInput())
 
 ``BilledMiddleware`` (registered with ``router.message.middleware(...)``), in ONE
 transaction before the handler: finds or creates the user and charges one operation keyed
@@ -51,8 +51,14 @@ FLAG = "billed"
 CUT_SHORT_NOTICE_SECONDS = 5.0  # telling the user, on the way out of a cancelled request
 
 
-def billed(operation: OperationType | str) -> FlagDecorator:
-    """Mark a handler as a paid (or free but recorded) operation of this type."""
+BY_INPUT = "*"  # the flag's value for "the type the filter found" (the data's `op_type`)
+
+
+def billed(operation: OperationType | str | None = None) -> FlagDecorator:
+    """Mark a handler as a paid (or free but recorded) operation: of this type, or (None)
+    of the type its filter put in the data as `op_type` (one handler for every mode)."""
+    if operation is None:
+        return flags.billed(BY_INPUT)
     return flags.billed(operation_type(operation).value)
 
 
@@ -162,12 +168,15 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 class BilledMiddleware(BaseMiddleware):
     """The charge behind ``billed(...)``. Expects `settings`, `session`, `queue`, `lang`
-    and the handler's filter result `media_input` in the data."""
+    and the handler's filter results `media_input` (and `op_type` for ``billed()``) in the
+    data."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         op_name = get_flag(data, FLAG)
         if op_name is None or not isinstance(event, Message):
             return await handler(event, data)
+        if op_name == BY_INPUT:
+            op_name = data["op_type"]
         settings: Settings = data["settings"]
         session: AsyncSession = data["session"]
         lang: str = data["lang"]

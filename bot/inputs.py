@@ -19,13 +19,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot
 from aiogram.types import Message
 
-from billing.prices import OperationType
 from billing.settings import Settings
 from bot.image_header import FileTooBig, HeaderUnavailable, read_image_header
 from imaging.caption import check_text
@@ -33,7 +33,8 @@ from imaging.errors import ImageTooLarge, InstructionError, InvalidImage, Invali
 from imaging.header import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, ImageInfo, check_upscale
 from imaging.instruction import MAX_STEPS, parse_instruction
 from imaging.visible_text import visibly_empty, without_invisible
-from jobqueue.limits import LIMITS, min_side, too_small
+from jobqueue import catalogue
+from jobqueue.catalogue import Entry, Inputs, min_side, too_small
 from texts.edit_texts import known_commands
 from texts.i18n import t
 
@@ -52,10 +53,6 @@ _GROUP_SEPARATORS = re.compile(r"[ \u00a0\u202f]")
 _FRACTION = re.compile(r"[0-9]+[.,][0-9]+")
 _NEGATIVE = re.compile(r"[-−–]\s*[0-9]+")
 _EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]{2,}")
-SINGLE_PHOTO_MODES = frozenset({"retouch", "upscale"})
-PAIR_MODES = frozenset({"merge", "face_swap"})
-PHOTO_AND_TEXT_MODES = frozenset({"edit", "add_text"})
-IMAGE_MODES = SINGLE_PHOTO_MODES | PAIR_MODES | PHOTO_AND_TEXT_MODES
 
 
 Note = tuple[str, tuple[tuple[str, Any], ...]]
@@ -199,7 +196,7 @@ def _check_caption(text: str) -> tuple[str | None, Answer | None]:
 
 
 def _too_small(mode: str, image: ImageRef) -> Answer | None:
-    """The mode's minimum size (jobqueue.limits), checked before the charge."""
+    """The mode's minimum size (jobqueue.catalogue), checked before the charge."""
     if image.width is None or image.height is None:
         return None  # a document whose header was not read: the job checks the bytes
     if not too_small(mode, image.width, image.height):
@@ -229,7 +226,7 @@ def _after(message: Message) -> dict[str, Any]:
 
 def _extra_photos(mode: str) -> Answer:
     """A photo of an album past what the mode takes: not used, not charged, and said so."""
-    return Answer("bot-album-extra", {"count": LIMITS[OperationType(mode)].photos})
+    return Answer("bot-album-extra", {"count": catalogue.entry(mode).photos})
 
 
 def _caption_notes(caption: str | None) -> tuple[Note, ...]:
@@ -260,27 +257,104 @@ def _once_per_album(message: Message, data: dict[str, Any], verdict: Assessment)
     return Answer(verdict.key, verdict.args, remember)
 
 
-def _assess_generate(message: Message, settings: Settings) -> Assessment:
-    if message.text is None:
-        return Answer("bot-generate-need-text")
-    prompt = message.text.strip()
+# --- the named pre-charge checks of the catalogue's entries ----------------------------
+
+TextCheck = Callable[[str, Entry, str], "str | Answer"]
+"""(text, entry, lang) → the text to use (cleaned), or the refusal."""
+PhotoCheck = Callable[[ImageRef, Settings], "Answer | None"]
+"""(image, settings) → the refusal, or None."""
+
+
+def _prompt(text: str, entry: Entry, lang: str) -> str | Answer:
+    prompt = text.strip()
     if visibly_empty(prompt):  # "ㅤ", zero-width spaces...: nothing to draw from
-        return Answer("bot-generate-need-text")
-    command = _command_in(prompt)
-    if command is not None:
-        return command
+        return Answer(_ask_text(entry))
     if len(prompt) > MAX_PROMPT_CHARS:
         return Answer("bot-text-too-long", {"max": MAX_PROMPT_CHARS})
-    return Ready(MediaInput((), prompt), _after(message))
+    return prompt
+
+
+def _instruction(text: str, entry: Entry, lang: str) -> str | Answer:
+    problem = _check_instruction(text, lang)
+    return text.strip() if problem is None else problem
+
+
+def _caption(text: str, entry: Entry, lang: str) -> str | Answer:
+    cleaned, problem = _check_caption(text)
+    if problem is not None:
+        return problem
+    assert cleaned is not None
+    return cleaned
+
+
+def _upscale_fits(image: ImageRef, settings: Settings) -> Answer | None:
+    if not (image.width and image.height):
+        return None  # a document whose header was not read: the job checks the bytes
+    try:
+        check_upscale(image.width, image.height, max_output_pixels=settings.MAX_OUTPUT_PIXELS)
+    except ImageTooLarge:
+        return Answer("bot-upscale-too-big", {"width": image.width, "height": image.height})
+    return None
+
+
+TEXT_CHECKS: dict[str, TextCheck] = {
+    "prompt": _prompt,
+    "instruction": _instruction,
+    "caption": _caption,
+}
+PHOTO_CHECKS: dict[str, PhotoCheck] = {
+    "upscale-fits": _upscale_fits,
+}
+
+
+def _ask_text(entry: Entry) -> str:
+    assert entry.ask_text is not None  # an entry that takes text has one (Entry checks)
+    return entry.ask_text
+
+
+def _check_text(entry: Entry, text: str, lang: str) -> str | Answer:
+    """A command first (never a text to use), then the entry's text check."""
+    command = _command_in(text)
+    if command is not None:
+        return command
+    if entry.text_check is None:
+        return text.strip()
+    return TEXT_CHECKS[entry.text_check](text, entry, lang)
+
+
+def _check_photo(entry: Entry, image: ImageRef, settings: Settings) -> Answer | None:
+    """The entry's minimum size, then its other photo checks."""
+    small = _too_small(entry.type, image)
+    if small is not None:
+        return small
+    for name in entry.photo_checks:
+        problem = PHOTO_CHECKS[name](image, settings)
+        if problem is not None:
+            return problem
+    return None
+
+
+# --- one assessment per kind of input ------------------------------------------------
+
+
+def _assess_text(entry: Entry, message: Message, data: dict[str, Any]) -> Assessment:
+    """A TEXT entry (generate): one message of text."""
+    if message.text is None:
+        return Answer(_ask_text(entry))
+    text = _check_text(entry, message.text, "")
+    if isinstance(text, Answer):
+        return text
+    return Ready(MediaInput((), text), _after(message))
 
 
 def _assess_single(
-    mode: str,
+    entry: Entry,
     message: Message,
     data: dict[str, Any],
     settings: Settings,
     header: ImageInfo | None,
 ) -> Assessment:
+    mode = entry.type
     image = image_of(message, settings, header)
     if image is None:
         return Answer("bot-need-photo")
@@ -288,25 +362,21 @@ def _assess_single(
         return image
     if _album_done(message, data):
         return _extra_photos(mode)
-    small = _too_small(mode, image)
-    if small is not None:
-        return small
-    if mode == "upscale" and image.width and image.height:
-        try:
-            check_upscale(image.width, image.height, max_output_pixels=settings.MAX_OUTPUT_PIXELS)
-        except ImageTooLarge:
-            return Answer("bot-upscale-too-big", {"width": image.width, "height": image.height})
+    problem = _check_photo(entry, image, settings)
+    if problem is not None:
+        return problem
     notes = _caption_notes(message.caption)
     return Ready(MediaInput((image.file_id,), notes=notes), _after(message))
 
 
 def _assess_pair(
-    mode: str,
+    entry: Entry,
     message: Message,
     data: dict[str, Any],
     settings: Settings,
     header: ImageInfo | None,
 ) -> Assessment:
+    mode = entry.type
     image = image_of(message, settings, header)
     if image is None:
         return Answer("bot-pair-need-second" if data.get("first") else "bot-need-photo")
@@ -314,9 +384,9 @@ def _assess_pair(
         return image
     if _album_done(message, data):
         return _extra_photos(mode)
-    small = _too_small(mode, image)
-    if small is not None:
-        return small
+    problem = _check_photo(entry, image, settings)
+    if problem is not None:
+        return problem
     first = data.get("first")
     caption = message.caption if not visibly_empty(message.caption) else None
     if not first:
@@ -338,26 +408,17 @@ def _assess_pair(
 
 
 def _assess_photo_and_text(
-    mode: str,
+    entry: Entry,
     message: Message,
     data: dict[str, Any],
     settings: Settings,
     lang: str,
     header: ImageInfo | None,
 ) -> Assessment:
-    """edit (photo + instruction) and add_text (photo + text): a captioned photo, or a
-    photo first and the text after it."""
-
-    def check(text: str) -> tuple[str | None, Answer | None]:
-        command = _command_in(text)
-        if command is not None:
-            return None, command
-        if mode == "edit":
-            problem = _check_instruction(text, lang)
-            return (text.strip(), None) if problem is None else (None, problem)
-        return _check_caption(text)
-
-    ask_text = "bot-edit-need-instruction" if mode == "edit" else "bot-text-need-text"
+    """A photo and a text (edit: an instruction, add_text: a caption): a captioned photo,
+    or a photo first and the text after it."""
+    mode = entry.type
+    ask_text = _ask_text(entry)
     if message.text is not None:
         command = _command_in(message.text)
         if command is not None:
@@ -365,9 +426,9 @@ def _assess_photo_and_text(
         photo = data.get("photo")
         if not photo:
             return Answer("bot-need-photo-first")
-        text, problem = check(message.text)
-        if problem is not None:
-            return problem
+        text = _check_text(entry, message.text, lang)
+        if isinstance(text, Answer):
+            return text
         return Ready(MediaInput((photo,), text), _after(message))
     image = image_of(message, settings, header)
     if image is None:
@@ -376,10 +437,10 @@ def _assess_photo_and_text(
         return image
     if _album_done(message, data):
         return _extra_photos(mode)
-    small = _too_small(mode, image)
-    if small is not None:
+    problem = _check_photo(entry, image, settings)
+    if problem is not None:
         # An earlier photo is dropped too: a text sent next must not go to that one.
-        return Answer(small.key, small.args, remember={"photo": None})
+        return Answer(problem.key, problem.args, remember={"photo": None})
     remember: dict[str, Any] = {"photo": image.file_id}
     if message.media_group_id:
         remember["photo_group"] = message.media_group_id
@@ -390,10 +451,10 @@ def _assess_photo_and_text(
             # An album without a caption: its first photo waits for the text; not this one.
             return _extra_photos(mode)
         return Answer(ask_text, remember=remember)
-    text, problem = check(caption)
-    if problem is not None:
+    text = _check_text(entry, caption, lang)
+    if isinstance(text, Answer):
         # Keep the photo: the user can send a corrected text on its own.
-        return Answer(problem.key, problem.args, remember=remember)
+        return Answer(text.key, text.args, remember=remember)
     return Ready(MediaInput((image.file_id,), text), _after(message))
 
 
@@ -407,16 +468,18 @@ def assess(
 ) -> Assessment:
     """What to do with ``message`` in ``mode``; ``header``: that of the message's image
     document, when it was read (see :func:`assess_message`)."""
-    if mode == "generate":
-        verdict = _assess_generate(message, settings)
-    elif mode in SINGLE_PHOTO_MODES:
-        verdict = _assess_single(mode, message, data, settings, header)
-    elif mode in PAIR_MODES:
-        verdict = _assess_pair(mode, message, data, settings, header)
-    elif mode in PHOTO_AND_TEXT_MODES:
-        verdict = _assess_photo_and_text(mode, message, data, settings, lang, header)
+    try:
+        entry = catalogue.entry(mode)
+    except KeyError:
+        raise ValueError(f"unknown mode {mode!r}") from None
+    if entry.inputs is Inputs.TEXT:
+        verdict = _assess_text(entry, message, data)
+    elif entry.inputs is Inputs.PHOTO:
+        verdict = _assess_single(entry, message, data, settings, header)
+    elif entry.inputs is Inputs.PAIR:
+        verdict = _assess_pair(entry, message, data, settings, header)
     else:
-        raise ValueError(f"unknown mode {mode!r}")
+        verdict = _assess_photo_and_text(entry, message, data, settings, lang, header)
     return _once_per_album(message, data, verdict)
 
 
@@ -433,7 +496,8 @@ async def assess_message(
     passed the cheap checks (an image MIME type, within the byte limit) in a mode that
     takes images is fetched, and only until its header is readable; photos never."""
     header: ImageInfo | None = None
-    if mode in IMAGE_MODES and message.document is not None and not _album_done(message, data):
+    takes_photos = catalogue.entry(mode).photos > 0
+    if takes_photos and message.document is not None and not _album_done(message, data):
         image = image_of(message, settings)
         if isinstance(image, ImageRef):
             found = await read_header(bot, image.file_id, settings)

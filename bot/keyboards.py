@@ -7,14 +7,22 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from billing.settings import Settings
 from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
+from jobqueue import catalogue
 from texts.i18n import t
 
-# Every media mode in menu order; generate is shown only when its backend is configured.
-MODES = ("generate", "edit", "merge", "face_swap", "retouch", "upscale", "add_text")
+
+def modes() -> tuple[str, ...]:
+    """Every media mode (one per catalogue entry), in menu order."""
+    return tuple(entry.type.value for entry in catalogue.entries())
 
 
 def available_modes(settings: Settings) -> tuple[str, ...]:
-    return tuple(m for m in MODES if m != "generate" or settings.fal_configured)
+    """The modes offered: an entry with a backend only when that backend is configured."""
+    return tuple(
+        entry.type.value
+        for entry in catalogue.entries()
+        if entry.backend is None or getattr(settings, f"{entry.backend}_configured")
+    )
 
 
 def _button(text: str, data: Menu | TopUp | TopUpAction | CheckPayment) -> InlineKeyboardButton:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from aiogram.fsm.state import State, StatesGroup
 
+from jobqueue import catalogue
 
-class Mode(StatesGroup):
-    """The media mode the user picked; the mode stays open after an operation."""
+# A media mode is the state "Mode:<operation type>", one per catalogue entry; the mode
+# stays open after an operation. (The names are those of the former StatesGroup `Mode`, so
+# a state kept in Redis across an upgrade still opens the same mode.)
+MODE_PREFIX = "Mode:"
 
-    generate = State()
-    edit = State()
-    merge = State()
-    face_swap = State()
-    retouch = State()
-    upscale = State()
-    add_text = State()
+
+def mode_state(op_type: str) -> str:
+    return f"{MODE_PREFIX}{op_type}"
+
+
+def mode_states() -> tuple[str, ...]:
+    """The state of every mode of the catalogue."""
+    return tuple(mode_state(entry.type) for entry in catalogue.entries())
 
 
 class TopUpFlow(StatesGroup):
@@ -24,6 +28,6 @@ class TopUpFlow(StatesGroup):
 
 def mode_of(state_name: str | None) -> str | None:
     """'Mode:upscale' → 'upscale'; None for any other state."""
-    if state_name and state_name.startswith("Mode:"):
+    if state_name and state_name.startswith(MODE_PREFIX):
         return state_name.split(":", 1)[1]
     return None

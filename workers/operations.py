@@ -1,8 +1,9 @@
-"""Which media function an operation type runs, with what inputs.
+"""Which media function an operation type runs, with what inputs: the runner table.
 
-The functions of :mod:`imaging` are synchronous and CPU-bound; the job runs them in a
-thread of its own so the event loop keeps the chat action going. ``generate`` goes to the
-fal.ai backend when a key is configured.
+One runner per entry of the catalogue (:mod:`jobqueue.catalogue`; a test walks it). A local
+runner is synchronous and CPU-bound: the job runs it in a thread of its own so the event
+loop keeps the chat action going. A remote runner (``generate``: the fal.ai backend) is
+async and network-bound: it runs in the loop, within a time budget.
 
 Test hooks (``WORKER_TEST_HOOKS=1`` only; the bot never writes them): ``input_ref["test_hook"]``
 replaces the operation by ``noop`` (the input photo comes back unchanged), ``sleep:<s>``
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from billing.prices import OperationType
@@ -30,64 +31,14 @@ from imaging.merge import merge
 from imaging.retouch import retouch
 from imaging.text import add_text
 from imaging.upscale import upscale
-from jobqueue.limits import LIMITS
+from jobqueue import catalogue
 from jobqueue.queue import key_name
 from workers.failures import JobFailure
 
-INPUTS: dict[OperationType, int] = {op: limits.photos for op, limits in LIMITS.items()}
-
-# Results worth a lossless copy as a document (Telegram recompresses photos).
-LOSSLESS = frozenset({OperationType.UPSCALE})
-
-
-def inputs_needed(op_type: OperationType) -> int:
-    return INPUTS[op_type]
-
-
-def run_local(
-    op_type: OperationType, inputs: Sequence[bytes], text: str | None, settings: Settings
-) -> MediaResult:
-    """Run one local operation on downloaded inputs (in the calling thread)."""
-    if len(inputs) < INPUTS[op_type]:
-        raise JobFailure(
-            "input-missing", f"{op_type} needs {INPUTS[op_type]} photos, got {len(inputs)}"
-        )
-    check_sizes(op_type, inputs)
-    if op_type is OperationType.UPSCALE:
-        return upscale(inputs[0], factor=2, max_output_pixels=settings.MAX_OUTPUT_PIXELS)
-    if op_type is OperationType.RETOUCH:
-        return retouch(inputs[0])
-    if op_type is OperationType.EDIT:
-        return edit(inputs[0], text or "")
-    if op_type is OperationType.MERGE:
-        return merge(inputs[0], inputs[1])
-    if op_type is OperationType.FACE_SWAP:
-        return face_swap(inputs[0], inputs[1])
-    if op_type is OperationType.ADD_TEXT:
-        return add_text(inputs[0], text or "")
-    raise JobFailure("internal", f"{op_type} has no local implementation")
-
-
-def check_sizes(op_type: OperationType, inputs: Sequence[bytes]) -> None:
-    """ImageTooSmall for an input under the operation's minimum (the bot refuses those
-    before the charge; this holds for whatever the job downloaded). Headers only."""
-    minimum = LIMITS[op_type].min_side
-    needed = INPUTS[op_type]
-    for index, data in enumerate(inputs[:needed]):
-        info = probe_image(data, which=_which(index, needed))
-        if min(info.width, info.height) < minimum:
-            raise ImageTooSmall(
-                width=info.width,
-                height=info.height,
-                min_side=minimum,
-                which=_which(index, needed),
-            )
-
-
-def _which(index: int, count: int) -> Literal["a", "b"] | None:
-    if count < 2:
-        return None
-    return "a" if index == 0 else "b"
+# (inputs, text, settings): the inputs are the downloaded photos, as many as the entry takes.
+LocalRunner = Callable[[Sequence[bytes], str | None, Settings], MediaResult]
+# (inputs, text, settings, budget in seconds)
+RemoteRunner = Callable[[Sequence[bytes], str | None, Settings, float], Awaitable[MediaResult]]
 
 
 async def generate(text: str | None, settings: Settings, *, budget: float) -> MediaResult:
@@ -103,6 +54,86 @@ async def generate(text: str | None, settings: Settings, *, budget: float) -> Me
         timeout=budget,
     )
     return await fal.generate(text or "", fal_settings)
+
+
+LOCAL: dict[str, LocalRunner] = {
+    OperationType.EDIT: lambda inputs, text, settings: edit(inputs[0], text or ""),
+    OperationType.MERGE: lambda inputs, text, settings: merge(inputs[0], inputs[1]),
+    OperationType.FACE_SWAP: lambda inputs, text, settings: face_swap(inputs[0], inputs[1]),
+    OperationType.RETOUCH: lambda inputs, text, settings: retouch(inputs[0]),
+    OperationType.UPSCALE: lambda inputs, text, settings: upscale(
+        inputs[0], factor=2, max_output_pixels=settings.MAX_OUTPUT_PIXELS
+    ),
+    OperationType.ADD_TEXT: lambda inputs, text, settings: add_text(inputs[0], text or ""),
+}
+
+REMOTE: dict[str, RemoteRunner] = {
+    OperationType.GENERATE: lambda inputs, text, settings, budget: generate(
+        text, settings, budget=budget
+    ),
+}
+
+
+def is_remote(op_type: OperationType) -> bool:
+    return op_type in REMOTE
+
+
+def lossless(op_type: OperationType) -> bool:
+    """Whether the result is worth a lossless copy as a document."""
+    return catalogue.entry(op_type).lossless
+
+
+def inputs_needed(op_type: OperationType) -> int:
+    return catalogue.entry(op_type).photos
+
+
+def run_local(
+    op_type: OperationType, inputs: Sequence[bytes], text: str | None, settings: Settings
+) -> MediaResult:
+    """Run one local operation on downloaded inputs (in the calling thread)."""
+    needed = inputs_needed(op_type)
+    if len(inputs) < needed:
+        raise JobFailure("input-missing", f"{op_type} needs {needed} photos, got {len(inputs)}")
+    check_sizes(op_type, inputs)
+    runner = LOCAL.get(op_type)
+    if runner is None:
+        raise JobFailure("internal", f"{op_type} has no local implementation")
+    return runner(inputs, text, settings)
+
+
+async def run_remote(
+    op_type: OperationType,
+    inputs: Sequence[bytes],
+    text: str | None,
+    settings: Settings,
+    *,
+    budget: float,
+) -> MediaResult:
+    """Run one remote operation (in the event loop), within ``budget`` seconds."""
+    check_sizes(op_type, inputs)
+    return await REMOTE[op_type](inputs, text, settings, budget)
+
+
+def check_sizes(op_type: OperationType, inputs: Sequence[bytes]) -> None:
+    """ImageTooSmall for an input under the operation's minimum (the bot refuses those
+    before the charge; this holds for whatever the job downloaded). Headers only."""
+    minimum = catalogue.min_side(op_type)
+    needed = inputs_needed(op_type)
+    for index, data in enumerate(inputs[:needed]):
+        info = probe_image(data, which=_which(index, needed))
+        if min(info.width, info.height) < minimum:
+            raise ImageTooSmall(
+                width=info.width,
+                height=info.height,
+                min_side=minimum,
+                which=_which(index, needed),
+            )
+
+
+def _which(index: int, count: int) -> Literal["a", "b"] | None:
+    if count < 2:
+        return None
+    return "a" if index == 0 else "b"
 
 
 # --- test hooks ----------------------------------------------------------------------

@@ -33,7 +33,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from billing import operations as billing_operations
 from billing.db import one_statement_sessions
 from billing.models import OperationStatus
-from billing.prices import OperationType
 from billing.settings import Settings
 from imaging._image import MediaResult
 from jobqueue import delivered
@@ -251,7 +250,7 @@ async def _run(
                 result,
                 caption=caption,
                 document_caption=messages.document_caption(op.language),
-                lossless=op.op_type in operations.LOSSLESS,
+                lossless=operations.lossless(op.op_type),
                 until=send_until,
                 on_photo=photo_delivered,
             )
@@ -392,10 +391,12 @@ async def _perform(
         pseudo = operations.hook_operation(op.test_hook, publish_pid=publish_pid)
         if pseudo is not None:
             return await _in_thread(pseudo, inputs)
-    if op.op_type is OperationType.GENERATE:
+    if operations.is_remote(op.op_type):
         # Network-bound, async: in the loop, bounded below the job's watchdog.
         budget = max(5.0, _processing_seconds(get_current_job(), settings) - 5.0)
-        return await operations.generate(op.text, settings, budget=min(120.0, budget))
+        return await operations.run_remote(
+            op.op_type, inputs, op.text, settings, budget=min(120.0, budget)
+        )
     return await _in_thread(operations.run_local, op.op_type, inputs, op.text, settings)
 
 

@@ -1,9 +1,11 @@
 """The media modes: pick one in the menu, send what it needs, get the job queued.
 
-Each mode is an FSM state. A message in a mode goes to the mode's billed handler only when
-its input is complete and valid (the ``ReadyInput`` filter); then ``billed(...)`` charges
-and the handler queues the job. Everything else (a first photo of two, a photo waiting
-for its text, a wrong or oversized file, an empty or too long text) goes to the mode's
+The modes, their buttons and their checks come from the operation catalogue
+(:mod:`jobqueue.catalogue`); nothing here names an operation. Each mode is an FSM state
+("Mode:<type>"). A message in a mode goes to the ONE billed handler only when its input is
+complete and valid (the ``ReadyInput`` filter, which names the type); then ``billed()``
+charges and the handler queues the job. Everything else (a first photo of two, a photo
+waiting for its text, a wrong or oversized file, an empty or too long text) goes to the
 fallback handler, which answers and charges nothing; the mode stays open either way.
 
 The message is assessed ONCE, by an outer middleware on this router's messages
@@ -23,13 +25,13 @@ from aiogram.filters import Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from billing.prices import FREE_TYPES, OperationType, format_rub
+from billing.prices import format_rub, is_free, price_for
 from billing.settings import Settings
 from bot.billed import BilledMiddleware, BilledOperation, billed
 from bot.callbacks import Menu
 from bot.inputs import Answer, Assessment, Ignore, Ready, assess_message
-from bot.keyboards import MODES, available_modes, back_to_menu, main_menu
-from bot.states import Mode, mode_of
+from bot.keyboards import available_modes, back_to_menu, main_menu, modes
+from bot.states import mode_of, mode_state, mode_states
 from texts.i18n import t
 
 
@@ -66,20 +68,22 @@ class AssessInput(BaseMiddleware):
 
 
 class ReadyInput(Filter):
-    """Passes when the message completes a valid request for `mode`; gives the handler
-    `media_input` (for the operation row) and `fsm_after` (the mode's data once queued)."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    """Passes when the message completes a valid request in its mode; gives the handler
+    `op_type` (what to charge), `media_input` (for the operation row) and `fsm_after` (the
+    mode's data once queued)."""
 
     async def __call__(
         self, message: Message, input_verdict: InputVerdict | None = None
     ) -> bool | dict[str, Any]:
-        if input_verdict is None or input_verdict.mode != self.mode:
+        if input_verdict is None:
             return False
         verdict = input_verdict.assessment
         if isinstance(verdict, Ready):
-            return {"media_input": verdict.media, "fsm_after": verdict.remember}
+            return {
+                "op_type": input_verdict.mode,
+                "media_input": verdict.media,
+                "fsm_after": verdict.remember,
+            }
         return False
 
 
@@ -95,7 +99,7 @@ async def open_mode(
     if mode not in available_modes(settings):
         await query.answer(t("bot-mode-unavailable", lang), show_alert=True)
         return
-    await state.set_state(getattr(Mode, mode))
+    await state.set_state(mode_state(mode))
     await state.set_data({})
     await query.answer()
     if isinstance(query.message, Message):
@@ -105,73 +109,20 @@ async def open_mode(
 def prompt(mode: str, settings: Settings, lang: str) -> str:
     price = (
         t("bot-price-free", lang)
-        if OperationType(mode) in FREE_TYPES
-        else t("bot-price-paid", lang, price=format_rub(settings.price_kopecks))
+        if is_free(mode)
+        else t("bot-price-paid", lang, price=format_rub(price_for(mode, settings)))
     )
     return t(f"bot-mode-{mode}", lang) + "\n\n" + price
 
 
-async def _queue(
+@billed()
+async def queue_operation(
     message: Message, operation: BilledOperation, state: FSMContext, fsm_after: dict[str, Any]
 ) -> None:
+    """A complete, valid request in any mode: charged (``billed()``), queued; the mode stays
+    open with its inputs cleared."""
     await state.update_data(**fsm_after)
     await operation.enqueue(message)
-
-
-@billed("generate")
-async def generate(
-    message: Message, operation: BilledOperation, state: FSMContext, fsm_after: dict[str, Any]
-) -> None:
-    """🎨 A picture from a text prompt."""
-    await _queue(message, operation, state, fsm_after)
-
-
-@billed("edit")
-async def edit(
-    message: Message, operation: BilledOperation, state: FSMContext, fsm_after: dict[str, Any]
-) -> None:
-    """✏️ A photo and an instruction the parser understood."""
-    await _queue(message, operation, state, fsm_after)
-
-
-@billed("merge")
-async def merge(
-    message: Message, operation: BilledOperation, state: FSMContext, fsm_after: dict[str, Any]
-) -> None:
-    """🔗 Two photos side by side."""
-    await _queue(message, operation, state, fsm_after)
-
-
-@billed("face_swap")
-async def face_swap(
-    message: Message, operation: BilledOperation, state: FSMContext, fsm_after: dict[str, Any]
-) -> None:
-    """🔄 The face of the first photo onto the second."""
-    await _queue(message, operation, state, fsm_after)
-
-
-@billed("retouch")
-async def retouch(
-    message: Message, operation: BilledOperation, state: FSMContext, fsm_after: dict[str, Any]
-) -> None:
-    """✨ A portrait retouched."""
-    await _queue(message, operation, state, fsm_after)
-
-
-@billed("upscale")
-async def upscale(
-    message: Message, operation: BilledOperation, state: FSMContext, fsm_after: dict[str, Any]
-) -> None:
-    """⬆️ A photo upscaled twice (its size checked before the charge)."""
-    await _queue(message, operation, state, fsm_after)
-
-
-@billed("add_text")
-async def add_text(
-    message: Message, operation: BilledOperation, state: FSMContext, fsm_after: dict[str, Any]
-) -> None:
-    """📝 Text on a photo (free, but recorded like any operation)."""
-    await _queue(message, operation, state, fsm_after)
 
 
 async def incomplete_input(
@@ -207,13 +158,8 @@ def create_router() -> Router:
     router.message.middleware(BilledMiddleware())
     # Before the filters: ReadyInput and the fallback handler read its verdict.
     router.message.outer_middleware(AssessInput())
-    router.callback_query.register(open_mode, Menu.filter(F.action.in_(MODES)))
-    router.message.register(generate, Mode.generate, ReadyInput("generate"))
-    router.message.register(edit, Mode.edit, ReadyInput("edit"))
-    router.message.register(merge, Mode.merge, ReadyInput("merge"))
-    router.message.register(face_swap, Mode.face_swap, ReadyInput("face_swap"))
-    router.message.register(retouch, Mode.retouch, ReadyInput("retouch"))
-    router.message.register(upscale, Mode.upscale, ReadyInput("upscale"))
-    router.message.register(add_text, Mode.add_text, ReadyInput("add_text"))
-    router.message.register(incomplete_input, StateFilter(Mode))
+    router.callback_query.register(open_mode, Menu.filter(F.action.in_(modes())))
+    in_a_mode = StateFilter(*mode_states())
+    router.message.register(queue_operation, in_a_mode, ReadyInput())
+    router.message.register(incomplete_input, in_a_mode)
     return router

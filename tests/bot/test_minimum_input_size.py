@@ -1,4 +1,4 @@
-"""Every operation has a minimum input size (jobqueue.limits): a smaller photo is refused
+"""Every operation has a minimum input size (jobqueue.catalogue): a smaller photo is refused
 before the charge, with the minimum in the answer. A 1×1 photo was charged and "upscaled"
 to 2×2."""
 
@@ -11,12 +11,12 @@ from aiogram.types import Document
 from PIL import Image
 
 from bot.inputs import Answer, Ready, assess
-from jobqueue.limits import LIMITS, min_side
+from jobqueue.catalogue import entries, min_side
 from tests.bot.conftest import StartBot
 from tests.bot.test_inputs import SETTINGS, _message
 from texts.i18n import t
 
-PHOTO_MODES = [op.value for op, limits in LIMITS.items() if limits.photos]
+PHOTO_MODES = [entry.type.value for entry in entries() if entry.photos]
 
 
 def _png(width: int, height: int) -> bytes:

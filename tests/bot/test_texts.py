@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.keyboards import MODES
+from bot.keyboards import modes
 from tests.bot.conftest import StartBot
 from texts.i18n import keys, t
 
@@ -33,7 +33,7 @@ def test_every_text_key_the_bot_uses_exists_in_both_languages() -> None:
     used: set[str] = set()
     for path in BOT_DIR.rglob("*.py"):
         used |= set(re.findall(r'"(bot-[a-z0-9_-]+[a-z0-9_])"', path.read_text("utf-8")))
-    for mode in MODES:
+    for mode in modes():
         used |= {
             f"bot-btn-{mode}",
             f"bot-help-{mode}",

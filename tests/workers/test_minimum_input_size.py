@@ -1,4 +1,4 @@
-"""The job checks the minimum input size (jobqueue.limits) on the bytes it downloaded, too:
+"""The job checks the minimum input size (jobqueue.catalogue) on the bytes it downloaded, too:
 a photo under it fails as a permanent failure that names the minimum (the bot refuses those
 before the charge; this is what a job that got one anyway says when it refunds)."""
 
