@@ -9,10 +9,10 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[sandbox,test]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its test tools
+install: $(STAMP) ## create .venv and install the project with the sandbox and test tools
 
 run: install ## install, migrate and start bot + worker + web (emulators when no tokens)
 	$(BIN)/python -m sandbox
