@@ -19,7 +19,6 @@ class OperationType(enum.StrEnum):
 
 
 FREE_TYPES = frozenset({OperationType.ADD_TEXT})
-PAID_TYPES = frozenset(t for t in OperationType if t not in FREE_TYPES)
 
 
 def operation_type(value: object) -> OperationType:
