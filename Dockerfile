@@ -19,15 +19,15 @@ WORKDIR /app
 # Dependencies in their own layer: it is rebuilt only when pyproject.toml changes, not on
 # every code change. Empty packages let pip resolve the project without its code.
 COPY pyproject.toml README.md ./
-RUN mkdir -p billing imaging texts tg jobqueue bot workers web sandbox \
+# Only the main dependencies: the sandbox's own (the [sandbox] extra) stay out.
+RUN mkdir -p billing imaging texts tg jobqueue bot workers web \
  && touch billing/__init__.py imaging/__init__.py texts/__init__.py tg/__init__.py \
           jobqueue/__init__.py bot/__init__.py workers/__init__.py web/__init__.py \
-          sandbox/__init__.py \
  && pip install . \
  && pip uninstall -y media-lab \
- && rm -rf billing imaging texts tg jobqueue bot workers web sandbox
+ && rm -rf billing imaging texts tg jobqueue bot workers web
 
-# The code (see .dockerignore), owned by root and read-only for the service user.
+# The code (.dockerignore keeps the sandbox out), owned by root, read-only for the service user.
 COPY . .
 RUN pip install --no-deps . && python -m compileall -q billing imaging texts tg jobqueue bot workers web alembic
 

@@ -9,24 +9,26 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[sandbox,test]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its test tools
+install: $(STAMP) ## create .venv and install the project with the sandbox and test tools
 
 run: install ## install, migrate and start bot + worker + web (emulators when no tokens)
 	$(BIN)/python -m sandbox
 
 test: install ## the whole test suite (PostgreSQL and Redis must answer; installs chromium if missing)
 	scripts/ensure-chromium
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 chaos: install ## the long fault-injection scenarios (the short ones run in make test)
 	$(BIN)/python -m pytest -q -m chaos tests/chaos
 
-lint: install ## ruff and the import layers (import-linter contracts in pyproject.toml)
+lint: install ## ruff (lint and format) and the import layers (import-linter contracts)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
 
 audit: install ## check every balance against the ledger (DATABASE_URL)
@@ -41,6 +43,7 @@ bench: install
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/bot_memory.py
+	$(BIN)/python bench/internals.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .sandbox

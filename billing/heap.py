@@ -9,11 +9,10 @@ def freeze_startup_heap() -> None:
     """Keep what startup built (modules, SQLAlchemy mappers, pydantic and aiogram models, the
     text catalogue) out of the garbage collector's full collections.
 
-    A full (generation 2) collection traverses every tracked object; with all of the above it
-    took 100-200 ms on a loaded 2-core machine, during which an event loop stood still (the
-    web server's lag probe saw it). Frozen objects are never traversed, so a full collection
-    only looks at what was allocated since. In a forking worker it also keeps the horses'
-    collections from writing to (and so copying) the pages they share with their worker.
+    A full (generation 2) collection traverses every tracked object, and with all of the above
+    that stops an event loop for 100-200 ms. Frozen objects are never traversed, so a full
+    collection only looks at what was allocated since. In a forking worker it also keeps the
+    horses' collections from writing to (and so copying) the pages they share with their worker.
     Call it last, after any warm-up.
     """
     gc.collect()

@@ -121,6 +121,8 @@ def _provider_payment(raw: dict[str, Any]) -> ProviderPayment:
 # One requests.Session per SDK thread (and API endpoint), kept between calls: the SDK makes
 # and closes a new session per call, i.e. a new TCP (in production TLS) connection per API
 # call. A session is not documented as thread-safe, so each executor thread has its own.
+# bench/internals.py, same run, plain HTTP on localhost: +52 % and +91 % calls/s (TLS in
+# production makes each new connection cost far more).
 _thread = threading.local()
 
 

@@ -3,7 +3,7 @@
 The bot token is part of every Bot API URL (``/bot<TOKEN>/getFile``) and of every file URL
 (``/file/bot<TOKEN>/photos/…``). aiohttp puts the URL into its exceptions: a download that
 answers 502 or 404 raises a ``ClientResponseError`` whose text and ``request_info`` name it,
-and aiogram copies such a text into its ``TelegramNetworkError``. From there it went into
+and aiogram copies such a text into its ``TelegramNetworkError``. From there it would reach
 log lines, ``operations.error`` and the tracebacks RQ keeps in Redis for days.
 
 :class:`TokenSafeSession` (made by :func:`tg.factory.make_bot` for the bot, the workers and

@@ -259,10 +259,9 @@ def make_web_engine(url: str) -> AsyncEngine:
     server closed; only idle ones are pinged at checkout, not every one
     (``billing.db._check_on_checkout``).
 
-    At most DB_POOL connections as before (10 kept + 10 overflow), but all of them kept: an
-    overflow connection was closed when returned and opened again by the next burst (a
-    benchmark at 16 concurrent notifications opened one per ~11 notifications, each a
-    connect, authentication and every statement prepared anew).
+    DB_POOL connections, all of them kept: an overflow connection would be closed when
+    returned and opened again by the next burst (a connect, authentication and every
+    statement prepared anew).
     """
     return make_engine(url, pool_size=DB_POOL, max_overflow=0, ping_idle_after=DB_PING_IDLE_AFTER)
 

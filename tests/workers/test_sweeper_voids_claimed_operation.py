@@ -1,7 +1,7 @@
 """The sweeper reads its list of overdue operations, then voids them one by one (each with a
 Telegram notice, retried with back-off). A queued operation in that list whose job claims it
 meanwhile (``start_operation``: running, deadline extended past the job timeout) must not be
-voided: its job is about to deliver. (Found in review; fixed by ea6c709, kept as a regression.)"""
+voided: its job is about to deliver."""
 
 from __future__ import annotations
 
