@@ -68,13 +68,11 @@ class _TgHTMLParser(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack:
-            raise EntityParseError(
-                f'Unexpected end tag at byte offset {self._offset()}'
-            )
+            raise EntityParseError(f"Unexpected end tag at byte offset {self._offset()}")
         open_tag, attr, start = self.stack[-1]
         if open_tag != tag:
             raise EntityParseError(
-                f'Unmatched end tag at byte offset {self._offset()}, '
+                f"Unmatched end tag at byte offset {self._offset()}, "
                 f'expected "</{open_tag}>", found "</{tag}>"'
             )
         self.stack.pop()
@@ -87,8 +85,11 @@ class _TgHTMLParser(HTMLParser):
             href = attr.get("href") or ""
             match = re.fullmatch(r"tg://user\?id=(\d+)", href)
             if match:
-                entity = {**entity, "type": "text_mention", "user": {
-                    "id": int(match.group(1)), "is_bot": False, "first_name": ""}}
+                entity = {
+                    **entity,
+                    "type": "text_mention",
+                    "user": {"id": int(match.group(1)), "is_bot": False, "first_name": ""},
+                }
             elif href:
                 entity["url"] = href
             else:
@@ -96,7 +97,7 @@ class _TgHTMLParser(HTMLParser):
         elif tag == "code":
             cls = attr.get("class") or ""
             if cls.startswith("language-") and self.stack and self.stack[-1][0] == "pre":
-                self.stack[-1][1]["_language"] = cls[len("language-"):]
+                self.stack[-1][1]["_language"] = cls[len("language-") :]
                 return
         elif tag == "pre":
             if attr.get("_language"):
@@ -126,8 +127,13 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 _MDV2_RESERVED = set("_*[]()~`>#+-=|{}.!")
-_MDV2_MARKERS = {"*": "bold", "_": "italic", "__": "underline", "~": "strikethrough",
-                 "||": "spoiler"}
+_MDV2_MARKERS = {
+    "*": "bold",
+    "_": "italic",
+    "__": "underline",
+    "~": "strikethrough",
+    "||": "spoiler",
+}
 
 
 def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
@@ -150,14 +156,16 @@ def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
                 emit(source[i + 1])
                 i += 2
                 continue
-            raise EntityParseError("Character '\\' is reserved and must be escaped with the "
-                                   "preceding '\\'")
+            raise EntityParseError(
+                "Character '\\' is reserved and must be escaped with the preceding '\\'"
+            )
         if source.startswith("```", i):
             end = source.find("```", i + 3)
             if end < 0:
-                raise EntityParseError(f"Can't find end of Pre entity at byte offset "
-                                       f"{len(source[:i].encode())}")
-            body = source[i + 3:end]
+                raise EntityParseError(
+                    f"Can't find end of Pre entity at byte offset {len(source[:i].encode())}"
+                )
+            body = source[i + 3 : end]
             language = ""
             if "\n" in body:
                 first, rest = body.split("\n", 1)
@@ -167,8 +175,7 @@ def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
             start = pos16
             emit(body)
             if body:
-                entity: dict[str, Any] = {"offset": start, "length": pos16 - start,
-                                          "type": "pre"}
+                entity: dict[str, Any] = {"offset": start, "length": pos16 - start, "type": "pre"}
                 if language:
                     entity["language"] = language
                 entities.append(entity)
@@ -177,9 +184,10 @@ def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
         if ch == "`":
             end = source.find("`", i + 1)
             if end < 0:
-                raise EntityParseError("Can't find end of Code entity at byte offset "
-                                       f"{len(source[:i].encode())}")
-            body = re.sub(r"\\([`\\])", r"\1", source[i + 1:end])
+                raise EntityParseError(
+                    f"Can't find end of Code entity at byte offset {len(source[:i].encode())}"
+                )
+            body = re.sub(r"\\([`\\])", r"\1", source[i + 1 : end])
             start = pos16
             emit(body)
             if body:
@@ -192,16 +200,18 @@ def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
             continue
         if ch == "]" and stack and stack[-1][0] == "[":
             if not source.startswith("(", i + 1):
-                raise EntityParseError("Character ']' is reserved and must be escaped with "
-                                       "the preceding '\\'")
+                raise EntityParseError(
+                    "Character ']' is reserved and must be escaped with the preceding '\\'"
+                )
             end = source.find(")", i + 2)
             if end < 0:
                 raise EntityParseError("Can't find end of a URL")
-            url = re.sub(r"\\([)\\])", r"\1", source[i + 2:end])
+            url = re.sub(r"\\([)\\])", r"\1", source[i + 2 : end])
             _, start = stack.pop()
             if pos16 > start:
-                entities.append({"offset": start, "length": pos16 - start,
-                                 "type": "text_link", "url": url})
+                entities.append(
+                    {"offset": start, "length": pos16 - start, "type": "text_link", "url": url}
+                )
             i = end + 1
             continue
         marker = None
@@ -213,21 +223,25 @@ def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
             if stack and stack[-1][0] == marker:
                 _, start = stack.pop()
                 if pos16 > start:
-                    entities.append({"offset": start, "length": pos16 - start,
-                                     "type": _MDV2_MARKERS[marker]})
+                    entities.append(
+                        {"offset": start, "length": pos16 - start, "type": _MDV2_MARKERS[marker]}
+                    )
             else:
                 stack.append((marker, pos16))
             i += len(marker)
             continue
         if ch in _MDV2_RESERVED:
-            raise EntityParseError(f"Character '{ch}' is reserved and must be escaped with "
-                                   f"the preceding '\\'")
+            raise EntityParseError(
+                f"Character '{ch}' is reserved and must be escaped with the preceding '\\'"
+            )
         emit(ch)
         i += 1
     if stack:
         kind = stack[-1][0]
-        raise EntityParseError(f"Can't find end of {'TextUrl' if kind == '[' else 'entity'} "
-                               f"starting at byte offset {len(source.encode())}")
+        raise EntityParseError(
+            f"Can't find end of {'TextUrl' if kind == '[' else 'entity'} "
+            f"starting at byte offset {len(source.encode())}"
+        )
     return "".join(out), entities
 
 
@@ -249,8 +263,9 @@ def parse_markdown_legacy(source: str) -> tuple[str, list[dict[str, Any]]]:
             if end < 0:
                 raise EntityParseError(
                     f"Can't find end of the entity starting at byte offset "
-                    f"{len(source[:i].encode())}")
-            body = source[i + 1:end]
+                    f"{len(source[:i].encode())}"
+                )
+            body = source[i + 1 : end]
             if body:
                 entities.append({"offset": pos16, "length": u16len(body), "type": kinds[ch]})
             out.append(body)
@@ -286,11 +301,11 @@ _MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z][A-Za-z0-9_]{3,31}")
 def auto_entities(text: str) -> list[dict[str, Any]]:
     """Entities Telegram detects by itself in a user's plain text."""
     found = []
-    for regex, kind in ((_COMMAND_RE, "bot_command"), (_URL_RE, "url"),
-                        (_MENTION_RE, "mention")):
+    for regex, kind in ((_COMMAND_RE, "bot_command"), (_URL_RE, "url"), (_MENTION_RE, "mention")):
         for m in regex.finditer(text):
-            found.append({"offset": u16len(text[: m.start()]),
-                          "length": u16len(m.group(0)), "type": kind})
+            found.append(
+                {"offset": u16len(text[: m.start()]), "length": u16len(m.group(0)), "type": kind}
+            )
     found.sort(key=lambda e: (e["offset"], -e["length"]))
     return found
 
@@ -309,7 +324,7 @@ def format_text(
     elif mode == "markdown":
         plain, found = parse_markdown_legacy(text)
     elif mode:
-        raise EntityParseError(f"Unsupported parse_mode \"{parse_mode}\"")
+        raise EntityParseError(f'Unsupported parse_mode "{parse_mode}"')
     else:
         plain, found = text, []
     found.sort(key=lambda e: (e["offset"], -e["length"]))

@@ -94,22 +94,42 @@ def parse_args(argv: list[str] | None = None) -> Options:
         description="Run Media Lab (bot + worker + web) locally; emulators stand in for "
         "whatever is not configured.",
     )
-    parser.add_argument("--state-dir", type=Path, default=Path(".sandbox"),
-                        help="database, emulator state and logs (default: .sandbox)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".sandbox"),
+        help="database, emulator state and logs (default: .sandbox)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address the local servers bind")
     for name, port in DEFAULT_PORTS.items():
-        parser.add_argument(f"--{name}-port", type=int, default=port,
-                            help=f"port of the {name} server (default {port}; 0 = any free; "
-                            "a busy port is replaced by a free one)")
-    parser.add_argument("--no-fake-fal", action="store_true",
-                        help="without FAL_KEY, do not start the fake generator (🎨 is hidden)")
-    parser.add_argument("--ready-timeout", type=float, default=180.0,
-                        help="seconds to wait for bot, worker and web to come up")
-    parser.add_argument("--user-id", type=int, default=1001,
-                        help="the Telegram user id the chat page talks as (emulator only)")
+        parser.add_argument(
+            f"--{name}-port",
+            type=int,
+            default=port,
+            help=f"port of the {name} server (default {port}; 0 = any free; "
+            "a busy port is replaced by a free one)",
+        )
+    parser.add_argument(
+        "--no-fake-fal",
+        action="store_true",
+        help="without FAL_KEY, do not start the fake generator (🎨 is hidden)",
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for bot, worker and web to come up",
+    )
+    parser.add_argument(
+        "--user-id",
+        type=int,
+        default=1001,
+        help="the Telegram user id the chat page talks as (emulator only)",
+    )
     parser.add_argument("--user-name", default="Гость", help="that user's first name")
-    parser.add_argument("--language", default="ru", choices=("ru", "en"),
-                        help="that user's Telegram language")
+    parser.add_argument(
+        "--language", default="ru", choices=("ru", "en"), help="that user's Telegram language"
+    )
     parser.add_argument("--open", action="store_true", help="open the chat page in a browser")
     args = parser.parse_args(argv)
     return Options(
@@ -190,8 +210,9 @@ def _add_networks(current: str | None, extra: tuple[str, ...]) -> str:
 class Child:
     """One process we started, in its own process group (so its forks go with it)."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path,
-                 cwd: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path
+    ) -> None:
         self.name = name
         self.argv = argv
         self.env = env
@@ -210,8 +231,13 @@ class Child:
             logfile.write(header.encode())
             logfile.flush()
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-                self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads yet at this point
             )
 
@@ -247,8 +273,7 @@ async def stop_children(children: list[Child], grace: float) -> None:
         await asyncio.sleep(0.1)
         alive = [c for c in alive if c.group_alive()]
     for child in alive:
-        log.warning("%s did not stop within %.0f s: killing its process group", child.name,
-                    grace)
+        log.warning("%s did not stop within %.0f s: killing its process group", child.name, grace)
         child.signal_group(signal.SIGKILL)
     for child in children:
         if child.proc is not None:
@@ -288,8 +313,13 @@ def _explicit(settings: Settings, name: str) -> bool:
 
 
 class Sandbox:
-    def __init__(self, options: Options, *, environ: dict[str, str] | None = None,
-                 out: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        options: Options,
+        *,
+        environ: dict[str, str] | None = None,
+        out: Callable[[str], None] | None = None,
+    ) -> None:
         self.options = options
         self.environ = dict(os.environ if environ is None else environ)
         self.out = out or (lambda text: print(text, flush=True))
@@ -319,8 +349,7 @@ class Sandbox:
         else:
             database_url = f"sqlite:///{state / 'media_lab.db'}"
             note = "SQLite file, kept between runs"
-        plan = Plan(state_dir=state, host=opts.host, database_url=database_url,
-                    database_note=note)
+        plan = Plan(state_dir=state, host=opts.host, database_url=database_url, database_note=note)
         plan.telegram = "real" if settings.BOT_TOKEN else "emulator"
         plan.yookassa = "real" if settings.yookassa_configured else "emulator"
         if settings.fal_configured:
@@ -357,16 +386,35 @@ class Sandbox:
         if binary:
             data = plan.state_dir / "redis"
             data.mkdir(parents=True, exist_ok=True)
-            argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                    "--appendonly", "yes", "--save", "", "--daemonize", "no",
-                    "--protected-mode", "yes"]
+            argv = [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ]
             note = f"redis-server started by the sandbox (data in {data})"
         else:
-            argv = [sys.executable, "-m", "sandbox.launcher", "serve-fakeredis",
-                    "--port", str(port)]
+            argv = [
+                sys.executable,
+                "-m",
+                "sandbox.launcher",
+                "serve-fakeredis",
+                "--port",
+                str(port),
+            ]
             note = "embedded fakeredis server (queue and FSM state are not kept between runs)"
-        child = Child("redis", argv, self.child_env({}), plan.logs_dir / "redis.log",
-                      Path.cwd())
+        child = Child("redis", argv, self.child_env({}), plan.logs_dir / "redis.log", Path.cwd())
         child.start()
         self.helpers.append(child)
         url = f"redis://127.0.0.1:{port}/0"
@@ -406,7 +454,8 @@ class Sandbox:
                 YOOKASSA_WEBHOOK_URL=web_url + "/yookassa/webhook",
                 # The emulator posts notifications from this machine: trust it, here only.
                 YOOKASSA_TRUSTED_NETWORKS=_add_networks(
-                    self.environ.get("YOOKASSA_TRUSTED_NETWORKS"), LOCAL_SENDERS),
+                    self.environ.get("YOOKASSA_TRUSTED_NETWORKS"), LOCAL_SENDERS
+                ),
             )
         if plan.fal == "fake":
             env.update(FAL_KEY=SANDBOX_FAL_KEY, FAL_API_URL=plan.url("fal"))
@@ -425,8 +474,9 @@ class Sandbox:
             files = plan.state_dir / "telegram" / "files"
             files.mkdir(parents=True, exist_ok=True)
             app = tg.create_app(files_dir=files)
-            store = snapshot.TelegramSnapshot(app[tg.EMU_KEY], plan.state_dir / "telegram"
-                                              / "state.json")
+            store = snapshot.TelegramSnapshot(
+                app[tg.EMU_KEY], plan.state_dir / "telegram" / "state.json"
+            )
             store.load()
             self.snapshots.append(store)
             chatpage.attach(
@@ -441,26 +491,29 @@ class Sandbox:
                 },
             )
             self.telegram_app = app
-            self.servers.append(await ServerHandle(app, plan.host,
-                                                   plan.ports["telegram"]).start())
+            self.servers.append(await ServerHandle(app, plan.host, plan.ports["telegram"]).start())
         if plan.yookassa == "emulator":
             from sandbox import snapshot
             from sandbox import yookassa as yk
 
             # YooKassa keeps delivering a notification for 24 hours; here for about half
             # an hour (a web server restarted meanwhile still gets it), a minute apart at most.
-            app = yk.create_app(shop_id=SANDBOX_SHOP_ID, secret_key=SANDBOX_SECRET_KEY,
-                                public_url=plan.url("yookassa"),
-                                webhook_url=plan.url("web") + "/yookassa/webhook",
-                                notify_max_attempts=NOTIFY_ATTEMPTS, notify_backoff=0.5,
-                                notify_max_delay=60.0)
-            store = snapshot.YooKassaSnapshot(app[yk.EMU_KEY],
-                                              plan.state_dir / "yookassa" / "state.json")
+            app = yk.create_app(
+                shop_id=SANDBOX_SHOP_ID,
+                secret_key=SANDBOX_SECRET_KEY,
+                public_url=plan.url("yookassa"),
+                webhook_url=plan.url("web") + "/yookassa/webhook",
+                notify_max_attempts=NOTIFY_ATTEMPTS,
+                notify_backoff=0.5,
+                notify_max_delay=60.0,
+            )
+            store = snapshot.YooKassaSnapshot(
+                app[yk.EMU_KEY], plan.state_dir / "yookassa" / "state.json"
+            )
             store.load()
             self.snapshots.append(store)
             self.yookassa_app = app
-            self.servers.append(await ServerHandle(app, plan.host,
-                                                   plan.ports["yookassa"]).start())
+            self.servers.append(await ServerHandle(app, plan.host, plan.ports["yookassa"]).start())
         if plan.fal == "fake":
             from sandbox import fal
 
@@ -487,8 +540,7 @@ class Sandbox:
     def migrate(self, plan: Plan) -> None:
         child = Child(
             "migrate",
-            [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade",
-             "head"],
+            [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
             self.child_env({"DATABASE_URL": plan.database_url}),
             plan.logs_dir / "migrate.log",
             ROOT,
@@ -497,8 +549,10 @@ class Sandbox:
         assert child.proc is not None
         code = child.proc.wait()
         if code != 0:
-            raise LaunchError(f"the migration failed (exit code {code}); "
-                              f"{child.log_path}:\n{tail(child.log_path)}")
+            raise LaunchError(
+                f"the migration failed (exit code {code}); "
+                f"{child.log_path}:\n{tail(child.log_path)}"
+            )
 
     def start_apps(self, settings: Settings, plan: Plan) -> None:
         env = self.app_env(settings, plan)
@@ -523,8 +577,9 @@ class Sandbox:
 
     async def wait_ready(self, plan: Plan) -> list[str]:
         """Wait until web answers /healthz, the worker is registered and the bot polls."""
-        pending = {"web", "workers"} | ({"bot"} if any(c.name == "bot" for c in self.children)
-                                        else set())
+        pending = {"web", "workers"} | (
+            {"bot"} if any(c.name == "bot" for c in self.children) else set()
+        )
         deadline = time.monotonic() + self.options.ready_timeout
         conn = redis.Redis.from_url(plan.redis_url, socket_timeout=3, socket_connect_timeout=3)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
@@ -558,8 +613,10 @@ class Sandbox:
         return any(call["method"] == "getUpdates" for call in list(emu.calls))
 
     def crash_report(self, child: Child) -> str:
-        return (f"{child.name} stopped unexpectedly (exit code {child.exit_code()}); "
-                f"the end of {child.log_path}:\n{tail(child.log_path)}")
+        return (
+            f"{child.name} stopped unexpectedly (exit code {child.exit_code()}); "
+            f"the end of {child.log_path}:\n{tail(child.log_path)}"
+        )
 
     # --------------------------------------------------------------- output
     def run_info(self, plan: Plan) -> dict[str, Any]:
@@ -589,30 +646,42 @@ class Sandbox:
         rel = _pretty(plan.logs_dir)
         lines = ["", "Media Lab sandbox is running.", ""]
         if plan.telegram == "emulator":
-            lines.append(f"  Chat with the bot:  {plan.url('telegram')}/chat   "
-                         "<- open this in a browser")
-            lines.append("                      (a local Telegram Bot API emulator; no "
-                         "account needed)")
+            lines.append(
+                f"  Chat with the bot:  {plan.url('telegram')}/chat   <- open this in a browser"
+            )
+            lines.append(
+                "                      (a local Telegram Bot API emulator; no account needed)"
+            )
         else:
-            lines.append("  Telegram:           the real Bot API (BOT_TOKEN) - write to your "
-                         "bot in Telegram")
-        lines.append(f"  Web server:         {plan.url('web')}   (/healthz, /metrics, "
-                     "/yookassa/webhook)")
+            lines.append(
+                "  Telegram:           the real Bot API (BOT_TOKEN) - write to your "
+                "bot in Telegram"
+            )
+        lines.append(
+            f"  Web server:         {plan.url('web')}   (/healthz, /metrics, /yookassa/webhook)"
+        )
         if plan.yookassa == "emulator":
-            lines.append(f"  YooKassa:           local emulator at {plan.url('yookassa')} - "
-                         "\"💳 Перейти к оплате\" opens its")
-            lines.append("                      checkout page; test payments, no money "
-                         "moves")
+            lines.append(
+                f"  YooKassa:           local emulator at {plan.url('yookassa')} - "
+                '"💳 Перейти к оплате" opens its'
+            )
+            lines.append("                      checkout page; test payments, no money moves")
         else:
-            lines.append("  YooKassa:           the real API (YOOKASSA_SHOP_ID); "
-                         "notifications reach this machine only")
-            lines.append("                      if YooKassa can reach /yookassa/webhook "
-                         "(see README)")
+            lines.append(
+                "  YooKassa:           the real API (YOOKASSA_SHOP_ID); "
+                "notifications reach this machine only"
+            )
+            lines.append(
+                "                      if YooKassa can reach /yookassa/webhook (see README)"
+            )
         if plan.fal == "fake":
-            lines.append("  🎨 Создать:          FAKE image generator (sandbox/fal.py draws a "
-                         "gradient with the prompt),")
-            lines.append("                      not a neural network - set FAL_KEY for real "
-                         "fal.ai")
+            lines.append(
+                "  🎨 Создать:          FAKE image generator (sandbox/fal.py draws a "
+                "gradient with the prompt),"
+            )
+            lines.append(
+                "                      not a neural network - set FAL_KEY for real fal.ai"
+            )
         elif plan.fal == "real":
             lines.append("  🎨 Создать:          fal.ai (FAL_KEY)")
         else:
@@ -620,8 +689,9 @@ class Sandbox:
         lines.append(f"  Database:           {plan.database_url}  ({plan.database_note})")
         lines.append(f"  Redis:              {plan.redis_url}  ({plan.redis_note})")
         lines.append(f"  Logs:               {rel}/{{bot,workers,web,sandbox}}.log")
-        lines.append(f"  Books:              DATABASE_URL={plan.database_url} "
-                     "python -m billing audit")
+        lines.append(
+            f"  Books:              DATABASE_URL={plan.database_url} python -m billing audit"
+        )
         if not_ready:
             lines.append("")
             lines.append(f"  ! not ready yet: {', '.join(not_ready)} - see their logs")
@@ -701,9 +771,11 @@ class Sandbox:
             with contextlib.suppress(FileNotFoundError):
                 (self.plan.state_dir / "run.json").unlink()
         if self.children or self.helpers:
-            self.out("Stopped. Everything is kept in "
-                     f"{_pretty(self.plan.state_dir) if self.plan else 'the state dir'}; "
-                     "run again to continue.")
+            self.out(
+                "Stopped. Everything is kept in "
+                f"{_pretty(self.plan.state_dir) if self.plan else 'the state dir'}; "
+                "run again to continue."
+            )
 
 
 def _pretty(path: Path) -> str:

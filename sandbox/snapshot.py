@@ -165,8 +165,9 @@ class TelegramSnapshot(_Snapshot):
                 disk = stored_raw.get("disk_path")
                 if not disk or not Path(disk).exists():
                     continue  # kept in memory last time, or deleted since: gone
-                stored = _dataclass_load(tg.StoredFile, stored_raw, disk_path=Path(disk),
-                                         data=None)
+                stored = _dataclass_load(
+                    tg.StoredFile, stored_raw, disk_path=Path(disk), data=None
+                )
                 bot.files[stored.file_id] = stored
                 bot.files_by_path[stored.file_path] = stored
             for group_ids in raw.get("photo_groups", []):

@@ -55,26 +55,59 @@ PHOTO_LIMITS = (90, 320, 800, 1280)  # thumbnail sides Telegram generates
 PHOTO_MAX_SIDE = 2560
 TOKEN_RE = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]{1,100}$")
 CHAT_ACTIONS = {
-    "typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
-    "upload_document", "choose_sticker", "find_location", "record_video_note",
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
     "upload_video_note",
 }
 DEFAULT_UPDATE_TYPES = None  # None = everything except the opt-in ones
 OPT_IN_UPDATE_TYPES = {"chat_member", "message_reaction", "message_reaction_count"}
 
 INT_PARAMS = {
-    "message_id", "offset", "limit", "timeout", "cache_time", "max_connections",
-    "reply_to_message_id", "message_thread_id", "duration", "width", "height", "user_id",
+    "message_id",
+    "offset",
+    "limit",
+    "timeout",
+    "cache_time",
+    "max_connections",
+    "reply_to_message_id",
+    "message_thread_id",
+    "duration",
+    "width",
+    "height",
+    "user_id",
     "from_chat_id",
 }
 BOOL_PARAMS = {
-    "disable_notification", "protect_content", "show_alert", "drop_pending_updates",
-    "has_spoiler", "disable_content_type_detection", "allow_sending_without_reply",
-    "disable_web_page_preview", "show_caption_above_media", "allow_paid_broadcast",
+    "disable_notification",
+    "protect_content",
+    "show_alert",
+    "drop_pending_updates",
+    "has_spoiler",
+    "disable_content_type_detection",
+    "allow_sending_without_reply",
+    "disable_web_page_preview",
+    "show_caption_above_media",
+    "allow_paid_broadcast",
 }
 JSON_PARAMS = {
-    "reply_markup", "entities", "caption_entities", "allowed_updates", "commands", "scope",
-    "media", "reply_parameters", "link_preview_options", "menu_button",
+    "reply_markup",
+    "entities",
+    "caption_entities",
+    "allowed_updates",
+    "commands",
+    "scope",
+    "media",
+    "reply_parameters",
+    "link_preview_options",
+    "menu_button",
 }
 
 
@@ -118,8 +151,13 @@ class StoredFile:
     disk_path: Path | None = None
 
     def photo_size(self) -> dict[str, Any]:
-        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id,
-                "file_size": self.size, "width": self.width, "height": self.height}
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "file_size": self.size,
+            "width": self.width,
+            "height": self.height,
+        }
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
@@ -181,8 +219,10 @@ class Chat:
         return {
             "chat": self.info,
             "version": self.version,
-            "messages": [r.view() for r in sorted(self.messages.values(),
-                                                  key=lambda r: r.message["message_id"])],
+            "messages": [
+                r.view()
+                for r in sorted(self.messages.values(), key=lambda r: r.message["message_id"])
+            ],
             "callback_answers": self.callback_answers,
             "chat_actions": self.chat_actions,
             "reply_keyboard": self.reply_keyboard,
@@ -219,8 +259,15 @@ class Fault:
 FILE_DOWNLOAD = "file"  # the name faults give the file download
 
 
-FLOOD_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup",
-                 "editMessageText", "editMessageCaption", "editMessageReplyMarkup"}
+FLOOD_METHODS = {
+    "sendMessage",
+    "sendPhoto",
+    "sendDocument",
+    "sendMediaGroup",
+    "editMessageText",
+    "editMessageCaption",
+    "editMessageReplyMarkup",
+}
 
 
 @dataclass
@@ -272,13 +319,22 @@ class BotState:
                     rec.message["from"] = self.user_json()
 
     def user_json(self) -> dict[str, Any]:
-        return {"id": self.id, "is_bot": True, "first_name": self.first_name,
-                "username": self.username}
+        return {
+            "id": self.id,
+            "is_bot": True,
+            "first_name": self.first_name,
+            "username": self.username,
+        }
 
     def me(self) -> dict[str, Any]:
-        return {**self.user_json(), "can_join_groups": True,
-                "can_read_all_group_messages": False, "supports_inline_queries": False,
-                "can_connect_to_business": False, "has_main_web_app": False}
+        return {
+            **self.user_json(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
 
     def chat(self, chat_id: int) -> Chat:
         chat = self.chats.get(chat_id)
@@ -320,8 +376,13 @@ def _coerce(name: str, value: Any) -> Any:
 class Params(dict):
     """Request parameters (coerced) and the uploaded files of one Bot API call."""
 
-    def __init__(self, values: dict[str, Any], files: dict[str, Upload],
-                 *, raw: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        values: dict[str, Any],
+        files: dict[str, Upload],
+        *,
+        raw: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__({k: v if k in raw else _coerce(k, v) for k, v in values.items()})
         self.files = files
 
@@ -329,8 +390,7 @@ class Params(dict):
         value = self.get(name)
         if value is None or value == "":
             if required:
-                raise bad_request(f"{name} is empty" if name != "chat_id"
-                                  else "chat_id is empty")
+                raise bad_request(f"{name} is empty" if name != "chat_id" else "chat_id is empty")
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad_request(f"invalid {name} specified")
@@ -339,25 +399,55 @@ class Params(dict):
     def log_view(self) -> dict[str, Any]:
         view = dict(self)
         for key, up in self.files.items():
-            view[f"attach://{key}"] = {"file_name": up.filename, "size": len(up.data),
-                                       "content_type": up.content_type}
+            view[f"attach://{key}"] = {
+                "file_name": up.filename,
+                "size": len(up.data),
+                "content_type": up.content_type,
+            }
         return view
 
 
 CANONICAL_METHODS = [
-    "getMe", "logOut", "close", "getUpdates", "setWebhook", "deleteWebhook", "getWebhookInfo",
-    "sendMessage", "editMessageText", "editMessageReplyMarkup", "editMessageCaption",
-    "deleteMessage", "deleteMessages", "answerCallbackQuery", "sendPhoto", "sendDocument",
-    "sendMediaGroup", "getFile", "sendChatAction", "setMyCommands", "getMyCommands",
-    "deleteMyCommands", "setMyDescription", "setMyShortDescription", "setMyName",
-    "setChatMenuButton", "getChatMenuButton",
+    "getMe",
+    "logOut",
+    "close",
+    "getUpdates",
+    "setWebhook",
+    "deleteWebhook",
+    "getWebhookInfo",
+    "sendMessage",
+    "editMessageText",
+    "editMessageReplyMarkup",
+    "editMessageCaption",
+    "deleteMessage",
+    "deleteMessages",
+    "answerCallbackQuery",
+    "sendPhoto",
+    "sendDocument",
+    "sendMediaGroup",
+    "getFile",
+    "sendChatAction",
+    "setMyCommands",
+    "getMyCommands",
+    "deleteMyCommands",
+    "setMyDescription",
+    "setMyShortDescription",
+    "setMyName",
+    "setChatMenuButton",
+    "getChatMenuButton",
 ]
 METHOD_NAMES = {m.lower(): m for m in CANONICAL_METHODS}
 
 
 class TelegramEmulator:
-    def __init__(self, files_dir: Path | None = None, *, max_calls: int = 100_000,
-                 webhook_max_attempts: int = 5, webhook_backoff: float = 0.2) -> None:
+    def __init__(
+        self,
+        files_dir: Path | None = None,
+        *,
+        max_calls: int = 100_000,
+        webhook_max_attempts: int = 5,
+        webhook_backoff: float = 0.2,
+    ) -> None:
         self.files_dir = files_dir
         self.bots: dict[str, BotState] = {}
         self.default_bot: BotState | None = None
@@ -473,14 +563,29 @@ class TelegramEmulator:
         folder = "photos" if kind == "photo" else "documents"
         return f"{folder}/file_{bot.file_counter}{ext}"
 
-    def store_file(self, bot: BotState, kind: str, data: bytes, *, ext: str,
-                   mime_type: str | None = None, file_name: str | None = None,
-                   width: int | None = None, height: int | None = None) -> StoredFile:
+    def store_file(
+        self,
+        bot: BotState,
+        kind: str,
+        data: bytes,
+        *,
+        ext: str,
+        mime_type: str | None = None,
+        file_name: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> StoredFile:
         prefix = "AgACAgIAAxkBAAI" if kind == "photo" else "BQACAgIAAxkBAAI"
         stored = StoredFile(
-            file_id=_new_id(prefix), file_unique_id="AQAD" + secrets.token_urlsafe(9),
-            kind=kind, file_path=self._file_path(bot, kind, ext), size=len(data),
-            mime_type=mime_type, file_name=file_name, width=width, height=height,
+            file_id=_new_id(prefix),
+            file_unique_id="AQAD" + secrets.token_urlsafe(9),
+            kind=kind,
+            file_path=self._file_path(bot, kind, ext),
+            size=len(data),
+            mime_type=mime_type,
+            file_name=file_name,
+            width=width,
+            height=height,
         )
         if self.files_dir is not None:
             path = self.files_dir / str(bot.id) / stored.file_path
@@ -505,29 +610,35 @@ class TelegramEmulator:
         if len(data) > MAX_PHOTO_SIZE:
             raise bad_request("PHOTO_SAVE_FILE_INVALID")
         sizes = await asyncio.to_thread(_photo_sizes, data)
-        stored = [self.store_file(bot, "photo", blob, ext=".jpg", mime_type="image/jpeg",
-                                  width=w, height=h) for blob, w, h in sizes]
+        stored = [
+            self.store_file(
+                bot, "photo", blob, ext=".jpg", mime_type="image/jpeg", width=w, height=h
+            )
+            for blob, w, h in sizes
+        ]
         for s in stored:
             bot.photo_groups[s.file_id] = stored
         return stored
 
-    def store_document(self, bot: BotState, data: bytes, file_name: str | None,
-                       mime_type: str | None) -> StoredFile:
+    def store_document(
+        self, bot: BotState, data: bytes, file_name: str | None, mime_type: str | None
+    ) -> StoredFile:
         if not data:
             raise bad_request("file must be non-empty")
         guessed = mimetypes.guess_type(file_name or "")[0]
         if not mime_type or mime_type == "application/octet-stream":
             mime_type = guessed or mime_type or "application/octet-stream"
         ext = Path(file_name or "").suffix or (mimetypes.guess_extension(mime_type) or "")
-        return self.store_file(bot, "document", data, ext=ext, mime_type=mime_type,
-                               file_name=file_name or None)
+        return self.store_file(
+            bot, "document", data, ext=ext, mime_type=mime_type, file_name=file_name or None
+        )
 
     async def _input_file(self, bot: BotState, p: Params, name: str) -> Upload | StoredFile:
         value = p.get(name)
         if name in p.files and not (isinstance(value, str) and value):
             return p.files[name]
         if isinstance(value, str) and value.startswith("attach://"):
-            key = value[len("attach://"):]
+            key = value[len("attach://") :]
             if key not in p.files:
                 raise bad_request(f"wrong HTTP URL specified: attach://{key} not found")
             return p.files[key]
@@ -583,8 +694,9 @@ class TelegramEmulator:
             bot.chats[user_id].info.update(_private_chat(user))
         return user
 
-    def ensure_chat(self, bot: BotState, user: dict[str, Any], chat_id: int | None,
-                    title: str | None = None) -> Chat:
+    def ensure_chat(
+        self, bot: BotState, user: dict[str, Any], chat_id: int | None, title: str | None = None
+    ) -> Chat:
         cid = user["id"] if chat_id is None else chat_id
         chat = bot.chats.get(cid)
         if chat is None:
@@ -598,23 +710,38 @@ class TelegramEmulator:
             bot.chats[cid] = chat
         return chat
 
-    def add_message(self, chat: Chat, message: dict[str, Any], *, from_bot: bool,
-                    raw_text: str | None = None, parse_mode: str | None = None,
-                    reply_keyboard: dict | None = None) -> MessageRecord:
+    def add_message(
+        self,
+        chat: Chat,
+        message: dict[str, Any],
+        *,
+        from_bot: bool,
+        raw_text: str | None = None,
+        parse_mode: str | None = None,
+        reply_keyboard: dict | None = None,
+    ) -> MessageRecord:
         mid = chat.next_message_id
         chat.next_message_id += 1
         msg = {"message_id": mid, **message}
-        record = MessageRecord(msg, from_bot=from_bot, version=0, raw_text=raw_text,
-                               parse_mode=parse_mode, reply_keyboard=reply_keyboard)
+        record = MessageRecord(
+            msg,
+            from_bot=from_bot,
+            version=0,
+            raw_text=raw_text,
+            parse_mode=parse_mode,
+            reply_keyboard=reply_keyboard,
+        )
         chat.messages[mid] = record
         record.version = chat.bump()
         return record
 
-    def user_message(self, bot: BotState, user: dict[str, Any], chat: Chat,
-                     content: dict[str, Any]) -> tuple[dict[str, Any], MessageRecord]:
+    def user_message(
+        self, bot: BotState, user: dict[str, Any], chat: Chat, content: dict[str, Any]
+    ) -> tuple[dict[str, Any], MessageRecord]:
         message = {"from": dict(user), "chat": dict(chat.info), "date": _now(), **content}
-        record = self.add_message(chat, message, from_bot=False,
-                                  raw_text=content.get("text") or content.get("caption"))
+        record = self.add_message(
+            chat, message, from_bot=False, raw_text=content.get("text") or content.get("caption")
+        )
         update = self.enqueue_update(bot, {"message": record.message})
         record.update_id = update["update_id"]
         return update, record
@@ -636,8 +763,10 @@ class TelegramEmulator:
     async def _webhook_worker(self, bot: BotState) -> None:
         while not self.closing and bot.webhook is not None:
             entry = await bot.updates_notifier.wait_until(
-                lambda: next((e for e in bot.queue if not e.in_flight), None), 30,
-                closing=lambda: self.closing or bot.webhook is None)
+                lambda: next((e for e in bot.queue if not e.in_flight), None),
+                30,
+                closing=lambda: self.closing or bot.webhook is None,
+            )
             if entry is None:
                 continue
             entry.in_flight = True
@@ -659,28 +788,38 @@ class TelegramEmulator:
         headers = {"Content-Type": "application/json"}
         if hook.get("secret_token"):
             headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
-        record: dict[str, Any] = {"update_id": entry.update["update_id"], "url": hook["url"],
-                                  "attempt": entry.attempts, "time": time.time()}
+        record: dict[str, Any] = {
+            "update_id": entry.update["update_id"],
+            "url": hook["url"],
+            "attempt": entry.attempts,
+            "time": time.time(),
+        }
         bot.webhook_log.append(record)
         if len(bot.webhook_log) > 10_000:
             del bot.webhook_log[:1000]
         try:
             session = await self.http()
-            async with session.post(hook["url"], data=dumps(entry.update), headers=headers,
-                                    timeout=ClientTimeout(total=60)) as resp:
+            async with session.post(
+                hook["url"],
+                data=dumps(entry.update),
+                headers=headers,
+                timeout=ClientTimeout(total=60),
+            ) as resp:
                 record["status"] = resp.status
                 if 200 <= resp.status < 300:
                     await self._webhook_reply(bot, resp)
                     return True
                 hook["last_error_date"] = _now()
-                hook["last_error_message"] = f"Wrong response from the webhook: {resp.status} " \
-                                             f"{resp.reason}"
+                hook["last_error_message"] = (
+                    f"Wrong response from the webhook: {resp.status} {resp.reason}"
+                )
         except (ClientError, TimeoutError, OSError) as exc:
             record["status"] = None
             record["error"] = f"{type(exc).__name__}: {exc}"
             hook["last_error_date"] = _now()
-            hook["last_error_message"] = "Connection refused" if isinstance(
-                exc, (ConnectionError, OSError)) else str(exc)
+            hook["last_error_message"] = (
+                "Connection refused" if isinstance(exc, (ConnectionError, OSError)) else str(exc)
+            )
         return False
 
     async def _webhook_reply(self, bot: BotState, resp: ClientResponse) -> None:
@@ -704,15 +843,20 @@ class TelegramEmulator:
         await self.call(bot.token, method, Params(values, files), via="webhook_reply")
 
     # ------------------------------------------------------- api dispatch
-    async def call(self, token: str, method: str, params: Params,
-                   via: str = "http") -> tuple[int, dict[str, Any]]:
+    async def call(
+        self, token: str, method: str, params: Params, via: str = "http"
+    ) -> tuple[int, dict[str, Any]]:
         """Run one Bot API method; return (HTTP status, response JSON)."""
         bot = self.bot_for_token(token)
         name = METHOD_NAMES.get(method.lower())
         self.call_seq += 1
         entry: dict[str, Any] = {
-            "seq": self.call_seq, "time": time.time(), "bot_id": bot.id,
-            "method": name or method, "params": params.log_view(), "via": via,
+            "seq": self.call_seq,
+            "time": time.time(),
+            "bot_id": bot.id,
+            "method": name or method,
+            "params": params.log_view(),
+            "via": via,
         }
         if "chat_id" in params:
             entry["chat_id"] = params["chat_id"]
@@ -748,11 +892,21 @@ class TelegramEmulator:
         windows: list[tuple[deque[float], int, float]] = []
         if limits.per_chat and "chat_id" in p:
             key = (bot.id, p["chat_id"])
-            windows.append((self._flood_chat.setdefault(key, deque()), limits.per_chat,
-                            limits.per_chat_window))
+            windows.append(
+                (
+                    self._flood_chat.setdefault(key, deque()),
+                    limits.per_chat,
+                    limits.per_chat_window,
+                )
+            )
         if limits.global_:
-            windows.append((self._flood_global.setdefault(bot.id, deque()), limits.global_,
-                            limits.global_window))
+            windows.append(
+                (
+                    self._flood_global.setdefault(bot.id, deque()),
+                    limits.global_,
+                    limits.global_window,
+                )
+            )
         wait = 0.0
         for stamps, limit, window in windows:
             while stamps and stamps[0] <= now - window:
@@ -761,8 +915,9 @@ class TelegramEmulator:
                 wait = max(wait, stamps[0] + window - now)
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
-            raise ApiError(429, f"Too Many Requests: retry after {retry_after}",
-                           {"retry_after": retry_after})
+            raise ApiError(
+                429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
+            )
         for stamps, _, _ in windows:
             stamps.append(now)
 
@@ -787,8 +942,11 @@ class TelegramEmulator:
 
     async def m_getUpdates(self, bot: BotState, p: Params) -> Any:
         if bot.webhook is not None:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is "
-                                "active; use deleteWebhook to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is "
+                "active; use deleteWebhook to delete the webhook first",
+            )
         offset = p.int("offset", required=False) or 0
         limit = max(1, min(p.int("limit", required=False) or 100, 100))
         timeout = max(0, min(p.int("timeout", required=False) or 0, 50))
@@ -805,11 +963,16 @@ class TelegramEmulator:
             return [e for e in bot.queue if e.forced or e.update["update_id"] >= offset][:limit]
 
         found = await bot.updates_notifier.wait_until(
-            lambda: ready() or (bot.poll_generation != generation), timeout,
-            closing=lambda: self.closing)
+            lambda: ready() or (bot.poll_generation != generation),
+            timeout,
+            closing=lambda: self.closing,
+        )
         if bot.poll_generation != generation:
-            raise ApiError(409, "Conflict: terminated by other getUpdates request; make sure "
-                                "that only one bot instance is running")
+            raise ApiError(
+                409,
+                "Conflict: terminated by other getUpdates request; make sure "
+                "that only one bot instance is running",
+            )
         entries = found if isinstance(found, list) else (ready() or [])
         for e in entries:
             if e.forced:  # a re-delivery is returned once, whatever the offset
@@ -838,8 +1001,11 @@ class TelegramEmulator:
             bot.queue.clear()
         if p.get("allowed_updates") is not None:
             bot.allowed_updates = list(p["allowed_updates"]) or None
-        bot.webhook = {"url": url, "secret_token": secret,
-                       "max_connections": p.int("max_connections", required=False) or 40}
+        bot.webhook = {
+            "url": url,
+            "secret_token": secret,
+            "max_connections": p.int("max_connections", required=False) or 40,
+        }
         bot.poll_generation += 1
         bot.updates_notifier.notify()
         self._start_webhook(bot)
@@ -852,12 +1018,16 @@ class TelegramEmulator:
         if p.get("drop_pending_updates"):
             bot.queue.clear()
         bot.updates_notifier.notify()
-        return True, {"description": "Webhook was deleted" if was
-                      else "Webhook is already deleted"}
+        return True, {
+            "description": "Webhook was deleted" if was else "Webhook is already deleted"
+        }
 
     async def m_getWebhookInfo(self, bot: BotState, p: Params) -> Any:
-        info: dict[str, Any] = {"url": "", "has_custom_certificate": False,
-                                "pending_update_count": len(bot.queue)}
+        info: dict[str, Any] = {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(bot.queue),
+        }
         if bot.webhook:
             info["url"] = bot.webhook["url"]
             info["max_connections"] = bot.webhook["max_connections"]
@@ -892,23 +1062,30 @@ class TelegramEmulator:
                 raise bad_request("can't parse inline keyboard markup JSON object")
             for row in rows:
                 if not isinstance(row, list):
-                    raise bad_request("can't parse inline keyboard button: "
-                                      "InlineKeyboardButton must be an Object")
+                    raise bad_request(
+                        "can't parse inline keyboard button: "
+                        "InlineKeyboardButton must be an Object"
+                    )
                 for button in row:
                     if not isinstance(button, dict) or not button.get("text"):
-                        raise bad_request("can't parse inline keyboard button: Text "
-                                          "buttons are unallowed in the inline keyboard")
+                        raise bad_request(
+                            "can't parse inline keyboard button: Text "
+                            "buttons are unallowed in the inline keyboard"
+                        )
                     data = button.get("callback_data")
                     if data is not None and not (1 <= len(str(data).encode()) <= 64):
                         raise bad_request("BUTTON_DATA_INVALID")
                     actions = [k for k in button if k != "text" and k != "style"]
                     if not actions:
-                        raise bad_request("can't parse inline keyboard button: Text "
-                                          "buttons are unallowed in the inline keyboard")
+                        raise bad_request(
+                            "can't parse inline keyboard button: Text "
+                            "buttons are unallowed in the inline keyboard"
+                        )
                     url = button.get("url")
                     if url is not None and not re.match(r"^(https?|tg)://\S+$", str(url)):
-                        raise bad_request(f"inline keyboard button URL '{url}' is invalid: "
-                                          "Wrong HTTP URL")
+                        raise bad_request(
+                            f"inline keyboard button URL '{url}' is invalid: Wrong HTTP URL"
+                        )
             if not rows or not any(rows):
                 return None, None
             return markup, None
@@ -944,23 +1121,34 @@ class TelegramEmulator:
         except EntityParseError as exc:
             raise bad_request(f"can't parse entities: {exc}") from None
 
-    def _bot_message(self, bot: BotState, chat: Chat, p: Params, content: dict[str, Any],
-                     raw_text: str | None) -> dict[str, Any]:
+    def _bot_message(
+        self, bot: BotState, chat: Chat, p: Params, content: dict[str, Any], raw_text: str | None
+    ) -> dict[str, Any]:
         inline, keyboard = self._markup(chat, p.get("reply_markup"))
-        message: dict[str, Any] = {"from": bot.user_json(), "chat": dict(chat.info),
-                                   "date": _now()}
+        message: dict[str, Any] = {
+            "from": bot.user_json(),
+            "chat": dict(chat.info),
+            "date": _now(),
+        }
         reply = self._reply_to(chat, p)
         if reply is not None:
             message["reply_to_message"] = reply
         message.update(content)
         if inline is not None:
             message["reply_markup"] = inline
-        record = self.add_message(chat, message, from_bot=True, raw_text=raw_text,
-                                  parse_mode=p.get("parse_mode"), reply_keyboard=keyboard)
+        record = self.add_message(
+            chat,
+            message,
+            from_bot=True,
+            raw_text=raw_text,
+            parse_mode=p.get("parse_mode"),
+            reply_keyboard=keyboard,
+        )
         return record.message
 
-    def _text_content(self, p: Params, key: str, limit: int, entities_key: str,
-                      *, required: bool) -> dict[str, Any]:
+    def _text_content(
+        self, p: Params, key: str, limit: int, entities_key: str, *, required: bool
+    ) -> dict[str, Any]:
         raw = p.get(key)
         if raw is None or raw == "":
             if required:
@@ -973,8 +1161,9 @@ class TelegramEmulator:
                 raise bad_request("message text is empty")
             return {}
         if u16len(text) > limit:
-            raise bad_request("message is too long" if key == "text"
-                              else "message caption is too long")
+            raise bad_request(
+                "message is too long" if key == "text" else "message caption is too long"
+            )
         content: dict[str, Any] = {key: text}
         if entities:
             content[entities_key] = entities
@@ -990,8 +1179,7 @@ class TelegramEmulator:
 
     async def m_sendPhoto(self, bot: BotState, p: Params) -> Any:
         chat = self._target_chat(bot, p)
-        caption = self._text_content(p, "caption", MAX_CAPTION, "caption_entities",
-                                     required=False)
+        caption = self._text_content(p, "caption", MAX_CAPTION, "caption_entities", required=False)
         sizes = await self.photo_from(bot, await self._input_file(bot, p, "photo"))
         content: dict[str, Any] = {"photo": [s.photo_size() for s in sizes], **caption}
         if p.get("has_spoiler"):
@@ -1000,8 +1188,7 @@ class TelegramEmulator:
 
     async def m_sendDocument(self, bot: BotState, p: Params) -> Any:
         chat = self._target_chat(bot, p)
-        caption = self._text_content(p, "caption", MAX_CAPTION, "caption_entities",
-                                     required=False)
+        caption = self._text_content(p, "caption", MAX_CAPTION, "caption_entities", required=False)
         doc = self.document_from(bot, await self._input_file(bot, p, "document"))
         content = {"document": doc.document(), **caption}
         return self._bot_message(bot, chat, p, content, raw_text=p.get("caption"))
@@ -1022,10 +1209,12 @@ class TelegramEmulator:
         group_id = str(10_000_000_000_000_000 + secrets.randbelow(10**16))
         prepared = []
         for item in media:
-            sub = Params({k: v for k, v in item.items() if k != "type"}, p.files,
-                         raw=frozenset({"media"}))
-            caption = self._text_content(sub, "caption", MAX_CAPTION, "caption_entities",
-                                         required=False)
+            sub = Params(
+                {k: v for k, v in item.items() if k != "type"}, p.files, raw=frozenset({"media"})
+            )
+            caption = self._text_content(
+                sub, "caption", MAX_CAPTION, "caption_entities", required=False
+            )
             source = await self._input_file(bot, sub, "media")
             if item["type"] == "photo":
                 sizes = await self.photo_from(bot, source)
@@ -1037,8 +1226,12 @@ class TelegramEmulator:
             prepared.append((content, sub.get("caption")))
         result = []
         for content, raw in prepared:
-            message: dict[str, Any] = {"from": bot.user_json(), "chat": dict(chat.info),
-                                       "date": _now(), "media_group_id": group_id}
+            message: dict[str, Any] = {
+                "from": bot.user_json(),
+                "chat": dict(chat.info),
+                "date": _now(),
+                "media_group_id": group_id,
+            }
             if reply is not None:
                 message["reply_to_message"] = reply
             message.update(content)
@@ -1058,8 +1251,15 @@ class TelegramEmulator:
             raise bad_request("message can't be edited")
         return chat, record
 
-    def _apply_edit(self, chat: Chat, record: MessageRecord, changes: dict[str, Any],
-                    remove: tuple[str, ...], raw_text: str | None, p: Params) -> dict:
+    def _apply_edit(
+        self,
+        chat: Chat,
+        record: MessageRecord,
+        changes: dict[str, Any],
+        remove: tuple[str, ...],
+        raw_text: str | None,
+        p: Params,
+    ) -> dict:
         msg = record.message
         new = dict(msg)
         for key in remove:
@@ -1067,9 +1267,11 @@ class TelegramEmulator:
         new.update(changes)
         comparable = ("text", "entities", "caption", "caption_entities", "reply_markup")
         if all(new.get(k) == msg.get(k) for k in comparable):
-            raise bad_request("message is not modified: specified new message content and "
-                              "reply markup are exactly the same as a current content and "
-                              "reply markup of the message")
+            raise bad_request(
+                "message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and "
+                "reply markup of the message"
+            )
         record.edits.append({k: msg[k] for k in comparable + ("edit_date",) if k in msg})
         new["edit_date"] = _now()
         record.message = new
@@ -1094,14 +1296,18 @@ class TelegramEmulator:
         chat, record = self._editable(bot, p)
         if "text" in record.message:
             raise bad_request("there is no caption in the message to edit")
-        content = self._text_content(p, "caption", MAX_CAPTION, "caption_entities",
-                                     required=False)
+        content = self._text_content(p, "caption", MAX_CAPTION, "caption_entities", required=False)
         inline, _ = self._markup(chat, p.get("reply_markup"))
         if inline is not None:
             content["reply_markup"] = inline
-        return self._apply_edit(chat, record, content,
-                                ("caption", "caption_entities", "reply_markup"),
-                                p.get("caption") or "", p)
+        return self._apply_edit(
+            chat,
+            record,
+            content,
+            ("caption", "caption_entities", "reply_markup"),
+            p.get("caption") or "",
+            p,
+        )
 
     async def m_editMessageReplyMarkup(self, bot: BotState, p: Params) -> Any:
         chat, record = self._editable(bot, p)
@@ -1136,16 +1342,23 @@ class TelegramEmulator:
         query_id = str(p.get("callback_query_id") or "")
         query = bot.callback_queries.get(query_id)
         if query is None or query["answered"]:
-            raise bad_request("query is too old and response timeout expired or query ID is "
-                              "invalid")
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
         text = p.get("text")
         if text is not None and len(str(text)) > 200:
             raise bad_request("MESSAGE_TOO_LONG")
         query["answered"] = True
-        answer = {"callback_query_id": query_id, "text": text,
-                  "show_alert": bool(p.get("show_alert")), "url": p.get("url"),
-                  "cache_time": p.get("cache_time"), "message_id": query.get("message_id"),
-                  "data": query.get("data"), "time": time.time()}
+        answer = {
+            "callback_query_id": query_id,
+            "text": text,
+            "show_alert": bool(p.get("show_alert")),
+            "url": p.get("url"),
+            "cache_time": p.get("cache_time"),
+            "message_id": query.get("message_id"),
+            "data": query.get("data"),
+            "time": time.time(),
+        }
         chat = bot.chats.get(query["chat_id"])
         if chat is not None:
             chat.callback_answers.append(answer)
@@ -1168,8 +1381,12 @@ class TelegramEmulator:
             raise bad_request("invalid file_id")
         if stored.size > MAX_DOWNLOAD_SIZE:
             raise bad_request("file is too big")
-        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                "file_size": stored.size, "file_path": stored.file_path}
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": stored.size,
+            "file_path": stored.file_path,
+        }
 
     @staticmethod
     def _commands_key(p: Params) -> str:
@@ -1181,13 +1398,15 @@ class TelegramEmulator:
         if not isinstance(commands, list) or len(commands) > 100:
             raise bad_request("commands must be an array of at most 100 commands")
         for c in commands:
-            if not isinstance(c, dict) or not re.fullmatch(r"[a-z0-9_]{1,32}",
-                                                            str(c.get("command", ""))):
+            if not isinstance(c, dict) or not re.fullmatch(
+                r"[a-z0-9_]{1,32}", str(c.get("command", ""))
+            ):
                 raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(str(c.get("description") or "")) <= 256:
                 raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
         bot.commands[self._commands_key(p)] = [
-            {"command": c["command"], "description": c["description"]} for c in commands]
+            {"command": c["command"], "description": c["description"]} for c in commands
+        ]
         return True
 
     async def m_getMyCommands(self, bot: BotState, p: Params) -> Any:
@@ -1277,8 +1496,9 @@ def _photo_sizes(data: bytes) -> list[tuple[bytes, int, int]]:
 EMU_KEY: web.AppKey[TelegramEmulator] = web.AppKey("telegram_emulator", TelegramEmulator)
 
 
-async def _read_multipart(reader: MultipartReader, values: dict[str, Any],
-                          files: dict[str, Upload]) -> None:
+async def _read_multipart(
+    reader: MultipartReader, values: dict[str, Any], files: dict[str, Upload]
+) -> None:
     while True:
         part = await reader.next()
         if part is None:
@@ -1287,8 +1507,9 @@ async def _read_multipart(reader: MultipartReader, values: dict[str, Any],
             continue
         if part.filename is not None:
             data = bytes(await part.read(decode=False))
-            files[part.name or "file"] = Upload(part.filename,
-                                                part.headers.get("Content-Type"), data)
+            files[part.name or "file"] = Upload(
+                part.filename, part.headers.get("Content-Type"), data
+            )
         else:
             values[part.name or ""] = await part.text()
 
@@ -1319,8 +1540,9 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     method = request.match_info["method"]
     if not TOKEN_RE.match(token):
-        return json_response({"ok": False, "error_code": 401, "description": "Unauthorized"},
-                             status=401)
+        return json_response(
+            {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+        )
     fault = emu.take_fault(token, method)
     if fault is not None:
         if fault.kind == "429":
@@ -1332,34 +1554,46 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
         values, files = await _read_request(request)
         params = Params(values, files)
     except ApiError as exc:
-        return json_response({"ok": False, "error_code": exc.code,
-                              "description": exc.description}, status=exc.code)
+        return json_response(
+            {"ok": False, "error_code": exc.code, "description": exc.description}, status=exc.code
+        )
     status, response = await emu.call(token, method, params)
     return json_response(response, status=status)
 
 
-async def _fault_answer(emu: TelegramEmulator, request: web.Request,
-                        fault: Fault) -> web.StreamResponse | None:
+async def _fault_answer(
+    emu: TelegramEmulator, request: web.Request, fault: Fault
+) -> web.StreamResponse | None:
     """What a call or a download that met ``fault`` gets; None: served normally (a delay)."""
     if fault.kind == "delay":
         await emu.sleep(fault.delay)
         return None
     if fault.kind == "429":
         return json_response(
-            {"ok": False, "error_code": 429,
-             "description": f"Too Many Requests: retry after {fault.retry_after}",
-             "parameters": {"retry_after": fault.retry_after}}, status=429)
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {fault.retry_after}",
+                "parameters": {"retry_after": fault.retry_after},
+            },
+            status=429,
+        )
     if fault.kind == "404":
-        return json_response({"ok": False, "error_code": 404, "description": "Not Found"},
-                             status=404)
+        return json_response(
+            {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
+        )
     if fault.kind == "500":
-        return json_response({"ok": False, "error_code": 500,
-                              "description": "Internal Server Error"}, status=500)
+        return json_response(
+            {"ok": False, "error_code": 500, "description": "Internal Server Error"}, status=500
+        )
     if fault.kind == "502":
-        return web.Response(status=502, content_type="text/html",
-                            text="<html><head><title>502 Bad Gateway</title></head>"
-                                 "<body><center><h1>502 Bad Gateway</h1></center>"
-                                 "<hr><center>nginx/1.18.0</center></body></html>")
+        return web.Response(
+            status=502,
+            content_type="text/html",
+            text="<html><head><title>502 Bad Gateway</title></head>"
+            "<body><center><h1>502 Bad Gateway</h1></center>"
+            "<hr><center>nginx/1.18.0</center></body></html>",
+        )
     drop_connection(request)  # "disconnect"
     return web.Response(status=500)
 
@@ -1375,13 +1609,15 @@ async def _file_download(request: web.Request) -> web.StreamResponse:
     bot = emu.bots.get(token)
     stored = bot.files_by_path.get(request.match_info["path"]) if bot else None
     if stored is None or stored.size > MAX_DOWNLOAD_SIZE:
-        return json_response({"ok": False, "error_code": 404, "description": "Not Found"},
-                             status=404)
+        return json_response(
+            {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
+        )
     data = await emu.read_file(stored)
     return web.Response(body=data, content_type=stored.mime_type or "application/octet-stream")
 
 
 # ------------------------------------------------------------------- control API
+
 
 async def _body(request: web.Request) -> dict[str, Any]:
     values: dict[str, Any] = dict(request.query)
@@ -1390,8 +1626,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ControlError("JSON object expected")
         values.update(body)
-    elif request.body_exists and request.content_type in {
-            "application/x-www-form-urlencoded"}:
+    elif request.body_exists and request.content_type in {"application/x-www-form-urlencoded"}:
         values.update(await request.post())
     return values
 
@@ -1413,16 +1648,23 @@ def _flag(values: dict[str, Any], key: str) -> bool:
     return bool(value)
 
 
-def _user_and_chat(emu: TelegramEmulator, values: dict[str, Any]) -> tuple[
-        BotState, dict[str, Any], Chat]:
+def _user_and_chat(
+    emu: TelegramEmulator, values: dict[str, Any]
+) -> tuple[BotState, dict[str, Any], Chat]:
     bot = emu.bot_for_control(values.get("token"))
     user_id = _int(values, "user_id")
-    user = emu.ensure_user(bot, user_id, first_name=values.get("first_name"),
-                           last_name=values.get("last_name"), username=values.get("username"),
-                           language_code=values.get("language_code") or values.get("language"))
+    user = emu.ensure_user(
+        bot,
+        user_id,
+        first_name=values.get("first_name"),
+        last_name=values.get("last_name"),
+        username=values.get("username"),
+        language_code=values.get("language_code") or values.get("language"),
+    )
     chat_id = values.get("chat_id")
-    chat = emu.ensure_chat(bot, user, int(chat_id) if chat_id not in (None, "") else None,
-                           values.get("chat_title"))
+    chat = emu.ensure_chat(
+        bot, user, int(chat_id) if chat_id not in (None, "") else None, values.get("chat_title")
+    )
     return bot, user, chat
 
 
@@ -1433,8 +1675,9 @@ def _reply_content(chat: Chat, values: dict[str, Any]) -> dict[str, Any]:
     record = chat.messages.get(int(reply_to))
     if record is None:
         raise ControlError(f"message {reply_to} not found", 404)
-    return {"reply_to_message": {k: v for k, v in record.message.items()
-                                 if k != "reply_to_message"}}
+    return {
+        "reply_to_message": {k: v for k, v in record.message.items() if k != "reply_to_message"}
+    }
 
 
 async def ctl_send_message(request: web.Request) -> web.StreamResponse:
@@ -1449,8 +1692,7 @@ async def ctl_send_message(request: web.Request) -> web.StreamResponse:
     if entities:
         content["entities"] = entities
     update, record = emu.user_message(bot, user, chat, content)
-    return json_response({"update": update, "message": record.message,
-                          "version": chat.version})
+    return json_response({"update": update, "message": record.message, "version": chat.version})
 
 
 async def _photo_payload(request: web.Request) -> tuple[dict[str, Any], Upload]:
@@ -1468,8 +1710,9 @@ async def _photo_payload(request: web.Request) -> tuple[dict[str, Any], Upload]:
                 continue
             if part.filename is not None or part.name in {"photo", "file", "document"}:
                 data = bytes(await part.read(decode=False))
-                upload = Upload(part.filename or "photo.jpg", part.headers.get("Content-Type"),
-                                data)
+                upload = Upload(
+                    part.filename or "photo.jpg", part.headers.get("Content-Type"), data
+                )
             else:
                 values[part.name or ""] = await part.text()
     elif ctype == "application/json":
@@ -1487,8 +1730,11 @@ async def _photo_payload(request: web.Request) -> tuple[dict[str, Any], Upload]:
         upload = Upload(body.get("file_name") or "photo.jpg", body.get("mime_type"), data)
     else:
         data = await request.read()
-        upload = Upload(values.get("file_name") or "photo.jpg", values.get("mime_type") or (
-            ctype if ctype != "application/octet-stream" else None), data)
+        upload = Upload(
+            values.get("file_name") or "photo.jpg",
+            values.get("mime_type") or (ctype if ctype != "application/octet-stream" else None),
+            data,
+        )
     if upload is None or not upload.data:
         raise ControlError("no file in the request")
     if values.get("file_name"):
@@ -1522,8 +1768,7 @@ async def ctl_send_photo(request: web.Request) -> web.StreamResponse:
         if entities:
             content["caption_entities"] = entities
     update, record = emu.user_message(bot, user, chat, content)
-    return json_response({"update": update, "message": record.message,
-                          "version": chat.version})
+    return json_response({"update": update, "message": record.message, "version": chat.version})
 
 
 async def ctl_press(request: web.Request) -> web.StreamResponse:
@@ -1537,33 +1782,50 @@ async def ctl_press(request: web.Request) -> web.StreamResponse:
     record = chat.messages.get(mid)
     if record is None or (record.deleted and not forge):
         raise ControlError(f"message {mid} not found in chat {chat.id}", 404)
-    buttons = [b for row in (record.message.get("reply_markup") or {}).get(
-        "inline_keyboard", []) for b in row]
+    buttons = [
+        b
+        for row in (record.message.get("reply_markup") or {}).get("inline_keyboard", [])
+        for b in row
+    ]
     button = None
     if text is not None:
         button = next((b for b in buttons if b.get("text") == text), None)
         if button is None:
             button = next((b for b in buttons if text in b.get("text", "")), None)
         if button is None:
-            raise ControlError(f"no button {text!r} on message {mid}; buttons: "
-                               f"{[b.get('text') for b in buttons]}", 404)
+            raise ControlError(
+                f"no button {text!r} on message {mid}; buttons: "
+                f"{[b.get('text') for b in buttons]}",
+                404,
+            )
         if "callback_data" not in button:
             raise ControlError(f"button {text!r} has no callback_data: {button}")
         data = button["callback_data"]
     elif data is not None:
         button = next((b for b in buttons if b.get("callback_data") == data), None)
         if button is None and not forge:
-            raise ControlError(f"no button with callback_data {data!r} on message {mid}; "
-                               "pass forge=true to send it anyway", 404)
+            raise ControlError(
+                f"no button with callback_data {data!r} on message {mid}; "
+                "pass forge=true to send it anyway",
+                404,
+            )
     else:
         raise ControlError("callback_data or text is required")
     emu.callback_seq += 1
-    query_id = str(4_000_000_000_000_000_000 + emu.callback_seq * 7919
-                   + secrets.randbelow(7919))
-    query = {"id": query_id, "from": dict(user), "message": dict(record.message),
-             "chat_instance": str(-(abs(chat.id) * 31 + 7)), "data": str(data)}
-    bot.callback_queries[query_id] = {"chat_id": chat.id, "message_id": mid,
-                                      "answered": False, "data": str(data)}
+    query_id = str(4_000_000_000_000_000_000 + emu.callback_seq * 7919 + secrets.randbelow(7919))
+    query = {
+        "id": query_id,
+        "from": dict(user),
+        "message": dict(record.message),
+        "chat_instance": str(-(abs(chat.id) * 31 + 7)),
+        "data": str(data),
+    }
+    bot.callback_queries[query_id] = {
+        "chat_id": chat.id,
+        "message_id": mid,
+        "answered": False,
+        "data": str(data),
+    }
     update = emu.enqueue_update(bot, {"callback_query": query})
     version = chat.bump()
     return json_response({"update": update, "callback_query": query, "version": version})
@@ -1599,16 +1861,21 @@ async def ctl_changes(request: web.Request) -> web.StreamResponse:
     _, chat = _chat_of(request, values)
     since = _int(values, "since", 0)
     timeout = min(float(values.get("timeout") or 0), 120.0)
-    await chat.notifier.wait_until(lambda: chat.version > since, timeout,
-                                   closing=lambda: emu.closing)
-    return json_response({
-        "version": chat.version,
-        "messages": [r.view() for r in sorted(chat.messages.values(),
-                                              key=lambda r: r.message["message_id"])
-                     if r.version > since],
-        "callback_answers": [a for a in chat.callback_answers if a.get("version", 0) > since],
-        "reply_keyboard": chat.reply_keyboard,
-    })
+    await chat.notifier.wait_until(
+        lambda: chat.version > since, timeout, closing=lambda: emu.closing
+    )
+    return json_response(
+        {
+            "version": chat.version,
+            "messages": [
+                r.view()
+                for r in sorted(chat.messages.values(), key=lambda r: r.message["message_id"])
+                if r.version > since
+            ],
+            "callback_answers": [a for a in chat.callback_answers if a.get("version", 0) > since],
+            "reply_keyboard": chat.reply_keyboard,
+        }
+    )
 
 
 async def ctl_wait(request: web.Request) -> web.StreamResponse:
@@ -1636,8 +1903,9 @@ async def ctl_wait(request: web.Request) -> web.StreamResponse:
 
     found = await chat.notifier.wait_until(find, timeout, closing=lambda: emu.closing)
     if found is None:
-        return json_response({"ok": False, "error": "timeout", "version": chat.version},
-                             status=408)
+        return json_response(
+            {"ok": False, "error": "timeout", "version": chat.version}, status=408
+        )
     return json_response({"ok": True, "message": found.view(), "version": chat.version})
 
 
@@ -1672,8 +1940,9 @@ async def ctl_file(request: web.Request) -> web.StreamResponse:
     headers = {"X-File-Path": stored.file_path}
     if stored.file_name:
         headers["Content-Disposition"] = f'attachment; filename="{stored.file_name}"'
-    return web.Response(body=data, headers=headers,
-                        content_type=stored.mime_type or "application/octet-stream")
+    return web.Response(
+        body=data, headers=headers, content_type=stored.mime_type or "application/octet-stream"
+    )
 
 
 async def ctl_faults(request: web.Request) -> web.StreamResponse:
@@ -1689,14 +1958,29 @@ async def ctl_faults(request: web.Request) -> web.StreamResponse:
         methods = values.get("methods")
         if isinstance(methods, str):
             methods = [m for m in methods.split(",") if m]
-        fault = Fault(kind=kind, remaining=_int(values, "count", 1),
-                      methods={m.lower() for m in methods} if methods else None,
-                      retry_after=_int(values, "retry_after", 1),
-                      delay=float(values.get("delay") or 0.0), token=values.get("token"))
+        fault = Fault(
+            kind=kind,
+            remaining=_int(values, "count", 1),
+            methods={m.lower() for m in methods} if methods else None,
+            retry_after=_int(values, "retry_after", 1),
+            delay=float(values.get("delay") or 0.0),
+            token=values.get("token"),
+        )
         emu.faults.append(fault)
-    return json_response({"faults": [
-        {"kind": f.kind, "remaining": f.remaining, "methods": sorted(f.methods or []),
-         "retry_after": f.retry_after, "delay": f.delay} for f in emu.faults]})
+    return json_response(
+        {
+            "faults": [
+                {
+                    "kind": f.kind,
+                    "remaining": f.remaining,
+                    "methods": sorted(f.methods or []),
+                    "retry_after": f.retry_after,
+                    "delay": f.delay,
+                }
+                for f in emu.faults
+            ]
+        }
+    )
 
 
 async def ctl_flood(request: web.Request) -> web.StreamResponse:
@@ -1709,12 +1993,22 @@ async def ctl_flood(request: web.Request) -> web.StreamResponse:
             per_chat=_int(values, "per_chat", 0),
             per_chat_window=float(values.get("per_chat_window") or 1.0),
             global_=_int(values, "global", 0),
-            global_window=float(values.get("global_window") or 1.0))
+            global_window=float(values.get("global_window") or 1.0),
+        )
         emu._flood_chat.clear()
         emu._flood_global.clear()
-    return json_response({"flood": None if emu.flood is None else {
-        "per_chat": emu.flood.per_chat, "per_chat_window": emu.flood.per_chat_window,
-        "global": emu.flood.global_, "global_window": emu.flood.global_window}})
+    return json_response(
+        {
+            "flood": None
+            if emu.flood is None
+            else {
+                "per_chat": emu.flood.per_chat,
+                "per_chat_window": emu.flood.per_chat_window,
+                "global": emu.flood.global_,
+                "global_window": emu.flood.global_window,
+            }
+        }
+    )
 
 
 async def ctl_edit_message(request: web.Request) -> web.StreamResponse:
@@ -1766,13 +2060,19 @@ async def ctl_bot(request: web.Request) -> web.StreamResponse:
     emu = request.app[EMU_KEY]
     bot = emu.bot_for_control(request.query.get("token"))
     hook = dict(bot.webhook) if bot.webhook else None
-    return json_response({
-        "me": bot.me(), "bound": bot.bound, "webhook": hook,
-        "pending_updates": [e.update for e in bot.queue],
-        "allowed_updates": bot.allowed_updates, "webhook_log": bot.webhook_log[-200:],
-        "commands": {k: v for k, v in bot.commands.items()},
-        "chats": sorted(bot.chats), "users": list(bot.users.values()),
-    })
+    return json_response(
+        {
+            "me": bot.me(),
+            "bound": bot.bound,
+            "webhook": hook,
+            "pending_updates": [e.update for e in bot.queue],
+            "allowed_updates": bot.allowed_updates,
+            "webhook_log": bot.webhook_log[-200:],
+            "commands": {k: v for k, v in bot.commands.items()},
+            "chats": sorted(bot.chats),
+            "users": list(bot.users.values()),
+        }
+    )
 
 
 async def ctl_updates(request: web.Request) -> web.StreamResponse:
@@ -1791,17 +2091,23 @@ async def _control_errors(request: web.Request, handler: Any) -> web.StreamRespo
         return json_response({"ok": False, "error": "invalid JSON body"}, status=400)
 
 
-def create_app(*, files_dir: Path | None = None, webhook_max_attempts: int = 5,
-               webhook_backoff: float = 0.2,
-               flood: FloodLimits | None = None) -> web.Application:
+def create_app(
+    *,
+    files_dir: Path | None = None,
+    webhook_max_attempts: int = 5,
+    webhook_backoff: float = 0.2,
+    flood: FloodLimits | None = None,
+) -> web.Application:
     """The emulator as an aiohttp application (``app[EMU_KEY]`` is its state).
 
     ``flood`` turns on Telegram-like flood control (429 with retry_after) from the start.
     """
-    app = web.Application(client_max_size=MAX_UPLOAD_SIZE + 1024 * 1024,
-                          middlewares=[_control_errors])
-    emu = TelegramEmulator(files_dir, webhook_max_attempts=webhook_max_attempts,
-                           webhook_backoff=webhook_backoff)
+    app = web.Application(
+        client_max_size=MAX_UPLOAD_SIZE + 1024 * 1024, middlewares=[_control_errors]
+    )
+    emu = TelegramEmulator(
+        files_dir, webhook_max_attempts=webhook_max_attempts, webhook_backoff=webhook_backoff
+    )
     emu.flood = flood
     app[EMU_KEY] = emu
 
@@ -1834,8 +2140,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Telegram Bot API emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--files-dir", type=Path, default=None,
-                        help="store uploaded files on disk instead of in memory")
+    parser.add_argument(
+        "--files-dir",
+        type=Path,
+        default=None,
+        help="store uploaded files on disk instead of in memory",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     web.run_app(create_app(files_dir=args.files_dir), host=args.host, port=args.port)

@@ -116,8 +116,10 @@ class Message:
     def buttons(self) -> list[list[Button]]:
         """Inline keyboard rows."""
         rows = (self.raw.get("reply_markup") or {}).get("inline_keyboard") or []
-        return [[Button(b.get("text", ""), b.get("callback_data"), b.get("url"), b)
-                 for b in row] for row in rows]
+        return [
+            [Button(b.get("text", ""), b.get("callback_data"), b.get("url"), b) for b in row]
+            for row in rows
+        ]
 
     @property
     def button_texts(self) -> list[str]:
@@ -168,8 +170,13 @@ class CallbackQuery:
 class TelegramEmulatorClient:
     """Control API of ``sandbox.telegram`` (one aiohttp session, many users)."""
 
-    def __init__(self, base_url: str, *, token: str | None = None,
-                 session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self._session = session
@@ -180,7 +187,8 @@ class TelegramEmulatorClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-                connector=aiohttp.TCPConnector(limit=0))
+                connector=aiohttp.TCPConnector(limit=0),
+            )
             self._own_session = True
         return self._session
 
@@ -199,14 +207,21 @@ class TelegramEmulatorClient:
             values["token"] = self.token
         return {k: v for k, v in values.items() if v is not None}
 
-    async def request(self, method: str, path: str, *, json: Any = None,
-                      params: dict[str, Any] | None = None, data: Any = None,
-                      raw: bool = False) -> Any:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        data: Any = None,
+        raw: bool = False,
+    ) -> Any:
         query = self._with_token(dict(params or {}))
-        query = {k: (str(v).lower() if isinstance(v, bool) else str(v))
-                 for k, v in query.items()}
-        async with self.session.request(method, self.base_url + path, json=json,
-                                        params=query, data=data) as resp:
+        query = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in query.items()}
+        async with self.session.request(
+            method, self.base_url + path, json=json, params=query, data=data
+        ) as resp:
             if raw and resp.status == 200:
                 return await resp.read()
             payload = await resp.json(content_type=None)
@@ -214,20 +229,42 @@ class TelegramEmulatorClient:
                 raise EmulatorError(resp.status, payload)
             return payload
 
-    def user(self, user_id: int, *, first_name: str | None = None,
-             last_name: str | None = None, username: str | None = None,
-             language: str = "ru", chat_id: int | None = None) -> TelegramUser:
-        return TelegramUser(self, user_id, first_name=first_name, last_name=last_name,
-                            username=username, language=language, chat_id=chat_id)
+    def user(
+        self,
+        user_id: int,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        language: str = "ru",
+        chat_id: int | None = None,
+    ) -> TelegramUser:
+        return TelegramUser(
+            self,
+            user_id,
+            first_name=first_name,
+            last_name=last_name,
+            username=username,
+            language=language,
+            chat_id=chat_id,
+        )
 
     # --- inspection and faults ---------------------------------------------------------
-    async def calls(self, method: str | Iterable[str] | None = None, *,
-                    chat_id: int | None = None, since: int = 0,
-                    include_get_updates: bool = False) -> list[dict[str, Any]]:
+    async def calls(
+        self,
+        method: str | Iterable[str] | None = None,
+        *,
+        chat_id: int | None = None,
+        since: int = 0,
+        include_get_updates: bool = False,
+    ) -> list[dict[str, Any]]:
         """Bot API calls the bot made: ``[{seq, method, params, status, ok, error?}]``."""
         methods = [method] if isinstance(method, str) else list(method or [])
-        params: dict[str, Any] = {"since": since, "chat_id": chat_id,
-                                  "include_get_updates": include_get_updates}
+        params: dict[str, Any] = {
+            "since": since,
+            "chat_id": chat_id,
+            "include_get_updates": include_get_updates,
+        }
         if methods:
             params["method"] = ",".join(methods)
         return (await self.request("GET", "/_emu/calls", params=params))["calls"]
@@ -235,31 +272,69 @@ class TelegramEmulatorClient:
     async def last_call_seq(self) -> int:
         return (await self.request("GET", "/_emu/calls", params={"method": "-"}))["last_seq"]
 
-    async def fail_next(self, count: int = 1, *, kind: str = "429", retry_after: int = 1,
-                        methods: Iterable[str] | None = None) -> None:
+    async def fail_next(
+        self,
+        count: int = 1,
+        *,
+        kind: str = "429",
+        retry_after: int = 1,
+        methods: Iterable[str] | None = None,
+    ) -> None:
         """The next ``count`` Bot API calls (of ``methods``; by default any but getUpdates)
         fail: kind "429" (with retry_after), "404", "500", "502" (nginx HTML page) or
         "disconnect" (connection dropped). ``methods=["file"]``: the file downloads."""
-        await self.request("POST", "/_emu/faults", json=self._with_token({
-            "kind": kind, "count": count, "retry_after": retry_after,
-            "methods": list(methods) if methods else None}))
+        await self.request(
+            "POST",
+            "/_emu/faults",
+            json=self._with_token(
+                {
+                    "kind": kind,
+                    "count": count,
+                    "retry_after": retry_after,
+                    "methods": list(methods) if methods else None,
+                }
+            ),
+        )
 
-    async def delay_next(self, seconds: float, count: int = 1, *,
-                         methods: Iterable[str] | None = None) -> None:
-        await self.request("POST", "/_emu/faults", json=self._with_token({
-            "kind": "delay", "count": count, "delay": seconds,
-            "methods": list(methods) if methods else None}))
+    async def delay_next(
+        self, seconds: float, count: int = 1, *, methods: Iterable[str] | None = None
+    ) -> None:
+        await self.request(
+            "POST",
+            "/_emu/faults",
+            json=self._with_token(
+                {
+                    "kind": "delay",
+                    "count": count,
+                    "delay": seconds,
+                    "methods": list(methods) if methods else None,
+                }
+            ),
+        )
 
     async def reset_faults(self) -> None:
         await self.request("DELETE", "/_emu/faults")
 
-    async def set_flood_limits(self, *, per_chat: int = 1, per_chat_window: float = 1.0,
-                               global_limit: int = 30, global_window: float = 1.0) -> None:
+    async def set_flood_limits(
+        self,
+        *,
+        per_chat: int = 1,
+        per_chat_window: float = 1.0,
+        global_limit: int = 30,
+        global_window: float = 1.0,
+    ) -> None:
         """Turn on Telegram-like flood control: more sends/edits than the limits in the
         window answer 429 with retry_after (0 = no limit)."""
-        await self.request("POST", "/_emu/flood", json={
-            "per_chat": per_chat, "per_chat_window": per_chat_window,
-            "global": global_limit, "global_window": global_window})
+        await self.request(
+            "POST",
+            "/_emu/flood",
+            json={
+                "per_chat": per_chat,
+                "per_chat_window": per_chat_window,
+                "global": global_limit,
+                "global_window": global_window,
+            },
+        )
 
     async def clear_flood_limits(self) -> None:
         await self.request("DELETE", "/_emu/flood")
@@ -276,13 +351,15 @@ class TelegramEmulatorClient:
 
     async def redeliver(self, update_id: int) -> dict[str, Any]:
         """Deliver an existing update again (same update_id), like Telegram does."""
-        result = await self.request("POST", "/_emu/redeliver",
-                                    json=self._with_token({"update_id": update_id}))
+        result = await self.request(
+            "POST", "/_emu/redeliver", json=self._with_token({"update_id": update_id})
+        )
         return result["update"]
 
     async def block(self, user_id: int, blocked: bool = True) -> None:
-        await self.request("POST", "/_emu/block",
-                           json=self._with_token({"user_id": user_id, "blocked": blocked}))
+        await self.request(
+            "POST", "/_emu/block", json=self._with_token({"user_id": user_id, "blocked": blocked})
+        )
 
     async def download(self, file_id: str) -> bytes:
         return await self.request("GET", f"/_emu/files/{file_id}", raw=True)
@@ -291,10 +368,18 @@ class TelegramEmulatorClient:
 class TelegramUser:
     """One Telegram user talking to the bot in a private chat (or a group via chat_id)."""
 
-    def __init__(self, client: TelegramEmulatorClient | str, user_id: int, *,
-                 language: str = "ru", first_name: str | None = None,
-                 last_name: str | None = None, username: str | None = None,
-                 chat_id: int | None = None, token: str | None = None) -> None:
+    def __init__(
+        self,
+        client: TelegramEmulatorClient | str,
+        user_id: int,
+        *,
+        language: str = "ru",
+        first_name: str | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        chat_id: int | None = None,
+        token: str | None = None,
+    ) -> None:
         self._owns_client = isinstance(client, str)
         if isinstance(client, str):
             client = TelegramEmulatorClient(client, token=token)
@@ -318,10 +403,14 @@ class TelegramUser:
         await self.close()
 
     def _identity(self) -> dict[str, Any]:
-        return {"user_id": self.user_id, "first_name": self.first_name,
-                "last_name": self.last_name, "username": self.username,
-                "language_code": self.language,
-                "chat_id": self.chat_id if self.chat_id != self.user_id else None}
+        return {
+            "user_id": self.user_id,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "username": self.username,
+            "language_code": self.language,
+            "chat_id": self.chat_id if self.chat_id != self.user_id else None,
+        }
 
     def _message(self, result: dict[str, Any]) -> Message:
         self.mark = max(self.mark, int(result["version"]))
@@ -332,64 +421,112 @@ class TelegramUser:
 
     # --- acting --------------------------------------------------------------------------
     async def send_text(self, text: str, *, reply_to: int | Message | None = None) -> Message:
-        body = {**self._identity(), "text": text,
-                "reply_to_message_id": _mid(reply_to) if reply_to is not None else None}
-        result = await self.client.request("POST", "/_emu/send_message",
-                                           json=self.client._with_token(body))
+        body = {
+            **self._identity(),
+            "text": text,
+            "reply_to_message_id": _mid(reply_to) if reply_to is not None else None,
+        }
+        result = await self.client.request(
+            "POST", "/_emu/send_message", json=self.client._with_token(body)
+        )
         return self._message(result)
 
     async def edit_text(self, message: int | Message, text: str) -> Message:
         """Edit one of this user's messages (the bot gets an ``edited_message`` update)."""
         body = {**self._identity(), "message_id": _mid(message), "text": text}
-        result = await self.client.request("POST", "/_emu/edit_message",
-                                           json=self.client._with_token(body))
+        result = await self.client.request(
+            "POST", "/_emu/edit_message", json=self.client._with_token(body)
+        )
         return self._message(result)
 
-    async def send_photo(self, data: bytes, *, as_document: bool = False,
-                         caption: str | None = None, media_group_id: str | None = None,
-                         file_name: str | None = None, mime_type: str | None = None,
-                         reply_to: int | Message | None = None) -> Message:
+    async def send_photo(
+        self,
+        data: bytes,
+        *,
+        as_document: bool = False,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        reply_to: int | Message | None = None,
+    ) -> Message:
         """Send an image as a photo (Telegram compresses it into PhotoSizes) or, with
         ``as_document=True``, as a file (kept byte for byte, with name and mime type)."""
-        body = {**self._identity(), "data_b64": base64.b64encode(data).decode(),
-                "as_document": as_document, "caption": caption,
-                "media_group_id": media_group_id,
-                "file_name": file_name or ("image.jpg" if as_document else None),
-                "mime_type": mime_type,
-                "reply_to_message_id": _mid(reply_to) if reply_to is not None else None}
-        result = await self.client.request("POST", "/_emu/send_photo",
-                                           json=self.client._with_token(body))
+        body = {
+            **self._identity(),
+            "data_b64": base64.b64encode(data).decode(),
+            "as_document": as_document,
+            "caption": caption,
+            "media_group_id": media_group_id,
+            "file_name": file_name or ("image.jpg" if as_document else None),
+            "mime_type": mime_type,
+            "reply_to_message_id": _mid(reply_to) if reply_to is not None else None,
+        }
+        result = await self.client.request(
+            "POST", "/_emu/send_photo", json=self.client._with_token(body)
+        )
         return self._message(result)
 
-    async def send_document(self, data: bytes, file_name: str, *, mime_type: str | None = None,
-                            caption: str | None = None) -> Message:
-        return await self.send_photo(data, as_document=True, file_name=file_name,
-                                     mime_type=mime_type, caption=caption)
+    async def send_document(
+        self,
+        data: bytes,
+        file_name: str,
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+    ) -> Message:
+        return await self.send_photo(
+            data, as_document=True, file_name=file_name, mime_type=mime_type, caption=caption
+        )
 
-    async def send_album(self, photos: list[bytes], *, caption: str | None = None,
-                         as_document: bool = False) -> list[Message]:
+    async def send_album(
+        self, photos: list[bytes], *, caption: str | None = None, as_document: bool = False
+    ) -> list[Message]:
         """Several messages sharing one media_group_id; the caption goes on the first."""
         group = f"{self.user_id}{len(photos)}{id(photos) % 100000}{self.mark}"
         sent = []
         for i, data in enumerate(photos):
-            sent.append(await self.send_photo(
-                data, as_document=as_document, caption=caption if i == 0 else None,
-                media_group_id=group, file_name=f"image_{i + 1}.jpg" if as_document else None))
+            sent.append(
+                await self.send_photo(
+                    data,
+                    as_document=as_document,
+                    caption=caption if i == 0 else None,
+                    media_group_id=group,
+                    file_name=f"image_{i + 1}.jpg" if as_document else None,
+                )
+            )
         return sent
 
-    async def press(self, message: int | Message, data: str | None = None,
-                    text: str | None = None, *, forge: bool = False) -> CallbackQuery:
+    async def press(
+        self,
+        message: int | Message,
+        data: str | None = None,
+        text: str | None = None,
+        *,
+        forge: bool = False,
+    ) -> CallbackQuery:
         """Press an inline button by its callback_data or (part of) its text. ``forge=True``
         sends callback_data that is on no button (what a tampering client could do)."""
-        body = {**self._identity(), "message_id": _mid(message), "callback_data": data,
-                "text": text, "forge": forge}
-        result = await self.client.request("POST", "/_emu/press",
-                                           json=self.client._with_token(body))
+        body = {
+            **self._identity(),
+            "message_id": _mid(message),
+            "callback_data": data,
+            "text": text,
+            "forge": forge,
+        }
+        result = await self.client.request(
+            "POST", "/_emu/press", json=self.client._with_token(body)
+        )
         self.mark = max(self.mark, int(result["version"]))
         query = result["callback_query"]
-        return CallbackQuery(id=query["id"], data=query["data"], message_id=_mid(message),
-                             update_id=result["update"]["update_id"],
-                             version=result["version"], raw=query)
+        return CallbackQuery(
+            id=query["id"],
+            data=query["data"],
+            message_id=_mid(message),
+            update_id=result["update"]["update_id"],
+            version=result["version"],
+            raw=query,
+        )
 
     async def redeliver(self, update: int | Message | CallbackQuery) -> dict[str, Any]:
         update_id = update if isinstance(update, int) else update.update_id
@@ -409,8 +546,9 @@ class TelegramUser:
             if exc.status == 404:
                 return []
             raise
-        return [Message(m, self) for m in state["messages"]
-                if include_deleted or not m.get("deleted")]
+        return [
+            Message(m, self) for m in state["messages"] if include_deleted or not m.get("deleted")
+        ]
 
     async def bot_messages(self, *, include_deleted: bool = False) -> list[Message]:
         return [m for m in await self.messages(include_deleted=include_deleted) if m.from_bot]
@@ -428,15 +566,23 @@ class TelegramUser:
     async def reply_keyboard(self) -> list[str]:
         """Texts of the current reply keyboard's buttons ([] if none)."""
         markup = (await self.chat()).get("reply_keyboard") or {}
-        return [b["text"] if isinstance(b, dict) else str(b)
-                for row in markup.get("keyboard", []) for b in row]
+        return [
+            b["text"] if isinstance(b, dict) else str(b)
+            for row in markup.get("keyboard", [])
+            for b in row
+        ]
 
     async def transcript(self) -> str:
         return "\n".join(str(m) for m in await self.messages())
 
-    async def wait_for(self, predicate: Callable[[Message], bool],
-                       timeout: float = 10.0, *, since: int | None = None,  # noqa: ASYNC109
-                       include_user: bool = False) -> Message:
+    async def wait_for(
+        self,
+        predicate: Callable[[Message], bool],
+        timeout: float = 10.0,
+        *,
+        since: int | None = None,  # noqa: ASYNC109
+        include_user: bool = False,
+    ) -> Message:
         """First bot message created or edited after ``since`` (a chat version; default:
         this user's last action) that satisfies ``predicate``. Deleted ones are skipped."""
         loop_since = self.mark if since is None else since
@@ -445,8 +591,10 @@ class TelegramUser:
         while True:
             remaining = deadline - _now()
             state = await self.client.request(
-                "GET", f"/_emu/chats/{self.chat_id}/changes",
-                params={"since": loop_since, "timeout": round(max(0.0, remaining), 3)})
+                "GET",
+                f"/_emu/chats/{self.chat_id}/changes",
+                params={"since": loop_since, "timeout": round(max(0.0, remaining), 3)},
+            )
             for raw in state["messages"]:
                 msg = Message(raw, self)
                 if msg.deleted or msg.version <= floor:
@@ -459,31 +607,48 @@ class TelegramUser:
             if _now() >= deadline:
                 raise TimeoutError(
                     f"no matching bot message in chat {self.chat_id} within {timeout}s; "
-                    f"chat so far:\n{await self.transcript()}")
+                    f"chat so far:\n{await self.transcript()}"
+                )
 
-    async def wait_for_text(self, substring: str, timeout: float = 10.0,  # noqa: ASYNC109
-                            *, since: int | None = None) -> Message:
+    async def wait_for_text(
+        self,
+        substring: str,
+        timeout: float = 10.0,  # noqa: ASYNC109
+        *,
+        since: int | None = None,
+    ) -> Message:
         return await self.wait_for(lambda m: substring in m.text, timeout, since=since)
 
-    async def wait_for_message(self, timeout: float = 10.0,  # noqa: ASYNC109
-                               *, since: int | None = None) -> Message:
+    async def wait_for_message(
+        self,
+        timeout: float = 10.0,  # noqa: ASYNC109
+        *,
+        since: int | None = None,
+    ) -> Message:
         """The next bot message (or edit) after the last action, whatever it says."""
         return await self.wait_for(lambda m: True, timeout, since=since)
 
-    async def wait_for_photo(self, timeout: float = 10.0,  # noqa: ASYNC109
-                             *, since: int | None = None) -> Message:
+    async def wait_for_photo(
+        self,
+        timeout: float = 10.0,  # noqa: ASYNC109
+        *,
+        since: int | None = None,
+    ) -> Message:
         return await self.wait_for(lambda m: bool(m.photo or m.document), timeout, since=since)
 
-    async def wait_for_answer(self, query: CallbackQuery | str,
-                              timeout: float = 10.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def wait_for_answer(
+        self, query: CallbackQuery | str, timeout: float = 10.0
+    ) -> dict[str, Any]:  # noqa: ASYNC109
         """The bot's answerCallbackQuery for ``query``."""
         query_id = query if isinstance(query, str) else query.id
         since = 0
         deadline = _now() + timeout
         while True:
             state = await self.client.request(
-                "GET", f"/_emu/chats/{self.chat_id}/changes",
-                params={"since": since, "timeout": round(max(0.0, deadline - _now()), 3)})
+                "GET",
+                f"/_emu/chats/{self.chat_id}/changes",
+                params={"since": since, "timeout": round(max(0.0, deadline - _now()), 3)},
+            )
             for answer in state["callback_answers"]:
                 if answer["callback_query_id"] == query_id:
                     return answer

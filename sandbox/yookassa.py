@@ -34,28 +34,60 @@ from sandbox._common import drop_connection, dumps, json_response
 
 log = logging.getLogger("sandbox.yookassa")
 
-CURRENCIES = {"RUB", "USD", "EUR", "BYN", "CNY", "KZT", "UAH", "UZS", "TRY", "INR", "AMD",
-              "GBP", "GEL", "KGS"}
+CURRENCIES = {
+    "RUB",
+    "USD",
+    "EUR",
+    "BYN",
+    "CNY",
+    "KZT",
+    "UAH",
+    "UZS",
+    "TRY",
+    "INR",
+    "AMD",
+    "GBP",
+    "GEL",
+    "KGS",
+}
 FINAL = {"succeeded", "canceled"}
 CANCEL_REASONS = {
-    "3d_secure_failed", "call_issuer", "canceled_by_merchant", "card_expired",
-    "country_forbidden", "deal_expired", "expired_on_capture", "expired_on_confirmation",
-    "fraud_suspected", "general_decline", "identification_required", "insufficient_funds",
-    "internal_timeout", "invalid_card_number", "invalid_csc", "issuer_unavailable",
-    "payment_method_limit_exceeded", "payment_method_restricted", "permission_revoked",
+    "3d_secure_failed",
+    "call_issuer",
+    "canceled_by_merchant",
+    "card_expired",
+    "country_forbidden",
+    "deal_expired",
+    "expired_on_capture",
+    "expired_on_confirmation",
+    "fraud_suspected",
+    "general_decline",
+    "identification_required",
+    "insufficient_funds",
+    "internal_timeout",
+    "invalid_card_number",
+    "invalid_csc",
+    "issuer_unavailable",
+    "payment_method_limit_exceeded",
+    "payment_method_restricted",
+    "permission_revoked",
     "unsupported_mobile_operator",
 }
 CANCEL_PARTIES = {"yoo_money", "payment_network", "merchant"}
-STATUS_EVENTS = {"waiting_for_capture": "payment.waiting_for_capture",
-                 "succeeded": "payment.succeeded", "canceled": "payment.canceled"}
+STATUS_EVENTS = {
+    "waiting_for_capture": "payment.waiting_for_capture",
+    "succeeded": "payment.succeeded",
+    "canceled": "payment.canceled",
+}
 COMMISSION = Decimal("0.035")
 
 
 class YKError(Exception):
     """An API error in YooKassa's shape."""
 
-    def __init__(self, status: int, code: str, description: str,
-                 parameter: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, description: str, parameter: str | None = None
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.code = code
@@ -63,8 +95,12 @@ class YKError(Exception):
         self.parameter = parameter
 
     def body(self) -> dict[str, Any]:
-        body = {"type": "error", "id": str(uuid.uuid4()), "code": self.code,
-                "description": self.description}
+        body = {
+            "type": "error",
+            "id": str(uuid.uuid4()),
+            "code": self.code,
+            "description": self.description,
+        }
         if self.parameter:
             body["parameter"] = self.parameter
         return body
@@ -87,8 +123,7 @@ def _iso(dt: datetime | None = None) -> str:
 
 def _payment_id() -> str:
     # Real ids look like 2a2c5e1b-000f-5000-8000-1a2b3c4d5e6f
-    return (f"{secrets.token_hex(4)}-000f-5000-{secrets.choice('89ab')}000-"
-            f"{secrets.token_hex(6)}")
+    return f"{secrets.token_hex(4)}-000f-5000-{secrets.choice('89ab')}000-{secrets.token_hex(6)}"
 
 
 def _refund_id() -> str:
@@ -97,12 +132,16 @@ def _refund_id() -> str:
 
 def _money(value: Any, parameter: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise invalid(f"Invalid {parameter}: a string with a decimal amount is expected",
-                      parameter)
+        raise invalid(
+            f"Invalid {parameter}: a string with a decimal amount is expected", parameter
+        )
     text = str(value).strip()
     if not re.fullmatch(r"\d{1,10}(\.\d{1,2})?", text):
-        raise invalid(f"Invalid {parameter} format: {text!r}. Use a positive number with at "
-                      "most 2 digits after the point", parameter)
+        raise invalid(
+            f"Invalid {parameter} format: {text!r}. Use a positive number with at "
+            "most 2 digits after the point",
+            parameter,
+        )
     try:
         amount = Decimal(text)
     except InvalidOperation:
@@ -129,13 +168,18 @@ def _validate_receipt(receipt: Any, amount: dict[str, str]) -> dict[str, Any]:
     email = customer.get("email") or receipt.get("email")
     phone = customer.get("phone") or receipt.get("phone")
     if not email and not phone:
-        raise invalid("Receipt customer contact is missing: specify receipt.customer.email or "
-                      "receipt.customer.phone", "receipt.customer")
+        raise invalid(
+            "Receipt customer contact is missing: specify receipt.customer.email or "
+            "receipt.customer.phone",
+            "receipt.customer",
+        )
     if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", str(email)):
         raise invalid("Invalid receipt.customer.email", "receipt.customer.email")
     if phone and not re.fullmatch(r"\+?\d{11,15}", str(phone)):
-        raise invalid("Invalid receipt.customer.phone: use the ITU-T E.164 format, "
-                      "e.g. 79000000000", "receipt.customer.phone")
+        raise invalid(
+            "Invalid receipt.customer.phone: use the ITU-T E.164 format, e.g. 79000000000",
+            "receipt.customer.phone",
+        )
     items = receipt.get("items")
     if not isinstance(items, list) or not 1 <= len(items) <= 100:
         raise invalid("Receipt must contain 1 to 100 items", "receipt.items")
@@ -146,8 +190,10 @@ def _validate_receipt(receipt: Any, amount: dict[str, str]) -> dict[str, Any]:
             raise invalid(f"Invalid {prefix}", prefix)
         description = item.get("description")
         if not isinstance(description, str) or not 1 <= len(description) <= 128:
-            raise invalid(f"Invalid {prefix}.description: 1 to 128 characters expected",
-                          f"{prefix}.description")
+            raise invalid(
+                f"Invalid {prefix}.description: 1 to 128 characters expected",
+                f"{prefix}.description",
+            )
         try:
             quantity = Decimal(str(item.get("quantity")))
         except InvalidOperation:
@@ -156,16 +202,25 @@ def _validate_receipt(receipt: Any, amount: dict[str, str]) -> dict[str, Any]:
             raise invalid(f"Invalid {prefix}.quantity", f"{prefix}.quantity")
         item_amount = _amount(item.get("amount"), f"{prefix}.amount")
         if item_amount["currency"] != amount["currency"]:
-            raise invalid(f"{prefix}.amount.currency differs from the payment currency",
-                          f"{prefix}.amount.currency")
+            raise invalid(
+                f"{prefix}.amount.currency differs from the payment currency",
+                f"{prefix}.amount.currency",
+            )
         vat = item.get("vat_code")
-        if isinstance(vat, bool) or not isinstance(vat, (int, str)) or \
-                not str(vat).isdigit() or not 1 <= int(vat) <= 12:
+        if (
+            isinstance(vat, bool)
+            or not isinstance(vat, (int, str))
+            or not str(vat).isdigit()
+            or not 1 <= int(vat) <= 12
+        ):
             raise invalid(f"Invalid {prefix}.vat_code", f"{prefix}.vat_code")
         total += Decimal(item_amount["value"]) * quantity
     if total.quantize(Decimal("0.01")) != Decimal(amount["value"]):
-        raise invalid(f"The sum of the receipt items ({total:.2f}) doesn't match the payment "
-                      f"amount ({amount['value']})", "receipt.items")
+        raise invalid(
+            f"The sum of the receipt items ({total:.2f}) doesn't match the payment "
+            f"amount ({amount['value']})",
+            "receipt.items",
+        )
     return receipt
 
 
@@ -182,8 +237,11 @@ def _validate_metadata(metadata: Any) -> dict[str, str]:
             raise invalid("Invalid metadata: a key is longer than 32 characters", "metadata")
         if isinstance(value, (dict, list)):
             raise invalid(f"Invalid metadata.{key}: a string is expected", f"metadata.{key}")
-        text = "" if value is None else (str(value).lower() if isinstance(value, bool)
-                                         else str(value))
+        text = (
+            ""
+            if value is None
+            else (str(value).lower() if isinstance(value, bool) else str(value))
+        )
         if len(text) > 512:
             raise invalid(f"Invalid metadata.{key}: at most 512 characters", f"metadata.{key}")
         result[key] = text
@@ -223,10 +281,18 @@ FAULT_ERRORS = {
 
 
 class YooKassaEmulator:
-    def __init__(self, shop_id: str, secret_key: str, public_url: str | None = None,
-                 webhook_url: str | None = None, *, auto_notify: bool = True,
-                 notify_max_attempts: int = 5, notify_backoff: float = 0.2,
-                 notify_max_delay: float | None = None) -> None:
+    def __init__(
+        self,
+        shop_id: str,
+        secret_key: str,
+        public_url: str | None = None,
+        webhook_url: str | None = None,
+        *,
+        auto_notify: bool = True,
+        notify_max_attempts: int = 5,
+        notify_backoff: float = 0.2,
+        notify_max_delay: float | None = None,
+    ) -> None:
         self.shop_id = str(shop_id)
         self.secret_key = secret_key
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -235,8 +301,9 @@ class YooKassaEmulator:
         self.notify_max_attempts = notify_max_attempts
         self.notify_backoff = notify_backoff
         self.notify_max_delay = notify_max_delay  # None: the waits double without end
-        self.gateway_id = str(100_000 + int(hashlib.sha1(self.shop_id.encode()).hexdigest()[:4],
-                                            16))
+        self.gateway_id = str(
+            100_000 + int(hashlib.sha1(self.shop_id.encode()).hexdigest()[:4], 16)
+        )
         self.payments: dict[str, PaymentRecord] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.idempotence: dict[str, tuple[str, int, dict[str, Any]]] = {}
@@ -302,8 +369,9 @@ class YooKassaEmulator:
     def create_payment(self, body: dict[str, Any], key: str, base_url: str) -> dict[str, Any]:
         amount = _amount(body.get("amount"))
         description = body.get("description")
-        if description is not None and (not isinstance(description, str)
-                                        or len(description) > 128):
+        if description is not None and (
+            not isinstance(description, str) or len(description) > 128
+        ):
             raise invalid("Invalid description: at most 128 characters", "description")
         metadata = _validate_metadata(body.get("metadata"))
         capture = body.get("capture", False)
@@ -318,44 +386,60 @@ class YooKassaEmulator:
             ctype = confirmation_in.get("type")
             if ctype == "redirect":
                 return_url = confirmation_in.get("return_url")
-                if not isinstance(return_url, str) or not re.match(r"^[a-z][a-z0-9+.-]*://",
-                                                                   return_url):
-                    raise invalid("Missing or invalid confirmation.return_url",
-                                  "confirmation.return_url")
-                confirmation = {"type": "redirect",
-                                "confirmation_url": f"{base_url}/checkout/{payment_id}",
-                                "return_url": return_url}
+                if not isinstance(return_url, str) or not re.match(
+                    r"^[a-z][a-z0-9+.-]*://", return_url
+                ):
+                    raise invalid(
+                        "Missing or invalid confirmation.return_url", "confirmation.return_url"
+                    )
+                confirmation = {
+                    "type": "redirect",
+                    "confirmation_url": f"{base_url}/checkout/{payment_id}",
+                    "return_url": return_url,
+                }
                 if confirmation_in.get("enforce") is not None:
                     confirmation["enforce"] = bool(confirmation_in["enforce"])
             elif ctype == "embedded":
-                confirmation = {"type": "embedded",
-                                "confirmation_token": "ct-" + secrets.token_hex(16)}
+                confirmation = {
+                    "type": "embedded",
+                    "confirmation_token": "ct-" + secrets.token_hex(16),
+                }
             elif ctype == "external":
                 confirmation = {"type": "external"}
             elif ctype == "qr":
-                confirmation = {"type": "qr",
-                                "confirmation_data": f"{base_url}/checkout/{payment_id}"}
+                confirmation = {
+                    "type": "qr",
+                    "confirmation_data": f"{base_url}/checkout/{payment_id}",
+                }
             elif ctype == "mobile_application":
-                confirmation = {"type": "mobile_application",
-                                "confirmation_url": f"{base_url}/checkout/{payment_id}"}
+                confirmation = {
+                    "type": "mobile_application",
+                    "confirmation_url": f"{base_url}/checkout/{payment_id}",
+                }
             else:
                 raise invalid(f"Invalid confirmation.type: {ctype!r}", "confirmation.type")
         receipt = None
         if body.get("receipt") is not None:
             receipt = _validate_receipt(body["receipt"], amount)
         method_data = body.get("payment_method_data")
-        if method_data is not None and (not isinstance(method_data, dict)
-                                        or not isinstance(method_data.get("type"), str)):
+        if method_data is not None and (
+            not isinstance(method_data, dict) or not isinstance(method_data.get("type"), str)
+        ):
             raise invalid("Invalid payment_method_data", "payment_method_data.type")
         payment: dict[str, Any] = {
-            "id": payment_id, "status": "pending", "amount": amount,
+            "id": payment_id,
+            "status": "pending",
+            "amount": amount,
         }
         if description:
             payment["description"] = description
         payment["recipient"] = {"account_id": self.shop_id, "gateway_id": self.gateway_id}
         if method_data is not None:
-            payment["payment_method"] = {"type": method_data["type"], "id": payment_id,
-                                         "saved": False}
+            payment["payment_method"] = {
+                "type": method_data["type"],
+                "id": payment_id,
+                "saved": False,
+            }
         payment["created_at"] = _iso()
         if confirmation is not None:
             payment["confirmation"] = confirmation
@@ -370,11 +454,22 @@ class YooKassaEmulator:
 
     @staticmethod
     def _bank_card(payment_id: str) -> dict[str, Any]:
-        return {"type": "bank_card", "id": payment_id, "saved": False,
-                "status": "inactive", "title": "Bank card *4477",
-                "card": {"first6": "555555", "last4": "4477", "expiry_year": "2030",
-                         "expiry_month": "12", "card_type": "MasterCard",
-                         "issuer_country": "RU", "issuer_name": "Sandbox Bank"}}
+        return {
+            "type": "bank_card",
+            "id": payment_id,
+            "saved": False,
+            "status": "inactive",
+            "title": "Bank card *4477",
+            "card": {
+                "first6": "555555",
+                "last4": "4477",
+                "expiry_year": "2030",
+                "expiry_month": "12",
+                "card_type": "MasterCard",
+                "issuer_country": "RU",
+                "issuer_name": "Sandbox Bank",
+            },
+        }
 
     def mark_waiting(self, rec: PaymentRecord, *, force: bool = False) -> dict[str, Any]:
         p = rec.payment
@@ -390,13 +485,19 @@ class YooKassaEmulator:
 
     @staticmethod
     def _authorization() -> dict[str, Any]:
-        return {"rrn": str(secrets.randbelow(10**12)).zfill(12),
-                "auth_code": str(secrets.randbelow(10**6)).zfill(6),
-                "three_d_secure": {"applied": False, "method_completed": False,
-                                   "challenge_completed": False}}
+        return {
+            "rrn": str(secrets.randbelow(10**12)).zfill(12),
+            "auth_code": str(secrets.randbelow(10**6)).zfill(6),
+            "three_d_secure": {
+                "applied": False,
+                "method_completed": False,
+                "challenge_completed": False,
+            },
+        }
 
-    def mark_succeeded(self, rec: PaymentRecord, *, force: bool = False,
-                       amount: dict[str, str] | None = None) -> dict[str, Any]:
+    def mark_succeeded(
+        self, rec: PaymentRecord, *, force: bool = False, amount: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         p = rec.payment
         if p["status"] in FINAL and not force:
             raise ControlError(f"payment {p['id']} is already {p['status']}", 409)
@@ -419,9 +520,14 @@ class YooKassaEmulator:
             p["receipt_registration"] = "succeeded"
         return p
 
-    def mark_canceled(self, rec: PaymentRecord, *, party: str = "yoo_money",
-                      reason: str = "expired_on_confirmation",
-                      force: bool = False) -> dict[str, Any]:
+    def mark_canceled(
+        self,
+        rec: PaymentRecord,
+        *,
+        party: str = "yoo_money",
+        reason: str = "expired_on_confirmation",
+        force: bool = False,
+    ) -> dict[str, Any]:
         p = rec.payment
         if p["status"] in FINAL and not force:
             raise ControlError(f"payment {p['id']} is already {p['status']}", 409)
@@ -442,21 +548,28 @@ class YooKassaEmulator:
     def capture(self, rec: PaymentRecord, body: dict[str, Any]) -> dict[str, Any]:
         p = rec.payment
         if p["status"] != "waiting_for_capture":
-            raise invalid(f"Incorrect payment status: {p['status']}. The payment can be "
-                          "captured only in the waiting_for_capture status", "payment_id")
+            raise invalid(
+                f"Incorrect payment status: {p['status']}. The payment can be "
+                "captured only in the waiting_for_capture status",
+                "payment_id",
+            )
         amount = None
         if body.get("amount") is not None:
             amount = _amount(body["amount"])
-            if amount["currency"] != p["amount"]["currency"] or \
-                    Decimal(amount["value"]) > Decimal(p["amount"]["value"]):
+            if amount["currency"] != p["amount"]["currency"] or Decimal(amount["value"]) > Decimal(
+                p["amount"]["value"]
+            ):
                 raise invalid("The capture amount exceeds the payment amount", "amount.value")
         return self.mark_succeeded(rec, amount=amount)
 
     def cancel(self, rec: PaymentRecord) -> dict[str, Any]:
         p = rec.payment
         if p["status"] != "waiting_for_capture":
-            raise invalid(f"Incorrect payment status: {p['status']}. Only a payment in the "
-                          "waiting_for_capture status can be canceled", "payment_id")
+            raise invalid(
+                f"Incorrect payment status: {p['status']}. Only a payment in the "
+                "waiting_for_capture status can be canceled",
+                "payment_id",
+            )
         return self.mark_canceled(rec, party="merchant", reason="canceled_by_merchant")
 
     def create_refund(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -466,25 +579,36 @@ class YooKassaEmulator:
         rec = self.payments[payment_id]
         p = rec.payment
         if p["status"] != "succeeded":
-            raise invalid(f"Payment with the {p['status']} status can't be refunded. Only "
-                          "succeeded payments can be refunded", "payment_id")
+            raise invalid(
+                f"Payment with the {p['status']} status can't be refunded. Only "
+                "succeeded payments can be refunded",
+                "payment_id",
+            )
         amount = _amount(body.get("amount"))
         if amount["currency"] != p["amount"]["currency"]:
-            raise invalid("The refund currency differs from the payment currency",
-                          "amount.currency")
+            raise invalid(
+                "The refund currency differs from the payment currency", "amount.currency"
+            )
         refunded = Decimal(p.get("refunded_amount", {}).get("value", "0"))
         left = Decimal(p["amount"]["value"]) - refunded
         if Decimal(amount["value"]) > left:
-            raise invalid(f"The refund amount exceeds the amount left to refund ({left:.2f})",
-                          "amount.value")
+            raise invalid(
+                f"The refund amount exceeds the amount left to refund ({left:.2f})", "amount.value"
+            )
         description = body.get("description")
-        if description is not None and (not isinstance(description, str)
-                                        or len(description) > 250):
+        if description is not None and (
+            not isinstance(description, str) or len(description) > 250
+        ):
             raise invalid("Invalid description", "description")
         if body.get("receipt") is not None:
             _validate_receipt(body["receipt"], amount)
-        refund = {"id": _refund_id(), "payment_id": payment_id, "status": "succeeded",
-                  "created_at": _iso(), "amount": amount}
+        refund = {
+            "id": _refund_id(),
+            "payment_id": payment_id,
+            "status": "succeeded",
+            "created_at": _iso(),
+            "amount": amount,
+        }
         if description:
             refund["description"] = description
         if body.get("receipt") is not None:
@@ -507,19 +631,32 @@ class YooKassaEmulator:
             raise ControlError(f"no notification for a {status} payment; pass event=...", 409)
         return STATUS_EVENTS[status]
 
-    async def notify(self, body: dict[str, Any], *, url: str | None = None,
-                     retry: bool = False, max_attempts: int | None = None,
-                     backoff: float | None = None, wait: bool = False,
-                     source: str = "control") -> dict[str, Any]:
+    async def notify(
+        self,
+        body: dict[str, Any],
+        *,
+        url: str | None = None,
+        retry: bool = False,
+        max_attempts: int | None = None,
+        backoff: float | None = None,
+        wait: bool = False,
+        source: str = "control",
+    ) -> dict[str, Any]:
         target = url or self.webhook_url
         if not target:
             raise ControlError("no webhook URL: pass url or configure webhook_url", 409)
         obj = body.get("object") or {}
         note: dict[str, Any] = {
-            "id": len(self.notifications) + 1, "event": body.get("event"),
-            "object_id": obj.get("id") if isinstance(obj, dict) else None, "url": target,
-            "body": json.loads(dumps(body)), "attempts": [], "status": None,
-            "delivered": False, "done": False, "source": source,
+            "id": len(self.notifications) + 1,
+            "event": body.get("event"),
+            "object_id": obj.get("id") if isinstance(obj, dict) else None,
+            "url": target,
+            "body": json.loads(dumps(body)),
+            "attempts": [],
+            "status": None,
+            "delivered": False,
+            "done": False,
+            "source": source,
             "max_attempts": max_attempts or (self.notify_max_attempts if retry else 1),
             "backoff": self.notify_backoff if backoff is None else backoff,
         }
@@ -538,9 +675,12 @@ class YooKassaEmulator:
         note["attempts"].append(attempt)
         try:
             session = await self.http()
-            async with session.post(note["url"], data=dumps(note["body"]).encode(),
-                                    headers={"Content-Type": "application/json"},
-                                    timeout=ClientTimeout(total=10)) as resp:
+            async with session.post(
+                note["url"],
+                data=dumps(note["body"]).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=ClientTimeout(total=10),
+            ) as resp:
                 attempt["status"] = resp.status
                 attempt["response"] = (await resp.text())[:500]
         except (ClientError, TimeoutError, OSError) as exc:
@@ -551,16 +691,18 @@ class YooKassaEmulator:
     async def _retry(self, note: dict[str, Any]) -> None:
         try:
             while not note["delivered"] and len(note["attempts"]) < note["max_attempts"]:
-                await self.sleep(retry_delay(note["backoff"], len(note["attempts"]),
-                                             self.notify_max_delay))
+                await self.sleep(
+                    retry_delay(note["backoff"], len(note["attempts"]), self.notify_max_delay)
+                )
                 await self._attempt(note)
         finally:
             note["done"] = True
 
     def auto(self, event: str, obj: dict[str, Any]) -> None:
         if self.auto_notify and self.webhook_url:
-            self.spawn(self.notify(self.notification_body(event, dict(obj)), retry=True,
-                                   source="auto"))
+            self.spawn(
+                self.notify(self.notification_body(event, dict(obj)), retry=True, source="auto")
+            )
 
 
 # ======================================================================== HTTP layer
@@ -582,7 +724,8 @@ def _check_auth(request: web.Request, emu: YooKassaEmulator) -> bool:
         return False
     user, _, password = decoded.partition(":")
     return secrets.compare_digest(user, emu.shop_id) and secrets.compare_digest(
-        password, emu.secret_key)
+        password, emu.secret_key
+    )
 
 
 def _operation(method: str, path: str) -> str:
@@ -607,14 +750,20 @@ async def _api(request: web.Request) -> web.StreamResponse:
         body = raw.decode(errors="replace")
     key = request.headers.get("Idempotence-Key")
     entry: dict[str, Any] = {
-        "seq": len(emu.requests) + 1, "time": _iso(), "method": request.method,
-        "path": request.path, "query": dict(request.query),
-        "headers": {"Idempotence-Key": key,
-                    "Authorization": "Authorization" in request.headers,
-                    "Content-Type": request.headers.get("Content-Type"),
-                    "User-Agent": request.headers.get("User-Agent"),
-                    "YM-User-Agent": request.headers.get("YM-User-Agent")},
-        "auth_ok": _check_auth(request, emu), "body": body,
+        "seq": len(emu.requests) + 1,
+        "time": _iso(),
+        "method": request.method,
+        "path": request.path,
+        "query": dict(request.query),
+        "headers": {
+            "Idempotence-Key": key,
+            "Authorization": "Authorization" in request.headers,
+            "Content-Type": request.headers.get("Content-Type"),
+            "User-Agent": request.headers.get("User-Agent"),
+            "YM-User-Agent": request.headers.get("YM-User-Agent"),
+        },
+        "auth_ok": _check_auth(request, emu),
+        "body": body,
     }
     emu.requests.append(entry)
     operation = _operation(request.method, request.path)
@@ -647,13 +796,17 @@ async def _api(request: web.Request) -> web.StreamResponse:
     return json_response(payload, status=status)
 
 
-def _handle(request: web.Request, emu: YooKassaEmulator, body: Any,
-            key: str | None) -> tuple[int, dict[str, Any]]:
+def _handle(
+    request: web.Request, emu: YooKassaEmulator, body: Any, key: str | None
+) -> tuple[int, dict[str, Any]]:
     if not _check_auth(request, emu):
-        raise YKError(401, "invalid_credentials",
-                      "Login fails. Check the authorization data: the shop ID (shopId) and "
-                      "the secret key. Details: https://yookassa.ru/developers/using-api/"
-                      "interaction-format#auth")
+        raise YKError(
+            401,
+            "invalid_credentials",
+            "Login fails. Check the authorization data: the shop ID (shopId) and "
+            "the secret key. Details: https://yookassa.ru/developers/using-api/"
+            "interaction-format#auth",
+        )
     path = request.path
     if request.method == "GET":
         if path == "/v3/payments":
@@ -676,8 +829,11 @@ def _handle(request: web.Request, emu: YooKassaEmulator, body: Any,
     if request.method != "POST":
         raise YKError(405, "invalid_request", "Method not allowed")
     if not key:
-        raise invalid("Idempotence-Key header is missing. Every POST request must have a "
-                      "unique Idempotence-Key", "Idempotence-Key")
+        raise invalid(
+            "Idempotence-Key header is missing. Every POST request must have a "
+            "unique Idempotence-Key",
+            "Idempotence-Key",
+        )
     if len(key) > 64:
         raise invalid("Idempotence-Key is longer than 64 characters", "Idempotence-Key")
     if body is None:
@@ -685,23 +841,28 @@ def _handle(request: web.Request, emu: YooKassaEmulator, body: Any,
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")
     fingerprint = hashlib.sha256(
-        (path + "\n" + json.dumps(body, sort_keys=True)).encode()).hexdigest()
+        (path + "\n" + json.dumps(body, sort_keys=True)).encode()
+    ).hexdigest()
     stored = emu.idempotence.get(key)
     if stored is not None:
         if stored[0] != fingerprint:
-            raise invalid("Idempotence key duplicated: the key was used with other request "
-                          "parameters", "Idempotence-Key")
+            raise invalid(
+                "Idempotence key duplicated: the key was used with other request parameters",
+                "Idempotence-Key",
+            )
         return stored[1], stored[2]
     status, payload = 200, _post(request, emu, body, path)
     emu.idempotence[key] = (fingerprint, status, json.loads(dumps(payload)))
     return status, payload
 
 
-def _post(request: web.Request, emu: YooKassaEmulator, body: dict[str, Any],
-          path: str) -> dict[str, Any]:
+def _post(
+    request: web.Request, emu: YooKassaEmulator, body: dict[str, Any], path: str
+) -> dict[str, Any]:
     if path == "/v3/payments":
-        return emu.create_payment(body, request.headers["Idempotence-Key"],
-                                  _base_url(request, emu))
+        return emu.create_payment(
+            body, request.headers["Idempotence-Key"], _base_url(request, emu)
+        )
     if path == "/v3/refunds":
         refund = emu.create_refund(body)
         emu.auto("refund.succeeded", refund)
@@ -724,10 +885,11 @@ def _list_payments(emu: YooKassaEmulator, request: web.Request) -> dict[str, Any
     if status:
         items = [p for p in items if p["status"] == status]
     limit = int(request.query.get("limit") or 10)
-    return {"type": "list", "items": items[:max(1, min(limit, 100))]}
+    return {"type": "list", "items": items[: max(1, min(limit, 100))]}
 
 
 # ------------------------------------------------------------------ control API
+
 
 async def _values(request: web.Request) -> dict[str, Any]:
     values: dict[str, Any] = dict(request.query)
@@ -757,22 +919,28 @@ def _control_record(request: web.Request) -> tuple[YooKassaEmulator, PaymentReco
     return emu, rec
 
 
-async def _notify_options(emu: YooKassaEmulator, values: dict[str, Any],
-                          body: dict[str, Any]) -> dict[str, Any]:
+async def _notify_options(
+    emu: YooKassaEmulator, values: dict[str, Any], body: dict[str, Any]
+) -> dict[str, Any]:
     return await emu.notify(
-        body, url=values.get("url"), retry=_flag(values, "retry"),
+        body,
+        url=values.get("url"),
+        retry=_flag(values, "retry"),
         max_attempts=int(values["max_attempts"]) if values.get("max_attempts") else None,
         backoff=float(values["backoff"]) if values.get("backoff") is not None else None,
-        wait=_flag(values, "wait"))
+        wait=_flag(values, "wait"),
+    )
 
 
-async def _after_mark(emu: YooKassaEmulator, values: dict[str, Any],
-                      payment: dict[str, Any]) -> web.Response:
+async def _after_mark(
+    emu: YooKassaEmulator, values: dict[str, Any], payment: dict[str, Any]
+) -> web.Response:
     result: dict[str, Any] = {"payment": payment}
     if _flag(values, "notify"):
         event = STATUS_EVENTS[payment["status"]]
         result["notification"] = await _notify_options(
-            emu, values, emu.notification_body(event, json.loads(dumps(payment))))
+            emu, values, emu.notification_body(event, json.loads(dumps(payment)))
+        )
     return json_response(result)
 
 
@@ -794,9 +962,12 @@ async def ctl_waiting(request: web.Request) -> web.StreamResponse:
 async def ctl_cancel(request: web.Request) -> web.StreamResponse:
     emu, rec = _control_record(request)
     values = await _values(request)
-    payment = emu.mark_canceled(rec, party=values.get("party") or "yoo_money",
-                                reason=values.get("reason") or "expired_on_confirmation",
-                                force=_flag(values, "force"))
+    payment = emu.mark_canceled(
+        rec,
+        party=values.get("party") or "yoo_money",
+        reason=values.get("reason") or "expired_on_confirmation",
+        force=_flag(values, "force"),
+    )
     return await _after_mark(emu, values, payment)
 
 
@@ -855,10 +1026,16 @@ async def ctl_payments(request: web.Request) -> web.StreamResponse:
 
 async def ctl_payment(request: web.Request) -> web.StreamResponse:
     emu, rec = _control_record(request)
-    return json_response({
-        "payment": rec.payment, "capture": rec.capture, "request": rec.request,
-        "idempotence_key": rec.idempotence_key, "receipt": rec.receipt,
-        "refunds": [emu.refunds[r] for r in rec.refunds]})
+    return json_response(
+        {
+            "payment": rec.payment,
+            "capture": rec.capture,
+            "request": rec.request,
+            "idempotence_key": rec.idempotence_key,
+            "receipt": rec.receipt,
+            "refunds": [emu.refunds[r] for r in rec.refunds],
+        }
+    )
 
 
 async def ctl_refunds(request: web.Request) -> web.StreamResponse:
@@ -888,13 +1065,30 @@ async def ctl_faults(request: web.Request) -> web.StreamResponse:
         if kind not in {"error", "delay", "drop", "drop_after"}:
             raise ControlError("kind must be one of error, delay, drop, drop_after")
         only = values.get("only")
-        if only not in {None, "", "any", "create", "get", "list", "capture", "cancel",
-                        "refund", "get_refund"}:
-            raise ControlError("only must be one of create, get, list, capture, cancel, "
-                               "refund, get_refund, any")
-        emu.faults.append(Fault(kind=kind, remaining=int(values.get("count") or 1),
-                                only=only or None, status=int(values.get("status") or 500),
-                                delay=float(values.get("delay") or 0)))
+        if only not in {
+            None,
+            "",
+            "any",
+            "create",
+            "get",
+            "list",
+            "capture",
+            "cancel",
+            "refund",
+            "get_refund",
+        }:
+            raise ControlError(
+                "only must be one of create, get, list, capture, cancel, refund, get_refund, any"
+            )
+        emu.faults.append(
+            Fault(
+                kind=kind,
+                remaining=int(values.get("count") or 1),
+                only=only or None,
+                status=int(values.get("status") or 500),
+                delay=float(values.get("delay") or 0),
+            )
+        )
     return json_response({"faults": [f.__dict__ for f in emu.faults]})
 
 
@@ -908,8 +1102,14 @@ async def ctl_config(request: web.Request) -> web.StreamResponse:
             emu.public_url = (values["public_url"] or "").rstrip("/") or None
         if "auto_notify" in values:
             emu.auto_notify = _flag(values, "auto_notify")
-    return json_response({"shop_id": emu.shop_id, "webhook_url": emu.webhook_url,
-                          "public_url": emu.public_url, "auto_notify": emu.auto_notify})
+    return json_response(
+        {
+            "shop_id": emu.shop_id,
+            "webhook_url": emu.webhook_url,
+            "public_url": emu.public_url,
+            "auto_notify": emu.auto_notify,
+        }
+    )
 
 
 async def ctl_reset(request: web.Request) -> web.StreamResponse:
@@ -947,12 +1147,18 @@ def _rubles(amount: dict[str, str]) -> str:
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
-    return web.Response(text=_PAGE.format(title=html.escape(title), body=body),
-                        content_type="text/html", status=status)
+    return web.Response(
+        text=_PAGE.format(title=html.escape(title), body=body),
+        content_type="text/html",
+        status=status,
+    )
 
 
-_STATUS_TEXT = {"succeeded": "Оплата прошла", "canceled": "Платёж отменён",
-                "waiting_for_capture": "Оплата прошла, ждём подтверждения магазина"}
+_STATUS_TEXT = {
+    "succeeded": "Оплата прошла",
+    "canceled": "Платёж отменён",
+    "waiting_for_capture": "Оплата прошла, ждём подтверждения магазина",
+}
 
 
 async def checkout_page(request: web.Request) -> web.StreamResponse:
@@ -961,15 +1167,19 @@ async def checkout_page(request: web.Request) -> web.StreamResponse:
     if rec is None:
         return _page("Платёж не найден", '<h1 data-testid="status">Платёж не найден</h1>', 404)
     p = rec.payment
-    head = (f'<div class="shop">Магазин {html.escape(emu.shop_id)} · ЮKassa (песочница)</div>'
-            f'<div class="amount" data-testid="amount">{_rubles(p["amount"])}</div>'
-            f'<div class="desc" data-testid="description">'
-            f'{html.escape(p.get("description") or "Оплата заказа")}</div>')
+    head = (
+        f'<div class="shop">Магазин {html.escape(emu.shop_id)} · ЮKassa (песочница)</div>'
+        f'<div class="amount" data-testid="amount">{_rubles(p["amount"])}</div>'
+        f'<div class="desc" data-testid="description">'
+        f"{html.escape(p.get('description') or 'Оплата заказа')}</div>"
+    )
     if p["status"] != "pending":
         back = (p.get("confirmation") or {}).get("return_url")
         link = f'<p><a href="{html.escape(back)}">Вернуться в магазин</a></p>' if back else ""
-        body = head + (f'<div class="status" data-testid="status">'
-                       f'{_STATUS_TEXT.get(p["status"], p["status"])}</div>{link}')
+        body = head + (
+            f'<div class="status" data-testid="status">'
+            f"{_STATUS_TEXT.get(p['status'], p['status'])}</div>{link}"
+        )
         return _page("Оплата", body)
     pid = html.escape(p["id"])
     body = head + (
@@ -977,7 +1187,8 @@ async def checkout_page(request: web.Request) -> web.StreamResponse:
         f'<form method="post" action="/checkout/{pid}/pay">'
         '<button class="pay" type="submit" data-testid="pay">Оплатить</button></form>'
         f'<form method="post" action="/checkout/{pid}/cancel">'
-        '<button class="cancel" type="submit" data-testid="cancel">Отменить</button></form>')
+        '<button class="cancel" type="submit" data-testid="cancel">Отменить</button></form>'
+    )
     return _page("Оплата", body)
 
 
@@ -989,20 +1200,23 @@ async def checkout_action(request: web.Request) -> web.StreamResponse:
     action = request.match_info["action"]
     if rec.payment["status"] == "pending":
         if action == "pay":
-            payment = (emu.mark_succeeded(rec) if rec.capture else emu.mark_waiting(rec))
+            payment = emu.mark_succeeded(rec) if rec.capture else emu.mark_waiting(rec)
         else:
-            payment = emu.mark_canceled(rec, party="yoo_money",
-                                        reason="expired_on_confirmation")
+            payment = emu.mark_canceled(rec, party="yoo_money", reason="expired_on_confirmation")
         if emu.webhook_url:
-            body = emu.notification_body(STATUS_EVENTS[payment["status"]],
-                                         json.loads(dumps(payment)))
+            body = emu.notification_body(
+                STATUS_EVENTS[payment["status"]], json.loads(dumps(payment))
+            )
             await emu.notify(body, retry=True, source="checkout")
     return_url = (rec.payment.get("confirmation") or {}).get("return_url")
     if return_url:
         raise web.HTTPSeeOther(return_url)
-    return _page("Оплата", f'<div class="status" data-testid="status">'
-                           f'{_STATUS_TEXT.get(rec.payment["status"], rec.payment["status"])}'
-                           f'</div>')
+    return _page(
+        "Оплата",
+        f'<div class="status" data-testid="status">'
+        f"{_STATUS_TEXT.get(rec.payment['status'], rec.payment['status'])}"
+        f"</div>",
+    )
 
 
 @web.middleware
@@ -1024,10 +1238,17 @@ def retry_delay(backoff: float, attempts_made: int, max_delay: float | None) -> 
     return delay if max_delay is None else min(delay, max_delay)
 
 
-def create_app(*, shop_id: str, secret_key: str, public_url: str | None = None,
-               webhook_url: str | None = None, auto_notify: bool = True,
-               notify_max_attempts: int = 5, notify_backoff: float = 0.2,
-               notify_max_delay: float | None = None) -> web.Application:
+def create_app(
+    *,
+    shop_id: str,
+    secret_key: str,
+    public_url: str | None = None,
+    webhook_url: str | None = None,
+    auto_notify: bool = True,
+    notify_max_attempts: int = 5,
+    notify_backoff: float = 0.2,
+    notify_max_delay: float | None = None,
+) -> web.Application:
     """The emulator as an aiohttp application (``app[EMU_KEY]`` is its state).
 
     ``public_url`` is the base of confirmation URLs (default: the Host of each request).
@@ -1035,9 +1256,16 @@ def create_app(*, shop_id: str, secret_key: str, public_url: str | None = None,
     YooKassa does; control-driven marks notify only when asked (``notify=true``).
     """
     app = web.Application(middlewares=[_errors])
-    emu = YooKassaEmulator(shop_id, secret_key, public_url, webhook_url,
-                           auto_notify=auto_notify, notify_max_attempts=notify_max_attempts,
-                           notify_backoff=notify_backoff, notify_max_delay=notify_max_delay)
+    emu = YooKassaEmulator(
+        shop_id,
+        secret_key,
+        public_url,
+        webhook_url,
+        auto_notify=auto_notify,
+        notify_max_attempts=notify_max_attempts,
+        notify_backoff=notify_backoff,
+        notify_max_delay=notify_max_delay,
+    )
     app[EMU_KEY] = emu
 
     async def on_shutdown(_: web.Application) -> None:
@@ -1070,18 +1298,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8082)
     parser.add_argument("--shop-id", required=True)
     parser.add_argument("--secret-key", required=True)
-    parser.add_argument("--public-url", default=None,
-                        help="base URL of checkout links (default: the request's Host)")
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        help="base URL of checkout links (default: the request's Host)",
+    )
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--no-auto-notify", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    app = create_app(shop_id=args.shop_id, secret_key=args.secret_key,
-                     public_url=args.public_url, webhook_url=args.webhook_url,
-                     auto_notify=not args.no_auto_notify)
+    app = create_app(
+        shop_id=args.shop_id,
+        secret_key=args.secret_key,
+        public_url=args.public_url,
+        webhook_url=args.webhook_url,
+        auto_notify=not args.no_auto_notify,
+    )
     web.run_app(app, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":
     main()
-

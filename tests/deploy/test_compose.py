@@ -42,8 +42,10 @@ def test_the_services_are_there_with_their_commands(services: dict) -> None:
 def test_postgres_keeps_its_data_and_redis_appends_every_write(services: dict) -> None:
     volumes = compose()["volumes"]
     pg = services["postgres"]
-    assert any(v.endswith(":/var/lib/postgresql/data") and v.split(":")[0] in volumes
-               for v in pg["volumes"])
+    assert any(
+        v.endswith(":/var/lib/postgresql/data") and v.split(":")[0] in volumes
+        for v in pg["volumes"]
+    )
     redis = services["redis"]
     command = redis["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
@@ -120,12 +122,16 @@ def test_every_setting_the_code_reads_is_documented_and_reaches_the_apps(
         overrides = services[name].get("environment", {})
         assert set(overrides) <= {"DATABASE_URL", "REDIS_URL", "WEB_HOST", "WEB_PORT"}, name
         assert set(overrides) <= set(Settings.model_fields), name
-        values = {k: v.replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}", "pw")
-                  for k, v in overrides.items()}
+        values = {
+            k: v.replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}", "pw")
+            for k, v in overrides.items()
+        }
         Settings(_env_file=None, **values)
     assert services["web"]["environment"]["WEB_PORT"] == "8080"
-    assert services["migrate"]["environment"]["DATABASE_URL"] == \
-        services["web"]["environment"]["DATABASE_URL"]
+    assert (
+        services["migrate"]["environment"]["DATABASE_URL"]
+        == services["web"]["environment"]["DATABASE_URL"]
+    )
     for name in ("web", "bot", "worker"):
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0", name
 
@@ -145,8 +151,9 @@ def test_the_proxy_is_opt_in_trusted_and_hides_metrics(services: dict) -> None:
     import ipaddress
 
     assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
-    trusted = Settings(_env_file=None,
-                       TRUSTED_PROXIES=env_example_active()["TRUSTED_PROXIES"]).TRUSTED_PROXIES
+    trusted = Settings(
+        _env_file=None, TRUSTED_PROXIES=env_example_active()["TRUSTED_PROXIES"]
+    ).TRUSTED_PROXIES
     assert any(ipaddress.ip_address(address) in ipaddress.ip_network(n) for n in trusted)
     caddyfile = compose()["configs"]["caddyfile"]["content"]
     assert "${PUBLIC_HOST" in caddyfile

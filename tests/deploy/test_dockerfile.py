@@ -31,10 +31,14 @@ def test_slim_python_of_the_projects_version() -> None:
 
 def test_dependencies_are_installed_before_the_code_is_copied() -> None:
     steps = _instructions()
-    copy_project = next(i for i, (kw, rest) in enumerate(steps)
-                        if kw == "COPY" and rest.startswith("pyproject.toml"))
-    install_deps = next(i for i, (kw, rest) in enumerate(steps)
-                        if kw == "RUN" and "pip install ." in rest)
+    copy_project = next(
+        i
+        for i, (kw, rest) in enumerate(steps)
+        if kw == "COPY" and rest.startswith("pyproject.toml")
+    )
+    install_deps = next(
+        i for i, (kw, rest) in enumerate(steps) if kw == "RUN" and "pip install ." in rest
+    )
     copy_code = next(i for i, (kw, rest) in enumerate(steps) if kw == "COPY" and rest == ". .")
     assert copy_project < install_deps < copy_code
     # the code's own install does not re-resolve dependencies
@@ -44,13 +48,17 @@ def test_dependencies_are_installed_before_the_code_is_copied() -> None:
 def test_the_processes_run_as_a_user_that_is_not_root() -> None:
     users = [rest for kw, rest in _instructions() if kw == "USER"]
     assert users and users[-1] not in ("root", "0")
-    assert any(kw == "RUN" and "useradd" in rest and users[-1] in rest
-               for kw, rest in _instructions())
+    assert any(
+        kw == "RUN" and "useradd" in rest and users[-1] in rest for kw, rest in _instructions()
+    )
 
 
 def test_secrets_and_local_state_stay_out_of_the_image() -> None:
-    ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".env", ".git", ".venv", ".sandbox", "*.db"} <= ignored
     assert "README.md" not in ignored  # pyproject's readme: needed by pip install .
     # what the image runs is in the context

@@ -17,9 +17,16 @@ from tests.deploy.helpers import (
     env_example_names,
 )
 
-SEED_NAMES = {"PRICE_PER_OPERATION", "FREE_OPERATIONS_COUNT", "DATABASE_URL",
-              "YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY", "YOOKASSA_RETURN_URL",
-              "YOOKASSA_CURRENCY", "YOOKASSA_WEBHOOK_URL"}
+SEED_NAMES = {
+    "PRICE_PER_OPERATION",
+    "FREE_OPERATIONS_COUNT",
+    "DATABASE_URL",
+    "YOOKASSA_SHOP_ID",
+    "YOOKASSA_SECRET_KEY",
+    "YOOKASSA_RETURN_URL",
+    "YOOKASSA_CURRENCY",
+    "YOOKASSA_WEBHOOK_URL",
+}
 REAL_VALUES = {
     "BOT_TOKEN": "7012345678:AAE3xY-real-looking_token_0123456789",
     "YOOKASSA_SHOP_ID": "123456",
@@ -66,8 +73,9 @@ def test_each_setting_is_explained_by_a_comment() -> None:
         above = index - 1
         while above >= 0 and _setting_line(lines[above]):
             above -= 1
-        assert above >= 0 and lines[above].startswith("#") and len(lines[above]) > 2, \
+        assert above >= 0 and lines[above].startswith("#") and len(lines[above]) > 2, (
             f"{name} has no comment above it"
+        )
 
 
 def test_the_documented_defaults_are_the_real_defaults() -> None:
@@ -92,8 +100,13 @@ def test_as_is_it_is_refused_in_production() -> None:
     for name in ("BOT_TOKEN", "YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"):
         assert name in message, name
     # each placeholder alone is enough to be refused
-    for name in ("BOT_TOKEN", "YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY", "YOOKASSA_WEBHOOK_URL",
-                 "YOOKASSA_RETURN_URL"):
+    for name in (
+        "BOT_TOKEN",
+        "YOOKASSA_SHOP_ID",
+        "YOOKASSA_SECRET_KEY",
+        "YOOKASSA_WEBHOOK_URL",
+        "YOOKASSA_RETURN_URL",
+    ):
         fixed = {**values, **_settings_fields(REAL_VALUES)}
         fixed[name] = values[name]
         with pytest.raises(ValidationError, match=name):
@@ -107,7 +120,9 @@ def test_with_its_placeholders_replaced_it_is_a_valid_production_configuration()
     assert placeholders == set(REAL_VALUES), placeholders
     values = {**active, **REAL_VALUES}
     # what docker compose adds for the app services
-    values["DATABASE_URL"] = f"postgresql://medialab:{values['POSTGRES_PASSWORD']}@postgres:5432/medialab"
+    values["DATABASE_URL"] = (
+        f"postgresql://medialab:{values['POSTGRES_PASSWORD']}@postgres:5432/medialab"
+    )
     values["REDIS_URL"] = "redis://redis:6379/0"
     settings = Settings(_env_file=None, **_settings_fields(values))
     assert settings.ENVIRONMENT == "production"
@@ -115,6 +130,6 @@ def test_with_its_placeholders_replaced_it_is_a_valid_production_configuration()
     assert settings.price_kopecks == 1000
     assert settings.FREE_OPERATIONS_COUNT == 4
     assert settings.YOOKASSA_WEBHOOK_URL == f"https://{values['PUBLIC_HOST']}/yookassa/webhook"
-    assert active['YOOKASSA_WEBHOOK_URL'] == f"https://{active['PUBLIC_HOST']}/yookassa/webhook"
+    assert active["YOOKASSA_WEBHOOK_URL"] == f"https://{active['PUBLIC_HOST']}/yookassa/webhook"
     assert settings.DATABASE_URL.startswith("postgresql+asyncpg://medialab:")
     assert not settings.WORKER_TEST_HOOKS

@@ -22,8 +22,9 @@ SHOP_ID = "100500"
 SECRET_KEY = "test_SecretKey_sandbox"
 
 
-def _make_image(width: int = 640, height: int = 480, color: str = "red",
-                fmt: str = "JPEG") -> bytes:
+def _make_image(
+    width: int = 640, height: int = 480, color: str = "red", fmt: str = "JPEG"
+) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, fmt)
     return buf.getvalue()
@@ -104,8 +105,14 @@ class Receiver:
 
         from aiohttp import web
 
-        self.requests.append({"path": request.path, "headers": dict(request.headers),
-                              "body": await request.read(), "remote": request.remote})
+        self.requests.append(
+            {
+                "path": request.path,
+                "headers": dict(request.headers),
+                "body": await request.read(),
+                "remote": request.remote,
+            }
+        )
         if self._event is None:
             self._event = asyncio.Event()
         self._event.set()

@@ -36,11 +36,15 @@ from PIL import Image
 
 from sandbox.telegram_client import EmulatorError
 
-KB = InlineKeyboardMarkup(inline_keyboard=[
-    [InlineKeyboardButton(text="💰 Пополнить", callback_data="topup"),
-     InlineKeyboardButton(text="Помощь", callback_data="help")],
-    [InlineKeyboardButton(text="Сайт", url="https://example.org")],
-])
+KB = InlineKeyboardMarkup(
+    inline_keyboard=[
+        [
+            InlineKeyboardButton(text="💰 Пополнить", callback_data="topup"),
+            InlineKeyboardButton(text="Помощь", callback_data="help"),
+        ],
+        [InlineKeyboardButton(text="Сайт", url="https://example.org")],
+    ]
+)
 
 
 async def test_get_me_reports_the_bot_of_the_token(bot: Bot, bot_token: str) -> None:
@@ -54,12 +58,18 @@ async def test_invalid_token_and_unknown_method_answer_like_telegram(tg_server) 
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{tg_server.url}/botnot-a-token/getMe") as resp:
             assert resp.status == 401
-            assert await resp.json() == {"ok": False, "error_code": 401,
-                                         "description": "Unauthorized"}
+            assert await resp.json() == {
+                "ok": False,
+                "error_code": 401,
+                "description": "Unauthorized",
+            }
         async with http.post(f"{tg_server.url}/bot1:abc/noSuchMethod") as resp:
             assert resp.status == 404
-            assert await resp.json() == {"ok": False, "error_code": 404,
-                                         "description": "Not Found: method not found"}
+            assert await resp.json() == {
+                "ok": False,
+                "error_code": 404,
+                "description": "Not Found: method not found",
+            }
         # method names are case-insensitive, GET with a query string works too
         async with http.get(f"{tg_server.url}/bot1:abc/GETME") as resp:
             body = await resp.json()
@@ -69,8 +79,7 @@ async def test_invalid_token_and_unknown_method_answer_like_telegram(tg_server) 
 async def test_send_message_with_inline_keyboard_and_html(bot: Bot, tg) -> None:
     user = tg.user(1001, first_name="Аня", language="ru")
     await user.send_text("/start")
-    html_bot = Bot(bot.token, session=bot.session,
-                   default=DefaultBotProperties(parse_mode="HTML"))
+    html_bot = Bot(bot.token, session=bot.session, default=DefaultBotProperties(parse_mode="HTML"))
     sent = await html_bot.send_message(1001, "<b>Баланс:</b> 100 ₽", reply_markup=KB)
     assert sent.text == "Баланс: 100 ₽"
     assert sent.entities and sent.entities[0].type == "bold"
@@ -109,13 +118,15 @@ async def test_edit_and_delete_messages(bot: Bot, tg) -> None:
     await user.send_text("hi")
     sent = await bot.send_message(1002, "В очереди…", reply_markup=KB)
 
-    edited = await bot.edit_message_text("Готово", chat_id=1002, message_id=sent.message_id,
-                                         reply_markup=KB)
+    edited = await bot.edit_message_text(
+        "Готово", chat_id=1002, message_id=sent.message_id, reply_markup=KB
+    )
     assert isinstance(edited, Message)
     assert edited.text == "Готово" and edited.edit_date
     with pytest.raises(TelegramBadRequest, match="message is not modified"):
-        await bot.edit_message_text("Готово", chat_id=1002, message_id=sent.message_id,
-                                    reply_markup=KB)
+        await bot.edit_message_text(
+            "Готово", chat_id=1002, message_id=sent.message_id, reply_markup=KB
+        )
     # editing without reply_markup removes the inline keyboard, as on Telegram
     await bot.edit_message_reply_markup(chat_id=1002, message_id=sent.message_id)
     [_, msg] = await user.messages()
@@ -174,8 +185,7 @@ async def test_send_document_keeps_bytes_name_and_mime(bot: Bot, tg, make_image)
     sent = await bot.send_document(1004, BufferedInputFile(png, "result.png"))
     doc = sent.document
     assert doc is not None
-    assert (doc.file_name, doc.mime_type, doc.file_size) == ("result.png", "image/png",
-                                                             len(png))
+    assert (doc.file_name, doc.mime_type, doc.file_size) == ("result.png", "image/png", len(png))
     file = await bot.get_file(doc.file_id)
     assert (await bot.download_file(file.file_path)).read() == png
     msg = await user.wait_for_photo()
@@ -186,10 +196,16 @@ async def test_send_document_keeps_bytes_name_and_mime(bot: Bot, tg, make_image)
 
 async def test_media_group_from_bot(bot: Bot, tg, make_image) -> None:
     await tg.user(1005).send_text("hi")
-    album = await bot.send_media_group(1005, media=[
-        InputMediaPhoto(media=BufferedInputFile(make_image(color=c), f"{c}.jpg"),
-                        caption="Варианты" if c == "red" else None)
-        for c in ("red", "green", "blue")])
+    album = await bot.send_media_group(
+        1005,
+        media=[
+            InputMediaPhoto(
+                media=BufferedInputFile(make_image(color=c), f"{c}.jpg"),
+                caption="Варианты" if c == "red" else None,
+            )
+            for c in ("red", "green", "blue")
+        ],
+    )
     assert len(album) == 3
     assert len({m.media_group_id for m in album}) == 1 and album[0].media_group_id
     assert album[0].caption == "Варианты" and album[1].caption is None
@@ -211,13 +227,18 @@ async def test_user_uploads_photo_document_and_album(bot: Bot, tg, make_image) -
 
     png = make_image(64, 64, "white", "PNG")
     doc = await user.send_photo(png, as_document=True, file_name="face.png")
-    assert doc.document == {**doc.document, "file_name": "face.png", "mime_type": "image/png",
-                            "file_size": len(png)}
+    assert doc.document == {
+        **doc.document,
+        "file_name": "face.png",
+        "mime_type": "image/png",
+        "file_size": len(png),
+    }
     file = await bot.get_file(doc.file_id)
     assert (await bot.download_file(file.file_path)).read() == png
 
-    album = await user.send_album([make_image(color="red"), make_image(color="blue")],
-                                  caption="merge these")
+    album = await user.send_album(
+        [make_image(color="red"), make_image(color="blue")], caption="merge these"
+    )
     assert len(album) == 2
     assert album[0].media_group_id and album[0].media_group_id == album[1].media_group_id
     assert album[0].text == "merge these" and album[1].text == ""
@@ -236,9 +257,11 @@ async def test_control_upload_accepts_multipart_and_raw_bytes(tg_server, tg, mak
         async with http.post(f"{tg_server.url}/_emu/send_photo", data=form) as resp:
             assert resp.status == 200
             first = await resp.json()
-        async with http.post(f"{tg_server.url}/_emu/send_photo?user_id=77&as_document=1"
-                             "&file_name=raw.jpg", data=jpeg,
-                             headers={"Content-Type": "image/jpeg"}) as resp:
+        async with http.post(
+            f"{tg_server.url}/_emu/send_photo?user_id=77&as_document=1&file_name=raw.jpg",
+            data=jpeg,
+            headers={"Content-Type": "image/jpeg"},
+        ) as resp:
             assert resp.status == 200
             second = await resp.json()
     assert first["message"]["caption"] == "multipart" and first["message"]["photo"]
@@ -278,8 +301,9 @@ async def test_get_updates_offset_long_poll_and_allowed_updates(bot: Bot, tg) ->
     assert [u.update_id for u in updates] == [second.update_id]
 
     # allowed_updates persists and filters new updates
-    await bot.get_updates(offset=second.update_id + 1, timeout=0,
-                          allowed_updates=["callback_query"])
+    await bot.get_updates(
+        offset=second.update_id + 1, timeout=0, allowed_updates=["callback_query"]
+    )
     await user.send_text("ignored")
     assert await bot.get_updates(offset=second.update_id + 1, timeout=0) == []
 
@@ -309,8 +333,7 @@ async def test_dispatcher_polling_text_and_callback(bot: Bot, tg) -> None:
         await query.answer("Открываю оплату")
         await query.message.edit_text("Сумма пополнения?")
 
-    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False,
-                                                   polling_timeout=10))
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=10))
     try:
         user = tg.user(2001, first_name="Боря")
         sent = await user.send_text("/start")
@@ -460,8 +483,10 @@ async def test_blocked_user_and_commands(bot: Bot, tg) -> None:
     await tg.block(4003, blocked=False)
     assert (await bot.send_message(4003, "welcome back")).text == "welcome back"
 
-    commands = [BotCommand(command="start", description="Начать"),
-                BotCommand(command="balance", description="Баланс")]
+    commands = [
+        BotCommand(command="start", description="Начать"),
+        BotCommand(command="balance", description="Баланс"),
+    ]
     assert await bot.set_my_commands(commands, language_code="ru")
     got = await bot.get_my_commands(language_code="ru")
     assert [c.model_dump() for c in got] == [c.model_dump() for c in commands]
@@ -475,9 +500,10 @@ async def test_blocked_user_and_commands(bot: Bot, tg) -> None:
 async def test_reply_keyboard_is_tracked_for_the_chat(bot: Bot, tg) -> None:
     user = tg.user(4004)
     await user.send_text("/start")
-    markup = ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text="🎨 Создать"),
-                                            KeyboardButton(text="💰 Баланс")]],
-                                 resize_keyboard=True)
+    markup = ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text="🎨 Создать"), KeyboardButton(text="💰 Баланс")]],
+        resize_keyboard=True,
+    )
     sent = await bot.send_message(4004, "Меню", reply_markup=markup)
     assert sent.reply_markup is None  # Telegram echoes only inline keyboards
     assert await user.reply_keyboard() == ["🎨 Создать", "💰 Баланс"]
@@ -486,8 +512,9 @@ async def test_reply_keyboard_is_tracked_for_the_chat(bot: Bot, tg) -> None:
 async def test_wait_endpoint_times_out_with_408(tg_server, tg) -> None:
     await tg.user(4005).send_text("hello")
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{tg_server.url}/_emu/chats/4005/wait",
-                            params={"timeout": "0.2", "contains": "never"}) as resp:
+        async with http.get(
+            f"{tg_server.url}/_emu/chats/4005/wait", params={"timeout": "0.2", "contains": "never"}
+        ) as resp:
             assert resp.status == 408
             assert (await resp.json())["error"] == "timeout"
     with pytest.raises(TimeoutError, match="no matching bot message"):
@@ -499,14 +526,22 @@ async def test_raw_clients_json_urlencoded_and_multipart(tg_server, tg, make_ima
     await tg.user(4006).send_text("hi")
     base = f"{tg_server.url}/bot42:raw-token"
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{base}/sendMessage", json={
-                "chat_id": 4006, "text": "json", "reply_markup": {"inline_keyboard": [[
-                    {"text": "A", "callback_data": "a"}]]}}) as resp:
+        async with http.post(
+            f"{base}/sendMessage",
+            json={
+                "chat_id": 4006,
+                "text": "json",
+                "reply_markup": {"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]},
+            },
+        ) as resp:
             body = await resp.json()
-            assert body["ok"] and body["result"]["reply_markup"]["inline_keyboard"][0][0][
-                "callback_data"] == "a"
-        async with http.post(f"{base}/sendMessage",
-                             data={"chat_id": "4006", "text": "form"}) as resp:
+            assert (
+                body["ok"]
+                and body["result"]["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "a"
+            )
+        async with http.post(
+            f"{base}/sendMessage", data={"chat_id": "4006", "text": "form"}
+        ) as resp:
             assert (await resp.json())["result"]["text"] == "form"
         form = aiohttp.FormData()
         form.add_field("chat_id", "4006")
@@ -516,8 +551,11 @@ async def test_raw_clients_json_urlencoded_and_multipart(tg_server, tg, make_ima
             assert [(p["width"], p["height"]) for p in result["photo"]] == [(50, 40)]
         async with http.post(f"{base}/sendMessage", json={"chat_id": 4006}) as resp:
             assert resp.status == 400
-            assert await resp.json() == {"ok": False, "error_code": 400,
-                                         "description": "Bad Request: message text is empty"}
+            assert await resp.json() == {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message text is empty",
+            }
 
 
 async def test_many_users_at_once(bot: Bot, tg) -> None:
@@ -576,8 +614,9 @@ async def test_aiogram_webhook_handler_end_to_end(bot: Bot, tg, in_background: b
         return message.answer(f"in response {message.text}")
 
     app = web.Application()
-    SimpleRequestHandler(dp, bot, handle_in_background=in_background,
-                         secret_token="hook-secret").register(app, path="/tg")
+    SimpleRequestHandler(
+        dp, bot, handle_in_background=in_background, secret_token="hook-secret"
+    ).register(app, path="/tg")
     async with ServerHandle(app) as server:
         await bot.set_webhook(f"{server.url}/tg", secret_token="hook-secret")
         user = tg.user(6001)
@@ -638,6 +677,7 @@ async def test_send_photo_by_url_is_fetched_like_telegram(bot: Bot, tg, make_ima
     from sandbox._common import ServerHandle
 
     png = make_image(400, 300, "yellow", "PNG")
+
     async def image(_: web.Request) -> web.Response:
         return web.Response(body=png, content_type="image/png")
 

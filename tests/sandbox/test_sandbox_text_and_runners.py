@@ -16,7 +16,9 @@ def test_html_entities_use_utf16_offsets_and_nesting() -> None:
     text, entities = format_text(
         '👍 <b>Жирный <i>курсив</i></b> <a href="https://x.org">link</a> '
         '<pre><code class="language-python">print(1)</code></pre> &lt;tag&gt;',
-        "HTML", None)
+        "HTML",
+        None,
+    )
     assert text == "👍 Жирный курсив link print(1) <tag>"
     assert entities == [
         {"offset": 3, "length": 13, "type": "bold"},
@@ -26,23 +28,37 @@ def test_html_entities_use_utf16_offsets_and_nesting() -> None:
     ]
 
 
-@pytest.mark.parametrize(("source", "error"), [
-    ("<div>x</div>", 'Unsupported start tag "div"'),
-    ("<b>x</i>", "Unmatched end tag"),
-    ("<b>open", "Can't find end tag"),
-    ("<br/>", 'Unsupported start tag "br"'),
-])
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("<div>x</div>", 'Unsupported start tag "div"'),
+        ("<b>x</i>", "Unmatched end tag"),
+        ("<b>open", "Can't find end tag"),
+        ("<br/>", 'Unsupported start tag "br"'),
+    ],
+)
 def test_html_errors(source: str, error: str) -> None:
     with pytest.raises(EntityParseError, match=error):
         format_text(source, "HTML", None)
 
 
 def test_markdown_v2_and_legacy() -> None:
-    text, entities = format_text(r"*жирно* _курсив_ __под__ ~зач~ ||спойлер|| `код` "
-                                 r"[ссылка](https://x.org) 1\.5\!", "MarkdownV2", None)
+    text, entities = format_text(
+        r"*жирно* _курсив_ __под__ ~зач~ ||спойлер|| `код` "
+        r"[ссылка](https://x.org) 1\.5\!",
+        "MarkdownV2",
+        None,
+    )
     assert text == "жирно курсив под зач спойлер код ссылка 1.5!"
-    assert [e["type"] for e in entities] == ["bold", "italic", "underline", "strikethrough",
-                                             "spoiler", "code", "text_link"]
+    assert [e["type"] for e in entities] == [
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "code",
+        "text_link",
+    ]
     with pytest.raises(EntityParseError, match="Character '!' is reserved"):
         format_text("Привет!", "MarkdownV2", None)
     text, entities = format_text("*bold* and _it_", "Markdown", None)
@@ -57,7 +73,10 @@ def test_trimming_explicit_entities_and_auto_detection() -> None:
     assert format_text("<b>", None, None) == ("<b>", [])
     found = auto_entities("/start@media_bot go to https://x.org, ask @support_team")
     assert [(e["type"], e["offset"], e["length"]) for e in found] == [
-        ("bot_command", 0, 16), ("url", 23, 13), ("mention", 42, 13)]
+        ("bot_command", 0, 16),
+        ("url", 23, 13),
+        ("mention", 42, 13),
+    ]
 
 
 async def _wait_ready(url: str, process: asyncio.subprocess.Process) -> None:
@@ -80,8 +99,8 @@ async def test_python_m_runner_serves_the_api(module: str) -> None:
     if module == "yookassa":
         args += ["--shop-id", "100500", "--secret-key", "test_key"]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
+        sys.executable, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         probe = f"{base}/bot1:a/getMe" if module == "telegram" else f"{base}/_emu/config"

@@ -98,8 +98,9 @@ async def test_missing_idempotence_key_and_raw_shapes(yk_server, shop) -> None:
     auth = base64.b64encode(f"{shop[0]}:{shop[1]}".encode()).decode()
     headers = {"Authorization": f"Basic {auth}"}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{yk_server.url}/v3/payments", json=params(),
-                             headers=headers) as resp:
+        async with http.post(
+            f"{yk_server.url}/v3/payments", json=params(), headers=headers
+        ) as resp:
             assert resp.status == 400
             body = await resp.json()
             assert body["type"] == "error" and body["code"] == "invalid_request"
@@ -112,33 +113,74 @@ async def test_missing_idempotence_key_and_raw_shapes(yk_server, shop) -> None:
             assert (await resp.json())["code"] == "invalid_credentials"
 
 
-@pytest.mark.parametrize(("change", "parameter"), [
-    ({"amount": {"value": "0.00", "currency": "RUB"}}, "amount.value"),
-    ({"amount": {"value": "10.555", "currency": "RUB"}}, "amount.value"),
-    ({"amount": {"value": "abc", "currency": "RUB"}}, "amount.value"),
-    ({"amount": {"value": "10.00", "currency": "XXX"}}, "amount.currency"),
-    ({"description": "д" * 129}, "description"),
-    ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
-    ({"confirmation": {"type": "redirect"}}, "confirmation.return_url"),
-    ({"confirmation": {"type": "teleport", "return_url": RETURN_URL}}, "confirmation.type"),
-    ({"receipt": {"items": [{"description": "Пополнение", "quantity": "1.00",
-                             "amount": {"value": "300.00", "currency": "RUB"},
-                             "vat_code": 1}]}}, "receipt.customer"),
-    ({"receipt": {"customer": {"email": "a@b.ru"}, "items": [
-        {"description": "Пополнение", "quantity": "1.00",
-         "amount": {"value": "200.00", "currency": "RUB"}, "vat_code": 1}]}}, "receipt.items"),
-    ({"receipt": {"customer": {"email": "a@b.ru"}, "items": [
-        {"description": "Пополнение", "quantity": "1.00",
-         "amount": {"value": "300.00", "currency": "RUB"}, "vat_code": 99}]}},
-     "receipt.items[0].vat_code"),
-])
+@pytest.mark.parametrize(
+    ("change", "parameter"),
+    [
+        ({"amount": {"value": "0.00", "currency": "RUB"}}, "amount.value"),
+        ({"amount": {"value": "10.555", "currency": "RUB"}}, "amount.value"),
+        ({"amount": {"value": "abc", "currency": "RUB"}}, "amount.value"),
+        ({"amount": {"value": "10.00", "currency": "XXX"}}, "amount.currency"),
+        ({"description": "д" * 129}, "description"),
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+        ({"confirmation": {"type": "redirect"}}, "confirmation.return_url"),
+        ({"confirmation": {"type": "teleport", "return_url": RETURN_URL}}, "confirmation.type"),
+        (
+            {
+                "receipt": {
+                    "items": [
+                        {
+                            "description": "Пополнение",
+                            "quantity": "1.00",
+                            "amount": {"value": "300.00", "currency": "RUB"},
+                            "vat_code": 1,
+                        }
+                    ]
+                }
+            },
+            "receipt.customer",
+        ),
+        (
+            {
+                "receipt": {
+                    "customer": {"email": "a@b.ru"},
+                    "items": [
+                        {
+                            "description": "Пополнение",
+                            "quantity": "1.00",
+                            "amount": {"value": "200.00", "currency": "RUB"},
+                            "vat_code": 1,
+                        }
+                    ],
+                }
+            },
+            "receipt.items",
+        ),
+        (
+            {
+                "receipt": {
+                    "customer": {"email": "a@b.ru"},
+                    "items": [
+                        {
+                            "description": "Пополнение",
+                            "quantity": "1.00",
+                            "amount": {"value": "300.00", "currency": "RUB"},
+                            "vat_code": 99,
+                        }
+                    ],
+                }
+            },
+            "receipt.items[0].vat_code",
+        ),
+    ],
+)
 async def test_create_validation(yk_server, yk, shop, change, parameter) -> None:
     # raw HTTP: the SDK validates some of these itself before sending
     auth = base64.b64encode(f"{shop[0]}:{shop[1]}".encode()).decode()
     headers = {"Authorization": f"Basic {auth}", "Idempotence-Key": str(uuid.uuid4())}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{yk_server.url}/v3/payments", json=params(**change),
-                             headers=headers) as resp:
+        async with http.post(
+            f"{yk_server.url}/v3/payments", json=params(**change), headers=headers
+        ) as resp:
             body = await resp.json()
     assert resp.status == 400, body
     assert body["code"] == "invalid_request" and body["parameter"] == parameter
@@ -146,10 +188,19 @@ async def test_create_validation(yk_server, yk, shop, change, parameter) -> None
 
 
 async def test_valid_receipt_is_accepted(sdk, yk) -> None:
-    receipt = {"customer": {"email": "user@example.org"}, "items": [
-        {"description": "Пополнение баланса", "quantity": "1.00",
-         "amount": {"value": "300.00", "currency": "RUB"}, "vat_code": 1,
-         "payment_subject": "service", "payment_mode": "full_payment"}]}
+    receipt = {
+        "customer": {"email": "user@example.org"},
+        "items": [
+            {
+                "description": "Пополнение баланса",
+                "quantity": "1.00",
+                "amount": {"value": "300.00", "currency": "RUB"},
+                "vat_code": 1,
+                "payment_subject": "service",
+                "payment_mode": "full_payment",
+            }
+        ],
+    }
     payment = await call(Payment.create, params(receipt=receipt), str(uuid.uuid4()))
     assert payment.receipt_registration == "pending"
     stored = await yk.payment(payment.id)
@@ -293,17 +344,24 @@ async def test_two_stage_capture_cancel_and_refunds(sdk, yk, receiver) -> None:
     await yk.pay(created.id)
     waiting = await call(Payment.find_one, created.id)
     assert waiting.status == "waiting_for_capture" and waiting.paid is True
-    captured = await call(Payment.capture, created.id,
-                          {"amount": {"value": "250.00", "currency": "RUB"}}, str(uuid.uuid4()))
+    captured = await call(
+        Payment.capture,
+        created.id,
+        {"amount": {"value": "250.00", "currency": "RUB"}},
+        str(uuid.uuid4()),
+    )
     assert captured.status == "succeeded" and captured.amount.value == 250
 
     with pytest.raises(BadRequestError):
         await call(Payment.cancel, created.id, str(uuid.uuid4()))
     with pytest.raises(BadRequestError):
-        await call(Refund.create, {"payment_id": created.id,
-                                   "amount": {"value": "300.00", "currency": "RUB"}})
-    refund = await call(Refund.create, {"payment_id": created.id,
-                                        "amount": {"value": "100.00", "currency": "RUB"}})
+        await call(
+            Refund.create,
+            {"payment_id": created.id, "amount": {"value": "300.00", "currency": "RUB"}},
+        )
+    refund = await call(
+        Refund.create, {"payment_id": created.id, "amount": {"value": "100.00", "currency": "RUB"}}
+    )
     assert refund.status == "succeeded" and refund.payment_id == created.id
     assert (await call(Refund.find_one, refund.id)).amount.value == 100
     assert (await call(Payment.find_one, created.id)).refunded_amount.value == 100
@@ -315,8 +373,10 @@ async def test_two_stage_capture_cancel_and_refunds(sdk, yk, receiver) -> None:
 
     pending = await call(Payment.create, params(), str(uuid.uuid4()))
     with pytest.raises(BadRequestError):
-        await call(Refund.create, {"payment_id": pending.id,
-                                   "amount": {"value": "1.00", "currency": "RUB"}})
+        await call(
+            Refund.create,
+            {"payment_id": pending.id, "amount": {"value": "1.00", "currency": "RUB"}},
+        )
 
 
 async def test_merchant_cancel_of_waiting_payment(sdk, yk) -> None:
@@ -365,17 +425,24 @@ async def test_delay_trips_a_client_timeout(yk_server, yk, shop) -> None:
     auth = base64.b64encode(f"{shop[0]}:{shop[1]}".encode()).decode()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.3)) as http:
         with pytest.raises(TimeoutError):
-            async with http.get(f"{yk_server.url}/v3/payments/x",
-                                headers={"Authorization": f"Basic {auth}"}):
+            async with http.get(
+                f"{yk_server.url}/v3/payments/x", headers={"Authorization": f"Basic {auth}"}
+            ):
                 pass
     [req] = await yk.requests()
     assert req["fault"] == "delay"
 
 
 async def test_forged_notification_body(yk, receiver) -> None:
-    forged = {"type": "notification", "event": "payment.succeeded",
-              "object": {"id": "fake", "status": "succeeded",
-                         "amount": {"value": "99999.00", "currency": "RUB"}}}
+    forged = {
+        "type": "notification",
+        "event": "payment.succeeded",
+        "object": {
+            "id": "fake",
+            "status": "succeeded",
+            "amount": {"value": "99999.00", "currency": "RUB"},
+        },
+    }
     note = await yk.notify_raw(forged, url=receiver.url)
     assert note["status"] == 200
     assert json.loads(receiver.requests[0]["body"]) == forged

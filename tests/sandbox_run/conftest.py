@@ -87,13 +87,32 @@ class SandboxRun:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         run_json = self.state_dir / "run.json"
         run_json.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "sandbox", "--state-dir", str(self.state_dir),
-                "--web-port", "0", "--telegram-port", "0", "--yookassa-port", "0",
-                "--fal-port", "0", *self.args]
+        argv = [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--state-dir",
+            str(self.state_dir),
+            "--web-port",
+            "0",
+            "--telegram-port",
+            "0",
+            "--yookassa-port",
+            "0",
+            "--fal-port",
+            "0",
+            *self.args,
+        ]
         out = open(self.output_path, "a")  # noqa: SIM115 - closed by the child's exit
-        self.proc = subprocess.Popen(argv, cwd=self.state_dir.parent, env=self.env,
-                                     stdout=out, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=self.state_dir.parent,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -147,8 +166,11 @@ def group_alive(pgid: int) -> bool:
 def sandbox_env(redis_url: str, **extra: str) -> dict[str, str]:
     """The environment of a newcomer's shell: no tokens, no DATABASE_URL; Redis is the test
     run's own database (so the shared one's db 0 is left alone)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("BOT_", "YOOKASSA_", "FAL_", "TELEGRAM_", "DATABASE_", "WEB_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BOT_", "YOOKASSA_", "FAL_", "TELEGRAM_", "DATABASE_", "WEB_"))
+    }
     env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), LOG_LEVEL="INFO", **extra)
     return env
 
@@ -157,8 +179,9 @@ def sandbox_env(redis_url: str, **extra: str) -> dict[str, str]:
 def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., SandboxRun]]:
     runs: list[SandboxRun] = []
 
-    def make(state: str = "state", env: dict[str, str] | None = None,
-             args: list[str] | None = None) -> SandboxRun:
+    def make(
+        state: str = "state", env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> SandboxRun:
         run = SandboxRun(tmp_path / state, env or {}, args)
         runs.append(run)
         return run

@@ -53,8 +53,9 @@ async def test_a_person_uses_free_operations_tops_up_and_pays_in_the_browser(
 ) -> None:
     run = sandbox_factory(env=sandbox_env(redis_url))
     info = run.start()
-    context = await browser.new_context(viewport={"width": 860, "height": 1400},
-                                        locale="ru-RU", accept_downloads=True)
+    context = await browser.new_context(
+        viewport={"width": 860, "height": 1400}, locale="ru-RU", accept_downloads=True
+    )
     page = await context.new_page()
     await page.goto(info["chat_url"])
 
@@ -70,8 +71,10 @@ async def test_a_person_uses_free_operations_tops_up_and_pays_in_the_browser(
         await send_photo(page, photo_path)
         await bot_messages(page, f"Осталось бесплатных: {4 - used}").wait_for(timeout=WAIT)
         assert await results.count() == used
-    assert "Фото увеличено в 2×: 1024×1024" in await bot_messages(page).filter(
-        has=page.get_by_test_id("photo")).last.inner_text()
+    assert (
+        "Фото увеличено в 2×: 1024×1024"
+        in await bot_messages(page).filter(has=page.get_by_test_id("photo")).last.inner_text()
+    )
 
     # the fifth needs money: the bot offers a top-up
     await send_photo(page, photo_path)
@@ -109,8 +112,11 @@ async def test_a_person_uses_free_operations_tops_up_and_pays_in_the_browser(
     await paid.wait_for(timeout=WAIT)
     assert await results.count() == 5
     image = paid.get_by_test_id("photo")
-    await page.wait_for_function("img => img.complete && img.naturalWidth === 1024",
-                                 arg=await image.element_handle(), timeout=WAIT)
+    await page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 1024",
+        arg=await image.element_handle(),
+        timeout=WAIT,
+    )
     # the uncompressed file is downloadable too
     document = bot_messages(page, "Файл без сжатия").last.get_by_test_id("document")
     async with page.expect_download() as download_info:
@@ -131,15 +137,20 @@ async def test_a_person_uses_free_operations_tops_up_and_pays_in_the_browser(
     engine = make_engine(info["database_url"])
     try:
         async with make_sessionmaker(engine)() as session:
-            user = (await session.execute(
-                select(User).where(User.telegram_id == info["chat_user_id"]))).scalar_one()
+            user = (
+                await session.execute(select(User).where(User.telegram_id == info["chat_user_id"]))
+            ).scalar_one()
             assert user.balance == 9000
             assert user.free_operations_left == 0
             operations = await session.scalar(
-                select(func.count()).select_from(Operation).where(Operation.user_id == user.id))
+                select(func.count()).select_from(Operation).where(Operation.user_id == user.id)
+            )
             assert operations == 5
-            payments = (await session.execute(
-                select(Payment).where(Payment.user_id == user.id))).scalars().all()
+            payments = (
+                (await session.execute(select(Payment).where(Payment.user_id == user.id)))
+                .scalars()
+                .all()
+            )
             assert [(p.amount, str(p.status)) for p in payments] == [(10000, "succeeded")]
         await assert_audit_clean(engine)
     finally:

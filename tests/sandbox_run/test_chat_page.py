@@ -39,20 +39,23 @@ class FakeBot:
         assert body["ok"], body
         return body["result"]
 
-    async def upload(self, method: str, field: str, data: bytes, file_name: str,
-                     **params: Any) -> Any:
+    async def upload(
+        self, method: str, field: str, data: bytes, file_name: str, **params: Any
+    ) -> Any:
         form = aiohttp.FormData()
         for key, value in params.items():
-            form.add_field(key, json.dumps(value) if isinstance(value, (dict, list)) else
-                           str(value))
+            form.add_field(
+                key, json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+            )
         form.add_field(field, data, filename=file_name)
         async with self.http.post(f"{self.base}/bot{TOKEN}/{method}", data=form) as resp:
             body = await resp.json()
         assert body["ok"], body
         return body["result"]
 
-    async def wait_update(self, predicate: Callable[[dict], bool],
-                          within: float = 30.0) -> dict[str, Any]:
+    async def wait_update(
+        self, predicate: Callable[[dict], bool], within: float = 30.0
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while loop.time() < deadline:
@@ -76,8 +79,13 @@ class FakeBot:
 @pytest.fixture
 async def server() -> AsyncIterator[ServerHandle]:
     app = create_app()
-    chatpage.attach(app, user_id=USER_ID, first_name="Тест", language="ru",
-                    info={"yookassa": "emulator", "fal": "fake"})
+    chatpage.attach(
+        app,
+        user_id=USER_ID,
+        first_name="Тест",
+        language="ru",
+        info={"yookassa": "emulator", "fal": "fake"},
+    )
     async with ServerHandle(app) as handle:
         yield handle
 
@@ -94,8 +102,9 @@ def _message(update: dict) -> dict:
     return update.get("message") or {}
 
 
-async def test_text_and_buttons_round_trip(server: ServerHandle, bot: FakeBot,
-                                           browser: Any) -> None:
+async def test_text_and_buttons_round_trip(
+    server: ServerHandle, bot: FakeBot, browser: Any
+) -> None:
     page = await browser.new_page()
     await page.goto(f"{server.url}/chat")
     await page.get_by_test_id("start").click()
@@ -105,12 +114,16 @@ async def test_text_and_buttons_round_trip(server: ServerHandle, bot: FakeBot,
     assert _message(start)["entities"][0]["type"] == "bot_command"
 
     sent = await bot.call(
-        "sendMessage", chat_id=USER_ID, parse_mode="HTML",
+        "sendMessage",
+        chat_id=USER_ID,
+        parse_mode="HTML",
         text="Привет, <b>Тест</b>! Баланс: 0 ₽",
-        reply_markup={"inline_keyboard": [
-            [{"text": "⬆️ Улучшить", "callback_data": "menu:upscale"}],
-            [{"text": "💳 Перейти к оплате", "url": f"{server.url}/chat?pay=1"}],
-        ]},
+        reply_markup={
+            "inline_keyboard": [
+                [{"text": "⬆️ Улучшить", "callback_data": "menu:upscale"}],
+                [{"text": "💳 Перейти к оплате", "url": f"{server.url}/chat?pay=1"}],
+            ]
+        },
     )
     bubble = page.locator(f'[data-testid=message][data-message-id="{sent["message_id"]}"]')
     await bubble.wait_for(timeout=WAIT)
@@ -128,8 +141,9 @@ async def test_text_and_buttons_round_trip(server: ServerHandle, bot: FakeBot,
     await bot.call("answerCallbackQuery", callback_query_id=query["id"], text="Режим выбран")
     await page.get_by_test_id("toast").filter(has_text="Режим выбран").wait_for(timeout=WAIT)
 
-    await bot.call("editMessageText", chat_id=USER_ID, message_id=sent["message_id"],
-                   text="⏳ В очереди")
+    await bot.call(
+        "editMessageText", chat_id=USER_ID, message_id=sent["message_id"], text="⏳ В очереди"
+    )
     await bubble.filter(has_text="В очереди").wait_for(timeout=WAIT)
     assert "изменено" in await bubble.inner_text()
     assert await bubble.get_by_test_id("inline-button").count() == 0
@@ -147,9 +161,14 @@ async def test_text_and_buttons_round_trip(server: ServerHandle, bot: FakeBot,
     assert await mine.get_attribute("data-from") == "user"
 
 
-async def test_photos_albums_and_documents(server: ServerHandle, bot: FakeBot, browser: Any,
-                                           photo_path: Path, photo2_path: Path,
-                                           png_path: Path) -> None:
+async def test_photos_albums_and_documents(
+    server: ServerHandle,
+    bot: FakeBot,
+    browser: Any,
+    photo_path: Path,
+    photo2_path: Path,
+    png_path: Path,
+) -> None:
     page = await browser.new_page()
     await page.goto(f"{server.url}/chat")
 
@@ -164,8 +183,7 @@ async def test_photos_albums_and_documents(server: ServerHandle, bot: FakeBot, b
     assert (biggest["width"], biggest["height"]) == (512, 512)
 
     # two photos: one album
-    await page.get_by_test_id("file-input").set_input_files([str(photo_path),
-                                                            str(photo2_path)])
+    await page.get_by_test_id("file-input").set_input_files([str(photo_path), str(photo2_path)])
     await page.get_by_test_id("attachment").nth(1).wait_for(timeout=WAIT)
     await page.get_by_test_id("send").click()
     album = [_message(u) for u in await bot.wait_updates(2, lambda u: "photo" in _message(u))]
@@ -184,14 +202,22 @@ async def test_photos_albums_and_documents(server: ServerHandle, bot: FakeBot, b
         assert await resp.read() == png_path.read_bytes()
 
     # what the bot sends back: a photo and a document, shown and downloadable
-    result = await bot.upload("sendPhoto", "photo", photo2_path.read_bytes(), "result.jpg",
-                              chat_id=USER_ID, caption="✅ Готово")
-    sent_doc = await bot.upload("sendDocument", "document", png_path.read_bytes(),
-                                "result.png", chat_id=USER_ID)
+    result = await bot.upload(
+        "sendPhoto",
+        "photo",
+        photo2_path.read_bytes(),
+        "result.jpg",
+        chat_id=USER_ID,
+        caption="✅ Готово",
+    )
+    sent_doc = await bot.upload(
+        "sendDocument", "document", png_path.read_bytes(), "result.png", chat_id=USER_ID
+    )
     img = page.locator(f'[data-message-id="{result["message_id"]}"] [data-testid=photo]')
     await img.wait_for(timeout=WAIT)
-    await page.wait_for_function("img => img.complete && img.naturalWidth > 0",
-                                 arg=await img.element_handle(), timeout=WAIT)
+    await page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=await img.element_handle(), timeout=WAIT
+    )
     card = page.locator(f'[data-message-id="{sent_doc["message_id"]}"] [data-testid=document]')
     await card.wait_for(timeout=WAIT)
     assert await card.get_attribute("download") == "result.png"
@@ -204,8 +230,9 @@ async def test_photos_albums_and_documents(server: ServerHandle, bot: FakeBot, b
     assert "album-cont" in await grouped.nth(1).get_attribute("class")
 
 
-async def test_page_follows_another_user_from_its_url(server: ServerHandle, bot: FakeBot,
-                                                      browser: Any) -> None:
+async def test_page_follows_another_user_from_its_url(
+    server: ServerHandle, bot: FakeBot, browser: Any
+) -> None:
     page = await browser.new_page()
     await page.goto(f"{server.url}/chat?user=5151&name=Bob&lang=en")
     assert "Press /start" in await page.locator("#empty-text").inner_text()
@@ -216,12 +243,14 @@ async def test_page_follows_another_user_from_its_url(server: ServerHandle, bot:
     assert start["from"]["language_code"] == "en"
 
 
-async def test_commands_menu_and_alerts(server: ServerHandle, bot: FakeBot,
-                                        browser: Any) -> None:
-    await bot.call("setMyCommands", commands=[
-        {"command": "start", "description": "Главное меню"},
-        {"command": "balance", "description": "Баланс и пополнение"},
-    ])
+async def test_commands_menu_and_alerts(server: ServerHandle, bot: FakeBot, browser: Any) -> None:
+    await bot.call(
+        "setMyCommands",
+        commands=[
+            {"command": "start", "description": "Главное меню"},
+            {"command": "balance", "description": "Баланс и пополнение"},
+        ],
+    )
     page = await browser.new_page()
     await page.goto(f"{server.url}/chat")
     await page.locator("#bot-status").filter(has_text="песочница").wait_for(timeout=WAIT)
@@ -230,15 +259,23 @@ async def test_commands_menu_and_alerts(server: ServerHandle, bot: FakeBot,
     sent = await bot.wait_update(lambda u: "message" in u)
     assert _message(sent)["text"] == "/balance"
 
-    shown = await bot.call("sendMessage", chat_id=USER_ID, text="Проверить",
-                           reply_markup={"inline_keyboard": [[
-                               {"text": "🔄 Проверить оплату", "callback_data": "check:1"}]]})
-    button = page.locator(f'[data-message-id="{shown["message_id"]}"] '
-                          '[data-testid=inline-button]')
+    shown = await bot.call(
+        "sendMessage",
+        chat_id=USER_ID,
+        text="Проверить",
+        reply_markup={
+            "inline_keyboard": [[{"text": "🔄 Проверить оплату", "callback_data": "check:1"}]]
+        },
+    )
+    button = page.locator(f'[data-message-id="{shown["message_id"]}"] [data-testid=inline-button]')
     await button.click()
     query = (await bot.wait_update(lambda u: "callback_query" in u))["callback_query"]
-    await bot.call("answerCallbackQuery", callback_query_id=query["id"],
-                   text="⏳ Оплата ещё не поступила", show_alert=True)
+    await bot.call(
+        "answerCallbackQuery",
+        callback_query_id=query["id"],
+        text="⏳ Оплата ещё не поступила",
+        show_alert=True,
+    )
     alert = page.get_by_test_id("alert")
     await alert.filter(has_text="Оплата ещё не поступила").wait_for(timeout=WAIT)
     await page.locator("#modal-ok").click()

@@ -35,19 +35,33 @@ async def test_chat_files_and_message_ids_survive_a_restart(tmp_path: Path) -> N
     photo = (FIXTURES / "astronaut.jpg").read_bytes()
 
     first = create_telegram(files_dir=files)
-    async with ServerHandle(first) as server, aiohttp.ClientSession() as http, \
-            TelegramEmulatorClient(server.url) as tg:
+    async with (
+        ServerHandle(first) as server,
+        aiohttp.ClientSession() as http,
+        TelegramEmulatorClient(server.url) as tg,
+    ):
         await _bot_call(http, server.url, "getMe")
         user = tg.user(1001, first_name="Гость")
         await user.send_text("/start")
         sent = await user.send_photo(photo, caption="до")
         updates = await _bot_call(http, server.url, "getUpdates", timeout=0)
         await _bot_call(http, server.url, "getUpdates", offset=updates[-1]["update_id"] + 1)
-        reply = await _bot_call(http, server.url, "sendMessage", chat_id=1001, text="Меню",
-                                reply_markup={"inline_keyboard": [[{"text": "⬆️ Улучшить",
-                                                                    "callback_data": "u"}]]})
-        await _bot_call(http, server.url, "editMessageText", chat_id=1001,
-                        message_id=reply["message_id"], text="Меню (изменено)")
+        reply = await _bot_call(
+            http,
+            server.url,
+            "sendMessage",
+            chat_id=1001,
+            text="Меню",
+            reply_markup={"inline_keyboard": [[{"text": "⬆️ Улучшить", "callback_data": "u"}]]},
+        )
+        await _bot_call(
+            http,
+            server.url,
+            "editMessageText",
+            chat_id=1001,
+            message_id=reply["message_id"],
+            text="Меню (изменено)",
+        )
         await user.send_text("пока бот спал")  # not fetched by the bot: pending
         saved_file_id = sent.photo[-1]["file_id"]
         TelegramSnapshot(first[TG_KEY], state).save()
@@ -55,8 +69,11 @@ async def test_chat_files_and_message_ids_survive_a_restart(tmp_path: Path) -> N
 
     second = create_telegram(files_dir=files)
     assert TelegramSnapshot(second[TG_KEY], state).load() is True
-    async with ServerHandle(second) as server, aiohttp.ClientSession() as http, \
-            TelegramEmulatorClient(server.url) as tg:
+    async with (
+        ServerHandle(second) as server,
+        aiohttp.ClientSession() as http,
+        TelegramEmulatorClient(server.url) as tg,
+    ):
         user = tg.user(1001, first_name="Гость")
         texts = [m.text for m in await user.messages()]
         assert texts == ["/start", "до", "Меню (изменено)", "пока бот спал"]
@@ -91,9 +108,13 @@ async def test_broken_state_file_is_moved_aside(tmp_path: Path) -> None:
 async def test_payments_and_idempotence_keys_survive_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "yookassa.json"
     auth = "Basic " + base64.b64encode(b"100500:test_key_for_restart").decode()
-    body = {"amount": {"value": "100.00", "currency": "RUB"}, "capture": True,
-            "confirmation": {"type": "redirect", "return_url": "http://127.0.0.1/chat"},
-            "metadata": {"payment_row_id": "7"}, "description": "Пополнение"}
+    body = {
+        "amount": {"value": "100.00", "currency": "RUB"},
+        "capture": True,
+        "confirmation": {"type": "redirect", "return_url": "http://127.0.0.1/chat"},
+        "metadata": {"payment_row_id": "7"},
+        "description": "Пополнение",
+    }
     headers = {"Authorization": auth, "Idempotence-Key": "topup-7"}
 
     first = create_yookassa(shop_id="100500", secret_key="test_key_for_restart")
@@ -106,8 +127,9 @@ async def test_payments_and_idempotence_keys_survive_a_restart(tmp_path: Path) -
     second = create_yookassa(shop_id="100500", secret_key="test_key_for_restart")
     assert YooKassaSnapshot(second[YK_KEY], state).load() is True
     async with ServerHandle(second) as server, aiohttp.ClientSession() as http:
-        async with http.get(f"{server.url}/v3/payments/{created['id']}",
-                            headers={"Authorization": auth}) as resp:
+        async with http.get(
+            f"{server.url}/v3/payments/{created['id']}", headers={"Authorization": auth}
+        ) as resp:
             assert resp.status == 200
             fetched = await resp.json()
         assert fetched["status"] == "pending"

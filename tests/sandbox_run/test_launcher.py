@@ -155,8 +155,14 @@ def test_configured_services_are_used_as_they_are(tmp_path: Path) -> None:
     assert set(plan.ports) == {"web"}
     plan.redis_url = "redis://127.0.0.1:6379/0"
     env = sandbox.app_env(settings, plan)
-    for name in ("TELEGRAM_API_URL", "YOOKASSA_API_URL", "YOOKASSA_SHOP_ID",
-                 "YOOKASSA_TRUSTED_NETWORKS", "FAL_KEY", "FAL_API_URL"):
+    for name in (
+        "TELEGRAM_API_URL",
+        "YOOKASSA_API_URL",
+        "YOOKASSA_SHOP_ID",
+        "YOOKASSA_TRUSTED_NETWORKS",
+        "FAL_KEY",
+        "FAL_API_URL",
+    ):
         assert name not in env, name
 
 
@@ -179,8 +185,9 @@ def test_local_stand_ins_are_wired_to_each_other_and_trust_localhost(tmp_path: P
     assert env["FAL_API_URL"] == plan.url("fal")
     assert env["WEB_HOST"] == "127.0.0.1" and env["WEB_PORT"] == str(plan.ports["web"])
     # every value the children get is one the Settings accept
-    child = Settings(_env_file=None, **{k: v for k, v in env.items() if k in
-                                        Settings.model_fields})
+    child = Settings(
+        _env_file=None, **{k: v for k, v in env.items() if k in Settings.model_fields}
+    )
     assert child.yookassa_configured and child.fal_configured
 
 
@@ -211,8 +218,9 @@ def test_a_busy_default_port_is_replaced_by_a_free_one() -> None:
 
 def _plan(tmp_path: Path) -> launcher.Plan:
     (tmp_path / "logs").mkdir(parents=True, exist_ok=True)
-    return launcher.Plan(state_dir=tmp_path, host="127.0.0.1", database_url="sqlite://",
-                         database_note="")
+    return launcher.Plan(
+        state_dir=tmp_path, host="127.0.0.1", database_url="sqlite://", database_note=""
+    )
 
 
 def test_a_redis_url_that_answers_is_used(tmp_path: Path, redis_url: str) -> None:

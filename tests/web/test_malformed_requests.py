@@ -161,7 +161,7 @@ async def test_an_id_that_would_change_the_api_path_is_400_and_asks_nothing(
 
 
 async def test_a_row_hint_of_unicode_digits_is_no_hint(stack: Stack) -> None:
-    """"²".isdigit() is true but int("²") raises: such a hint was a 500."""
+    """ "²".isdigit() is true but int("²") raises: such a hint was a 500."""
     body = {
         "type": "notification",
         "event": "payment.succeeded",
