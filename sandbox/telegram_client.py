@@ -578,9 +578,9 @@ class TelegramUser:
     async def wait_for(
         self,
         predicate: Callable[[Message], bool],
-        timeout: float = 10.0,
+        timeout: float = 10.0,  # noqa: ASYNC109
         *,
-        since: int | None = None,  # noqa: ASYNC109
+        since: int | None = None,
         include_user: bool = False,
     ) -> Message:
         """First bot message created or edited after ``since`` (a chat version; default:
@@ -637,8 +637,10 @@ class TelegramUser:
         return await self.wait_for(lambda m: bool(m.photo or m.document), timeout, since=since)
 
     async def wait_for_answer(
-        self, query: CallbackQuery | str, timeout: float = 10.0
-    ) -> dict[str, Any]:  # noqa: ASYNC109
+        self,
+        query: CallbackQuery | str,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
         """The bot's answerCallbackQuery for ``query``."""
         query_id = query if isinstance(query, str) else query.id
         since = 0
