@@ -49,6 +49,7 @@ MAX_RETRY_AFTER = 15.0  # a longer flood wait goes back to RQ (its retry interva
 FLOOD_BUDGET = 30.0  # seconds of flood-control waits one call may spend
 FLOOD_JITTER = 0.5  # seconds added at random to each flood wait
 UPLOAD_ROOM = 5.0  # seconds kept for an upload's retry to finish before the job's time ends
+FIRST_ACTION_WAIT = 3.0  # seconds the first chat action may still take after the work
 CHAT_ACTION_EVERY = 4.5  # Telegram shows an action for about five seconds
 
 # The worker's calls: network errors are retried too (a job's result sent twice is the
@@ -99,7 +100,10 @@ async def best_effort(make: Callable[[], Awaitable[Any]], *, what: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def chat_action(bot: Bot, chat_id: int) -> AsyncIterator[None]:
-    """Show "sending photo…" in the chat until the block ends."""
+    """Show "sending photo…" in the chat until the block ends. After work that succeeded,
+    the first one has gone out (or FIRST_ACTION_WAIT passed) even if the work took less
+    than a round trip: cancelled in flight, Telegram may or may not have shown it."""
+    first_done = asyncio.Event()
 
     async def loop() -> None:
         while True:
@@ -107,11 +111,15 @@ async def chat_action(bot: Bot, chat_id: int) -> AsyncIterator[None]:
                 lambda: bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO),
                 what="chat action",
             )
+            first_done.set()
             await asyncio.sleep(CHAT_ACTION_EVERY)
 
     task = asyncio.create_task(loop())
     try:
         yield
+        # The work is done (on a failure nothing waits: the watchdog's time is short).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_done.wait(), FIRST_ACTION_WAIT)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
