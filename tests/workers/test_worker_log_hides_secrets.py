@@ -4,10 +4,15 @@ the forked work-horse — is written as ``***``."""
 
 from __future__ import annotations
 
+import pytest
+
 from billing.models import LedgerKind
 
 YOOKASSA_SECRET = "live_LEAKCHECK-yookassa-secret-4a9e"
 FAL_KEY = "LEAKCHECK-fal-id:fal-secret-5c2d8b"
+
+# python -m workers itself: see tests/workers/conftest.py
+pytestmark = pytest.mark.real_worker
 
 
 async def test_a_secret_in_an_exception_is_not_in_the_worker_log(harness_factory, images) -> None:
