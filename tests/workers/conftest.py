@@ -187,6 +187,12 @@ class _ThreadWorker(SimpleWorker, MediaWorker):
         self.waiting = False
         self.rq_scheduler: Any = None
 
+    @property
+    def dequeue_timeout(self) -> int:
+        # Without the sweeper RQ would block on the queue for minutes; stop() is seen at
+        # the next beat.
+        return 1
+
     def _install_signal_handlers(self) -> None:
         pass  # only the main thread may; stop() asks through stop_event instead
 
