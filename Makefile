@@ -23,6 +23,10 @@ test: install ## the whole test suite (PostgreSQL and Redis must answer; install
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
+test-fast: install ## the fast tier: in-process handlers and jobs, no process start-ups (<90 s)
+	@start=$$(date +%s); $(BIN)/python -m pytest -q -m "not slow and not chaos and not browser"; \
+	status=$$?; echo "make test-fast: $$(( $$(date +%s) - start )) s"; exit $$status
+
 chaos: install ## the long fault-injection scenarios (the short ones run in make test)
 	$(BIN)/python -m pytest -q -m chaos tests/chaos
 

@@ -42,6 +42,31 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit("\n".join(problems) + "\nStart them (see README) and run again.", returncode=3)
 
 
+# The slow tier (left out of `make test-fast`, run by `make test` and CI): whatever starts
+# processes, browsers or fault stacks. By path here, so test files need no marker; the
+# workers' real-process tests carry `real_worker` (tests/workers/conftest.py).
+SLOW_PATHS = (
+    "tests/chaos/",
+    "tests/sandbox_run/",
+    "tests/billing/test_operator_commands.py",
+    "tests/billing/test_deadline_margin.py::test_a_worker_with_a_too_small_margin_does_not_start",
+    "tests/bot/test_main.py",
+    "tests/bot/test_operation_end_to_end.py",
+    "tests/web/test_entry_point.py",
+    "tests/media/test_fal_sandbox.py::test_queue_shapes_and_control_api_over_the_command_line",
+    "tests/sandbox/test_sandbox_text_and_runners.py::test_python_m_runner_serves_the_api",
+)
+SLOW_MARKERS = ("real_worker", "browser", "chaos")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW_PATHS) or any(
+            item.get_closest_marker(name) for name in SLOW_MARKERS
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
 def alembic_config(url: str) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))

@@ -1,6 +1,11 @@
-"""The job layer end to end: real PostgreSQL, real Redis, real forking workers started as
-``python -m workers`` subprocesses, and the Telegram emulator (in this test's event loop,
-on a free port) as the Bot API they talk to.
+"""The job layer end to end: real PostgreSQL, real Redis, Media Lab's RQ worker and the
+Telegram emulator (in this test's event loop, on a free port) as the Bot API it talks to.
+
+``h.start_worker()`` runs the worker class on RQ's ``SimpleWorker`` in a thread of this
+process (no fork, no interpreter start-up): the job logic, RQ's callbacks, retries and the
+sweeper are the real ones. A test of the process itself (a killed work-horse, SIGALRM
+timeouts, SIGTERM, a log scanned for secrets, two workers of different settings) is marked
+``@pytest.mark.real_worker``: there ``h.start_worker()`` starts ``python -m workers``.
 
 The test acts as the bot would: it charges with ``operations.charge``, posts the "в очереди"
 status message through the Bot API, records it with ``set_operation_job`` and enqueues with
@@ -11,10 +16,12 @@ job downloads them by a real file id.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +31,10 @@ from typing import Any
 import pytest
 from aiogram import Bot
 from redis import Redis
+from rq import SimpleWorker
+from rq.exceptions import StopRequested
+from rq.timeouts import TimerDeathPenalty
+from rq.worker import BaseWorker
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -37,7 +48,10 @@ from sandbox.telegram import create_app
 from sandbox.telegram_client import Message, TelegramEmulatorClient, TelegramUser
 from tests.conftest import free_port, make_settings
 from tg.factory import SANDBOX_TOKEN, make_bot
+from workers import runtime
 from workers.operations import hook_pid_key
+from workers.stale_keys import log_stale_keys
+from workers.worker import MediaWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -161,6 +175,137 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+class _ThreadWorker(SimpleWorker, MediaWorker):
+    """MediaWorker's jobs, callbacks and maintenance (sweeper, notices) without a fork."""
+
+    # SIGALRM reaches only the main thread; the SIGALRM path itself is a real_worker test.
+    death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args: Any, stop: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_event = stop
+        self.waiting = False
+        self.rq_scheduler: Any = None
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # Without the sweeper RQ would block on the queue for minutes; stop() is seen at
+        # the next beat.
+        return 1
+
+    def _install_signal_handlers(self) -> None:
+        pass  # only the main thread may; stop() asks through stop_event instead
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        # RQ's own loop: MediaWorker.work would start it again after stop() ends it.
+        return BaseWorker.work(self, *args, **kwargs)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: Any, max_idle_time: Any = None) -> Any:
+        self.waiting = True
+        try:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        finally:
+            self.waiting = False
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        # RQ beats between dequeue timeouts (at most SWEEP_INTERVAL_SECONDS, rounded up to
+        # a second): a stop asked for ends the loop there, as SIGTERM does an idle worker.
+        if self.waiting and self.stop_event.is_set():
+            raise StopRequested
+        super().heartbeat(*args, **kwargs)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        # `python -m workers` forks RQ's scheduler; here its pass (retries with an interval
+        # back on the queue) runs in the maintenance step, every SWEEP_INTERVAL_SECONDS.
+        from rq.scheduler import RQScheduler
+
+        if self.rq_scheduler is None:
+            self.rq_scheduler = RQScheduler(self.queues, connection=self.connection)
+        if self.rq_scheduler.acquire_locks():
+            self.rq_scheduler.enqueue_scheduled_jobs()
+
+
+class _WorkerLog(logging.Filter):
+    """What the worker threads log (the emulator and the test log from the main thread)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != "MainThread"
+
+
+class InProcessWorker:
+    """The worker of ``python -m workers`` in a thread: same startup steps (configure, warm
+    up, stale-key check), same worker class on SimpleWorker; its log goes to a file like a
+    process's. The API of :class:`WorkerProcess` (``log``, ``alive``, ``stop``)."""
+
+    def __init__(self, settings: Settings, log_path: Path, name: str, sweep: bool) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.stopping = False
+        self.pid = os.getpid()
+        self._stop = threading.Event()
+        self._handler = logging.FileHandler(log_path, encoding="utf-8")
+        self._handler.setFormatter(
+            logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+        )
+        self._handler.addFilter(_WorkerLog())
+        root = logging.getLogger()
+        self._root_level = root.level
+        root.setLevel(logging.INFO)
+        root.addHandler(self._handler)
+        self._thread = threading.Thread(target=self._run, args=(name, sweep), name=name)
+        self._thread.start()
+
+    def _run(self, name: str, sweep: bool) -> None:
+        settings = self.settings
+        runtime.configure(settings)
+        runtime.warm_up(settings)
+        log_stale_keys(settings)
+        redis = Redis.from_url(settings.REDIS_URL)
+        worker = _ThreadWorker(
+            [media_queue(redis, settings)],
+            connection=redis,
+            name=f"{name}-{uuid_suffix()}",
+            settings=settings,
+            sweep=sweep,
+            stop=self._stop,
+        )
+        try:
+            worker.work(logging_level="INFO")
+        finally:
+            redis.close()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def terminate(self) -> None:
+        self.stopping = True
+        self._stop.set()
+
+    def kill(self) -> None:
+        raise NotImplementedError("a thread cannot be killed: mark the test real_worker")
+
+    def stop(self) -> None:
+        self.terminate()
+        self._thread.join(timeout=120)
+        stuck = self._thread.is_alive()
+        root = logging.getLogger()
+        root.removeHandler(self._handler)
+        root.setLevel(self._root_level)
+        self._handler.close()
+        assert not stuck, f"the in-process worker did not stop\n{self.log()}"
+
+    def log(self) -> str:
+        self._handler.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+def uuid_suffix() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:8]
+
+
 @dataclass
 class Harness:
     settings: Settings
@@ -170,7 +315,8 @@ class Harness:
     redis: Redis
     tmp_path: Path
     bot: Bot
-    workers: list[WorkerProcess] = field(default_factory=list)
+    real_processes: bool = False
+    workers: list[Any] = field(default_factory=list)
     extra_pids: list[int] = field(default_factory=list)
     inputs: dict[int, list[str]] = field(default_factory=dict)  # what the bot passes a job
     tokens: dict[int, str] = field(default_factory=dict)  # each operation's key token
@@ -206,11 +352,23 @@ class Harness:
         env.update({k: str(v) for k, v in overrides.items()})
         return env
 
-    def start_worker(self, *args: str, **env: object) -> WorkerProcess:
+    def start_worker(self, *args: str, **env: object) -> Any:
+        """A worker on RQ_QUEUE: ``python -m workers`` in a real_worker test, otherwise the
+        same worker in a thread of this process (see the module's docstring)."""
         n = len(self.workers)
-        worker = WorkerProcess(
-            self.worker_env(**env), self.tmp_path / f"worker-{n}.log", ["--name", f"w{n}", *args]
-        )
+        log_path = self.tmp_path / f"worker-{n}.log"
+        if self.real_processes:
+            worker: Any = WorkerProcess(
+                self.worker_env(**env), log_path, ["--name", f"w{n}", *args]
+            )
+        else:
+            unknown = set(args) - {"--no-sweeper"}
+            assert not unknown, f"in-process worker: no {unknown}; mark the test real_worker"
+            values = {
+                k: v for k, v in self.worker_env(**env).items() if k in Settings.model_fields
+            }
+            settings = Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+            worker = InProcessWorker(settings, log_path, f"w{n}", "--no-sweeper" not in args)
         self.workers.append(worker)
         return worker
 
@@ -357,7 +515,8 @@ class Harness:
             return int(pid) if int(seen) == attempt else None
 
         pid = await self.wait_until(check, f"the work-horse of operation {operation_id}")
-        self.extra_pids.append(pid)
+        if pid != os.getpid():  # an in-process worker's "horse" is this process
+            self.extra_pids.append(pid)
         return pid
 
     async def wait_message(
@@ -391,6 +550,7 @@ def harness_settings(db_url: str, redis_url: str) -> Callable[..., Settings]:
 
 @pytest.fixture
 async def harness_factory(
+    request: pytest.FixtureRequest,
     engine: AsyncEngine,
     tg: TelegramEmulatorClient,
     tg_server: ServerHandle,
@@ -398,6 +558,7 @@ async def harness_factory(
     tmp_path: Path,
 ) -> AsyncIterator[Callable[..., Harness]]:
     """``harness(**settings overrides)``; every worker it started is stopped at the end."""
+    real = request.node.get_closest_marker("real_worker") is not None
     made: list[Harness] = []
 
     def make(**overrides: object) -> Harness:
@@ -410,6 +571,7 @@ async def harness_factory(
             redis=Redis.from_url(settings.REDIS_URL),
             tmp_path=tmp_path,
             bot=make_bot(settings),
+            real_processes=real,
         )
         made.append(harness)
         return harness

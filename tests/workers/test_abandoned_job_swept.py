@@ -23,6 +23,7 @@ from workers.runtime import resources
 from workers.sweeper import DEADLINE, sweep_overdue
 
 
+@pytest.mark.real_worker
 async def test_worker_killed_with_its_horse_is_swept_once(harness_factory, images) -> None:
     h = harness_factory(
         JOB_TIMEOUT_SECONDS=4, JOB_DEADLINE_MARGIN_SECONDS=2, FREE_OPERATIONS_COUNT=0

@@ -7,6 +7,7 @@ is delivered and posted, or refunded and not delivered — never both."""
 
 from __future__ import annotations
 
+import pytest
 from rq.registry import StartedJobRegistry
 
 from billing.models import LedgerKind
@@ -14,6 +15,9 @@ from jobqueue.queue import media_queue
 
 MARGIN = 2  # seconds: the sweeper (every 0.5 s) voids a claimed operation soon after this
 SLEEP = 8  # seconds the operation runs: past the short worker's deadline (3 + MARGIN)
+
+# python -m workers itself: see tests/workers/conftest.py
+pytestmark = pytest.mark.real_worker
 
 
 async def _outcome(h, user, operation_id: int) -> dict[str, object]:

@@ -141,6 +141,7 @@ FAULTS = [
 ]
 
 
+@pytest.mark.real_worker
 async def test_failed_downloads_leave_no_token_in_logs_database_or_redis(
     harness_factory, images
 ) -> None:

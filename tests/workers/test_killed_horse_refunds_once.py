@@ -7,8 +7,13 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from billing import accounts
 from billing.models import LedgerKind
+
+# python -m workers itself: see tests/workers/conftest.py
+pytestmark = pytest.mark.real_worker
 
 
 async def test_killed_horse_is_retried_then_refunded_once(harness_factory, images) -> None:

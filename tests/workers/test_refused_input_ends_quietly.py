@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image
 
 from billing.models import LedgerKind
+
+# python -m workers itself: see tests/workers/conftest.py
+pytestmark = pytest.mark.real_worker
 
 
 def _png(width: int, height: int) -> bytes:

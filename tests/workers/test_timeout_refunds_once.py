@@ -4,7 +4,12 @@ SIGALRM can (the event loop thread itself is stuck)."""
 
 from __future__ import annotations
 
+import pytest
+
 from billing.models import LedgerKind
+
+# python -m workers itself: see tests/workers/conftest.py
+pytestmark = pytest.mark.real_worker
 
 
 async def test_timeouts_refund_once_without_retrying(harness_factory, images) -> None:

@@ -5,11 +5,16 @@ operation's error column and RQ's failure result in Redis."""
 
 from __future__ import annotations
 
+import pytest
+
 from billing.models import LedgerKind
 from tests.workers.test_bot_token_never_leaks import _unpacked, redis_hits
 
 YOOKASSA_SECRET = "live_LEAKCHECK-yookassa-secret-4a9e"
 FAL_KEY = "LEAKCHECK-fal-id:fal-secret-5c2d8b"
+
+# python -m workers itself: see tests/workers/conftest.py
+pytestmark = pytest.mark.real_worker
 
 
 async def test_a_secret_in_an_exception_is_not_in_the_worker_log(harness_factory, images) -> None:

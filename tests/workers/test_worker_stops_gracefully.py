@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from billing.models import LedgerKind
+
+# python -m workers itself: see tests/workers/conftest.py
+pytestmark = pytest.mark.real_worker
 
 
 async def test_sigterm_lets_the_running_job_finish(harness_factory, images) -> None:
