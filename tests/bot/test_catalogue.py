@@ -15,7 +15,7 @@ from aiogram.filters import StateFilter
 from PIL import Image, ImageOps
 from sqlalchemy import select
 
-from billing import prices, service
+from billing import accounts, prices
 from billing.models import Operation
 from billing.prices import OperationType, Price, price_for
 from bot import inputs
@@ -160,8 +160,10 @@ async def test_a_new_operation_goes_from_its_button_to_its_result(
 ) -> None:
     app = await start_bot(FREE_OPERATIONS_COUNT=0)
     async with app.sessionmaker() as session:
-        account, _ = await service.get_or_create_user(session, telegram_id=8101, free_operations=0)
-        await service.adjust(session, user_id=account.id, amount=5000, reason="test")
+        account, _ = await accounts.get_or_create_user(
+            session, telegram_id=8101, free_operations=0
+        )
+        await accounts.adjust(session, user_id=account.id, amount=5000, reason="test")
         await session.commit()
     user = tg.user(8101)
     await user.send_text("/start")

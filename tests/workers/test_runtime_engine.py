@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import service
+from billing import operations
 from tests.conftest import make_settings
 from workers import runtime
 
@@ -43,11 +43,11 @@ def test_warm_up_initializes_and_compiles_but_keeps_no_connection(
         try:
             async with taken.connect() as conn:
                 session = AsyncSession(bind=conn)
-                await service.claim_operation(
+                await operations.claim_operation(
                     session, operation_id=0, deadline_seconds=1, key_token=""
                 )
-                await service.claimed_operation(session, operation_id=0)
-                await service.complete_operation(session, operation_id=0, result_ref={})
+                await operations.claimed_operation(session, operation_id=0)
+                await operations.complete_operation(session, operation_id=0, result_ref={})
                 await session.rollback()
                 await session.close()
         finally:
