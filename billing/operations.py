@@ -53,7 +53,7 @@ class ChargeResult:
     funding: Funding
     balance_after: int
     free_after: int
-    key_token: str  # the operation's: names its job and Redis keys (workers.queue)
+    key_token: str  # the operation's: names its job and Redis keys (jobqueue.queue)
 
 
 @dataclass(frozen=True)
