@@ -3,8 +3,8 @@
 Each figure is read in a fresh Python process (VmRSS of /proc/self/status):
 (a) ``import aiogram, aiogram.client.session.aiohttp`` alone;
 (b) the bot as ``python -m bot`` builds it before polling: settings, engine, Redis client,
-    Bot with its session middlewares, the dispatcher with every router; no network is
-    touched (no connection is opened until the first request).
+    Bot with its session middlewares, the YooKassa gateway, the dispatcher with every router;
+    no network is touched (no connection is opened until the first request).
 The goal (issue 13): (b) at most (a) + 40 MB, and neither cv2 nor numpy loaded. Prints the
 figures; asserts nothing.
 """
@@ -66,11 +66,14 @@ print(json.dumps({"rss_mb": _rss_mb(), "cv2": "cv2" in sys.modules,
 """
 )
 
-# Enough settings to build the bot without a real token or database (nothing connects).
+# Enough settings to build the bot without a real token or database (nothing connects),
+# YooKassa included, so that the gateway is built as in production.
 ENV = {
     "TELEGRAM_BOT_TOKEN": "123456:" + "A" * 35,
     "DATABASE_URL": "sqlite+aiosqlite:///:memory:",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "YOOKASSA_SHOP_ID": "100500",
+    "YOOKASSA_SECRET_KEY": "bench",
 }
 
 

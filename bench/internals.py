@@ -12,7 +12,7 @@ the same run (rounds alternate, the best of each side is kept).
 - ``pool``: ``billing.db._check_on_checkout`` (the web's engine) instead of ``pool_pre_ping``.
   Measured: 16 concurrent transactions of two statements on PostgreSQL
   (``BENCH_POSTGRES_URL``, default the local server's ``postgres`` database; read-only).
-- ``yookassa``: ``billing.yookassa`` keeps the SDK's requests session per thread instead of a
+- ``yookassa``: ``billing.yookassa_sdk`` keeps the SDK's requests session per thread instead of a
   new one (a new connection, the environment read again) per call. Measured: GET a payment
   from a local keep-alive HTTP server (plain HTTP: in production TLS makes a new connection
   cost far more, so the figure is a lower bound).
@@ -183,7 +183,7 @@ class _PaymentServer(BaseHTTPRequestHandler):
 def bench_yookassa(rounds: int, calls: int) -> None:
     from yookassa import Configuration
 
-    from billing import yookassa
+    from billing import yookassa_sdk as yookassa
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PaymentServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -6,25 +6,20 @@ request objects, URL building, auth and response parsing are used as they are, a
 HTTP call itself is replaced by one with a timeout and errors we can act on: transient
 (timeout, network, 5xx, 429 — try again, with the same idempotence key) or permanent. The
 call goes through a requests session kept per SDK thread, so connections are reused.
+That half lives in :mod:`billing.yookassa_sdk`, imported on a gateway's first call: the bot
+process builds a gateway at start but loads the SDK only when a user first tops up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import threading
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from types import ModuleType
 from typing import Any
-
-import requests
-from yookassa import Configuration, Payment, Refund
-from yookassa.client import ApiClient
-from yookassa.domain.common import HttpVerb
-from yookassa.domain.request import PaymentRequest
-from yookassa.domain.response import PaymentResponse
 
 from billing.bounds import INT64_MAX
 from billing.settings import Settings
@@ -118,116 +113,34 @@ def _provider_payment(raw: dict[str, Any]) -> ProviderPayment:
         raise GatewayRejected(f"malformed payment object from YooKassa: {exc!r}") from None
 
 
-# One requests.Session per SDK thread (and API endpoint), kept between calls: the SDK makes
-# and closes a new session per call, i.e. a new TCP (in production TLS) connection per API
-# call. A session is not documented as thread-safe, so each executor thread has its own.
-# bench/internals.py, same run, plain HTTP on localhost: +52 % and +91 % calls/s (TLS in
-# production makes each new connection cost far more).
-_thread = threading.local()
+# The SDK module once loaded, and the configuration of the gateway built last while it was
+# not: the SDK keeps one configuration per process, the last gateway's, as if it had been
+# configured when that gateway was built.
+_sdk_module: ModuleType | None = None
+_pending: tuple[str, str, str, float] | None = None
+_sdk_lock = threading.Lock()
 
 
-def _thread_session(client: ApiClient) -> requests.Session:
-    sessions: dict[str, requests.Session] = _thread.__dict__.setdefault("sessions", {})
-    session = sessions.get(client.endpoint)
-    if session is None:
-        session = client.get_session()  # the SDK's own, with its retry policy mounted
-        # requests reads the environment again on every call (proxy variables, no_proxy, the
-        # CA bundle variables, ~/.netrc), a quarter of the call's CPU: read it once here.
-        # ~/.netrc is left out on purpose: it would replace our Authorization header.
-        session.proxies = requests.utils.get_environ_proxies(client.endpoint)
-        session.verify = (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        )
-        session.trust_env = False
-        sessions[client.endpoint] = session
-    return session
+def _configure(config: tuple[str, str, str, float]) -> None:
+    global _pending
+    with _sdk_lock:
+        if _sdk_module is None:
+            _pending = config
+        else:
+            _sdk_module.configure(*config)
 
 
-def _drop_thread_session(client: ApiClient) -> None:
-    session = _thread.__dict__.get("sessions", {}).pop(client.endpoint, None)
-    if session is not None:
-        session.close()
+def _load_sdk() -> ModuleType:
+    global _sdk_module, _pending
+    with _sdk_lock:
+        if _sdk_module is None:
+            from billing import yookassa_sdk
 
-
-class _TimeoutApiClient(ApiClient):
-    """The SDK's client with a socket timeout, actionable errors and kept-alive connections."""
-
-    request_timeout: float = 15.0
-
-    def request(self, method="", path="", query_params=None, headers=None, body=None):  # type: ignore[no-untyped-def]
-        if hasattr(body, "validate"):
-            body.validate()
-            body = dict(body)
-        request_headers = self.prepare_request_headers(headers)
-        session = _thread_session(self)
-        verify = self.configuration.verify
-        if verify is True:
-            verify = session.verify  # the CA bundle from the environment, as requests does
-        try:
-            response = session.request(
-                method,
-                self.endpoint + path,
-                params=query_params,
-                headers=request_headers,
-                json=body,
-                verify=verify,
-                timeout=self.request_timeout,
-            )
-        except requests.RequestException as exc:
-            # Start the next call on fresh connections rather than whatever broke here.
-            _drop_thread_session(self)
-            raise GatewayUnavailable(f"{method} {path}: {type(exc).__name__}") from None
-        if response.status_code == 200:
-            try:
-                return response.json()
-            except ValueError:
-                raise GatewayUnavailable(f"{method} {path}: answer is not JSON") from None
-        code = response.status_code
-        description = error_code = ""
-        try:
-            answer = response.json()
-            if isinstance(answer, dict):
-                description = str(answer.get("description", ""))[:200]
-                error_code = str(answer.get("code", ""))
-        except ValueError:
-            pass
-        message = f"{method} {path}: HTTP {code} {description}".strip()
-        if code >= 500 or code in (202, 429):
-            raise GatewayUnavailable(message)
-        if code == 404 and error_code == "not_found":
-            raise ProviderPaymentNotFound(message)
-        if code == 404:  # not YooKassa's own answer: a wrong YOOKASSA_API_URL, a proxy
-            raise GatewayRejected(f"{message} (not the API's answer: check YOOKASSA_API_URL)")
-        raise GatewayRejected(message)
-
-
-class _Payment(Payment):
-    def __init__(self) -> None:
-        self.client = _TimeoutApiClient()
-
-    @classmethod
-    def find_one_raw(cls, payment_id: str) -> dict[str, Any]:
-        """``Payment.find_one``, returning the API's JSON as it came, once the SDK's response
-        model took it: turning the model back into a dict (``dict(PaymentResponse)`` walks
-        ``dir()`` of every nested class) cost more CPU than the whole HTTP call."""
-        instance = cls()
-        if not isinstance(payment_id, str) or not payment_id:
-            raise ValueError("Invalid payment_id value")
-        raw = instance.client.request(HttpVerb.GET, instance.base_path + "/" + payment_id)
-        if not isinstance(raw, dict):
-            raise GatewayRejected("unexpected answer from YooKassa")
-        try:
-            PaymentResponse(raw)  # the SDK's checks of the answer, as find_one makes them
-        except Exception as exc:  # noqa: BLE001 - the SDK raises whatever its setters raise
-            raise GatewayRejected(
-                f"malformed payment object from YooKassa: {type(exc).__name__}"
-            ) from None
-        return raw
-
-
-class _Refund(Refund):
-    def __init__(self) -> None:
-        self.client = _TimeoutApiClient()
+            if _pending is not None:
+                yookassa_sdk.configure(*_pending)
+                _pending = None
+            _sdk_module = yookassa_sdk
+        return _sdk_module
 
 
 class YooKassaGateway:
@@ -239,11 +152,14 @@ class YooKassaGateway:
         secret = (
             settings.YOOKASSA_SECRET_KEY.get_secret_value() if settings.YOOKASSA_SECRET_KEY else ""
         )
-        # The SDK keeps its configuration in class attributes: one shop per process.
-        Configuration.configure(
-            settings.YOOKASSA_SHOP_ID or "", secret, api_url=settings.YOOKASSA_API_URL
+        _configure(
+            (settings.YOOKASSA_SHOP_ID or "", secret, settings.YOOKASSA_API_URL, self.timeout)
         )
-        _TimeoutApiClient.request_timeout = self.timeout
+
+    async def _sdk(self) -> ModuleType:
+        # The first call pays the SDK's import (see bench/bot_memory.py), in a thread so
+        # that the event loop goes on serving other users meanwhile.
+        return _sdk_module if _sdk_module is not None else await asyncio.to_thread(_load_sdk)
 
     async def _call(self, func: Any, *args: Any) -> Any:
         try:
@@ -302,23 +218,22 @@ class YooKassaGateway:
             metadata=metadata,
             receipt_email=receipt_email,
         )
-        try:
-            request = PaymentRequest(body)
-        except (ValueError, TypeError) as exc:
-            raise GatewayRejected(f"invalid payment request: {exc}") from None
-        response = await self._call(_Payment.create, request, idempotence_key)
+        sdk = await self._sdk()
+        response = await self._call(sdk.create_payment, body, idempotence_key)
         return _provider_payment(_as_dict(response))
 
     async def fetch_payment(self, yookassa_payment_id: str) -> ProviderPayment:
         if not _is_id(yookassa_payment_id):
             raise ProviderPaymentNotFound(f"bad payment id {yookassa_payment_id!r:.80}")
-        return _provider_payment(await self._call(_Payment.find_one_raw, yookassa_payment_id))
+        sdk = await self._sdk()
+        return _provider_payment(await self._call(sdk.find_payment, yookassa_payment_id))
 
     async def fetch_refund(self, refund_id: str) -> ProviderRefund:
         if not _is_id(refund_id):
             raise ProviderPaymentNotFound(f"bad refund id {refund_id!r:.80}")
+        sdk = await self._sdk()
         try:
-            raw = _as_dict(await self._call(_Refund.find_one, refund_id))
+            raw = _as_dict(await self._call(sdk.find_refund, refund_id))
         except GatewayError:
             raise
         except Exception as exc:  # noqa: BLE001 - the SDK raises whatever its setters raise

@@ -9,11 +9,13 @@ import threading
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
-
-from PIL import ImageFont
+from typing import TYPE_CHECKING
 
 from .errors import InvalidText
 from .visible_text import is_invisible, is_visible, visibly_empty
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans-Bold.ttf"
 MAX_TEXT_LENGTH = 200
@@ -29,6 +31,10 @@ def load_font(size: int) -> ImageFont.FreeTypeFont:
 
 @lru_cache(maxsize=128)
 def _thread_font(size: int, thread_id: int) -> ImageFont.FreeTypeFont:
+    # Pillow is imported here, not above: the bot process imports this module for its
+    # checks and loads Pillow (~4 MB) only when it first checks a text.
+    from PIL import ImageFont
+
     return ImageFont.truetype(str(FONT_PATH), size)
 
 

@@ -8,10 +8,12 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from .errors import ImageTooLarge, InvalidImage, Which
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MAX_INPUT_BYTES = 25 * 1024 * 1024
 """Larger files are refused unread (Telegram lets a bot download at most 20 MB)."""
@@ -58,6 +60,10 @@ def _open(data: bytes, which: Which | None) -> Image.Image:
             limit_pixels=MAX_INPUT_PIXELS,
             which=which,
         )
+    # Pillow is imported here, not above: the bot process imports this module for its
+    # limits and loads Pillow (~4 MB) only when it first reads a header.
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
