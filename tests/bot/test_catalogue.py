@@ -176,7 +176,12 @@ async def test_a_new_operation_goes_from_its_button_to_its_result(
     [operation] = await app.operations()
     assert (operation.type, operation.price, operation.funding) == ("mirror", 2000, "balance")
     assert operation.input_ref["file_ids"] == [sent.file_id]
-    assert app.job_ids()  # queued for the worker
+
+    # Queued for the worker ("В очереди" is sent before the job is queued, on purpose).
+    async def queued() -> bool:
+        return bool(app.job_ids())
+
+    await wait_until(queued)
 
     # The worker's dispatch, in this process: the job runs the toy's runner.
     monkeypatch.setattr(runtime, "_settings", app.settings)
