@@ -105,17 +105,18 @@ class Chain:
         if session.get_bind().dialect.name == "postgresql":
             return await self._run_as_one_statement(session, params)
         if self._each is None:
-            self._each = []
+            each: list[Any] = []  # stored whole at the end: never seen half-built
             earlier: dict[str, Any] = {}
             for step in self.steps:
                 statement = step.build(earlier)
-                self._each.append(statement)
+                each.append(statement)
                 earlier[step.name] = SimpleNamespace(
                     **{
                         c.key: bindparam(f"{step.name}__{c.key}", type_=c.type)
                         for c in statement.exported_columns
                     }
                 )
+            self._each = each
         rows: dict[str, Any] = {step.name: None for step in self.steps}
         values = dict(params)
         for step, statement in zip(self.steps, self._each, strict=True):
@@ -139,10 +140,11 @@ class Chain:
             for cte in rest:
                 joined = joined.outerjoin(cte, true())
             columns = [(name, c) for name, cte in ctes.items() for c in cte.c]
+            # The names first, the statement last: a run that sees the statement sees both.
+            self._names = [(name, [c.key for c in cte.c]) for name, cte in ctes.items()]
             self._one = select(*(c.label(f"{name}__{c.key}") for name, c in columns)).select_from(
                 joined
             )
-            self._names = [(name, [c.key for c in cte.c]) for name, cte in ctes.items()]
         row = (await session.execute(self._one, params)).one_or_none()
         rows: dict[str, Any] = {}
         for name, keys in self._names:
