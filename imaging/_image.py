@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageTooLarge, InvalidImage, Which
+from .errors import InvalidImage, Which
 from .header import (  # noqa: F401 - re-exported for the operations
     _DECODE_ERRORS,
     ALLOWED_FORMATS,
@@ -21,6 +21,7 @@ from .header import (  # noqa: F401 - re-exported for the operations
     ImageInfo,
     _open,
     _oriented_size,
+    bomb_refused,
     probe_image,
 )
 
@@ -104,13 +105,7 @@ def load_image(
         img = ImageOps.exif_transpose(img)
         img = _to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(
-            f"decompression bomb refused: {exc}",
-            width=None,
-            height=None,
-            limit_pixels=MAX_INPUT_PIXELS,
-            which=which,
-        ) from None
+        raise bomb_refused(exc, which) from None
     except _DECODE_ERRORS as exc:
         raise InvalidImage(f"unreadable image: {exc}", which=which) from None
     if max_side is not None and max(img.size) > max_side:

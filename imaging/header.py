@@ -47,6 +47,17 @@ class ImageInfo:
     format: str
 
 
+def bomb_refused(exc: Exception, which: Which | None) -> ImageTooLarge:
+    """The answer to an image Pillow takes for a decompression bomb (header or decode)."""
+    return ImageTooLarge(
+        f"decompression bomb refused: {exc}",
+        width=None,
+        height=None,
+        limit_pixels=MAX_INPUT_PIXELS,
+        which=which,
+    )
+
+
 def _open(data: bytes, which: Which | None) -> Image.Image:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"image data must be bytes, not {type(data).__name__}")
@@ -69,13 +80,7 @@ def _open(data: bytes, which: Which | None) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(bytes(data)), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(
-            f"decompression bomb refused: {exc}",
-            width=None,
-            height=None,
-            limit_pixels=MAX_INPUT_PIXELS,
-            which=which,
-        ) from None
+        raise bomb_refused(exc, which) from None
     except UnidentifiedImageError:
         raise InvalidImage("not an image (or an unsupported format)", which=which) from None
     except _DECODE_ERRORS as exc:
