@@ -172,11 +172,19 @@ def entry(
     key: ColumnElement[Any] | str,
     operation_id: ColumnElement[Any] | int | None = None,
     payment_id: ColumnElement[Any] | int | None = None,
-    reason: str | None = None,
+    reason: ColumnElement[Any] | str | None = None,
     where: ColumnElement[bool] | None = None,
+    units_delta: ColumnElement[Any] | int = 0,
+    units_after: ColumnElement[Any] | int | None = None,
+    holding_id: ColumnElement[Any] | int | None = None,
+    plan_id: ColumnElement[Any] | int | None = None,
 ) -> Any:
     """The ledger entry of a move: ``moved`` is the user step's columns (id, balance,
-    free_operations_left after the change)."""
+    free_operations_left after the change).
+
+    A holding's units (plans): ``units_delta`` moved on ``holding_id``, whose ``units_left``
+    is then ``units_after`` (given whenever ``holding_id`` is: a CHECK constraint);
+    ``plan_id``: the plan bought or renewed."""
     values = {
         "user_id": moved.id,
         "kind": const(kind.value),
@@ -188,6 +196,10 @@ def entry(
         "payment_id": _value(payment_id, entries.c.payment_id.type),
         "idempotency_key": _value(key, String),
         "reason": _value(reason, String),
+        "units_delta": _value(units_delta, Integer),
+        "units_after": _value(units_after, Integer),
+        "holding_id": _value(holding_id, entries.c.holding_id.type),
+        "plan_id": _value(plan_id, entries.c.plan_id.type),
     }
     source = select(*(value.label(name) for name, value in values.items()))
     if where is not None:
