@@ -583,7 +583,7 @@ async def _create_holding(
         return (
             insert(_holdings)
             .from_select(["user_id", *values], source, include_defaults=False)
-            .returning(c.id, c.units_left)
+            .returning(c.id, c.user_id, c.units_left)
         )
 
     rows = await ledger.run(
@@ -616,6 +616,7 @@ async def _create_holding(
                     units_after=p["holding"].units_left,
                     holding_id=p["holding"].id,
                     plan_id=plan.id,
+                    where=p["holding"].user_id == p["moved"].id,
                 ),
             ),
         ],
@@ -1092,6 +1093,7 @@ async def _renew(
                     units_after=p["holding"].units_left,
                     holding_id=p["holding"].id,
                     plan_id=plan.id,
+                    where=p["holding"].user_id == p["moved"].id,
                 ),
             ),
         ],
@@ -1175,6 +1177,7 @@ async def _end(
                     units_after=0,
                     holding_id=p["holding"].id,
                     plan_id=holding.plan_id,
+                    where=p["holding"].user_id == p["moved"].id,
                 ),
             ),
         ],
