@@ -81,6 +81,9 @@ class ChargeResult:
     units: int = 0  # the units the operation cost (catalogue + OPERATION_UNITS)
     holding_id: int | None = None  # the subscription / package it took units from
     units_after: int | None = None  # that holding's units left after the charge
+    # What billing.plans.roll_over did first (renewals, ends, free top-ups), each with the
+    # notice the caller may send after its commit (else a maintenance pass sends it).
+    rolled_over: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -432,6 +435,7 @@ async def charge(
     ignore_due = roll_over is None
     now = utcnow()
     renew_days = settings.FREE_OPERATIONS_RENEW_DAYS
+    rolled: tuple[Any, ...] = ()
     for _ in range(CHARGE_TRIES):
         rows = await chain.run(
             session,
@@ -454,7 +458,7 @@ async def charge(
         if not was.allowed:
             raise OperationLocked(kind)
         if was.due and not ignore_due:
-            await roll_over(session, settings, user_id=user_id, now=now)
+            rolled = tuple(await roll_over(session, settings, user_id=user_id, now=now))
             ignore_due = True  # rolled over: what is still "due" is not ours to wait for
             continue
         if paid is None and was.src in PLAN_FUNDED and took is None:
@@ -485,6 +489,7 @@ async def charge(
             units=op.units,
             holding_id=op.holding_id,
             units_after=took.units_left if took is not None else None,
+            rolled_over=rolled,
         )
     raise ChargeConflict(user_id, CHARGE_TRIES)
 
