@@ -151,14 +151,19 @@ async def audit(session: AsyncSession) -> list[str]:
                 refund_e.c.free_delta != -charge_e.c.free_delta,
                 # Units go back to their holding, or nothing with the reason why not.
                 and_(
-                    refund_e.c.units_delta != -charge_e.c.units_delta,
+                    refund_e.c.id.is_not(None),
                     or_(
-                        refund_e.c.units_delta != 0,
-                        refund_e.c.reason.is_(None),
-                        refund_e.c.reason.not_in(NOT_CARRIED),
+                        refund_e.c.holding_id.is_distinct_from(charge_e.c.holding_id),
+                        and_(
+                            refund_e.c.units_delta != -charge_e.c.units_delta,
+                            or_(
+                                refund_e.c.units_delta != 0,
+                                refund_e.c.reason.is_(None),
+                                refund_e.c.reason.not_in(NOT_CARRIED),
+                            ),
+                        ),
                     ),
                 ),
-                refund_e.c.holding_id.is_distinct_from(charge_e.c.holding_id),
             )
         )
     )
