@@ -1,4 +1,6 @@
-"""The outbox of the user's payment messages: credited, canceled, refunded.
+"""The outbox of the user's payment messages: credited, canceled, refunded — and their plan
+messages (:mod:`billing.plans`: a plan paid through YooKassa, renewed, changed, ended, a
+package expired), which name a plan and a holding instead of (or besides) a payment.
 
 The billing service writes a :class:`~billing.models.PaymentNotice` in the same transaction
 as the change it tells about (``credit_payment``, ``mark_payment_canceled``,

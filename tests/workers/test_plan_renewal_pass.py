@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from billing import accounts, plans
 from billing.models import LedgerEntry, LedgerKind, PaymentNotice, UserPlan, utcnow
 from bot.callbacks import Menu
-from workers.notices import TOPUP_CALLBACK
+from workers.notices import TOPUP_CALLBACK, send_due_notices
 from workers.plans import roll_over_due
 
 LONG_AGO = timedelta(days=40)
@@ -136,3 +136,26 @@ async def test_a_running_worker_renews_due_plans_in_its_maintenance_step(harness
     h.start_worker()
     await user.wait_for_text("продлена до", timeout=60)
     assert await _count(h, LedgerKind.RENEWAL, user_id) == 1
+
+
+async def test_a_message_left_by_a_roll_over_on_read_is_sent_by_the_maintenance_pass(
+    harness_factory,
+):
+    h = harness_factory()
+    user = h.user(language="en")
+    user_id = await _customer(h, user, balance=19_900, plan="pro")
+    async with h.sessionmaker() as session:  # the bot's read, which does not send
+        [event] = await plans.roll_over(session, h.settings, user_id=user_id)
+        await session.commit()
+    assert await _open_notices(h) == [event.notice_key]
+    grace = timedelta(seconds=h.settings.PAYMENT_NOTICE_GRACE_SECONDS)
+    # Within the grace period it is the bot's to send: the pass leaves it.
+    assert await send_due_notices(h.sessionmaker, h.bot, grace=grace) == []
+    [result] = await send_due_notices(
+        h.sessionmaker, h.bot, grace=grace, now=utcnow() + grace + timedelta(seconds=1)
+    )
+    assert result.outcome == "sent"
+    message = await user.wait_for_text("was not renewed")
+    assert "the renewal costs 199 ₽ and your balance is 0 ₽" in message.text
+    assert [b.callback_data for row in message.buttons for b in row] == ["menu:topup"]
+    assert await _open_notices(h) == []
