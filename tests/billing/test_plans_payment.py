@@ -210,3 +210,46 @@ async def test_an_archived_or_unknown_plan_starts_no_payment(env):
     async with sm() as session:
         assert (await session.scalars(select(Payment))).all() == []
     assert await client.requests("/v3/payments", method="POST") == []
+
+
+@pytest.mark.parametrize("archived", [False, True])
+async def test_the_credit_and_the_purchase_share_one_transaction_on_both_databases(
+    sessionmaker, archived
+):
+    """billing-level, without the emulator: credit_payment (its message left to the plan) and
+    buy_after_payment in one session; a refused purchase leaves the credit standing."""
+    from billing import payments
+
+    async with sessionmaker() as session:
+        user, _ = await accounts.get_or_create_user(session, telegram_id=4242, free_operations=0)
+        payment = await payments.create_payment(
+            session, user_id=user.id, amount=8_000, currency="RUB"
+        )
+        if archived:
+            await plans.archive_plan(session, "pack10")
+        await session.commit()
+    async with sessionmaker() as session:
+        credited = await payments.credit_payment(
+            session, payment_id=payment.id, amount=8_000, currency="RUB", notice=False
+        )
+        assert credited is not None
+        note = await plans.buy_after_payment(
+            session, user_id=user.id, plan_id=3, payment_id=payment.id, amount=8_000
+        )
+        await session.commit()
+    assert note.kind is (NoticeKind.PLAN_NOT_BOUGHT if archived else NoticeKind.PLAN_BOUGHT)
+    assert note.balance_after == (8_000 if archived else 0)
+    async with sessionmaker() as session:
+        holdings = (await session.scalars(select(UserPlan))).all()
+        [notice] = (await session.scalars(select(PaymentNotice))).all()
+        balance = (await accounts.get_user(session, user_id=user.id)).balance
+    assert len(holdings) == (0 if archived else 1)
+    assert notice.key == f"credited:{payment.id}" and notice.kind == note.kind.value
+    assert balance == note.balance_after
+    # The credit is once-only: a second one changes nothing and buys nothing.
+    async with sessionmaker() as session:
+        again = await payments.credit_payment(
+            session, payment_id=payment.id, amount=8_000, currency="RUB", notice=False
+        )
+        await session.commit()
+    assert again is None
