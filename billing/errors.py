@@ -34,7 +34,8 @@ class UserNotFound(BillingError):
 
 
 class InsufficientFunds(BillingError):
-    """The user can pay neither with a free operation nor from the balance."""
+    """No source covers the operation: no free operation, no quota or package with enough
+    units, and the balance is short of ``price`` (the discounted price)."""
 
     def __init__(self, *, price: int, balance: int, free_left: int, free_granted: int = 0):
         super().__init__(f"price {price} > balance {balance}, free operations left {free_left}")
@@ -42,6 +43,25 @@ class InsufficientFunds(BillingError):
         self.balance = balance
         self.free_left = free_left
         self.free_granted = free_granted
+
+
+class OperationLocked(BillingError):
+    """No plan the user holds (nor the default plan) unlocks this operation type. Nothing
+    was charged or written."""
+
+    def __init__(self, op_type: str):
+        super().__init__(f"operation type {op_type!r} is not unlocked by the user's plans")
+        self.op_type = op_type
+
+
+class ChargeConflict(BillingError):
+    """A charge lost the race for its source on every try (the counter it chose was spent by
+    concurrent charges each time). Nothing was written; the caller may try again."""
+
+    def __init__(self, user_id: int, tries: int):
+        super().__init__(f"user {user_id}: the charge found no source to hold after {tries} tries")
+        self.user_id = user_id
+        self.tries = tries
 
 
 class DuplicateRequest(BillingError):

@@ -49,8 +49,13 @@ Builder = Callable[[Mapping[str, Any]], Any]
 
 @dataclass(frozen=True)
 class Step:
+    """One statement of a chain. ``optional``: the step may write nothing (its row is then
+    None, its columns NULL for the later steps) without ending the chain — for a write that
+    happens only in some cases (the holding's counter when a charge takes from a plan)."""
+
     name: str
     build: Builder
+    optional: bool = False
 
 
 def _cacheable(dialect: Any) -> tuple[type, type]:
@@ -101,7 +106,10 @@ class Chain:
         """The row of each step by name (None for a step that wrote nothing).
 
         A step with no row ends the chain: every later step is built from it (on PostgreSQL
-        they select from its empty result and write nothing either)."""
+        they select from its empty result and write nothing either) — unless the step is
+        ``optional``: later steps then see its columns as NULL (on PostgreSQL they read them
+        through scalar subqueries, which are NULL over an empty result, instead of selecting
+        from it) and go on."""
         if session.get_bind().dialect.name == "postgresql":
             return await self._run_as_one_statement(session, params)
         if self._each is None:
@@ -122,7 +130,10 @@ class Chain:
         for step, statement in zip(self.steps, self._each, strict=True):
             row = (await session.execute(statement, values)).one_or_none()
             if row is None:
-                break
+                if not step.optional:
+                    break
+                values.update({f"{step.name}__{c.key}": None for c in statement.exported_columns})
+                continue
             rows[step.name] = row
             values.update({f"{step.name}__{k}": v for k, v in row._mapping.items()})
         return rows
@@ -132,9 +143,15 @@ class Chain:
     ) -> dict[str, Any]:
         if self._one is None:
             ctes: dict[str, Any] = {}
+            seen: dict[str, Any] = {}  # what later steps are given of each step
             for step in self.steps:
-                built = step.build({name: cte.c for name, cte in ctes.items()})
-                ctes[step.name] = built.cte(step.name)
+                cte = step.build(dict(seen)).cte(step.name)
+                ctes[step.name] = cte
+                seen[step.name] = (
+                    SimpleNamespace(**{c.key: select(c).scalar_subquery() for c in cte.c})
+                    if step.optional
+                    else cte.c
+                )
             first, *rest = ctes.values()
             joined = first
             for cte in rest:
@@ -172,11 +189,19 @@ def entry(
     key: ColumnElement[Any] | str,
     operation_id: ColumnElement[Any] | int | None = None,
     payment_id: ColumnElement[Any] | int | None = None,
-    reason: str | None = None,
+    reason: ColumnElement[Any] | str | None = None,
     where: ColumnElement[bool] | None = None,
+    units_delta: ColumnElement[Any] | int = 0,
+    units_after: ColumnElement[Any] | int | None = None,
+    holding_id: ColumnElement[Any] | int | None = None,
+    plan_id: ColumnElement[Any] | int | None = None,
 ) -> Any:
     """The ledger entry of a move: ``moved`` is the user step's columns (id, balance,
-    free_operations_left after the change)."""
+    free_operations_left after the change).
+
+    A holding's units (plans): ``units_delta`` moved on ``holding_id``, whose ``units_left``
+    is then ``units_after`` (given whenever ``holding_id`` is: a CHECK constraint);
+    ``plan_id``: the plan bought or renewed."""
     values = {
         "user_id": moved.id,
         "kind": const(kind.value),
@@ -188,6 +213,10 @@ def entry(
         "payment_id": _value(payment_id, entries.c.payment_id.type),
         "idempotency_key": _value(key, String),
         "reason": _value(reason, String),
+        "units_delta": _value(units_delta, Integer),
+        "units_after": _value(units_after, Integer),
+        "holding_id": _value(holding_id, entries.c.holding_id.type),
+        "plan_id": _value(plan_id, entries.c.plan_id.type),
     }
     source = select(*(value.label(name) for name, value in values.items()))
     if where is not None:

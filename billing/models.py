@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -18,8 +20,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     func,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -60,9 +64,38 @@ class OperationStatus(enum.StrEnum):
 
 
 class Funding(enum.StrEnum):
+    """The source a charge spent from (``operations.funding``): exactly one per operation."""
+
     FREE = "free"  # one of the user's free operations
     BALANCE = "balance"  # money from the balance
     NONE = "none"  # a type that costs nothing (add_text)
+    SUBSCRIPTION = "subscription"  # units of the subscription's quota for this period
+    PACKAGE = "package"  # units of a package
+
+
+class PlanKind(enum.StrEnum):
+    SUBSCRIPTION = "subscription"  # units per period, renewed from the balance
+    PACKAGE = "package"  # units once, with an optional expiry
+
+
+class Period(enum.StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+class HoldingStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class EndReason(enum.StrEnum):
+    CANCELED = "canceled"  # auto-renewal off and the period is over
+    NO_MONEY = "no_money"  # the balance did not cover the renewal
+    ARCHIVED = "archived"  # the plan was archived: it does not renew
+    EXPIRED = "expired"  # a package past its expiry
+    REPLACED = "replaced"  # another subscription took its place
 
 
 class PaymentStatus(enum.StrEnum):
@@ -78,6 +111,15 @@ class NoticeKind(enum.StrEnum):
     CREDITED = "credited"  # a payment credited to the balance
     CANCELED = "canceled"  # a payment canceled before any money came in
     REFUNDED = "refunded"  # money returned to the card (one notice per YooKassa refund)
+    # Plans (billing.plans): the message of a plan paid through YooKassa replaces
+    # "credited" under the same key ("credited:<payment id>"); the others name no payment.
+    PLAN_BOUGHT = "plan_bought"  # a plan paid through YooKassa is active
+    PLAN_SCHEDULED = "plan_scheduled"  # paid; the subscription starts at the renewal
+    PLAN_NOT_BOUGHT = "plan_not_bought"  # paid, but not for sale now: the money is on balance
+    PLAN_RENEWED = "plan_renewed"  # a subscription's new period, paid from the balance
+    PLAN_CHANGED = "plan_changed"  # at the renewal, the subscription chosen mid-period began
+    PLAN_ENDED = "plan_ended"  # a subscription ended (canceled, no_money, archived)
+    PACKAGE_EXPIRED = "package_expired"  # a package past its expiry
 
 
 class NoticeOutcome(enum.StrEnum):
@@ -94,9 +136,23 @@ class LedgerKind(enum.StrEnum):
     TOPUP = "topup"  # a YooKassa payment credited
     PAYMENT_REFUND = "payment_refund"  # money returned to the card through YooKassa
     ADJUSTMENT = "adjustment"  # an admin's grant or debit, with a reason
+    PLAN_PURCHASE = "plan_purchase"  # a plan bought: its price, its units, its free operations
+    RENEWAL = "renewal"  # a subscription's new period ("renewal:<holding>:<period_no>")
+    PLAN_END = "plan_end"  # a holding ended or expired: its units gone ("plan_end:<holding>")
+    FREE_RENEWAL = "free_renewal"  # free operations topped up ("free_renewal:<user>:<n>")
 
 
-def _enum_check(column: str, values: type[enum.StrEnum]) -> str:
+# Entries that are recorded even when they move no counter: a trial's purchase, a renewal or
+# end of a holding with nothing to move, a refund into a period that has rolled over.
+ALWAYS_RECORDED = (
+    LedgerKind.PLAN_PURCHASE,
+    LedgerKind.RENEWAL,
+    LedgerKind.PLAN_END,
+    LedgerKind.REFUND,
+)
+
+
+def _enum_check(column: str, values: Iterable[enum.StrEnum]) -> str:
     listed = ", ".join(f"'{v.value}'" for v in values)
     return f"{column} IN ({listed})"
 
@@ -116,6 +172,71 @@ class User(Base):
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     free_operations_left: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     free_operations_granted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[datetime] = mapped_column(server_default=NOW, onupdate=func.now())
+    # When FREE_OPERATIONS_RENEW_DAYS last topped the free operations up (NULL: never).
+    free_renewed_at: Mapped[datetime | None] = mapped_column()
+    # "Confirm before a charge": NULL follows the operator's CONFIRM_CHARGES_DEFAULT.
+    confirm_charges: Mapped[bool | None] = mapped_column(Boolean)
+    # The once-a-day plans offer after a result was last shown.
+    offer_shown_at: Mapped[datetime | None] = mapped_column()
+
+
+class Plan(Base):
+    """The catalogue of plans: a subscription (units per period) or a package (units once).
+
+    Operators edit and archive rows; holders keep what they bought (a holding copies the
+    price, the period and the units at purchase and at each renewal)."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        CheckConstraint(_enum_check("kind", PlanKind), name="kind_valid"),
+        CheckConstraint(f"period IS NULL OR {_enum_check('period', Period)}", name="period_valid"),
+        CheckConstraint(
+            "(kind = 'subscription') = (period IS NOT NULL)", name="period_iff_subscription"
+        ),
+        CheckConstraint("price >= 0", name="price_non_negative"),
+        CheckConstraint("units >= 0", name="units_non_negative"),
+        CheckConstraint(
+            "expires_days IS NULL OR (kind = 'package' AND expires_days >= 1)",
+            name="expires_days_of_package",
+        ),
+        CheckConstraint(
+            "discount_percent >= 0 AND discount_percent <= 100", name="discount_percent_range"
+        ),
+        CheckConstraint("free_operations >= 0", name="free_operations_non_negative"),
+        CheckConstraint(
+            "trial_days = 0 OR (kind = 'subscription' AND trial_days > 0)",
+            name="trial_days_of_subscription",
+        ),
+        CheckConstraint("NOT is_default OR archived_at IS NULL", name="default_not_archived"),
+        # At most one default plan.
+        Index(
+            "ix_plans_one_default",
+            "is_default",
+            unique=True,
+            postgresql_where=text("is_default"),
+            sqlite_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # the slug: free, pro, pack10
+    kind: Mapped[str] = mapped_column(String(16))
+    name_ru: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64))
+    price: Mapped[int] = mapped_column(BigInteger)  # kopecks per period / for the package
+    period: Mapped[str | None] = mapped_column(String(8))  # subscriptions only
+    units: Mapped[int] = mapped_column(Integer)  # per period / in total for a package
+    expires_days: Mapped[int | None] = mapped_column(Integer)  # a package's life; NULL: never
+    discount_percent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Operation types it unlocks; NULL: every type. SQL NULL, never JSON null.
+    unlocks: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    free_operations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trial_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sort_order: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    archived_at: Mapped[datetime | None] = mapped_column()  # NULL: on sale
     created_at: Mapped[datetime] = mapped_column(server_default=NOW)
     updated_at: Mapped[datetime] = mapped_column(server_default=NOW, onupdate=func.now())
 
@@ -151,6 +272,15 @@ class Operation(Base):
         CheckConstraint("price >= 0", name="price_non_negative"),
         CheckConstraint(_enum_check("status", OperationStatus), name="status_valid"),
         CheckConstraint(_enum_check("funding", Funding), name="funding_valid"),
+        CheckConstraint("units >= 0", name="units_non_negative"),
+        # A quota or package charge names the holding it took from; nothing else does.
+        CheckConstraint(
+            "(funding IN ('subscription', 'package')) = (holding_id IS NOT NULL)",
+            name="holding_iff_plan_funded",
+        ),
+        CheckConstraint(
+            "period_no IS NULL OR funding = 'subscription'", name="period_no_of_subscription"
+        ),
         Index("ix_operations_status_deadline", "status", "deadline_at"),
     )
 
@@ -180,13 +310,28 @@ class Operation(Base):
     # database that reuses ids beside an old Redis never meets an old key. The database
     # fills it in (a random default per dialect, migration 0003) for raw INSERTs too.
     key_token: Mapped[str] = mapped_column(String(32), default=new_key_token)
+    # The holding a quota or package charge took from (NULL for free / balance / none).
+    holding_id: Mapped[int | None] = mapped_column(ForeignKey("user_plans.id"))
+    # The units the operation cost (catalogue + OPERATION_UNITS), whatever the source.
+    units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The subscription period it was charged in (a refund gives back only in that period).
+    period_no: Mapped[int | None] = mapped_column(Integer)
 
 
 class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         CheckConstraint(_enum_check("kind", LedgerKind), name="kind_valid"),
-        CheckConstraint("amount <> 0 OR free_delta <> 0", name="changes_something"),
+        CheckConstraint(
+            "amount <> 0 OR free_delta <> 0 OR units_delta <> 0 OR "
+            + _enum_check("kind", ALWAYS_RECORDED),
+            name="changes_something",
+        ),
+        # Units move only on a named holding, and such an entry says the counter after it.
+        CheckConstraint("units_delta = 0 OR holding_id IS NOT NULL", name="units_of_holding"),
+        CheckConstraint(
+            "(holding_id IS NULL) = (units_after IS NULL)", name="holding_has_units_after"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -201,6 +346,74 @@ class LedgerEntry(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=NOW)
+    units_delta: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # signed
+    units_after: Mapped[int | None] = mapped_column(Integer)  # the holding's units_left after
+    holding_id: Mapped[int | None] = mapped_column(ForeignKey("user_plans.id"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
+
+
+class UserPlan(Base):
+    """A holding: a plan a user holds (a subscription or a package), with its own counter.
+
+    ``units_left`` moves only with a ledger entry naming the holding (``units_delta``), by a
+    conditional UPDATE, in the same transaction. Copies what the user bought (price, period,
+    units per period) so an edit of the plan applies from the holder's next period."""
+
+    __tablename__ = "user_plans"
+    __table_args__ = (
+        CheckConstraint(_enum_check("kind", PlanKind), name="kind_valid"),
+        CheckConstraint(_enum_check("status", HoldingStatus), name="status_valid"),
+        CheckConstraint(
+            f"end_reason IS NULL OR {_enum_check('end_reason', EndReason)}",
+            name="end_reason_valid",
+        ),
+        CheckConstraint(f"period IS NULL OR {_enum_check('period', Period)}", name="period_valid"),
+        CheckConstraint(
+            "(kind = 'subscription') = (period IS NOT NULL)", name="period_iff_subscription"
+        ),
+        CheckConstraint("units_left >= 0", name="units_left_non_negative"),
+        CheckConstraint("units_per_period >= 0", name="units_per_period_non_negative"),
+        CheckConstraint("price >= 0", name="price_non_negative"),
+        CheckConstraint("period_no >= 1", name="period_no_positive"),
+        CheckConstraint(
+            "(status = 'ended') = (ended_at IS NOT NULL AND end_reason IS NOT NULL)",
+            name="ended_has_reason",
+        ),
+        # One active subscription per user (packages: any number).
+        Index(
+            "ix_user_plans_one_active_subscription",
+            "user_id",
+            unique=True,
+            postgresql_where=text("kind = 'subscription' AND status = 'active'"),
+            sqlite_where=text("kind = 'subscription' AND status = 'active'"),
+        ),
+        # The charge's lookup: the user's active holdings.
+        Index("ix_user_plans_user_id_status", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # copied from the plan
+    status: Mapped[str] = mapped_column(String(8), default=HoldingStatus.ACTIVE)
+    units_left: Mapped[int] = mapped_column(Integer)
+    units_per_period: Mapped[int] = mapped_column(Integer)
+    price: Mapped[int] = mapped_column(BigInteger)  # kopecks one period (the package) cost
+    period: Mapped[str | None] = mapped_column(String(8))
+    period_no: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    period_start: Mapped[datetime] = mapped_column()
+    # The current period's end (subscription) or the expiry (package; NULL: never).
+    ends_at: Mapped[datetime | None] = mapped_column()
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # A subscription change chosen mid-period, applied at the renewal.
+    next_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
+    trial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    ended_at: Mapped[datetime | None] = mapped_column()
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+    # The YooKassa payment that bought it (NULL: bought from the balance).
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[datetime] = mapped_column(server_default=NOW, onupdate=func.now())
 
 
 class PaymentNotice(Base):
@@ -225,9 +438,11 @@ class PaymentNotice(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    # "credited:<payment id>", "canceled:<payment id>", "refunded:<YooKassa refund id>".
+    # "credited:<payment id>", "canceled:<payment id>", "refunded:<YooKassa refund id>";
+    # plans: "plan_renewed:<holding>:<period_no>", "plan_ended:<holding>", ...
     key: Mapped[str] = mapped_column(String(128), unique=True)
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    # NULL for a plan's message that no payment caused (a renewal, an end, an expiry).
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(16))
     # What the text says, as of the change: kopecks, the balance right after it, the reason.
@@ -241,3 +456,6 @@ class PaymentNotice(Base):
     done_at: Mapped[datetime | None] = mapped_column()
     outcome: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The plan and the holding a plan's message is about (its name, its period's end).
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
+    holding_id: Mapped[int | None] = mapped_column(ForeignKey("user_plans.id"))

@@ -1,4 +1,6 @@
-"""The outbox of the user's payment messages: credited, canceled, refunded.
+"""The outbox of the user's payment messages: credited, canceled, refunded — and their plan
+messages (:mod:`billing.plans`: a plan paid through YooKassa, renewed, changed, ended, a
+package expired), which name a plan and a holding instead of (or besides) a payment.
 
 The billing service writes a :class:`~billing.models.PaymentNotice` in the same transaction
 as the change it tells about (``credit_payment``, ``mark_payment_canceled``,
@@ -25,13 +27,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.db import one_statement_sessions
-from billing.models import NoticeKind, NoticeOutcome, PaymentNotice, User, utcnow
+from billing.models import (
+    NoticeKind,
+    NoticeOutcome,
+    PaymentNotice,
+    Plan,
+    User,
+    UserPlan,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +65,17 @@ async def add(
     *,
     key: str,
     kind: NoticeKind,
-    payment_id: int,
     user_id: int,
     amount: int,
+    payment_id: int | None = None,
     balance_after: int | None = None,
     reason: str | None = None,
+    plan_id: int | None = None,
+    holding_id: int | None = None,
 ) -> None:
-    """Record a message to send, in the caller's transaction (the money change's own)."""
+    """Record a message to send, in the caller's transaction (the money change's own).
+    A plan's message (billing.plans) names its plan and holding, and a payment only when one
+    bought it."""
     session.add(
         PaymentNotice(
             key=key,
@@ -71,6 +85,8 @@ async def add(
             amount=amount,
             balance_after=balance_after,
             reason=(reason or "")[:64] or None,
+            plan_id=plan_id,
+            holding_id=holding_id,
             created_at=utcnow(),
             attempts=0,
         )
@@ -133,7 +149,7 @@ class ClaimedNotice:
     id: int
     key: str
     kind: NoticeKind
-    payment_id: int
+    payment_id: int | None
     user_id: int
     telegram_id: int
     language: str | None
@@ -143,6 +159,49 @@ class ClaimedNotice:
     attempts: int  # including this one
     created_at: datetime
     claimed_at: datetime
+    plan: PlanFacts | None = None  # a plan's message: what its text names
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What a plan's message says about the plan and the holding, read when it is sent."""
+
+    name_ru: str
+    name_en: str
+    kind: str  # the plan's: subscription | package
+    units: int  # the holding's units per period (a package's units)
+    ends_at: datetime | None  # the holding's period end / expiry
+
+    def name(self, language: str | None) -> str:
+        return self.name_en if (language or "").startswith("en") else self.name_ru
+
+
+async def plan_facts(
+    session: AsyncSession, *, plan_id: int | None, holding_id: int | None
+) -> PlanFacts | None:
+    if plan_id is None:
+        return None
+    plan = (
+        await session.execute(
+            select(Plan.name_ru, Plan.name_en, Plan.kind, Plan.units).where(Plan.id == plan_id)
+        )
+    ).one_or_none()
+    if plan is None:
+        return None
+    units, ends_at = plan.units, None
+    if holding_id is not None:
+        holding = (
+            await session.execute(
+                select(UserPlan.units_per_period, UserPlan.ends_at).where(
+                    UserPlan.id == holding_id
+                )
+            )
+        ).one_or_none()
+        if holding is not None:
+            units, ends_at = holding.units_per_period, holding.ends_at
+    if ends_at is not None and ends_at.tzinfo is None:
+        ends_at = ends_at.replace(tzinfo=UTC)  # SQLite gives UTC without the zone
+    return PlanFacts(plan.name_ru, plan.name_en, plan.kind, units, ends_at)
 
 
 def _due(cutoff: datetime) -> list:
@@ -176,10 +235,32 @@ async def claim(
     None when it is no longer due (sent meanwhile, or another pass claimed it). The caller
     commits the claim before it sends.
     """
+    return await _claim(session, [PaymentNotice.id == notice_id, *_due(now - grace)], now)
+
+
+async def claim_fresh(
+    session: AsyncSession, key: str, *, now: datetime, grace: timedelta
+) -> ClaimedNotice | None:
+    """Take a notice just written (by the renewal pass, after its commit) for sending at
+    once: not done, and not claimed by anyone within the grace period. As :func:`claim`, of
+    two senders one wins; a maintenance pass sends it only if this one never marks it."""
+    cutoff = now - grace
+    return await _claim(
+        session,
+        [
+            PaymentNotice.key == key,
+            PaymentNotice.done_at.is_(None),
+            or_(PaymentNotice.claimed_at.is_(None), PaymentNotice.claimed_at <= cutoff),
+        ],
+        now,
+    )
+
+
+async def _claim(session: AsyncSession, conditions: list, now: datetime) -> ClaimedNotice | None:
     row = (
         await session.execute(
             update(PaymentNotice)
-            .where(PaymentNotice.id == notice_id, *_due(now - grace))
+            .where(*conditions)
             .values(claimed_at=now, attempts=PaymentNotice.attempts + 1)
             .returning(
                 PaymentNotice.id,
@@ -192,6 +273,8 @@ async def claim(
                 PaymentNotice.reason,
                 PaymentNotice.attempts,
                 PaymentNotice.created_at,
+                PaymentNotice.plan_id,
+                PaymentNotice.holding_id,
             )
         )
     ).one_or_none()
@@ -216,6 +299,7 @@ async def claim(
         attempts=row.attempts,
         created_at=row.created_at,
         claimed_at=now,
+        plan=await plan_facts(session, plan_id=row.plan_id, holding_id=row.holding_id),
     )
 
 

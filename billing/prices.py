@@ -83,17 +83,31 @@ def operation_types() -> tuple[OperationType, ...]:
     return tuple(OperationType(name) for name in PRICES)
 
 
-def units_of(op_type: OperationType | str) -> int:
-    return PRICES[operation_type(op_type)].units
+def units_of(op_type: OperationType | str, settings: Settings | None = None) -> int:
+    """The units one operation of this type costs: the catalogue's, or the operator's
+    OPERATION_UNITS for it (seed 003's "generation 2" is ``OPERATION_UNITS=generate=2``).
+    Without ``settings``: the catalogue's alone."""
+    kind = operation_type(op_type)
+    if settings is not None:
+        units = settings.OPERATION_UNITS.get(kind.value)
+        if units is not None:
+            return units
+    return PRICES[kind].units
 
 
-def is_free(op_type: OperationType | str) -> bool:
-    return units_of(op_type) == 0
+def is_free(op_type: OperationType | str, settings: Settings | None = None) -> bool:
+    return units_of(op_type, settings) == 0
 
 
 def price_for(op_type: OperationType | str, settings: Settings) -> int:
-    """The price of one operation of this type, in kopecks (0 for free types)."""
-    return units_of(op_type) * settings.price_kopecks
+    """The full price of one operation of this type, in kopecks (0 for free types): its units
+    times PRICE_PER_OPERATION, before any plan's discount."""
+    return units_of(op_type, settings) * settings.price_kopecks
+
+
+def discounted(kopecks: int, discount_percent: int) -> int:
+    """``kopecks`` less ``discount_percent`` %, rounded to the kopeck half up."""
+    return (kopecks * (100 - discount_percent) + 50) // 100
 
 
 def format_rub(kopecks: int) -> str:

@@ -36,6 +36,11 @@ MIN_JOB_DEADLINE_MARGIN_SECONDS = (
 # past it; and a deadline past the calendar's end failed every charge with an OverflowError.
 MAX_OPERATION_DEADLINE_SECONDS = 24 * 3600
 
+# The sources a charge may spend from (operations.funding), in the default order.
+SOURCES = ("free", "subscription", "package", "balance")
+# The most units one operation type may cost (OPERATION_UNITS).
+MAX_OPERATION_UNITS = 1000
+
 
 def _is_example_url(url: str | None) -> bool:
     """env.prod.example's addresses, left unchanged: bot.example.com, t.me/your_bot."""
@@ -112,6 +117,20 @@ class Settings(BaseSettings):
     # The most one operator adjustment (/grant, /debit, python -m billing adjust) may move.
     ADMIN_ADJUST_MAX_RUB: int = 100_000
 
+    # Plans (issue 14). The order a charge looks for ONE source that covers the whole price:
+    # any permutation of free, subscription, package, balance.
+    SPENDING_ORDER: Annotated[tuple[str, ...], NoDecode] = SOURCES
+    # Units per operation type, overriding the catalogue's (billing/prices.py), e.g.
+    # "generate=2,edit=2"; a type not named keeps its catalogue units.
+    OPERATION_UNITS: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    # Free operations are topped back up to FREE_OPERATIONS_COUNT every this many days
+    # (after signup / the last top-up). Unset: never.
+    FREE_OPERATIONS_RENEW_DAYS: int | None = None
+    # Ask before each charge, for users who did not choose in /settings.
+    CONFIRM_CHARGES_DEFAULT: bool = False
+    # How often the scheduled pass renews and ends holdings that are due.
+    PLAN_RENEWAL_INTERVAL_SECONDS: float = Field(default=300.0, gt=0)
+
     # YooKassa
     YOOKASSA_SHOP_ID: str | None = None
     YOOKASSA_SECRET_KEY: SecretStr | None = None
@@ -168,6 +187,76 @@ class Settings(BaseSettings):
     def _int_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [int(x) for x in value.replace(";", ",").split(",") if x.strip()]
+        return value
+
+    @field_validator("SPENDING_ORDER", mode="before")
+    @classmethod
+    def _spending_order(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [x.strip().lower() for x in value.replace(";", ",").split(",") if x.strip()]
+        if isinstance(value, list | tuple):
+            items = tuple(str(x) for x in value)
+            if sorted(items) != sorted(SOURCES):
+                raise ValueError(
+                    f"SPENDING_ORDER must name each of {', '.join(SOURCES)} exactly once "
+                    f"(got {', '.join(items) or 'nothing'})"
+                )
+            return items
+        return value
+
+    @field_validator("OPERATION_UNITS", mode="before")
+    @classmethod
+    def _operation_units(cls, value: object) -> object:
+        if isinstance(value, str):
+            parsed: dict[str, object] = {}
+            for item in value.replace(";", ",").split(","):
+                if not item.strip():
+                    continue
+                name, sep, units = item.partition("=")
+                if not sep or not name.strip() or not units.strip():
+                    raise ValueError(f"OPERATION_UNITS: {item.strip()!r} is not type=units")
+                if name.strip() in parsed:
+                    raise ValueError(f"OPERATION_UNITS names {name.strip()!r} twice")
+                parsed[name.strip()] = units.strip()
+            value = parsed
+        if isinstance(value, dict):
+            # The catalogue is billing's own (a lazy import: billing.prices imports Settings).
+            from billing.prices import PRICES
+
+            checked: dict[str, int] = {}
+            for name, units in value.items():
+                if name not in PRICES:
+                    raise ValueError(
+                        f"OPERATION_UNITS: unknown operation type {name!r} "
+                        f"(known: {', '.join(PRICES)})"
+                    )
+                try:
+                    number = int(str(units))
+                except ValueError:
+                    raise ValueError(
+                        f"OPERATION_UNITS: units of {name!r} must be a whole number"
+                    ) from None
+                if not 0 <= number <= MAX_OPERATION_UNITS:
+                    raise ValueError(
+                        f"OPERATION_UNITS: units of {name!r} must be from 0 to "
+                        f"{MAX_OPERATION_UNITS}"
+                    )
+                checked[name] = number
+            return checked
+        return value
+
+    @field_validator("FREE_OPERATIONS_RENEW_DAYS", mode="before")
+    @classmethod
+    def _renew_days(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None  # FREE_OPERATIONS_RENEW_DAYS= in a .env: unset
+        return value
+
+    @field_validator("FREE_OPERATIONS_RENEW_DAYS")
+    @classmethod
+    def _renew_days_range(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 3650:
+            raise ValueError("FREE_OPERATIONS_RENEW_DAYS must be from 1 to 3650, or unset")
         return value
 
     @field_validator("YOOKASSA_TRUSTED_NETWORKS", "TRUSTED_PROXIES", mode="before")

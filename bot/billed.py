@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import accounts, operations
 from billing.errors import DuplicateRequest, InsufficientFunds
+from billing.models import Funding
 from billing.operations import ChargeResult
 from billing.prices import OperationType, format_rub, operation_type
 from billing.settings import Settings
@@ -134,18 +135,15 @@ class BilledOperation:
 
 def cost_args(charge: ChargeResult, settings: Settings) -> dict[str, Any]:
     """How an operation was paid, for the "queued" text."""
-    if charge.funding == "free":
-        how = "free"
-    elif charge.funding == "balance":
-        how = "balance"
-    else:
-        how = "none"
+    how = Funding(charge.funding).value
     return {
-        "how": how,
+        "how": how,  # free | balance | subscription | package | none
         "price": format_rub(charge.price),
         "balance": format_rub(charge.balance_after),
         "free_left": charge.free_after,
         "free_total": settings.FREE_OPERATIONS_COUNT,
+        "units": charge.units,
+        "units_left": charge.units_after if charge.units_after is not None else 0,
     }
 
 

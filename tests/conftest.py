@@ -23,7 +23,18 @@ from billing.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-TABLES = ("payment_notices", "ledger_entries", "operations", "payments", "users")
+# Every table, children before parents (SQLite deletes in this order). ``plans`` is emptied
+# too and its seeds (migration 0004) put back with their ids: each test starts from the
+# migration's catalogue, whatever an earlier test edited, archived or added.
+TABLES = (
+    "payment_notices",
+    "ledger_entries",
+    "operations",
+    "user_plans",
+    "payments",
+    "plans",
+    "users",
+)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -101,26 +112,41 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def _ledger_triggers(dialect: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The append-only triggers' (create, drop) statements, from the migration that adds them."""
+def _migration(filename: str):  # type: ignore[no-untyped-def]
     import importlib.util
 
-    path = ROOT / "alembic" / "versions" / "20261207_0003_review_holes.py"
-    spec = importlib.util.spec_from_file_location("_migration_0003", path)
+    path = ROOT / "alembic" / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"_migration_{path.stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.ledger_trigger_sql(dialect)
+    return module
+
+
+def _ledger_triggers(dialect: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The append-only triggers' (create, drop) statements, from the migration that adds them."""
+    return _migration("20261207_0003_review_holes.py").ledger_trigger_sql(dialect)
+
+
+def _seed_plans() -> tuple[list[str], list[tuple[object, ...]]]:
+    """The catalogue migration 0004 seeds: (columns, rows)."""
+    seeds = _migration("20261207_0004_plans.py").SEED_PLANS
+    columns = list(seeds[0])
+    return columns, [tuple(row[c] for c in columns) for row in seeds]
 
 
 def clean_tables(url: str) -> None:
     """Empty every table. The ledger refuses DELETE and TRUNCATE (migration 0003): on
     PostgreSQL the session runs as a replica, which fires no ordinary trigger; on SQLite the
     triggers are dropped for the delete and created again."""
+    columns, rows = _seed_plans()
+    insert = f"INSERT INTO plans ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     if url.startswith("postgresql"):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SET session_replication_role = replica")
             conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+            with conn.cursor() as cursor:
+                cursor.executemany(insert.replace("?", "%s"), rows)
     else:
         import sqlite3
 
@@ -130,6 +156,8 @@ def clean_tables(url: str) -> None:
             conn.execute(statement)
         for table in TABLES:
             conn.execute(f"DELETE FROM {table}")
+        # plans.id is a rowid without AUTOINCREMENT: the seeds get ids 1, 2, 3 again.
+        conn.executemany(insert, rows)
         for statement in create:
             conn.execute(statement)
         conn.commit()

@@ -39,12 +39,29 @@ def what_was_done(result: MediaResult, language: str) -> str:
     return done
 
 
-def cost_line(*, funding: str, price: int, balance: int, free_left: int, language: str) -> str:
+def cost_line(
+    *,
+    funding: str,
+    price: int,
+    balance: int,
+    free_left: int,
+    language: str,
+    units: int = 0,
+    units_left: int | None = None,
+) -> str:
     rub = format_rub(balance)
     if funding == Funding.BALANCE:
         return t("worker-cost-balance", language, price=format_rub(price), balance=rub)
     if funding == Funding.FREE:
         return t("worker-cost-free", language, free_left=str(free_left), balance=rub)
+    if funding in (Funding.SUBSCRIPTION, Funding.PACKAGE):
+        return t(
+            f"worker-cost-{funding}",
+            language,
+            units=str(units),
+            units_left=str(units_left if units_left is not None else 0),
+            balance=rub,
+        )
     return t("worker-cost-none", language, balance=rub)
 
 
@@ -56,8 +73,11 @@ def result_caption(
     balance: int,
     free_left: int,
     language: str,
+    units: int = 0,
+    units_left: int | None = None,
 ) -> str:
-    """What was done, what it cost, what is left (balance and free operations, kopecks)."""
+    """What was done, what it cost, what is left (balance and free operations, kopecks;
+    the units of a quota or package)."""
     return "\n".join(
         (
             what_was_done(result, language),
@@ -67,6 +87,8 @@ def result_caption(
                 balance=balance,
                 free_left=free_left,
                 language=language,
+                units=units,
+                units_left=units_left,
             ),
         )
     )
@@ -96,6 +118,11 @@ def refund_line(refund: RefundResult, language: str) -> str:
         )
     if refund.funding is Funding.FREE:
         return t("worker-refunded-free", language, free_left=str(refund.free_after))
+    if refund.funding in (Funding.SUBSCRIPTION, Funding.PACKAGE):
+        if refund.not_carried is not None:  # period_over / plan_ended
+            return t(f"worker-refunded-{refund.not_carried.replace('_', '-')}", language)
+        left = refund.units_after if refund.units_after is not None else 0
+        return t(f"worker-refunded-{refund.funding}", language, units_left=str(left))
     return t("worker-refunded-none", language)
 
 

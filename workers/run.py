@@ -233,6 +233,8 @@ async def _run(
                 balance=op.balance,
                 free_left=op.free_left,
                 language=op.language,
+                units=op.units,
+                units_left=op.units_left,
             )
             sending()  # the result is ready: the send may use the time kept for it
 

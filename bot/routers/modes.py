@@ -109,7 +109,7 @@ async def open_mode(
 def prompt(mode: str, settings: Settings, lang: str) -> str:
     price = (
         t("bot-price-free", lang)
-        if is_free(mode)
+        if is_free(mode, settings)
         else t("bot-price-paid", lang, price=format_rub(price_for(mode, settings)))
     )
     return t(f"bot-mode-{mode}", lang) + "\n\n" + price

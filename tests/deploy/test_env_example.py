@@ -85,7 +85,7 @@ def test_the_documented_defaults_are_the_real_defaults() -> None:
             continue
         actual = getattr(defaults, name)
         if value == "":
-            assert actual in (None, [], ""), f"{name}: documented empty, default {actual!r}"
+            assert actual in (None, [], {}, ""), f"{name}: documented empty, default {actual!r}"
             continue
         parsed = getattr(Settings(_env_file=None, **{name: value}), name)
         assert parsed == actual, f"{name}: documented {value!r}, default {actual!r}"
