@@ -532,8 +532,8 @@ CLAIMED_COLUMNS = (
     .scalar_subquery()
     .label("units_left"),
 )
-_CLAIMED_OPERATION = [c.key for c in CLAIMED_COLUMNS if c.class_ is Operation]
-_CLAIMED_USER = [c.key for c in CLAIMED_COLUMNS if c.class_ is User]
+_CLAIMED_OPERATION = [c.key for c in CLAIMED_COLUMNS if getattr(c, "class_", None) is Operation]
+_CLAIMED_USER = [c.key for c in CLAIMED_COLUMNS if getattr(c, "class_", None) is User]
 # A claimed operation: ``CLAIMED_COLUMNS`` by name, in that order (as a row of them).
 ClaimedRow = namedtuple("ClaimedRow", [c.key for c in CLAIMED_COLUMNS])
 
@@ -564,13 +564,20 @@ def _claim_chain(*, deadline: bool, token: bool) -> ledger.Chain:
             update(_operations)
             .where(*conditions)
             .values(**values)
-            .returning(*(c[key] for key in _CLAIMED_OPERATION))
+            .returning(*(c[key] for key in _CLAIMED_OPERATION), c.holding_id)
         )
 
     def user(p: Any) -> Any:
         # Read in the claim's statement on PostgreSQL (its snapshot, as the UPDATE ... FROM
         # users was), after it in the same transaction on SQLite; the claim moves no money.
-        return select(*(_users.c[key] for key in _CLAIMED_USER)).where(
+        holdings = UserPlan.__table__
+        units_left = (
+            select(holdings.c.units_left)
+            .where(holdings.c.id == p["claim"].holding_id)
+            .scalar_subquery()
+            .label("units_left")
+        )
+        return select(*(_users.c[key] for key in _CLAIMED_USER), units_left).where(
             _users.c.id == p["claim"].user_id
         )
 
@@ -610,8 +617,9 @@ async def claim_operation(
         return None
     assert user is not None, operation_id  # operations.user_id references users.id
     return ClaimedRow(
-        *(getattr(claimed, key) for key in _CLAIMED_OPERATION),
-        *(getattr(user, key) for key in _CLAIMED_USER),
+        **{key: getattr(claimed, key) for key in _CLAIMED_OPERATION},
+        **{key: getattr(user, key) for key in _CLAIMED_USER},
+        units_left=user.units_left,
     )
 
 
