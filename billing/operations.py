@@ -10,6 +10,7 @@ writing later. After a ``BillingError`` the caller rolls back.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -541,44 +542,6 @@ async def set_operation_job(
     await session.execute(update(Operation).where(Operation.id == operation_id).values(**values))
 
 
-def _claim_values(deadline_seconds: int | None) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "status": OperationStatus.RUNNING.value,
-        "attempts": Operation.attempts + 1,
-        "started_at": utcnow(),
-    }
-    if deadline_seconds is not None:
-        values["deadline_at"] = utcnow() + timedelta(seconds=deadline_seconds)
-    return values
-
-
-def _this_operation(operation_id: int, key_token: str | None) -> list[Any]:
-    """The row a job may claim: with the job's ``key_token``, only the operation the job was
-    queued for (a job left in Redis by a database that started again names another)."""
-    conditions = [Operation.id == operation_id, Operation.status.in_(ACTIVE)]
-    if key_token is not None:
-        conditions.append(Operation.key_token == key_token)
-    return conditions
-
-
-async def start_operation(
-    session: AsyncSession,
-    *,
-    operation_id: int,
-    deadline_seconds: int | None = None,
-    key_token: str | None = None,
-) -> bool:
-    """Queued → running (or a retry of running). False if it already has an outcome (or,
-    with ``key_token``, is not the operation of that token)."""
-    result = await session.execute(
-        update(Operation)
-        .where(*_this_operation(operation_id, key_token))
-        .values(**_claim_values(deadline_seconds))
-        .returning(Operation.id)
-    )
-    return result.scalar_one_or_none() is not None
-
-
 # What a job needs of a claimed operation and its user (see ``claim_operation``).
 CLAIMED_COLUMNS = (
     Operation.id,
@@ -591,7 +554,7 @@ CLAIMED_COLUMNS = (
     Operation.input_ref,
     Operation.attempts,
     Operation.key_token,
-    User.telegram_id,
+    User.telegram_id,  # never NULL: the "user" step's first column (see ledger.Step)
     User.language,
     User.balance,
     User.free_operations_left,
@@ -603,6 +566,59 @@ CLAIMED_COLUMNS = (
     .scalar_subquery()
     .label("units_left"),
 )
+_CLAIMED_OPERATION = [c.key for c in CLAIMED_COLUMNS if getattr(c, "class_", None) is Operation]
+_CLAIMED_USER = [c.key for c in CLAIMED_COLUMNS if getattr(c, "class_", None) is User]
+# A claimed operation: ``CLAIMED_COLUMNS`` by name, in that order (as a row of them).
+ClaimedRow = namedtuple("ClaimedRow", [c.key for c in CLAIMED_COLUMNS])
+
+
+def _claim_chain(*, deadline: bool, token: bool) -> ledger.Chain:
+    """The job's claim (see :func:`claim_operation`); ``deadline``: the deadline moves,
+    ``token``: only the operation of that key token."""
+    c = _operations.c
+    # No parameter is named as a column of operations: an UPDATE's execution parameters of a
+    # column's name are SET as well.
+
+    def claim(_: Any) -> Any:
+        conditions = [
+            c.id == bindparam("operation_id", type_=c.id.type),
+            c.status.in_([ledger.const(s.value) for s in ACTIVE]),
+        ]
+        if token:
+            # A job left in Redis by a database that started again names another operation.
+            conditions.append(c.key_token == bindparam("job_token", type_=c.key_token.type))
+        values = {
+            "status": ledger.const(OperationStatus.RUNNING.value),
+            "attempts": c.attempts + ledger.const(1),
+            "started_at": bindparam("now", type_=c.started_at.type),
+        }
+        if deadline:
+            values["deadline_at"] = bindparam("deadline", type_=c.deadline_at.type)
+        return (
+            update(_operations)
+            .where(*conditions)
+            .values(**values)
+            .returning(*(c[key] for key in _CLAIMED_OPERATION), c.holding_id)
+        )
+
+    def user(p: Any) -> Any:
+        # Read in the claim's statement on PostgreSQL (its snapshot, as the UPDATE ... FROM
+        # users was), after it in the same transaction on SQLite; the claim moves no money.
+        holdings = UserPlan.__table__
+        units_left = (
+            select(holdings.c.units_left)
+            .where(holdings.c.id == p["claim"].holding_id)
+            .scalar_subquery()
+            .label("units_left")
+        )
+        return select(*(_users.c[key] for key in _CLAIMED_USER), units_left).where(
+            _users.c.id == p["claim"].user_id
+        )
+
+    return ledger.Chain(ledger.Step("claim", claim), ledger.Step("user", user))
+
+
+_CLAIMS: dict[tuple[bool, bool], ledger.Chain] = {}
 
 
 async def claim_operation(
@@ -611,29 +627,34 @@ async def claim_operation(
     operation_id: int,
     deadline_seconds: int | None = None,
     key_token: str | None = None,
-) -> Any | None:
-    """:func:`start_operation` in the same one conditional statement that also returns
-    ``CLAIMED_COLUMNS`` (the operation and its user's balance right after the claim): a
-    job's claim is one round trip. None if the operation already has an outcome.
+) -> ClaimedRow | None:
+    """Queued → running (or a retry of running): one more attempt, started now, the deadline
+    ``deadline_seconds`` from now (unchanged without it). Returns ``CLAIMED_COLUMNS`` (the
+    operation and its user's balance right after the claim), or None if the operation
+    already has an outcome (or, with ``key_token``, is not the operation of that token).
 
-    Elsewhere (SQLite's RETURNING names only the updated table): the claim and a read of
-    the row, in the caller's transaction."""
-    if session.get_bind().dialect.name != "postgresql":
-        claimed = await start_operation(
-            session,
-            operation_id=operation_id,
-            deadline_seconds=deadline_seconds,
-            key_token=key_token,
-        )
-        return await claimed_operation(session, operation_id=operation_id) if claimed else None
-    result = await session.execute(
-        update(Operation)
-        .where(*_this_operation(operation_id, key_token), User.id == Operation.user_id)
-        .values(**_claim_values(deadline_seconds))
-        .returning(*CLAIMED_COLUMNS)
-        .execution_options(synchronize_session=False)
+    One chain (:mod:`billing.ledger`): the conditional ``UPDATE`` of the operation and the
+    read of its user — a job's claim is one round trip on PostgreSQL."""
+    variant = (deadline_seconds is not None, key_token is not None)
+    chain = _CLAIMS.get(variant)
+    if chain is None:
+        chain = _CLAIMS[variant] = _claim_chain(deadline=variant[0], token=variant[1])
+    now = utcnow()
+    params: dict[str, Any] = {"operation_id": operation_id, "now": now}
+    if deadline_seconds is not None:
+        params["deadline"] = now + timedelta(seconds=deadline_seconds)
+    if key_token is not None:
+        params["job_token"] = key_token
+    rows = await chain.run(session, **params)
+    claimed, user = rows["claim"], rows["user"]
+    if claimed is None:
+        return None
+    assert user is not None, operation_id  # operations.user_id references users.id
+    return ClaimedRow(
+        **{key: getattr(claimed, key) for key in _CLAIMED_OPERATION},
+        **{key: getattr(user, key) for key in _CLAIMED_USER},
+        units_left=user.units_left,
     )
-    return result.one_or_none()
 
 
 async def claimed_operation(session: AsyncSession, *, operation_id: int) -> Any | None:

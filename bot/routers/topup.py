@@ -40,6 +40,7 @@ from bot.states import TopUpFlow
 from bot.users import ensure_user, money_args
 from texts.i18n import t
 from texts.money_texts import canceled_text
+from texts.plan_texts import plan_payment_text
 
 log = logging.getLogger(__name__)
 
@@ -343,10 +344,12 @@ async def check_payment(
     if result.outcome is Outcome.CREDITED:
         await query.answer(t("bot-payment-credited-short", lang, amount=amount))
         if message is not None:
-            await message.edit_text(
-                t("bot-payment-credited", lang, amount=amount, balance=balance),
-                reply_markup=main_menu(lang, settings),
+            text = (
+                plan_payment_text(result.plan, amount=result.amount, language=lang)
+                if result.plan is not None  # a plan's payment: what became of the plan
+                else t("bot-payment-credited", lang, amount=amount, balance=balance)
             )
+            await message.edit_text(text, reply_markup=main_menu(lang, settings))
             # Told here: the web's maintenance pass must not send the "credited" message.
             await notices.mark_done_safely(
                 sessionmaker, notices.credited_key(callback_data.payment_id), NoticeOutcome.SENT
