@@ -32,12 +32,13 @@ from bot.keyboards import (
     back_to_menu,
     balance_keyboard,
     cancel_keyboard,
-    main_menu,
     payment_keyboard,
     topup_menu,
 )
+from bot.routers.plans import current_wallet
 from bot.states import TopUpFlow
-from bot.users import ensure_user, money_args
+from bot.users import ensure_user, menu_for, money_args
+from texts import plan_texts
 from texts.i18n import t
 from texts.money_texts import canceled_text
 
@@ -61,16 +62,24 @@ async def first_delivery(redis: Redis, key: str) -> bool:
     return first
 
 
+async def balance_text(session: AsyncSession, settings: Settings, user: User, lang: str) -> str:
+    """Rubles, free operations "N из M", the subscription's quota (left / per period, the
+    reset date) and the packages, as of now (what is due rolled over first)."""
+    held = await current_wallet(session, settings, user, lang)
+    args = money_args(held, settings)
+    lines = [t("bot-balance", lang, **args), *plan_texts.balance_lines(held, lang)]
+    if held.discount_percent:
+        lines.append(plan_texts.per_operation_line(held, settings, lang))
+    return "\n".join(lines)
+
+
 async def cmd_balance(
     message: Message, session: AsyncSession, settings: Settings, lang: str
 ) -> None:
-    """The balance in rubles, free operations "N из M", and a top-up button."""
+    """/balance: what the user has, and a top-up button."""
     assert message.from_user is not None
-    account = await ensure_user(session, settings, message.from_user, lang)
-    await message.answer(
-        t("bot-balance", lang, **money_args(account, settings)),
-        reply_markup=balance_keyboard(lang),
-    )
+    text = await balance_text(session, settings, message.from_user, lang)
+    await message.answer(text, reply_markup=balance_keyboard(lang))
 
 
 async def open_topup(
@@ -82,10 +91,9 @@ async def open_topup(
 ) -> None:
     """💰: the balance and the amounts to pick from (or why top-ups are unavailable)."""
     await query.answer()
-    account = await ensure_user(session, settings, query.from_user, lang)
     if not isinstance(query.message, Message):
         return
-    text = t("bot-balance", lang, **money_args(account, settings))
+    text = await balance_text(session, settings, query.from_user, lang)
     if gateway is None:
         await query.message.answer(
             text + "\n\n" + t("bot-topup-not-configured", lang), reply_markup=back_to_menu(lang)
@@ -97,7 +105,11 @@ async def open_topup(
 
 
 async def cancel_topup(
-    query: CallbackQuery, state: FSMContext, settings: Settings, lang: str
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    lang: str,
 ) -> None:
     """ "Отмена": leave the top-up (and its amount or e-mail step)."""
     if await state.get_state() in (TopUpFlow.amount.state, TopUpFlow.email.state):
@@ -106,7 +118,8 @@ async def cancel_topup(
     if isinstance(query.message, Message):
         try:
             await query.message.edit_text(
-                t("bot-topup-canceled", lang), reply_markup=main_menu(lang, settings)
+                t("bot-topup-canceled", lang),
+                reply_markup=await menu_for(session, settings, query.from_user, lang),
             )
         except TelegramBadRequest as exc:  # pressed twice: "message is not modified"
             log.info("cancel not shown: %s", exc)
@@ -345,7 +358,7 @@ async def check_payment(
         if message is not None:
             await message.edit_text(
                 t("bot-payment-credited", lang, amount=amount, balance=balance),
-                reply_markup=main_menu(lang, settings),
+                reply_markup=await menu_for(session, settings, query.from_user, lang),
             )
             # Told here: the web's maintenance pass must not send the "credited" message.
             await notices.mark_done_safely(

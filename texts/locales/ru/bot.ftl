@@ -6,6 +6,9 @@ bot-cmd-start = Главное меню
 bot-cmd-help = Что умеет бот и сколько стоит
 bot-cmd-balance = Баланс и пополнение
 bot-cmd-menu = Показать меню
+bot-cmd-plans = Планы: подписки и пакеты
+bot-cmd-history = История списаний и пополнений
+bot-cmd-settings = Настройки
 
 ## Main menu buttons
 bot-btn-generate = 🎨 Создать
@@ -16,6 +19,7 @@ bot-btn-retouch = ✨ Ретушь
 bot-btn-upscale = ⬆️ Улучшить
 bot-btn-add_text = 📝 Добавить текст
 bot-btn-topup = 💰 Оплатить / Баланс
+bot-btn-plans = 📋 Планы
 bot-btn-menu = 🏠 Меню
 bot-btn-topup-now = 💳 Пополнить баланс
 bot-btn-amount = { $amount } ₽
@@ -43,6 +47,9 @@ bot-help =
 
     /start — главное меню
     /balance — баланс и пополнение
+    /plans — планы: подписки и пакеты
+    /history — история списаний и пополнений
+    /settings — настройки (подтверждение списаний)
     /help — эта справка
 bot-help-generate = 🎨 <b>Создать</b> — картинка по текстовому описанию.
 bot-help-edit = ✏️ <b>Редактировать</b> — фото + команда: «ч/б», «яркость +20», «повернуть вправо»…
@@ -115,6 +122,8 @@ bot-op-paid =
     { $how ->
         [free] 🎁 Бесплатная операция — осталось { $free_left } из { $free_total }.
         [balance] 💳 Списано { $price } ₽, на балансе { $balance } ₽.
+        [subscription] 📊 Списано { $units } из подписки, осталось { $units_left }.
+        [package] 📦 Списано { $units } из пакета, осталось { $units_left }.
        *[none] 🆓 Бесплатно.
     }
     Пришлю результат сюда. Режим открыт — можно отправлять следующее.
