@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import (
     Funding,
+    HoldingStatus,
     LedgerEntry,
     LedgerKind,
     Operation,
     OperationStatus,
     Payment,
     User,
+    UserPlan,
 )
+
+# Why a refund of units moved nothing (billing.operations: PERIOD_OVER, PLAN_ENDED).
+NOT_CARRIED = ("period_over", "plan_ended")
+PLAN_FUNDED = (Funding.SUBSCRIPTION.value, Funding.PACKAGE.value)
 
 
 async def audit(session: AsyncSession) -> list[str]:
@@ -102,6 +108,9 @@ async def audit(session: AsyncSession) -> list[str]:
             f"{n_refunded} refund entries"
         )
 
+    problems += await _charges_and_sources(session)
+    problems += await _holdings(session)
+
     # A charge takes the operation's price (or one free operation), a refund gives back
     # exactly what its charge took, and a paid operation never ends "failed" (that status is
     # for operations that cost nothing).
@@ -116,6 +125,8 @@ async def audit(session: AsyncSession) -> list[str]:
             charge_e.c.free_delta,
             refund_e.c.amount,
             refund_e.c.free_delta,
+            charge_e.c.units_delta,
+            refund_e.c.units_delta,
         )
         .join(
             charge_e,
@@ -138,13 +149,28 @@ async def audit(session: AsyncSession) -> list[str]:
                 and_(Operation.funding == Funding.BALANCE.value, charge_e.c.free_delta != 0),
                 refund_e.c.amount != -charge_e.c.amount,
                 refund_e.c.free_delta != -charge_e.c.free_delta,
+                # Units go back to their holding, or nothing with the reason why not.
+                and_(
+                    refund_e.c.id.is_not(None),
+                    or_(
+                        refund_e.c.holding_id.is_distinct_from(charge_e.c.holding_id),
+                        and_(
+                            refund_e.c.units_delta != -charge_e.c.units_delta,
+                            or_(
+                                refund_e.c.units_delta != 0,
+                                refund_e.c.reason.is_(None),
+                                refund_e.c.reason.not_in(NOT_CARRIED),
+                            ),
+                        ),
+                    ),
+                ),
             )
         )
     )
-    for op_id, price, funding, c_amount, c_free, r_amount, r_free in wrong:
+    for op_id, price, funding, c_amount, c_free, r_amount, r_free, c_units, r_units in wrong:
         problems.append(
-            f"operation {op_id} ({funding}, price {price}): charged {c_amount} / {c_free} free, "
-            f"refunded {r_amount} / {r_free} free"
+            f"operation {op_id} ({funding}, price {price}): charged {c_amount} / {c_free} free"
+            f" / {c_units} units, refunded {r_amount} / {r_free} free / {r_units} units"
         )
     failed_paid = await session.scalars(
         select(Operation.id).where(
@@ -224,4 +250,152 @@ async def audit(session: AsyncSession) -> list[str]:
     )
     if orphans:
         problems.append(f"{orphans} top-up entries without a payment")
+    return problems
+
+
+async def _charges_and_sources(session: AsyncSession) -> list[str]:
+    """Every charge entry moves exactly one counter — the one of its operation's source: a
+    free operation, the price from the balance, or the operation's units from the holding
+    the operation names (a subscription's with its period, or a package's)."""
+    e = LedgerEntry.__table__.alias("e")
+    h = UserPlan.__table__.alias("h")
+    op = Operation.__table__
+    moved = (
+        case((e.c.amount != 0, 1), else_=0)
+        + case((e.c.free_delta != 0, 1), else_=0)
+        + case((e.c.units_delta != 0, 1), else_=0)
+    )
+    on_plan = op.c.funding.in_(PLAN_FUNDED)
+    rows = await session.execute(
+        select(
+            op.c.id,
+            op.c.funding,
+            op.c.price,
+            op.c.units,
+            op.c.holding_id,
+            op.c.period_no,
+            h.c.kind,
+            e.c.amount,
+            e.c.free_delta,
+            e.c.units_delta,
+            e.c.holding_id,
+        )
+        .join(e, and_(e.c.operation_id == op.c.id, e.c.kind == LedgerKind.CHARGE.value))
+        .outerjoin(h, h.c.id == op.c.holding_id)
+        .where(
+            or_(
+                moved != 1,
+                e.c.holding_id.is_distinct_from(op.c.holding_id),
+                and_(
+                    op.c.funding == Funding.FREE.value,
+                    or_(e.c.free_delta != -1, op.c.holding_id.is_not(None)),
+                ),
+                and_(
+                    op.c.funding == Funding.BALANCE.value,
+                    or_(e.c.amount != -op.c.price, op.c.holding_id.is_not(None)),
+                ),
+                and_(
+                    on_plan,
+                    or_(
+                        op.c.units <= 0,
+                        e.c.units_delta != -op.c.units,
+                        op.c.price != 0,
+                        h.c.id.is_(None),
+                        h.c.kind != op.c.funding,
+                    ),
+                ),
+                and_(op.c.funding == Funding.SUBSCRIPTION.value, op.c.period_no.is_(None)),
+            )
+        )
+    )
+    return [
+        f"operation {r[0]} ({r[1]}, price {r[2]}, {r[3]} units, holding {r[4]} period {r[5]}"
+        f" of kind {r[6]}): its charge moved {r[7]} kopecks / {r[8]} free / {r[9]} units"
+        f" of holding {r[10]}"
+        for r in rows
+    ]
+
+
+async def _holdings(session: AsyncSession) -> list[str]:
+    """Every holding's units equal the sum of its entries (and its last entry says so); it
+    was bought once, renewed once per period (``renewal:<holding>:<n>`` for n = 2 ..
+    period_no: period_no − 1 renewals), and ended once if it has ended."""
+    e = LedgerEntry.__table__
+    h = UserPlan.__table__
+
+    def count(kind: LedgerKind) -> object:
+        return func.coalesce(func.sum(case((e.c.kind == kind.value, 1), else_=0)), 0)
+
+    sums = (
+        select(
+            e.c.holding_id.label("holding_id"),
+            func.sum(e.c.units_delta).label("units"),
+            func.max(e.c.id).label("last_id"),
+            count(LedgerKind.PLAN_PURCHASE).label("bought"),
+            count(LedgerKind.RENEWAL).label("renewed"),
+            count(LedgerKind.PLAN_END).label("ended"),
+        )
+        .where(e.c.holding_id.is_not(None))
+        .group_by(e.c.holding_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            h.c.id,
+            h.c.status,
+            h.c.units_left,
+            h.c.period_no,
+            func.coalesce(sums.c.units, 0),
+            func.coalesce(sums.c.bought, 0),
+            func.coalesce(sums.c.renewed, 0),
+            func.coalesce(sums.c.ended, 0),
+            sums.c.last_id,
+        ).outerjoin(sums, sums.c.holding_id == h.c.id)
+    )
+    problems: list[str] = []
+    last_ids: dict[int, tuple[int, int]] = {}
+    renewals: dict[int, int] = {}
+    for holding_id, status, left, period_no, units, bought, renewed, ended, last_id in rows:
+        if left != units:
+            problems.append(f"holding {holding_id}: units left {left} != ledger sum {units}")
+        if bought != 1:
+            problems.append(f"holding {holding_id}: {bought} plan_purchase entries")
+        if renewed != period_no - 1:
+            problems.append(
+                f"holding {holding_id}: period {period_no} after {renewed} renewal entries"
+            )
+        elif renewed:
+            renewals[holding_id] = period_no
+        if ended != (1 if status == HoldingStatus.ENDED.value else 0):
+            problems.append(f"holding {holding_id} ({status}): {ended} plan_end entries")
+        if last_id is not None:
+            last_ids[last_id] = (holding_id, left)
+    if last_ids:
+        lasts = await session.execute(
+            select(e.c.id, e.c.units_after).where(e.c.id.in_(list(last_ids)))
+        )
+        for entry_id, units_after in lasts:
+            holding_id, left = last_ids[entry_id]
+            if units_after != left:
+                problems.append(
+                    f"holding {holding_id}: last entry {entry_id} says {units_after} units, "
+                    f"the holding has {left}"
+                )
+    if renewals:
+        # Each period renewed once: the keys are exactly renewal:<holding>:2 .. period_no.
+        keys = await session.execute(
+            select(e.c.holding_id, e.c.idempotency_key).where(
+                e.c.kind == LedgerKind.RENEWAL.value, e.c.holding_id.in_(list(renewals))
+            )
+        )
+        seen: dict[int, set[str]] = {}
+        for holding_id, key in keys:
+            seen.setdefault(holding_id, set()).add(key)
+        for holding_id, period_no in renewals.items():
+            expected = {f"renewal:{holding_id}:{n}" for n in range(2, period_no + 1)}
+            if seen.get(holding_id, set()) != expected:
+                problems.append(
+                    f"holding {holding_id}: renewal entries "
+                    f"{sorted(seen.get(holding_id, set()))} for periods 2..{period_no}"
+                )
     return problems

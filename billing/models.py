@@ -111,6 +111,15 @@ class NoticeKind(enum.StrEnum):
     CREDITED = "credited"  # a payment credited to the balance
     CANCELED = "canceled"  # a payment canceled before any money came in
     REFUNDED = "refunded"  # money returned to the card (one notice per YooKassa refund)
+    # Plans (billing.plans): the message of a plan paid through YooKassa replaces
+    # "credited" under the same key ("credited:<payment id>"); the others name no payment.
+    PLAN_BOUGHT = "plan_bought"  # a plan paid through YooKassa is active
+    PLAN_SCHEDULED = "plan_scheduled"  # paid; the subscription starts at the renewal
+    PLAN_NOT_BOUGHT = "plan_not_bought"  # paid, but not for sale now: the money is on balance
+    PLAN_RENEWED = "plan_renewed"  # a subscription's new period, paid from the balance
+    PLAN_CHANGED = "plan_changed"  # at the renewal, the subscription chosen mid-period began
+    PLAN_ENDED = "plan_ended"  # a subscription ended (canceled, no_money, archived)
+    PACKAGE_EXPIRED = "package_expired"  # a package past its expiry
 
 
 class NoticeOutcome(enum.StrEnum):
@@ -429,9 +438,11 @@ class PaymentNotice(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    # "credited:<payment id>", "canceled:<payment id>", "refunded:<YooKassa refund id>".
+    # "credited:<payment id>", "canceled:<payment id>", "refunded:<YooKassa refund id>";
+    # plans: "plan_renewed:<holding>:<period_no>", "plan_ended:<holding>", ...
     key: Mapped[str] = mapped_column(String(128), unique=True)
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    # NULL for a plan's message that no payment caused (a renewal, an end, an expiry).
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(16))
     # What the text says, as of the change: kopecks, the balance right after it, the reason.
@@ -445,3 +456,6 @@ class PaymentNotice(Base):
     done_at: Mapped[datetime | None] = mapped_column()
     outcome: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The plan and the holding a plan's message is about (its name, its period's end).
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
+    holding_id: Mapped[int | None] = mapped_column(ForeignKey("user_plans.id"))

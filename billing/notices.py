@@ -25,13 +25,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.db import one_statement_sessions
-from billing.models import NoticeKind, NoticeOutcome, PaymentNotice, User, utcnow
+from billing.models import (
+    NoticeKind,
+    NoticeOutcome,
+    PaymentNotice,
+    Plan,
+    User,
+    UserPlan,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +63,17 @@ async def add(
     *,
     key: str,
     kind: NoticeKind,
-    payment_id: int,
     user_id: int,
     amount: int,
+    payment_id: int | None = None,
     balance_after: int | None = None,
     reason: str | None = None,
+    plan_id: int | None = None,
+    holding_id: int | None = None,
 ) -> None:
-    """Record a message to send, in the caller's transaction (the money change's own)."""
+    """Record a message to send, in the caller's transaction (the money change's own).
+    A plan's message (billing.plans) names its plan and holding, and a payment only when one
+    bought it."""
     session.add(
         PaymentNotice(
             key=key,
@@ -71,6 +83,8 @@ async def add(
             amount=amount,
             balance_after=balance_after,
             reason=(reason or "")[:64] or None,
+            plan_id=plan_id,
+            holding_id=holding_id,
             created_at=utcnow(),
             attempts=0,
         )
@@ -133,7 +147,7 @@ class ClaimedNotice:
     id: int
     key: str
     kind: NoticeKind
-    payment_id: int
+    payment_id: int | None
     user_id: int
     telegram_id: int
     language: str | None
@@ -143,6 +157,48 @@ class ClaimedNotice:
     attempts: int  # including this one
     created_at: datetime
     claimed_at: datetime
+    plan: PlanFacts | None = None  # a plan's message: what its text names
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What a plan's message says about the plan and the holding, read when it is sent."""
+
+    name_ru: str
+    name_en: str
+    units: int  # the holding's units per period (a package's units)
+    ends_at: datetime | None  # the holding's period end / expiry
+
+    def name(self, language: str | None) -> str:
+        return self.name_en if (language or "").startswith("en") else self.name_ru
+
+
+async def plan_facts(
+    session: AsyncSession, *, plan_id: int | None, holding_id: int | None
+) -> PlanFacts | None:
+    if plan_id is None:
+        return None
+    plan = (
+        await session.execute(
+            select(Plan.name_ru, Plan.name_en, Plan.units).where(Plan.id == plan_id)
+        )
+    ).one_or_none()
+    if plan is None:
+        return None
+    units, ends_at = plan.units, None
+    if holding_id is not None:
+        holding = (
+            await session.execute(
+                select(UserPlan.units_per_period, UserPlan.ends_at).where(
+                    UserPlan.id == holding_id
+                )
+            )
+        ).one_or_none()
+        if holding is not None:
+            units, ends_at = holding.units_per_period, holding.ends_at
+    if ends_at is not None and ends_at.tzinfo is None:
+        ends_at = ends_at.replace(tzinfo=UTC)  # SQLite gives UTC without the zone
+    return PlanFacts(plan.name_ru, plan.name_en, units, ends_at)
 
 
 def _due(cutoff: datetime) -> list:
@@ -192,6 +248,8 @@ async def claim(
                 PaymentNotice.reason,
                 PaymentNotice.attempts,
                 PaymentNotice.created_at,
+                PaymentNotice.plan_id,
+                PaymentNotice.holding_id,
             )
         )
     ).one_or_none()
@@ -216,6 +274,7 @@ async def claim(
         attempts=row.attempts,
         created_at=row.created_at,
         claimed_at=now,
+        plan=await plan_facts(session, plan_id=row.plan_id, holding_id=row.holding_id),
     )
 
 

@@ -81,6 +81,9 @@ class ChargeResult:
     units: int = 0  # the units the operation cost (catalogue + OPERATION_UNITS)
     holding_id: int | None = None  # the subscription / package it took units from
     units_after: int | None = None  # that holding's units left after the charge
+    # What billing.plans.roll_over did first (renewals, ends, free top-ups), each with the
+    # notice the caller may send after its commit (else a maintenance pass sends it).
+    rolled_over: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -432,6 +435,7 @@ async def charge(
     ignore_due = roll_over is None
     now = utcnow()
     renew_days = settings.FREE_OPERATIONS_RENEW_DAYS
+    rolled: tuple[Any, ...] = ()
     for _ in range(CHARGE_TRIES):
         rows = await chain.run(
             session,
@@ -454,7 +458,7 @@ async def charge(
         if not was.allowed:
             raise OperationLocked(kind)
         if was.due and not ignore_due:
-            await roll_over(session, settings, user_id=user_id, now=now)
+            rolled = tuple(await roll_over(session, settings, user_id=user_id, now=now))
             ignore_due = True  # rolled over: what is still "due" is not ours to wait for
             continue
         if paid is None and was.src in PLAN_FUNDED and took is None:
@@ -485,6 +489,7 @@ async def charge(
             units=op.units,
             holding_id=op.holding_id,
             units_after=took.units_left if took is not None else None,
+            rolled_over=rolled,
         )
     raise ChargeConflict(user_id, CHARGE_TRIES)
 
@@ -556,6 +561,13 @@ CLAIMED_COLUMNS = (
     User.language,
     User.balance,
     User.free_operations_left,
+    Operation.units,
+    # The quota / package it was paid from, its units left now (NULL: not paid from a plan).
+    select(UserPlan.units_left)
+    .where(UserPlan.id == Operation.holding_id)
+    .correlate(Operation)
+    .scalar_subquery()
+    .label("units_left"),
 )
 
 
@@ -655,7 +667,11 @@ async def refund_operation(
     """Void the hold of an operation that did not succeed, exactly once.
 
     Returns None when it was already refunded (any number of callers, concurrently or not,
-    get one refund). A free operation comes back as a free operation, money as money.
+    get one refund). It goes back to the source it came from: a free operation as a free
+    operation, money as money, units to the subscription or package they came from — only
+    while that holding is active in the same period (a package: not ended); else nothing
+    moves, the entry records it with the reason "period_over" / "plan_ended", and
+    ``RefundResult.not_carried`` says so for the user's message.
     Raises ``OperationNotRefundable`` for a succeeded operation, ``OperationDelivered`` for
     one whose result already reached the chat (its caller posts it instead),
     ``OperationNotFound``.
@@ -677,10 +693,56 @@ async def refund_operation(
         conditions.append(Operation.status == OperationStatus.QUEUED.value)
     if only_if_overdue_at is not None:
         conditions.append(Operation.deadline_at < only_if_overdue_at)
-    refunded = {
-        "amount": lambda v: case((v.funding == Funding.BALANCE.value, v.price), else_=0),
-        "free_back": lambda v: case((v.funding == Funding.FREE.value, 1), else_=0),
-    }
+    h = _holdings
+    now = utcnow()
+
+    def amount(v: Any) -> Any:
+        return case((v.funding == Funding.BALANCE.value, v.price), else_=0)
+
+    def free_back(v: Any) -> Any:
+        return case((v.funding == Funding.FREE.value, 1), else_=0)
+
+    def back(p: Any) -> Any:
+        """Units back to the holding they came from, only while it is active in the same
+        period (a subscription) or not ended (a package): never into a new period."""
+        v = p["voided"]
+        return (
+            update(h)
+            .where(
+                h.c.id == v.holding_id,
+                h.c.status == HoldingStatus.ACTIVE.value,
+                or_(h.c.ends_at.is_(None), h.c.ends_at > now),
+                or_(h.c.kind == PlanKind.PACKAGE.value, h.c.period_no == v.period_no),
+            )
+            .values(units_left=h.c.units_left + v.units)
+            .returning(h.c.id, h.c.units_left)
+        )
+
+    def entry(p: Any) -> Any:
+        v, gave = p["voided"], p["back"]
+        on_plan = v.holding_id.is_not(None)
+        now_left = select(h.c.units_left).where(h.c.id == v.holding_id).scalar_subquery()
+        return ledger.entry(
+            p["moved"],
+            kind=LedgerKind.REFUND,
+            amount=amount(v),
+            free_delta=free_back(v),
+            units_delta=case((gave.id.is_not(None), v.units), else_=0),
+            units_after=case((on_plan, func.coalesce(gave.units_left, now_left)), else_=null()),
+            holding_id=v.holding_id,
+            # Nothing moved: said in the entry, and to the user (RefundResult.not_carried).
+            reason=case(
+                (
+                    and_(on_plan, gave.id.is_(None)),
+                    case((v.funding == Funding.SUBSCRIPTION.value, PERIOD_OVER), else_=PLAN_ENDED),
+                ),
+                else_=null(),
+            ),
+            key=f"refund:{operation_id}",
+            operation_id=operation_id,
+            where=and_(p["moved"].id == v.user_id, v.funding != Funding.NONE.value),
+        )
+
     rows = await ledger.run(
         session,
         [
@@ -694,38 +756,33 @@ async def refund_operation(
                         else_=OperationStatus.REFUNDED.value,
                     ),
                     error=(error or "")[:2000] or None,
-                    finished_at=utcnow(),
+                    finished_at=now,
                 )
-                .returning(_operations.c.user_id, _operations.c.funding, _operations.c.price),
+                .returning(
+                    _operations.c.user_id,
+                    _operations.c.funding,
+                    _operations.c.price,
+                    _operations.c.holding_id,
+                    _operations.c.units,
+                    _operations.c.period_no,
+                ),
             ),
+            # Units back to a quota or package that can still take them (else none).
+            ledger.Step("back", back, optional=True),
             # A free operation comes back as a free operation, money as money; a free type
             # (funding "none") moves nothing and has no entry.
             ledger.Step(
                 "moved",
                 lambda p: ledger.balance_step(
                     p["voided"].user_id,
-                    amount=refunded["amount"](p["voided"]),
-                    free_delta=refunded["free_back"](p["voided"]),
+                    amount=amount(p["voided"]),
+                    free_delta=free_back(p["voided"]),
                 ),
             ),
-            ledger.Step(
-                "entry",
-                lambda p: ledger.entry(
-                    p["moved"],
-                    kind=LedgerKind.REFUND,
-                    amount=refunded["amount"](p["voided"]),
-                    free_delta=refunded["free_back"](p["voided"]),
-                    key=f"refund:{operation_id}",
-                    operation_id=operation_id,
-                    where=and_(
-                        p["moved"].id == p["voided"].user_id,
-                        p["voided"].funding != Funding.NONE.value,
-                    ),
-                ),
-            ),
+            ledger.Step("entry", entry),
         ],
     )
-    voided, moved = rows["voided"], rows["moved"]
+    voided, gave, moved = rows["voided"], rows["back"], rows["moved"]
     if voided is None:
         found = select(Operation.status, Operation.delivered_at).where(
             Operation.id == operation_id
@@ -739,6 +796,12 @@ async def refund_operation(
             raise OperationDelivered(operation_id)
         return None
     funding = Funding(voided.funding)
+    on_plan = funding.value in PLAN_FUNDED
+    units_after = gave.units_left if gave is not None else None
+    if on_plan and gave is None:
+        units_after = await session.scalar(
+            select(UserPlan.units_left).where(UserPlan.id == voided.holding_id)
+        )
     return RefundResult(
         operation_id=operation_id,
         user_id=voided.user_id,
@@ -747,6 +810,16 @@ async def refund_operation(
         free_back=1 if funding is Funding.FREE else 0,
         balance_after=moved.balance,
         free_after=moved.free_operations_left,
+        units_back=voided.units if gave is not None else 0,
+        not_carried=(
+            None
+            if not on_plan or gave is not None
+            else PERIOD_OVER
+            if funding is Funding.SUBSCRIPTION
+            else PLAN_ENDED
+        ),
+        holding_id=voided.holding_id,
+        units_after=units_after,
     )
 
 

@@ -515,18 +515,3 @@ async def wants_confirmation(session: AsyncSession, settings: Settings, *, user_
     operator's CONFIRM_CHARGES_DEFAULT."""
     chosen = await session.scalar(select(User.confirm_charges).where(User.id == user_id))
     return settings.CONFIRM_CHARGES_DEFAULT if chosen is None else bool(chosen)
-
-
-async def operation_units(session: AsyncSession, *, operation_id: int) -> tuple[int, int | None]:
-    """An operation's units and what the holding it was paid from has left now (None when
-    it was not paid from a holding)."""
-    row = (
-        await session.execute(
-            select(Operation.units, UserPlan.units_left)
-            .outerjoin(UserPlan, UserPlan.id == Operation.holding_id)
-            .where(Operation.id == operation_id)
-        )
-    ).one_or_none()
-    if row is None:
-        return 0, None
-    return int(row.units or 0), row.units_left

@@ -46,7 +46,7 @@ from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, operations, wallet
+from billing import accounts, operations, plans, wallet
 from billing.errors import DuplicateRequest, InsufficientFunds, OperationLocked
 from billing.models import Funding, Operation
 from billing.operations import ChargeResult
@@ -160,10 +160,9 @@ class BilledOperation:
 
 def cost_args(charge: ChargeResult, settings: Settings, lang: str = "ru") -> dict[str, Any]:
     """How an operation was paid, for the "queued" text."""
-    sources = (Funding.FREE, Funding.BALANCE, Funding.SUBSCRIPTION, Funding.PACKAGE)
-    how = charge.funding.value if charge.funding in sources else "none"
+    how = Funding(charge.funding).value
     return {
-        "how": how,
+        "how": how,  # free | balance | subscription | package | none
         "price": format_rub(charge.price),
         "balance": format_rub(charge.balance_after),
         "free_left": charge.free_after,
@@ -281,10 +280,6 @@ async def _roll_over(session: AsyncSession, settings: Settings, user_id: int) ->
     """Renew or end what is due before quoting (once per period, however many callers), so
     the quote shows this period's quota, not the last one's. (The charge does the same by
     itself when it finds something due.)"""
-    try:
-        from billing import plans  # noqa: PLC0415 - TODO(ui): top-level once i14-life is in
-    except ImportError:
-        return
     await plans.roll_over(session, settings, user_id=user_id)
     await session.commit()
 

@@ -31,6 +31,8 @@ class Claimed:
     key_token: str  # names the operation's Redis keys (jobqueue.queue.key_name)
     balance: int  # the user's, right after the claim: for the caption's "what is left"
     free_left: int
+    units: int = 0  # what the operation cost in units
+    units_left: int | None = None  # left in the quota / package it was paid from
 
 
 def _language(input_ref: dict[str, Any] | None, user_language: str | None) -> str:
@@ -61,6 +63,8 @@ def claimed(row: Any) -> Claimed:
         key_token=row.key_token,
         balance=row.balance,
         free_left=row.free_operations_left,
+        units=row.units,
+        units_left=row.units_left,
     )
 
 

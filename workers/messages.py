@@ -60,10 +60,10 @@ def cost_line(
         return t("worker-cost-free", language, free_left=str(free_left), balance=rub)
     if funding in (Funding.SUBSCRIPTION, Funding.PACKAGE):
         return t(
-            f"plans-cost-{funding}",
+            f"worker-cost-{funding}",
             language,
-            units=plan_texts.ops(units, language),
-            left=str(units_left if units_left is not None else 0),
+            units=str(units),
+            units_left=str(units_left if units_left is not None else 0),
             balance=rub,
         )
     return t("worker-cost-none", language, balance=rub)
@@ -134,6 +134,11 @@ def refund_line(refund: RefundResult, language: str) -> str:
         )
     if refund.funding is Funding.FREE:
         return t("worker-refunded-free", language, free_left=str(refund.free_after))
+    if refund.funding in (Funding.SUBSCRIPTION, Funding.PACKAGE):
+        if refund.not_carried is not None:  # period_over / plan_ended
+            return t(f"worker-refunded-{refund.not_carried.replace('_', '-')}", language)
+        left = refund.units_after if refund.units_after is not None else 0
+        return t(f"worker-refunded-{refund.funding}", language, units_left=str(left))
     return t("worker-refunded-none", language)
 
 

@@ -30,10 +30,10 @@ from rq.job import Job
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from billing import offers, wallet
+from billing import offers
 from billing import operations as billing_operations
 from billing.db import one_statement_sessions
-from billing.models import Funding, OperationStatus
+from billing.models import OperationStatus
 from billing.settings import Settings
 from imaging._image import MediaResult
 from jobqueue import delivered
@@ -58,8 +58,7 @@ SEND_RESERVE = 0.2  # a fraction of the watchdog's time, at most MAX_SEND_RESERV
 MAX_SEND_RESERVE = 15.0
 SEND_MARGIN = 1.0  # seconds before the watchdog: no wait for Telegram and no copy goes past
 RECORD_DELIVERY_SECONDS = 5.0  # the delivery time's write must not eat the document copy's
-CAPTION_READ_SECONDS = 3.0  # the caption's extras (units left, the offer) wait no longer
-PLAN_FUNDED = (Funding.SUBSCRIPTION.value, Funding.PACKAGE.value)
+CAPTION_READ_SECONDS = 3.0  # the plans offer's claim waits no longer
 
 
 def _watchdog_seconds(job: Job | None, settings: Settings) -> float:
@@ -229,7 +228,6 @@ async def _run(
                     inputs = await _download(bot, settings, op.file_ids)
                 result = await _perform(settings, op, inputs, redis)
             await status_edit  # "обрабатываю…" shows before the result, never after it
-            units, units_left = await _plan_units(one_statement, op)
             offer = await _offer(one_statement, op)
             caption = messages.result_caption(
                 result,
@@ -238,8 +236,8 @@ async def _run(
                 balance=op.balance,
                 free_left=op.free_left,
                 language=op.language,
-                units=units,
-                units_left=units_left,
+                units=op.units,
+                units_left=op.units_left,
                 offer=offer,
             )
             sending()  # the result is ready: the send may use the time kept for it
@@ -324,20 +322,6 @@ async def _run(
             "outcome": "succeeded" if posted else "voided",
             "result": sent,
         }
-
-
-async def _plan_units(sessionmaker: async_sessionmaker, op: Claimed) -> tuple[int, int | None]:
-    """For the caption of an operation paid from a plan: its units and what its holding has
-    left now. (0, None) for other sources, or when the read fails (the caption then says
-    the units without what is left)."""
-    if op.funding not in PLAN_FUNDED:
-        return 0, None
-    try:
-        async with asyncio.timeout(CAPTION_READ_SECONDS), sessionmaker() as session:
-            return await wallet.operation_units(session, operation_id=op.id)
-    except (DBAPIError, OSError, TimeoutError) as exc:
-        log.warning("operation %s: units left not read for the caption: %r", op.id, exc)
-        return 0, None
 
 
 async def _offer(sessionmaker: async_sessionmaker, op: Claimed) -> str | None:

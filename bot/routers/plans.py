@@ -17,7 +17,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, wallet
+from billing import accounts, plans, wallet
 from billing.prices import format_rub
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
@@ -40,10 +40,6 @@ HISTORY_PAGE = 10
 
 async def roll_over(session: AsyncSession, settings: Settings, user_id: int) -> None:
     """Renew or end what is due, so the screen shows this period (committed)."""
-    try:
-        from billing import plans  # noqa: PLC0415 - TODO(ui): top-level once i14-life is in
-    except ImportError:
-        return
     await plans.roll_over(session, settings, user_id=user_id)
     await session.commit()
 

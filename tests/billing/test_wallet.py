@@ -12,7 +12,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, operations, wallet
+from billing import accounts, operations, plans, wallet
 from billing.db import make_engine, make_sessionmaker
 from billing.errors import InsufficientFunds, OperationLocked
 from billing.models import (
@@ -97,7 +97,7 @@ async def test_a_type_only_a_plan_unlocks_is_locked_on_the_default_plan(
 states = st.fixed_dictionaries(
     {
         "free": st.integers(0, 1),
-        "balance": st.sampled_from([0, 899, 900, 1000, 1999, 2000, 5000]),
+        "balance": st.sampled_from([0, 899, 900, 1000, 1999, 2000, 5000, 30000]),
         "sub": st.one_of(
             st.none(),
             st.tuples(st.integers(0, 3), st.sampled_from(["past", "future"])),
@@ -134,6 +134,9 @@ async def _agree(url: str, state: dict, telegram_id: int) -> None:
                 await give_holding(session, user, "pro", units_left=units, ends_in=_ENDS[when])
             for units, when in state["packs"]:
                 await give_holding(session, user, "pack10", units_left=units, ends_in=_ENDS[when])
+            await session.commit()
+        async with sm() as session:  # what is due first, as the screens and the charge do
+            await plans.roll_over(session, settings, user_id=user)
             await session.commit()
         async with sm() as session:
             # Rolled back with the charge: the default plan unlocks upscale only (pack10 and

@@ -172,7 +172,3 @@ plans-offer = { $free_left ->
     [0] 💡 Your free operations are used up.
    *[other] 💡 One free operation left.
 } Plans make operations cheaper: /plans
-
-## The worker's caption under a result paid from a plan (workers/messages.py)
-plans-cost-subscription = { $units } taken from the subscription, { $left } left. Balance: { $balance } ₽.
-plans-cost-package = { $units } taken from the package, { $left } left. Balance: { $balance } ₽.

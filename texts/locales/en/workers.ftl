@@ -16,6 +16,8 @@ media-result-noop = Unchanged.
 worker-cost-balance = Charged { $price } ₽. Balance: { $balance } ₽.
 worker-cost-free = Used a free operation. Free operations left: { $free_left }. Balance: { $balance } ₽.
 worker-cost-none = Free of charge. Balance: { $balance } ₽.
+worker-cost-subscription = Taken from your subscription: { $units }. Left in your subscription: { $units_left }. Balance: { $balance } ₽.
+worker-cost-package = Taken from your package: { $units }. Left in your package: { $units_left }. Balance: { $balance } ₽.
 worker-document-caption = Uncompressed file.
 
 ## Failures
@@ -56,6 +58,10 @@ worker-reason-internal = internal error.
 worker-refunded-balance = { $amount } ₽ returned to your balance. Balance: { $balance } ₽.
 worker-refunded-free = Your free operation is back. Free operations left: { $free_left }.
 worker-refunded-none = Nothing was charged.
+worker-refunded-subscription = The operation is back in your subscription. Left in your subscription: { $units_left }.
+worker-refunded-package = The operation is back in your package. Left in your package: { $units_left }.
+worker-refunded-period-over = It was taken from your subscription in the previous period and is not carried over into the new period.
+worker-refunded-plan-ended = It was taken from a package that has ended: there is nothing to return it to.
 
 ## ✏️ The edit instruction language (imaging/edit.py). The words it accepts are its
 ## grammar and stay in code; what users read is here: the step labels of the result

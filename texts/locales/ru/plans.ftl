@@ -175,7 +175,3 @@ plans-offer = { $free_left ->
     [0] 💡 Бесплатные операции закончились.
    *[other] 💡 Осталась последняя бесплатная операция.
 } В планах операции дешевле: /plans
-
-## The worker's caption under a result paid from a plan (workers/messages.py)
-plans-cost-subscription = Списано { $units } из подписки, осталось { $left }. Баланс: { $balance } ₽.
-plans-cost-package = Списано { $units } из пакета, осталось { $left }. Баланс: { $balance } ₽.

@@ -16,6 +16,8 @@ media-result-noop = Без изменений.
 worker-cost-balance = Списано { $price } ₽. Баланс: { $balance } ₽.
 worker-cost-free = Использована бесплатная операция. Осталось бесплатных: { $free_left }. Баланс: { $balance } ₽.
 worker-cost-none = Бесплатно. Баланс: { $balance } ₽.
+worker-cost-subscription = Списано из подписки: { $units }. Осталось в подписке: { $units_left }. Баланс: { $balance } ₽.
+worker-cost-package = Списано из пакета: { $units }. Осталось в пакете: { $units_left }. Баланс: { $balance } ₽.
 worker-document-caption = Файл без сжатия.
 
 ## Failures
@@ -56,6 +58,10 @@ worker-reason-internal = внутренняя ошибка.
 worker-refunded-balance = { $amount } ₽ возвращены на баланс. Баланс: { $balance } ₽.
 worker-refunded-free = Бесплатная операция возвращена. Осталось бесплатных: { $free_left }.
 worker-refunded-none = Ничего не списано.
+worker-refunded-subscription = Операция возвращена в подписку. Осталось в подписке: { $units_left }.
+worker-refunded-package = Операция возвращена в пакет. Осталось в пакете: { $units_left }.
+worker-refunded-period-over = Операция была списана из подписки в прошлом периоде и не перенесена в новый период.
+worker-refunded-plan-ended = Операция была списана из пакета, который уже закончился: вернуть её некуда.
 
 ## ✏️ The edit instruction language (imaging/edit.py). The words it accepts are its
 ## grammar and stay in code; what users read is here: the step labels of the result
