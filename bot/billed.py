@@ -62,7 +62,7 @@ from bot.keyboards import (
     show_plans_keyboard,
 )
 from jobqueue.queue import enqueue_operation, job_id_for
-from texts import plan_texts
+from texts import wallet_texts
 from texts.i18n import t
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def cost_args(charge: ChargeResult, settings: Settings, lang: str = "ru") -> dic
         "balance": format_rub(charge.balance_after),
         "free_left": charge.free_after,
         "free_total": settings.FREE_OPERATIONS_COUNT,
-        "units": plan_texts.ops(charge.units, lang),
+        "units": wallet_texts.ops(charge.units, lang),
         "units_left": charge.units_after if charge.units_after is not None else 0,
     }
 
@@ -290,7 +290,7 @@ async def tell_locked(
     """🔒: which plans unlock the type, with a button to see them. Nothing is charged."""
     unlocking = await wallet.plans_unlocking(session, op_type)
     await session.rollback()
-    text = plan_texts.locked_text(op_type, unlocking, lang)
+    text = wallet_texts.locked_text(op_type, unlocking, lang)
     if edit:
         await message.edit_text(text, reply_markup=show_plans_keyboard(lang))
     else:
@@ -341,7 +341,7 @@ async def _ask(
     if state is not None and data.get("fsm_after"):
         await state.update_data(**data["fsm_after"])  # the input is the request's now
     await event.answer(
-        plan_texts.confirm_text(quote, lang), reply_markup=confirm_keyboard(lang, pending.token)
+        wallet_texts.confirm_text(quote, lang), reply_markup=confirm_keyboard(lang, pending.token)
     )
 
 
@@ -521,7 +521,7 @@ async def _requote(
         await confirm.requote(redis, pending, quote.key())
         await _edit(
             message,
-            changed + "\n\n" + plan_texts.confirm_text(quote, lang),
+            changed + "\n\n" + wallet_texts.confirm_text(quote, lang),
             confirm_keyboard(lang, pending.token),
         )
         return
@@ -529,7 +529,7 @@ async def _requote(
     if quote.locked:
         unlocking = await wallet.plans_unlocking(session, pending.op_type)
         await session.rollback()
-        text = plan_texts.locked_text(pending.op_type, unlocking, lang)
+        text = wallet_texts.locked_text(pending.op_type, unlocking, lang)
         await _edit(message, changed + "\n\n" + text, show_plans_keyboard(lang))
         return
     text = insufficient_text(quote.price, held.balance, held.free_granted, lang)

@@ -12,7 +12,7 @@ from billing.models import Funding
 from billing.operations import RefundResult
 from billing.prices import format_rub
 from imaging._image import MediaResult
-from texts import plan_texts
+from texts import wallet_texts
 from texts.edit_texts import describe_steps_code
 from texts.i18n import MissingText, t
 from tg.buttons import MENU_PLANS, one_button
@@ -102,7 +102,7 @@ def result_caption(
 
 def offer_line(free_left: int, language: str) -> str:
     """The plans offer under a result (seed 001): the free operations are running out."""
-    return plan_texts.offer_text(free_left, language)
+    return wallet_texts.offer_text(free_left, language)
 
 
 def offer_keyboard(language: str) -> InlineKeyboardMarkup:

@@ -30,7 +30,7 @@ from bot.keyboards import (
     settings_keyboard,
 )
 from bot.users import ensure_user
-from texts import plan_texts
+from texts import wallet_texts
 from texts.i18n import t
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,12 @@ async def plans_screen(
     held = await current_wallet(session, settings, user, lang)
     on_sale = await wallet.catalogue(session)
     await session.rollback()
-    lines = plan_texts.wallet_lines(held, settings, lang)
+    lines = wallet_texts.wallet_lines(held, settings, lang)
     lines += ["", t("plans-catalogue", lang)]
     offered = [p for p in on_sale if not p.is_default]
     if offered:
-        lines += [plan_texts.plan_line(p, lang) for p in offered]
-        note = plan_texts.units_note(settings, lang, available_modes(settings))
+        lines += [wallet_texts.plan_line(p, lang) for p in offered]
+        note = wallet_texts.units_note(settings, lang, available_modes(settings))
         if note:
             lines.append(note)
         if any(p.kind == "subscription" for p in offered):
@@ -132,7 +132,7 @@ async def plan_card(
     await query.answer()
     if not isinstance(query.message, Message):
         return
-    lines = [plan_texts.plan_card(plan, lang)]
+    lines = [wallet_texts.plan_card(plan, lang)]
     sub = held.subscription
     if sub is not None and sub.plan.id == plan.id:
         lines.append(t("plans-card-current", lang))
@@ -142,7 +142,7 @@ async def plan_card(
                 "plans-card-change",
                 lang,
                 current=sub.plan.name(lang),
-                date=plan_texts.date_text(sub.ends_at, lang),
+                date=wallet_texts.date_text(sub.ends_at, lang),
                 price=format_rub(plan.price),
             )
         )
@@ -194,7 +194,7 @@ async def history_page(
     has_older = await wallet.has_history(session, user_id=user_id, before_id=oldest)
     await session.rollback()
     lines = [t("plans-history-title", lang), ""]
-    lines += [plan_texts.history_line(item, lang) for item in items]
+    lines += [wallet_texts.history_line(item, lang) for item in items]
     keyboard = history_keyboard(
         lang,
         newer_than=newest if has_newer else None,

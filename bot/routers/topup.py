@@ -38,7 +38,7 @@ from bot.keyboards import (
 from bot.routers.plans import current_wallet
 from bot.states import TopUpFlow
 from bot.users import ensure_user, menu_for, money_args
-from texts import plan_texts
+from texts import wallet_texts
 from texts.i18n import t
 from texts.money_texts import canceled_text
 
@@ -67,9 +67,9 @@ async def balance_text(session: AsyncSession, settings: Settings, user: User, la
     reset date) and the packages, as of now (what is due rolled over first)."""
     held = await current_wallet(session, settings, user, lang)
     args = money_args(held, settings)
-    lines = [t("bot-balance", lang, **args), *plan_texts.balance_lines(held, lang)]
+    lines = [t("bot-balance", lang, **args), *wallet_texts.balance_lines(held, lang)]
     if held.discount_percent:
-        lines.append(plan_texts.per_operation_line(held, settings, lang))
+        lines.append(wallet_texts.per_operation_line(held, settings, lang))
     return "\n".join(lines)
 
 

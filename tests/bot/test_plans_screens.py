@@ -12,7 +12,7 @@ from billing.models import Plan, User
 from bot.callbacks import Menu
 from tests.billing.holdings import give_holding
 from tests.bot.conftest import RunningBot, StartBot
-from texts.plan_texts import date_text
+from texts.wallet_texts import date_text
 from tg.buttons import MENU_PLANS, MENU_TOPUP
 
 

@@ -81,7 +81,7 @@ def test_every_plans_text_the_code_uses_exists_in_both_languages() -> None:
     root = BOT_DIR.parent
     used: set[str] = set()
     sources = [*BOT_DIR.rglob("*.py"), *(root / "workers").rglob("*.py")]
-    for path in [*sources, root / "texts" / "plan_texts.py"]:
+    for path in [*sources, root / "texts" / "wallet_texts.py"]:
         used |= set(re.findall(r'"(plans-[a-z0-9_-]+[a-z0-9_])"', path.read_text("utf-8")))
     # Built from a value: a plan_end's reason.
     used |= {f"plans-h-end-{r.value.replace('_', '-')}" for r in EndReason}

@@ -1,6 +1,6 @@
 # Plans, the wallet, the confirmation before a charge, the history, settings (issue 14).
 # Keys start with "plans-"; ru/plans.ftl has the same keys. Money arrives formatted
-# (billing.prices.format_rub), dates formatted (texts.plan_texts), counts as numbers.
+# (billing.prices.format_rub), dates formatted (texts.wallet_texts), counts as numbers.
 # Quotas and packages count operations of the price list ("units"): with OPERATION_UNITS a
 # generation may cost 2 of them. A free operation pays for one operation, whatever it costs.
 

@@ -1,4 +1,4 @@
-"""Plans and the wallet in words (texts/locales/<lang>/plans.ftl): what a user holds, what
+"""Plans and the wallet on screen (texts/locales/<lang>/plans.ftl): what a user holds, what
 a plan gives, what a charge would take, what each ledger entry was.
 
 Shared by the bot (/plans, /balance, /history, the confirmation, 🔒) and the worker (the
