@@ -8,6 +8,16 @@ python -m billing user TELEGRAM_ID
 python -m billing adjust TELEGRAM_ID --rub 50 --reason "ticket #42" [--free 1] [--key K]
     An admin grant (positive) or debit (negative): a ledger entry with its reason, in
     one transaction. With --key the same adjustment is applied at most once.
+python -m billing plans list [--all]
+    The plans catalogue in its order (--all: archived plans too).
+python -m billing plans add CODE kind=subscription name_ru=Про name_en=Pro price=199 \
+        period=month units=30 [discount=10] [unlocks=all|generate,edit] [free=N] [trial=N] \
+        [expires=DAYS|never] [sort=N] [default=yes]
+python -m billing plans edit CODE field=value ...
+    Change a plan (prices in rubles). Holders keep what they bought until their next period.
+python -m billing plans archive CODE
+    Take a plan off sale; holders keep it until it ends, a subscription does not renew.
+Exit codes: 0 done, 1 refused (the reason on stderr, nothing changed), 2 a usage error.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, redaction
+from billing import accounts, plans, redaction
 from billing.audit import audit
 from billing.bounds import (
     INT64_MAX,
@@ -32,6 +42,7 @@ from billing.bounds import (
 )
 from billing.db import make_engine, make_sessionmaker
 from billing.errors import BillingError
+from billing.models import Plan, PlanKind
 from billing.prices import format_rub
 from billing.settings import Settings, load_settings
 
@@ -179,6 +190,62 @@ def _free(value: str) -> int:
         ) from None
 
 
+def _plan_line(plan: Plan) -> str:
+    if plan.kind == PlanKind.SUBSCRIPTION:
+        what = f"{plan.units} units / {plan.period}"
+        if plan.trial_days:
+            what += f", trial {plan.trial_days} d"
+    else:
+        expiry = f"{plan.expires_days} d" if plan.expires_days else "never expires"
+        what = f"{plan.units} units, {expiry}"
+    extras = [f"discount {plan.discount_percent} %"] if plan.discount_percent else []
+    if plan.free_operations:
+        extras.append(f"+{plan.free_operations} free")
+    extras.append("unlocks all" if plan.unlocks is None else f"unlocks {','.join(plan.unlocks)}")
+    flags = " ".join(
+        flag
+        for flag, on in (("[default]", plan.is_default), ("[archived]", plan.archived_at))
+        if on
+    )
+    return (
+        f"{plan.code:<12} {plan.kind:<12} {format_rub(plan.price):>10} ₽  {what}; "
+        f"{'; '.join(extras)}  «{plan.name_ru}» / “{plan.name_en}” sort {plan.sort_order}"
+        + (f"  {flags}" if flags else "")
+    )
+
+
+def _plans_cmd(args: argparse.Namespace) -> Callable[[AsyncSession], Awaitable[int]]:
+    async def run(session: AsyncSession) -> int:
+        try:
+            if args.plans_command == "list":
+                for plan in await plans.list_plans(session, include_archived=args.all):
+                    print(_plan_line(plan))
+                return 0
+            if args.plans_command == "archive":
+                before = await plans.get_plan(session, args.code)
+                was = before.archived_at
+                plan = await plans.archive_plan(session, args.code)
+                await session.commit()
+                print(f"{'already archived' if was else 'archived'}: {_plan_line(plan)}")
+                return 0
+            fields = plans.parse_fields(args.fields, adding=args.plans_command == "add")
+            if args.plans_command == "add":
+                plan = await plans.add_plan(session, code=args.code, **fields)
+            else:
+                if not fields:
+                    raise plans.PlanInvalid("missing", field="field=value")
+                plan = await plans.edit_plan(session, args.code, **fields)
+            await session.commit()
+        except BillingError as exc:
+            await session.rollback()
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        print(f"{'added' if args.plans_command == 'add' else 'saved'}: {_plan_line(plan)}")
+        return 0
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m billing", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,7 +259,18 @@ def main(argv: list[str] | None = None) -> int:
     adjust.add_argument("--reason", required=True)
     adjust.add_argument("--admin-id", type=_telegram_id, default=None)
     adjust.add_argument("--key", type=_key, default=None, help="apply at most once per key")
+    plans_parser = sub.add_parser("plans", help="the plans catalogue: list, add, edit, archive")
+    plans_sub = plans_parser.add_subparsers(dest="plans_command", required=True)
+    listing = plans_sub.add_parser("list", help="the catalogue in its order")
+    listing.add_argument("--all", action="store_true", help="archived plans too")
+    for name, text in (("add", "a new plan"), ("edit", "change a plan")):
+        command = plans_sub.add_parser(name, help=f"{text}: CODE field=value ...")
+        command.add_argument("code")
+        command.add_argument("fields", nargs="*", metavar="field=value")
+    plans_sub.add_parser("archive", help="take a plan off sale").add_argument("code")
     args = parser.parse_args(argv)
+    if args.command == "plans":
+        return asyncio.run(_with_session(_plans_cmd(args)))
     if args.command == "audit":
         return asyncio.run(_with_session(_audit))
     if args.command == "user":

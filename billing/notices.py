@@ -1,4 +1,6 @@
-"""The outbox of the user's payment messages: credited, canceled, refunded.
+"""The outbox of the user's payment messages: credited, canceled, refunded — and their plan
+messages (:mod:`billing.plans`: a plan paid through YooKassa, renewed, changed, ended, a
+package expired), which name a plan and a holding instead of (or besides) a payment.
 
 The billing service writes a :class:`~billing.models.PaymentNotice` in the same transaction
 as the change it tells about (``credit_payment``, ``mark_payment_canceled``,
@@ -166,6 +168,7 @@ class PlanFacts:
 
     name_ru: str
     name_en: str
+    kind: str  # the plan's: subscription | package
     units: int  # the holding's units per period (a package's units)
     ends_at: datetime | None  # the holding's period end / expiry
 
@@ -180,7 +183,7 @@ async def plan_facts(
         return None
     plan = (
         await session.execute(
-            select(Plan.name_ru, Plan.name_en, Plan.units).where(Plan.id == plan_id)
+            select(Plan.name_ru, Plan.name_en, Plan.kind, Plan.units).where(Plan.id == plan_id)
         )
     ).one_or_none()
     if plan is None:
@@ -198,7 +201,7 @@ async def plan_facts(
             units, ends_at = holding.units_per_period, holding.ends_at
     if ends_at is not None and ends_at.tzinfo is None:
         ends_at = ends_at.replace(tzinfo=UTC)  # SQLite gives UTC without the zone
-    return PlanFacts(plan.name_ru, plan.name_en, units, ends_at)
+    return PlanFacts(plan.name_ru, plan.name_en, plan.kind, units, ends_at)
 
 
 def _due(cutoff: datetime) -> list:
@@ -232,10 +235,32 @@ async def claim(
     None when it is no longer due (sent meanwhile, or another pass claimed it). The caller
     commits the claim before it sends.
     """
+    return await _claim(session, [PaymentNotice.id == notice_id, *_due(now - grace)], now)
+
+
+async def claim_fresh(
+    session: AsyncSession, key: str, *, now: datetime, grace: timedelta
+) -> ClaimedNotice | None:
+    """Take a notice just written (by the renewal pass, after its commit) for sending at
+    once: not done, and not claimed by anyone within the grace period. As :func:`claim`, of
+    two senders one wins; a maintenance pass sends it only if this one never marks it."""
+    cutoff = now - grace
+    return await _claim(
+        session,
+        [
+            PaymentNotice.key == key,
+            PaymentNotice.done_at.is_(None),
+            or_(PaymentNotice.claimed_at.is_(None), PaymentNotice.claimed_at <= cutoff),
+        ],
+        now,
+    )
+
+
+async def _claim(session: AsyncSession, conditions: list, now: datetime) -> ClaimedNotice | None:
     row = (
         await session.execute(
             update(PaymentNotice)
-            .where(PaymentNotice.id == notice_id, *_due(now - grace))
+            .where(*conditions)
             .values(claimed_at=now, attempts=PaymentNotice.attempts + 1)
             .returning(
                 PaymentNotice.id,

@@ -23,8 +23,8 @@ from sqlalchemy import Row, case, insert, literal, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, ledger, notices
-from billing.bounds import INT64_MAX
+from billing import accounts, ledger, notices, plans
+from billing.bounds import INT64_MAX, parse_id
 from billing.db import one_statement_sessions
 from billing.errors import (
     AmountOutOfRange,
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 CREATE_ATTEMPTS = 3
 ROW_KEY = "payment_row_key"  # metadata: the payment row's idempotence key (see _check_metadata)
+PLAN_KEY = "plan_id"  # metadata: the plan a payment buys once credited (start_plan_payment)
 
 
 class TopUpUnavailable(BillingError):
@@ -98,6 +99,8 @@ class ReconcileResult:
     cancellation_party: str | None = None
     cancellation_reason: str | None = None
     detail: str = ""
+    # A plan's payment: what became of the plan (its message says so instead of "credited").
+    plan: plans.PlanPaymentNote | None = None
 
 
 async def start_topup(
@@ -109,11 +112,14 @@ async def start_topup(
     amount: int,
     email: str | None = None,
     description: str | None = None,
+    plan: Any = None,
 ) -> TopUpStarted:
     """Commit a pending row with our idempotence key, then create the YooKassa payment.
 
     A timeout is retried with the same key, so YooKassa creates one payment however many
     times we ask. If it stays unreachable (or rejects us) the row is marked failed.
+    ``plan`` (a :class:`~billing.models.Plan`, see :func:`start_plan_payment`): the payment
+    buys it once credited; its metadata names it.
     """
     async with sessionmaker() as session:
         user = await accounts.get_user(session, user_id=user_id)
@@ -127,6 +133,8 @@ async def start_topup(
         )
         await session.commit()
         payment_id, key = payment.id, payment.idempotence_key
+    if plan is not None:
+        description = description or f"Media Lab: тариф «{plan.name_ru}», заказ {payment_id}"
     description = description or f"Media Lab: пополнение баланса, заказ {payment_id}"
     metadata = {
         "payment_row_id": str(payment_id),
@@ -136,6 +144,8 @@ async def start_topup(
         # and YooKassa goes on notifying of the old one's payments for a day.
         ROW_KEY: key,
     }
+    if plan is not None:
+        metadata[PLAN_KEY] = str(plan.id)
     created: ProviderPayment | None = None
     error: Exception | None = None
     for attempt in range(CREATE_ATTEMPTS):
@@ -180,6 +190,34 @@ async def start_topup(
     if not created.confirmation_url:
         raise TopUpUnavailable(payment_id, "YooKassa returned no confirmation URL")
     return TopUpStarted(payment_id, created.id, created.confirmation_url, amount)
+
+
+async def start_plan_payment(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    gateway: YooKassaGateway,
+    settings: Settings,
+    *,
+    user_id: int,
+    plan_code: str,
+    email: str | None = None,
+) -> TopUpStarted:
+    """A YooKassa payment of a plan's price, its metadata naming the plan: once credited
+    (the one credit path, :func:`reconcile_payment`) the plan is bought from the balance in
+    the same transaction; if it cannot be bought then, the money stays on the balance.
+    Raises PlanNotFound / PlanNotForSale before anything is written, and what
+    :func:`start_topup` raises."""
+    async with sessionmaker() as session:
+        plan = await plans.get_plan(session, plan_code)
+        plans.ensure_for_sale(plan)
+    return await start_topup(
+        sessionmaker, gateway, settings, user_id=user_id, amount=plan.price, email=email, plan=plan
+    )
+
+
+def plan_of(metadata: dict[str, Any]) -> int | None:
+    """The plan a payment buys, from the metadata the YooKassa API gave back (our own: it
+    was checked to be this row's by its key). Anything but a plain id: none (a top-up)."""
+    return parse_id(metadata.get(PLAN_KEY))
 
 
 def _check_metadata(row: Row[Any], remote: ProviderPayment) -> str | None:
@@ -288,6 +326,8 @@ async def reconcile_payment(
         log.error("payment %s: YooKassa disagrees with our row: %s", row.id, problem)
         return ReconcileResult(Outcome.MISMATCH, detail=problem, **base)
 
+    if remote.status == PaymentStatus.SUCCEEDED and plan_of(remote.metadata) is not None:
+        return await _credit_and_buy(sessionmaker, row, remote, base)
     if remote.status == PaymentStatus.SUCCEEDED:
         async with one_statement() as session:
             try:
@@ -333,6 +373,61 @@ async def reconcile_payment(
             await session.commit()
             return ReconcileResult(Outcome.WAITING_FOR_CAPTURE, **base)
     return ReconcileResult(Outcome.PENDING, detail=f"YooKassa says {remote.status}", **base)
+
+
+async def _credit_and_buy(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    row: Row[Any],
+    remote: ProviderPayment,
+    base: dict[str, Any],
+) -> ReconcileResult:
+    """A plan's payment: the credit, then the plan bought from the balance, in ONE
+    transaction (so a plan is never bought without its money, nor the money credited twice);
+    one message, under the credit's key, says what became of the plan."""
+    plan_id = plan_of(remote.metadata)
+    assert plan_id is not None
+    async with sessionmaker() as session:
+        try:
+            credited = await credit_payment(
+                session,
+                payment_id=row.id,
+                amount=remote.amount,
+                currency=remote.currency,
+                yookassa_payment_id=remote.id,
+                raw=remote.raw,
+                notice=False,
+            )
+        except (PaymentMismatch, PaymentNotCreditable) as exc:
+            await session.rollback()
+            log.error("payment %s: not credited: %s", row.id, exc)
+            return ReconcileResult(Outcome.MISMATCH, detail=str(exc), **base)
+        if credited is None:
+            await session.rollback()
+            fresh = await accounts.get_user(session, user_id=row.user_id)
+            return ReconcileResult(Outcome.ALREADY_CREDITED, balance_after=fresh.balance, **base)
+        note = await plans.buy_after_payment(
+            session,
+            user_id=row.user_id,
+            plan_id=plan_id,
+            payment_id=row.id,
+            amount=remote.amount,
+        )
+        await session.commit()
+    log.info(
+        "payment %s: credited %d and plan %s: %s (%s)",
+        row.id,
+        remote.amount,
+        note.plan_code,
+        note.kind.value,
+        note.reason,
+    )
+    return ReconcileResult(
+        Outcome.CREDITED,
+        balance_after=note.balance_after,
+        detail="credited",
+        plan=note,
+        **base,
+    )
 
 
 @dataclass(frozen=True)
@@ -505,8 +600,12 @@ async def credit_payment(
     currency: str,
     yookassa_payment_id: str | None = None,
     raw: dict[str, Any] | None = None,
+    notice: bool = True,
 ) -> CreditResult | None:
     """Credit a succeeded payment to the balance, exactly once.
+
+    ``notice=False``: the caller records the user's message itself, under the same key
+    (a plan's payment: :func:`billing.plans.buy_after_payment`).
 
     ``amount``/``currency``/``yookassa_payment_id`` are what YooKassa's API says; they must
     equal our row. Returns None when it was already credited. Raises ``PaymentNotFound``,
@@ -553,7 +652,9 @@ async def credit_payment(
                 payment_id=payment_id,
                 amount=amount,
             )
-        ],
+        ]
+        if notice
+        else None,
     )
     credited = (
         CreditResult(payment_id, won.id, won.telegram_id, amount, won.balance) if won else None

@@ -526,7 +526,8 @@ async def _trial_for(session: AsyncSession, user_id: int, plan: Plan) -> bool:
     return held is None
 
 
-def _for_sale(plan: Plan) -> None:
+def ensure_for_sale(plan: Plan) -> None:
+    """Raise PlanNotForSale for the default plan or an archived one."""
     if plan.is_default:
         raise PlanNotForSale(plan.code, "default")
     if plan.archived_at is not None:
@@ -660,7 +661,7 @@ async def buy_plan_from_balance(
         raise PlanError(f"a request key of 1 to {MAX_REQUEST_KEY} characters")
     now = now or utcnow()
     plan = await get_plan(session, plan_code)
-    _for_sale(plan)
+    ensure_for_sale(plan)
     user = await _lock_user(session, user_id)
     key = PURCHASE_PREFIX + request_key
     if await session.scalar(select(LedgerEntry.id).where(LedgerEntry.idempotency_key == key)):
@@ -723,7 +724,7 @@ async def choose_next_plan(
     if current is None:
         raise NoActiveSubscription(user_id)
     if plan.id != current.plan_id:
-        _for_sale(plan)
+        ensure_for_sale(plan)
     return await _schedule(session, user, current, plan)
 
 
@@ -757,6 +758,7 @@ class PlanPaymentNote:
     plan_code: str | None
     name_ru: str | None
     name_en: str | None
+    plan_kind: str | None  # subscription | package
     holding_id: int | None
     units: int
     ends_at: datetime | None
@@ -815,6 +817,7 @@ async def buy_after_payment(
         plan_code=plan.code if plan else None,
         name_ru=plan.name_ru if plan else None,
         name_en=plan.name_en if plan else None,
+        plan_kind=plan.kind if plan else None,
         holding_id=result.holding_id if result else None,
         units=result.units if result else 0,
         ends_at=result.ends_at if result else None,
@@ -854,7 +857,7 @@ class RollOverEvent:
     holding_id: int | None = None  # CHANGED: the new holding
     plan_code: str | None = None
     period_no: int | None = None
-    price: int = 0  # kopecks taken from the balance
+    price: int = 0  # taken from the balance (ENDED no_money: what the renewal would cost)
     units: int = 0  # the units the new period starts with / that were lost at the end
     ends_at: datetime | None = None
     reason: str | None = None  # ENDED / EXPIRED: an EndReason value
@@ -996,7 +999,7 @@ async def _roll_holding(session: AsyncSession, holding: Any, now: datetime) -> l
     trial = changing and await _trial_for(session, holding.user_id, target)
     price = 0 if trial else target.price
     if await _balance(session, holding.user_id) < price:
-        return await _end(session, holding, EndReason.NO_MONEY, now)
+        return await _end(session, holding, EndReason.NO_MONEY, now, price=price)
     if changing:
         await _end(session, holding, EndReason.REPLACED, now)
         new, moved, ends_at = await _create_holding(
@@ -1131,7 +1134,7 @@ async def _renew(
 
 
 async def _end(
-    session: AsyncSession, holding: Any, reason: EndReason, now: datetime
+    session: AsyncSession, holding: Any, reason: EndReason, now: datetime, *, price: int = 0
 ) -> list[RollOverEvent]:
     """End a holding: status ended, its units gone with a ``plan_end:<holding>`` entry. The
     user is told (a subscription that ended: with a top-up button when money was short), but
@@ -1196,7 +1199,7 @@ async def _end(
         key=key,
         kind=kind,
         user_id=holding.user_id,
-        amount=0,
+        amount=price,  # no money: what the renewal would have cost
         balance_after=balance,
         reason=reason.value,
         plan_id=holding.plan_id,
@@ -1213,6 +1216,7 @@ async def _end(
             units=holding.units_left,
             ends_at=aware(holding.ends_at) if holding.ends_at else None,
             reason=reason.value,
+            price=price,
             balance_after=balance,
             notice_key=key,
         )

@@ -7,8 +7,10 @@ user checks a payment, a worker's maintenance pass sending a notice the web neve
 from __future__ import annotations
 
 from billing.models import NoticeKind
+from billing.notices import PlanFacts
 from billing.prices import format_rub
 from texts.i18n import t
+from texts.plan_texts import PLAN_KINDS, plan_notice_text
 
 # YooKassa's documented cancellation_details.reason codes, each with its own plain-words text.
 CANCELLATION_REASONS = frozenset(
@@ -70,8 +72,19 @@ def notice_text(
     balance_after: int | None,
     reason: str | None,
     language: str | None,
+    plan: PlanFacts | None = None,
 ) -> str:
-    """The text of a recorded notice (``payment_notices``): the same words the web sends."""
+    """The text of a recorded notice (``payment_notices``): the same words the web sends.
+    A plan's message (``plan``: what it names) is worded by :mod:`texts.plan_texts`."""
+    if kind in PLAN_KINDS:
+        return plan_notice_text(
+            kind=kind,
+            plan=plan,
+            amount=amount,
+            balance_after=balance_after,
+            reason=reason,
+            language=language,
+        )
     if kind is NoticeKind.CREDITED:
         return credited_text(amount=amount, balance=balance_after or 0, language=language)
     if kind is NoticeKind.CANCELED:

@@ -34,7 +34,7 @@ from billing.yookassa import (
     GatewayUnavailable,
     ProviderPaymentNotFound,
 )
-from texts import money_texts
+from texts import money_texts, plan_texts
 from web.keys import GATEWAY, METRICS, NOTIFIER, SENDERS, SESSIONMAKER, SETTINGS
 from web.security import UntrustedSender
 
@@ -162,11 +162,17 @@ async def _reconcile(request: web.Request, yookassa_id: str, hint: int | None) -
 def _tell_credited(request: web.Request, result: ReconcileResult) -> None:
     """The "credited" message of the credit this request made (its notice is on record)."""
     assert result.telegram_id is not None and result.payment_id is not None
+    if result.plan is not None:  # a plan's payment: what became of the plan
+        text = plan_texts.plan_payment_text(
+            result.plan, amount=result.amount, language=result.language
+        )
+    else:
+        text = money_texts.credited_text(
+            amount=result.amount, balance=result.balance_after or 0, language=result.language
+        )
     request.app[NOTIFIER].send(
         result.telegram_id,
-        money_texts.credited_text(
-            amount=result.amount, balance=result.balance_after or 0, language=result.language
-        ),
+        text,
         what="top-up",
         notice=notices.credited_key(result.payment_id),
     )

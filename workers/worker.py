@@ -9,7 +9,9 @@ The sweeper runs in RQ's maintenance step, which the worker reaches between jobs
 maintenance interval is SWEEP_INTERVAL_SECONDS and an idle worker wakes up from its
 dequeue at least that often. RQ's own maintenance (cleaning the started registry, which
 retries or fails abandoned jobs through ``on_job_failure``) runs in the same step, and so
-does the payment-notice pass (:mod:`workers.notices`).
+does the payment-notice pass (:mod:`workers.notices`) and, every
+PLAN_RENEWAL_INTERVAL_SECONDS, the plans pass (:mod:`workers.plans`: renewals, ends,
+expiries, free renewals).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rq.job import Job
 from billing import redaction
 from billing.settings import Settings
 from workers.notices import deliver_due_notices
+from workers.plans import renew_due_plans
 from workers.sweeper import sweep_overdue
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class MediaWorker(Worker):
         self.settings = settings
         self.stop_asked = False  # a SIGTERM/SIGINT came: RQ's loop is not started again
         self.sweep = sweep and settings is not None
+        self._plans_due_at: float | None = None  # monotonic; None: at the first maintenance
         if self.sweep and settings is not None:
             kwargs.setdefault("maintenance_interval", settings.SWEEP_INTERVAL_SECONDS)
         super().__init__(*args, **kwargs)
@@ -111,12 +115,29 @@ class MediaWorker(Worker):
                 raise  # SIGTERM landed mid-pass: RQ's handler asks the loop to stop
             except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
                 log.exception("sweeper: pass failed")
+            self._renew_plans_when_due()
             try:
                 asyncio.run(deliver_due_notices(self.settings))
             except StopRequested:
                 raise
             except Exception:  # noqa: BLE001 - the next pass retries
                 log.exception("payment notices: pass failed")
+
+    def _renew_plans_when_due(self) -> None:
+        """The plans pass (:mod:`workers.plans`), at most once per
+        PLAN_RENEWAL_INTERVAL_SECONDS: RQ's maintenance step is the schedule (it runs every
+        SWEEP_INTERVAL_SECONDS), so a shorter interval means every maintenance step."""
+        assert self.settings is not None
+        now = time.monotonic()
+        if self._plans_due_at is not None and now < self._plans_due_at:
+            return
+        self._plans_due_at = now + self.settings.PLAN_RENEWAL_INTERVAL_SECONDS
+        try:
+            asyncio.run(renew_due_plans(self.settings))
+        except StopRequested:
+            raise
+        except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
+            log.exception("plans: pass failed")
 
     def handle_job_failure(
         self, job: Job, queue: Any, started_job_registry: Any = None, exc_string: str = ""

@@ -1,4 +1,5 @@
-"""Admin commands: /user, /grant, /debit, /audit — for settings.ADMIN_IDS only.
+"""Admin commands: /user, /grant, /debit, /audit, and the plans catalogue (/plans_admin,
+/plan_edit, /plan_archive) — for settings.ADMIN_IDS only.
 
 The router's filter lets only admins' messages in; for anyone else the router does not
 exist and the message goes on to the other routers (the ordinary "pick a mode" answer),
@@ -18,12 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, bounds
+from billing import accounts, bounds, plans
 from billing.accounts import UserState
 from billing.audit import audit
 from billing.bounds import BadNumber, parse_id
 from billing.errors import AmountOutOfRange, BillingError, InsufficientFunds
-from billing.models import LedgerEntry
+from billing.models import LedgerEntry, Plan, PlanKind
 from billing.prices import format_rub
 from billing.settings import Settings
 from texts.i18n import t
@@ -34,6 +35,7 @@ RECENT_OPERATIONS = 10
 AUDIT_LINES = 20
 AUDIT_LINE_CHARS = 300  # a problem line is cut so 20 of them fit a Telegram message
 REASON_CHARS = 500
+PLANS_CHUNK_CHARS = 3500  # a /plans_admin message, under Telegram's 4096
 
 
 class AdminInputError(ValueError):
@@ -282,6 +284,112 @@ async def cmd_audit(message: Message, session: AsyncSession, lang: str) -> None:
     )
 
 
+def _plan_line(plan: Plan, lang: str) -> str:
+    if plan.kind == PlanKind.SUBSCRIPTION:
+        what = t(
+            "admin-plan-what-subscription",
+            lang,
+            units=str(plan.units),
+            period=t(f"admin-plan-period-{plan.period}", lang),
+            trial=str(plan.trial_days),
+        )
+    elif plan.expires_days:
+        what = t(
+            "admin-plan-what-package", lang, units=str(plan.units), days=str(plan.expires_days)
+        )
+    else:
+        what = t("admin-plan-what-package-forever", lang, units=str(plan.units))
+    flags = []
+    if plan.is_default:
+        flags.append(t("admin-plan-flag-default", lang))
+    if plan.archived_at is not None:
+        flags.append(t("admin-plan-flag-archived", lang))
+    return t(
+        "admin-plan-line",
+        lang,
+        code=html.escape(plan.code),
+        name_ru=html.escape(plan.name_ru),
+        name_en=html.escape(plan.name_en),
+        price=format_rub(plan.price),
+        what=what,
+        discount=str(plan.discount_percent),
+        free=str(plan.free_operations),
+        unlocks=t("admin-plan-unlocks-all", lang)
+        if plan.unlocks is None
+        else html.escape(", ".join(plan.unlocks)) or "—",
+        sort=str(plan.sort_order),
+        flags=" ".join(flags),
+    )
+
+
+def _plan_error(exc: BillingError, lang: str) -> str:
+    if isinstance(exc, plans.PlanNotFound):
+        return t("admin-plan-unknown", lang, code=html.escape(str(exc.code)[:40]))
+    if isinstance(exc, plans.PlanInvalid):
+        args = {k: html.escape(str(v))[:200] for k, v in exc.params.items()}
+        return t(f"admin-plan-error-{exc.code}", lang, **args)
+    return t("admin-plan-refused", lang, error=html.escape(str(exc)))
+
+
+async def cmd_plans_admin(message: Message, session: AsyncSession, lang: str) -> None:
+    """/plans_admin: the whole catalogue, archived plans too."""
+    lines = [
+        _plan_line(plan, lang) for plan in await plans.list_plans(session, include_archived=True)
+    ]
+    await session.rollback()
+    # A long catalogue goes in several messages (Telegram takes 4096 characters at most).
+    chunks: list[list[str]] = [[]]
+    for line in lines:
+        if chunks[-1] and sum(len(x) + 2 for x in chunks[-1]) + len(line) > PLANS_CHUNK_CHARS:
+            chunks.append([])
+        chunks[-1].append(line)
+    for chunk in chunks:
+        await message.answer(t("admin-plans", lang, plans="\n\n".join(chunk)))
+
+
+async def cmd_plan_edit(
+    message: Message, command: CommandObject, session: AsyncSession, lang: str
+) -> None:
+    """/plan_edit <code> field=value ...: change a plan (prices in rubles)."""
+    code, _, rest = (command.args or "").strip().partition(" ")
+    if not code or not rest.strip():
+        await message.answer(t("admin-plan-edit-usage", lang))
+        return
+    try:
+        fields = plans.parse_fields(rest)
+        plan = await plans.edit_plan(session, code, **fields)
+        await session.commit()
+    except BillingError as exc:
+        await session.rollback()
+        await message.answer(_plan_error(exc, lang))
+        return
+    assert message.from_user is not None
+    log.info("admin %s: plan %s edited: %s", message.from_user.id, code, sorted(fields))
+    await message.answer(t("admin-plan-saved", lang, plan=_plan_line(plan, lang)))
+
+
+async def cmd_plan_archive(
+    message: Message, command: CommandObject, session: AsyncSession, lang: str
+) -> None:
+    """/plan_archive <code>: take a plan off sale (holders keep it until it ends)."""
+    code = (command.args or "").strip()
+    if not code or " " in code:
+        await message.answer(t("admin-plan-archive-usage", lang))
+        return
+    try:
+        was = (await plans.get_plan(session, code)).archived_at
+        plan = await plans.archive_plan(session, code)
+        await session.commit()
+    except BillingError as exc:
+        await session.rollback()
+        await message.answer(_plan_error(exc, lang))
+        return
+    assert message.from_user is not None
+    log.info("admin %s: plan %s archived", message.from_user.id, code)
+    key = "admin-plan-already-archived" if was else "admin-plan-archived"
+    await message.answer(t(key, lang, plan=_plan_line(plan, lang)))
+
+
 def create_router() -> Router:
     """A fresh router (a dispatcher per test or process: a router has one parent)."""
     router = Router(name="admin")
@@ -290,4 +398,7 @@ def create_router() -> Router:
     router.message.register(cmd_grant, Command("grant"))
     router.message.register(cmd_debit, Command("debit"))
     router.message.register(cmd_audit, Command("audit"))
+    router.message.register(cmd_plans_admin, Command("plans_admin"))
+    router.message.register(cmd_plan_edit, Command("plan_edit"))
+    router.message.register(cmd_plan_archive, Command("plan_archive"))
     return router

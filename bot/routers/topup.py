@@ -41,6 +41,7 @@ from bot.users import ensure_user, menu_for, money_args
 from texts import wallet_texts
 from texts.i18n import t
 from texts.money_texts import canceled_text
+from texts.plan_texts import plan_payment_text
 
 log = logging.getLogger(__name__)
 
@@ -356,10 +357,13 @@ async def check_payment(
     if result.outcome is Outcome.CREDITED:
         await query.answer(t("bot-payment-credited-short", lang, amount=amount))
         if message is not None:
-            await message.edit_text(
-                t("bot-payment-credited", lang, amount=amount, balance=balance),
-                reply_markup=await menu_for(session, settings, query.from_user, lang),
+            text = (
+                plan_payment_text(result.plan, amount=result.amount, language=lang)
+                if result.plan is not None  # a plan's payment: what became of the plan
+                else t("bot-payment-credited", lang, amount=amount, balance=balance)
             )
+            menu = await menu_for(session, settings, query.from_user, lang)
+            await message.edit_text(text, reply_markup=menu)
             # Told here: the web's maintenance pass must not send the "credited" message.
             await notices.mark_done_safely(
                 sessionmaker, notices.credited_key(callback_data.payment_id), NoticeOutcome.SENT

@@ -39,3 +39,56 @@ admin-audit-clean = ✅ Audit: clean, every balance matches the ledger.
 admin-audit-problems =
     ⚠️ Audit: { $count } problem(s). The first { $shown }:
     { $problems }
+
+## The plans catalogue: /plans_admin, /plan_edit, /plan_archive
+admin-plans =
+    📋 Plans (code · price · what it gives):
+
+    { $plans }
+
+    Change one: <code>/plan_edit CODE field=value ...</code> (price in rubles); take one off sale: <code>/plan_archive CODE</code>.
+admin-plan-line = <b>{ $code }</b> { $flags } «{ $name_ru }» / “{ $name_en }” · { $price } ₽ · { $what } · discount { $discount }% · free +{ $free } · unlocks: { $unlocks } · order { $sort }
+admin-plan-what-subscription = subscription, { $units } units a { $period }, trial { $trial } d
+admin-plan-what-package = pack, { $units } units for { $days } d
+admin-plan-what-package-forever = pack, { $units } units, no expiry
+admin-plan-period-day = day
+admin-plan-period-week = week
+admin-plan-period-month = month
+admin-plan-period-year = year
+admin-plan-flag-default = [default]
+admin-plan-flag-archived = [archived]
+admin-plan-unlocks-all = every operation
+admin-plan-edit-usage =
+    Usage: <code>/plan_edit CODE field=value ...</code>, e.g. <code>/plan_edit pro price=249 units=40</code>
+    Fields: name_ru, name_en, price (rubles), period (day/week/month/year), units, expires (days or never), discount (0–100), unlocks (all or generate,edit), free, trial, sort, default (yes).
+admin-plan-archive-usage = Usage: <code>/plan_archive CODE</code>
+admin-plan-saved = ✅ Saved. Holders get the change from their next period.
+    { $plan }
+admin-plan-archived = ✅ Taken off sale. Holders keep it until it ends; a subscription does not renew.
+    { $plan }
+admin-plan-already-archived = This plan is archived already; nothing changed.
+    { $plan }
+admin-plan-unknown = There is no plan with code “{ $code }”. The list: /plans_admin
+admin-plan-refused = Not done: { $error }. Nothing changed.
+admin-plan-error-bad_pair = “{ $value }” is not field=value. Nothing changed.
+admin-plan-error-unknown_field = There is no field “{ $field }”. Fields: { $fields }. Nothing changed.
+admin-plan-error-not_editable = { $field } cannot be changed: take the plan off sale and add a new one. Nothing changed.
+admin-plan-error-missing = { $field } is required. Nothing changed.
+admin-plan-error-repeated = { $field } is given twice. Nothing changed.
+admin-plan-error-bad_code = “{ $value }” is not a plan code: 1–32 of a-z, 0-9, _ and -, from a letter. Nothing changed.
+admin-plan-error-exists = A plan with code “{ $value }” exists already. Nothing changed.
+admin-plan-error-bad_name = { $field }: 1 to 64 characters. Nothing changed.
+admin-plan-error-bad_number = { $field }: “{ $value }” is not a whole number of 0 or more. Nothing changed.
+admin-plan-error-bad_price = The price “{ $value }” is not an amount in rubles (e.g. 199 or 199.90). Nothing changed.
+admin-plan-error-out_of_range = { $field } must be from { $low } to { $high }, not { $value }. Nothing changed.
+admin-plan-error-bad_choice = { $field } is one of: { $choices }; “{ $value }” is not. Nothing changed.
+admin-plan-error-bad_bool = { $field }: yes or no, not “{ $value }”. Nothing changed.
+admin-plan-error-bad_unlocks = unlocks: unknown operation “{ $value }” (known: { $choices }; or all). Nothing changed.
+admin-plan-error-period_of_subscription = A subscription has a period, a pack has none. Nothing changed.
+admin-plan-error-expiry_of_package = Only a pack has an expiry. Nothing changed.
+admin-plan-error-trial_of_subscription = Only a subscription has a trial. Nothing changed.
+admin-plan-error-free_plan_for_sale = A plan on sale costs more than 0 (only the default plan is free). Nothing changed.
+admin-plan-error-default_free = The default plan is a free subscription: price 0, no trial. Nothing changed.
+admin-plan-error-default_archived = The default plan cannot be taken off sale: make another plan the default first. Nothing changed.
+admin-plan-error-default_needed = There is always a default plan: make another one the default (default=yes on it). Nothing changed.
+admin-plan-error-default_of_archived = An archived plan cannot be the default. Nothing changed.

@@ -39,3 +39,56 @@ admin-audit-clean = ✅ Аудит: всё чисто, каждый баланс
 admin-audit-problems =
     ⚠️ Аудит: проблем — { $count }. Первые { $shown }:
     { $problems }
+
+## The plans catalogue: /plans_admin, /plan_edit, /plan_archive
+admin-plans =
+    📋 Тарифы (код · цена · что даёт):
+
+    { $plans }
+
+    Изменить: <code>/plan_edit КОД поле=значение ...</code> (цена в рублях), снять с продажи: <code>/plan_archive КОД</code>.
+admin-plan-line = <b>{ $code }</b> { $flags } «{ $name_ru }» / “{ $name_en }” · { $price } ₽ · { $what } · скидка { $discount }% · бесплатных +{ $free } · открывает: { $unlocks } · порядок { $sort }
+admin-plan-what-subscription = подписка, { $units } ед. за { $period }, пробный период { $trial } дн.
+admin-plan-what-package = пакет, { $units } ед. на { $days } дн.
+admin-plan-what-package-forever = пакет, { $units } ед. без срока
+admin-plan-period-day = день
+admin-plan-period-week = неделю
+admin-plan-period-month = месяц
+admin-plan-period-year = год
+admin-plan-flag-default = [по умолчанию]
+admin-plan-flag-archived = [в архиве]
+admin-plan-unlocks-all = все операции
+admin-plan-edit-usage =
+    Формат: <code>/plan_edit КОД поле=значение ...</code>, например <code>/plan_edit pro price=249 units=40</code>
+    Поля: name_ru, name_en, price (рубли), period (day/week/month/year), units, expires (дни или never), discount (0–100), unlocks (all или generate,edit), free, trial, sort, default (yes).
+admin-plan-archive-usage = Формат: <code>/plan_archive КОД</code>
+admin-plan-saved = ✅ Сохранено. Те, у кого тариф уже есть, получат изменения со следующего периода.
+    { $plan }
+admin-plan-archived = ✅ Снят с продажи. У кого он есть, сохранят его до конца; подписка не продлится.
+    { $plan }
+admin-plan-already-archived = Этот тариф уже в архиве, ничего не изменено.
+    { $plan }
+admin-plan-unknown = Тарифа с кодом «{ $code }» нет. Список: /plans_admin
+admin-plan-refused = Не выполнено: { $error }. Ничего не изменено.
+admin-plan-error-bad_pair = «{ $value }» — не пара поле=значение. Ничего не изменено.
+admin-plan-error-unknown_field = Нет поля «{ $field }». Поля: { $fields }. Ничего не изменено.
+admin-plan-error-not_editable = Поле { $field } менять нельзя: снимите тариф с продажи и заведите новый. Ничего не изменено.
+admin-plan-error-missing = Нужно указать { $field }. Ничего не изменено.
+admin-plan-error-repeated = Поле { $field } указано дважды. Ничего не изменено.
+admin-plan-error-bad_code = «{ $value }» — не код тарифа: 1–32 символа a-z, 0-9, _ и -, с буквы. Ничего не изменено.
+admin-plan-error-exists = Тариф с кодом «{ $value }» уже есть. Ничего не изменено.
+admin-plan-error-bad_name = { $field }: нужно от 1 до 64 символов. Ничего не изменено.
+admin-plan-error-bad_number = { $field }: «{ $value }» — не целое неотрицательное число. Ничего не изменено.
+admin-plan-error-bad_price = Цена «{ $value }» — не сумма в рублях (например 199 или 199,90). Ничего не изменено.
+admin-plan-error-out_of_range = { $field } должно быть от { $low } до { $high }, а не { $value }. Ничего не изменено.
+admin-plan-error-bad_choice = { $field } — одно из: { $choices }; «{ $value }» не подходит. Ничего не изменено.
+admin-plan-error-bad_bool = { $field }: нужно yes или no, а не «{ $value }». Ничего не изменено.
+admin-plan-error-bad_unlocks = unlocks: неизвестная операция «{ $value }» (есть: { $choices }; или all). Ничего не изменено.
+admin-plan-error-period_of_subscription = У подписки должен быть период, у пакета — нет. Ничего не изменено.
+admin-plan-error-expiry_of_package = Срок (expires) бывает только у пакета. Ничего не изменено.
+admin-plan-error-trial_of_subscription = Пробный период бывает только у подписки. Ничего не изменено.
+admin-plan-error-free_plan_for_sale = Тариф в продаже должен стоить больше 0 (бесплатен только тариф по умолчанию). Ничего не изменено.
+admin-plan-error-default_free = Тариф по умолчанию — бесплатная подписка: цена 0, без пробного периода. Ничего не изменено.
+admin-plan-error-default_archived = Тариф по умолчанию нельзя снять с продажи: сначала сделайте тарифом по умолчанию другой. Ничего не изменено.
+admin-plan-error-default_needed = Тариф по умолчанию есть всегда: назначьте другой (default=yes у него). Ничего не изменено.
+admin-plan-error-default_of_archived = Тариф из архива не может быть тарифом по умолчанию. Ничего не изменено.
