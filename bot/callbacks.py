@@ -54,10 +54,18 @@ def _token(value: object) -> str:
     return value
 
 
+def _nonce(value: object) -> str:
+    """A card's one-time key, or nothing (the buttons that need none)."""
+    if value == "" or value is None:
+        return ""
+    return _token(value)
+
+
 RowId = Annotated[int, BeforeValidator(_row_id)]
 Index = Annotated[int, BeforeValidator(_index)]
 PlanCode = Annotated[str, BeforeValidator(_plan_code)]
 Token = Annotated[str, BeforeValidator(_token)]
+Nonce = Annotated[str, BeforeValidator(_nonce)]
 
 
 class Menu(CallbackData, prefix="menu"):
@@ -87,10 +95,15 @@ class CheckPayment(CallbackData, prefix="pay"):
 
 class PlanAction(CallbackData, prefix="plan"):
     """A plan of the catalogue, by code: "card" (what it gives, how to buy), "buy" (from the
-    balance), "pay" (by YooKassa), "change" (the subscription from the next period)."""
+    balance), "pay" (by YooKassa), "change" (the subscription from the next period).
+
+    ``key``: a random key each showing of a card gives its buy / pay buttons, so a double tap
+    (or a re-delivered press) buys once and opens one payment; the card shown again buys
+    again."""
 
     action: str
     code: PlanCode
+    key: Nonce = ""
 
 
 class AutoRenew(CallbackData, prefix="renew"):

@@ -155,7 +155,7 @@ def plans_keyboard(
 
 
 def plan_card_keyboard(
-    lang: str, plan: PlanInfo, held: Wallet, *, card_payments: bool
+    lang: str, plan: PlanInfo, held: Wallet, *, card_payments: bool, key: str
 ) -> InlineKeyboardMarkup:
     """A plan's card: buy from the balance, pay by card — or, for another subscription while
     one is active, switch from the next period."""
@@ -174,7 +174,7 @@ def plan_card_keyboard(
             [
                 _button(
                     t("plans-btn-buy-balance", lang, price=price),
-                    PlanAction(action="buy", code=plan.code),
+                    PlanAction(action="buy", code=plan.code, key=key),
                 )
             ]
         )
@@ -183,7 +183,7 @@ def plan_card_keyboard(
                 [
                     _button(
                         t("plans-btn-pay-card", lang, price=price),
-                        PlanAction(action="pay", code=plan.code),
+                        PlanAction(action="pay", code=plan.code, key=key),
                     )
                 ]
             )
@@ -191,7 +191,9 @@ def plan_card_keyboard(
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def plan_short_keyboard(lang: str, plan: PlanInfo, *, card_payments: bool) -> InlineKeyboardMarkup:
+def plan_short_keyboard(
+    lang: str, plan: PlanInfo, *, card_payments: bool, key: str
+) -> InlineKeyboardMarkup:
     """Not enough on the balance for a plan: top up, or pay for it by card."""
     rows = [[_button(t("bot-btn-topup-now", lang), Menu(action="topup"))]]
     if card_payments:
@@ -199,7 +201,7 @@ def plan_short_keyboard(lang: str, plan: PlanInfo, *, card_payments: bool) -> In
             [
                 _button(
                     t("plans-btn-pay-card", lang, price=format_rub(plan.price)),
-                    PlanAction(action="pay", code=plan.code),
+                    PlanAction(action="pay", code=plan.code, key=key),
                 )
             ]
         )
@@ -249,4 +251,13 @@ def settings_keyboard(lang: str, *, confirm: bool) -> InlineKeyboardMarkup:
     )
     return InlineKeyboardMarkup(
         inline_keyboard=[[toggle], [_button(t("bot-btn-menu", lang), Menu(action="main"))]]
+    )
+
+
+def plan_done_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(t("plans-btn-back", lang), Menu(action="plans"))],
+            [_button(t("bot-btn-menu", lang), Menu(action="main"))],
+        ]
     )

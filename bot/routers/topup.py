@@ -15,7 +15,6 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, User
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,7 +34,8 @@ from bot.keyboards import (
     payment_keyboard,
     topup_menu,
 )
-from bot.routers.plans import current_wallet
+from bot.once import first_delivery
+from bot.routers.plans import begin_plan_payment, current_wallet
 from bot.states import TopUpFlow
 from bot.users import ensure_user, menu_for, money_args
 from texts import wallet_texts
@@ -44,23 +44,6 @@ from texts.money_texts import canceled_text
 from texts.plan_texts import plan_payment_text
 
 log = logging.getLogger(__name__)
-
-ONCE_TTL_SECONDS = 24 * 3600
-
-
-async def first_delivery(redis: Redis, key: str) -> bool:
-    """False when this update was already handled (Telegram re-delivers updates): a
-    re-delivered amount must not open a second YooKassa payment. Redis down: assume it is
-    the first (a duplicate payment is never paid twice by accident; a lost top-up is worse).
-    """
-    try:
-        first = bool(await redis.set(f"once:{key}", 1, nx=True, ex=ONCE_TTL_SECONDS))
-    except (RedisError, OSError) as exc:
-        log.warning("re-delivery check skipped, Redis error: %s", exc)
-        return True
-    if not first:
-        log.info("re-delivered update ignored: %s", key)
-    return first
 
 
 async def balance_text(session: AsyncSession, settings: Settings, user: User, lang: str) -> str:
@@ -253,7 +236,22 @@ async def receipt_email(
     account = await ensure_user(session, settings, message.from_user, lang)
     await accounts.set_email(session, user_id=account.id, email=email)
     await session.commit()
-    amount = (await state.get_data()).get("amount_rub")
+    kept = await state.get_data()
+    plan_code = kept.get("plan_code")
+    if isinstance(plan_code, str) and gateway is not None:  # the e-mail was for a plan
+        await begin_plan_payment(
+            message,
+            message.from_user,
+            plan_code,
+            state=state,
+            session=session,
+            sessionmaker=sessionmaker,
+            settings=settings,
+            lang=lang,
+            gateway=gateway,
+        )
+        return
+    amount = kept.get("amount_rub")
     if not isinstance(amount, int) or gateway is None:
         await state.clear()
         await message.answer(t("bot-topup-email-saved", lang), reply_markup=back_to_menu(lang))

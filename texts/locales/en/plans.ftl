@@ -97,6 +97,7 @@ plans-invoice-description = Media Lab: the { $name } plan
 plans-autorenew-off = ⏹ Auto-renewal is off. { $name } stays until { $date }, then the free plan.
 plans-autorenew-on = 🔁 Auto-renewal is on: { $price } ₽ is taken from the balance on { $date }.
 plans-no-subscription = You have no subscription. See the plans: /plans
+plans-done-already = Already done.
 
 ## Locked modes
 plans-locked = 🔒 { $mode } comes with the plans: { $plans }. Nothing was charged.

@@ -100,6 +100,7 @@ plans-invoice-description = Media Lab: план «{ $name }»
 plans-autorenew-off = ⏹ Автопродление выключено. «{ $name }» действует до { $date }, потом — бесплатный план.
 plans-autorenew-on = 🔁 Автопродление включено: { $date } спишется { $price } ₽ с баланса.
 plans-no-subscription = У вас нет подписки. Посмотрите планы: /plans
+plans-done-already = Уже сделано.
 
 ## Locked modes
 plans-locked = 🔒 «{ $mode }» открывается в планах: { $plans }. Ничего не списано.
