@@ -46,13 +46,13 @@ from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, operations, plans, wallet
+from billing import accounts, operations, wallet
 from billing.errors import DuplicateRequest, InsufficientFunds, OperationLocked
 from billing.models import Funding, Operation
 from billing.operations import ChargeResult
 from billing.prices import OperationType, format_rub, is_free, operation_type
 from billing.settings import Settings
-from bot import confirm
+from bot import confirm, plan_notices
 from bot.callbacks import ConfirmCharge
 from bot.inputs import MediaInput, Note
 from bot.keyboards import (
@@ -218,7 +218,7 @@ class BilledMiddleware(BaseMiddleware):
                 session, settings, user_id=account.id
             ):
                 await session.commit()
-                await _roll_over(session, settings, account.id)
+                await plan_notices.roll_over(session, settings, account.id, event.bot)
                 await _ask(event, data, account.id, op_name, media, key)
                 return None
             charge = await operations.charge(
@@ -251,6 +251,8 @@ class BilledMiddleware(BaseMiddleware):
             log.info("duplicate update %s (operation %s): ignored", key, exc.operation_id)
             return None
 
+        if charge.rolled_over and event.bot is not None:  # renewed / ended on the way
+            await plan_notices.tell(session, settings, event.bot, charge.rolled_over)
         operation = BilledOperation(
             charge=charge,
             type=OperationType(op_name),
@@ -274,14 +276,6 @@ def insufficient_text(price: int, balance: int, free_total: int, lang: str) -> s
         balance=format_rub(balance),
         free_total=free_total,
     )
-
-
-async def _roll_over(session: AsyncSession, settings: Settings, user_id: int) -> None:
-    """Renew or end what is due before quoting (once per period, however many callers), so
-    the quote shows this period's quota, not the last one's. (The charge does the same by
-    itself when it finds something due.)"""
-    await plans.roll_over(session, settings, user_id=user_id)
-    await session.commit()
 
 
 async def tell_locked(
@@ -442,7 +436,7 @@ async def confirm_charge(
         language=lang,
     )
     await session.commit()
-    await _roll_over(session, settings, account.id)
+    await plan_notices.roll_over(session, settings, account.id, query.bot)
     media = MediaInput(file_ids=pending.file_ids, text=pending.text, notes=pending.notes)
     # The user's counters stay as read until the charge commits: the quote read under the
     # lock is what the charge in this same transaction does.

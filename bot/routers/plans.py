@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -41,6 +41,7 @@ from bot.keyboards import (
     settings_keyboard,
 )
 from bot.once import first_delivery
+from bot.plan_notices import roll_over
 from bot.states import TopUpFlow
 from bot.users import ensure_user
 from texts import wallet_texts
@@ -51,18 +52,13 @@ log = logging.getLogger(__name__)
 HISTORY_PAGE = 10
 
 
-async def roll_over(session: AsyncSession, settings: Settings, user_id: int) -> None:
-    """Renew or end what is due, so the screen shows this period (committed)."""
-    await plans.roll_over(session, settings, user_id=user_id)
-    await session.commit()
-
-
 async def current_wallet(
-    session: AsyncSession, settings: Settings, user: User, lang: str
+    session: AsyncSession, settings: Settings, user: User, lang: str, bot: Bot | None = None
 ) -> wallet.Wallet:
-    """The user (created if new), rolled over, and what they hold now."""
+    """The user (created if new), rolled over (told at once of what that did), and what
+    they hold now."""
     account = await ensure_user(session, settings, user, lang)
-    await roll_over(session, settings, account.id)
+    await roll_over(session, settings, account.id, bot)
     held = await wallet.wallet(session, settings, user_id=account.id)
     await session.rollback()
     return held
@@ -75,8 +71,9 @@ async def plans_screen(
     lang: str,
     *,
     card_payments: bool,
+    bot: Bot | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
-    held = await current_wallet(session, settings, user, lang)
+    held = await current_wallet(session, settings, user, lang, bot)
     on_sale = await wallet.catalogue(session)
     await session.rollback()
     lines = wallet_texts.wallet_lines(held, settings, lang)
@@ -105,7 +102,12 @@ async def cmd_plans(
     """/plans: the current plan, its quota and reset, packages, then the plans to buy."""
     assert message.from_user is not None
     text, keyboard = await plans_screen(
-        session, settings, message.from_user, lang, card_payments=gateway is not None
+        session,
+        settings,
+        message.from_user,
+        lang,
+        card_payments=gateway is not None,
+        bot=message.bot,
     )
     await message.answer(text, reply_markup=keyboard)
 
@@ -122,7 +124,12 @@ async def show_plans(
     if not isinstance(query.message, Message):
         return
     text, keyboard = await plans_screen(
-        session, settings, query.from_user, lang, card_payments=gateway is not None
+        session,
+        settings,
+        query.from_user,
+        lang,
+        card_payments=gateway is not None,
+        bot=query.bot,
     )
     await query.message.answer(text, reply_markup=keyboard)
 
@@ -141,7 +148,7 @@ async def plan_card(
     if plan is None:
         await query.answer(t("plans-not-for-sale", lang), show_alert=True)
         return
-    held = await current_wallet(session, settings, query.from_user, lang)
+    held = await current_wallet(session, settings, query.from_user, lang, query.bot)
     await query.answer()
     if not isinstance(query.message, Message):
         return
@@ -183,7 +190,7 @@ async def buy_plan(
         await query.answer(t("plans-not-for-sale", lang), show_alert=True)
         return
     account = await ensure_user(session, settings, query.from_user, lang)
-    await roll_over(session, settings, account.id)
+    await roll_over(session, settings, account.id, query.bot)
     try:
         bought = await plans.buy_plan_from_balance(
             session,
@@ -365,7 +372,7 @@ async def toggle_auto_renew(
 ) -> None:
     """⏹ / 🔁: auto-renewal of the user's subscription; the /plans screen, redrawn."""
     account = await ensure_user(session, settings, query.from_user, lang)
-    await roll_over(session, settings, account.id)
+    await roll_over(session, settings, account.id, query.bot)
     try:
         await plans.set_auto_renew(session, user_id=account.id, on=callback_data.on)
         held = await wallet.wallet(session, settings, user_id=account.id)
@@ -384,7 +391,12 @@ async def toggle_auto_renew(
     await query.answer(said, show_alert=True)
     if isinstance(query.message, Message):
         text, keyboard = await plans_screen(
-            session, settings, query.from_user, lang, card_payments=gateway is not None
+            session,
+            settings,
+            query.from_user,
+            lang,
+            card_payments=gateway is not None,
+            bot=query.bot,
         )
         await _show(query.message, text, keyboard)
 
@@ -403,7 +415,7 @@ async def change_plan(
         await query.answer(t("plans-not-for-sale", lang), show_alert=True)
         return
     account = await ensure_user(session, settings, query.from_user, lang)
-    await roll_over(session, settings, account.id)
+    await roll_over(session, settings, account.id, query.bot)
     try:
         chosen = await plans.choose_next_plan(session, user_id=account.id, plan_code=plan.code)
         held = await wallet.wallet(session, settings, user_id=account.id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -46,10 +46,12 @@ from texts.plan_texts import plan_payment_text
 log = logging.getLogger(__name__)
 
 
-async def balance_text(session: AsyncSession, settings: Settings, user: User, lang: str) -> str:
+async def balance_text(
+    session: AsyncSession, settings: Settings, user: User, lang: str, bot: Bot | None = None
+) -> str:
     """Rubles, free operations "N из M", the subscription's quota (left / per period, the
     reset date) and the packages, as of now (what is due rolled over first)."""
-    held = await current_wallet(session, settings, user, lang)
+    held = await current_wallet(session, settings, user, lang, bot)
     args = money_args(held, settings)
     lines = [t("bot-balance", lang, **args), *wallet_texts.balance_lines(held, lang)]
     if held.discount_percent:
@@ -62,7 +64,7 @@ async def cmd_balance(
 ) -> None:
     """/balance: what the user has, and a top-up button."""
     assert message.from_user is not None
-    text = await balance_text(session, settings, message.from_user, lang)
+    text = await balance_text(session, settings, message.from_user, lang, message.bot)
     await message.answer(text, reply_markup=balance_keyboard(lang))
 
 
@@ -77,7 +79,7 @@ async def open_topup(
     await query.answer()
     if not isinstance(query.message, Message):
         return
-    text = await balance_text(session, settings, query.from_user, lang)
+    text = await balance_text(session, settings, query.from_user, lang, query.bot)
     if gateway is None:
         await query.message.answer(
             text + "\n\n" + t("bot-topup-not-configured", lang), reply_markup=back_to_menu(lang)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from billing import accounts
-from billing.models import Plan, User
+from billing.models import NoticeOutcome, PaymentNotice, Plan, User
 from bot.callbacks import Menu
 from tests.billing.holdings import give_holding
 from tests.bot.conftest import RunningBot, StartBot
@@ -180,3 +180,46 @@ async def test_the_operators_default_asks_until_the_user_says_otherwise(
         await session.commit()
     await user.send_text("/settings")
     await user.wait_for_text("Подтверждение перед списанием: выключено")
+
+
+async def _due_subscription(app: RunningBot, telegram_id: int, *, balance: int) -> int:
+    """A user whose Про period ended a minute ago (the roll-over is due)."""
+    user_id = await _account(app, telegram_id, balance=balance)
+    async with app.sessionmaker() as session:
+        await give_holding(session, user_id, "pro", units_left=3, ends_in=timedelta(minutes=-1))
+        await session.commit()
+    return user_id
+
+
+async def test_plans_renews_what_is_due_and_says_so_at_once(start_bot: StartBot, tg) -> None:
+    app = await start_bot()
+    user_id = await _due_subscription(app, 14010, balance=30000)
+    user = tg.user(14010)
+    await user.send_text("/plans")
+    screen = await user.wait_for_text("Ваш план: Про")
+    assert "Осталось 30 из 30" in screen.text  # this period's quota, not the last one's
+    told = await user.wait_for_text("продлена до", since=0)
+    assert "Списано 199 ₽, на балансе 101 ₽." in told.text
+    async with app.sessionmaker() as session:
+        notice = await session.scalar(select(PaymentNotice))
+    assert notice is not None and notice.outcome == NoticeOutcome.SENT  # not sent twice
+    assert user_id
+
+
+async def test_a_charge_that_ends_a_plan_on_the_way_says_so_with_a_top_up_button(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot(FREE_OPERATIONS_COUNT=0)
+    await _due_subscription(app, 14011, balance=1000)
+    user = tg.user(14011)
+    await user.send_text("/menu")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text="✨ Ретушь")
+    await user.wait_for_text("портрет")
+    await user.send_photo(photo)
+    ended = await user.wait_for_text("не продлена")
+    assert ended.button_texts == ["💳 Пополнить баланс"]
+    queued = await user.wait_for_text("В очереди", since=0)
+    assert "Списано 10 ₽, на балансе 0 ₽." in queued.text  # the balance paid: the plan ended
+    [operation] = await app.operations()
+    assert operation.funding == "balance"
