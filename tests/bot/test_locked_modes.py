@@ -40,10 +40,10 @@ async def test_a_locked_mode_shows_a_lock_and_says_which_plans_unlock_it(
     assert "⬆️ Улучшить" in menu.button_texts  # unlocked: no lock
     await user.press(menu, text="🔒 ✨ Ретушь")
     told = await user.wait_for_text("открывается")
-    assert told.text == "🔒 «✨ Ретушь» открывается в планах: «Про». Ничего не списано."
-    assert told.button_texts == ["📋 Планы", "🏠 Меню"]
-    await user.press(told, text="📋 Планы")
-    await user.wait_for_text("Ваш план: Бесплатный")
+    assert told.text == "🔒 «✨ Ретушь» открывается в тарифах: «Про». Ничего не списано."
+    assert told.button_texts == ["📋 Тарифы", "🏠 Меню"]
+    await user.press(told, text="📋 Тарифы")
+    await user.wait_for_text("Ваш тариф: Бесплатный")
     # The mode did not open: a photo now is outside any mode, and nothing is charged.
     assert await app.operations() == []
     account = await app.user(16001)
@@ -85,8 +85,8 @@ async def test_a_mode_locked_while_open_is_refused_by_the_charge_with_nothing_ch
     await _default_unlocks(app, BASIC)  # the operator narrows the free plan meanwhile
     await user.send_photo(photo)
     told = await user.wait_for_text("открывается")
-    assert "«✨ Ретушь» открывается в планах: «Про», «Пакет 10 операций»" in told.text
-    assert "📋 Планы" in told.button_texts
+    assert "«✨ Ретушь» открывается в тарифах: «Про», «Пакет 10 операций»" in told.text
+    assert "📋 Тарифы" in told.button_texts
     assert await app.operations() == []
     account = await app.user(16004)
     assert account is not None and account.free_operations_left == 4
@@ -103,4 +103,4 @@ async def test_a_mode_no_plan_unlocks_says_so(start_bot: StartBot, tg) -> None:
     menu = await user.wait_for_text("Что сделаем?")
     await user.press(menu, text="🔒 ✨ Ретушь")
     told = await user.wait_for_text("недоступен")
-    assert "ни один план его не открывает" in told.text
+    assert "ни один тариф его не открывает" in told.text

@@ -40,14 +40,14 @@ async def test_buy_a_package_from_the_balance_once_however_many_taps(
     user_id = await _account(app, 19001, balance=10000)
     user = tg.user(19001)
     await user.send_text("/plans")
-    screen = await user.wait_for_text("Ваш план")
+    screen = await user.wait_for_text("Ваш тариф")
     await user.press(screen, text="Пакет 10 операций — 80 ₽")
     card = await user.wait_for_text("10 операций, действует 90 дней.")
     assert card.message_id == screen.message_id  # the card replaces the list in place
     assert card.button_texts == [
         "💰 Купить с баланса — 80 ₽",
         "💳 Оплатить картой — 80 ₽",
-        "◀️ Все планы",
+        "◀️ Все тарифы",
     ]
     data = card.button("Купить с баланса").callback_data
     taps = await asyncio.gather(*(user.press(card, data, forge=True) for _ in range(3)))
@@ -69,7 +69,7 @@ async def test_buy_a_package_from_the_balance_once_however_many_taps(
     assert purchases == 1
 
     # The card shown again is a new purchase: a second package beside the first.
-    await user.press(done, text="Все планы")
+    await user.press(done, text="Все тарифы")
     again = await user.wait_for_text("Пакет 10 операций: осталось 10 операций")
     await user.press(again, text="Пакет 10 операций — 80 ₽")
     card2 = await user.wait_for_text("действует 90 дней.")
@@ -78,7 +78,7 @@ async def test_buy_a_package_from_the_balance_once_however_many_taps(
     assert short.button_texts == [
         "💳 Пополнить баланс",
         "💳 Оплатить картой — 80 ₽",
-        "◀️ Все планы",
+        "◀️ Все тарифы",
     ]
     assert len(await _holdings(app, user_id)) == 1
 
@@ -90,25 +90,25 @@ async def test_buy_a_subscription_then_turn_auto_renewal_off_and_on(
     user_id = await _account(app, 19002, balance=25000)
     user = tg.user(19002)
     await user.send_text("/plans")
-    screen = await user.wait_for_text("Ваш план")
+    screen = await user.wait_for_text("Ваш тариф")
     await user.press(screen, text="Про — 199 ₽")
     card = await user.wait_for_text("30 операций в месяц")
     await user.press(card, text="Купить с баланса")
-    done = await user.wait_for_text("✅ Подключён план «Про»")
+    done = await user.wait_for_text("✅ Подключён тариф «Про»")
     [holding] = await _holdings(app, user_id)
     date = date_text(holding.ends_at, "ru")
     assert f"30 операций до {date}. Списано 199 ₽, на балансе 51 ₽." in done.text
 
     await user.send_text("/plans")
-    mine = await user.wait_for_text("Ваш план: Про")
+    mine = await user.wait_for_text("Ваш тариф: Про")
     assert f"Осталось 30 из 30 — обновится {date}" in mine.text
     assert f"Продлится {date}: 199 ₽ с баланса" in mine.text
     query = await user.press(mine, text="Выключить автопродление")
     answer = await user.wait_for_answer(query)
     assert answer["text"] == (
-        f"⏹ Автопродление выключено. «Про» действует до {date}, потом — бесплатный план."
+        f"⏹ Автопродление выключено. «Про» действует до {date}, потом — бесплатный тариф."
     )
-    off = await user.wait_for_text("Автопродление выключено: план закончится")
+    off = await user.wait_for_text("Автопродление выключено: тариф закончится")
     assert off.message_id == mine.message_id
     assert "🔁 Включить автопродление" in off.button_texts
     assert (await _holdings(app, user_id))[0].auto_renew is False
@@ -141,22 +141,22 @@ async def test_a_change_of_subscription_applies_at_the_renewal(start_bot: StartB
     date = date_text(holding.ends_at, "ru")
     user = tg.user(19003)
     await user.send_text("/plans")
-    screen = await user.wait_for_text("Ваш план: Про")
+    screen = await user.wait_for_text("Ваш тариф: Про")
     assert "Макс — 499 ₽ в месяц: 100 операций в месяц" in screen.text
     await user.press(screen, text="Макс — 499 ₽")
-    card = await user.wait_for_text("Новый план начнёт действовать")
-    assert f"Сейчас у вас «Про». Новый план начнёт действовать {date}" in card.text
-    assert card.button_texts == ["🔄 Перейти со следующего периода", "◀️ Все планы"]
+    card = await user.wait_for_text("Новый тариф начнёт действовать")
+    assert f"Сейчас у вас «Про». Новый тариф начнёт действовать {date}" in card.text
+    assert card.button_texts == ["🔄 Перейти со следующего периода", "◀️ Все тарифы"]
     await user.press(card, text="Перейти со следующего периода")
     done = await user.wait_for_text("Договорились")
-    assert f"с {date} — план «Макс», 499 ₽ в месяц с баланса. До тех пор действует «Про»." in (
+    assert f"с {date} — тариф «Макс», 499 ₽ в месяц с баланса. До тех пор действует «Про»." in (
         done.text
     )
     [holding] = await _holdings(app, user_id)
     assert holding.next_plan_id is not None and holding.units_left == 12
     await user.send_text("/plans")
-    mine = await user.wait_for_text("Ваш план: Про")
-    assert f"С {date} — план «Макс» (499 ₽ в месяц)" in mine.text
+    mine = await user.wait_for_text("Ваш тариф: Про")
+    assert f"С {date} — тариф «Макс» (499 ₽ в месяц)" in mine.text
     account = await app.user(19003)
     assert account is not None and account.balance == 1000  # nothing taken now
 
@@ -168,7 +168,7 @@ async def test_pay_for_a_plan_by_card_and_check_the_payment(
     user_id = await _account(app, 19004)
     user = tg.user(19004)
     await user.send_text("/plans")
-    screen = await user.wait_for_text("Ваш план")
+    screen = await user.wait_for_text("Ваш тариф")
     await user.press(screen, text="Пакет 10 операций — 80 ₽")
     card = await user.wait_for_text("действует 90 дней.")
     data = card.button("Оплатить картой").callback_data

@@ -36,12 +36,12 @@ async def test_plans_for_a_newcomer_in_russian(start_bot: StartBot, tg) -> None:
     await start_bot()
     user = tg.user(14001)
     await user.send_text("/plans")
-    screen = await user.wait_for_text("Ваш план")
+    screen = await user.wait_for_text("Ваш тариф")
     text = screen.text
-    assert "Ваш план: Бесплатный" in text
+    assert "Ваш тариф: Бесплатный" in text
     assert "Бесплатных операций: 4" in text
     assert "Баланс: 0 ₽" in text
-    assert "Сверх плана — 10 ₽ за операцию" in text
+    assert "Сверх тарифа — 10 ₽ за операцию" in text
     assert "Про — 199 ₽ в месяц: 30 операций в месяц, скидка 10 % на операции с баланса" in text
     assert "Пакет 10 операций — 80 ₽: 10 операций, действует 90 дней" in text
     assert "со следующего периода" in text
@@ -81,14 +81,14 @@ async def test_plans_with_a_subscription_and_a_package_show_quota_reset_and_pack
     holding_end = await _ends_at(app, user_id, "pro")
     user = tg.user(14003)
     await user.send_text("/plans")
-    screen = await user.wait_for_text("Ваш план")
+    screen = await user.wait_for_text("Ваш тариф")
     date = date_text(holding_end, "ru")
-    assert "Ваш план: Про — 199 ₽ в месяц" in screen.text
+    assert "Ваш тариф: Про — 199 ₽ в месяц" in screen.text
     assert f"Осталось 18 из 30 — обновится {date}" in screen.text
     assert f"Продлится {date}: 199 ₽ с баланса" in screen.text
     assert "Пакет 10 операций: осталось 7 операций, бессрочно" in screen.text
-    assert "Сверх плана — 9 ₽ за операцию (скидка 10 %)" in screen.text
-    assert "✅ Про — ваш план" in screen.button_texts
+    assert "Сверх тарифа — 9 ₽ за операцию (скидка 10 %)" in screen.text
+    assert "✅ Про — ваш тариф" in screen.button_texts
     assert "⏹ Выключить автопродление" in screen.button_texts
 
     await user.send_text("/balance")
@@ -96,7 +96,7 @@ async def test_plans_with_a_subscription_and_a_package_show_quota_reset_and_pack
     assert "50 ₽" in balance.text and "Бесплатных операций: 4 из 4" in balance.text
     assert f"Подписка «Про»: осталось 18 из 30, обновится {date}" in balance.text
     assert "Пакет 10 операций: осталось 7 операций, бессрочно" in balance.text
-    assert "📋 Планы" in balance.button_texts and "🧾 История" in balance.button_texts
+    assert "📋 Тарифы" in balance.button_texts and "🧾 История" in balance.button_texts
 
     en = tg.user(14003, language="en")
     await en.send_text("/balance")
@@ -124,7 +124,7 @@ async def test_operation_units_are_said_on_the_plans(start_bot: StartBot, tg) ->
     await start_bot(OPERATION_UNITS="retouch=2,face_swap=3")
     user = tg.user(14004)
     await user.send_text("/plans")
-    screen = await user.wait_for_text("Ваш план")
+    screen = await user.wait_for_text("Ваш тариф")
     assert "✨ Ретушь — по 2 операции; 🔄 Заменить лицо — по 3 операции; остальные — по 1." in (
         screen.text
     )
@@ -135,9 +135,9 @@ async def test_the_menu_has_a_plans_button_that_opens_the_plans(start_bot: Start
     user = tg.user(14005)
     await user.send_text("/start")
     menu = await user.wait_for_text("Что сделаем?")
-    assert "📋 Планы" in menu.button_texts
-    await user.press(menu, text="📋 Планы")
-    await user.wait_for_text("Ваш план: Бесплатный")
+    assert "📋 Тарифы" in menu.button_texts
+    await user.press(menu, text="📋 Тарифы")
+    await user.wait_for_text("Ваш тариф: Бесплатный")
 
 
 async def test_settings_turn_the_confirmation_on_and_off(start_bot: StartBot, tg) -> None:
@@ -196,7 +196,7 @@ async def test_plans_renews_what_is_due_and_says_so_at_once(start_bot: StartBot,
     user_id = await _due_subscription(app, 14010, balance=30000)
     user = tg.user(14010)
     await user.send_text("/plans")
-    screen = await user.wait_for_text("Ваш план: Про")
+    screen = await user.wait_for_text("Ваш тариф: Про")
     assert "Осталось 30 из 30" in screen.text  # this period's quota, not the last one's
     told = await user.wait_for_text("продлена до", since=0)
     assert "Списано 199 ₽, на балансе 101 ₽." in told.text

@@ -15,7 +15,7 @@ from billing.models import User, utcnow
 from tests.billing.holdings import give_holding
 from tg.buttons import MENU_PLANS
 
-OFFER_RU = "💡 Бесплатные операции закончились. В планах операции дешевле: /plans"
+OFFER_RU = "💡 Бесплатные операции закончились. В тарифах операции дешевле: /plans"
 
 
 async def _result(h, user, operation_id: int):  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ async def test_the_offer_goes_in_the_caption_once_a_day(harness_factory, images)
     result = await _result(h, user, first)
     assert result.text.endswith(OFFER_RU)
     assert [(b.text, b.callback_data) for row in result.buttons for b in row] == [
-        ("📋 Планы", MENU_PLANS)
+        ("📋 Тарифы", MENU_PLANS)
     ]
     # No message of its own: the offer is the result's.
     assert [m.message_id for m in await user.bot_messages() if "💡" in m.text] == [

@@ -6,7 +6,7 @@ bot-cmd-start = Главное меню
 bot-cmd-help = Что умеет бот и сколько стоит
 bot-cmd-balance = Баланс и пополнение
 bot-cmd-menu = Показать меню
-bot-cmd-plans = Планы: подписки и пакеты
+bot-cmd-plans = Тарифы: подписки и пакеты
 bot-cmd-history = История списаний и пополнений
 bot-cmd-settings = Настройки
 
@@ -19,7 +19,7 @@ bot-btn-retouch = ✨ Ретушь
 bot-btn-upscale = ⬆️ Улучшить
 bot-btn-add_text = 📝 Добавить текст
 bot-btn-topup = 💰 Оплатить / Баланс
-bot-btn-plans = 📋 Планы
+bot-btn-plans = 📋 Тарифы
 bot-btn-menu = 🏠 Меню
 bot-btn-topup-now = 💳 Пополнить баланс
 bot-btn-amount = { $amount } ₽
@@ -47,7 +47,7 @@ bot-help =
 
     /start — главное меню
     /balance — баланс и пополнение
-    /plans — планы: подписки и пакеты
+    /plans — тарифы: подписки и пакеты
     /history — история списаний и пополнений
     /settings — настройки (подтверждение списаний)
     /help — эта справка

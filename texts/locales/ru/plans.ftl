@@ -30,23 +30,23 @@ plans-forever = бессрочно
 plans-until = до { $date }
 
 ## /plans: what the user has
-plans-title = 📋 <b>Ваш план: { $name }</b>
-plans-title-paid = 📋 <b>Ваш план: { $name }</b> — { $price } ₽ { $per }
+plans-title = 📋 <b>Ваш тариф: { $name }</b>
+plans-title-paid = 📋 <b>Ваш тариф: { $name }</b> — { $price } ₽ { $per }
 plans-quota = 📊 Осталось { $left } из { $total } — обновится { $date }
 plans-renews = 🔁 Продлится { $date }: { $price } ₽ с баланса
-plans-renews-off = ⏹ Автопродление выключено: план закончится { $date }
-plans-renews-archived = ⏹ План больше не продаётся и не продлится: он закончится { $date }
+plans-renews-off = ⏹ Автопродление выключено: тариф закончится { $date }
+plans-renews-archived = ⏹ Тариф больше не продаётся и не продлится: он закончится { $date }
 plans-trial = 🎁 Пробный период до { $date }, потом { $price } ₽ { $per }
-plans-next = 🔄 С { $date } — план «{ $name }» ({ $price } ₽ { $per })
+plans-next = 🔄 С { $date } — тариф «{ $name }» ({ $price } ₽ { $per })
 plans-package = 📦 { $name }: осталось { $left }, { $until }
 plans-free-left = 🎁 Бесплатных операций: { $left }
 plans-balance = 💰 Баланс: { $balance } ₽
-plans-pay-per-op = 💳 Сверх плана — { $price } ₽ за операцию
-plans-pay-per-op-discount = 💳 Сверх плана — { $price } ₽ за операцию (скидка { $percent } %)
+plans-pay-per-op = 💳 Сверх тарифа — { $price } ₽ за операцию
+plans-pay-per-op-discount = 💳 Сверх тарифа — { $price } ₽ за операцию (скидка { $percent } %)
 
 ## /plans: the catalogue
-plans-catalogue = <b>Планы</b>
-plans-catalogue-empty = Сейчас нет планов в продаже.
+plans-catalogue = <b>Тарифы</b>
+plans-catalogue-empty = Сейчас нет тарифов в продаже.
 plans-line-subscription = • <b>{ $name }</b> — { $price } ₽ { $per }: { $ops } { $per }{ $extras }
 plans-line-package = • <b>{ $name }</b> — { $price } ₽: { $ops }, { $life }{ $extras }
 plans-life-days = действует { $days }
@@ -60,14 +60,14 @@ plans-change-note = Смена подписки начинает действо�
 
 ## /plans: buttons
 plans-btn-plan = { $name } — { $price } ₽
-plans-btn-current = ✅ { $name } — ваш план
+plans-btn-current = ✅ { $name } — ваш тариф
 plans-btn-buy-balance = 💰 Купить с баланса — { $price } ₽
 plans-btn-pay-card = 💳 Оплатить картой — { $price } ₽
 plans-btn-change = 🔄 Перейти со следующего периода
 plans-btn-autorenew-off = ⏹ Выключить автопродление
 plans-btn-autorenew-on = 🔁 Включить автопродление
-plans-btn-back = ◀️ Все планы
-plans-btn-show = 📋 Планы
+plans-btn-back = ◀️ Все тарифы
+plans-btn-show = 📋 Тарифы
 plans-btn-history = 🧾 История
 plans-btn-settings = ⚙️ Настройки
 
@@ -78,33 +78,33 @@ plans-card-subscription =
 plans-card-package =
     📦 <b>{ $name }</b> — { $price } ₽
     { $ops }, { $life }{ $extras }.
-plans-card-current = Это ваш текущий план.
-plans-card-change = Сейчас у вас «{ $current }». Новый план начнёт действовать { $date }, когда закончится текущий период: тогда спишется { $price } ₽ с баланса.
-plans-card-archived = Этот план больше не продаётся.
+plans-card-current = Это ваш текущий тариф.
+plans-card-change = Сейчас у вас «{ $current }». Новый тариф начнёт действовать { $date }, когда закончится текущий период: тогда спишется { $price } ₽ с баланса.
+plans-card-archived = Этот тариф больше не продаётся.
 
 ## Buying
-plans-bought-subscription = ✅ Подключён план «{ $name }»: { $ops } до { $date }. Списано { $price } ₽, на балансе { $balance } ₽.
-plans-bought-trial = ✅ Подключён план «{ $name }»: пробный период до { $date }, ничего не списано. Потом — { $price } ₽ { $per } с баланса.
+plans-bought-subscription = ✅ Подключён тариф «{ $name }»: { $ops } до { $date }. Списано { $price } ₽, на балансе { $balance } ₽.
+plans-bought-trial = ✅ Подключён тариф «{ $name }»: пробный период до { $date }, ничего не списано. Потом — { $price } ₽ { $per } с баланса.
 plans-bought-package = ✅ Куплен «{ $name }»: { $ops }, { $until }. Списано { $price } ₽, на балансе { $balance } ₽.
 plans-bought-free = 🎁 И ещё { $free } в подарок.
-plans-changed = ✅ Договорились: с { $date } — план «{ $name }», { $price } ₽ { $per } с баланса. До тех пор действует «{ $current }».
+plans-changed = ✅ Договорились: с { $date } — тариф «{ $name }», { $price } ₽ { $per } с баланса. До тех пор действует «{ $current }».
 plans-not-enough =
     😔 «{ $name }» стоит { $price } ₽, а на балансе { $balance } ₽.
-    Пополните баланс или оплатите план картой.
-plans-not-for-sale = Этот план больше не продаётся. Выберите другой: /plans
-plans-already-current = Этот план у вас уже есть.
+    Пополните баланс или оплатите тариф картой.
+plans-not-for-sale = Этот тариф больше не продаётся. Выберите другой: /plans
+plans-already-current = Этот тариф у вас уже есть.
 plans-invoice =
     🧾 Счёт на <b>{ $price } ₽</b> за «{ $name }» готов.
-    После оплаты деньги придут на баланс и план подключится сам — я сообщу.
-plans-invoice-description = Media Lab: план «{ $name }»
-plans-autorenew-off = ⏹ Автопродление выключено. «{ $name }» действует до { $date }, потом — бесплатный план.
+    После оплаты деньги придут на баланс и тариф подключится сам — я сообщу.
+plans-invoice-description = Media Lab: тариф «{ $name }»
+plans-autorenew-off = ⏹ Автопродление выключено. «{ $name }» действует до { $date }, потом — бесплатный тариф.
 plans-autorenew-on = 🔁 Автопродление включено: { $date } спишется { $price } ₽ с баланса.
-plans-no-subscription = У вас нет подписки. Посмотрите планы: /plans
+plans-no-subscription = У вас нет подписки. Посмотрите тарифы: /plans
 plans-done-already = Уже сделано.
 
 ## Locked modes
-plans-locked = 🔒 «{ $mode }» открывается в планах: { $plans }. Ничего не списано.
-plans-locked-nowhere = 🔒 «{ $mode }» сейчас недоступен: ни один план его не открывает. Ничего не списано.
+plans-locked = 🔒 «{ $mode }» открывается в тарифах: { $plans }. Ничего не списано.
+plans-locked-nowhere = 🔒 «{ $mode }» сейчас недоступен: ни один тариф его не открывает. Ничего не списано.
 
 ## The confirmation before a charge
 plans-quote-free = Спишется 1 бесплатная операция, останется { $left }
@@ -117,7 +117,7 @@ plans-btn-confirm = ✅ Подтвердить
 plans-btn-cancel = ✖️ Отмена
 plans-confirm-canceled = ✖️ Отменено, ничего не списано.
 plans-confirm-expired = ⌛ Это подтверждение устарело: запрос уже не хранится. Ничего не списано — отправьте его ещё раз.
-plans-confirm-changed = ⚠️ Пока вы решали, изменился баланс или план, и прежние условия больше не действуют. Ничего не списано.
+plans-confirm-changed = ⚠️ Пока вы решали, изменился баланс или тариф, и прежние условия больше не действуют. Ничего не списано.
 plans-confirm-done = Уже подтверждено.
 
 ## /balance (the lines under the balance)
@@ -149,9 +149,9 @@ plans-h-renewal = 🔁 Продление «{ $plan }»: { $change }
 plans-h-end = ⏹ «{ $plan }» закончился: { $why }{ $change }
 plans-h-end-canceled = автопродление было выключено
 plans-h-end-no-money = на балансе не хватило денег на продление
-plans-h-end-archived = план снят с продажи
+plans-h-end-archived = тариф снят с продажи
 plans-h-end-expired = истёк срок
-plans-h-end-replaced = заменён другим планом
+plans-h-end-replaced = заменён другим тарифом
 plans-h-free-renewal = 🎁 Бесплатные операции обновлены: { $change }
 plans-h-other = { $change }
 plans-h-money = { $sign }{ $amount } ₽
@@ -175,4 +175,4 @@ plans-btn-confirm-off = ⏩ Не спрашивать
 plans-offer = { $free_left ->
     [0] 💡 Бесплатные операции закончились.
    *[other] 💡 Осталась последняя бесплатная операция.
-} В планах операции дешевле: /plans
+} В тарифах операции дешевле: /plans
