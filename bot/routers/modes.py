@@ -26,7 +26,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.prices import format_rub, is_free, price_for
+from billing.prices import format_rub, is_free, price_for, units_of
 from billing.settings import Settings
 from bot.billed import BilledMiddleware, BilledOperation, billed, confirm_charge, tell_locked
 from bot.callbacks import ConfirmCharge, Menu
@@ -34,6 +34,7 @@ from bot.inputs import Answer, Assessment, Ignore, Ready, assess_message
 from bot.keyboards import available_modes, back_to_menu, modes
 from bot.states import mode_of, mode_state, mode_states
 from bot.users import locked_modes, menu_for
+from texts import wallet_texts
 from texts.i18n import t
 
 
@@ -119,7 +120,12 @@ def prompt(mode: str, settings: Settings, lang: str) -> str:
     price = (
         t("bot-price-free", lang)
         if is_free(mode, settings)
-        else t("bot-price-paid", lang, price=format_rub(price_for(mode, settings)))
+        else t(
+            "bot-price-paid",
+            lang,
+            price=format_rub(price_for(mode, settings)),
+            ops=wallet_texts.ops(units_of(mode, settings), lang),
+        )
     )
     return t(f"bot-mode-{mode}", lang) + "\n\n" + price
 

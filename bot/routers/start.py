@@ -15,6 +15,7 @@ from billing.settings import Settings
 from bot.callbacks import Menu
 from bot.keyboards import available_modes, back_to_menu
 from bot.users import ensure_user, menu_for, money_args
+from texts import wallet_texts
 from texts.i18n import t
 
 
@@ -51,13 +52,16 @@ async def cmd_menu(
 
 def help_text(settings: Settings, lang: str) -> str:
     lines = [t(f"bot-help-{mode}", lang) for mode in available_modes(settings)]
-    return t(
+    text = t(
         "bot-help",
         lang,
         modes="\n".join(lines),
         price=format_rub(settings.price_kopecks),
         free_total=settings.FREE_OPERATIONS_COUNT,
     )
+    # With OPERATION_UNITS: which modes count as more than one operation.
+    note = wallet_texts.units_note(settings, lang, available_modes(settings))
+    return text + "\n\n" + note if note else text
 
 
 async def cmd_help(message: Message, settings: Settings, lang: str) -> None:

@@ -128,6 +128,18 @@ async def test_operation_units_are_said_on_the_plans(start_bot: StartBot, tg) ->
     assert "✨ Ретушь — по 2 операции; 🔄 Заменить лицо — по 3 операции; остальные — по 1." in (
         screen.text
     )
+    await user.send_text("/help")
+    help_ = await user.wait_for_text("Что я умею")
+    assert "✨ Ретушь — по 2 операции; 🔄 Заменить лицо — по 3 операции" in help_.text
+    # Every price the user sees says what a free operation and a quota pay for it.
+    await user.send_text("/menu")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text="✨ Ретушь")
+    prompt = await user.wait_for_text("портрет")
+    assert (
+        "Цена: 20 ₽ — или 2 операции из подписки или пакета, или одна бесплатная операция."
+        in prompt.text
+    )
 
 
 async def test_the_menu_has_a_plans_button_that_opens_the_plans(start_bot: StartBot, tg) -> None:

@@ -70,7 +70,7 @@ bot-mode-retouch = ✨ Send a portrait — I'll retouch it gently.
 bot-mode-upscale = ⬆️ Send a photo — I'll make it twice as big and a little sharper.
 bot-mode-add_text = 📝 Send a photo with a caption — I'll write that text on the picture. Or the photo first, then the text.
 bot-mode-unavailable = This mode is not available right now. Pick another one 👇
-bot-price-paid = 💳 Price: { $price } ₽ (or one of your free operations).
+bot-price-paid = 💳 Price: { $price } ₽ — or { $ops } of a subscription or package, or one free operation.
 bot-price-free = 🆓 Free.
 
 ## Input checks (nothing is charged for these)
