@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from billing import offers
 from billing import operations as billing_operations
 from billing.db import one_statement_sessions
-from billing.models import OperationStatus
+from billing.models import Funding, OperationStatus
 from billing.settings import Settings
 from imaging._image import MediaResult
 from jobqueue import delivered
@@ -327,8 +327,8 @@ async def _run(
 async def _offer(sessionmaker: async_sessionmaker, op: Claimed) -> str | None:
     """The plans offer for the caption, if it is due for this user (claimed for the day by
     one conditional UPDATE, so two results at once show it once). Best effort."""
-    if op.free_left > offers.OFFER_FREE_LEFT:
-        return None  # most results: no statement at all
+    if op.free_left > offers.OFFER_FREE_LEFT or op.funding == Funding.SUBSCRIPTION:
+        return None  # most results (and every subscriber's): no statement at all
     try:
         async with asyncio.timeout(CAPTION_READ_SECONDS), sessionmaker() as session:
             free_left = await offers.claim_plans_offer(session, user_id=op.user_id)
