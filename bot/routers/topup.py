@@ -22,7 +22,7 @@ from billing import accounts, notices
 from billing.models import NoticeOutcome, Payment
 from billing.models import User as Account
 from billing.payments import Outcome, TopUpUnavailable, reconcile_payment, start_topup
-from billing.prices import format_rub
+from billing.prices import discounted, format_rub
 from billing.settings import Settings
 from billing.yookassa import GatewayError, GatewayUnavailable, YooKassaGateway
 from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
@@ -55,7 +55,15 @@ async def balance_text(
     args = money_args(held, settings)
     lines = [t("bot-balance", lang, **args), *wallet_texts.balance_lines(held, lang)]
     if held.discount_percent:
-        lines.append(wallet_texts.per_operation_line(held, settings, lang))
+        price = discounted(settings.price_kopecks, held.discount_percent)
+        lines.append(
+            t(
+                "plans-balance-discount",
+                lang,
+                price=format_rub(price),
+                percent=held.discount_percent,
+            )
+        )
     return "\n".join(lines)
 
 

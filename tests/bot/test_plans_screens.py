@@ -96,6 +96,7 @@ async def test_plans_with_a_subscription_and_a_package_show_quota_reset_and_pack
     assert "50 ₽" in balance.text and "Бесплатных операций: 4 из 4" in balance.text
     assert f"Подписка «Про»: осталось 18 из 30, обновится {date}" in balance.text
     assert "Пакет 10 операций: осталось 7 операций, бессрочно" in balance.text
+    assert "Со скидкой вашего тарифа — 9 ₽ за операцию (−10 %)" in balance.text
     assert "📋 Тарифы" in balance.button_texts and "🧾 История" in balance.button_texts
 
     en = tg.user(14003, language="en")

@@ -120,6 +120,7 @@ plans-confirm-done = Already confirmed.
 ## /balance (the lines under the balance)
 plans-balance-quota = 📊 Subscription { $name }: { $left } of { $total } left, resets { $date }
 plans-balance-package = 📦 { $name }: { $left } left, { $until }
+plans-balance-discount = 💳 With your plan's discount — { $price } ₽ per operation (−{ $percent } %)
 
 ## /history
 plans-history-title = 🧾 <b>History</b> (newest first)

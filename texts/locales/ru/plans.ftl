@@ -123,6 +123,7 @@ plans-confirm-done = Уже подтверждено.
 ## /balance (the lines under the balance)
 plans-balance-quota = 📊 Подписка «{ $name }»: осталось { $left } из { $total }, обновится { $date }
 plans-balance-package = 📦 { $name }: осталось { $left }, { $until }
+plans-balance-discount = 💳 Со скидкой вашего тарифа — { $price } ₽ за операцию (−{ $percent } %)
 
 ## /history
 plans-history-title = 🧾 <b>История</b> (новое сверху)
