@@ -68,7 +68,7 @@ async def test_a_refunded_operation_cannot_be_completed_later(sessionmaker, any_
     async with sessionmaker() as session:
         assert await operations.refund_operation(session, operation_id=charged.operation_id)
         assert not await operations.complete_operation(session, operation_id=charged.operation_id)
-        assert not await operations.start_operation(session, operation_id=charged.operation_id)
+        assert await operations.claim_operation(session, operation_id=charged.operation_id) is None
         await session.commit()
 
 

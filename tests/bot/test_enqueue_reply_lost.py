@@ -33,7 +33,7 @@ class ReplyLostQueue(Queue):
             engine = make_engine(self.database_url)
             try:
                 async with make_sessionmaker(engine)() as session:
-                    assert await operations.start_operation(
+                    assert await operations.claim_operation(
                         session, operation_id=operation_id, deadline_seconds=300
                     )
                     await session.commit()

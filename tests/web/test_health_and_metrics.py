@@ -85,7 +85,7 @@ async def test_metrics_come_from_the_database_and_this_process(stack: Stack) -> 
     async with stack.sessionmaker() as session:
         ok = await operations.charge(session, stack.settings, user_id=user_id, op_type="upscale")
         bad = await operations.charge(session, stack.settings, user_id=user_id, op_type="retouch")
-        await operations.start_operation(session, operation_id=ok.operation_id)
+        await operations.claim_operation(session, operation_id=ok.operation_id)
         await operations.complete_operation(session, operation_id=ok.operation_id)
         now = utcnow()
         await session.execute(

@@ -102,7 +102,7 @@ async def test_sweeper_spares_an_operation_claimed_after_it_was_listed(
     async with sessionmaker() as session:
         assert await operations.overdue_operations(session, now=now) == [charged.operation_id]
         # ...and before the sweeper voids it, a job claims it, extending the deadline.
-        assert await operations.start_operation(
+        assert await operations.claim_operation(
             session, operation_id=charged.operation_id, deadline_seconds=300
         )
         await session.commit()

@@ -1,6 +1,6 @@
 """The sweeper reads its list of overdue operations, then voids them one by one (each with a
 Telegram notice, retried with back-off). A queued operation in that list whose job claims it
-meanwhile (``start_operation``: running, deadline extended past the job timeout) must not be
+meanwhile (``claim_operation``: running, deadline extended past the job timeout) must not be
 voided: its job is about to deliver."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ async def test_operation_claimed_after_the_sweeper_listed_it_is_not_voided(
         assert operation_id in listed
         # Right after the sweeper read its list, a worker dequeues the job and claims it.
         async with h.sessionmaker() as worker_session:
-            assert await operations.start_operation(
+            assert await operations.claim_operation(
                 worker_session,
                 operation_id=operation_id,
                 deadline_seconds=runtime.deadline_seconds(h.settings),
