@@ -1,6 +1,7 @@
 """Charges per second and latency on PostgreSQL, against a single-row UPDATE baseline.
 
-    .venv/bin/python bench/charge.py [--seconds 5] [--concurrency 1,16,64]
+    .venv/bin/python bench/charge.py [--seconds 5] [--concurrency 1,16,64] [--rounds 1]
+    .venv/bin/python bench/charge.py --plans-only --concurrency 16 --rounds 3
 
 Each concurrent "user" charges its own account in a loop: the full transaction the bot runs
 (duplicate check by request key, conditional debit, operation row, ledger entry, commit).
@@ -9,7 +10,14 @@ The baselines run in the same process against the same database:
     below as the reference, not used by the project), next to the project's ``charge``;
   * sql-loop: the same client stack (SQLAlchemy + asyncpg) doing only
     ``UPDATE users SET balance = balance - 1 WHERE id = :id AND balance >= 1`` per transaction;
-  * pgbench: the same UPDATE from pgbench's C client, when pgbench is installed.
+  * pgbench: the same UPDATE from pgbench's C client, when pgbench is installed;
+  * plain: the charge chain as it was before plans (issue 14), copied below (``plain_chain``)
+    and run through the same ``billing.ledger.Chain`` — the baseline of the charge with
+    plans, beside it in the same run:
+  * plans-bal: the project's ``charge`` for a user who holds no plan (paying from the
+    balance through the plans' chain: subscription, package, discount, access, roll-over
+    check in its first step);
+  * plans-sub: the project's ``charge`` for a user paying from a subscription's quota.
 """
 
 from __future__ import annotations
@@ -21,15 +29,17 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import select, text
+from sqlalchemy import JSON, and_, bindparam, case, false, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,10 +48,18 @@ sys.path.insert(0, str(ROOT))
 from alembic.config import Config  # noqa: E402
 
 from alembic import command  # noqa: E402
-from billing import accounts, operations  # noqa: E402
+from billing import accounts, ledger, operations, plans  # noqa: E402
 from billing.db import make_engine, make_sessionmaker  # noqa: E402
 from billing.errors import DuplicateRequest, InsufficientFunds  # noqa: E402
-from billing.models import Funding, Operation  # noqa: E402
+from billing.models import (  # noqa: E402
+    Funding,
+    LedgerKind,
+    Operation,
+    OperationStatus,
+    User,
+    new_key_token,
+    utcnow,
+)
 from billing.operations import ChargeResult  # noqa: E402
 from billing.prices import operation_type, price_for  # noqa: E402
 from billing.settings import Settings, operation_deadline_seconds  # noqa: E402
@@ -55,7 +73,12 @@ def db_url() -> str:
     return f"{base}/{DB}"
 
 
+BENCH_PLAN = "bench_sub"  # a subscription with a quota no run exhausts
+
+
 def prepare(users: int) -> None:
+    """Users 1..users with money (the plain and balance runs), users+1..2*users with a
+    subscription of a million units each (the quota run)."""
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DB}"')
@@ -66,15 +89,34 @@ def prepare(users: int) -> None:
     command.upgrade(config, "head")
 
     async def seed() -> None:
+        settings = Settings(_env_file=None, DATABASE_URL=db_url())  # type: ignore[call-arg]
         engine = make_engine(db_url(), pool_size=2)
         async with make_sessionmaker(engine)() as session:
-            for i in range(users):
+            await plans.add_plan(
+                session,
+                code=BENCH_PLAN,
+                kind="subscription",
+                name_ru="Бенчмарк",
+                name_en="Benchmark",
+                price=100,
+                period="year",
+                units=1_000_000,
+            )
+            for i in range(2 * users):
                 user, _ = await accounts.get_or_create_user(
                     session, telegram_id=10_000 + i, free_operations=0
                 )
                 await accounts.adjust(
                     session, user_id=user.id, amount=10**12, reason="benchmark money"
                 )
+                if i >= users:
+                    await plans.buy_plan_from_balance(
+                        session,
+                        settings,
+                        user_id=user.id,
+                        plan_code=BENCH_PLAN,
+                        request_key=f"bench:{user.id}",
+                    )
             await session.commit()
         await engine.dispose()
 
@@ -181,6 +223,130 @@ async def reference_charge(
     )
 
 
+# --- REFERENCE ONLY: the charge chain before plans (billing/operations.py at ca2f957) -------
+# Free operation or balance, nothing else: the baseline the charge with plans is measured
+# against in the same run. Nothing in the project calls it.
+_users = User.__table__
+_operations = Operation.__table__
+
+
+def plain_chain(dialect: str, *, paid: bool) -> ledger.Chain:
+    price = bindparam("price", type_=_users.c.balance.type)
+
+    def old(_: Any) -> Any:
+        return (
+            select(
+                _users.c.id,
+                _users.c.free_operations_left.label("free"),
+                _users.c.balance,
+                _users.c.free_operations_granted.label("granted"),
+            )
+            .where(_users.c.id == bindparam("user_id", type_=_users.c.id.type))
+            .with_for_update()
+        )
+
+    def debit(p: Any) -> Any:
+        was = p["old"]
+        zero, one = ledger.const(0), ledger.const(1)
+        take_free = was.free > zero if paid else false()
+        return ledger.balance_step(
+            was.id,
+            amount=-case((take_free, zero), else_=price),
+            free_delta=-case((take_free, one), else_=zero),
+            conditions=(take_free | (was.balance >= price),) if paid else (),
+        ).returning(take_free.label("used_free"))
+
+    def operation(p: Any) -> Any:
+        debited = p["debit"]
+        funding = Funding.BALANCE if paid else Funding.NONE
+        c = _operations.c
+        values = {
+            "user_id": debited.id,
+            "type": bindparam("kind", type_=c.type.type),
+            "price": case((debited.used_free, ledger.const(0)), else_=price),
+            "funding": case(
+                (debited.used_free, ledger.const(Funding.FREE.value)),
+                else_=ledger.const(funding.value),
+            ),
+            "status": ledger.const(OperationStatus.QUEUED.value),
+            "request_key": bindparam("request_key", type_=c.request_key.type),
+            "chat_id": bindparam("chat_id", type_=c.chat_id.type),
+            "input_ref": bindparam("input_ref", type_=JSON(none_as_null=True)),
+            "deadline_at": bindparam("deadline_at", type_=c.deadline_at.type),
+            "attempts": ledger.const(0),
+            "key_token": bindparam("key_token", type_=c.key_token.type),
+        }
+        return (
+            ledger.insert_or_skip(dialect, c.request_key)
+            .from_select(
+                list(values),
+                select(*(v.label(k) for k, v in values.items())),
+                include_defaults=False,
+            )
+            .returning(c.id, c.user_id, c.price, c.funding, c.key_token)
+        )
+
+    def entry(p: Any) -> Any:
+        op = p["operation"]
+        return ledger.entry(
+            p["debit"],
+            kind=LedgerKind.CHARGE,
+            amount=-op.price,
+            free_delta=case(
+                (op.funding == ledger.const(Funding.FREE.value), ledger.const(-1)),
+                else_=ledger.const(0),
+            ),
+            key=ledger.key_of("charge:", op.id),
+            operation_id=op.id,
+            where=and_(
+                op.user_id == p["debit"].id, op.funding != ledger.const(Funding.NONE.value)
+            ),
+        )
+
+    return ledger.Chain(
+        ledger.Step("old", old),
+        ledger.Step("debit", debit),
+        ledger.Step("operation", operation),
+        ledger.Step("entry", entry),
+    )
+
+
+_PLAIN = plain_chain("postgresql", paid=True)
+
+
+async def plain_charge(
+    session: AsyncSession, settings: Settings, *, user_id: int, request_key: str, chat_id: int
+) -> ChargeResult:
+    """The pre-plans ``charge`` (the money path: price from the balance, else refused)."""
+    kind = operation_type("upscale").value
+    price = price_for(kind, settings)
+    deadline_at = utcnow() + timedelta(seconds=operation_deadline_seconds(settings, queued=True))
+    rows = await _PLAIN.run(
+        session,
+        user_id=user_id,
+        price=price,
+        kind=kind,
+        request_key=request_key,
+        chat_id=chat_id,
+        input_ref=None,
+        deadline_at=deadline_at,
+        key_token=new_key_token(),
+    )
+    paid, op = rows["debit"], rows["operation"]
+    if paid is None or op is None:
+        raise InsufficientFunds(price=price, balance=0, free_left=0)
+    return ChargeResult(
+        operation_id=op.id,
+        user_id=user_id,
+        op_type=kind,
+        price=op.price,
+        funding=Funding(op.funding),
+        balance_after=paid.balance,
+        free_after=paid.free_operations_left,
+        key_token=op.key_token,
+    )
+
+
 def summarize(name: str, concurrency: int, latencies: list[float], seconds: float) -> dict:
     latencies.sort()
     n = len(latencies)
@@ -194,8 +360,9 @@ def summarize(name: str, concurrency: int, latencies: list[float], seconds: floa
     }
 
 
-async def run_loop(kind: str, concurrency: int, seconds: float) -> dict:
+async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 0) -> dict:
     settings = Settings(_env_file=None, DATABASE_URL=db_url())  # type: ignore[call-arg]
+    users = USERS[0]
     engine = make_engine(db_url(), pool_size=concurrency)
     sm = make_sessionmaker(engine)
     latencies: list[float] = []
@@ -203,20 +370,28 @@ async def run_loop(kind: str, concurrency: int, seconds: float) -> dict:
     update = text("UPDATE users SET balance = balance - 1 WHERE id = :id AND balance >= 1")
 
     async def worker(index: int) -> None:
-        user_id = index + 1
+        # plans-sub: the users who hold the benchmark subscription (after the money users)
+        user_id = index + 1 + (users if kind == "plans-sub" else 0)
         seq = 0
         while time.perf_counter() < stop:
             seq += 1
             t0 = time.perf_counter()
+            key = f"{kind}-{concurrency}-{round_no}-{index}:{seq}"
             async with sm() as session:
-                if kind == "charge":
-                    await operations.charge(
+                if kind in ("charge", "plans-bal", "plans-sub"):
+                    result = await operations.charge(
                         session,
                         settings,
                         user_id=user_id,
                         op_type="upscale",
-                        request_key=f"{kind}-{concurrency}-{index}:{seq}",
+                        request_key=key,
                         chat_id=user_id,
+                    )
+                    expected = "subscription" if kind == "plans-sub" else "balance"
+                    assert result.funding == expected, result
+                elif kind == "plain":
+                    await plain_charge(
+                        session, settings, user_id=user_id, request_key=key, chat_id=user_id
                     )
                 elif kind == "cte-today":
                     kind_ = operation_type("upscale")
@@ -226,7 +401,7 @@ async def run_loop(kind: str, concurrency: int, seconds: float) -> dict:
                         user_id=user_id,
                         kind=kind_.value,
                         price=price_for(kind_, settings),
-                        request_key=f"{kind}-{concurrency}-{index}:{seq}",
+                        request_key=key,
                         chat_id=user_id,
                         input_ref=None,
                     )
@@ -294,19 +469,55 @@ def pgbench(concurrency: int, seconds: float, users: int) -> dict | None:
     }
 
 
+USERS = [0]  # how many money users prepare() made (the subscription users come after)
+
+
+def plans_rounds(c: int, seconds: float, rounds: int) -> None:
+    """plain, plans-bal and plans-sub in turns, ``rounds`` times (the order rotates, so no
+    run always gets the warmest server); the ratios to plain per round and their median."""
+    names = ["plain", "plans-bal", "plans-sub"]
+    ratios: dict[str, list[float]] = {"plans-bal": [], "plans-sub": []}
+    for r in range(rounds):
+        order = names[r % 3 :] + names[: r % 3]
+        got = {name: asyncio.run(run_loop(name, c, seconds, r)) for name in order}
+        for name in names:
+            row = got[name]
+            vs = row["tps"] / got["plain"]["tps"]
+            if name != "plain":
+                ratios[name].append(vs)
+            print(
+                f"{name:<10}{row['c']:>6}{row['tps']:>10.0f}{row['p50']:>9.2f}"
+                f"{row['p99']:>9.2f}{vs:>9.2f}   (round {r + 1}, order {'/'.join(order)})"
+            )
+    for name, values in ratios.items():
+        print(
+            f"{name} / plain at {c} users: median {statistics.median(values):.3f} "
+            f"(each round: {', '.join(f'{v:.3f}' for v in values)})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--rounds", type=int, default=1, help="turns of the plans runs")
+    parser.add_argument(
+        "--plans-only", action="store_true", help="only plain / plans-bal / plans-sub"
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     users = max(levels)
+    USERS[0] = users
     prepare(users)
     print(f"PostgreSQL charge benchmark, {args.seconds:.0f} s per run, {os.cpu_count()} cores")
     print(
         f"{'run':<10}{'users':>6}{'tx/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs sql':>9}{'vs pgb':>9}"
     )
     for c in levels:
+        if args.plans_only:
+            print(f"{'':<10}{'':>6}{'':>10}{'':>9}{'':>9}{'vs plain':>9}")
+            plans_rounds(c, args.seconds, args.rounds)
+            continue
         base = asyncio.run(run_loop("sql-loop", c, args.seconds))
         pgb = pgbench(c, args.seconds, users)
         reference = asyncio.run(run_loop("cte-today", c, args.seconds))
@@ -322,6 +533,8 @@ def main() -> None:
             )
         if reference["tps"]:
             print(f"charge / cte-today at {c} users: {charge['tps'] / reference['tps']:.2f}")
+        print(f"{'':<10}{'':>6}{'':>10}{'':>9}{'':>9}{'vs plain':>9}")
+        plans_rounds(c, args.seconds, args.rounds)
     print("pgbench p50 column is its average latency; ratios are tx/s over the baselines.")
 
 

@@ -56,6 +56,9 @@ class Step:
     name: str
     build: Builder
     optional: bool = False
+    # The columns the caller reads (PostgreSQL returns only these; the first must be one
+    # that is never NULL in a row); None: all of them.
+    returns: tuple[str, ...] | None = None
 
 
 def _cacheable(dialect: Any) -> tuple[type, type]:
@@ -156,9 +159,15 @@ class Chain:
             joined = first
             for cte in rest:
                 joined = joined.outerjoin(cte, true())
-            columns = [(name, c) for name, cte in ctes.items() for c in cte.c]
+            wanted = {
+                step.name: [c for c in ctes[step.name].c if c.key in step.returns]
+                if step.returns is not None
+                else list(ctes[step.name].c)
+                for step in self.steps
+            }
+            columns = [(name, c) for name, cs in wanted.items() for c in cs]
             # The names first, the statement last: a run that sees the statement sees both.
-            self._names = [(name, [c.key for c in cte.c]) for name, cte in ctes.items()]
+            self._names = [(name, [c.key for c in cs]) for name, cs in wanted.items()]
             self._one = select(*(c.label(f"{name}__{c.key}") for name, c in columns)).select_from(
                 joined
             )

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Boolean,
     Integer,
     and_,
     bindparam,
@@ -25,12 +25,12 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    literal_column,
     not_,
     null,
     or_,
     select,
     true,
-    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -128,9 +128,13 @@ def _unlocked(dialect: str, unlocks: Any, kind: Any) -> Any:
     )
 
 
-def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger.Chain:
+def _charge_chain(
+    dialect: str, *, paid: bool, order: tuple[str, ...], renews: bool, wait_due: bool
+) -> ledger.Chain:
     """The charge's steps (see :func:`charge`); ``paid``: the type costs units; ``order``:
-    SPENDING_ORDER."""
+    SPENDING_ORDER; ``renews``: FREE_OPERATIONS_RENEW_DAYS is set (free operations may be
+    due); ``wait_due``: a holding or free operations due for their roll-over hold the
+    charge back (nothing written; the caller rolls over and charges again)."""
     # Named unlike any column of the tables the chain writes: a parameter named like a
     # column of an UPDATE's table would become a SET of that column.
     price = bindparam("full_price", type_=_users.c.balance.type)  # kopecks, no discount
@@ -141,11 +145,40 @@ def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger
     on_plan_sources = [ledger.const(source) for source in PLAN_FUNDED]
     zero, one = ledger.const(0), ledger.const(1)
     active = ledger.const(HoldingStatus.ACTIVE.value)
+    subscription = ledger.const(PlanKind.SUBSCRIPTION.value)
 
     def old(_: Any) -> Any:
-        u, h = _users, _holdings
-        # The user's subscription (at most one active: a partial unique index).
-        sub = h.alias("sub")
+        u, h, p = _users, _holdings, _plans
+        # The user's active holdings in one pass (an aggregate: one row, holdings or not):
+        # the subscription (at most one active: a partial unique index), the best discount
+        # and the access of their plans (one past its end counts only as due for its
+        # roll-over), whether any is due.
+        live = or_(h.c.ends_at.is_(None), h.c.ends_at > now)
+
+        def of_sub(column: Any) -> Any:
+            return func.max(case((h.c.kind == subscription, column)))
+
+        held = (
+            select(
+                of_sub(h.c.id).label("sub_id"),
+                of_sub(h.c.units_left).label("sub_left"),
+                of_sub(h.c.period_no).label("sub_period"),
+                of_sub(h.c.ends_at).label("sub_ends"),
+                func.coalesce(func.max(case((live, p.c.discount_percent))), zero).label(
+                    "discount"
+                ),
+                func.coalesce(
+                    func.max(case((and_(live, _unlocked(dialect, p.c.unlocks, kind)), one))),
+                    zero,
+                ).label("allowed"),
+                func.coalesce(func.max(case((h.c.ends_at <= now, one))), zero).label("due"),
+            )
+            .select_from(h.join(p, p.c.id == h.c.plan_id))
+            .where(h.c.user_id == user_id, h.c.status == active)
+            .subquery("held")
+        )
+        # The default plan every user is on (no row: no default plan, nothing restricted).
+        default = select(p.c.discount_percent, p.c.unlocks).where(p.c.is_default).subquery("dp")
         # The package a charge would take from: enough units, oldest expiry first.
         pkg = (
             select(h.c.id)
@@ -154,40 +187,32 @@ def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger
                 h.c.status == active,
                 h.c.kind == ledger.const(PlanKind.PACKAGE.value),
                 h.c.units_left >= units,
-                or_(h.c.ends_at.is_(None), h.c.ends_at > now),
+                live,
             )
             .order_by(h.c.ends_at.asc().nulls_last(), h.c.id)
-            .limit(1)
+            .limit(literal_column("1"))
             .subquery("pkg")
         )
-        # What the user holds: the default plan and the plans of the active holdings (one
-        # past its end still counts as due for its roll-over, not for access or discount).
-        held = union_all(
-            select(_plans.c.discount_percent, _plans.c.unlocks, null().label("ends_at")).where(
-                _plans.c.is_default
-            ),
-            select(_plans.c.discount_percent, _plans.c.unlocks, h.c.ends_at)
-            .select_from(h.join(_plans, _plans.c.id == h.c.plan_id))
-            .where(h.c.user_id == user_id, h.c.status == active),
-        ).subquery("held")
-        live = or_(held.c.ends_at.is_(None), held.c.ends_at > now)
-        plans = select(
-            func.coalesce(func.max(case((live, held.c.discount_percent))), zero).label("discount"),
-            func.coalesce(
-                func.max(case((and_(live, _unlocked(dialect, held.c.unlocks, kind)), one))),
-                zero,
-            ).label("allowed"),
-            func.coalesce(func.max(case((held.c.ends_at <= now, one))), zero).label("due"),
-        ).subquery("plans")
-        price_due = (
-            price * (ledger.const(100) - plans.c.discount) + ledger.const(50)
-        ) // ledger.const(100)
+        base = func.coalesce(default.c.discount_percent, zero)
+        discount = case((held.c.discount > base, held.c.discount), else_=base)
+        price_due = (price * (ledger.const(100) - discount) + ledger.const(50)) // ledger.const(
+            100
+        )
+        allowed = or_(
+            default.c.unlocks.is_(None),
+            _unlocked(dialect, default.c.unlocks, kind),
+            held.c.allowed == one,
+        )
+        due = held.c.due == one
+        if renews:  # free operations due for their top-up
+            renew_due = bindparam("free_due_before", type_=_users.c.created_at.type)
+            due = or_(due, func.coalesce(u.c.free_renewed_at, u.c.created_at) <= renew_due)
         covers = {
             Funding.FREE.value: u.c.free_operations_left >= one,
             Funding.SUBSCRIPTION.value: and_(
-                sub.c.id.is_not(None),
-                or_(sub.c.ends_at.is_(None), sub.c.ends_at > now),
-                sub.c.units_left >= units,
+                held.c.sub_id.is_not(None),
+                or_(held.c.sub_ends.is_(None), held.c.sub_ends > now),
+                held.c.sub_left >= units,
             ),
             Funding.PACKAGE.value: pkg.c.id.is_not(None),
             Funding.BALANCE.value: u.c.balance >= price_due,
@@ -208,7 +233,7 @@ def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger
                 *(
                     (
                         cond,
-                        sub.c.id
+                        held.c.sub_id
                         if s == Funding.SUBSCRIPTION.value
                         else pkg.c.id
                         if s == Funding.PACKAGE.value
@@ -221,14 +246,6 @@ def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger
         else:
             src = ledger.const(Funding.NONE.value)
             holding = cast(null(), _holdings.c.id.type)  # typed: compared with ids later
-        renew_due = bindparam("free_due_before", type_=_users.c.created_at.type)
-        due = or_(
-            plans.c.due == one,
-            and_(
-                renew_due.is_not(None),
-                func.coalesce(u.c.free_renewed_at, u.c.created_at) <= renew_due,
-            ),
-        )
         return (
             select(
                 u.c.id,
@@ -238,26 +255,12 @@ def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger
                 src.label("src"),
                 price_due.label("price"),
                 holding.label("holding"),
-                sub.c.period_no.label("period_no"),
-                (plans.c.allowed == one).label("allowed"),
+                held.c.sub_period.label("period_no"),
+                allowed.label("allowed"),
                 due.label("due"),
-                and_(
-                    plans.c.allowed == one,
-                    or_(not_(due), bindparam("ignore_due", type_=Boolean)),
-                ).label("go"),
+                (and_(allowed, not_(due)) if wait_due else allowed).label("go"),
             )
-            .select_from(
-                u.outerjoin(
-                    sub,
-                    and_(
-                        sub.c.user_id == u.c.id,
-                        sub.c.kind == ledger.const(PlanKind.SUBSCRIPTION.value),
-                        sub.c.status == active,
-                    ),
-                )
-                .outerjoin(pkg, true())
-                .join(plans, true())
-            )
+            .select_from(u.join(held, true()).outerjoin(default, true()).outerjoin(pkg, true()))
             .where(u.c.id == user_id)
             .with_for_update(of=u)
         )
@@ -285,32 +288,34 @@ def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger
         )
 
     def debit(p: Any) -> Any:
-        was, took = p["old"], p["held"]
+        """The user's counter, for a free operation or money (a charge from a plan, or of a
+        free type, leaves the user's row as the lock read it)."""
+        was, u = p["old"], _users
         src = was.src
-        return ledger.balance_step(
-            was.id,
-            amount=-case((src == ledger.const(Funding.BALANCE.value), was.price), else_=zero),
-            free_delta=-case((src == ledger.const(Funding.FREE.value), one), else_=zero),
-            conditions=(
+        free = ledger.const(Funding.FREE.value)
+        return (
+            update(u)
+            .where(
+                u.c.id == was.id,
                 was.go,
-                src.is_not(None),
+                src.in_([free, ledger.const(Funding.BALANCE.value)]),
                 case(
-                    (
-                        src == ledger.const(Funding.FREE.value),
-                        _users.c.free_operations_left >= one,
-                    ),
-                    (src == ledger.const(Funding.BALANCE.value), _users.c.balance >= was.price),
-                    (src.in_(on_plan_sources), took.id.is_not(None)),
-                    else_=true(),
+                    (src == free, u.c.free_operations_left >= one), else_=u.c.balance >= was.price
                 ),
-            ),
+            )
+            .values(
+                balance=u.c.balance - case((src == free, zero), else_=was.price),
+                free_operations_left=u.c.free_operations_left
+                - case((src == free, one), else_=zero),
+            )
+            .returning(u.c.id, u.c.balance, u.c.free_operations_left)
         )
 
     def operation(p: Any) -> Any:
         was, took, debited = p["old"], p["held"], p["debit"]
         c = _operations.c
         values = {
-            "user_id": debited.id,
+            "user_id": was.id,
             "type": kind,
             "price": case((was.src == ledger.const(Funding.BALANCE.value), was.price), else_=zero),
             "funding": was.src,
@@ -330,22 +335,36 @@ def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger
                 else_=null(),
             ),
         }
+        # Written only when its source was: the holding's units or the user's counter taken
+        # (a free type takes nothing).
+        paid_for = case(
+            (was.src.in_(on_plan_sources), took.id.is_not(None)),
+            (was.src == ledger.const(Funding.NONE.value), true()),
+            else_=debited.id.is_not(None),
+        )
         return (
             ledger.insert_or_skip(dialect, c.request_key)
             .from_select(
                 list(values),
-                # (the condition joins the two steps' rows: one each)
-                select(*(v.label(k) for k, v in values.items())).where(debited.id == was.id),
+                select(*(v.label(k) for k, v in values.items())).where(
+                    was.go, was.src.is_not(None), paid_for
+                ),
                 include_defaults=False,
             )
             .returning(c.id, c.user_id, c.price, c.funding, c.key_token, c.holding_id, c.units)
         )
 
     def entry(p: Any) -> Any:
-        op, took = p["operation"], p["held"]
+        was, op, took, debited = p["old"], p["operation"], p["held"], p["debit"]
         on_plan = op.funding.in_(on_plan_sources)
+        # The user's counters after: moved by the debit, else as the lock read them.
+        user = SimpleNamespace(
+            id=op.user_id,
+            balance=func.coalesce(debited.balance, was.balance),
+            free_operations_left=func.coalesce(debited.free_operations_left, was.free),
+        )
         return ledger.entry(
-            p["debit"],
+            user,
             kind=LedgerKind.CHARGE,
             amount=-op.price,
             free_delta=case(
@@ -357,21 +376,29 @@ def _charge_chain(dialect: str, *, paid: bool, order: tuple[str, ...]) -> ledger
             holding_id=op.holding_id,
             key=ledger.key_of("charge:", op.id),
             operation_id=op.id,
-            where=and_(
-                op.user_id == p["debit"].id, op.funding != ledger.const(Funding.NONE.value)
-            ),
+            where=and_(op.user_id == was.id, op.funding != ledger.const(Funding.NONE.value)),
         )
 
     return ledger.Chain(
-        ledger.Step("old", old),
-        ledger.Step("held", held, optional=True),
-        ledger.Step("debit", debit),
-        ledger.Step("operation", operation),
-        ledger.Step("entry", entry),
+        ledger.Step(
+            "old",
+            old,
+            returns=("id", "free", "balance", "granted", "src", "price", "allowed", "due"),
+        ),
+        ledger.Step("held", held, optional=True, returns=("id", "units_left")),
+        ledger.Step(
+            "debit", debit, optional=True, returns=("id", "balance", "free_operations_left")
+        ),
+        ledger.Step(
+            "operation",
+            operation,
+            returns=("id", "price", "funding", "key_token", "holding_id", "units"),
+        ),
+        ledger.Step("entry", entry, returns=("id",)),
     )
 
 
-_CHARGES: dict[tuple[str, bool, tuple[str, ...]], ledger.Chain] = {}
+_CHARGES: dict[tuple[str, bool, tuple[str, ...], bool, bool], ledger.Chain] = {}
 _ROLL_OVER: list[Any] = []  # billing.plans.roll_over, looked up once (None: not there)
 
 
@@ -426,18 +453,26 @@ async def charge(
     price = units * settings.price_kopecks
     deadline_at = utcnow() + timedelta(seconds=operation_deadline_seconds(settings, queued=True))
     dialect = ledger.dialect_of(session)
-    order = tuple(settings.SPENDING_ORDER)
-    chain = _CHARGES.get((dialect, units > 0, order))
-    if chain is None:
-        chain = _CHARGES[dialect, units > 0, order] = _charge_chain(
-            dialect, paid=units > 0, order=order
-        )
+    order = settings.SPENDING_ORDER
     roll_over = _roll_over()
-    ignore_due = roll_over is None
-    now = utcnow()
+    wait_due = roll_over is not None
     renew_days = settings.FREE_OPERATIONS_RENEW_DAYS
+    now = utcnow()
     rolled: tuple[Any, ...] = ()
     for _ in range(CHARGE_TRIES):
+        key = (dialect, units > 0, order, renew_days is not None, wait_due)
+        chain = _CHARGES.get(key)
+        if chain is None:
+            chain = _CHARGES[key] = _charge_chain(
+                dialect,
+                paid=units > 0,
+                order=order,
+                renews=renew_days is not None,
+                wait_due=wait_due,
+            )
+        params: dict[str, Any] = {}
+        if renew_days is not None:
+            params["free_due_before"] = now - timedelta(days=renew_days)
         rows = await chain.run(
             session,
             for_user=user_id,
@@ -445,27 +480,26 @@ async def charge(
             op_units=units,
             op_kind=kind,
             now=now,
-            ignore_due=ignore_due,
-            free_due_before=None if renew_days is None else now - timedelta(days=renew_days),
             request_key=request_key,
             chat_id=chat_id,
             input_ref=input_ref,
             deadline_at=deadline_at,
             key_token=new_key_token(),
+            **params,
         )
-        was, took, paid, op = rows["old"], rows["held"], rows["debit"], rows["operation"]
+        was, took, debited, op = rows["old"], rows["held"], rows["debit"], rows["operation"]
         if was is None:
             raise UserNotFound(user_id)
         if not was.allowed:
             raise OperationLocked(kind)
-        if was.due and not ignore_due:
+        if was.due and wait_due:
             rolled = tuple(await roll_over(session, settings, user_id=user_id, now=now))
-            ignore_due = True  # rolled over: what is still "due" is not ours to wait for
+            wait_due = False  # rolled over: what is still "due" is not ours to wait for
             continue
-        if paid is None and was.src in PLAN_FUNDED and took is None:
+        if op is None and was.src in PLAN_FUNDED and took is None:
             now = utcnow()
             continue  # the holding was spent (or rolled) meanwhile: nothing written, again
-        if paid is None or op is None:
+        if op is None:
             # Nothing paid, or paid twice for one update: a re-delivery is a duplicate (roll
             # back), not a reason to show a re-delivering user the top-up screen.
             existing = None
@@ -473,7 +507,7 @@ async def charge(
                 existing = await session.scalar(
                     select(Operation.id).where(Operation.request_key == request_key)
                 )
-            if existing is not None or paid is not None:
+            if existing is not None or debited is not None or took is not None:
                 raise DuplicateRequest(request_key or "", existing)
             raise InsufficientFunds(
                 price=was.price, balance=was.balance, free_left=was.free, free_granted=was.granted
@@ -484,8 +518,8 @@ async def charge(
             op_type=kind,
             price=op.price,
             funding=Funding(op.funding),
-            balance_after=paid.balance,
-            free_after=paid.free_operations_left,
+            balance_after=debited.balance if debited is not None else was.balance,
+            free_after=debited.free_operations_left if debited is not None else was.free,
             key_token=op.key_token,
             units=op.units,
             holding_id=op.holding_id,

@@ -403,3 +403,20 @@ async def test_200_concurrent_charges_across_every_source_take_exactly_what_is_t
     assert await units_left(sessionmaker, pack) == 0
     async with sessionmaker() as session:
         assert await audit(session) == []
+
+
+async def test_free_operations_due_for_their_renewal_are_topped_up_before_the_charge(
+    sessionmaker, any_db_url
+):
+    settings = make_settings(any_db_url, FREE_OPERATIONS_RENEW_DAYS=30, FREE_OPERATIONS_COUNT=4)
+    user_id = await new_user(sessionmaker, free=0, balance=1000)
+    async with sessionmaker() as session:  # signed up 31 days ago
+        await session.execute(
+            update(User).where(User.id == user_id).values(created_at=utcnow() - timedelta(days=31))
+        )
+        await session.commit()
+    first = await charge(sessionmaker, settings, user_id)
+    assert (first.funding, first.free_after, first.balance_after) == ("free", 3, 1000)
+    assert [e.kind for e in first.rolled_over] == ["free_renewed"]
+    second = await charge(sessionmaker, settings, user_id)
+    assert (second.funding, second.rolled_over) == ("free", ())
