@@ -42,7 +42,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 from hypothesis import event as hypothesis_event
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -738,14 +738,18 @@ class PlansMachine(RuleBasedStateMachine):
 
     @rule(
         who=st.sampled_from([0, 1]),
-        how=st.sampled_from(["top-up", "admin"]),
+        how=st.sampled_from(["top-up", "admin", *(f"pay for {c}" for c in BUYABLE)]),
         amount=st.sampled_from([-3_000, -500, 700, 8_000, 19_900, 50_000]),
         free_delta=st.sampled_from([0, 0, -1, 1]),
     )
     def money(self, who, how, amount, free_delta):
-        """Money in through the one credit path (a payment, credited once), or an admin's
-        adjustment of money and free operations (refused past zero)."""
+        """Money in through the one credit path (a payment, credited once; a plan's payment
+        also buys the plan in the same transaction, or leaves the money on the balance), or
+        an admin's adjustment of money and free operations (refused past zero)."""
         user_id = self.users[who].id
+        if how.startswith("pay for "):
+            self._pay_for_plan(who, how.removeprefix("pay for "))
+            return
         if how == "top-up":
             amount = abs(amount)
 
@@ -784,6 +788,48 @@ class PlansMachine(RuleBasedStateMachine):
                 s, user_id=user_id, amount=amount, free_delta=free_delta, reason="machine"
             ),
         )
+
+    def _pay_for_plan(self, who: int, code: str) -> None:
+        """A YooKassa payment of the plan's price, as billing.payments credits it: the
+        credit and billing.plans.buy_after_payment in one transaction."""
+        user_id, plan = self.users[who].id, self.model.catalogue[code]
+        amount = plan.price or 1_000  # the default plan costs nothing: a payment of 10 ₽
+
+        async def pay(session: Any) -> Any:
+            payment = await payments.create_payment(
+                session, user_id=user_id, amount=amount, currency="RUB"
+            )
+            await session.flush()
+            return payment.id
+
+        payment_id = self.run(pay)
+
+        async def credit_and_buy(session: Any) -> Any:
+            credited = await payments.credit_payment(
+                session, payment_id=payment_id, amount=amount, currency="RUB", notice=False
+            )
+            assert credited is not None
+            plan_id = await session.scalar(select(Plan.id).where(Plan.code == code))
+            return await plans.buy_after_payment(
+                session, user_id=user_id, plan_id=plan_id, payment_id=payment_id, amount=amount
+            )
+
+        def paid(u: MUser) -> dict[str, Any]:
+            u.balance += amount
+            kept = copy.deepcopy(u)
+            try:
+                return self.model.buy(u, code, self.now)
+            except Refused:
+                u.__dict__.update(kept.__dict__)  # not bought: the money stays
+                return {"status": "not bought", "holding": None}
+
+        expected, note, user = self.attempt(who, paid, credit_and_buy)
+        kinds = {"bought": "plan_bought", "scheduled": "plan_scheduled"}
+        kinds["already_active"] = "plan_scheduled"
+        assert note.kind == kinds.get(expected["status"], "plan_not_bought")
+        assert note.holding_id == (expected["holding"].id if expected["holding"] else None)
+        assert note.balance_after == user.balance
+        event(f"plan payment for {code}: {note.kind}")
 
     @rule(step=st.sampled_from(STEPS))
     def advance(self, step):
@@ -957,11 +1003,17 @@ class PlansMachine(RuleBasedStateMachine):
 
 
 # PLANS_MACHINE_EXAMPLES=500 for a long exploration; CI runs the default.
+# PLANS_MACHINE_SHRINK=0: the first failing run as found, not shrunk (for mutation checks).
 MACHINE_SETTINGS = hsettings(
     max_examples=int(os.environ.get("PLANS_MACHINE_EXAMPLES", "12")),
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    **(
+        {"phases": [Phase.explicit, Phase.reuse, Phase.generate]}
+        if os.environ.get("PLANS_MACHINE_SHRINK") == "0"
+        else {}
+    ),
 )
 
 
