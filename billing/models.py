@@ -318,6 +318,8 @@ class PaymentRefund(Base):
     status: Mapped[str] = mapped_column(String(16), default=RefundStatus.NEW)
     yookassa_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     requested_by: Mapped[str] = mapped_column(String(64))  # "cli", "admin:<telegram id>"
+    # The receipt's e-mail sent with the first call, so every retry sends the same body.
+    receipt_email: Mapped[str | None] = mapped_column(String(254))
     error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=NOW)
     updated_at: Mapped[datetime] = mapped_column(server_default=NOW, onupdate=func.now())

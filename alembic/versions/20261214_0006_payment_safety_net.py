@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("yookassa_refund_id", sa.String(length=64), nullable=True),
         sa.Column("requested_by", sa.String(length=64), nullable=False),
+        sa.Column("receipt_email", sa.String(length=254), nullable=True),
         sa.Column("error", sa.String(length=200), nullable=True),
         sa.Column(
             "created_at",
