@@ -303,3 +303,70 @@ async def test_a_paid_payment_whose_notification_never_came_is_credited_then_ref
     )
     assert again.outcome.value == "already_credited"
     assert await quiet.balance(user_id) == 0
+
+
+async def test_a_refund_yookassa_has_not_finished_is_debited_when_it_goes_through(
+    quiet: Stack, cli: Cli
+) -> None:
+    user_id, _, started = await credited_payment(quiet, 9710, 20_000)
+    await quiet.yk.configure(refund_status="pending")
+
+    code, out, _ = await cli(str(started.payment_id), "80")
+    assert code == 0 and "has not finished it (pending)" in out, out
+    [request] = await requests_of(quiet)
+    [pending] = await made(quiet, started)
+    assert (request.status, request.yookassa_refund_id) == ("pending", pending["id"])
+    assert await quiet.balance(user_id) == 20_000  # nothing returned yet, nothing debited
+    # Run again meanwhile: the same refund is looked up, no new one is made.
+    code, out, _ = await cli(str(started.payment_id), "80")
+    assert code == 0 and "has not finished it" in out
+    assert len(await refund_calls(quiet)) == 1
+    # Another amount while this one is unfinished: refused.
+    code, _, err = await cli(str(started.payment_id), "10")
+    assert code == 1 and "a refund of 80 ₽ of payment" in err and "unfinished" in err
+
+    # YooKassa finishes it and tells the web server: debited once, the request is done.
+    note = await quiet.yk.finish_refund(pending["id"], notify=True)
+    assert note["notification"]["status"] == 200
+    assert await quiet.balance(user_id) == 12_000
+    [request] = await requests_of(quiet)
+    assert request.status == "succeeded"
+    code, out, _ = await cli(str(started.payment_id), "80")
+    assert code == 0 and out.startswith("already refunded: 80 ₽")
+    assert await quiet.ledger_count(LedgerKind.PAYMENT_REFUND) == 1
+
+
+async def test_a_pending_refund_whose_notification_is_lost_is_finished_by_the_command(
+    quiet: Stack, cli: Cli
+) -> None:
+    user_id, _, started = await credited_payment(quiet, 9711, 20_000)
+    await quiet.yk.configure(refund_status="pending")
+    code, _, _ = await cli(str(started.payment_id))
+    assert code == 0
+    [pending] = await made(quiet, started)
+    await quiet.yk.finish_refund(pending["id"])  # and nobody is told
+    code, out, _ = await cli(str(started.payment_id))
+    assert code == 0 and out.startswith("refunded 200 ₽"), out
+    assert await quiet.balance(user_id) == 0
+    assert len(await refund_calls(quiet)) == 1
+
+
+async def test_a_refund_yookassa_cancels_returns_nothing_and_may_be_asked_again(
+    quiet: Stack, cli: Cli
+) -> None:
+    user_id, _, started = await credited_payment(quiet, 9712, 20_000)
+    await quiet.yk.configure(refund_status="canceled")
+    code, out, _ = await cli(str(started.payment_id))
+    assert code == 1 and "YooKassa canceled the refund of 200 ₽" in out, out
+    assert "rejected_by_payee" in out
+    [request] = await requests_of(quiet)
+    assert (request.status, request.error) == ("canceled", "rejected_by_payee")
+    assert await quiet.balance(user_id) == 20_000
+
+    await quiet.yk.configure(refund_status="succeeded")
+    code, out, _ = await cli(str(started.payment_id))
+    assert code == 0 and out.startswith("refunded 200 ₽"), out
+    first, second = await requests_of(quiet)
+    assert first.idempotence_key != second.idempotence_key  # a new request, a new key
+    assert await quiet.balance(user_id) == 0
+    assert await quiet.ledger_count(LedgerKind.PAYMENT_REFUND) == 1
