@@ -271,18 +271,25 @@ class YooKassaGateway:
                 ],
             }
         sdk = await self._sdk()
-        return await self._refund_call(sdk.create_refund, body, idempotence_key)
+        # An answer we cannot read may still be a refund YooKassa made: "unavailable" (the
+        # outcome is unknown; ask again with the same key), never "rejected".
+        return await self._refund_call(
+            sdk.create_refund, body, idempotence_key, unreadable=GatewayUnavailable
+        )
 
-    async def _refund_call(self, func: Any, *args: Any) -> ProviderRefund:
+    async def _refund_call(
+        self, func: Any, *args: Any, unreadable: type[GatewayError] = GatewayRejected
+    ) -> ProviderRefund:
         try:
-            raw = _as_dict(await self._call(func, *args))
+            response = await self._call(func, *args)
         except GatewayError:
-            raise
+            raise  # the HTTP call's own verdict: unavailable, or a 4xx refusal
         except Exception as exc:  # noqa: BLE001 - the SDK raises whatever its setters raise
-            raise GatewayRejected(
+            raise unreadable(
                 f"malformed refund object from YooKassa: {type(exc).__name__}"
             ) from None
         try:
+            raw = _as_dict(response)
             return ProviderRefund(
                 id=str(raw["id"]),
                 payment_id=str(raw["payment_id"]),
@@ -291,8 +298,8 @@ class YooKassaGateway:
                 currency=str(raw["amount"]["currency"]),
                 raw=raw,
             )
-        except (KeyError, TypeError) as exc:
-            raise GatewayRejected(f"malformed refund object from YooKassa: {exc!r}") from None
+        except (KeyError, TypeError, GatewayRejected) as exc:
+            raise unreadable(f"malformed refund object from YooKassa: {exc!r}") from None
 
     async def ping(self) -> bool:
         """Whether the API answers our credentials (a lookup of a payment that cannot exist)."""
