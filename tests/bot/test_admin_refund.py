@@ -10,7 +10,7 @@ from sqlalchemy import select
 from billing import accounts
 from billing.models import LedgerEntry, LedgerKind, PaymentNotice, PaymentRefund
 from billing.payments import TopUpStarted, reconcile_payment, start_topup
-from tests.bot.conftest import RunningBot, StartBot
+from tests.bot.conftest import RunningBot, StartBot, wait_until
 
 ADMIN = 5101
 TARGET = 5102
@@ -60,11 +60,16 @@ async def test_an_admin_refunds_a_payment_and_the_user_is_told(
     assert f"Баланс пользователя {TARGET}: 200 ₽" in done.text
     told = await target.wait_for_text("Оформлен возврат 100 ₽")
     assert "Текущий баланс: 200 ₽." in told.text
+
+    async def marked_sent() -> bool:  # right after the message went out
+        async with app.sessionmaker() as session:
+            notice = await session.scalar(
+                select(PaymentNotice).where(PaymentNotice.kind == "refunded")
+            )
+            return notice.outcome == "sent"
+
+    await wait_until(marked_sent)
     async with app.sessionmaker() as session:
-        notice = await session.scalar(
-            select(PaymentNotice).where(PaymentNotice.kind == "refunded")
-        )
-        assert (notice.kind, notice.outcome) == ("refunded", "sent")
         [request] = (await session.scalars(select(PaymentRefund))).all()
     assert (request.status, request.requested_by) == ("succeeded", f"admin:{ADMIN}")
 
