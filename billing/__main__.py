@@ -280,6 +280,7 @@ def _refund_rub(value: str) -> int:
 REFUND_REASONS = {
     "unknown_payment": "there is no payment {payment}",
     "not_paid": "payment {payment} is not paid ({status}): nothing to return",
+    "not_yookassa": "payment {payment} was not paid through YooKassa: refund it where it was paid",
     "nothing_left": "payment {payment} is refunded in full already",
     "too_much": "only {left} of payment {payment} is left to refund, not {amount}",
     "unfinished": (

@@ -57,8 +57,9 @@ _YOOKASSA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class RefundRefused(BillingError):
     """Not refunded; ``code`` names why (the operator's message), ``params`` its details.
 
-    unknown_payment, not_paid, nothing_left, too_much, unfinished (another amount is being
-    refunded), rejected (YooKassa refused), mismatch (YooKassa's answer is not ours)."""
+    unknown_payment, not_paid, not_yookassa (paid, not through YooKassa), nothing_left,
+    too_much, unfinished (another amount is being refunded), rejected (YooKassa refused),
+    mismatch (YooKassa's answer is not ours)."""
 
     def __init__(self, code: str, **params: object) -> None:
         super().__init__(f"{code}: {params}")
@@ -277,9 +278,11 @@ async def refund_payment(
     if row is None:
         raise RefundRefused("unknown_payment", payment=str(payment)[:64])
     keys: list[str] = []
+    if row.yookassa_payment_id is None:
+        if row.credited_at is not None:  # paid another way (not through YooKassa)
+            raise RefundRefused("not_yookassa", payment=row.id)
+        raise RefundRefused("not_paid", payment=row.id, status=row.status)
     if row.credited_at is None:
-        if row.yookassa_payment_id is None:
-            raise RefundRefused("not_paid", payment=row.id, status=row.status)
         # Paid, perhaps, and its notification lost: the API says (and credits it once).
         credit = await reconcile_payment(sessionmaker, gateway, payment_id=row.id)
         if credit.outcome not in (Outcome.CREDITED, Outcome.ALREADY_CREDITED):

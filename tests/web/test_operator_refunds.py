@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from sqlalchemy import func, select
 
-from billing import accounts, refunds
+from billing import accounts, payments, refunds
 from billing.__main__ import main
 from billing.models import LedgerKind, PaymentNotice, PaymentRefund, PaymentStatus
 from billing.payments import reconcile_payment
@@ -370,3 +370,15 @@ async def test_a_refund_yookassa_cancels_returns_nothing_and_may_be_asked_again(
     assert first.idempotence_key != second.idempotence_key  # a new request, a new key
     assert await quiet.balance(user_id) == 0
     assert await quiet.ledger_count(LedgerKind.PAYMENT_REFUND) == 1
+
+
+async def test_a_payment_credited_not_through_yookassa_is_refused(quiet: Stack, cli: Cli) -> None:
+    user_id, _ = await quiet.new_user(9713)
+    async with quiet.sessionmaker() as session:  # paid some other way: no YooKassa id
+        row = await payments.create_payment(session, user_id=user_id, amount=5_000, currency="RUB")
+        await payments.credit_payment(session, payment_id=row.id, amount=5_000, currency="RUB")
+        await session.commit()
+    code, _, err = await cli(str(row.id))
+    assert code == 1 and f"payment {row.id} was not paid through YooKassa" in err, err
+    assert await refund_calls(quiet) == [] and await requests_of(quiet) == []
+    assert await quiet.balance(user_id) == 5_000

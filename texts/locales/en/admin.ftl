@@ -114,6 +114,7 @@ admin-refund-pending = YooKassa took the refund of { $amount } ₽ of payment #{
 admin-refund-canceled = YooKassa canceled the refund of { $amount } ₽ of payment #{ $payment } (refund { $refund }, reason: { $reason }). No money was returned; the balance is unchanged.
 admin-refund-error-unknown_payment = There is no payment “{ $payment }”. Nothing changed.
 admin-refund-error-not_paid = Payment #{ $payment } is not paid ({ $status }): there is nothing to return. Nothing changed.
+admin-refund-error-not_yookassa = Payment #{ $payment } was not paid through YooKassa: this command cannot return it. Nothing changed.
 admin-refund-error-nothing_left = Payment #{ $payment } is refunded in full already ({ $amount } ₽). Nothing changed.
 admin-refund-error-too_much = At most { $left } ₽ of payment #{ $payment } can be returned, not { $amount } ₽. Nothing changed.
 admin-refund-error-unfinished = A refund of { $amount } ₽ of payment #{ $payment } is unfinished: send the command again with that amount (or none) to finish it.

@@ -114,6 +114,7 @@ admin-refund-pending = ЮKassa приняла возврат { $amount } ₽ п�
 admin-refund-canceled = ЮKassa отменила возврат { $amount } ₽ по платежу #{ $payment } (возврат { $refund }, причина: { $reason }). Деньги не возвращены, баланс не изменён.
 admin-refund-error-unknown_payment = Платежа «{ $payment }» нет. Ничего не изменено.
 admin-refund-error-not_paid = Платёж #{ $payment } не оплачен ({ $status }): возвращать нечего. Ничего не изменено.
+admin-refund-error-not_yookassa = Платёж #{ $payment } оплачен не через ЮKassa: вернуть его этой командой нельзя. Ничего не изменено.
 admin-refund-error-nothing_left = Платёж #{ $payment } уже возвращён полностью ({ $amount } ₽). Ничего не изменено.
 admin-refund-error-too_much = По платежу #{ $payment } можно вернуть не больше { $left } ₽, а не { $amount } ₽. Ничего не изменено.
 admin-refund-error-unfinished = По платежу #{ $payment } не завершён возврат { $amount } ₽: повторите команду с этой суммой (или без суммы), чтобы его завершить.
