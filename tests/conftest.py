@@ -27,6 +27,7 @@ REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # too and its seeds (migration 0004) put back with their ids: each test starts from the
 # migration's catalogue, whatever an earlier test edited, archived or added.
 TABLES = (
+    "payment_refunds",
     "payment_notices",
     "ledger_entries",
     "operations",
