@@ -11,7 +11,7 @@ The downgrade drops both (no money is held in either: the debits are ledger entr
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-14 10:00:00
+Create Date: 2026-12-07 10:00:00
 """
 
 from collections.abc import Sequence
