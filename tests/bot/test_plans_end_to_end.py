@@ -316,7 +316,10 @@ async def test_package_and_subscription_bought_used_canceled_and_expired(
     assert answer["text"] == (
         f"⏹ Автопродление выключено. «Про» действует до {sub_until}, потом — бесплатный тариф."
     )
-    await me.wait(f"⏹ Автопродление выключено: тариф закончится {sub_until}")
+    off = await me.wait(f"⏹ Автопродление выключено: тариф закончится {sub_until}")
+    assert f"📊 Осталось 29 из 30 — до {sub_until}" in off.text  # no reset: it ends then
+    balance = await me.say("/balance", "Баланс:")
+    assert f"📊 Подписка «Про»: осталось 29 из 30, до {sub_until}" in balance.text
 
     # A month passes: the worker's plans pass ends the subscription and tells the user.
     mark, passes = me.user.mark, me.rolled_over_by_the_worker()
