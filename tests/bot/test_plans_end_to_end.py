@@ -430,7 +430,8 @@ async def test_seed_001_free_operations_then_an_upgrade_mid_way_then_the_quota(
 ) -> None:
     """Seed 001's use case: a new user gets free operations, sees the offer under a result,
     pays for the subscription mid-way, uses up the free operations first (buying kept them),
-    then the subscription's quota."""
+    then the subscription's quota. A month later the balance does not cover the renewal:
+    back on the free plan, told so with a top-up button (seed 003)."""
     me = await journey(31002)
     await me.say("/start", "Бесплатных операций: 2 из 2")
 
@@ -479,10 +480,26 @@ async def test_seed_001_free_operations_then_an_upgrade_mid_way_then_the_quota(
         "💰 Баланс: 101 ₽",
     ]
 
+    # A month later the renewal takes Pro's price from the balance: 101 ₽ is not enough.
+    # The worker's pass ends it, and the user, back on the free plan, gets a top-up button.
+    mark, passes = me.user.mark, me.rolled_over_by_the_worker()
+    await me.time_travel(pro.id)
+    fell_back = await me.wait("не продлена", since=mark)
+    await me.wait_rolled_over_by_the_worker(passes + 1)
+    assert fell_back.text == (
+        "⚠️ Подписка «Про» не продлена: продление стоит 199 ₽, а на балансе 101 ₽. "
+        "Вы перешли на бесплатный тариф.\n"
+        "Пополните баланс и подключите подписку снова в /plans."
+    )
+    assert fell_back.button_texts == ["💳 Пополнить баланс"]
+    await me.tap(fell_back, "💳 Пополнить баланс", "На сколько пополнить?")
+    screen = await me.say("/plans", "Ваш тариф: Бесплатный")
+    assert "💰 Баланс: 101 ₽" in screen.text
+
     account = await me.account()
     assert (account.balance, account.free_operations_left) == (10100, 0)
     [pro] = await me.holdings()
-    assert (pro.status, pro.units_left, pro.period_no) == ("active", 29, 1)
+    assert (pro.status, pro.end_reason, pro.units_left) == ("ended", "no_money", 0)
     assert [(op.funding, op.holding_id, op.period_no) for op in await me.operations()] == [
         ("free", None, None),
         ("free", None, None),
@@ -495,4 +512,5 @@ async def test_seed_001_free_operations_then_an_upgrade_mid_way_then_the_quota(
         ("plan_purchase", -19900, 0, 30),
         ("charge", 0, -1, 0),
         ("charge", 0, 0, -1),
+        ("plan_end", 0, 0, -29),
     ]
