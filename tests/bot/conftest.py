@@ -41,7 +41,7 @@ from sandbox.telegram_inprocess import (
 )
 from sandbox.yookassa import create_app as create_yookassa_app
 from sandbox.yookassa_client import YooKassaEmulatorClient
-from tests.conftest import make_settings
+from tests.conftest import close_bot, make_settings
 from tg.factory import make_bot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,7 +227,7 @@ async def start_bot(
     for handle in running:
         await handle.stop()
         await handle.dispatcher.storage.close()
-        await handle.bot.session.close()
+        await close_bot(handle.bot)
     for redis in redises:
         await redis.aclose()
 

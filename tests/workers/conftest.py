@@ -46,7 +46,7 @@ from jobqueue.queue import enqueue_operation, job_id_for, media_queue
 from sandbox._common import ServerHandle
 from sandbox.telegram import create_app
 from sandbox.telegram_client import Message, TelegramEmulatorClient, TelegramUser
-from tests.conftest import free_port, make_settings
+from tests.conftest import close_bot, free_port, make_settings
 from tg.factory import SANDBOX_TOKEN, make_bot
 from workers import runtime
 from workers.operations import hook_pid_key
@@ -586,7 +586,7 @@ async def harness_factory(
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        await harness.bot.session.close()
+        await close_bot(harness.bot)
         harness.redis.close()
 
 
