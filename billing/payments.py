@@ -17,6 +17,7 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, case, insert, literal, select, update
@@ -105,6 +106,51 @@ class ReconcileResult:
     detail: str = ""
     # A plan's payment: what became of the plan (its message says so instead of "credited").
     plan: plans.PlanPaymentNote | None = None
+
+
+@dataclass(frozen=True)
+class PaymentSummary:
+    """One of a user's payments as /paysupport lists it."""
+
+    id: int
+    amount: int
+    currency: str
+    status: str
+    created_at: datetime
+    provider_id: str | None  # YooKassa's payment id (the one support looks up)
+
+
+async def recent_payments(
+    session: AsyncSession, *, user_id: int, limit: int = 5
+) -> list[PaymentSummary]:
+    """The user's latest payments, newest first (failed attempts that never reached the
+    provider left out: there is nothing to ask support about)."""
+    rows = (
+        await session.execute(
+            select(
+                Payment.id,
+                Payment.amount,
+                Payment.currency,
+                Payment.status,
+                Payment.created_at,
+                Payment.yookassa_payment_id,
+            )
+            .where(Payment.user_id == user_id, Payment.status != PaymentStatus.FAILED.value)
+            .order_by(Payment.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return [
+        PaymentSummary(
+            id=r.id,
+            amount=r.amount,
+            currency=r.currency,
+            status=r.status,
+            created_at=r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC),
+            provider_id=r.yookassa_payment_id,
+        )
+        for r in rows
+    ]
 
 
 async def start_topup(

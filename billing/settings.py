@@ -190,6 +190,14 @@ class Settings(BaseSettings):
     FAL_API_URL: str = "https://queue.fal.run"
     FAL_MODEL: str = "fal-ai/flux/schnell"
 
+    # /privacy: the operator's privacy text, inline or from a file (the file wins); neither
+    # set: the default text of texts/locales (what Media Lab stores and for how long).
+    PRIVACY_TEXT: str | None = None
+    PRIVACY_FILE: str | None = None
+    # /paysupport: how users reach the operator about a payment (an @username, an e-mail,
+    # a link). Unset: the users' messages still reach ADMIN_IDS through /paysupport.
+    SUPPORT_CONTACT: str | None = None
+
     @field_validator("ADMIN_IDS", "TOPUP_PRESETS_RUB", mode="before")
     @classmethod
     def _int_list(cls, value: object) -> object:
@@ -275,6 +283,27 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             for item in value:
                 ipaddress.ip_network(str(item), strict=False)
+        return value
+
+    @field_validator("PRIVACY_TEXT", "PRIVACY_FILE", "SUPPORT_CONTACT", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("PRIVACY_FILE")
+    @classmethod
+    def _privacy_file(cls, value: str | None) -> str | None:
+        # Read at start-up: a missing or unreadable file is a failed start, not a /privacy
+        # that silently shows the default instead of the operator's own text.
+        if value is not None:
+            try:
+                with open(value, encoding="utf-8") as file:
+                    if not file.read().strip():
+                        raise ValueError(f"PRIVACY_FILE {value!r} is empty")
+            except OSError as exc:
+                raise ValueError(f"PRIVACY_FILE {value!r} cannot be read: {exc}") from None
         return value
 
     @field_validator("HEALTH_CHECK_TOKEN", mode="before")
@@ -425,6 +454,13 @@ class Settings(BaseSettings):
     @property
     def yookassa_configured(self) -> bool:
         return bool(self.YOOKASSA_SHOP_ID and self.YOOKASSA_SECRET_KEY)
+
+    def privacy_text(self) -> str | None:
+        """The operator's privacy text (PRIVACY_FILE, else PRIVACY_TEXT), or None."""
+        if self.PRIVACY_FILE is not None:
+            with open(self.PRIVACY_FILE, encoding="utf-8") as file:
+                return file.read().strip()
+        return self.PRIVACY_TEXT.strip() if self.PRIVACY_TEXT else None
 
     @property
     def fal_configured(self) -> bool:

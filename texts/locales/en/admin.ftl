@@ -120,3 +120,11 @@ admin-refund-error-too_much = At most { $left } ₽ of payment #{ $payment } can
 admin-refund-error-unfinished = A refund of { $amount } ₽ of payment #{ $payment } is unfinished: send the command again with that amount (or none) to finish it.
 admin-refund-error-rejected = YooKassa refused the refund of payment #{ $payment }: { $error }. No money was returned; the balance is unchanged.
 admin-refund-error-mismatch = YooKassa's answer does not match payment #{ $payment } (see the log). The balance is unchanged.
+
+## /paysupport: a user's message passed on to the admins.
+admin-paysupport =
+    💬 <b>/paysupport</b> from { $name } ({ $username }, id <code>{ $telegram_id }</code>)
+    Payments: { $payments }
+
+    { $text }
+admin-paysupport-no-text = (a message without text)

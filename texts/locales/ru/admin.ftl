@@ -120,3 +120,11 @@ admin-refund-error-too_much = По платежу #{ $payment } можно ве�
 admin-refund-error-unfinished = По платежу #{ $payment } не завершён возврат { $amount } ₽: повторите команду с этой суммой (или без суммы), чтобы его завершить.
 admin-refund-error-rejected = ЮKassa отказала в возврате по платежу #{ $payment }: { $error }. Деньги не возвращены, баланс не изменён.
 admin-refund-error-mismatch = Ответ ЮKassa не совпадает с платежом #{ $payment } (подробности в логе). Баланс не изменён.
+
+## /paysupport: a user's message passed on to the admins (always in Russian).
+admin-paysupport =
+    💬 <b>/paysupport</b> от { $name } ({ $username }, id <code>{ $telegram_id }</code>)
+    Платежи: { $payments }
+
+    { $text }
+admin-paysupport-no-text = (сообщение без текста)
