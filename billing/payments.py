@@ -117,7 +117,8 @@ class PaymentSummary:
     currency: str
     status: str
     created_at: datetime
-    provider_id: str | None  # YooKassa's payment id (the one support looks up)
+    # What support looks up: YooKassa's payment id, or Telegram's charge id of a Stars one.
+    provider_id: str | None
 
 
 async def recent_payments(
@@ -134,6 +135,7 @@ async def recent_payments(
                 Payment.status,
                 Payment.created_at,
                 Payment.yookassa_payment_id,
+                Payment.telegram_charge_id,
             )
             .where(Payment.user_id == user_id, Payment.status != PaymentStatus.FAILED.value)
             .order_by(Payment.id.desc())
@@ -147,7 +149,7 @@ async def recent_payments(
             currency=r.currency,
             status=r.status,
             created_at=r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC),
-            provider_id=r.yookassa_payment_id,
+            provider_id=r.yookassa_payment_id or r.telegram_charge_id,
         )
         for r in rows
     ]
@@ -649,6 +651,7 @@ async def credit_payment(
     amount: int,
     currency: str,
     yookassa_payment_id: str | None = None,
+    telegram_charge_id: str | None = None,
     raw: dict[str, Any] | None = None,
     notice: bool = True,
 ) -> CreditResult | None:
@@ -684,6 +687,11 @@ async def credit_payment(
             | (Payment.yookassa_payment_id == yookassa_payment_id)
         )
         values["yookassa_payment_id"] = yookassa_payment_id
+    if telegram_charge_id is not None:
+        # A Stars payment (billing.stars): the row takes the charge that pays it, once (the
+        # column is unique: one charge never credits two rows).
+        conditions.append(Payment.telegram_charge_id.is_(None))
+        values["telegram_charge_id"] = telegram_charge_id
     if raw is not None:
         values["raw"] = raw
     # One chain (billing.ledger), one statement on PostgreSQL: the payment's conditional

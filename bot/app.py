@@ -24,7 +24,7 @@ from bot.middlewares import (
     IdBoundsMiddleware,
     ThrottlingMiddleware,
 )
-from bot.routers import admin, fallback, modes, plans, start, support, topup
+from bot.routers import admin, fallback, modes, plans, stars, start, support, topup
 from jobqueue.queue import media_queue
 from texts.i18n import SUPPORTED, t
 
@@ -102,7 +102,8 @@ def build_dispatcher(
         settings=settings,
         sessionmaker=sessionmaker,
         redis=redis,
-        gateway=gateway,
+        # PAYMENT_METHODS without "yookassa": no card payment is offered, even if configured.
+        gateway=gateway if "yookassa" in settings.PAYMENT_METHODS else None,
         queue=queue if queue is not None else make_queue(settings),
     )
     dispatcher.update.outer_middleware(IdBoundsMiddleware())  # first: before any query
@@ -113,6 +114,7 @@ def build_dispatcher(
         admin.create_router(),  # first: its filter sees admins' commands before the modes
         start.create_router(),
         support.create_router(),
+        stars.create_router(),  # before the modes: a payment message in a mode is a payment
         topup.create_router(),
         plans.create_router(),
         modes.create_router(),

@@ -199,3 +199,14 @@ bot-paysupport-status-succeeded = credited
 bot-paysupport-status-canceled = canceled
 bot-paysupport-status-refunded = refunded
 bot-paysupport-status-failed = not created
+
+## ⭐ Telegram Stars top-ups
+bot-btn-stars-pack = ⭐ { $stars } → { $amount } ₽
+bot-stars-title = Top-up of { $amount } ₽
+bot-stars-description = { $stars } ⭐ — I will credit { $amount } ₽ to your Media Lab balance.
+bot-stars-label = { $amount } ₽ to the balance
+bot-stars-credited = ✅ Payment received: { $stars } ⭐ → +{ $amount } ₽. Your balance is { $balance } ₽. What shall we do?
+bot-stars-refused-unknown = This invoice is not ours or was changed. Open the top-up again: /balance
+bot-stars-refused-not_yours = This invoice was made for another user. Open your own top-up: /balance
+bot-stars-refused-stale = This invoice is already paid or out of date. Open the top-up again: /balance
+bot-stars-refused-price = The invoice's price does not match the purchase. Open the top-up again: /balance

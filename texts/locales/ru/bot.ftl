@@ -199,3 +199,14 @@ bot-paysupport-status-succeeded = зачислен
 bot-paysupport-status-canceled = отменён
 bot-paysupport-status-refunded = возвращён
 bot-paysupport-status-failed = не создан
+
+## ⭐ Telegram Stars top-ups
+bot-btn-stars-pack = ⭐ { $stars } → { $amount } ₽
+bot-stars-title = Пополнение на { $amount } ₽
+bot-stars-description = { $stars } ⭐ — зачислю { $amount } ₽ на баланс Media Lab.
+bot-stars-label = { $amount } ₽ на баланс
+bot-stars-credited = ✅ Оплата получена: { $stars } ⭐ → +{ $amount } ₽. На балансе { $balance } ₽. Что сделаем?
+bot-stars-refused-unknown = Этот счёт не от нас или изменён. Откройте пополнение заново: /balance
+bot-stars-refused-not_yours = Этот счёт выставлен другому пользователю. Откройте своё пополнение: /balance
+bot-stars-refused-stale = Этот счёт уже оплачен или устарел. Откройте пополнение заново: /balance
+bot-stars-refused-price = Сумма счёта не совпадает с покупкой. Откройте пополнение заново: /balance
