@@ -496,13 +496,16 @@ CREDITABLE = (PaymentStatus.PENDING, PaymentStatus.WAITING_FOR_CAPTURE, PaymentS
 _payments = Payment.__table__
 
 
-def _notice_step(*, kind: NoticeKind, key: str, payment_id: int, amount: int) -> ledger.Step:
+def _notice_step(
+    *, kind: NoticeKind, key: str, payment_id: int, amount: int, reason: str | None = None
+) -> ledger.Step:
     """The user's message about this change (billing.notices), in the same chain."""
     table = PaymentNotice.__table__
 
     def build(p: Any) -> Any:
         values = {
             "key": literal(key),
+            "reason": literal(reason, table.c.reason.type),
             "payment_id": literal(payment_id, table.c.payment_id.type),
             "user_id": p["moved"].id,
             "kind": literal(kind.value),
@@ -768,9 +771,15 @@ async def _why_not_credited(
 
 
 async def record_payment_refund(
-    session: AsyncSession, *, payment_id: int, refund_id: str, amount: int
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    refund_id: str,
+    amount: int,
+    via: str = "yookassa",
 ) -> int | None:
-    """Money returned to the card through YooKassa: debit it from the balance, once per refund.
+    """Money returned to the card through YooKassa (or, ``via="stars"``, a Telegram Stars
+    charge returned, billing.stars): debit it from the balance, once per refund.
 
     The balance may go below zero when the money was already spent: the negative balance,
     with this ledger entry, is the record of the debt; paid operations stay closed until a
@@ -807,13 +816,17 @@ async def record_payment_refund(
         key=key,
         amount=-amount,
         payment_id=payment_id,
-        reason=f"YooKassa refund {refund_id}",
+        reason=f"YooKassa refund {refund_id}"
+        if via == "yookassa"
+        else f"{via} refund {refund_id}",
         after=[
             _notice_step(
                 kind=NoticeKind.REFUNDED,
                 key=notices.refunded_key(refund_id),
                 payment_id=payment_id,
                 amount=amount,
+                # Where the money went back (the message says "to the card" or "in Stars").
+                reason=None if via == "yookassa" else via,
             )
         ],
     )

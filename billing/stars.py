@@ -28,11 +28,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts
+from billing import accounts, notices
 from billing.bounds import parse_id
-from billing.errors import BillingError
+from billing.errors import BillingError, InvalidAmount
 from billing.models import Payment, PaymentProvider, PaymentStatus, User
-from billing.payments import credit_payment
+from billing.payments import credit_payment, record_payment_refund
 from billing.settings import MAX_STARS_PER_INVOICE, Settings
 
 log = logging.getLogger(__name__)
@@ -289,4 +289,136 @@ async def _credited(session: AsyncSession, charge_id: str) -> StarsCredit | None
         row.balance,
         row.telegram_id,
         row.language,
+    )
+
+
+@dataclass(frozen=True)
+class StarsPayment:
+    """A credited Stars payment, as an operator's refund needs it."""
+
+    payment_id: int
+    charge_id: str
+    stars: int
+    amount: int
+    refunded_amount: int
+    telegram_id: int
+
+
+async def find_payment(
+    session: AsyncSession, *, payment_id: int | None = None, charge_id: str | None = None
+) -> StarsPayment | None:
+    """A Stars payment by our number or Telegram's charge id; None if there is no such
+    credited Stars payment."""
+    query = (
+        select(
+            Payment.id,
+            Payment.telegram_charge_id,
+            Payment.stars,
+            Payment.amount,
+            Payment.refunded_amount,
+            User.telegram_id,
+        )
+        .join(User, User.id == Payment.user_id)
+        .where(
+            Payment.provider == PaymentProvider.STARS.value,
+            Payment.credited_at.is_not(None),
+            Payment.telegram_charge_id.is_not(None),
+        )
+    )
+    if payment_id is not None:
+        query = query.where(Payment.id == payment_id)
+    elif charge_id is not None:
+        query = query.where(Payment.telegram_charge_id == charge_id)
+    else:
+        return None
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        return None
+    return StarsPayment(
+        row.id,
+        row.telegram_charge_id,
+        row.stars or 0,
+        row.amount,
+        row.refunded_amount,
+        row.telegram_id,
+    )
+
+
+class RefundOutcome(enum.StrEnum):
+    RECORDED = "recorded"
+    ALREADY_RECORDED = "already_recorded"
+    UNKNOWN = "unknown"  # no credited Stars payment with this charge id
+
+
+@dataclass(frozen=True)
+class StarsRefund:
+    outcome: RefundOutcome
+    payment_id: int | None = None
+    amount: int = 0
+    stars: int = 0
+    balance_after: int | None = None
+    telegram_id: int | None = None
+    notice_key: str | None = None
+
+
+def refund_key(charge_id: str) -> str:
+    """The refund's id in the ledger ("payment_refund:<this>") and its message's key."""
+    return f"stars:{charge_id}"
+
+
+async def record_refund(
+    sessionmaker: async_sessionmaker[AsyncSession], *, charge_id: str
+) -> StarsRefund:
+    """A Stars charge returned to the user (refundStarPayment answered true or
+    CHARGE_ALREADY_REFUNDED, or Telegram's ``refunded_payment``): the balance is debited by
+    what the charge credited, once per charge — the same debit as a YooKassa refund
+    (:func:`billing.payments.record_payment_refund`: below zero is the debt on record, and
+    the user's "refunded" message in the same transaction)."""
+    async with sessionmaker() as session:
+        found = await find_payment(session, charge_id=charge_id)
+        if found is None:
+            return StarsRefund(RefundOutcome.UNKNOWN)
+        key = refund_key(charge_id)
+        try:
+            balance = await record_payment_refund(
+                session,
+                payment_id=found.payment_id,
+                refund_id=key,
+                amount=found.amount,
+                via="stars",
+            )
+            await session.commit()
+        except (sa_exc.IntegrityError, InvalidAmount):
+            # Recorded concurrently (the ledger key is unique), or before: nothing left.
+            await session.rollback()
+            balance = None
+        if balance is None:
+            user = (
+                await session.execute(
+                    select(User.balance).where(User.telegram_id == found.telegram_id)
+                )
+            ).one()
+            return StarsRefund(
+                RefundOutcome.ALREADY_RECORDED,
+                found.payment_id,
+                found.amount,
+                found.stars,
+                user.balance,
+                found.telegram_id,
+            )
+    log.info(
+        "stars charge %s refunded: payment %s debited %d, balance now %d",
+        charge_id,
+        found.payment_id,
+        found.amount,
+        balance,
+    )
+    return StarsRefund(
+        RefundOutcome.RECORDED,
+        found.payment_id,
+        found.amount,
+        found.stars,
+        balance,
+        found.telegram_id,
+        notices.refunded_key(key),
     )

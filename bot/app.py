@@ -113,8 +113,8 @@ def build_dispatcher(
     dispatcher.include_routers(
         admin.create_router(),  # first: its filter sees admins' commands before the modes
         start.create_router(),
+        stars.create_router(),  # before support and the modes: a payment is a payment
         support.create_router(),
-        stars.create_router(),  # before the modes: a payment message in a mode is a payment
         topup.create_router(),
         plans.create_router(),
         modes.create_router(),

@@ -1453,11 +1453,16 @@ class TelegramEmulator:
         self.refund_charge(bot, charge)
         return True
 
-    def refund_charge(self, bot: BotState, charge: dict[str, Any]) -> dict[str, Any] | None:
+    def refund_charge(
+        self, bot: BotState, charge: dict[str, Any], *, notify: bool = True
+    ) -> dict[str, Any] | None:
         """The charge's Stars back to the user, and (Bot API 9.0) a ``refunded_payment``
-        service message in their chat; returns its update."""
+        service message in their chat; returns its update (``notify=False``: that update is
+        lost, as when the bot missed it)."""
         charge["refunded"] = True
         bot.stars[charge["user_id"]] = bot.stars_of(charge["user_id"]) + charge["total_amount"]
+        if not notify:
+            return None
         chat = bot.chats.get(charge["chat_id"])
         user = bot.users.get(charge["user_id"])
         if chat is None or user is None:
@@ -2051,7 +2056,7 @@ async def ctl_stars(request: web.Request) -> web.StreamResponse:
 
 async def ctl_refund_payment(request: web.Request) -> web.StreamResponse:
     """Telegram refunds a charge on its own (a dispute): the Stars go back and the bot gets
-    a ``refunded_payment`` message. {charge_id}."""
+    a ``refunded_payment`` message. {charge_id, notify (default true: false loses it)}."""
     emu = request.app[EMU_KEY]
     values = await _body(request)
     bot = emu.bot_for_control(values.get("token"))
@@ -2060,7 +2065,8 @@ async def ctl_refund_payment(request: web.Request) -> web.StreamResponse:
         raise ControlError("charge not found", 404)
     if charge["refunded"]:
         raise ControlError("charge already refunded", 409)
-    return json_response({"update": emu.refund_charge(bot, charge)})
+    notify = values.get("notify", True) not in (False, "false", "0")
+    return json_response({"update": emu.refund_charge(bot, charge, notify=notify)})
 
 
 async def ctl_redeliver(request: web.Request) -> web.StreamResponse:

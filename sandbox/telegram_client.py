@@ -356,11 +356,11 @@ class TelegramEmulatorClient:
         )
         return result["update"]
 
-    async def refund_charge(self, charge_id: str) -> dict[str, Any]:
-        """Telegram refunds a Stars charge on its own: a ``refunded_payment`` update."""
-        return await self.request(
-            "POST", "/_emu/refund_payment", json=self._with_token({"charge_id": charge_id})
-        )
+    async def refund_charge(self, charge_id: str, *, notify: bool = True) -> dict[str, Any]:
+        """Telegram refunds a Stars charge on its own: a ``refunded_payment`` update (lost,
+        with ``notify=False``)."""
+        body = {"charge_id": charge_id, "notify": notify}
+        return await self.request("POST", "/_emu/refund_payment", json=self._with_token(body))
 
     async def block(self, user_id: int, blocked: bool = True) -> None:
         await self.request(

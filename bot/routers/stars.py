@@ -14,6 +14,7 @@ from billing.models import NoticeOutcome
 from billing.prices import format_rub
 from billing.settings import Settings
 from bot.callbacks import StarsPack
+from bot.routers.admin import tell_user
 from bot.users import ensure_user, menu_for
 from texts.i18n import t
 
@@ -121,10 +122,38 @@ async def successful_payment(
     )
 
 
+async def refunded_payment(
+    message: Message,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    """Telegram returned a charge's Stars (an operator's refund, or its own): the same
+    debit, once per charge, and the user's message (sent now, or by the maintenance pass)."""
+    refunded = message.refunded_payment
+    assert refunded is not None
+    if refunded.currency != stars.CURRENCY:
+        log.error("refunded_payment in %s: not a Stars payment, ignored", refunded.currency)
+        return
+    done = await stars.record_refund(sessionmaker, charge_id=refunded.telegram_payment_charge_id)
+    if done.outcome is stars.RefundOutcome.UNKNOWN:
+        log.error(
+            "refunded_payment of unknown charge %s: nothing debited",
+            refunded.telegram_payment_charge_id,
+        )
+    elif done.outcome is stars.RefundOutcome.RECORDED and done.notice_key is not None:
+        await tell_user(sessionmaker, bot, settings, (done.notice_key,))
+    else:
+        log.info(
+            "refunded_payment of charge %s: already debited", refunded.telegram_payment_charge_id
+        )
+
+
 def create_router() -> Router:
     """A fresh router (a dispatcher per test or process: a router has one parent)."""
     router = Router(name="stars")
     router.callback_query.register(pack_chosen, StarsPack.filter())
     router.pre_checkout_query.register(pre_checkout)
     router.message.register(successful_payment, F.successful_payment)
+    router.message.register(refunded_payment, F.refunded_payment)
     return router

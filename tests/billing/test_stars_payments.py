@@ -105,3 +105,43 @@ async def test_an_old_invoice_paid_again_is_credited_not_lost(sessionmaker) -> N
         ("ch-1", PaymentStatus.SUCCEEDED, 50, 7_500),
         ("ch-2", PaymentStatus.SUCCEEDED, 50, 7_500),
     ]
+
+
+async def test_a_refund_debits_what_the_charge_credited_once_even_into_a_debt(
+    sessionmaker,
+) -> None:
+    user_id = await new_user(sessionmaker)
+    invoice = await _purchase(sessionmaker, user_id)
+    await _credit(sessionmaker, invoice, "ch-R")
+    async with sessionmaker() as session:
+        await accounts.adjust(session, user_id=user_id, amount=-5_000, reason="spent")
+        await session.commit()
+
+    results = await asyncio.gather(
+        *(stars.record_refund(sessionmaker, charge_id="ch-R") for _ in range(5))
+    )
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(stars.RefundOutcome.RECORDED) == 1, outcomes
+    assert outcomes.count(stars.RefundOutcome.ALREADY_RECORDED) == 4, outcomes
+    assert await _balance(sessionmaker, user_id) == 2_500 - 7_500
+    unknown = await stars.record_refund(sessionmaker, charge_id="ch-nothing")
+    assert unknown.outcome is stars.RefundOutcome.UNKNOWN
+    async with sessionmaker() as session:
+        found = await stars.find_payment(session, charge_id="ch-R")
+    assert found is not None and found.refunded_amount == found.amount == 7_500
+
+
+async def test_the_yookassa_refund_command_sends_a_stars_payment_to_the_bots_refund(
+    sessionmaker,
+) -> None:
+    from billing import refunds
+
+    user_id = await new_user(sessionmaker)
+    invoice = await _purchase(sessionmaker, user_id)
+    await _credit(sessionmaker, invoice, "ch-CLI")
+    with pytest.raises(refunds.RefundRefused) as info:
+        await refunds.refund_payment(
+            sessionmaker, None, payment=invoice.payment_id, requested_by="cli"
+        )
+    assert info.value.code == "stars"
+    assert await _balance(sessionmaker, user_id) == 7_500

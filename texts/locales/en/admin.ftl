@@ -115,6 +115,7 @@ admin-refund-canceled = YooKassa canceled the refund of { $amount } ₽ of payme
 admin-refund-error-unknown_payment = There is no payment “{ $payment }”. Nothing changed.
 admin-refund-error-not_paid = Payment #{ $payment } is not paid ({ $status }): there is nothing to return. Nothing changed.
 admin-refund-error-not_yookassa = Payment #{ $payment } was not paid through YooKassa: this command cannot return it. Nothing changed.
+admin-refund-error-stars = Payment #{ $payment } was paid in Telegram Stars and is not credited: there is nothing to return. Nothing changed.
 admin-refund-error-nothing_left = Payment #{ $payment } is refunded in full already ({ $amount } ₽). Nothing changed.
 admin-refund-error-too_much = At most { $left } ₽ of payment #{ $payment } can be returned, not { $amount } ₽. Nothing changed.
 admin-refund-error-unfinished = A refund of { $amount } ₽ of payment #{ $payment } is unfinished: send the command again with that amount (or none) to finish it.
@@ -128,3 +129,15 @@ admin-paysupport =
 
     { $text }
 admin-paysupport-no-text = (a message without text)
+
+## /refund of a Telegram Stars payment (refundStarPayment: always the whole charge).
+admin-refund-stars-whole = Payment #{ $payment } was paid in Stars ({ $stars } ⭐): Telegram refunds it only whole — <code>/refund { $payment }</code>. Nothing was changed.
+admin-refund-stars-refused = Telegram refused to refund the Stars of payment #{ $payment }: { $error }. The balance was not changed.
+admin-refund-stars-unavailable = Telegram did not answer ({ $error }). Send the same command again: there will be no second refund.
+admin-refund-stars-done =
+    ✅ Returned { $stars } ⭐ of payment #{ $payment }; { $amount } ₽ taken off the balance.
+    User { $telegram_id }'s balance: { $balance } ₽. The user was told of the refund.
+admin-refund-stars-done-debt =
+    ✅ Returned { $stars } ⭐ of payment #{ $payment }; { $amount } ₽ taken off the balance.
+    The money was spent already: user { $telegram_id }'s balance is { $balance } ₽, a debt (paid operations are closed until a top-up). The user was told of the refund.
+admin-refund-stars-already = The Stars of payment #{ $payment } were returned before ({ $stars } ⭐, { $amount } ₽ debited). Nothing new was done. User { $telegram_id }'s balance: { $balance } ₽.

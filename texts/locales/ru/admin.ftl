@@ -115,6 +115,7 @@ admin-refund-canceled = ЮKassa отменила возврат { $amount } ₽ 
 admin-refund-error-unknown_payment = Платежа «{ $payment }» нет. Ничего не изменено.
 admin-refund-error-not_paid = Платёж #{ $payment } не оплачен ({ $status }): возвращать нечего. Ничего не изменено.
 admin-refund-error-not_yookassa = Платёж #{ $payment } оплачен не через ЮKassa: вернуть его этой командой нельзя. Ничего не изменено.
+admin-refund-error-stars = Платёж #{ $payment } оплачен звёздами Telegram и ещё не зачислен: возвращать нечего. Ничего не изменено.
 admin-refund-error-nothing_left = Платёж #{ $payment } уже возвращён полностью ({ $amount } ₽). Ничего не изменено.
 admin-refund-error-too_much = По платежу #{ $payment } можно вернуть не больше { $left } ₽, а не { $amount } ₽. Ничего не изменено.
 admin-refund-error-unfinished = По платежу #{ $payment } не завершён возврат { $amount } ₽: повторите команду с этой суммой (или без суммы), чтобы его завершить.
@@ -128,3 +129,15 @@ admin-paysupport =
 
     { $text }
 admin-paysupport-no-text = (сообщение без текста)
+
+## /refund of a Telegram Stars payment (refundStarPayment: always the whole charge).
+admin-refund-stars-whole = Платёж #{ $payment } оплачен звёздами ({ $stars } ⭐): Telegram возвращает его только целиком — <code>/refund { $payment }</code>. Ничего не изменено.
+admin-refund-stars-refused = Telegram отказал в возврате звёзд по платежу #{ $payment }: { $error }. Баланс не изменён.
+admin-refund-stars-unavailable = Telegram не ответил ({ $error }). Повторите ту же команду: второго возврата не будет.
+admin-refund-stars-done =
+    ✅ Возвращено { $stars } ⭐ по платежу #{ $payment }; с баланса списано { $amount } ₽.
+    Баланс пользователя { $telegram_id }: { $balance } ₽. Пользователь получил сообщение о возврате.
+admin-refund-stars-done-debt =
+    ✅ Возвращено { $stars } ⭐ по платежу #{ $payment }; с баланса списано { $amount } ₽.
+    Деньги уже были потрачены: баланс пользователя { $telegram_id } — { $balance } ₽, это долг (платные операции закрыты до пополнения). Пользователь получил сообщение о возврате.
+admin-refund-stars-already = Звёзды по платежу #{ $payment } уже возвращены ({ $stars } ⭐, списано { $amount } ₽). Ничего нового не сделано. Баланс пользователя { $telegram_id }: { $balance } ₽.
