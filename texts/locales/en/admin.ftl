@@ -97,7 +97,7 @@ admin-plan-error-default_of_archived = An archived plan cannot be the default. N
 ## number (or the YooKassa id as typed), $refund YooKassa's refund id.
 admin-refund-usage =
     Usage: <code>/refund PAYMENT [RUBLES] [again]</code>, e.g. <code>/refund 42</code> (return all that is left) or <code>/refund 42 50</code>.
-    PAYMENT is the payment number or its YooKassa id. The same command again makes no second refund; <code>again</code> makes another refund of the same amount.
+    PAYMENT is the payment number, its YooKassa id or Telegram's charge id of a Stars payment (a Stars payment is refunded only whole). The same command again makes no second refund; <code>again</code> makes another refund of the same amount.
 admin-refund-bad-payment = “{ $value }” is neither a payment number nor a YooKassa payment id.
 admin-refund-no-yookassa = YooKassa is not configured: there is nothing to refund through.
 admin-refund-unavailable = YooKassa did not answer ({ $error }). Send the same command again: the same idempotence key is sent, so there will be one refund.

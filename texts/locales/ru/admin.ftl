@@ -97,7 +97,7 @@ admin-plan-error-default_of_archived = Тариф из архива не мож�
 ## number (or the YooKassa id as typed), $refund YooKassa's refund id.
 admin-refund-usage =
     Формат: <code>/refund ПЛАТЁЖ [РУБЛИ] [again]</code>, например <code>/refund 42</code> (вернуть всё, что осталось) или <code>/refund 42 50</code>.
-    ПЛАТЁЖ — номер платежа или его id в ЮKassa. Повтор той же команды не делает второго возврата; <code>again</code> — ещё один возврат той же суммы.
+    ПЛАТЁЖ — номер платежа, его id в ЮKassa или id списания звёзд в Telegram (платёж звёздами возвращается только целиком). Повтор той же команды не делает второго возврата; <code>again</code> — ещё один возврат той же суммы.
 admin-refund-bad-payment = «{ $value }» — не номер платежа и не id платежа в ЮKassa.
 admin-refund-no-yookassa = ЮKassa не настроена: возвращать нечего и некуда.
 admin-refund-unavailable = ЮKassa не ответила ({ $error }). Повторите ту же команду: будет отправлен тот же ключ идемпотентности, и возврат будет один.
