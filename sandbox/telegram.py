@@ -87,6 +87,7 @@ INT_PARAMS = {
     "from_chat_id",
 }
 BOOL_PARAMS = {
+    "ok",
     "disable_notification",
     "protect_content",
     "show_alert",
@@ -99,6 +100,7 @@ BOOL_PARAMS = {
     "allow_paid_broadcast",
 }
 JSON_PARAMS = {
+    "prices",
     "reply_markup",
     "entities",
     "caption_entities",
@@ -263,6 +265,9 @@ class Fault:
 
 FILE_DOWNLOAD = "file"  # the name faults give the file download
 
+DEFAULT_STARS = 1000  # an emulated user's ⭐ balance until a test sets it
+PRE_CHECKOUT_TIMEOUT = 10.0  # Telegram's: a pre-checkout not answered by then fails
+
 
 FLOOD_METHODS = {
     "sendMessage",
@@ -312,6 +317,16 @@ class BotState:
         self.blocked: set[int] = set()
         self.file_counter = 0
         self.bound = token is not None
+        # Payments (Telegram Stars): each emulated user's ⭐ balance, the invoices sent
+        # ((chat id, message id) → payload and price), the pre-checkout queries asked and
+        # the charges made (telegram_payment_charge_id → charge).
+        self.stars: dict[int, int] = {}
+        self.invoices: dict[tuple[int, int], dict[str, Any]] = {}
+        self.pre_checkouts: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
+
+    def stars_of(self, user_id: int) -> int:
+        return self.stars.setdefault(user_id, DEFAULT_STARS)
 
     def bind(self, token: str) -> None:
         self.token = token
@@ -440,6 +455,9 @@ CANONICAL_METHODS = [
     "setMyName",
     "setChatMenuButton",
     "getChatMenuButton",
+    "sendInvoice",
+    "answerPreCheckoutQuery",
+    "refundStarPayment",
 ]
 METHOD_NAMES = {m.lower(): m for m in CANONICAL_METHODS}
 
@@ -1402,6 +1420,181 @@ class TelegramEmulator:
             answer["version"] = chat.bump()
         return True
 
+    # ----------------------------------------------------------- payments (Stars)
+    async def m_sendInvoice(self, bot: BotState, p: Params) -> Any:
+        """sendInvoice as the Bot API documents it for Telegram Stars: currency XTR, no
+        provider token (empty), exactly one price; the payload (1-128 bytes) stays with us
+        and comes back in the pre-checkout query and the successful payment."""
+        chat = self._target_chat(bot, p)
+        title, description = str(p.get("title") or ""), str(p.get("description") or "")
+        payload = str(p.get("payload") or "")
+        currency = str(p.get("currency") or "")
+        if not 1 <= len(title) <= 32:
+            raise bad_request("INVOICE_TITLE_INVALID" if title else "title is empty")
+        if not 1 <= len(description) <= 255:
+            raise bad_request("INVOICE_DESCRIPTION_INVALID")
+        if not 1 <= len(payload.encode()) <= 128:
+            raise bad_request("INVOICE_PAYLOAD_INVALID")
+        if currency != "XTR":
+            raise bad_request("CURRENCY_INVALID: the emulator takes Telegram Stars (XTR) only")
+        if p.get("provider_token"):
+            raise bad_request("PROVIDER_TOKEN_INVALID: Stars invoices take no provider token")
+        prices = p.get("prices")
+        if not isinstance(prices, list) or len(prices) != 1:
+            raise bad_request("STARS_INVOICE_INVALID: exactly one price is needed for XTR")
+        try:
+            total = int(prices[0]["amount"])
+            label = str(prices[0]["label"])
+        except (KeyError, TypeError, ValueError):
+            raise bad_request("can't parse prices: each needs a label and an amount") from None
+        if not 1 <= total <= 10_000:
+            raise bad_request("STARS_INVOICE_INVALID: 1 to 10000 stars")
+        invoice = {
+            "title": title,
+            "description": description,
+            "start_parameter": str(p.get("start_parameter") or ""),
+            "currency": currency,
+            "total_amount": total,
+        }
+        message = self._bot_message(bot, chat, p, {"invoice": invoice}, raw_text=title)
+        bot.invoices[(chat.id, message["message_id"])] = {
+            "payload": payload,
+            "currency": currency,
+            "total_amount": total,
+            "label": label,
+        }
+        return message
+
+    async def m_answerPreCheckoutQuery(self, bot: BotState, p: Params) -> Any:
+        query_id = str(p.get("pre_checkout_query_id") or "")
+        query = bot.pre_checkouts.get(query_id)
+        if query is None or query["answered"]:
+            raise bad_request("QUERY_ID_INVALID")
+        ok = p.get("ok") is True
+        error = p.get("error_message")
+        if not ok and not error:
+            raise bad_request("error_message is required when ok is false")
+        query.update(answered=True, ok=ok, error_message=None if ok else str(error))
+        query["event"].set()
+        return True
+
+    async def m_refundStarPayment(self, bot: BotState, p: Params) -> Any:
+        """Stars back to the user; CHARGE_ALREADY_REFUNDED for a charge refunded before."""
+        user_id = p.int("user_id")
+        charge_id = str(p.get("telegram_payment_charge_id") or "")
+        charge = bot.charges.get(charge_id)
+        if charge is None or charge["user_id"] != user_id:
+            raise bad_request("CHARGE_NOT_FOUND")
+        if charge["refunded"]:
+            raise bad_request("CHARGE_ALREADY_REFUNDED")
+        self.refund_charge(bot, charge)
+        return True
+
+    def refund_charge(
+        self, bot: BotState, charge: dict[str, Any], *, notify: bool = True
+    ) -> dict[str, Any] | None:
+        """The charge's Stars back to the user, and (Bot API 9.0) a ``refunded_payment``
+        service message in their chat; returns its update (``notify=False``: that update is
+        lost, as when the bot missed it)."""
+        charge["refunded"] = True
+        bot.stars[charge["user_id"]] = bot.stars_of(charge["user_id"]) + charge["total_amount"]
+        if not notify:
+            return None
+        chat = bot.chats.get(charge["chat_id"])
+        user = bot.users.get(charge["user_id"])
+        if chat is None or user is None:
+            return None
+        refunded = {
+            "currency": charge["currency"],
+            "total_amount": charge["total_amount"],
+            "invoice_payload": charge["payload"],
+            "telegram_payment_charge_id": charge["charge_id"],
+        }
+        update, _ = self.user_message(bot, user, chat, {"refunded_payment": refunded})
+        return update
+
+    async def pay(
+        self, bot: BotState, user: dict[str, Any], chat: Chat, message_id: int, hold: bool = False
+    ) -> dict[str, Any]:
+        """What the user's ⭐ Pay button does: a pre_checkout_query to the bot, its answer
+        awaited (Telegram waits 10 s), then the Stars taken and a successful_payment message."""
+        invoice = bot.invoices.get((chat.id, message_id))
+        if invoice is None:
+            raise ControlError(f"message {message_id} in chat {chat.id} is no invoice", 404)
+        total = invoice["total_amount"]
+        if bot.stars_of(user["id"]) < total:
+            return {"ok": False, "error": "not enough stars", "stars": bot.stars_of(user["id"])}
+        self.callback_seq += 1
+        query_id = str(5_000_000_000_000_000_000 + self.callback_seq * 7919)
+        query = {
+            "id": query_id,
+            "from": dict(user),
+            "currency": invoice["currency"],
+            "total_amount": total,
+            "invoice_payload": invoice["payload"],
+        }
+        state: dict[str, Any] = {
+            "answered": False,
+            "ok": None,
+            "error_message": None,
+            "event": asyncio.Event(),
+            "query": query,
+        }
+        bot.pre_checkouts[query_id] = state
+        self.enqueue_update(bot, {"pre_checkout_query": query})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state["event"].wait(), PRE_CHECKOUT_TIMEOUT)
+        if not state["answered"]:
+            state["answered"] = True  # too late now, as in Telegram
+            return {"ok": False, "error": "pre_checkout_query not answered in time"}
+        if not state["ok"]:
+            return {"ok": False, "error_message": state["error_message"]}
+        state.update(user=user, chat_id=chat.id, invoice=invoice)
+        if hold:
+            # Approved, not charged yet: what a second device's payment of the same invoice
+            # looks like while the first is being charged (/_emu/complete_payment).
+            return {"ok": True, "approved": query_id}
+        return self.charge(bot, query_id)
+
+    def charge(self, bot: BotState, query_id: str) -> dict[str, Any]:
+        """Take the Stars of an approved pre-checkout and send the successful_payment."""
+        state = bot.pre_checkouts.get(query_id)
+        if state is None or not state.get("ok") or state.get("charged"):
+            raise ControlError(f"no approved, uncharged pre-checkout {query_id}", 404)
+        state["charged"] = True
+        user, invoice = state["user"], state["invoice"]
+        chat = bot.chat(state["chat_id"])
+        total = invoice["total_amount"]
+        if bot.stars_of(user["id"]) < total:
+            return {"ok": False, "error": "not enough stars", "stars": bot.stars_of(user["id"])}
+        bot.stars[user["id"]] = bot.stars_of(user["id"]) - total
+        charge_id = "stxemu" + secrets.token_hex(16)
+        charge = {
+            "charge_id": charge_id,
+            "user_id": user["id"],
+            "chat_id": chat.id,
+            "currency": invoice["currency"],
+            "total_amount": total,
+            "payload": invoice["payload"],
+            "refunded": False,
+        }
+        bot.charges[charge_id] = charge
+        paid = {
+            "currency": invoice["currency"],
+            "total_amount": total,
+            "invoice_payload": invoice["payload"],
+            "telegram_payment_charge_id": charge_id,
+            "provider_payment_charge_id": "",
+        }
+        update, record = self.user_message(bot, user, chat, {"successful_payment": paid})
+        return {
+            "ok": True,
+            "charge_id": charge_id,
+            "update": update,
+            "message": record.message,
+            "stars": bot.stars_of(user["id"]),
+        }
+
     async def m_sendChatAction(self, bot: BotState, p: Params) -> Any:
         chat = self._target_chat(bot, p)
         action = p.get("action")
@@ -1895,6 +2088,47 @@ async def op_press(emu: TelegramEmulator, req: ControlRequest) -> Any:
     return {"update": update, "callback_query": query, "version": version}
 
 
+async def op_pay(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """The user presses ⭐ Pay on an invoice: {user_id, message_id} → the outcome (ok and the
+    charge id, or the bot's error_message, or why Telegram would not charge)."""
+    values = req.values
+    bot, user, chat = _user_and_chat(emu, values)
+    hold = _flag(values, "hold")
+    return await emu.pay(bot, user, chat, _int(values, "message_id"), hold)
+
+
+async def op_complete_payment(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """Charge a payment /_emu/pay approved with hold=true: {approved}."""
+    values = req.values
+    bot = emu.bot_for_control(values.get("token"))
+    return emu.charge(bot, str(values.get("approved") or ""))
+
+
+async def op_stars(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """GET ?user_id= → the user's ⭐ balance; POST {user_id, stars} sets it."""
+    values = req.values
+    bot = emu.bot_for_control(values.get("token"))
+    user_id = _int(values, "user_id")
+    if req.method == "POST":
+        bot.stars[user_id] = _int(values, "stars")
+    charges = [c for c in bot.charges.values() if c["user_id"] == user_id]
+    return {"user_id": user_id, "stars": bot.stars_of(user_id), "charges": charges}
+
+
+async def op_refund_payment(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """Telegram refunds a charge on its own (a dispute): the Stars go back and the bot gets
+    a ``refunded_payment`` message. {charge_id, notify (default true: false loses it)}."""
+    values = req.values
+    bot = emu.bot_for_control(values.get("token"))
+    charge = bot.charges.get(str(values.get("charge_id") or ""))
+    if charge is None:
+        raise ControlError("charge not found", 404)
+    if charge["refunded"]:
+        raise ControlError("charge already refunded", 409)
+    notify = values.get("notify", True) not in (False, "false", "0")
+    return {"update": emu.refund_charge(bot, charge, notify=notify)}
+
+
 async def op_redeliver(emu: TelegramEmulator, req: ControlRequest) -> Any:
     values = req.values
     bot = emu.bot_for_control(values.get("token"))
@@ -2131,6 +2365,10 @@ CONTROL_ROUTES: tuple[tuple[str, str, ControlOp], ...] = (
     ("POST", "/_emu/send_photo", op_send_photo),
     ("POST", "/_emu/press", op_press),
     ("POST", "/_emu/redeliver", op_redeliver),
+    ("POST", "/_emu/pay", op_pay),
+    ("POST", "/_emu/complete_payment", op_complete_payment),
+    ("*", "/_emu/stars", op_stars),
+    ("POST", "/_emu/refund_payment", op_refund_payment),
     ("POST", "/_emu/edit_message", op_edit_message),
     ("*", "/_emu/flood", op_flood),
     ("GET", "/_emu/chats/{chat_id}", op_chat),
