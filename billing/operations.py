@@ -490,12 +490,13 @@ async def charge(
         was, took, debited, op = rows["old"], rows["held"], rows["debit"], rows["operation"]
         if was is None:
             raise UserNotFound(user_id)
-        if not was.allowed:
-            raise OperationLocked(kind)
         if was.due and wait_due:
+            # Before access too: a renewal that is due may be what unlocks the type.
             rolled = tuple(await roll_over(session, settings, user_id=user_id, now=now))
             wait_due = False  # rolled over: what is still "due" is not ours to wait for
             continue
+        if not was.allowed:
+            raise OperationLocked(kind)
         if op is None and was.src in PLAN_FUNDED and took is None:
             now = utcnow()
             continue  # the holding was spent (or rolled) meanwhile: nothing written, again
