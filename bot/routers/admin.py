@@ -23,17 +23,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, bounds, notices, plans, refunds, stars
+from billing import accounts, bounds, plans, refunds, stars
 from billing.accounts import UserState
 from billing.audit import audit
 from billing.bounds import BadNumber, parse_id
 from billing.errors import AmountOutOfRange, BillingError, InsufficientFunds
-from billing.models import LedgerEntry, NoticeOutcome, Plan, PlanKind, utcnow
+from billing.models import LedgerEntry, Plan, PlanKind
 from billing.prices import format_rub
 from billing.settings import Settings
 from billing.yookassa import GatewayError, YooKassaGateway
 from texts.i18n import t
-from texts.money_texts import notice_text
+from texts.money_texts import claimed_notice_words
+from tg.notices import send_fresh
 
 log = logging.getLogger(__name__)
 
@@ -416,31 +417,16 @@ async def tell_user(
     settings: Settings,
     keys: tuple[str, ...],
 ) -> None:
-    """The user's messages the refund recorded (the payment-message outbox), sent now: each
-    claimed first (a worker's pass or another sender then sends nothing twice), sent in the
-    user's language with the words the web server uses, marked done. One that fails stays
-    claimed; a worker's maintenance pass sends it after PAYMENT_NOTICE_GRACE_SECONDS."""
+    """The user's messages the refund recorded (the payment-message outbox), sent now
+    (:func:`tg.notices.send_fresh`: each claimed first, so a worker's pass or another sender
+    then sends nothing twice; sent in the user's language with the words the web server uses;
+    marked). One that fails stays claimed; a worker's maintenance pass sends it after
+    PAYMENT_NOTICE_GRACE_SECONDS."""
     grace = timedelta(seconds=settings.PAYMENT_NOTICE_GRACE_SECONDS)
-    for key in keys:
-        async with sessionmaker() as session:
-            claimed = await notices.claim_fresh(session, key, now=utcnow(), grace=grace)
-            await session.commit()
-        if claimed is None:
-            continue
-        text = notice_text(
-            kind=claimed.kind,
-            amount=claimed.amount,
-            balance_after=claimed.balance_after,
-            reason=claimed.reason,
-            language=claimed.language,
-            plan=claimed.plan,
-        )
-        try:
-            await bot.send_message(claimed.telegram_id, text)
-        except Exception as exc:  # noqa: BLE001 - the refund is committed either way
-            log.warning("notice %s not sent now (a worker sends it later): %s", key, exc)
-            return
-        await notices.mark_done_safely(sessionmaker, key, NoticeOutcome.SENT)
+    try:
+        await send_fresh(sessionmaker, bot, keys, claimed_notice_words, grace=grace)
+    except Exception as exc:  # noqa: BLE001 - the refund is committed either way
+        log.warning("notices %s not sent now (a worker sends them later): %s", keys, exc)
 
 
 async def cmd_refund(
