@@ -149,36 +149,56 @@ def _charge_chain(
 
     def old(_: Any) -> Any:
         u, h, p = _users, _holdings, _plans
-        # The user's active holdings in one pass (an aggregate: one row, holdings or not):
-        # the subscription (at most one active: a partial unique index), the best discount
-        # and the access of their plans (one past its end counts only as due for its
-        # roll-over), whether any is due.
         live = or_(h.c.ends_at.is_(None), h.c.ends_at > now)
-
-        def of_sub(column: Any) -> Any:
-            return func.max(case((h.c.kind == subscription, column)))
-
+        # The default plan every user is on (none: no default plan, nothing restricted).
+        dp = _plans.alias("dp")
+        default_discount = func.coalesce(
+            select(dp.c.discount_percent).where(dp.c.is_default).scalar_subquery(), zero
+        )
+        default_allows = func.coalesce(
+            select(_unlocked(dialect, dp.c.unlocks, kind))
+            .where(dp.c.is_default)
+            .scalar_subquery(),
+            true(),
+        )
+        # The user's active holdings in one aggregate (one row, holdings or not), and what
+        # follows from them computed there once: the subscription that covers the units, the
+        # price less the best discount of the plans held, the access, whether any is due for
+        # its roll-over (one past its end counts for nothing else).
+        held_discount = func.coalesce(func.max(case((live, p.c.discount_percent))), zero)
+        greatest = func.greatest if dialect == "postgresql" else func.max  # SQLite: scalar max
+        discount = greatest(held_discount, default_discount)
         held = (
             select(
-                of_sub(h.c.id).label("sub_id"),
-                of_sub(h.c.units_left).label("sub_left"),
-                of_sub(h.c.period_no).label("sub_period"),
-                of_sub(h.c.ends_at).label("sub_ends"),
-                func.coalesce(func.max(case((live, p.c.discount_percent))), zero).label(
-                    "discount"
-                ),
-                func.coalesce(
-                    func.max(case((and_(live, _unlocked(dialect, p.c.unlocks, kind)), one))),
-                    zero,
+                func.max(
+                    case(
+                        (
+                            and_(h.c.kind == subscription, live, h.c.units_left >= units),
+                            h.c.id,
+                        )
+                    )
+                ).label("sub_id"),
+                func.max(case((h.c.kind == subscription, h.c.period_no))).label("period_no"),
+                (
+                    (price * (ledger.const(100) - discount) + ledger.const(50))
+                    // ledger.const(100)
+                ).label("price"),
+                or_(
+                    default_allows,
+                    func.coalesce(
+                        func.max(case((and_(live, _unlocked(dialect, p.c.unlocks, kind)), one))),
+                        zero,
+                    )
+                    == one,
                 ).label("allowed"),
-                func.coalesce(func.max(case((h.c.ends_at <= now, one))), zero).label("due"),
+                (func.coalesce(func.max(case((h.c.ends_at <= now, one))), zero) == one).label(
+                    "due"
+                ),
             )
             .select_from(h.join(p, p.c.id == h.c.plan_id))
             .where(h.c.user_id == user_id, h.c.status == active)
-            .subquery("held")
+            .subquery("holds")
         )
-        # The default plan every user is on (no row: no default plan, nothing restricted).
-        default = select(p.c.discount_percent, p.c.unlocks).where(p.c.is_default).subquery("dp")
         # The package a charge would take from: enough units, oldest expiry first.
         pkg = (
             select(h.c.id)
@@ -193,35 +213,22 @@ def _charge_chain(
             .limit(literal_column("1"))
             .subquery("pkg")
         )
-        base = func.coalesce(default.c.discount_percent, zero)
-        discount = case((held.c.discount > base, held.c.discount), else_=base)
-        price_due = (price * (ledger.const(100) - discount) + ledger.const(50)) // ledger.const(
-            100
-        )
-        allowed = or_(
-            default.c.unlocks.is_(None),
-            _unlocked(dialect, default.c.unlocks, kind),
-            held.c.allowed == one,
-        )
-        due = held.c.due == one
+        due = held.c.due
         if renews:  # free operations due for their top-up
             renew_due = bindparam("free_due_before", type_=_users.c.created_at.type)
             due = or_(due, func.coalesce(u.c.free_renewed_at, u.c.created_at) <= renew_due)
         covers = {
             Funding.FREE.value: u.c.free_operations_left >= one,
-            Funding.SUBSCRIPTION.value: and_(
-                held.c.sub_id.is_not(None),
-                or_(held.c.sub_ends.is_(None), held.c.sub_ends > now),
-                held.c.sub_left >= units,
-            ),
+            Funding.SUBSCRIPTION.value: held.c.sub_id.is_not(None),
             Funding.PACKAGE.value: pkg.c.id.is_not(None),
-            Funding.BALANCE.value: u.c.balance >= price_due,
+            Funding.BALANCE.value: u.c.balance >= held.c.price,
         }
         if paid:
             whens = [(covers[source], source) for source in order]
             funding = {  # a 100 % discount makes the balance pay nothing: a free operation
                 s: case(
-                    (price_due == zero, ledger.const(Funding.NONE.value)), else_=ledger.const(s)
+                    (held.c.price == zero, ledger.const(Funding.NONE.value)),
+                    else_=ledger.const(s),
                 )
                 if s == Funding.BALANCE.value
                 else ledger.const(s)
@@ -253,14 +260,14 @@ def _charge_chain(
                 u.c.balance,
                 u.c.free_operations_granted.label("granted"),
                 src.label("src"),
-                price_due.label("price"),
+                held.c.price,
                 holding.label("holding"),
-                held.c.sub_period.label("period_no"),
-                allowed.label("allowed"),
+                held.c.period_no,
+                held.c.allowed,
                 due.label("due"),
-                (and_(allowed, not_(due)) if wait_due else allowed).label("go"),
+                (and_(held.c.allowed, not_(due)) if wait_due else held.c.allowed).label("go"),
             )
-            .select_from(u.join(held, true()).outerjoin(default, true()).outerjoin(pkg, true()))
+            .select_from(u.join(held, true()).outerjoin(pkg, true()))
             .where(u.c.id == user_id)
             .with_for_update(of=u)
         )
