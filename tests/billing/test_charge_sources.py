@@ -421,3 +421,30 @@ async def test_free_operations_due_for_their_renewal_are_topped_up_before_the_ch
     assert [e.kind for e in first.rolled_over] == ["free_renewed"]
     second = await charge(sessionmaker, settings, user_id)
     assert (second.funding, second.rolled_over) == ("free", ())
+
+
+async def test_a_full_discount_makes_a_balance_paid_operation_free_of_charge(
+    sessionmaker, any_db_url
+):
+    settings = make_settings(any_db_url)
+    user_id = await new_user(sessionmaker, balance=1000 + 500)
+    async with sessionmaker() as session:
+        await plans.add_plan(
+            session,
+            code="vip",
+            kind="package",
+            name_ru="ВИП",
+            name_en="VIP",
+            price=1000,
+            units=0,
+            discount_percent=100,
+        )
+        await session.commit()
+    await buy(sessionmaker, settings, user_id, "vip", "b:1")
+    before = await counts(sessionmaker)
+    op = await charge(sessionmaker, settings, user_id)
+    # nothing to take: recorded as an operation that cost nothing, with no ledger entry
+    assert (op.funding, op.price, op.balance_after, op.units) == ("none", 0, 500, 1)
+    assert await counts(sessionmaker) == (before[0] + 1, before[1])
+    back = await refund(sessionmaker, op.operation_id)
+    assert (back.funding, back.amount, back.balance_after) == ("none", 0, 500)
