@@ -240,3 +240,8 @@ async def ledger_totals(session: AsyncSession, *, user_id: int) -> tuple[int, in
         )
     ).one()
     return int(row[0]), int(row[1])
+
+
+async def set_confirm_charges(session: AsyncSession, *, user_id: int, on: bool | None) -> None:
+    """The user's "confirm before a charge" (/settings); None: the operator's default."""
+    await session.execute(update(User).where(User.id == user_id).values(confirm_charges=on))

@@ -35,12 +35,15 @@ from billing.errors import (
     PaymentNotFound,
 )
 from billing.models import (
+    UNFINISHED_REFUNDS,
     LedgerEntry,
     LedgerKind,
     NoticeKind,
     Payment,
     PaymentNotice,
+    PaymentRefund,
     PaymentStatus,
+    RefundStatus,
     User,
     utcnow,
 )
@@ -50,6 +53,7 @@ from billing.yookassa import (
     GatewayUnavailable,
     ProviderPayment,
     ProviderPaymentNotFound,
+    ProviderRefund,
     YooKassaGateway,
 )
 
@@ -796,7 +800,19 @@ async def reconcile_refund(
     """A refund made in YooKassa: read it from the API, check it against our payment row and
     debit the balance once (``record_payment_refund``). Raises ``GatewayUnavailable`` and
     ``ProviderPaymentNotFound`` from the API."""
-    refund = await gateway.fetch_refund(refund_id)
+    return await settle_refund(sessionmaker, gateway, await gateway.fetch_refund(refund_id))
+
+
+async def settle_refund(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    gateway: YooKassaGateway,
+    refund: ProviderRefund,
+) -> RefundReconciled:
+    """The debit of a refund as the YooKassa API gave it (fetched by :func:`reconcile_refund`
+    for a notification, or the answer to an operator's create call, :mod:`billing.refunds`):
+    the one path that records a refund, once per YooKassa refund id. An operator's request
+    for this refund is marked succeeded once the debit is on record (by whichever path)."""
+    refund_id = refund.id
     if refund.status != "succeeded":
         log.warning("refund %s: the API says %s, not succeeded: ignored", refund_id, refund.status)
         return RefundReconciled(RefundOutcome.NOT_SUCCEEDED, refund.status)
@@ -864,6 +880,7 @@ async def reconcile_refund(
                 log.error("refund %s of payment %s not recorded: %s", refund_id, row.id, exc)
                 return RefundReconciled(RefundOutcome.MISMATCH, str(exc)[:200], credit)
             balance = None
+        await _finish_operator_request(session, refund.id)
         if balance is None:
             return RefundReconciled(RefundOutcome.ALREADY_RECORDED, credit=credit)
         user = (
@@ -888,3 +905,18 @@ async def reconcile_refund(
         language=user.language,
         balance_after=balance,
     )
+
+
+async def _finish_operator_request(session: AsyncSession, refund_id: str) -> None:
+    """The debit of this refund is on record: an operator's request for it (if any) is done.
+    In a transaction of its own, after the debit's (a lost update here is found again by the
+    request's next retry, which ends the same way)."""
+    await session.execute(
+        update(PaymentRefund)
+        .where(
+            PaymentRefund.yookassa_refund_id == refund_id,
+            PaymentRefund.status.in_(UNFINISHED_REFUNDS),
+        )
+        .values(status=RefundStatus.SUCCEEDED.value, error=None)
+    )
+    await session.commit()

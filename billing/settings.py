@@ -141,6 +141,14 @@ class Settings(BaseSettings):
     YOOKASSA_TIMEOUT: float = 15.0
     YOOKASSA_RECEIPTS_ENABLED: bool = False
     YOOKASSA_VAT_CODE: int = 1
+    # The safety net for lost notifications (billing.payment_checks): a worker's pass asks
+    # the API about a payment still open this long after it was created, then again after
+    # twice as long each time (at most every 3 hours), up to its expiry: how long YooKassa
+    # may keep a payment unpaid before it cancels it (about an hour for a card). It runs at
+    # most once per PAYMENT_RECHECK_INTERVAL_SECONDS per worker.
+    PAYMENT_RECHECK_AFTER_SECONDS: float = Field(default=300.0, gt=0)
+    PAYMENT_RECHECK_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
+    PAYMENT_PENDING_EXPIRY_SECONDS: float = Field(default=86_400.0, gt=0)
     # Extra networks trusted to send notifications, on top of YooKassa's published ones.
     YOOKASSA_TRUSTED_NETWORKS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Reverse proxies whose X-Forwarded-For is believed. Empty: never believed.

@@ -24,12 +24,12 @@ from bot.middlewares import (
     IdBoundsMiddleware,
     ThrottlingMiddleware,
 )
-from bot.routers import admin, fallback, modes, start, topup
+from bot.routers import admin, fallback, modes, plans, start, topup
 from jobqueue.queue import media_queue
 from texts.i18n import SUPPORTED, t
 
 FSM_TTL_SECONDS = 7 * 24 * 3600  # a mode or a half-typed amount is forgotten after a week
-COMMANDS = ("start", "help", "balance", "menu")
+COMMANDS = ("start", "help", "balance", "plans", "history", "settings", "menu")
 
 
 def make_redis(settings: Settings, *, max_connections: int = 64) -> Redis:
@@ -103,6 +103,7 @@ def build_dispatcher(
         admin.create_router(),  # first: its filter sees admins' commands before the modes
         start.create_router(),
         topup.create_router(),
+        plans.create_router(),
         modes.create_router(),
         fallback.create_router(),
     )

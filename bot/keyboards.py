@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from billing.models import PlanKind
+from billing.prices import format_rub
 from billing.settings import Settings
-from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
+from billing.wallet import PlanInfo, Wallet
+from bot.callbacks import (
+    AutoRenew,
+    CheckPayment,
+    ConfirmCharge,
+    HistoryPage,
+    Menu,
+    PlanAction,
+    SettingsToggle,
+    TopUp,
+    TopUpAction,
+)
 from jobqueue import catalogue
 from texts.i18n import t
+
+LOCK = "🔒 "
 
 
 def modes() -> tuple[str, ...]:
@@ -25,16 +43,24 @@ def available_modes(settings: Settings) -> tuple[str, ...]:
     )
 
 
-def _button(text: str, data: Menu | TopUp | TopUpAction | CheckPayment) -> InlineKeyboardButton:
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
-def main_menu(lang: str, settings: Settings) -> InlineKeyboardMarkup:
+def main_menu(
+    lang: str, settings: Settings, locked: Collection[str] = frozenset()
+) -> InlineKeyboardMarkup:
+    """The modes (🔒 on those the user's plans do not unlock: a tap says which plans do),
+    then 💰 and 📋."""
     builder = InlineKeyboardBuilder()
     for mode in available_modes(settings):
-        builder.add(_button(t(f"bot-btn-{mode}", lang), Menu(action=mode)))
+        label = t(f"bot-btn-{mode}", lang)
+        builder.add(_button(LOCK + label if mode in locked else label, Menu(action=mode)))
     builder.adjust(2)
-    builder.row(_button(t("bot-btn-topup", lang), Menu(action="topup")))
+    builder.row(
+        _button(t("bot-btn-topup", lang), Menu(action="topup")),
+        _button(t("bot-btn-plans", lang), Menu(action="plans")),
+    )
     return builder.as_markup()
 
 
@@ -52,6 +78,7 @@ def insufficient_keyboard(lang: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [_button(t("bot-btn-topup-now", lang), Menu(action="topup"))],
+            [_button(t("plans-btn-show", lang), Menu(action="plans"))],
             [_button(t("bot-btn-menu", lang), Menu(action="main"))],
         ]
     )
@@ -61,6 +88,10 @@ def balance_keyboard(lang: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [_button(t("bot-btn-topup-now", lang), Menu(action="topup"))],
+            [
+                _button(t("plans-btn-show", lang), Menu(action="plans")),
+                _button(t("plans-btn-history", lang), Menu(action="history")),
+            ],
             [_button(t("bot-btn-menu", lang), Menu(action="main"))],
         ]
     )
@@ -87,6 +118,146 @@ def payment_keyboard(lang: str, url: str, payment_id: int) -> InlineKeyboardMark
         inline_keyboard=[
             [InlineKeyboardButton(text=t("bot-btn-pay", lang), url=url)],
             [_button(t("bot-btn-check-payment", lang), CheckPayment(payment_id=payment_id))],
+            [_button(t("bot-btn-menu", lang), Menu(action="main"))],
+        ]
+    )
+
+
+# -- plans -----------------------------------------------------------------------------------
+
+
+def plans_keyboard(
+    lang: str, held: Wallet, plans: list[PlanInfo], *, topup: bool
+) -> InlineKeyboardMarkup:
+    """/plans: one button per plan on sale (its card), auto-renewal of the user's
+    subscription, top-up, history, menu."""
+    builder = InlineKeyboardBuilder()
+    current = held.subscription.plan.id if held.subscription is not None else None
+    for plan in plans:
+        if plan.is_default:
+            continue
+        if plan.id == current:
+            text = t("plans-btn-current", lang, name=plan.name(lang))
+        else:
+            text = t("plans-btn-plan", lang, name=plan.name(lang), price=format_rub(plan.price))
+        builder.row(_button(text, PlanAction(action="card", code=plan.code)))
+    sub = held.subscription
+    if sub is not None and not sub.plan.archived:
+        key = "plans-btn-autorenew-off" if sub.auto_renew else "plans-btn-autorenew-on"
+        builder.row(_button(t(key, lang), AutoRenew(on=not sub.auto_renew)))
+    if topup:
+        builder.row(_button(t("bot-btn-topup-now", lang), Menu(action="topup")))
+    builder.row(
+        _button(t("plans-btn-history", lang), Menu(action="history")),
+        _button(t("bot-btn-menu", lang), Menu(action="main")),
+    )
+    return builder.as_markup()
+
+
+def plan_card_keyboard(
+    lang: str, plan: PlanInfo, held: Wallet, *, card_payments: bool, key: str
+) -> InlineKeyboardMarkup:
+    """A plan's card: buy from the balance, pay by card — or, for another subscription while
+    one is active, switch from the next period."""
+    rows: list[list[InlineKeyboardButton]] = []
+    sub = held.subscription
+    price = format_rub(plan.price)
+    if plan.archived or plan.is_default:
+        pass
+    elif plan.kind == PlanKind.SUBSCRIPTION and sub is not None:
+        if sub.plan.id != plan.id:
+            rows.append(
+                [_button(t("plans-btn-change", lang), PlanAction(action="change", code=plan.code))]
+            )
+    else:
+        rows.append(
+            [
+                _button(
+                    t("plans-btn-buy-balance", lang, price=price),
+                    PlanAction(action="buy", code=plan.code, key=key),
+                )
+            ]
+        )
+        if card_payments and plan.price > 0:
+            rows.append(
+                [
+                    _button(
+                        t("plans-btn-pay-card", lang, price=price),
+                        PlanAction(action="pay", code=plan.code, key=key),
+                    )
+                ]
+            )
+    rows.append([_button(t("plans-btn-back", lang), Menu(action="plans"))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def plan_short_keyboard(
+    lang: str, plan: PlanInfo, *, card_payments: bool, key: str
+) -> InlineKeyboardMarkup:
+    """Not enough on the balance for a plan: top up, or pay for it by card."""
+    rows = [[_button(t("bot-btn-topup-now", lang), Menu(action="topup"))]]
+    if card_payments:
+        rows.append(
+            [
+                _button(
+                    t("plans-btn-pay-card", lang, price=format_rub(plan.price)),
+                    PlanAction(action="pay", code=plan.code, key=key),
+                )
+            ]
+        )
+    rows.append([_button(t("plans-btn-back", lang), Menu(action="plans"))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def show_plans_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(t("plans-btn-show", lang), Menu(action="plans"))],
+            [_button(t("bot-btn-menu", lang), Menu(action="main"))],
+        ]
+    )
+
+
+def confirm_keyboard(lang: str, token: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(t("plans-btn-confirm", lang), ConfirmCharge(token=token, ok=True)),
+                _button(t("plans-btn-cancel", lang), ConfirmCharge(token=token, ok=False)),
+            ]
+        ]
+    )
+
+
+def history_keyboard(
+    lang: str, *, newer_than: int | None, older_than: int | None
+) -> InlineKeyboardMarkup:
+    """◀ newer / older ▶ (each only when there is such a page), then the menu."""
+    nav = []
+    if newer_than is not None:
+        nav.append(_button(t("plans-history-newer", lang), HistoryPage(way="n", ref=newer_than)))
+    if older_than is not None:
+        nav.append(_button(t("plans-history-older", lang), HistoryPage(way="o", ref=older_than)))
+    rows = [nav] if nav else []
+    rows.append([_button(t("bot-btn-menu", lang), Menu(action="main"))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def settings_keyboard(lang: str, *, confirm: bool) -> InlineKeyboardMarkup:
+    toggle = (
+        _button(t("plans-btn-confirm-off", lang), SettingsToggle(confirm=False))
+        if confirm
+        else _button(t("plans-btn-confirm-on", lang), SettingsToggle(confirm=True))
+    )
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[toggle], [_button(t("bot-btn-menu", lang), Menu(action="main"))]]
+    )
+
+
+def plan_done_keyboard(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(t("plans-btn-back", lang), Menu(action="plans"))],
             [_button(t("bot-btn-menu", lang), Menu(action="main"))],
         ]
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram.types import User
+from aiogram.types import InlineKeyboardMarkup, User
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts
+from billing import accounts, wallet
 from billing.accounts import UserState
-from billing.prices import format_rub
+from billing.prices import format_rub, operation_types
 from billing.settings import Settings
+from bot.keyboards import main_menu
 
 
 async def ensure_user(
@@ -28,7 +29,7 @@ async def ensure_user(
     return state
 
 
-def money_args(state: UserState, settings: Settings) -> dict[str, Any]:
+def money_args(state: UserState | wallet.Wallet, settings: Settings) -> dict[str, Any]:
     """The arguments every balance text takes."""
     return {
         "balance": format_rub(state.balance),
@@ -36,3 +37,18 @@ def money_args(state: UserState, settings: Settings) -> dict[str, Any]:
         "free_left": state.free_left,
         "free_total": state.free_granted,
     }
+
+
+async def locked_modes(session: AsyncSession, telegram_id: int) -> frozenset[str]:
+    """The modes the user's plans do not unlock (🔒 on their buttons)."""
+    allowed = await wallet.allowed_types(session, telegram_id=telegram_id)
+    if allowed is None:
+        return frozenset()
+    return frozenset(kind.value for kind in operation_types() if kind.value not in allowed)
+
+
+async def menu_for(
+    session: AsyncSession, settings: Settings, user: User, lang: str
+) -> InlineKeyboardMarkup:
+    """The main menu as this user sees it (🔒 on the modes their plans do not unlock)."""
+    return main_menu(lang, settings, await locked_modes(session, user.id))

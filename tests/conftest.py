@@ -27,6 +27,7 @@ REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # too and its seeds (migration 0004) put back with their ids: each test starts from the
 # migration's catalogue, whatever an earlier test edited, archived or added.
 TABLES = (
+    "payment_refunds",
     "payment_notices",
     "ledger_entries",
     "operations",
@@ -63,6 +64,7 @@ SLOW_PATHS = (
     "tests/billing/test_deadline_margin.py::test_a_worker_with_a_too_small_margin_does_not_start",
     "tests/bot/test_main.py",
     "tests/bot/test_operation_end_to_end.py",
+    "tests/bot/test_plans_end_to_end.py",
     "tests/web/test_entry_point.py",
     "tests/media/test_fal_sandbox.py::test_queue_shapes_and_control_api_over_the_command_line",
     "tests/sandbox/test_sandbox_text_and_runners.py::test_python_m_runner_serves_the_api",

@@ -25,7 +25,7 @@ from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
 )
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 
 from imaging._image import MediaResult
 from tg.errors import TELEGRAM_ERRORS, Kind, classify, is_transient
@@ -203,8 +203,13 @@ async def send_result(
     lossless: bool,
     until: float | None = None,
     on_photo: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    reply_markup: InlineKeyboardMarkup | None = None,
 ) -> dict[str, Any]:
     """Send the result; returns the ids of the messages sent (the operation's result_ref).
+
+    ``reply_markup`` (the plans offer's button) goes on the result itself — the photo, or the
+    document when there is no photo — never as a message of its own: each Bot API call is
+    capacity (about 30 messages a second for the whole bot).
 
     ``on_photo(ref)`` runs as soon as the photo is in the chat, before its document copy: the
     result is delivered from then on, whatever happens to the copy. ``until`` (the event
@@ -222,7 +227,7 @@ async def send_result(
         if plan.photo:
             photo = BufferedInputFile(result.data, filename=result.filename)
             message = await call(
-                lambda: bot.send_photo(chat_id, photo, caption=caption),
+                lambda: bot.send_photo(chat_id, photo, caption=caption, reply_markup=reply_markup),
                 what="sendPhoto",
                 until=until,
                 room=UPLOAD_ROOM,
@@ -237,7 +242,11 @@ async def send_result(
             async def send_document() -> None:
                 message = await call(
                     lambda: bot.send_document(
-                        chat_id, document, caption=text, disable_content_type_detection=True
+                        chat_id,
+                        document,
+                        caption=text,
+                        disable_content_type_detection=True,
+                        reply_markup=None if plan.photo else reply_markup,
                     ),
                     what="sendDocument",
                     until=until,

@@ -6,12 +6,16 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from aiogram.types import InlineKeyboardMarkup
+
 from billing.models import Funding
 from billing.operations import RefundResult
 from billing.prices import format_rub
 from imaging._image import MediaResult
+from texts import wallet_texts
 from texts.edit_texts import describe_steps_code
 from texts.i18n import MissingText, t
+from tg.buttons import MENU_PLANS, one_button
 from workers.failures import Failure
 
 
@@ -75,23 +79,35 @@ def result_caption(
     language: str,
     units: int = 0,
     units_left: int | None = None,
+    offer: str | None = None,
 ) -> str:
-    """What was done, what it cost, what is left (balance and free operations, kopecks;
-    the units of a quota or package)."""
-    return "\n".join(
-        (
-            what_was_done(result, language),
-            cost_line(
-                funding=funding,
-                price=price,
-                balance=balance,
-                free_left=free_left,
-                language=language,
-                units=units,
-                units_left=units_left,
-            ),
-        )
-    )
+    """What was done, what it cost, what is left (balance and free operations, kopecks; the
+    plan's units), and the plans offer when it is due (one line, at most once a day)."""
+    lines = [
+        what_was_done(result, language),
+        cost_line(
+            funding=funding,
+            price=price,
+            balance=balance,
+            free_left=free_left,
+            language=language,
+            units=units,
+            units_left=units_left,
+        ),
+    ]
+    if offer:
+        lines.append(offer)
+    return "\n".join(lines)
+
+
+def offer_line(free_left: int, language: str) -> str:
+    """The plans offer under a result (seed 001): the free operations are running out."""
+    return wallet_texts.offer_text(free_left, language)
+
+
+def offer_keyboard(language: str) -> InlineKeyboardMarkup:
+    """📋 Планы under the result: the bot answers it (its payload is tg.buttons')."""
+    return one_button(t("plans-btn-show", language), MENU_PLANS)
 
 
 def document_caption(language: str) -> str:

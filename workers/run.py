@@ -30,9 +30,10 @@ from rq.job import Job
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from billing import offers
 from billing import operations as billing_operations
 from billing.db import one_statement_sessions
-from billing.models import OperationStatus
+from billing.models import Funding, OperationStatus
 from billing.settings import Settings
 from imaging._image import MediaResult
 from jobqueue import delivered
@@ -57,6 +58,7 @@ SEND_RESERVE = 0.2  # a fraction of the watchdog's time, at most MAX_SEND_RESERV
 MAX_SEND_RESERVE = 15.0
 SEND_MARGIN = 1.0  # seconds before the watchdog: no wait for Telegram and no copy goes past
 RECORD_DELIVERY_SECONDS = 5.0  # the delivery time's write must not eat the document copy's
+CAPTION_READ_SECONDS = 3.0  # the plans offer's claim waits no longer
 
 
 def _watchdog_seconds(job: Job | None, settings: Settings) -> float:
@@ -226,6 +228,7 @@ async def _run(
                     inputs = await _download(bot, settings, op.file_ids)
                 result = await _perform(settings, op, inputs, redis)
             await status_edit  # "обрабатываю…" shows before the result, never after it
+            offer = await _offer(one_statement, op)
             caption = messages.result_caption(
                 result,
                 funding=op.funding,
@@ -235,6 +238,7 @@ async def _run(
                 language=op.language,
                 units=op.units,
                 units_left=op.units_left,
+                offer=offer,
             )
             sending()  # the result is ready: the send may use the time kept for it
 
@@ -255,6 +259,7 @@ async def _run(
                 lossless=operations.lossless(op.op_type),
                 until=send_until,
                 on_photo=photo_delivered,
+                reply_markup=messages.offer_keyboard(op.language) if offer else None,
             )
         except BaseException:
             status_edit.cancel()  # the failure path removes the status message
@@ -317,6 +322,21 @@ async def _run(
             "outcome": "succeeded" if posted else "voided",
             "result": sent,
         }
+
+
+async def _offer(sessionmaker: async_sessionmaker, op: Claimed) -> str | None:
+    """The plans offer for the caption, if it is due for this user (claimed for the day by
+    one conditional UPDATE, so two results at once show it once). Best effort."""
+    if op.free_left > offers.OFFER_FREE_LEFT or op.funding == Funding.SUBSCRIPTION:
+        return None  # most results (and every subscriber's): no statement at all
+    try:
+        async with asyncio.timeout(CAPTION_READ_SECONDS), sessionmaker() as session:
+            free_left = await offers.claim_plans_offer(session, user_id=op.user_id)
+            await session.commit()
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        log.warning("operation %s: the plans offer skipped: %r", op.id, exc)
+        return None
+    return None if free_left is None else messages.offer_line(free_left, op.language)
 
 
 async def _record_delivery(sessionmaker: async_sessionmaker, operation_id: int) -> None:

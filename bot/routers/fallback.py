@@ -6,9 +6,10 @@ import logging
 
 from aiogram import Router
 from aiogram.types import CallbackQuery, ErrorEvent, Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.settings import Settings
-from bot.keyboards import main_menu
+from bot.users import menu_for
 from texts.i18n import t
 
 log = logging.getLogger(__name__)
@@ -20,9 +21,12 @@ async def outdated_button(query: CallbackQuery, lang: str) -> None:
     await query.answer(t("bot-button-outdated", lang), show_alert=True)
 
 
-async def no_mode(message: Message, settings: Settings, lang: str) -> None:
+async def no_mode(message: Message, session: AsyncSession, settings: Settings, lang: str) -> None:
     """A message outside any mode: show what the bot can do."""
-    await message.answer(t("bot-pick-mode", lang), reply_markup=main_menu(lang, settings))
+    menu = (
+        await menu_for(session, settings, message.from_user, lang) if message.from_user else None
+    )
+    await message.answer(t("bot-pick-mode", lang), reply_markup=menu)
 
 
 async def on_error(event: ErrorEvent, lang: str | None = None) -> bool:

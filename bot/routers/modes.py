@@ -24,14 +24,17 @@ from aiogram import BaseMiddleware, Bot, F, Router
 from aiogram.filters import Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.prices import format_rub, is_free, price_for
+from billing.prices import format_rub, is_free, price_for, units_of
 from billing.settings import Settings
-from bot.billed import BilledMiddleware, BilledOperation, billed
-from bot.callbacks import Menu
+from bot.billed import BilledMiddleware, BilledOperation, billed, confirm_charge, tell_locked
+from bot.callbacks import ConfirmCharge, Menu
 from bot.inputs import Answer, Assessment, Ignore, Ready, assess_message
-from bot.keyboards import available_modes, back_to_menu, main_menu, modes
+from bot.keyboards import available_modes, back_to_menu, modes
 from bot.states import mode_of, mode_state, mode_states
+from bot.users import locked_modes, menu_for
+from texts import wallet_texts
 from texts.i18n import t
 
 
@@ -91,13 +94,20 @@ async def open_mode(
     query: CallbackQuery,
     callback_data: Menu,
     state: FSMContext,
+    session: AsyncSession,
     settings: Settings,
     lang: str,
 ) -> None:
-    """A mode button: open the mode and say what to send."""
+    """A mode button: open the mode and say what to send. A mode the user's plans do not
+    unlock (🔒) stays closed: the answer names the plans that unlock it."""
     mode = callback_data.action
     if mode not in available_modes(settings):
         await query.answer(t("bot-mode-unavailable", lang), show_alert=True)
+        return
+    if mode in await locked_modes(session, query.from_user.id):
+        await query.answer()
+        if isinstance(query.message, Message):
+            await tell_locked(query.message, session, mode, lang)
         return
     await state.set_state(mode_state(mode))
     await state.set_data({})
@@ -110,7 +120,12 @@ def prompt(mode: str, settings: Settings, lang: str) -> str:
     price = (
         t("bot-price-free", lang)
         if is_free(mode, settings)
-        else t("bot-price-paid", lang, price=format_rub(price_for(mode, settings)))
+        else t(
+            "bot-price-paid",
+            lang,
+            price=format_rub(price_for(mode, settings)),
+            ops=wallet_texts.ops(units_of(mode, settings), lang),
+        )
     )
     return t(f"bot-mode-{mode}", lang) + "\n\n" + price
 
@@ -128,6 +143,7 @@ async def queue_operation(
 async def incomplete_input(
     message: Message,
     state: FSMContext,
+    session: AsyncSession,
     settings: Settings,
     lang: str,
     input_verdict: InputVerdict | None = None,
@@ -135,9 +151,8 @@ async def incomplete_input(
     """Anything in a mode that is not (yet) a valid request: answer, charge nothing."""
     if input_verdict is None:  # a mode no longer offered (or a state left from old code)
         await state.clear()
-        await message.answer(
-            t("bot-mode-unavailable", lang), reply_markup=main_menu(lang, settings)
-        )
+        menu = await menu_for(session, settings, message.from_user, lang)
+        await message.answer(t("bot-mode-unavailable", lang), reply_markup=menu)
         return
     verdict = input_verdict.assessment
     if isinstance(verdict, Ignore):
@@ -159,6 +174,7 @@ def create_router() -> Router:
     # Before the filters: ReadyInput and the fallback handler read its verdict.
     router.message.outer_middleware(AssessInput())
     router.callback_query.register(open_mode, Menu.filter(F.action.in_(modes())))
+    router.callback_query.register(confirm_charge, ConfirmCharge.filter())
     in_a_mode = StateFilter(*mode_states())
     router.message.register(queue_operation, in_a_mode, ReadyInput())
     router.message.register(incomplete_input, in_a_mode)

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.prices import format_rub
 from billing.settings import Settings
 from bot.callbacks import Menu
-from bot.keyboards import available_modes, back_to_menu, main_menu
-from bot.users import ensure_user, money_args
+from bot.keyboards import available_modes, back_to_menu
+from bot.users import ensure_user, menu_for, money_args
+from texts import wallet_texts
 from texts.i18n import t
 
 
@@ -35,24 +36,32 @@ async def cmd_start(
     await state.clear()
     assert message.from_user is not None
     text = await _greeting(session, settings, message.from_user, lang)
-    await message.answer(text, reply_markup=main_menu(lang, settings))
+    menu = await menu_for(session, settings, message.from_user, lang)
+    await message.answer(text, reply_markup=menu)
 
 
-async def cmd_menu(message: Message, state: FSMContext, settings: Settings, lang: str) -> None:
+async def cmd_menu(
+    message: Message, state: FSMContext, session: AsyncSession, settings: Settings, lang: str
+) -> None:
     """The main menu without the greeting."""
     await state.clear()
-    await message.answer(t("bot-menu", lang), reply_markup=main_menu(lang, settings))
+    assert message.from_user is not None
+    menu = await menu_for(session, settings, message.from_user, lang)
+    await message.answer(t("bot-menu", lang), reply_markup=menu)
 
 
 def help_text(settings: Settings, lang: str) -> str:
     lines = [t(f"bot-help-{mode}", lang) for mode in available_modes(settings)]
-    return t(
+    text = t(
         "bot-help",
         lang,
         modes="\n".join(lines),
         price=format_rub(settings.price_kopecks),
         free_total=settings.FREE_OPERATIONS_COUNT,
     )
+    # With OPERATION_UNITS: which modes count as more than one operation.
+    note = wallet_texts.units_note(settings, lang, available_modes(settings))
+    return text + "\n\n" + note if note else text
 
 
 async def cmd_help(message: Message, settings: Settings, lang: str) -> None:
@@ -61,13 +70,18 @@ async def cmd_help(message: Message, settings: Settings, lang: str) -> None:
 
 
 async def show_menu(
-    query: CallbackQuery, state: FSMContext, settings: Settings, lang: str
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    lang: str,
 ) -> None:
     """🏠 Меню: back to the main menu, leaving any mode or top-up step."""
     await state.clear()
     await query.answer()
     if isinstance(query.message, Message):
-        await query.message.answer(t("bot-menu", lang), reply_markup=main_menu(lang, settings))
+        menu = await menu_for(session, settings, query.from_user, lang)
+        await query.message.answer(t("bot-menu", lang), reply_markup=menu)
 
 
 async def show_help(query: CallbackQuery, settings: Settings, lang: str) -> None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, User
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +22,7 @@ from billing import accounts, notices
 from billing.models import NoticeOutcome, Payment
 from billing.models import User as Account
 from billing.payments import Outcome, TopUpUnavailable, reconcile_payment, start_topup
-from billing.prices import format_rub
+from billing.prices import discounted, format_rub
 from billing.settings import Settings
 from billing.yookassa import GatewayError, GatewayUnavailable, YooKassaGateway
 from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
@@ -32,46 +31,49 @@ from bot.keyboards import (
     back_to_menu,
     balance_keyboard,
     cancel_keyboard,
-    main_menu,
     payment_keyboard,
     topup_menu,
 )
+from bot.once import first_delivery
+from bot.routers.plans import begin_plan_payment, current_wallet
 from bot.states import TopUpFlow
-from bot.users import ensure_user, money_args
+from bot.users import ensure_user, menu_for, money_args
+from texts import wallet_texts
 from texts.i18n import t
 from texts.money_texts import canceled_text
 from texts.plan_texts import plan_payment_text
 
 log = logging.getLogger(__name__)
 
-ONCE_TTL_SECONDS = 24 * 3600
 
-
-async def first_delivery(redis: Redis, key: str) -> bool:
-    """False when this update was already handled (Telegram re-delivers updates): a
-    re-delivered amount must not open a second YooKassa payment. Redis down: assume it is
-    the first (a duplicate payment is never paid twice by accident; a lost top-up is worse).
-    """
-    try:
-        first = bool(await redis.set(f"once:{key}", 1, nx=True, ex=ONCE_TTL_SECONDS))
-    except (RedisError, OSError) as exc:
-        log.warning("re-delivery check skipped, Redis error: %s", exc)
-        return True
-    if not first:
-        log.info("re-delivered update ignored: %s", key)
-    return first
+async def balance_text(
+    session: AsyncSession, settings: Settings, user: User, lang: str, bot: Bot | None = None
+) -> str:
+    """Rubles, free operations "N из M", the subscription's quota (left / per period, the
+    reset date) and the packages, as of now (what is due rolled over first)."""
+    held = await current_wallet(session, settings, user, lang, bot)
+    args = money_args(held, settings)
+    lines = [t("bot-balance", lang, **args), *wallet_texts.balance_lines(held, lang)]
+    if held.discount_percent:
+        price = discounted(settings.price_kopecks, held.discount_percent)
+        lines.append(
+            t(
+                "plans-balance-discount",
+                lang,
+                price=format_rub(price),
+                percent=held.discount_percent,
+            )
+        )
+    return "\n".join(lines)
 
 
 async def cmd_balance(
     message: Message, session: AsyncSession, settings: Settings, lang: str
 ) -> None:
-    """The balance in rubles, free operations "N из M", and a top-up button."""
+    """/balance: what the user has, and a top-up button."""
     assert message.from_user is not None
-    account = await ensure_user(session, settings, message.from_user, lang)
-    await message.answer(
-        t("bot-balance", lang, **money_args(account, settings)),
-        reply_markup=balance_keyboard(lang),
-    )
+    text = await balance_text(session, settings, message.from_user, lang, message.bot)
+    await message.answer(text, reply_markup=balance_keyboard(lang))
 
 
 async def open_topup(
@@ -83,10 +85,9 @@ async def open_topup(
 ) -> None:
     """💰: the balance and the amounts to pick from (or why top-ups are unavailable)."""
     await query.answer()
-    account = await ensure_user(session, settings, query.from_user, lang)
     if not isinstance(query.message, Message):
         return
-    text = t("bot-balance", lang, **money_args(account, settings))
+    text = await balance_text(session, settings, query.from_user, lang, query.bot)
     if gateway is None:
         await query.message.answer(
             text + "\n\n" + t("bot-topup-not-configured", lang), reply_markup=back_to_menu(lang)
@@ -98,7 +99,11 @@ async def open_topup(
 
 
 async def cancel_topup(
-    query: CallbackQuery, state: FSMContext, settings: Settings, lang: str
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    lang: str,
 ) -> None:
     """ "Отмена": leave the top-up (and its amount or e-mail step)."""
     if await state.get_state() in (TopUpFlow.amount.state, TopUpFlow.email.state):
@@ -107,7 +112,8 @@ async def cancel_topup(
     if isinstance(query.message, Message):
         try:
             await query.message.edit_text(
-                t("bot-topup-canceled", lang), reply_markup=main_menu(lang, settings)
+                t("bot-topup-canceled", lang),
+                reply_markup=await menu_for(session, settings, query.from_user, lang),
             )
         except TelegramBadRequest as exc:  # pressed twice: "message is not modified"
             log.info("cancel not shown: %s", exc)
@@ -240,7 +246,22 @@ async def receipt_email(
     account = await ensure_user(session, settings, message.from_user, lang)
     await accounts.set_email(session, user_id=account.id, email=email)
     await session.commit()
-    amount = (await state.get_data()).get("amount_rub")
+    kept = await state.get_data()
+    plan_code = kept.get("plan_code")
+    if isinstance(plan_code, str) and gateway is not None:  # the e-mail was for a plan
+        await begin_plan_payment(
+            message,
+            message.from_user,
+            plan_code,
+            state=state,
+            session=session,
+            sessionmaker=sessionmaker,
+            settings=settings,
+            lang=lang,
+            gateway=gateway,
+        )
+        return
+    amount = kept.get("amount_rub")
     if not isinstance(amount, int) or gateway is None:
         await state.clear()
         await message.answer(t("bot-topup-email-saved", lang), reply_markup=back_to_menu(lang))
@@ -349,7 +370,8 @@ async def check_payment(
                 if result.plan is not None  # a plan's payment: what became of the plan
                 else t("bot-payment-credited", lang, amount=amount, balance=balance)
             )
-            await message.edit_text(text, reply_markup=main_menu(lang, settings))
+            menu = await menu_for(session, settings, query.from_user, lang)
+            await message.edit_text(text, reply_markup=menu)
             # Told here: the web's maintenance pass must not send the "credited" message.
             await notices.mark_done_safely(
                 sessionmaker, notices.credited_key(callback_data.payment_id), NoticeOutcome.SENT

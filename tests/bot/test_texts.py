@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bot.app import COMMANDS
 from bot.keyboards import modes
 from tests.bot.conftest import StartBot
 from texts.i18n import keys, t
@@ -40,7 +41,7 @@ def test_every_text_key_the_bot_uses_exists_in_both_languages() -> None:
             f"bot-mode-{mode}",
             f"bot-op-queued-{mode}",
         }
-    used |= {f"bot-cmd-{c}" for c in ("start", "help", "balance", "menu")}
+    used |= {f"bot-cmd-{c}" for c in COMMANDS}
     for language in ("ru", "en"):
         missing = used - _bot_keys(language)
         assert not missing, f"{language}: {missing}"
@@ -61,6 +62,30 @@ async def test_commands_are_registered_with_set_my_commands(start_bot: StartBot,
     calls = await tg.calls("setMyCommands")
     assert len(calls) == 2
     by_language = {c["params"].get("language_code"): c["params"]["commands"] for c in calls}
-    assert [c["command"] for c in by_language[None]] == ["start", "help", "balance", "menu"]
+    assert [c["command"] for c in by_language[None]] == [
+        "start",
+        "help",
+        "balance",
+        "plans",
+        "history",
+        "settings",
+        "menu",
+    ]
     assert by_language[None][0]["description"] == "Главное меню"
     assert by_language["en"][0]["description"] == "Main menu"
+
+
+def test_every_plans_text_the_code_uses_exists_in_both_languages() -> None:
+    from billing.models import EndReason
+
+    root = BOT_DIR.parent
+    used: set[str] = set()
+    sources = [*BOT_DIR.rglob("*.py"), *(root / "workers").rglob("*.py")]
+    for path in [*sources, root / "texts" / "wallet_texts.py"]:
+        used |= set(re.findall(r'"(plans-[a-z0-9_-]+[a-z0-9_])"', path.read_text("utf-8")))
+    # Built from a value: a plan_end's reason.
+    used |= {f"plans-h-end-{r.value.replace('_', '-')}" for r in EndReason}
+    assert len(used) > 60
+    for language in ("ru", "en"):
+        missing = used - keys(language)
+        assert not missing, f"{language}: {missing}"

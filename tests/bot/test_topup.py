@@ -212,7 +212,7 @@ async def test_a_re_delivered_preset_press_creates_one_payment(
     start_bot: StartBot, tg, yk: YooKassaEmulatorClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = await start_bot()
-    caplog.set_level(logging.INFO, logger="bot.routers.topup")
+    caplog.set_level(logging.INFO, logger="bot.once")
     user = tg.user(6010)
     topup = await _open_topup(user)
     query = await user.press(topup, text="100 ₽")

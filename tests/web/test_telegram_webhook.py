@@ -150,7 +150,15 @@ async def test_the_command_menu_is_set_at_startup(
         c["params"].get("language_code"): c["params"]["commands"]
         for c in await tg.calls("setMyCommands")
     }
-    assert [c["command"] for c in by_language[None]] == ["start", "help", "balance", "menu"]
+    assert [c["command"] for c in by_language[None]] == [
+        "start",
+        "help",
+        "balance",
+        "plans",
+        "history",
+        "settings",
+        "menu",
+    ]
     assert by_language["en"][0]["description"] == "Main menu"
 
 

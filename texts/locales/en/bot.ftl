@@ -6,6 +6,9 @@ bot-cmd-start = Main menu
 bot-cmd-help = What the bot does and what it costs
 bot-cmd-balance = Balance and top-up
 bot-cmd-menu = Show the menu
+bot-cmd-plans = Plans: subscriptions and packages
+bot-cmd-history = History of charges and top-ups
+bot-cmd-settings = Settings
 
 ## Main menu buttons
 bot-btn-generate = 🎨 Create
@@ -16,6 +19,7 @@ bot-btn-retouch = ✨ Retouch
 bot-btn-upscale = ⬆️ Upscale
 bot-btn-add_text = 📝 Add text
 bot-btn-topup = 💰 Pay / Balance
+bot-btn-plans = 📋 Plans
 bot-btn-menu = 🏠 Menu
 bot-btn-topup-now = 💳 Top up
 bot-btn-amount = { $amount } ₽
@@ -43,6 +47,9 @@ bot-help =
 
     /start — main menu
     /balance — balance and top-up
+    /plans — plans: subscriptions and packages
+    /history — history of charges and top-ups
+    /settings — settings (confirm charges)
     /help — this help
 bot-help-generate = 🎨 <b>Create</b> — a picture from a text description.
 bot-help-edit = ✏️ <b>Edit</b> — a photo + a command: "b&amp;w", "brightness +20", "rotate right"…
@@ -63,7 +70,7 @@ bot-mode-retouch = ✨ Send a portrait — I'll retouch it gently.
 bot-mode-upscale = ⬆️ Send a photo — I'll make it twice as big and a little sharper.
 bot-mode-add_text = 📝 Send a photo with a caption — I'll write that text on the picture. Or the photo first, then the text.
 bot-mode-unavailable = This mode is not available right now. Pick another one 👇
-bot-price-paid = 💳 Price: { $price } ₽ (or one of your free operations).
+bot-price-paid = 💳 Price: { $price } ₽ — or { $ops } of a subscription or package, or one free operation.
 bot-price-free = 🆓 Free.
 
 ## Input checks (nothing is charged for these)
@@ -115,6 +122,8 @@ bot-op-paid =
     { $how ->
         [free] 🎁 A free operation — { $free_left } of { $free_total } left.
         [balance] 💳 Charged { $price } ₽, balance: { $balance } ₽.
+        [subscription] 📊 { $units } taken from the subscription, { $units_left } left.
+        [package] 📦 { $units } taken from the package, { $units_left } left.
        *[none] 🆓 Free.
     }
     I'll send the result here. The mode stays open — send the next one any time.

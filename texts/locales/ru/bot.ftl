@@ -6,6 +6,9 @@ bot-cmd-start = Главное меню
 bot-cmd-help = Что умеет бот и сколько стоит
 bot-cmd-balance = Баланс и пополнение
 bot-cmd-menu = Показать меню
+bot-cmd-plans = Тарифы: подписки и пакеты
+bot-cmd-history = История списаний и пополнений
+bot-cmd-settings = Настройки
 
 ## Main menu buttons
 bot-btn-generate = 🎨 Создать
@@ -16,6 +19,7 @@ bot-btn-retouch = ✨ Ретушь
 bot-btn-upscale = ⬆️ Улучшить
 bot-btn-add_text = 📝 Добавить текст
 bot-btn-topup = 💰 Оплатить / Баланс
+bot-btn-plans = 📋 Тарифы
 bot-btn-menu = 🏠 Меню
 bot-btn-topup-now = 💳 Пополнить баланс
 bot-btn-amount = { $amount } ₽
@@ -43,6 +47,9 @@ bot-help =
 
     /start — главное меню
     /balance — баланс и пополнение
+    /plans — тарифы: подписки и пакеты
+    /history — история списаний и пополнений
+    /settings — настройки (подтверждение списаний)
     /help — эта справка
 bot-help-generate = 🎨 <b>Создать</b> — картинка по текстовому описанию.
 bot-help-edit = ✏️ <b>Редактировать</b> — фото + команда: «ч/б», «яркость +20», «повернуть вправо»…
@@ -63,7 +70,7 @@ bot-mode-retouch = ✨ Пришлите портрет — сделаю мягк
 bot-mode-upscale = ⬆️ Пришлите фото — увеличу в 2 раза и добавлю резкости.
 bot-mode-add_text = 📝 Пришлите фото с подписью — напишу этот текст на картинке. Можно сначала фото, потом текст.
 bot-mode-unavailable = Этот режим сейчас недоступен. Выберите другой 👇
-bot-price-paid = 💳 Цена: { $price } ₽ (или одна из бесплатных операций).
+bot-price-paid = 💳 Цена: { $price } ₽ — или { $ops } из подписки или пакета, или одна бесплатная операция.
 bot-price-free = 🆓 Бесплатно.
 
 ## Input checks (nothing is charged for these)
@@ -115,6 +122,8 @@ bot-op-paid =
     { $how ->
         [free] 🎁 Бесплатная операция — осталось { $free_left } из { $free_total }.
         [balance] 💳 Списано { $price } ₽, на балансе { $balance } ₽.
+        [subscription] 📊 Списано { $units } из подписки, осталось { $units_left }.
+        [package] 📦 Списано { $units } из пакета, осталось { $units_left }.
        *[none] 🆓 Бесплатно.
     }
     Пришлю результат сюда. Режим открыт — можно отправлять следующее.
