@@ -448,3 +448,43 @@ async def test_a_full_discount_makes_a_balance_paid_operation_free_of_charge(
     assert await counts(sessionmaker) == (before[0] + 1, before[1])
     back = await refund(sessionmaker, op.operation_id)
     assert (back.funding, back.amount, back.balance_after) == ("none", 0, 500)
+
+
+async def test_a_user_who_held_nothing_then_buys_a_plan_is_charged_from_it(
+    sessionmaker, any_db_url
+):
+    # The process remembers that the user held no plan at the last charge and tries the
+    # lean chain first; a plan bought since (here in another session) must still be used.
+    settings = make_settings(any_db_url)
+    user_id = await new_user(sessionmaker, balance=PRO + 2000)
+    first = await charge(sessionmaker, settings, user_id)
+    assert (first.funding, first.price) == ("balance", 1000)
+    again = await charge(sessionmaker, settings, user_id)
+    assert (again.funding, again.price) == ("balance", 1000)
+    sub = await buy(sessionmaker, settings, user_id, "pro", "b:1")
+    after = await charge(sessionmaker, settings, user_id)
+    assert (after.funding, after.holding_id, after.units_after) == ("subscription", sub, 29)
+
+
+async def test_a_charge_of_a_user_who_holds_nothing_is_one_statement_on_postgresql(
+    sessionmaker, any_db_url
+):
+    settings = make_settings(any_db_url)
+    user_id = await new_user(sessionmaker, free=1, balance=2000)
+    await charge(sessionmaker, settings, user_id)  # learns that the user holds nothing
+    statements: list[str] = []
+    async with sessionmaker() as session:
+        conn = await session.connection()
+
+        def seen(_conn, _cursor, statement, *_args) -> None:
+            statements.append(statement)
+
+        event.listen(conn.sync_connection, "before_cursor_execute", seen)
+        result = await operations.charge(session, settings, user_id=user_id, op_type="edit")
+        event.remove(conn.sync_connection, "before_cursor_execute", seen)
+        await session.commit()
+    assert (result.funding, result.price) == ("balance", 1000)
+    if any_db_url.startswith("postgresql"):
+        assert len(statements) == 1, statements
+    else:
+        assert len(statements) == 4  # old, debit, operation, entry
