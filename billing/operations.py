@@ -494,21 +494,22 @@ NO_HOLDING = SimpleNamespace(
     period_no=cast(null(), Integer),
 )
 _CHARGES: dict[tuple[Any, ...], ledger.Chain] = {}
-# Users who held no plan at their last charge in this process, by (database, user): their
-# next charge tries the lean chain first. Only a hint: the lean chain writes nothing for a
-# user who holds a plan, and the charge is made again with the whole chain.
-_HOLDS_NOTHING: dict[tuple[int, int], bool] = {}
-_HOLDS_NOTHING_MAX = 100_000
+# Users who held no plan at their last charge in this process: user id -> the database
+# (engine) of that charge. Their next charge tries the lean chain first. Only a hint: the
+# lean chain writes nothing for a user who holds a plan, and the charge is made again with
+# the whole chain. Bounded (emptied when full: ~5 MB at most).
+_HOLDS_NOTHING: dict[int, int] = {}
+_HOLDS_NOTHING_MAX = 50_000
 _ROLL_OVER: list[Any] = []  # billing.plans.roll_over, looked up once (None: not there)
 
 
-def _remember(hint: tuple[int, int], *, holds_nothing: bool) -> None:
+def _remember(user_id: int, database: int, *, holds_nothing: bool) -> None:
     if holds_nothing:
         if len(_HOLDS_NOTHING) >= _HOLDS_NOTHING_MAX:
             _HOLDS_NOTHING.clear()
-        _HOLDS_NOTHING[hint] = True
+        _HOLDS_NOTHING[user_id] = database
     else:
-        _HOLDS_NOTHING.pop(hint, None)
+        _HOLDS_NOTHING.pop(user_id, None)
 
 
 def _roll_over() -> Any:
@@ -573,8 +574,8 @@ async def charge(
     roll_over = _roll_over()
     wait_due = roll_over is not None
     renew_days = settings.FREE_OPERATIONS_RENEW_DAYS
-    hint = (id(bind), user_id)
-    lean = _HOLDS_NOTHING.get(hint, False)
+    database = id(bind)
+    lean = _HOLDS_NOTHING.get(user_id) == database
     now = utcnow()
     rolled: tuple[Any, ...] = ()
     for _ in range(CHARGE_TRIES):
@@ -609,7 +610,7 @@ async def charge(
         was, took, debited, op = rows["old"], rows.get("held"), rows["debit"], rows["operation"]
         if was is None:
             raise UserNotFound(user_id)
-        _remember(hint, holds_nothing=not was.holds)
+        _remember(user_id, database, holds_nothing=not was.holds)
         if lean and was.holds:
             lean = False  # a plan since the last charge: nothing written, the whole chain
             continue
