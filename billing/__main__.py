@@ -281,6 +281,10 @@ REFUND_REASONS = {
     "unknown_payment": "there is no payment {payment}",
     "not_paid": "payment {payment} is not paid ({status}): nothing to return",
     "not_yookassa": "payment {payment} was not paid through YooKassa: refund it where it was paid",
+    "stars": (
+        "payment {payment} was paid in Telegram Stars: refund it with the bot's admin "
+        "command /refund {payment} (only the bot can call Telegram's refundStarPayment)"
+    ),
     "nothing_left": "payment {payment} is refunded in full already",
     "too_much": "only {left} of payment {payment} is left to refund, not {amount}",
     "unfinished": (

@@ -107,6 +107,11 @@ class PaymentStatus(enum.StrEnum):
     FAILED = "failed"  # never reached YooKassa (down or misconfigured)
 
 
+class PaymentProvider(enum.StrEnum):
+    YOOKASSA = "yookassa"  # a redirect to YooKassa's checkout
+    STARS = "stars"  # a Telegram Stars invoice (currency XTR)
+
+
 class NoticeKind(enum.StrEnum):
     CREDITED = "credited"  # a payment credited to the balance
     CANCELED = "canceled"  # a payment canceled before any money came in
@@ -248,6 +253,8 @@ class Payment(Base):
         CheckConstraint("refunded_amount >= 0", name="refunded_non_negative"),
         CheckConstraint(_enum_check("status", PaymentStatus), name="status_valid"),
         CheckConstraint("checks >= 0", name="checks_non_negative"),
+        CheckConstraint(_enum_check("provider", PaymentProvider), name="provider_valid"),
+        CheckConstraint("stars IS NULL OR stars > 0", name="stars_positive"),
         # The safety net's lookup: open payments by when they are asked about next.
         Index("ix_payments_status_next_check_at", "status", "next_check_at"),
     )
@@ -273,6 +280,13 @@ class Payment(Base):
     # checks > 0: the last check was made past the payment's expiry, none follows.
     checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_check_at: Mapped[datetime | None] = mapped_column()
+    # Telegram Stars (migration 0007): the provider, the invoice's price in ⭐ (``amount`` is
+    # what it credits, in kopecks) and Telegram's charge id, unique: one charge, one credit.
+    provider: Mapped[str] = mapped_column(
+        String(16), default=PaymentProvider.YOOKASSA, server_default="yookassa"
+    )
+    stars: Mapped[int | None] = mapped_column(BigInteger)
+    telegram_charge_id: Mapped[str | None] = mapped_column(String(128), unique=True)
 
 
 class RefundStatus(enum.StrEnum):

@@ -614,12 +614,13 @@ async def charge(
         if lean and was.holds:
             lean = False  # a plan since the last charge: nothing written, the whole chain
             continue
-        if not was.allowed:
-            raise OperationLocked(kind)
         if was.due and wait_due:
+            # Before access too: a renewal that is due may be what unlocks the type.
             rolled = tuple(await roll_over(session, settings, user_id=user_id, now=now))
             wait_due = False  # rolled over: what is still "due" is not ours to wait for
             continue
+        if not was.allowed:
+            raise OperationLocked(kind)
         if op is None and was.src in PLAN_FUNDED and took is None:
             now = utcnow()
             continue  # the holding was spent (or rolled) meanwhile: nothing written, again

@@ -17,6 +17,7 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, case, insert, literal, select, update
@@ -105,6 +106,53 @@ class ReconcileResult:
     detail: str = ""
     # A plan's payment: what became of the plan (its message says so instead of "credited").
     plan: plans.PlanPaymentNote | None = None
+
+
+@dataclass(frozen=True)
+class PaymentSummary:
+    """One of a user's payments as /paysupport lists it."""
+
+    id: int
+    amount: int
+    currency: str
+    status: str
+    created_at: datetime
+    # What support looks up: YooKassa's payment id, or Telegram's charge id of a Stars one.
+    provider_id: str | None
+
+
+async def recent_payments(
+    session: AsyncSession, *, user_id: int, limit: int = 5
+) -> list[PaymentSummary]:
+    """The user's latest payments, newest first (failed attempts that never reached the
+    provider left out: there is nothing to ask support about)."""
+    rows = (
+        await session.execute(
+            select(
+                Payment.id,
+                Payment.amount,
+                Payment.currency,
+                Payment.status,
+                Payment.created_at,
+                Payment.yookassa_payment_id,
+                Payment.telegram_charge_id,
+            )
+            .where(Payment.user_id == user_id, Payment.status != PaymentStatus.FAILED.value)
+            .order_by(Payment.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return [
+        PaymentSummary(
+            id=r.id,
+            amount=r.amount,
+            currency=r.currency,
+            status=r.status,
+            created_at=r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC),
+            provider_id=r.yookassa_payment_id or r.telegram_charge_id,
+        )
+        for r in rows
+    ]
 
 
 async def start_topup(
@@ -448,13 +496,16 @@ CREDITABLE = (PaymentStatus.PENDING, PaymentStatus.WAITING_FOR_CAPTURE, PaymentS
 _payments = Payment.__table__
 
 
-def _notice_step(*, kind: NoticeKind, key: str, payment_id: int, amount: int) -> ledger.Step:
+def _notice_step(
+    *, kind: NoticeKind, key: str, payment_id: int, amount: int, reason: str | None = None
+) -> ledger.Step:
     """The user's message about this change (billing.notices), in the same chain."""
     table = PaymentNotice.__table__
 
     def build(p: Any) -> Any:
         values = {
             "key": literal(key),
+            "reason": literal(reason, table.c.reason.type),
             "payment_id": literal(payment_id, table.c.payment_id.type),
             "user_id": p["moved"].id,
             "kind": literal(kind.value),
@@ -603,6 +654,7 @@ async def credit_payment(
     amount: int,
     currency: str,
     yookassa_payment_id: str | None = None,
+    telegram_charge_id: str | None = None,
     raw: dict[str, Any] | None = None,
     notice: bool = True,
 ) -> CreditResult | None:
@@ -638,6 +690,11 @@ async def credit_payment(
             | (Payment.yookassa_payment_id == yookassa_payment_id)
         )
         values["yookassa_payment_id"] = yookassa_payment_id
+    if telegram_charge_id is not None:
+        # A Stars payment (billing.stars): the row takes the charge that pays it, once (the
+        # column is unique: one charge never credits two rows).
+        conditions.append(Payment.telegram_charge_id.is_(None))
+        values["telegram_charge_id"] = telegram_charge_id
     if raw is not None:
         values["raw"] = raw
     # One chain (billing.ledger), one statement on PostgreSQL: the payment's conditional
@@ -714,9 +771,15 @@ async def _why_not_credited(
 
 
 async def record_payment_refund(
-    session: AsyncSession, *, payment_id: int, refund_id: str, amount: int
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    refund_id: str,
+    amount: int,
+    via: str = "yookassa",
 ) -> int | None:
-    """Money returned to the card through YooKassa: debit it from the balance, once per refund.
+    """Money returned to the card through YooKassa (or, ``via="stars"``, a Telegram Stars
+    charge returned, billing.stars): debit it from the balance, once per refund.
 
     The balance may go below zero when the money was already spent: the negative balance,
     with this ledger entry, is the record of the debt; paid operations stay closed until a
@@ -753,13 +816,17 @@ async def record_payment_refund(
         key=key,
         amount=-amount,
         payment_id=payment_id,
-        reason=f"YooKassa refund {refund_id}",
+        reason=f"YooKassa refund {refund_id}"
+        if via == "yookassa"
+        else f"{via} refund {refund_id}",
         after=[
             _notice_step(
                 kind=NoticeKind.REFUNDED,
                 key=notices.refunded_key(refund_id),
                 payment_id=payment_id,
                 amount=amount,
+                # Where the money went back (the message says "to the card" or "in Stars").
+                reason=None if via == "yookassa" else via,
             )
         ],
     )

@@ -42,6 +42,7 @@ from billing.errors import BillingError, InvalidAmount
 from billing.models import (
     UNFINISHED_REFUNDS,
     Payment,
+    PaymentProvider,
     PaymentRefund,
     RefundStatus,
     User,
@@ -57,7 +58,8 @@ _YOOKASSA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class RefundRefused(BillingError):
     """Not refunded; ``code`` names why (the operator's message), ``params`` its details.
 
-    unknown_payment, not_paid, not_yookassa (paid, not through YooKassa), nothing_left,
+    unknown_payment, not_paid, not_yookassa (paid, not through YooKassa), stars (paid in
+    Telegram Stars: the bot's /refund returns it), nothing_left,
     too_much, unfinished (another amount is being refunded), rejected (YooKassa refused),
     mismatch (YooKassa's answer is not ours)."""
 
@@ -108,6 +110,7 @@ _LOAD = select(
     Payment.refunded_amount,
     Payment.credited_at,
     Payment.status,
+    Payment.provider,
     User.telegram_id,
     User.language,
     User.email,
@@ -278,6 +281,8 @@ async def refund_payment(
     if row is None:
         raise RefundRefused("unknown_payment", payment=str(payment)[:64])
     keys: list[str] = []
+    if row.provider == PaymentProvider.STARS:
+        raise RefundRefused("stars", payment=row.id)  # the bot's /refund: refundStarPayment
     if row.yookassa_payment_id is None:
         if row.credited_at is not None:  # paid another way (not through YooKassa)
             raise RefundRefused("not_yookassa", payment=row.id)

@@ -60,8 +60,12 @@ def canceled_text(*, amount: int, reason: str | None, language: str | None) -> s
     )
 
 
-def refunded_text(*, amount: int, balance: int, language: str | None) -> str:
-    key = "web-payment-refunded-debt" if balance < 0 else "web-payment-refunded"
+def refunded_text(
+    *, amount: int, balance: int, language: str | None, via: str | None = None
+) -> str:
+    """``via``: None for YooKassa (to the card), "stars" for a Telegram Stars charge."""
+    key = "web-payment-refunded-stars" if via == "stars" else "web-payment-refunded"
+    key += "-debt" if balance < 0 else ""
     return t(key, language, amount=format_rub(amount), balance=format_rub(balance))
 
 
@@ -89,4 +93,4 @@ def notice_text(
         return credited_text(amount=amount, balance=balance_after or 0, language=language)
     if kind is NoticeKind.CANCELED:
         return canceled_text(amount=amount, reason=reason, language=language)
-    return refunded_text(amount=amount, balance=balance_after or 0, language=language)
+    return refunded_text(amount=amount, balance=balance_after or 0, language=language, via=reason)

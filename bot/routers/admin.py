@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message, TelegramObject, User
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, bounds, notices, plans, refunds
+from billing import accounts, bounds, notices, plans, refunds, stars
 from billing.accounts import UserState
 from billing.audit import audit
 from billing.bounds import BadNumber, parse_id
@@ -408,7 +410,7 @@ def _refund_refused(exc: refunds.RefundRefused, lang: str) -> str:
     return t(f"admin-refund-error-{exc.code}", lang, **params)
 
 
-async def _tell_user(
+async def tell_user(
     sessionmaker: async_sessionmaker[AsyncSession],
     bot: Bot,
     settings: Settings,
@@ -459,7 +461,7 @@ async def cmd_refund(
     if not 1 <= len(parts) <= 2:
         await message.answer(t("admin-refund-usage", lang))
         return
-    ref = refunds.payment_ref(parts[0])
+    ref = refunds.payment_ref(parts[0]) or stars_charge_ref(parts[0])
     if ref is None:
         await message.answer(t("admin-refund-bad-payment", lang, value=html.escape(parts[0][:40])))
         return
@@ -468,10 +470,19 @@ async def cmd_refund(
     except AdminInputError as exc:
         await message.answer(t(exc.key, lang, **exc.args_))  # type: ignore[arg-type]
         return
+    assert message.from_user is not None
+    async with sessionmaker() as session:
+        paid_in_stars = await stars.find_payment(
+            session,
+            payment_id=ref if isinstance(ref, int) else None,
+            charge_id=None if isinstance(ref, int) else parts[0],
+        )
+    if paid_in_stars is not None:
+        await _refund_stars(message, paid_in_stars, amount, sessionmaker, settings, bot, lang)
+        return
     if gateway is None:
         await message.answer(t("admin-refund-no-yookassa", lang))
         return
-    assert message.from_user is not None
     try:
         done = await refunds.refund_payment(
             sessionmaker,
@@ -512,7 +523,87 @@ async def cmd_refund(
             reason=html.escape(done.detail),
         )
     )
-    await _tell_user(sessionmaker, bot, settings, done.notice_keys)
+    await tell_user(sessionmaker, bot, settings, done.notice_keys)
+
+
+_CHARGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def stars_charge_ref(value: str) -> str | None:
+    """A Telegram charge id as typed (longer than YooKassa's ids may be)."""
+    value = value.strip()
+    return value if _CHARGE_ID.fullmatch(value) else None
+
+
+async def _refund_stars(
+    message: Message,
+    payment: stars.StarsPayment,
+    amount: int | None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    bot: Bot,
+    lang: str,
+) -> None:
+    """A Stars payment back to the user with refundStarPayment (whole: Telegram refunds a
+    charge in full), then the same debit as a YooKassa refund (billing.stars.record_refund).
+    Idempotent: CHARGE_ALREADY_REFUNDED means a refund went through before, so the debit
+    is recorded (once) all the same."""
+    assert message.from_user is not None
+    args = {
+        "payment": str(payment.payment_id),
+        "stars": str(payment.stars),
+        "amount": format_rub(payment.amount),
+        "telegram_id": str(payment.telegram_id),
+    }
+    if amount is not None and amount != payment.amount:
+        await message.answer(t("admin-refund-stars-whole", lang, **args))
+        return
+    asked = payment.refunded_amount < payment.amount  # else: refunded and debited before
+    if asked:
+        try:
+            await bot.refund_star_payment(
+                user_id=payment.telegram_id, telegram_payment_charge_id=payment.charge_id
+            )
+        except TelegramBadRequest as exc:
+            if "CHARGE_ALREADY_REFUNDED" not in exc.message:
+                log.warning(
+                    "admin %s: refundStarPayment %s: %s",
+                    message.from_user.id,
+                    payment.payment_id,
+                    exc,
+                )
+                await message.answer(
+                    t("admin-refund-stars-refused", lang, error=html.escape(exc.message), **args)
+                )
+                return
+            log.info("stars payment %s: Telegram says already refunded", payment.payment_id)
+        except TelegramAPIError as exc:
+            log.warning(
+                "admin %s: refundStarPayment %s: %s", message.from_user.id, payment.payment_id, exc
+            )
+            await message.answer(
+                t("admin-refund-stars-unavailable", lang, error=html.escape(str(exc)), **args)
+            )
+            return
+    done = await stars.record_refund(sessionmaker, charge_id=payment.charge_id)
+    balance = format_rub(done.balance_after or 0)
+    log.info(
+        "admin %s: /refund of stars payment %s: %s",
+        message.from_user.id,
+        payment.payment_id,
+        done.outcome.value,
+    )
+    if asked:
+        # Refunded now (or Telegram had refunded it and we had not debited): done, whether
+        # this call or the refunded_payment update Telegram sent meanwhile recorded the debit
+        # (that one then tells the user).
+        debt = (done.balance_after or 0) < 0
+        key = "admin-refund-stars-done-debt" if debt else "admin-refund-stars-done"
+        await message.answer(t(key, lang, balance=balance, **args))
+        if done.outcome is stars.RefundOutcome.RECORDED and done.notice_key is not None:
+            await tell_user(sessionmaker, bot, settings, (done.notice_key,))
+    else:
+        await message.answer(t("admin-refund-stars-already", lang, balance=balance, **args))
 
 
 def create_router() -> Router:

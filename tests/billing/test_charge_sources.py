@@ -201,6 +201,33 @@ async def test_a_locked_type_writes_nothing_and_a_plan_unlocks_it(sessionmaker, 
     assert (await charge(sessionmaker, settings, user_id, "generate")).funding == "subscription"
 
 
+async def test_a_type_the_subscription_unlocks_is_charged_after_its_due_renewal(
+    sessionmaker, any_db_url
+):
+    """The period ended a minute ago and the pass has not run: the charge renews first (the
+    plan then unlocks the type) instead of refusing it as locked. When the renewal cannot
+    happen (no money) the type is locked, and nothing is written."""
+    settings = make_settings(any_db_url)
+    rich = await new_user(sessionmaker, telegram_id=1, balance=2 * PRO)
+    poor = await new_user(sessionmaker, telegram_id=2, balance=PRO)
+    async with sessionmaker() as session:
+        await plans.edit_plan(session, "free", unlocks=["upscale"])
+        await session.commit()
+    subs = [await buy(sessionmaker, settings, u, "pro", f"b:{u}") for u in (rich, poor)]
+    for sub in subs:
+        await _age(sessionmaker, sub)
+    paid = await charge(sessionmaker, settings, rich, "generate")
+    assert [e.kind for e in paid.rolled_over] == ["renewed"]
+    assert (paid.funding, paid.holding_id, paid.units_after) == ("subscription", subs[0], 29)
+    before = await counts(sessionmaker)
+    with pytest.raises(OperationLocked):
+        await charge(sessionmaker, settings, poor, "generate")
+    assert await counts(sessionmaker) == before
+    async with sessionmaker() as session:
+        holding = await session.get(UserPlan, subs[1])
+        assert (holding.status, holding.period_no) == ("active", 1)  # rolled back with it
+
+
 async def test_refunds_go_back_to_their_source(sessionmaker, any_db_url):
     settings = make_settings(any_db_url)
     user_id = await new_user(sessionmaker, free=1, balance=PRO + PACK + 900)

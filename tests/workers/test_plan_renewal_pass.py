@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from billing import accounts, plans
-from billing.models import LedgerEntry, LedgerKind, PaymentNotice, UserPlan, utcnow
+from billing.db import make_engine, make_sessionmaker
+from billing.models import LedgerEntry, LedgerKind, PaymentNotice, User, UserPlan, utcnow
 from bot.callbacks import Menu
 from workers.notices import TOPUP_CALLBACK, send_due_notices
 from workers.plans import roll_over_due
@@ -105,6 +106,60 @@ async def test_two_passes_at_once_renew_once_and_send_one_message(harness_factor
     )
     assert sum(len(r.events) for r in results) == 1
     assert await _count(h, LedgerKind.RENEWAL, user_id) == 1
+    await user.wait_for_text("продлена до")
+    assert len(await user.bot_messages()) == 1
+
+
+async def _waiting_for_a_lock(h) -> int:
+    """Connections of this test run's database waiting for a lock (a row another holds)."""
+    async with h.sessionmaker() as session:
+        return await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+
+
+async def test_two_workers_racing_for_one_due_subscription_renew_it_once(harness_factory):
+    """Two workers (each its own engine, as two processes would have) run the pass for the
+    same due subscription, and both are made to reach it at once: a transaction in flight
+    holds the user's row and the holding's row until both wait on the database, then lets
+    go. One renews, the other finds nothing due — no error, no second renewal — although the
+    balance could pay four more periods."""
+    h = harness_factory()
+    user = h.user()
+    user_id = await _customer(h, user, balance=100_000, plan="pro")  # 80 100 left
+    engines = [make_engine(h.settings.DATABASE_URL, pool_size=2) for _ in range(2)]
+    try:
+        async with h.sessionmaker() as in_flight:
+            await in_flight.execute(select(User.id).where(User.id == user_id).with_for_update())
+            await in_flight.execute(
+                select(UserPlan.id).where(UserPlan.user_id == user_id).with_for_update()
+            )
+            passes = [
+                asyncio.ensure_future(roll_over_due(make_sessionmaker(e), h.bot, h.settings))
+                for e in engines
+            ]
+
+            async def both_wait() -> bool:
+                return await _waiting_for_a_lock(h) == 2
+
+            await h.wait_until(both_wait, "both workers to wait for the user's rows")
+            await in_flight.rollback()
+        results = await asyncio.gather(*passes)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert [r.failed for r in results] == [[], []]
+    assert sorted(len(r.events) for r in results) == [0, 1]
+    assert await _count(h, LedgerKind.RENEWAL, user_id) == 1
+    async with h.sessionmaker() as session:
+        assert (await accounts.get_user(session, user_id=user_id)).balance == 100_000 - 2 * 19_900
+        [holding] = (
+            await session.scalars(select(UserPlan).where(UserPlan.user_id == user_id))
+        ).all()
+        assert (holding.status, holding.period_no) == ("active", 2)
     await user.wait_for_text("продлена до")
     assert len(await user.bot_messages()) == 1
 
