@@ -17,14 +17,21 @@ install: $(STAMP) ## create .venv and install the project with the sandbox and t
 run: install ## install, migrate and start bot + worker + web (emulators when no tokens)
 	$(BIN)/python -m sandbox
 
+# The tests mostly wait (on Telegram's and YooKassa's stand-ins, RQ, timeouts), so more test
+# processes than cores pay off: each has its own database and Redis (tests/conftest.py); the
+# chaos scenarios share one stack, on one of them (--dist loadgroup). PYTEST_WORKERS=0: one.
+PYTEST_WORKERS ?= 4
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadgroup)
+
 test: install ## the whole test suite (PostgreSQL and Redis must answer; installs chromium if missing)
 	scripts/ensure-chromium
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
-	$(BIN)/python -m pytest -q
+	@start=$$(date +%s); $(BIN)/python -m pytest -q $(XDIST); \
+	status=$$?; echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
 
 test-fast: install ## the fast tier: in-process handlers and jobs, no process start-ups (<90 s)
-	@start=$$(date +%s); $(BIN)/python -m pytest -q -m "not slow and not chaos and not browser"; \
+	@start=$$(date +%s); $(BIN)/python -m pytest -q $(XDIST) -m "not slow and not chaos and not browser"; \
 	status=$$?; echo "make test-fast: $$(( $$(date +%s) - start )) s"; exit $$status
 
 chaos: install ## the long fault-injection scenarios (the short ones run in make test)

@@ -363,10 +363,10 @@ def summarize(name: str, concurrency: int, latencies: list[float], seconds: floa
 async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 0) -> dict:
     settings = Settings(_env_file=None, DATABASE_URL=db_url())  # type: ignore[call-arg]
     users = USERS[0]
-    engine = make_engine(db_url(), pool_size=concurrency)
+    engine = make_engine(db_url(), pool_size=concurrency, max_overflow=0)
     sm = make_sessionmaker(engine)
     latencies: list[float] = []
-    stop = time.perf_counter() + seconds
+    stop = 0.0
     update = text("UPDATE users SET balance = balance - 1 WHERE id = :id AND balance >= 1")
 
     async def worker(index: int) -> None:
@@ -410,14 +410,54 @@ async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 
                 await session.commit()
             latencies.append(time.perf_counter() - t0)
 
-    # warm the pool up
-    async with sm() as session:
-        await session.execute(text("SELECT 1"))
+    # Warm the pool up: every connection open at once, its server process noted, so the
+    # CPU the run costs is counted on both sides (this process and its PostgreSQL backends:
+    # a figure other load on the machine disturbs far less than tx/s).
+    pids: set[int] = set()
+    ready = asyncio.Event()
+
+    async def warm() -> None:
+        async with sm() as session:
+            pids.add(await session.scalar(text("SELECT pg_backend_pid()")))
+            if len(pids) == concurrency:
+                ready.set()
+            await ready.wait()
+
+    await asyncio.gather(*(warm() for _ in range(concurrency)))
+    # A second of the same load, not counted: every connection past its first executions
+    # (SQLAlchemy compiles a statement once per engine, PostgreSQL plans a prepared
+    # statement afresh on each connection's first five runs).
+    stop = time.perf_counter() + WARM_SECONDS
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    latencies.clear()
+    round_no += 1000
+    server_before, client_before = backend_cpu(pids), time.process_time()
     started = time.perf_counter()
+    stop = started + seconds
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = time.perf_counter() - started
+    server, client = backend_cpu(pids) - server_before, time.process_time() - client_before
     await engine.dispose()
-    return summarize(kind, concurrency, latencies, elapsed)
+    row = summarize(kind, concurrency, latencies, elapsed)
+    if latencies and server >= 0:
+        row["cpu"] = (server + client) * 1000 / len(latencies)
+        row["server_cpu"] = server * 1000 / len(latencies)
+    return row
+
+
+def backend_cpu(pids: set[int]) -> float:
+    """Seconds of CPU the PostgreSQL server processes ``pids`` used so far (user + system),
+    from /proc: -1 when the server is not on this machine."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return -1.0
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def pgbench(concurrency: int, seconds: float, users: int) -> dict | None:
@@ -469,6 +509,11 @@ def pgbench(concurrency: int, seconds: float, users: int) -> dict | None:
     }
 
 
+WARM_SECONDS = 1.0
+PLANS_HEADER = (
+    f"{'run':<10}{'users':>6}{'tx/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs plain':>9}"
+    f"{'CPU ms':>9}{'of it PG':>9}{'plain/it':>9}"
+)
 USERS = [0]  # how many money users prepare() made (the subscription users come after)
 
 
@@ -477,22 +522,30 @@ def plans_rounds(c: int, seconds: float, rounds: int) -> None:
     run always gets the warmest server); the ratios to plain per round and their median."""
     names = ["plain", "plans-bal", "plans-sub"]
     ratios: dict[str, list[float]] = {"plans-bal": [], "plans-sub": []}
+    cpu_ratios: dict[str, list[float]] = {"plans-bal": [], "plans-sub": []}
     for r in range(rounds):
         order = names[r % 3 :] + names[: r % 3]
         got = {name: asyncio.run(run_loop(name, c, seconds, r)) for name in order}
+        load = os.getloadavg()[0]
         for name in names:
             row = got[name]
             vs = row["tps"] / got["plain"]["tps"]
+            cpu = row.get("cpu", float("nan"))
+            cpu_vs = got["plain"].get("cpu", float("nan")) / cpu
             if name != "plain":
                 ratios[name].append(vs)
+                cpu_ratios[name].append(cpu_vs)
             print(
                 f"{name:<10}{row['c']:>6}{row['tps']:>10.0f}{row['p50']:>9.2f}"
-                f"{row['p99']:>9.2f}{vs:>9.2f}   (round {r + 1}, order {'/'.join(order)})"
+                f"{row['p99']:>9.2f}{vs:>9.2f}{cpu:>9.3f}{row.get('server_cpu', 0):>9.3f}"
+                f"{cpu_vs:>9.2f}   (round {r + 1}, load {load:.1f})"
             )
     for name, values in ratios.items():
         print(
-            f"{name} / plain at {c} users: median {statistics.median(values):.3f} "
-            f"(each round: {', '.join(f'{v:.3f}' for v in values)})"
+            f"{name} / plain at {c} users: tx/s median {statistics.median(values):.3f} "
+            f"(each round: {', '.join(f'{v:.3f}' for v in values)}); CPU per charge "
+            f"plain/{name} median {statistics.median(cpu_ratios[name]):.3f} "
+            f"(each round: {', '.join(f'{v:.3f}' for v in cpu_ratios[name])})"
         )
 
 
@@ -515,7 +568,7 @@ def main() -> None:
     )
     for c in levels:
         if args.plans_only:
-            print(f"{'':<10}{'':>6}{'':>10}{'':>9}{'':>9}{'vs plain':>9}")
+            print(PLANS_HEADER)
             plans_rounds(c, args.seconds, args.rounds)
             continue
         base = asyncio.run(run_loop("sql-loop", c, args.seconds))
@@ -533,7 +586,7 @@ def main() -> None:
             )
         if reference["tps"]:
             print(f"charge / cte-today at {c} users: {charge['tps'] / reference['tps']:.2f}")
-        print(f"{'':<10}{'':>6}{'':>10}{'':>9}{'':>9}{'vs plain':>9}")
+        print(PLANS_HEADER)
         plans_rounds(c, args.seconds, args.rounds)
     print("pgbench p50 column is its average latency; ratios are tx/s over the baselines.")
 

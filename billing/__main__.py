@@ -17,6 +17,13 @@ python -m billing plans edit CODE field=value ...
     Change a plan (prices in rubles). Holders keep what they bought until their next period.
 python -m billing plans archive CODE
     Take a plan off sale; holders keep it until it ends, a subscription does not renew.
+python -m billing refund-payment PAYMENT [RUBLES] [--again]
+    Return a YooKassa payment (our number or its YooKassa id) to the card through YooKassa's
+    refunds API: what is left of it, or RUBLES. The request and its idempotence key are
+    stored before the call: run the same command again after a failure and YooKassa makes
+    one refund (a refund of that amount made before is reported, not repeated; --again
+    makes another). The balance is debited by what was refunded (below zero: a debt on
+    record); the user's message is sent by a worker (the payment-message outbox).
 Exit codes: 0 done, 1 refused (the reason on stderr, nothing changed), 2 a usage error.
 """
 
@@ -30,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, plans, redaction
+from billing import accounts, plans, redaction, refunds
 from billing.audit import audit
 from billing.bounds import (
     INT64_MAX,
@@ -38,6 +45,7 @@ from billing.bounds import (
     BadNumber,
     parse_count,
     parse_id,
+    parse_kopecks,
     parse_signed_kopecks,
 )
 from billing.db import make_engine, make_sessionmaker
@@ -246,6 +254,113 @@ def _plans_cmd(args: argparse.Namespace) -> Callable[[AsyncSession], Awaitable[i
     return run
 
 
+def _payment_ref(value: str) -> int | str:
+    ref = refunds.payment_ref(value)
+    if ref is None:
+        raise argparse.ArgumentTypeError(
+            f"not a payment number or a YooKassa payment id: {value[:40]!r}"
+        )
+    return ref
+
+
+def _refund_rub(value: str) -> int:
+    try:
+        kopecks = parse_kopecks(value, limit=INT64_MAX)
+    except BadNumber as exc:
+        why = {
+            "decimals": "at most two decimal places (kopecks)",
+            "out_of_range": "out of range",
+        }.get(exc.reason, "not an amount in rubles, e.g. 50 or 9.90")
+        raise argparse.ArgumentTypeError(f"{why}: {value[:40]!r}") from None
+    if kopecks <= 0:
+        raise argparse.ArgumentTypeError(f"more than zero is needed: {value[:40]!r}")
+    return kopecks
+
+
+REFUND_REASONS = {
+    "unknown_payment": "there is no payment {payment}",
+    "not_paid": "payment {payment} is not paid ({status}): nothing to return",
+    "not_yookassa": "payment {payment} was not paid through YooKassa: refund it where it was paid",
+    "stars": (
+        "payment {payment} was paid in Telegram Stars: refund it with the bot's admin "
+        "command /refund {payment} (only the bot can call Telegram's refundStarPayment)"
+    ),
+    "nothing_left": "payment {payment} is refunded in full already",
+    "too_much": "only {left} of payment {payment} is left to refund, not {amount}",
+    "unfinished": (
+        "a refund of {amount} of payment {payment} is unfinished: run the command again "
+        "with that amount (or none) to finish it"
+    ),
+    "rejected": "YooKassa refused to refund payment {payment}: {error}",
+    "mismatch": "YooKassa's answer does not match payment {payment} (see the log)",
+}
+
+
+def _refund_reason(exc: refunds.RefundRefused) -> str:
+    params = {
+        k: format_rub(v) + " ₽" if k in ("amount", "left") and isinstance(v, int) else v
+        for k, v in exc.params.items()
+    }
+    return REFUND_REASONS.get(exc.code, exc.code).format_map(params)
+
+
+async def _refund_payment(args: argparse.Namespace) -> int:
+    from billing.yookassa import GatewayUnavailable, YooKassaGateway
+
+    settings = load_settings()
+    redaction.install(settings)
+    if not settings.yookassa_configured:
+        print(
+            "refused: YooKassa is not configured (YOOKASSA_SHOP_ID, YOOKASSA_SECRET_KEY)",
+            file=sys.stderr,
+        )
+        return 1
+    engine = make_engine(settings.DATABASE_URL, pool_size=1)
+    try:
+        done = await refunds.refund_payment(
+            make_sessionmaker(engine),
+            YooKassaGateway(settings),
+            payment=args.payment,
+            amount=args.kopecks,
+            requested_by="cli",
+            again=args.again,
+        )
+    except refunds.RefundRefused as exc:
+        print(f"refused: {_refund_reason(exc)}", file=sys.stderr)
+        return 1
+    except GatewayUnavailable as exc:
+        print(
+            f"not done: YooKassa did not answer ({exc}). Run the same command again: the "
+            "same idempotence key is sent, so YooKassa makes one refund.",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await engine.dispose()
+    amount = format_rub(done.amount)
+    what = {
+        refunds.RefundDone.REFUNDED: f"refunded {amount} ₽ of payment {done.payment_id}",
+        refunds.RefundDone.ALREADY: (
+            f"already refunded: {amount} ₽ of payment {done.payment_id}; nothing new "
+            "(--again for another refund of this amount)"
+        ),
+        refunds.RefundDone.PENDING: (
+            f"YooKassa took the refund of {amount} ₽ of payment {done.payment_id} and has not "
+            f"finished it ({done.detail}): the balance is debited when it succeeds (its "
+            "notification, or this command again)"
+        ),
+        refunds.RefundDone.CANCELED: (
+            f"YooKassa canceled the refund of {amount} ₽ of payment {done.payment_id} "
+            f"({done.detail}): nothing was returned"
+        ),
+    }[done.outcome]
+    print(
+        f"{what} (refund {done.yookassa_refund_id or '-'}, request {done.request_id}); "
+        f"user {done.telegram_id} balance {format_rub(done.balance_after)} ₽"
+    )
+    return 1 if done.outcome is refunds.RefundDone.CANCELED else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m billing", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,7 +383,17 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("code")
         command.add_argument("fields", nargs="*", metavar="field=value")
     plans_sub.add_parser("archive", help="take a plan off sale").add_argument("code")
+    refund = sub.add_parser(
+        "refund-payment", help="return a YooKassa payment (or RUBLES of it) to the card"
+    )
+    refund.add_argument("payment", type=_payment_ref, help="our payment number or YooKassa id")
+    refund.add_argument("kopecks", nargs="?", type=_refund_rub, default=None, metavar="RUBLES")
+    refund.add_argument(
+        "--again", action="store_true", help="another refund of an amount refunded before"
+    )
     args = parser.parse_args(argv)
+    if args.command == "refund-payment":
+        return asyncio.run(_refund_payment(args))
     if args.command == "plans":
         return asyncio.run(_with_session(_plans_cmd(args)))
     if args.command == "audit":

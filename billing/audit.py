@@ -13,6 +13,8 @@ from billing.models import (
     Operation,
     OperationStatus,
     Payment,
+    PaymentRefund,
+    RefundStatus,
     User,
     UserPlan,
 )
@@ -212,6 +214,24 @@ async def audit(session: AsyncSession) -> list[str]:
     for payment_id, refunded, debited in refunds:
         problems.append(
             f"payment {payment_id}: {refunded} refunded to the card, {-debited} debited"
+        )
+
+    # An operator's refund marked succeeded was debited (billing.refunds: the debit first).
+    undebited = await session.execute(
+        select(PaymentRefund.id, PaymentRefund.payment_id, PaymentRefund.yookassa_refund_id)
+        .outerjoin(
+            LedgerEntry,
+            LedgerEntry.idempotency_key == "payment_refund:" + PaymentRefund.yookassa_refund_id,
+        )
+        .where(
+            PaymentRefund.status == RefundStatus.SUCCEEDED.value,
+            or_(PaymentRefund.yookassa_refund_id.is_(None), LedgerEntry.id.is_(None)),
+        )
+    )
+    for request_id, payment_id, refund_id in undebited:
+        problems.append(
+            f"refund request {request_id} of payment {payment_id} succeeded (refund "
+            f"{refund_id}) but was never debited"
         )
 
     # Each payment credited at most once, and only a credited payment has a top-up entry.

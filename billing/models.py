@@ -107,6 +107,11 @@ class PaymentStatus(enum.StrEnum):
     FAILED = "failed"  # never reached YooKassa (down or misconfigured)
 
 
+class PaymentProvider(enum.StrEnum):
+    YOOKASSA = "yookassa"  # a redirect to YooKassa's checkout
+    STARS = "stars"  # a Telegram Stars invoice (currency XTR)
+
+
 class NoticeKind(enum.StrEnum):
     CREDITED = "credited"  # a payment credited to the balance
     CANCELED = "canceled"  # a payment canceled before any money came in
@@ -247,6 +252,11 @@ class Payment(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("refunded_amount >= 0", name="refunded_non_negative"),
         CheckConstraint(_enum_check("status", PaymentStatus), name="status_valid"),
+        CheckConstraint("checks >= 0", name="checks_non_negative"),
+        CheckConstraint(_enum_check("provider", PaymentProvider), name="provider_valid"),
+        CheckConstraint("stars IS NULL OR stars > 0", name="stars_positive"),
+        # The safety net's lookup: open payments by when they are asked about next.
+        Index("ix_payments_status_next_check_at", "status", "next_check_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -264,6 +274,69 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=NOW)
     updated_at: Mapped[datetime] = mapped_column(server_default=NOW, onupdate=func.now())
     credited_at: Mapped[datetime | None] = mapped_column()
+    # The safety net for lost notifications (billing.payment_checks): how many times a
+    # worker's pass asked the API about this payment, and when it asks next. NULL with
+    # checks = 0: never asked (due once it is PAYMENT_RECHECK_AFTER_SECONDS old); NULL with
+    # checks > 0: the last check was made past the payment's expiry, none follows.
+    checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_check_at: Mapped[datetime | None] = mapped_column()
+    # Telegram Stars (migration 0007): the provider, the invoice's price in ⭐ (``amount`` is
+    # what it credits, in kopecks) and Telegram's charge id, unique: one charge, one credit.
+    provider: Mapped[str] = mapped_column(
+        String(16), default=PaymentProvider.YOOKASSA, server_default="yookassa"
+    )
+    stars: Mapped[int | None] = mapped_column(BigInteger)
+    telegram_charge_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+
+class RefundStatus(enum.StrEnum):
+    """An operator's refund request (``payment_refunds``)."""
+
+    NEW = "new"  # stored before the API call; its outcome is not known yet
+    PENDING = "pending"  # YooKassa has it and has not finished it
+    SUCCEEDED = "succeeded"  # returned to the card, and debited from the balance
+    CANCELED = "canceled"  # YooKassa made it and then canceled it: nothing returned
+    REJECTED = "rejected"  # YooKassa refused to make it (a 4xx): nothing returned
+
+
+UNFINISHED_REFUNDS = (RefundStatus.NEW.value, RefundStatus.PENDING.value)
+
+
+class PaymentRefund(Base):
+    """A refund an operator asked for (``python -m billing refund-payment``, /refund).
+
+    Written and committed with its own idempotence key BEFORE YooKassa is asked, so a
+    retry (a timeout, a crash, the command run again) sends the same key and YooKassa makes
+    one refund. The money itself moves only through the ledger (the debit
+    "payment_refund:<YooKassa refund id>", the same as for a refund YooKassa notifies of);
+    a request is marked succeeded only once that debit is on record. At most one
+    unfinished request per payment."""
+
+    __tablename__ = "payment_refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(_enum_check("status", RefundStatus), name="status_valid"),
+        Index(
+            "ix_payment_refunds_one_unfinished",
+            "payment_id",
+            unique=True,
+            postgresql_where=text("status IN ('new', 'pending')"),
+            sqlite_where=text("status IN ('new', 'pending')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # kopecks
+    idempotence_key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=RefundStatus.NEW)
+    yookassa_refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    requested_by: Mapped[str] = mapped_column(String(64))  # "cli", "admin:<telegram id>"
+    # The receipt's e-mail sent with the first call, so every retry sends the same body.
+    receipt_email: Mapped[str | None] = mapped_column(String(254))
+    error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[datetime] = mapped_column(server_default=NOW, onupdate=func.now())
 
 
 class Operation(Base):

@@ -24,6 +24,7 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    false,
     func,
     literal_column,
     not_,
@@ -129,12 +130,21 @@ def _unlocked(dialect: str, unlocks: Any, kind: Any) -> Any:
 
 
 def _charge_chain(
-    dialect: str, *, paid: bool, order: tuple[str, ...], renews: bool, wait_due: bool
+    dialect: str,
+    *,
+    paid: bool,
+    order: tuple[str, ...],
+    renews: bool,
+    wait_due: bool,
+    lean: bool = False,
 ) -> ledger.Chain:
     """The charge's steps (see :func:`charge`); ``paid``: the type costs units; ``order``:
     SPENDING_ORDER; ``renews``: FREE_OPERATIONS_RENEW_DAYS is set (free operations may be
     due); ``wait_due``: a holding or free operations due for their roll-over hold the
-    charge back (nothing written; the caller rolls over and charges again)."""
+    charge back (nothing written; the caller rolls over and charges again); ``lean``: for a
+    user who holds no plan — only free operations and the balance at the default plan's
+    discount, and nothing written if the user holds a plan after all (``holds``: the caller
+    charges again with the whole chain)."""
     # Named unlike any column of the tables the chain writes: a parameter named like a
     # column of an UPDATE's table would become a SET of that column.
     price = bindparam("full_price", type_=_users.c.balance.type)  # kopecks, no discount
@@ -147,38 +157,124 @@ def _charge_chain(
     active = ledger.const(HoldingStatus.ACTIVE.value)
     subscription = ledger.const(PlanKind.SUBSCRIPTION.value)
 
+    def _lean_old(u: Any, default_discount: Any, default_allows: Any) -> Any:
+        """The first step for a user who holds no plan: free operations or the balance at
+        the default plan's discount, on the condition that no holding is active."""
+        h = _holdings
+        price_due = (price * (ledger.const(100) - default_discount) + ledger.const(50)) // (
+            ledger.const(100)
+        )
+        # One row computed once (LIMIT keeps PostgreSQL from copying it into each use).
+        plan = (
+            select(
+                price_due.label("price"),
+                default_allows.label("allowed"),
+                exists().where(h.c.user_id == user_id, h.c.status == active).label("holds"),
+            )
+            .limit(literal_column("1"))
+            .subquery("plan")
+        )
+        due = false()
+        if renews:
+            renew_due = bindparam("free_due_before", type_=_users.c.created_at.type)
+            due = func.coalesce(u.c.free_renewed_at, u.c.created_at) <= renew_due
+        covers = {
+            Funding.FREE.value: u.c.free_operations_left >= one,
+            Funding.BALANCE.value: u.c.balance >= plan.c.price,
+        }
+        if paid:
+            src = case(
+                *(
+                    (
+                        covers[s],
+                        case(
+                            (plan.c.price == zero, ledger.const(Funding.NONE.value)),
+                            else_=ledger.const(s),
+                        )
+                        if s == Funding.BALANCE.value
+                        else ledger.const(s),
+                    )
+                    for s in order
+                    if s in covers
+                ),
+                else_=null(),
+            )
+        else:
+            src = ledger.const(Funding.NONE.value)
+        go = and_(plan.c.allowed, not_(plan.c.holds))
+        return (
+            select(
+                u.c.id,
+                u.c.free_operations_left.label("free"),
+                u.c.balance,
+                u.c.free_operations_granted.label("granted"),
+                src.label("src"),
+                plan.c.price,
+                plan.c.allowed,
+                due.label("due"),
+                (and_(go, not_(due)) if wait_due else go).label("go"),
+                plan.c.holds,
+            )
+            .select_from(u.join(plan, true()))
+            .where(u.c.id == user_id)
+            .with_for_update(of=u)
+        )
+
     def old(_: Any) -> Any:
         u, h, p = _users, _holdings, _plans
-        # The user's active holdings in one pass (an aggregate: one row, holdings or not):
-        # the subscription (at most one active: a partial unique index), the best discount
-        # and the access of their plans (one past its end counts only as due for its
-        # roll-over), whether any is due.
         live = or_(h.c.ends_at.is_(None), h.c.ends_at > now)
-
-        def of_sub(column: Any) -> Any:
-            return func.max(case((h.c.kind == subscription, column)))
-
+        # The default plan every user is on (none: no default plan, nothing restricted).
+        dp = _plans.alias("dp")
+        default_discount = func.coalesce(
+            select(dp.c.discount_percent).where(dp.c.is_default).scalar_subquery(), zero
+        )
+        default_allows = func.coalesce(
+            select(_unlocked(dialect, dp.c.unlocks, kind))
+            .where(dp.c.is_default)
+            .scalar_subquery(),
+            true(),
+        )
+        if lean:
+            return _lean_old(u, default_discount, default_allows)
+        # The user's active holdings in one aggregate (one row, holdings or not), and what
+        # follows from them computed there once: the subscription that covers the units, the
+        # price less the best discount of the plans held, the access, whether any is due for
+        # its roll-over (one past its end counts for nothing else).
+        held_discount = func.coalesce(func.max(case((live, p.c.discount_percent))), zero)
+        greatest = func.greatest if dialect == "postgresql" else func.max  # SQLite: scalar max
+        discount = greatest(held_discount, default_discount)
         held = (
             select(
-                of_sub(h.c.id).label("sub_id"),
-                of_sub(h.c.units_left).label("sub_left"),
-                of_sub(h.c.period_no).label("sub_period"),
-                of_sub(h.c.ends_at).label("sub_ends"),
-                func.coalesce(func.max(case((live, p.c.discount_percent))), zero).label(
-                    "discount"
-                ),
-                func.coalesce(
-                    func.max(case((and_(live, _unlocked(dialect, p.c.unlocks, kind)), one))),
-                    zero,
+                func.max(
+                    case(
+                        (
+                            and_(h.c.kind == subscription, live, h.c.units_left >= units),
+                            h.c.id,
+                        )
+                    )
+                ).label("sub_id"),
+                func.max(case((h.c.kind == subscription, h.c.period_no))).label("period_no"),
+                (
+                    (price * (ledger.const(100) - discount) + ledger.const(50))
+                    // ledger.const(100)
+                ).label("price"),
+                or_(
+                    default_allows,
+                    func.coalesce(
+                        func.max(case((and_(live, _unlocked(dialect, p.c.unlocks, kind)), one))),
+                        zero,
+                    )
+                    == one,
                 ).label("allowed"),
-                func.coalesce(func.max(case((h.c.ends_at <= now, one))), zero).label("due"),
+                (func.coalesce(func.max(case((h.c.ends_at <= now, one))), zero) == one).label(
+                    "due"
+                ),
+                (func.count(h.c.id) > zero).label("holds"),
             )
             .select_from(h.join(p, p.c.id == h.c.plan_id))
             .where(h.c.user_id == user_id, h.c.status == active)
-            .subquery("held")
+            .subquery("holds")
         )
-        # The default plan every user is on (no row: no default plan, nothing restricted).
-        default = select(p.c.discount_percent, p.c.unlocks).where(p.c.is_default).subquery("dp")
         # The package a charge would take from: enough units, oldest expiry first.
         pkg = (
             select(h.c.id)
@@ -193,35 +289,22 @@ def _charge_chain(
             .limit(literal_column("1"))
             .subquery("pkg")
         )
-        base = func.coalesce(default.c.discount_percent, zero)
-        discount = case((held.c.discount > base, held.c.discount), else_=base)
-        price_due = (price * (ledger.const(100) - discount) + ledger.const(50)) // ledger.const(
-            100
-        )
-        allowed = or_(
-            default.c.unlocks.is_(None),
-            _unlocked(dialect, default.c.unlocks, kind),
-            held.c.allowed == one,
-        )
-        due = held.c.due == one
+        due = held.c.due
         if renews:  # free operations due for their top-up
             renew_due = bindparam("free_due_before", type_=_users.c.created_at.type)
             due = or_(due, func.coalesce(u.c.free_renewed_at, u.c.created_at) <= renew_due)
         covers = {
             Funding.FREE.value: u.c.free_operations_left >= one,
-            Funding.SUBSCRIPTION.value: and_(
-                held.c.sub_id.is_not(None),
-                or_(held.c.sub_ends.is_(None), held.c.sub_ends > now),
-                held.c.sub_left >= units,
-            ),
+            Funding.SUBSCRIPTION.value: held.c.sub_id.is_not(None),
             Funding.PACKAGE.value: pkg.c.id.is_not(None),
-            Funding.BALANCE.value: u.c.balance >= price_due,
+            Funding.BALANCE.value: u.c.balance >= held.c.price,
         }
         if paid:
             whens = [(covers[source], source) for source in order]
             funding = {  # a 100 % discount makes the balance pay nothing: a free operation
                 s: case(
-                    (price_due == zero, ledger.const(Funding.NONE.value)), else_=ledger.const(s)
+                    (held.c.price == zero, ledger.const(Funding.NONE.value)),
+                    else_=ledger.const(s),
                 )
                 if s == Funding.BALANCE.value
                 else ledger.const(s)
@@ -253,14 +336,15 @@ def _charge_chain(
                 u.c.balance,
                 u.c.free_operations_granted.label("granted"),
                 src.label("src"),
-                price_due.label("price"),
+                held.c.price,
                 holding.label("holding"),
-                held.c.sub_period.label("period_no"),
-                allowed.label("allowed"),
+                held.c.period_no,
+                held.c.allowed,
                 due.label("due"),
-                (and_(allowed, not_(due)) if wait_due else allowed).label("go"),
+                (and_(held.c.allowed, not_(due)) if wait_due else held.c.allowed).label("go"),
+                held.c.holds,
             )
-            .select_from(u.join(held, true()).outerjoin(default, true()).outerjoin(pkg, true()))
+            .select_from(u.join(held, true()).outerjoin(pkg, true()))
             .where(u.c.id == user_id)
             .with_for_update(of=u)
         )
@@ -312,7 +396,7 @@ def _charge_chain(
         )
 
     def operation(p: Any) -> Any:
-        was, took, debited = p["old"], p["held"], p["debit"]
+        was, took, debited = p["old"], p.get("held", NO_HOLDING), p["debit"]
         c = _operations.c
         values = {
             "user_id": was.id,
@@ -342,6 +426,10 @@ def _charge_chain(
             (was.src == ledger.const(Funding.NONE.value), true()),
             else_=debited.id.is_not(None),
         )
+        if lean:  # no holding: none to name, and only the user's counter pays
+            values["holding_id"] = NO_HOLDING.id
+            values["period_no"] = NO_HOLDING.period_no
+            paid_for = or_(was.src == ledger.const(Funding.NONE.value), debited.id.is_not(None))
         return (
             ledger.insert_or_skip(dialect, c.request_key)
             .from_select(
@@ -355,7 +443,7 @@ def _charge_chain(
         )
 
     def entry(p: Any) -> Any:
-        was, op, took, debited = p["old"], p["operation"], p["held"], p["debit"]
+        was, op, took, debited = p["old"], p["operation"], p.get("held", NO_HOLDING), p["debit"]
         on_plan = op.funding.in_(on_plan_sources)
         # The user's counters after: moved by the debit, else as the lock read them.
         user = SimpleNamespace(
@@ -371,21 +459,22 @@ def _charge_chain(
                 (op.funding == ledger.const(Funding.FREE.value), ledger.const(-1)),
                 else_=zero,
             ),
-            units_delta=case((on_plan, -op.units), else_=zero),
-            units_after=case((on_plan, took.units_left), else_=null()),
-            holding_id=op.holding_id,
+            units_delta=zero if lean else case((on_plan, -op.units), else_=zero),
+            units_after=NO_HOLDING.units_left if lean else case((on_plan, took.units_left)),
+            holding_id=NO_HOLDING.id if lean else op.holding_id,
             key=ledger.key_of("charge:", op.id),
             operation_id=op.id,
             where=and_(op.user_id == was.id, op.funding != ledger.const(Funding.NONE.value)),
         )
 
+    first = ("id", "free", "balance", "granted", "src", "price", "allowed", "due", "holds")
     return ledger.Chain(
-        ledger.Step(
-            "old",
-            old,
-            returns=("id", "free", "balance", "granted", "src", "price", "allowed", "due"),
+        ledger.Step("old", old, returns=first),
+        *(
+            ()
+            if lean
+            else (ledger.Step("held", held, optional=True, returns=("id", "units_left")),)
         ),
-        ledger.Step("held", held, optional=True, returns=("id", "units_left")),
         ledger.Step(
             "debit", debit, optional=True, returns=("id", "balance", "free_operations_left")
         ),
@@ -398,8 +487,29 @@ def _charge_chain(
     )
 
 
-_CHARGES: dict[tuple[str, bool, tuple[str, ...], bool, bool], ledger.Chain] = {}
+# A lean chain has no holding step: what the later steps read of it instead.
+NO_HOLDING = SimpleNamespace(
+    id=cast(null(), UserPlan.__table__.c.id.type),
+    units_left=cast(null(), Integer),
+    period_no=cast(null(), Integer),
+)
+_CHARGES: dict[tuple[Any, ...], ledger.Chain] = {}
+# Users who held no plan at their last charge in this process: user id -> the database
+# (engine) of that charge. Their next charge tries the lean chain first. Only a hint: the
+# lean chain writes nothing for a user who holds a plan, and the charge is made again with
+# the whole chain. Bounded (emptied when full: ~5 MB at most).
+_HOLDS_NOTHING: dict[int, int] = {}
+_HOLDS_NOTHING_MAX = 50_000
 _ROLL_OVER: list[Any] = []  # billing.plans.roll_over, looked up once (None: not there)
+
+
+def _remember(user_id: int, database: int, *, holds_nothing: bool) -> None:
+    if holds_nothing:
+        if len(_HOLDS_NOTHING) >= _HOLDS_NOTHING_MAX:
+            _HOLDS_NOTHING.clear()
+        _HOLDS_NOTHING[user_id] = database
+    else:
+        _HOLDS_NOTHING.pop(user_id, None)
 
 
 def _roll_over() -> Any:
@@ -447,20 +557,29 @@ async def charge(
     tried again on fresh data. A holding due for its roll-over (a period ended, a package
     expired) or free operations due for renewal: ``billing.plans.roll_over`` runs first,
     then the charge (without it, a holding past its end is simply not used).
+
+    A user who held no plan at their last charge in this process is charged by a lean
+    chain first (free operations and the balance at the default plan's discount, no
+    holdings read): most users hold nothing, and the lean statement costs what the charge
+    cost before plans. It writes nothing if the user holds a plan after all, and the charge
+    is made again with the whole chain (one more round trip, once per purchase).
     """
     kind = operation_type(op_type).value
     units = units_of(kind, settings)
     price = units * settings.price_kopecks
     deadline_at = utcnow() + timedelta(seconds=operation_deadline_seconds(settings, queued=True))
-    dialect = ledger.dialect_of(session)
+    bind = session.get_bind()
+    dialect = bind.dialect.name
     order = settings.SPENDING_ORDER
     roll_over = _roll_over()
     wait_due = roll_over is not None
     renew_days = settings.FREE_OPERATIONS_RENEW_DAYS
+    database = id(bind)
+    lean = _HOLDS_NOTHING.get(user_id) == database
     now = utcnow()
     rolled: tuple[Any, ...] = ()
     for _ in range(CHARGE_TRIES):
-        key = (dialect, units > 0, order, renew_days is not None, wait_due)
+        key = (dialect, units > 0, order, renew_days is not None, wait_due, lean)
         chain = _CHARGES.get(key)
         if chain is None:
             chain = _CHARGES[key] = _charge_chain(
@@ -469,6 +588,7 @@ async def charge(
                 order=order,
                 renews=renew_days is not None,
                 wait_due=wait_due,
+                lean=lean,
             )
         params: dict[str, Any] = {}
         if renew_days is not None:
@@ -487,9 +607,13 @@ async def charge(
             key_token=new_key_token(),
             **params,
         )
-        was, took, debited, op = rows["old"], rows["held"], rows["debit"], rows["operation"]
+        was, took, debited, op = rows["old"], rows.get("held"), rows["debit"], rows["operation"]
         if was is None:
             raise UserNotFound(user_id)
+        _remember(user_id, database, holds_nothing=not was.holds)
+        if lean and was.holds:
+            lean = False  # a plan since the last charge: nothing written, the whole chain
+            continue
         if was.due and wait_due:
             # Before access too: a renewal that is due may be what unlocks the type.
             rolled = tuple(await roll_over(session, settings, user_id=user_id, now=now))

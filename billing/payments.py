@@ -17,6 +17,7 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, case, insert, literal, select, update
@@ -35,12 +36,15 @@ from billing.errors import (
     PaymentNotFound,
 )
 from billing.models import (
+    UNFINISHED_REFUNDS,
     LedgerEntry,
     LedgerKind,
     NoticeKind,
     Payment,
     PaymentNotice,
+    PaymentRefund,
     PaymentStatus,
+    RefundStatus,
     User,
     utcnow,
 )
@@ -50,6 +54,7 @@ from billing.yookassa import (
     GatewayUnavailable,
     ProviderPayment,
     ProviderPaymentNotFound,
+    ProviderRefund,
     YooKassaGateway,
 )
 
@@ -101,6 +106,53 @@ class ReconcileResult:
     detail: str = ""
     # A plan's payment: what became of the plan (its message says so instead of "credited").
     plan: plans.PlanPaymentNote | None = None
+
+
+@dataclass(frozen=True)
+class PaymentSummary:
+    """One of a user's payments as /paysupport lists it."""
+
+    id: int
+    amount: int
+    currency: str
+    status: str
+    created_at: datetime
+    # What support looks up: YooKassa's payment id, or Telegram's charge id of a Stars one.
+    provider_id: str | None
+
+
+async def recent_payments(
+    session: AsyncSession, *, user_id: int, limit: int = 5
+) -> list[PaymentSummary]:
+    """The user's latest payments, newest first (failed attempts that never reached the
+    provider left out: there is nothing to ask support about)."""
+    rows = (
+        await session.execute(
+            select(
+                Payment.id,
+                Payment.amount,
+                Payment.currency,
+                Payment.status,
+                Payment.created_at,
+                Payment.yookassa_payment_id,
+                Payment.telegram_charge_id,
+            )
+            .where(Payment.user_id == user_id, Payment.status != PaymentStatus.FAILED.value)
+            .order_by(Payment.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return [
+        PaymentSummary(
+            id=r.id,
+            amount=r.amount,
+            currency=r.currency,
+            status=r.status,
+            created_at=r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC),
+            provider_id=r.yookassa_payment_id or r.telegram_charge_id,
+        )
+        for r in rows
+    ]
 
 
 async def start_topup(
@@ -444,13 +496,16 @@ CREDITABLE = (PaymentStatus.PENDING, PaymentStatus.WAITING_FOR_CAPTURE, PaymentS
 _payments = Payment.__table__
 
 
-def _notice_step(*, kind: NoticeKind, key: str, payment_id: int, amount: int) -> ledger.Step:
+def _notice_step(
+    *, kind: NoticeKind, key: str, payment_id: int, amount: int, reason: str | None = None
+) -> ledger.Step:
     """The user's message about this change (billing.notices), in the same chain."""
     table = PaymentNotice.__table__
 
     def build(p: Any) -> Any:
         values = {
             "key": literal(key),
+            "reason": literal(reason, table.c.reason.type),
             "payment_id": literal(payment_id, table.c.payment_id.type),
             "user_id": p["moved"].id,
             "kind": literal(kind.value),
@@ -599,6 +654,7 @@ async def credit_payment(
     amount: int,
     currency: str,
     yookassa_payment_id: str | None = None,
+    telegram_charge_id: str | None = None,
     raw: dict[str, Any] | None = None,
     notice: bool = True,
 ) -> CreditResult | None:
@@ -634,6 +690,11 @@ async def credit_payment(
             | (Payment.yookassa_payment_id == yookassa_payment_id)
         )
         values["yookassa_payment_id"] = yookassa_payment_id
+    if telegram_charge_id is not None:
+        # A Stars payment (billing.stars): the row takes the charge that pays it, once (the
+        # column is unique: one charge never credits two rows).
+        conditions.append(Payment.telegram_charge_id.is_(None))
+        values["telegram_charge_id"] = telegram_charge_id
     if raw is not None:
         values["raw"] = raw
     # One chain (billing.ledger), one statement on PostgreSQL: the payment's conditional
@@ -710,9 +771,15 @@ async def _why_not_credited(
 
 
 async def record_payment_refund(
-    session: AsyncSession, *, payment_id: int, refund_id: str, amount: int
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    refund_id: str,
+    amount: int,
+    via: str = "yookassa",
 ) -> int | None:
-    """Money returned to the card through YooKassa: debit it from the balance, once per refund.
+    """Money returned to the card through YooKassa (or, ``via="stars"``, a Telegram Stars
+    charge returned, billing.stars): debit it from the balance, once per refund.
 
     The balance may go below zero when the money was already spent: the negative balance,
     with this ledger entry, is the record of the debt; paid operations stay closed until a
@@ -749,13 +816,17 @@ async def record_payment_refund(
         key=key,
         amount=-amount,
         payment_id=payment_id,
-        reason=f"YooKassa refund {refund_id}",
+        reason=f"YooKassa refund {refund_id}"
+        if via == "yookassa"
+        else f"{via} refund {refund_id}",
         after=[
             _notice_step(
                 kind=NoticeKind.REFUNDED,
                 key=notices.refunded_key(refund_id),
                 payment_id=payment_id,
                 amount=amount,
+                # Where the money went back (the message says "to the card" or "in Stars").
+                reason=None if via == "yookassa" else via,
             )
         ],
     )
@@ -796,7 +867,19 @@ async def reconcile_refund(
     """A refund made in YooKassa: read it from the API, check it against our payment row and
     debit the balance once (``record_payment_refund``). Raises ``GatewayUnavailable`` and
     ``ProviderPaymentNotFound`` from the API."""
-    refund = await gateway.fetch_refund(refund_id)
+    return await settle_refund(sessionmaker, gateway, await gateway.fetch_refund(refund_id))
+
+
+async def settle_refund(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    gateway: YooKassaGateway,
+    refund: ProviderRefund,
+) -> RefundReconciled:
+    """The debit of a refund as the YooKassa API gave it (fetched by :func:`reconcile_refund`
+    for a notification, or the answer to an operator's create call, :mod:`billing.refunds`):
+    the one path that records a refund, once per YooKassa refund id. An operator's request
+    for this refund is marked succeeded once the debit is on record (by whichever path)."""
+    refund_id = refund.id
     if refund.status != "succeeded":
         log.warning("refund %s: the API says %s, not succeeded: ignored", refund_id, refund.status)
         return RefundReconciled(RefundOutcome.NOT_SUCCEEDED, refund.status)
@@ -864,6 +947,7 @@ async def reconcile_refund(
                 log.error("refund %s of payment %s not recorded: %s", refund_id, row.id, exc)
                 return RefundReconciled(RefundOutcome.MISMATCH, str(exc)[:200], credit)
             balance = None
+        await _finish_operator_request(session, refund.id)
         if balance is None:
             return RefundReconciled(RefundOutcome.ALREADY_RECORDED, credit=credit)
         user = (
@@ -888,3 +972,18 @@ async def reconcile_refund(
         language=user.language,
         balance_after=balance,
     )
+
+
+async def _finish_operator_request(session: AsyncSession, refund_id: str) -> None:
+    """The debit of this refund is on record: an operator's request for it (if any) is done.
+    In a transaction of its own, after the debit's (a lost update here is found again by the
+    request's next retry, which ends the same way)."""
+    await session.execute(
+        update(PaymentRefund)
+        .where(
+            PaymentRefund.yookassa_refund_id == refund_id,
+            PaymentRefund.status.in_(UNFINISHED_REFUNDS),
+        )
+        .values(status=RefundStatus.SUCCEEDED.value, error=None)
+    )
+    await session.commit()

@@ -38,6 +38,9 @@ MAX_OPERATION_DEADLINE_SECONDS = 24 * 3600
 
 # The sources a charge may spend from (operations.funding), in the default order.
 SOURCES = ("free", "subscription", "package", "balance")
+# How users may pay (PAYMENT_METHODS), and the most ⭐ one Telegram invoice may ask.
+PAYMENT_METHODS = ("yookassa", "stars")
+MAX_STARS_PER_INVOICE = 10_000
 # The most units one operation type may cost (OPERATION_UNITS).
 MAX_OPERATION_UNITS = 1000
 
@@ -131,6 +134,16 @@ class Settings(BaseSettings):
     # How often the scheduled pass renews and ends holdings that are due.
     PLAN_RENEWAL_INTERVAL_SECONDS: float = Field(default=300.0, gt=0)
 
+    # How users pay (issue 16): "yookassa" (a redirect to YooKassa's checkout), "stars"
+    # (Telegram Stars invoices, currency XTR), or both, in the top-up menu's order. With
+    # "stars" alone no YooKassa setting is needed.
+    PAYMENT_METHODS: Annotated[tuple[str, ...], NoDecode] = ("yookassa",)
+    # The Stars packs the menu offers, in ⭐, and what one ⭐ credits, in kopecks.
+    STARS_PACKS: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [50, 100, 250, 500]
+    )
+    KOPECKS_PER_STAR: int = Field(default=100, ge=1, le=100_000)
+
     # YooKassa
     YOOKASSA_SHOP_ID: str | None = None
     YOOKASSA_SECRET_KEY: SecretStr | None = None
@@ -141,6 +154,14 @@ class Settings(BaseSettings):
     YOOKASSA_TIMEOUT: float = 15.0
     YOOKASSA_RECEIPTS_ENABLED: bool = False
     YOOKASSA_VAT_CODE: int = 1
+    # The safety net for lost notifications (billing.payment_checks): a worker's pass asks
+    # the API about a payment still open this long after it was created, then again after
+    # twice as long each time (at most every 3 hours), up to its expiry: how long YooKassa
+    # may keep a payment unpaid before it cancels it (about an hour for a card). It runs at
+    # most once per PAYMENT_RECHECK_INTERVAL_SECONDS per worker.
+    PAYMENT_RECHECK_AFTER_SECONDS: float = Field(default=300.0, gt=0)
+    PAYMENT_RECHECK_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
+    PAYMENT_PENDING_EXPIRY_SECONDS: float = Field(default=86_400.0, gt=0)
     # Extra networks trusted to send notifications, on top of YooKassa's published ones.
     YOOKASSA_TRUSTED_NETWORKS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Reverse proxies whose X-Forwarded-For is believed. Empty: never believed.
@@ -181,6 +202,45 @@ class Settings(BaseSettings):
     FAL_KEY: SecretStr | None = None
     FAL_API_URL: str = "https://queue.fal.run"
     FAL_MODEL: str = "fal-ai/flux/schnell"
+
+    # /privacy: the operator's privacy text, inline or from a file (the file wins); neither
+    # set: the default text of texts/locales (what Media Lab stores and for how long).
+    PRIVACY_TEXT: str | None = None
+    PRIVACY_FILE: str | None = None
+    # /paysupport: how users reach the operator about a payment (an @username, an e-mail,
+    # a link). Unset: the users' messages still reach ADMIN_IDS through /paysupport.
+    SUPPORT_CONTACT: str | None = None
+
+    @field_validator("PAYMENT_METHODS", mode="before")
+    @classmethod
+    def _payment_methods(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [x.strip().lower() for x in value.replace(";", ",").split(",") if x.strip()]
+        if isinstance(value, list | tuple):
+            items = tuple(str(x) for x in value)
+            unknown = [x for x in items if x not in PAYMENT_METHODS]
+            if not items or unknown or len(set(items)) != len(items):
+                raise ValueError(
+                    f"PAYMENT_METHODS must name one or both of {', '.join(PAYMENT_METHODS)}, "
+                    f"each once (got {', '.join(items) or 'nothing'})"
+                )
+            return items
+        return value
+
+    @field_validator("STARS_PACKS", mode="before")
+    @classmethod
+    def _stars_packs(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [int(x) for x in value.replace(";", ",").split(",") if x.strip()]
+        return value
+
+    @field_validator("STARS_PACKS")
+    @classmethod
+    def _stars_packs_range(cls, value: list[int]) -> list[int]:
+        # Telegram takes 1 to 10000 ⭐ per invoice.
+        if not value or any(not 1 <= x <= MAX_STARS_PER_INVOICE for x in value):
+            raise ValueError(f"STARS_PACKS must be 1 to {MAX_STARS_PER_INVOICE} ⭐ each")
+        return value
 
     @field_validator("ADMIN_IDS", "TOPUP_PRESETS_RUB", mode="before")
     @classmethod
@@ -267,6 +327,27 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             for item in value:
                 ipaddress.ip_network(str(item), strict=False)
+        return value
+
+    @field_validator("PRIVACY_TEXT", "PRIVACY_FILE", "SUPPORT_CONTACT", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("PRIVACY_FILE")
+    @classmethod
+    def _privacy_file(cls, value: str | None) -> str | None:
+        # Read at start-up: a missing or unreadable file is a failed start, not a /privacy
+        # that silently shows the default instead of the operator's own text.
+        if value is not None:
+            try:
+                with open(value, encoding="utf-8") as file:
+                    if not file.read().strip():
+                        raise ValueError(f"PRIVACY_FILE {value!r} is empty")
+            except OSError as exc:
+                raise ValueError(f"PRIVACY_FILE {value!r} cannot be read: {exc}") from None
         return value
 
     @field_validator("HEALTH_CHECK_TOKEN", mode="before")
@@ -369,13 +450,14 @@ class Settings(BaseSettings):
                     problems.append(f"{name} (an example address)")
             if self.BOT_TOKEN is None or self.BOT_TOKEN.get_secret_value() in PLACEHOLDERS:
                 problems.append("BOT_TOKEN")
-            if (self.YOOKASSA_SHOP_ID or "") in PLACEHOLDERS:
-                problems.append("YOOKASSA_SHOP_ID")
-            secret = (
-                self.YOOKASSA_SECRET_KEY.get_secret_value() if self.YOOKASSA_SECRET_KEY else ""
-            )
-            if secret in PLACEHOLDERS:
-                problems.append("YOOKASSA_SECRET_KEY")
+            if "yookassa" in self.PAYMENT_METHODS:  # Stars alone need no YooKassa account
+                if (self.YOOKASSA_SHOP_ID or "") in PLACEHOLDERS:
+                    problems.append("YOOKASSA_SHOP_ID")
+                secret = (
+                    self.YOOKASSA_SECRET_KEY.get_secret_value() if self.YOOKASSA_SECRET_KEY else ""
+                )
+                if secret in PLACEHOLDERS:
+                    problems.append("YOOKASSA_SECRET_KEY")
             health = self.HEALTH_CHECK_TOKEN
             if health is not None and health.get_secret_value() in PLACEHOLDERS:
                 problems.append("HEALTH_CHECK_TOKEN (set a random one, or leave it unset)")
@@ -417,6 +499,26 @@ class Settings(BaseSettings):
     @property
     def yookassa_configured(self) -> bool:
         return bool(self.YOOKASSA_SHOP_ID and self.YOOKASSA_SECRET_KEY)
+
+    def privacy_text(self) -> str | None:
+        """The operator's privacy text (PRIVACY_FILE, else PRIVACY_TEXT), or None."""
+        if self.PRIVACY_FILE is not None:
+            with open(self.PRIVACY_FILE, encoding="utf-8") as file:
+                return file.read().strip()
+        return self.PRIVACY_TEXT.strip() if self.PRIVACY_TEXT else None
+
+    @property
+    def stars_enabled(self) -> bool:
+        return "stars" in self.PAYMENT_METHODS
+
+    @property
+    def yookassa_enabled(self) -> bool:
+        """YooKassa is offered: named in PAYMENT_METHODS and configured."""
+        return "yookassa" in self.PAYMENT_METHODS and self.yookassa_configured
+
+    def stars_kopecks(self, stars: int) -> int:
+        """What ``stars`` ⭐ credit to the balance, in kopecks."""
+        return stars * self.KOPECKS_PER_STAR
 
     @property
     def fal_configured(self) -> bool:

@@ -144,7 +144,8 @@ def _load_sdk() -> ModuleType:
 
 
 class YooKassaGateway:
-    """Create and fetch payments. Every SDK call runs in a thread with a timeout."""
+    """Create and fetch payments, create and fetch refunds. Every SDK call runs in a thread
+    with a timeout."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -232,15 +233,63 @@ class YooKassaGateway:
         if not _is_id(refund_id):
             raise ProviderPaymentNotFound(f"bad refund id {refund_id!r:.80}")
         sdk = await self._sdk()
+        return await self._refund_call(sdk.find_refund, refund_id)
+
+    async def create_refund(
+        self,
+        *,
+        payment_id: str,
+        amount: int,
+        currency: str,
+        idempotence_key: str,
+        description: str | None = None,
+        receipt_email: str | None = None,
+    ) -> ProviderRefund:
+        """POST /refunds with our idempotence key: asked again with the same key (after a
+        timeout, a lost answer, a crash) YooKassa answers with the same refund, never a
+        second one. The body must then be the same too: build it from stored values only."""
+        if not _is_id(payment_id):
+            raise ProviderPaymentNotFound(f"bad payment id {payment_id!r:.80}")
+        body: dict[str, Any] = {
+            "payment_id": payment_id,
+            "amount": {"value": format_amount(amount), "currency": currency},
+        }
+        if description:
+            body["description"] = description[:250]
+        if self.settings.YOOKASSA_RECEIPTS_ENABLED and receipt_email:
+            body["receipt"] = {
+                "customer": {"email": receipt_email},
+                "items": [
+                    {
+                        "description": (description or "Возврат")[:128],
+                        "quantity": "1.00",
+                        "amount": {"value": format_amount(amount), "currency": currency},
+                        "vat_code": self.settings.YOOKASSA_VAT_CODE,
+                        "payment_mode": "full_prepayment",
+                        "payment_subject": "service",
+                    }
+                ],
+            }
+        sdk = await self._sdk()
+        # An answer we cannot read may still be a refund YooKassa made: "unavailable" (the
+        # outcome is unknown; ask again with the same key), never "rejected".
+        return await self._refund_call(
+            sdk.create_refund, body, idempotence_key, unreadable=GatewayUnavailable
+        )
+
+    async def _refund_call(
+        self, func: Any, *args: Any, unreadable: type[GatewayError] = GatewayRejected
+    ) -> ProviderRefund:
         try:
-            raw = _as_dict(await self._call(sdk.find_refund, refund_id))
+            response = await self._call(func, *args)
         except GatewayError:
-            raise
+            raise  # the HTTP call's own verdict: unavailable, or a 4xx refusal
         except Exception as exc:  # noqa: BLE001 - the SDK raises whatever its setters raise
-            raise GatewayRejected(
+            raise unreadable(
                 f"malformed refund object from YooKassa: {type(exc).__name__}"
             ) from None
         try:
+            raw = _as_dict(response)
             return ProviderRefund(
                 id=str(raw["id"]),
                 payment_id=str(raw["payment_id"]),
@@ -249,8 +298,8 @@ class YooKassaGateway:
                 currency=str(raw["amount"]["currency"]),
                 raw=raw,
             )
-        except (KeyError, TypeError) as exc:
-            raise GatewayRejected(f"malformed refund object from YooKassa: {exc!r}") from None
+        except (KeyError, TypeError, GatewayRejected) as exc:
+            raise unreadable(f"malformed refund object from YooKassa: {exc!r}") from None
 
     async def ping(self) -> bool:
         """Whether the API answers our credentials (a lookup of a payment that cannot exist)."""

@@ -16,7 +16,7 @@ import requests
 from yookassa import Configuration, Payment, Refund
 from yookassa.client import ApiClient
 from yookassa.domain.common import HttpVerb
-from yookassa.domain.request import PaymentRequest
+from yookassa.domain.request import PaymentRequest, RefundRequest
 from yookassa.domain.response import PaymentResponse
 
 from billing.yookassa import GatewayRejected, GatewayUnavailable, ProviderPaymentNotFound
@@ -154,3 +154,11 @@ def find_payment(payment_id: str) -> dict[str, Any]:
 
 def find_refund(refund_id: str) -> Any:
     return _Refund.find_one(refund_id)
+
+
+def create_refund(body: dict[str, Any], idempotence_key: str) -> Any:
+    try:
+        request = RefundRequest(body)
+    except (ValueError, TypeError) as exc:
+        raise GatewayRejected(f"invalid refund request: {exc}") from None
+    return _Refund.create(request, idempotence_key)

@@ -24,12 +24,22 @@ from bot.middlewares import (
     IdBoundsMiddleware,
     ThrottlingMiddleware,
 )
-from bot.routers import admin, fallback, modes, plans, start, topup
+from bot.routers import admin, fallback, modes, plans, stars, start, support, topup
 from jobqueue.queue import media_queue
 from texts.i18n import SUPPORTED, t
 
 FSM_TTL_SECONDS = 7 * 24 * 3600  # a mode or a half-typed amount is forgotten after a week
-COMMANDS = ("start", "help", "balance", "plans", "history", "settings", "menu")
+COMMANDS = (
+    "start",
+    "help",
+    "balance",
+    "plans",
+    "history",
+    "settings",
+    "menu",
+    "paysupport",
+    "privacy",
+)
 
 
 def make_redis(settings: Settings, *, max_connections: int = 64) -> Redis:
@@ -92,7 +102,8 @@ def build_dispatcher(
         settings=settings,
         sessionmaker=sessionmaker,
         redis=redis,
-        gateway=gateway,
+        # PAYMENT_METHODS without "yookassa": no card payment is offered, even if configured.
+        gateway=gateway if "yookassa" in settings.PAYMENT_METHODS else None,
         queue=queue if queue is not None else make_queue(settings),
     )
     dispatcher.update.outer_middleware(IdBoundsMiddleware())  # first: before any query
@@ -102,6 +113,8 @@ def build_dispatcher(
     dispatcher.include_routers(
         admin.create_router(),  # first: its filter sees admins' commands before the modes
         start.create_router(),
+        stars.create_router(),  # before support and the modes: a payment is a payment
+        support.create_router(),
         topup.create_router(),
         plans.create_router(),
         modes.create_router(),

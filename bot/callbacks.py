@@ -81,6 +81,12 @@ class TopUp(CallbackData, prefix="top"):
     index: Index
 
 
+class StarsPack(CallbackData, prefix="star"):
+    """A Stars pack, by its INDEX in settings.STARS_PACKS."""
+
+    index: Index
+
+
 class TopUpAction(CallbackData, prefix="topa"):
     """The other top-up buttons: "custom" (another amount) or "cancel"."""
 

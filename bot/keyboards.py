@@ -20,6 +20,7 @@ from bot.callbacks import (
     Menu,
     PlanAction,
     SettingsToggle,
+    StarsPack,
     TopUp,
     TopUpAction,
 )
@@ -97,12 +98,27 @@ def balance_keyboard(lang: str) -> InlineKeyboardMarkup:
     )
 
 
-def topup_menu(lang: str, settings: Settings) -> InlineKeyboardMarkup:
+def topup_menu(lang: str, settings: Settings, *, yookassa: bool = True) -> InlineKeyboardMarkup:
+    """The ways to pay, in PAYMENT_METHODS' order: YooKassa's ruble presets and "another
+    amount" (``yookassa``: offered and configured), the Stars packs with what each credits."""
     builder = InlineKeyboardBuilder()
-    for index, rubles in enumerate(settings.TOPUP_PRESETS_RUB):
-        builder.add(_button(t("bot-btn-amount", lang, amount=str(rubles)), TopUp(index=index)))
-    builder.adjust(2)
-    builder.row(_button(t("bot-btn-custom-amount", lang), TopUpAction(action="custom")))
+    for method in settings.PAYMENT_METHODS:
+        if method == "yookassa" and yookassa:
+            presets = InlineKeyboardBuilder()
+            for index, rubles in enumerate(settings.TOPUP_PRESETS_RUB):
+                text = t("bot-btn-amount", lang, amount=str(rubles))
+                presets.add(_button(text, TopUp(index=index)))
+            presets.adjust(2)
+            builder.attach(presets)
+            builder.row(_button(t("bot-btn-custom-amount", lang), TopUpAction(action="custom")))
+        elif method == "stars":
+            packs = InlineKeyboardBuilder()
+            for index, stars in enumerate(settings.STARS_PACKS):
+                credits = format_rub(settings.stars_kopecks(stars))
+                text = t("bot-btn-stars-pack", lang, stars=stars, amount=credits)
+                packs.add(_button(text, StarsPack(index=index)))
+            packs.adjust(2)
+            builder.attach(packs)
     builder.row(_button(t("bot-btn-cancel", lang), TopUpAction(action="cancel")))
     return builder.as_markup()
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
+from aiogram.types import CallbackQuery, Message, PreCheckoutQuery, TelegramObject, Update, User
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -143,8 +143,14 @@ class ThrottlingMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is None or self.rate <= 0:
             return await handler(event, data)
-        keys = [f"{self.prefix}:{user.id}"]
         inner = event.event if isinstance(event, Update) else event
+        if isinstance(inner, PreCheckoutQuery) or (
+            isinstance(inner, Message) and (inner.successful_payment or inner.refunded_payment)
+        ):
+            # Money Telegram took or gave back, or a pre-checkout it waits 10 s for: never
+            # dropped, however fast the user went.
+            return await handler(event, data)
+        keys = [f"{self.prefix}:{user.id}"]
         if isinstance(inner, Message) and inner.media_group_id:
             keys.append(f"{self.prefix}:album:{user.id}:{inner.media_group_id}")
         try:

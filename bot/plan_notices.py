@@ -6,28 +6,26 @@ When the bot is the one that rolled over — before a quote, on /plans and /bala
 charge (``ChargeResult.rolled_over``) — it sends those messages right after the commit, so the
 user hears that a subscription renewed or fell back to the free plan now, not when a worker's
 maintenance pass picks the outbox up (PAYMENT_NOTICE_GRACE_SECONDS later). Each notice is
-claimed first (``claim_fresh``: of two senders one wins) and marked; one that fails to go out
-is left to the maintenance pass. Best effort: nothing here fails the update.
+claimed first (``claim_fresh``: of two senders one wins) and marked (:func:`tg.notices.send_fresh`,
+the one sender bot, admin and workers share); one that fails to go out is left to the
+maintenance pass. Best effort: nothing here fails the update.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import notices, plans
-from billing.models import NoticeOutcome, utcnow
+from billing import plans
 from billing.settings import Settings
-from texts.i18n import t
-from texts.money_texts import notice_text
-from texts.plan_texts import wants_topup_button
-from tg.buttons import MENU_TOPUP, one_button
+from texts.money_texts import claimed_notice_words
+from tg.notices import send_fresh
 
 log = logging.getLogger(__name__)
 
@@ -56,32 +54,11 @@ async def tell(session: AsyncSession, settings: Settings, bot: Bot, events: Iter
 
 
 async def _tell_one(session: AsyncSession, bot: Bot, key: str, grace: timedelta) -> None:
-    claimed = await notices.claim_fresh(session, key, now=utcnow(), grace=grace)
-    await session.commit()
-    if claimed is None:
-        return  # another sender has it
-    text = notice_text(
-        kind=claimed.kind,
-        amount=claimed.amount,
-        balance_after=claimed.balance_after,
-        reason=claimed.reason,
-        language=claimed.language,
-        plan=claimed.plan,
+    await send_fresh(
+        lambda: nullcontext(session),
+        bot,
+        (key,),
+        claimed_notice_words,
+        grace=grace,
+        send_timeout=SEND_SECONDS,
     )
-    markup = (
-        one_button(t("bot-btn-topup-now", claimed.language), MENU_TOPUP)
-        if wants_topup_button(claimed.kind, claimed.reason)
-        else None
-    )
-    try:
-        async with asyncio.timeout(SEND_SECONDS):
-            await bot.send_message(claimed.telegram_id, text, reply_markup=markup)
-    except Exception as exc:  # noqa: BLE001 - the claim lapses; the pass sends it later
-        log.warning("notice %s not sent now, left to the maintenance pass: %r", key, exc)
-        await notices.release(
-            session, claimed.id, error=repr(exc)[:500], claimed_at=claimed.claimed_at
-        )
-        await session.commit()
-        return
-    await notices.mark_done(session, notice_id=claimed.id, outcome=NoticeOutcome.SENT)
-    await session.commit()

@@ -26,6 +26,10 @@ class TopUpFlow(StatesGroup):
     email = State()  # waiting for an e-mail for the 54-FZ receipt
 
 
+class SupportFlow(StatesGroup):
+    message = State()  # waiting for the message /paysupport passes on to the admins
+
+
 def mode_of(state_name: str | None) -> str | None:
     """'Mode:upscale' → 'upscale'; None for any other state."""
     if state_name and state_name.startswith(MODE_PREFIX):

@@ -27,6 +27,7 @@ import re
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ INT_PARAMS = {
     "from_chat_id",
 }
 BOOL_PARAMS = {
+    "ok",
     "disable_notification",
     "protect_content",
     "show_alert",
@@ -98,6 +100,7 @@ BOOL_PARAMS = {
     "allow_paid_broadcast",
 }
 JSON_PARAMS = {
+    "prices",
     "reply_markup",
     "entities",
     "caption_entities",
@@ -124,9 +127,13 @@ def bad_request(message: str) -> ApiError:
 
 
 class ControlError(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
+        self.extra = extra
+
+    def payload(self) -> dict[str, Any]:
+        return {"ok": False, "error": str(self), **self.extra}
 
 
 @dataclass
@@ -258,6 +265,9 @@ class Fault:
 
 FILE_DOWNLOAD = "file"  # the name faults give the file download
 
+DEFAULT_STARS = 1000  # an emulated user's ⭐ balance until a test sets it
+PRE_CHECKOUT_TIMEOUT = 10.0  # Telegram's: a pre-checkout not answered by then fails
+
 
 FLOOD_METHODS = {
     "sendMessage",
@@ -307,6 +317,16 @@ class BotState:
         self.blocked: set[int] = set()
         self.file_counter = 0
         self.bound = token is not None
+        # Payments (Telegram Stars): each emulated user's ⭐ balance, the invoices sent
+        # ((chat id, message id) → payload and price), the pre-checkout queries asked and
+        # the charges made (telegram_payment_charge_id → charge).
+        self.stars: dict[int, int] = {}
+        self.invoices: dict[tuple[int, int], dict[str, Any]] = {}
+        self.pre_checkouts: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
+
+    def stars_of(self, user_id: int) -> int:
+        return self.stars.setdefault(user_id, DEFAULT_STARS)
 
     def bind(self, token: str) -> None:
         self.token = token
@@ -435,6 +455,9 @@ CANONICAL_METHODS = [
     "setMyName",
     "setChatMenuButton",
     "getChatMenuButton",
+    "sendInvoice",
+    "answerPreCheckoutQuery",
+    "refundStarPayment",
 ]
 METHOD_NAMES = {m.lower(): m for m in CANONICAL_METHODS}
 
@@ -464,6 +487,7 @@ class TelegramEmulator:
         self.flood: FloodLimits | None = None
         self._flood_chat: dict[tuple[int, Any], deque[float]] = {}
         self._flood_global: dict[int, deque[float]] = {}
+        self.receivers: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     async def sleep(self, seconds: float) -> None:
         """asyncio.sleep that ends early when the server shuts down."""
@@ -532,12 +556,29 @@ class TelegramEmulator:
             await self._http.close()
 
     # ------------------------------------------------------------- updates
+    def push_updates(self, token: str, receive: Callable[[dict[str, Any]], None] | None) -> None:
+        """Hand the bot's updates to ``receive`` the moment they happen, instead of keeping
+        them for getUpdates or the webhook (a test that feeds its dispatcher directly);
+        those kept so far go first. ``None``: keep them again."""
+        if receive is None:
+            self.receivers.pop(token, None)
+            return
+        bot = self.bot_for_token(token)
+        self.receivers[token] = receive
+        kept, bot.queue = bot.queue, []
+        for entry in kept:
+            receive(entry.update)
+
     def enqueue_update(self, bot: BotState, payload: dict[str, Any]) -> dict[str, Any]:
         update = {"update_id": bot.next_update_id, **payload}
         bot.next_update_id += 1
         bot.updates[update["update_id"]] = update
         kind = next(iter(payload))
         if not self._allowed(bot, kind):
+            return update
+        receive = self.receivers.get(bot.token or "")
+        if receive is not None:
+            receive(update)
             return update
         bot.queue.append(QueuedUpdate(update))
         bot.updates_notifier.notify()
@@ -553,6 +594,10 @@ class TelegramEmulator:
         update = bot.updates.get(update_id)
         if update is None:
             raise ControlError(f"update {update_id} not found", 404)
+        receive = self.receivers.get(bot.token or "")
+        if receive is not None:
+            receive(update)
+            return update
         bot.queue.append(QueuedUpdate(update, forced=True))
         bot.updates_notifier.notify()
         return update
@@ -597,6 +642,12 @@ class TelegramEmulator:
         bot.files[stored.file_id] = stored
         bot.files_by_path[stored.file_path] = stored
         return stored
+
+    def downloadable(self, token: str, path: str) -> StoredFile | None:
+        """The file served at ``/file/bot{token}/{path}``; None: Telegram answers 404."""
+        bot = self.bots.get(token)
+        stored = bot.files_by_path.get(path) if bot else None
+        return None if stored is None or stored.size > MAX_DOWNLOAD_SIZE else stored
 
     async def read_file(self, stored: StoredFile) -> bytes:
         if stored.data is not None:
@@ -920,6 +971,10 @@ class TelegramEmulator:
             )
         for stamps, _, _ in windows:
             stamps.append(now)
+
+    async def control(self, method: str, path: str, values: dict[str, Any]) -> tuple[int, Any]:
+        """A control API request (``/_emu/...``) answered in-process: (status, payload)."""
+        return await control(self, method, path, values)
 
     def take_fault(self, token: str, method: str) -> Fault | None:
         for fault in self.faults:
@@ -1365,6 +1420,181 @@ class TelegramEmulator:
             answer["version"] = chat.bump()
         return True
 
+    # ----------------------------------------------------------- payments (Stars)
+    async def m_sendInvoice(self, bot: BotState, p: Params) -> Any:
+        """sendInvoice as the Bot API documents it for Telegram Stars: currency XTR, no
+        provider token (empty), exactly one price; the payload (1-128 bytes) stays with us
+        and comes back in the pre-checkout query and the successful payment."""
+        chat = self._target_chat(bot, p)
+        title, description = str(p.get("title") or ""), str(p.get("description") or "")
+        payload = str(p.get("payload") or "")
+        currency = str(p.get("currency") or "")
+        if not 1 <= len(title) <= 32:
+            raise bad_request("INVOICE_TITLE_INVALID" if title else "title is empty")
+        if not 1 <= len(description) <= 255:
+            raise bad_request("INVOICE_DESCRIPTION_INVALID")
+        if not 1 <= len(payload.encode()) <= 128:
+            raise bad_request("INVOICE_PAYLOAD_INVALID")
+        if currency != "XTR":
+            raise bad_request("CURRENCY_INVALID: the emulator takes Telegram Stars (XTR) only")
+        if p.get("provider_token"):
+            raise bad_request("PROVIDER_TOKEN_INVALID: Stars invoices take no provider token")
+        prices = p.get("prices")
+        if not isinstance(prices, list) or len(prices) != 1:
+            raise bad_request("STARS_INVOICE_INVALID: exactly one price is needed for XTR")
+        try:
+            total = int(prices[0]["amount"])
+            label = str(prices[0]["label"])
+        except (KeyError, TypeError, ValueError):
+            raise bad_request("can't parse prices: each needs a label and an amount") from None
+        if not 1 <= total <= 10_000:
+            raise bad_request("STARS_INVOICE_INVALID: 1 to 10000 stars")
+        invoice = {
+            "title": title,
+            "description": description,
+            "start_parameter": str(p.get("start_parameter") or ""),
+            "currency": currency,
+            "total_amount": total,
+        }
+        message = self._bot_message(bot, chat, p, {"invoice": invoice}, raw_text=title)
+        bot.invoices[(chat.id, message["message_id"])] = {
+            "payload": payload,
+            "currency": currency,
+            "total_amount": total,
+            "label": label,
+        }
+        return message
+
+    async def m_answerPreCheckoutQuery(self, bot: BotState, p: Params) -> Any:
+        query_id = str(p.get("pre_checkout_query_id") or "")
+        query = bot.pre_checkouts.get(query_id)
+        if query is None or query["answered"]:
+            raise bad_request("QUERY_ID_INVALID")
+        ok = p.get("ok") is True
+        error = p.get("error_message")
+        if not ok and not error:
+            raise bad_request("error_message is required when ok is false")
+        query.update(answered=True, ok=ok, error_message=None if ok else str(error))
+        query["event"].set()
+        return True
+
+    async def m_refundStarPayment(self, bot: BotState, p: Params) -> Any:
+        """Stars back to the user; CHARGE_ALREADY_REFUNDED for a charge refunded before."""
+        user_id = p.int("user_id")
+        charge_id = str(p.get("telegram_payment_charge_id") or "")
+        charge = bot.charges.get(charge_id)
+        if charge is None or charge["user_id"] != user_id:
+            raise bad_request("CHARGE_NOT_FOUND")
+        if charge["refunded"]:
+            raise bad_request("CHARGE_ALREADY_REFUNDED")
+        self.refund_charge(bot, charge)
+        return True
+
+    def refund_charge(
+        self, bot: BotState, charge: dict[str, Any], *, notify: bool = True
+    ) -> dict[str, Any] | None:
+        """The charge's Stars back to the user, and (Bot API 9.0) a ``refunded_payment``
+        service message in their chat; returns its update (``notify=False``: that update is
+        lost, as when the bot missed it)."""
+        charge["refunded"] = True
+        bot.stars[charge["user_id"]] = bot.stars_of(charge["user_id"]) + charge["total_amount"]
+        if not notify:
+            return None
+        chat = bot.chats.get(charge["chat_id"])
+        user = bot.users.get(charge["user_id"])
+        if chat is None or user is None:
+            return None
+        refunded = {
+            "currency": charge["currency"],
+            "total_amount": charge["total_amount"],
+            "invoice_payload": charge["payload"],
+            "telegram_payment_charge_id": charge["charge_id"],
+        }
+        update, _ = self.user_message(bot, user, chat, {"refunded_payment": refunded})
+        return update
+
+    async def pay(
+        self, bot: BotState, user: dict[str, Any], chat: Chat, message_id: int, hold: bool = False
+    ) -> dict[str, Any]:
+        """What the user's ⭐ Pay button does: a pre_checkout_query to the bot, its answer
+        awaited (Telegram waits 10 s), then the Stars taken and a successful_payment message."""
+        invoice = bot.invoices.get((chat.id, message_id))
+        if invoice is None:
+            raise ControlError(f"message {message_id} in chat {chat.id} is no invoice", 404)
+        total = invoice["total_amount"]
+        if bot.stars_of(user["id"]) < total:
+            return {"ok": False, "error": "not enough stars", "stars": bot.stars_of(user["id"])}
+        self.callback_seq += 1
+        query_id = str(5_000_000_000_000_000_000 + self.callback_seq * 7919)
+        query = {
+            "id": query_id,
+            "from": dict(user),
+            "currency": invoice["currency"],
+            "total_amount": total,
+            "invoice_payload": invoice["payload"],
+        }
+        state: dict[str, Any] = {
+            "answered": False,
+            "ok": None,
+            "error_message": None,
+            "event": asyncio.Event(),
+            "query": query,
+        }
+        bot.pre_checkouts[query_id] = state
+        self.enqueue_update(bot, {"pre_checkout_query": query})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state["event"].wait(), PRE_CHECKOUT_TIMEOUT)
+        if not state["answered"]:
+            state["answered"] = True  # too late now, as in Telegram
+            return {"ok": False, "error": "pre_checkout_query not answered in time"}
+        if not state["ok"]:
+            return {"ok": False, "error_message": state["error_message"]}
+        state.update(user=user, chat_id=chat.id, invoice=invoice)
+        if hold:
+            # Approved, not charged yet: what a second device's payment of the same invoice
+            # looks like while the first is being charged (/_emu/complete_payment).
+            return {"ok": True, "approved": query_id}
+        return self.charge(bot, query_id)
+
+    def charge(self, bot: BotState, query_id: str) -> dict[str, Any]:
+        """Take the Stars of an approved pre-checkout and send the successful_payment."""
+        state = bot.pre_checkouts.get(query_id)
+        if state is None or not state.get("ok") or state.get("charged"):
+            raise ControlError(f"no approved, uncharged pre-checkout {query_id}", 404)
+        state["charged"] = True
+        user, invoice = state["user"], state["invoice"]
+        chat = bot.chat(state["chat_id"])
+        total = invoice["total_amount"]
+        if bot.stars_of(user["id"]) < total:
+            return {"ok": False, "error": "not enough stars", "stars": bot.stars_of(user["id"])}
+        bot.stars[user["id"]] = bot.stars_of(user["id"]) - total
+        charge_id = "stxemu" + secrets.token_hex(16)
+        charge = {
+            "charge_id": charge_id,
+            "user_id": user["id"],
+            "chat_id": chat.id,
+            "currency": invoice["currency"],
+            "total_amount": total,
+            "payload": invoice["payload"],
+            "refunded": False,
+        }
+        bot.charges[charge_id] = charge
+        paid = {
+            "currency": invoice["currency"],
+            "total_amount": total,
+            "invoice_payload": invoice["payload"],
+            "telegram_payment_charge_id": charge_id,
+            "provider_payment_charge_id": "",
+        }
+        update, record = self.user_message(bot, user, chat, {"successful_payment": paid})
+        return {
+            "ok": True,
+            "charge_id": charge_id,
+            "update": update,
+            "message": record.message,
+            "stars": bot.stars_of(user["id"]),
+        }
+
     async def m_sendChatAction(self, bot: BotState, p: Params) -> Any:
         chat = self._target_chat(bot, p)
         action = p.get("action")
@@ -1568,34 +1798,38 @@ async def _fault_answer(
     if fault.kind == "delay":
         await emu.sleep(fault.delay)
         return None
+    if fault.kind == "disconnect":
+        drop_connection(request)
+        return web.Response(status=500)
+    status, content_type, text = fault_reply(fault)
+    return web.Response(status=status, content_type=content_type, text=text)
+
+
+def fault_reply(fault: Fault) -> tuple[int, str, str]:
+    """(status, content type, body) of a 429, 404, 500 or 502 fault."""
     if fault.kind == "429":
-        return json_response(
-            {
-                "ok": False,
-                "error_code": 429,
-                "description": f"Too Many Requests: retry after {fault.retry_after}",
-                "parameters": {"retry_after": fault.retry_after},
-            },
-            status=429,
-        )
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": 429,
+            "description": f"Too Many Requests: retry after {fault.retry_after}",
+            "parameters": {"retry_after": fault.retry_after},
+        }
+        return 429, "application/json", dumps(body)
     if fault.kind == "404":
-        return json_response(
-            {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
-        )
+        body = {"ok": False, "error_code": 404, "description": "Not Found"}
+        return 404, "application/json", dumps(body)
     if fault.kind == "500":
-        return json_response(
-            {"ok": False, "error_code": 500, "description": "Internal Server Error"}, status=500
-        )
+        body = {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+        return 500, "application/json", dumps(body)
     if fault.kind == "502":
-        return web.Response(
-            status=502,
-            content_type="text/html",
-            text="<html><head><title>502 Bad Gateway</title></head>"
+        return (
+            502,
+            "text/html",
+            "<html><head><title>502 Bad Gateway</title></head>"
             "<body><center><h1>502 Bad Gateway</h1></center>"
             "<hr><center>nginx/1.18.0</center></body></html>",
         )
-    drop_connection(request)  # "disconnect"
-    return web.Response(status=500)
+    raise ValueError(f"fault {fault.kind!r} has no reply")
 
 
 async def _file_download(request: web.Request) -> web.StreamResponse:
@@ -1606,9 +1840,8 @@ async def _file_download(request: web.Request) -> web.StreamResponse:
         answer = await _fault_answer(emu, request, fault)
         if answer is not None:
             return answer
-    bot = emu.bots.get(token)
-    stored = bot.files_by_path.get(request.match_info["path"]) if bot else None
-    if stored is None or stored.size > MAX_DOWNLOAD_SIZE:
+    stored = emu.downloadable(token, request.match_info["path"])
+    if stored is None:
         return json_response(
             {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
         )
@@ -1617,6 +1850,26 @@ async def _file_download(request: web.Request) -> web.StreamResponse:
 
 
 # ------------------------------------------------------------------- control API
+# Each control operation is a plain coroutine over the emulator's state and the request's
+# values (query and JSON body merged), so the same API answers over HTTP (the handlers
+# below) and in-process (TelegramEmulator.control, for tests that feed the bot directly).
+
+
+@dataclass
+class ControlRequest:
+    method: str  # the HTTP verb: GET, POST, DELETE
+    values: dict[str, Any]
+    match: dict[str, str] = field(default_factory=dict)  # the path's {placeholders}
+    upload: Upload | None = None  # send_photo's file when it came as multipart or raw body
+
+
+@dataclass
+class Blob:
+    """A control answer that is a file, not JSON."""
+
+    data: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -1680,9 +1933,8 @@ def _reply_content(chat: Chat, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def ctl_send_message(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    values = await _body(request)
+async def op_send_message(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    values = req.values
     bot, user, chat = _user_and_chat(emu, values)
     text = values.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -1692,11 +1944,12 @@ async def ctl_send_message(request: web.Request) -> web.StreamResponse:
     if entities:
         content["entities"] = entities
     update, record = emu.user_message(bot, user, chat, content)
-    return json_response({"update": update, "message": record.message, "version": chat.version})
+    return {"update": update, "message": record.message, "version": chat.version}
 
 
-async def _photo_payload(request: web.Request) -> tuple[dict[str, Any], Upload]:
-    """The photo of /_emu/send_photo: multipart, JSON with base64, or a raw body."""
+async def _photo_payload(request: web.Request) -> tuple[dict[str, Any], Upload | None]:
+    """The photo of /_emu/send_photo: multipart or a raw body (an Upload), or JSON with the
+    file in base64 (left in the values for :func:`op_send_photo`)."""
     values: dict[str, Any] = dict(request.query)
     upload: Upload | None = None
     ctype = request.content_type
@@ -1715,19 +1968,13 @@ async def _photo_payload(request: web.Request) -> tuple[dict[str, Any], Upload]:
                 )
             else:
                 values[part.name or ""] = await part.text()
+        if upload is None:
+            raise ControlError("no file in the request")
     elif ctype == "application/json":
         body = await request.json()
         if not isinstance(body, dict):
             raise ControlError("JSON object expected")
         values.update(body)
-        encoded = body.get("data_b64") or body.get("photo_b64") or body.get("data")
-        if not isinstance(encoded, str):
-            raise ControlError("data_b64 (base64 of the file) is required")
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ControlError("data_b64 is not valid base64") from None
-        upload = Upload(body.get("file_name") or "photo.jpg", body.get("mime_type"), data)
     else:
         data = await request.read()
         upload = Upload(
@@ -1735,18 +1982,29 @@ async def _photo_payload(request: web.Request) -> tuple[dict[str, Any], Upload]:
             values.get("mime_type") or (ctype if ctype != "application/octet-stream" else None),
             data,
         )
-    if upload is None or not upload.data:
+    return values, upload
+
+
+def _b64_upload(values: dict[str, Any]) -> Upload:
+    encoded = values.get("data_b64") or values.get("photo_b64") or values.get("data")
+    if not isinstance(encoded, str):
+        raise ControlError("data_b64 (base64 of the file) is required")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ControlError("data_b64 is not valid base64") from None
+    return Upload(values.get("file_name") or "photo.jpg", values.get("mime_type"), data)
+
+
+async def op_send_photo(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    values = req.values
+    upload = req.upload if req.upload is not None else _b64_upload(values)
+    if not upload.data:
         raise ControlError("no file in the request")
     if values.get("file_name"):
         upload.filename = values["file_name"]
     if values.get("mime_type"):
         upload.content_type = values["mime_type"]
-    return values, upload
-
-
-async def ctl_send_photo(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    values, upload = await _photo_payload(request)
     bot, user, chat = _user_and_chat(emu, values)
     content: dict[str, Any] = _reply_content(chat, values)
     try:
@@ -1768,12 +2026,11 @@ async def ctl_send_photo(request: web.Request) -> web.StreamResponse:
         if entities:
             content["caption_entities"] = entities
     update, record = emu.user_message(bot, user, chat, content)
-    return json_response({"update": update, "message": record.message, "version": chat.version})
+    return {"update": update, "message": record.message, "version": chat.version}
 
 
-async def ctl_press(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    values = await _body(request)
+async def op_press(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    values = req.values
     bot, user, chat = _user_and_chat(emu, values)
     mid = _int(values, "message_id")
     data = values.get("callback_data", values.get("data"))
@@ -1828,61 +2085,96 @@ async def ctl_press(request: web.Request) -> web.StreamResponse:
     }
     update = emu.enqueue_update(bot, {"callback_query": query})
     version = chat.bump()
-    return json_response({"update": update, "callback_query": query, "version": version})
+    return {"update": update, "callback_query": query, "version": version}
 
 
-async def ctl_redeliver(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    values = await _body(request)
+async def op_pay(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """The user presses ⭐ Pay on an invoice: {user_id, message_id} → the outcome (ok and the
+    charge id, or the bot's error_message, or why Telegram would not charge)."""
+    values = req.values
+    bot, user, chat = _user_and_chat(emu, values)
+    hold = _flag(values, "hold")
+    return await emu.pay(bot, user, chat, _int(values, "message_id"), hold)
+
+
+async def op_complete_payment(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """Charge a payment /_emu/pay approved with hold=true: {approved}."""
+    values = req.values
+    bot = emu.bot_for_control(values.get("token"))
+    return emu.charge(bot, str(values.get("approved") or ""))
+
+
+async def op_stars(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """GET ?user_id= → the user's ⭐ balance; POST {user_id, stars} sets it."""
+    values = req.values
+    bot = emu.bot_for_control(values.get("token"))
+    user_id = _int(values, "user_id")
+    if req.method == "POST":
+        bot.stars[user_id] = _int(values, "stars")
+    charges = [c for c in bot.charges.values() if c["user_id"] == user_id]
+    return {"user_id": user_id, "stars": bot.stars_of(user_id), "charges": charges}
+
+
+async def op_refund_payment(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """Telegram refunds a charge on its own (a dispute): the Stars go back and the bot gets
+    a ``refunded_payment`` message. {charge_id, notify (default true: false loses it)}."""
+    values = req.values
+    bot = emu.bot_for_control(values.get("token"))
+    charge = bot.charges.get(str(values.get("charge_id") or ""))
+    if charge is None:
+        raise ControlError("charge not found", 404)
+    if charge["refunded"]:
+        raise ControlError("charge already refunded", 409)
+    notify = values.get("notify", True) not in (False, "false", "0")
+    return {"update": emu.refund_charge(bot, charge, notify=notify)}
+
+
+async def op_redeliver(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    values = req.values
     bot = emu.bot_for_control(values.get("token"))
     update = emu.redeliver(bot, _int(values, "update_id"))
-    return json_response({"update": update})
+    return {"update": update}
 
 
-def _chat_of(request: web.Request, values: dict[str, Any]) -> tuple[BotState, Chat]:
-    emu = request.app[EMU_KEY]
-    bot = emu.bot_for_control(values.get("token"))
-    chat_id = int(request.match_info["chat_id"])
+def _chat_of(emu: TelegramEmulator, req: ControlRequest) -> tuple[BotState, Chat]:
+    bot = emu.bot_for_control(req.values.get("token"))
+    chat_id = int(req.match["chat_id"])
     chat = bot.chats.get(chat_id)
     if chat is None:
         raise ControlError(f"chat {chat_id} not found", 404)
     return bot, chat
 
 
-async def ctl_chat(request: web.Request) -> web.StreamResponse:
-    _, chat = _chat_of(request, dict(request.query))
-    return json_response(chat.view())
+async def op_chat(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    _, chat = _chat_of(emu, req)
+    return chat.view()
 
 
-async def ctl_changes(request: web.Request) -> web.StreamResponse:
+async def op_changes(emu: TelegramEmulator, req: ControlRequest) -> Any:
     """Long-poll: everything in the chat that changed after version ``since``."""
-    emu = request.app[EMU_KEY]
-    values = dict(request.query)
-    _, chat = _chat_of(request, values)
+    values = req.values
+    _, chat = _chat_of(emu, req)
     since = _int(values, "since", 0)
     timeout = min(float(values.get("timeout") or 0), 120.0)
     await chat.notifier.wait_until(
         lambda: chat.version > since, timeout, closing=lambda: emu.closing
     )
-    return json_response(
-        {
-            "version": chat.version,
-            "messages": [
-                r.view()
-                for r in sorted(chat.messages.values(), key=lambda r: r.message["message_id"])
-                if r.version > since
-            ],
-            "callback_answers": [a for a in chat.callback_answers if a.get("version", 0) > since],
-            "reply_keyboard": chat.reply_keyboard,
-        }
-    )
+    return {
+        "version": chat.version,
+        "messages": [
+            r.view()
+            for r in sorted(chat.messages.values(), key=lambda r: r.message["message_id"])
+            if r.version > since
+        ],
+        "callback_answers": [a for a in chat.callback_answers if a.get("version", 0) > since],
+        "reply_keyboard": chat.reply_keyboard,
+    }
 
 
-async def ctl_wait(request: web.Request) -> web.StreamResponse:
+async def op_wait(emu: TelegramEmulator, req: ControlRequest) -> Any:
     """Wait for a bot message: ``after`` (message_id) / ``since`` (version) / ``contains``."""
-    emu = request.app[EMU_KEY]
-    values = dict(request.query)
-    _, chat = _chat_of(request, values)
+    values = req.values
+    _, chat = _chat_of(emu, req)
     after = _int(values, "after", 0)
     since = _int(values, "since", 0)
     contains = values.get("contains")
@@ -1903,19 +2195,18 @@ async def ctl_wait(request: web.Request) -> web.StreamResponse:
 
     found = await chat.notifier.wait_until(find, timeout, closing=lambda: emu.closing)
     if found is None:
-        return json_response(
-            {"ok": False, "error": "timeout", "version": chat.version}, status=408
-        )
-    return json_response({"ok": True, "message": found.view(), "version": chat.version})
+        raise ControlError("timeout", 408, version=chat.version)
+    return {"ok": True, "message": found.view(), "version": chat.version}
 
 
-async def ctl_calls(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    q = request.query
-    methods = {m.lower() for m in q.getall("method", []) for m in m.split(",") if m}
-    since = int(q.get("since") or 0)
-    chat_id = q.get("chat_id")
-    include_polls = _flag(dict(q), "include_get_updates") or "getupdates" in methods
+async def op_calls(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    values = req.values
+    names = values.get("method") or []
+    names = names.split(",") if isinstance(names, str) else names
+    methods = {m.lower() for m in names if m}
+    since = int(values.get("since") or 0)
+    chat_id = values.get("chat_id")
+    include_polls = _flag(values, "include_get_updates") or "getupdates" in methods
     result = []
     for call in emu.calls:
         if call["seq"] <= since:
@@ -1927,31 +2218,27 @@ async def ctl_calls(request: web.Request) -> web.StreamResponse:
         if chat_id is not None and str(call.get("chat_id")) != chat_id:
             continue
         result.append(call)
-    return json_response({"calls": result, "last_seq": emu.call_seq})
+    return {"calls": result, "last_seq": emu.call_seq}
 
 
-async def ctl_file(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    bot = emu.bot_for_control(request.query.get("token"))
-    stored = bot.files.get(request.match_info["file_id"])
+async def op_file(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    bot = emu.bot_for_control(req.values.get("token"))
+    stored = bot.files.get(req.match["file_id"])
     if stored is None:
         raise ControlError("file not found", 404)
     data = await emu.read_file(stored)
     headers = {"X-File-Path": stored.file_path}
     if stored.file_name:
         headers["Content-Disposition"] = f'attachment; filename="{stored.file_name}"'
-    return web.Response(
-        body=data, headers=headers, content_type=stored.mime_type or "application/octet-stream"
-    )
+    return Blob(data, stored.mime_type or "application/octet-stream", headers)
 
 
-async def ctl_faults(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    if request.method == "DELETE":
+async def op_faults(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    if req.method == "DELETE":
         emu.faults.clear()
-        return json_response({"faults": []})
-    if request.method == "POST":
-        values = await _body(request)
+        return {"faults": []}
+    if req.method == "POST":
+        values = req.values
         kind = str(values.get("kind") or values.get("status") or "429")
         if kind not in {"429", "404", "500", "502", "delay", "disconnect"}:
             raise ControlError("kind must be one of 429, 404, 500, 502, delay, disconnect")
@@ -1967,28 +2254,25 @@ async def ctl_faults(request: web.Request) -> web.StreamResponse:
             token=values.get("token"),
         )
         emu.faults.append(fault)
-    return json_response(
-        {
-            "faults": [
-                {
-                    "kind": f.kind,
-                    "remaining": f.remaining,
-                    "methods": sorted(f.methods or []),
-                    "retry_after": f.retry_after,
-                    "delay": f.delay,
-                }
-                for f in emu.faults
-            ]
-        }
-    )
+    return {
+        "faults": [
+            {
+                "kind": f.kind,
+                "remaining": f.remaining,
+                "methods": sorted(f.methods or []),
+                "retry_after": f.retry_after,
+                "delay": f.delay,
+            }
+            for f in emu.faults
+        ]
+    }
 
 
-async def ctl_flood(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    if request.method == "DELETE":
+async def op_flood(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    if req.method == "DELETE":
         emu.flood = None
-    elif request.method == "POST":
-        values = await _body(request)
+    elif req.method == "POST":
+        values = req.values
         emu.flood = FloodLimits(
             per_chat=_int(values, "per_chat", 0),
             per_chat_window=float(values.get("per_chat_window") or 1.0),
@@ -1997,24 +2281,21 @@ async def ctl_flood(request: web.Request) -> web.StreamResponse:
         )
         emu._flood_chat.clear()
         emu._flood_global.clear()
-    return json_response(
-        {
-            "flood": None
-            if emu.flood is None
-            else {
-                "per_chat": emu.flood.per_chat,
-                "per_chat_window": emu.flood.per_chat_window,
-                "global": emu.flood.global_,
-                "global_window": emu.flood.global_window,
-            }
+    return {
+        "flood": None
+        if emu.flood is None
+        else {
+            "per_chat": emu.flood.per_chat,
+            "per_chat_window": emu.flood.per_chat_window,
+            "global": emu.flood.global_,
+            "global_window": emu.flood.global_window,
         }
-    )
+    }
 
 
-async def ctl_edit_message(request: web.Request) -> web.StreamResponse:
+async def op_edit_message(emu: TelegramEmulator, req: ControlRequest) -> Any:
     """The user edits one of their messages: an ``edited_message`` update."""
-    emu = request.app[EMU_KEY]
-    values = await _body(request)
+    values = req.values
     bot, user, chat = _user_and_chat(emu, values)
     mid = _int(values, "message_id")
     record = chat.messages.get(mid)
@@ -2036,49 +2317,111 @@ async def ctl_edit_message(request: web.Request) -> web.StreamResponse:
     record.raw_text = text
     record.version = chat.bump()
     update = emu.enqueue_update(bot, {"edited_message": msg})
-    return json_response({"update": update, "message": msg, "version": chat.version})
+    return {"update": update, "message": msg, "version": chat.version}
 
 
-async def ctl_reset(request: web.Request) -> web.StreamResponse:
-    request.app[EMU_KEY].reset()
-    return json_response({"ok": True})
+async def op_reset(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    emu.reset()
+    return {"ok": True}
 
 
-async def ctl_block(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    values = await _body(request)
+async def op_block(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    values = req.values
     bot = emu.bot_for_control(values.get("token"))
     user_id = _int(values, "user_id")
     if values.get("blocked", True) in (False, "false", "0"):
         bot.blocked.discard(user_id)
     else:
         bot.blocked.add(user_id)
-    return json_response({"blocked": sorted(bot.blocked)})
+    return {"blocked": sorted(bot.blocked)}
 
 
-async def ctl_bot(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    bot = emu.bot_for_control(request.query.get("token"))
+async def op_bot(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    bot = emu.bot_for_control(req.values.get("token"))
     hook = dict(bot.webhook) if bot.webhook else None
-    return json_response(
-        {
-            "me": bot.me(),
-            "bound": bot.bound,
-            "webhook": hook,
-            "pending_updates": [e.update for e in bot.queue],
-            "allowed_updates": bot.allowed_updates,
-            "webhook_log": bot.webhook_log[-200:],
-            "commands": {k: v for k, v in bot.commands.items()},
-            "chats": sorted(bot.chats),
-            "users": list(bot.users.values()),
-        }
-    )
+    return {
+        "me": bot.me(),
+        "bound": bot.bound,
+        "webhook": hook,
+        "pending_updates": [e.update for e in bot.queue],
+        "allowed_updates": bot.allowed_updates,
+        "webhook_log": bot.webhook_log[-200:],
+        "commands": {k: v for k, v in bot.commands.items()},
+        "chats": sorted(bot.chats),
+        "users": list(bot.users.values()),
+    }
 
 
-async def ctl_updates(request: web.Request) -> web.StreamResponse:
-    emu = request.app[EMU_KEY]
-    bot = emu.bot_for_control(request.query.get("token"))
-    return json_response({"updates": list(bot.updates.values())})
+async def op_updates(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    bot = emu.bot_for_control(req.values.get("token"))
+    return {"updates": list(bot.updates.values())}
+
+
+ControlOp = Callable[[TelegramEmulator, ControlRequest], Awaitable[Any]]
+
+# (HTTP verb or "*", path, operation): the control API, over HTTP and in-process alike.
+CONTROL_ROUTES: tuple[tuple[str, str, ControlOp], ...] = (
+    ("POST", "/_emu/send_message", op_send_message),
+    ("POST", "/_emu/send_photo", op_send_photo),
+    ("POST", "/_emu/press", op_press),
+    ("POST", "/_emu/redeliver", op_redeliver),
+    ("POST", "/_emu/pay", op_pay),
+    ("POST", "/_emu/complete_payment", op_complete_payment),
+    ("*", "/_emu/stars", op_stars),
+    ("POST", "/_emu/refund_payment", op_refund_payment),
+    ("POST", "/_emu/edit_message", op_edit_message),
+    ("*", "/_emu/flood", op_flood),
+    ("GET", "/_emu/chats/{chat_id}", op_chat),
+    ("GET", "/_emu/chats/{chat_id}/changes", op_changes),
+    ("GET", "/_emu/chats/{chat_id}/wait", op_wait),
+    ("GET", "/_emu/calls", op_calls),
+    ("GET", "/_emu/files/{file_id}", op_file),
+    ("*", "/_emu/faults", op_faults),
+    ("POST", "/_emu/reset", op_reset),
+    ("POST", "/_emu/block", op_block),
+    ("GET", "/_emu/bot", op_bot),
+    ("GET", "/_emu/updates", op_updates),
+)
+_CONTROL_PATTERNS = [
+    (verb, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"), op)
+    for verb, path, op in CONTROL_ROUTES
+]
+
+
+async def control(
+    emu: TelegramEmulator, method: str, path: str, values: dict[str, Any]
+) -> tuple[int, Any]:
+    """One control API request without HTTP: (status, JSON payload or :class:`Blob`)."""
+    for verb, pattern, op in _CONTROL_PATTERNS:
+        found = pattern.match(path)
+        if found and verb in ("*", method):
+            try:
+                return 200, await op(emu, ControlRequest(method, values, found.groupdict()))
+            except ControlError as exc:
+                return exc.status, exc.payload()
+    return 404, {"ok": False, "error": f"no control route {method} {path}"}
+
+
+def _http_reply(reply: Any) -> web.StreamResponse:
+    if isinstance(reply, Blob):
+        return web.Response(
+            body=reply.data, headers=reply.headers, content_type=reply.content_type
+        )
+    return json_response(reply)
+
+
+def _http_control(op: ControlOp) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if op is op_send_photo:
+            values, upload = await _photo_payload(request)
+        else:
+            values, upload = await _body(request), None
+            if op is op_calls:  # ?method=a&method=b as well as ?method=a,b
+                values["method"] = ",".join(request.query.getall("method", []))
+        req = ControlRequest(request.method, values, dict(request.match_info), upload)
+        return _http_reply(await op(request.app[EMU_KEY], req))
+
+    return handler
 
 
 @web.middleware
@@ -2086,7 +2429,7 @@ async def _control_errors(request: web.Request, handler: Any) -> web.StreamRespo
     try:
         return await handler(request)
     except ControlError as exc:
-        return json_response({"ok": False, "error": str(exc)}, status=exc.status)
+        return json_response(exc.payload(), status=exc.status)
     except json.JSONDecodeError:
         return json_response({"ok": False, "error": "invalid JSON body"}, status=400)
 
@@ -2117,22 +2460,8 @@ def create_app(
     app.on_shutdown.append(on_shutdown)
     app.router.add_route("*", "/bot{token}/{method}", _bot_api)
     app.router.add_get("/file/bot{token}/{path:.+}", _file_download)
-    app.router.add_post("/_emu/send_message", ctl_send_message)
-    app.router.add_post("/_emu/send_photo", ctl_send_photo)
-    app.router.add_post("/_emu/press", ctl_press)
-    app.router.add_post("/_emu/redeliver", ctl_redeliver)
-    app.router.add_post("/_emu/edit_message", ctl_edit_message)
-    app.router.add_route("*", "/_emu/flood", ctl_flood)
-    app.router.add_get("/_emu/chats/{chat_id}", ctl_chat)
-    app.router.add_get("/_emu/chats/{chat_id}/changes", ctl_changes)
-    app.router.add_get("/_emu/chats/{chat_id}/wait", ctl_wait)
-    app.router.add_get("/_emu/calls", ctl_calls)
-    app.router.add_get("/_emu/files/{file_id}", ctl_file)
-    app.router.add_route("*", "/_emu/faults", ctl_faults)
-    app.router.add_post("/_emu/reset", ctl_reset)
-    app.router.add_post("/_emu/block", ctl_block)
-    app.router.add_get("/_emu/bot", ctl_bot)
-    app.router.add_get("/_emu/updates", ctl_updates)
+    for verb, path, op in CONTROL_ROUTES:
+        app.router.add_route(verb, path, _http_control(op))
     return app
 
 

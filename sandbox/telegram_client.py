@@ -356,6 +356,12 @@ class TelegramEmulatorClient:
         )
         return result["update"]
 
+    async def refund_charge(self, charge_id: str, *, notify: bool = True) -> dict[str, Any]:
+        """Telegram refunds a Stars charge on its own: a ``refunded_payment`` update (lost,
+        with ``notify=False``)."""
+        body = {"charge_id": charge_id, "notify": notify}
+        return await self.request("POST", "/_emu/refund_payment", json=self._with_token(body))
+
     async def block(self, user_id: int, blocked: bool = True) -> None:
         await self.request(
             "POST", "/_emu/block", json=self._with_token({"user_id": user_id, "blocked": blocked})
@@ -527,6 +533,31 @@ class TelegramUser:
             version=result["version"],
             raw=query,
         )
+
+    async def pay(self, invoice: int | Message, *, hold: bool = False) -> dict[str, Any]:
+        """Press ⭐ Pay on an invoice: the bot's pre-checkout answer is awaited; returns
+        ``{ok, charge_id, update, message, stars}`` or ``{ok: False, error_message|error}``.
+        ``hold=True`` stops once the bot approved: ``{ok, approved}`` for complete_payment."""
+        body = {**self._identity(), "message_id": _mid(invoice), "hold": hold}
+        return await self.client.request("POST", "/_emu/pay", json=self.client._with_token(body))
+
+    async def complete_payment(self, approved: str) -> dict[str, Any]:
+        """Charge a payment approved by ``pay(hold=True)``: the successful_payment."""
+        body = {"approved": approved}
+        return await self.client.request(
+            "POST", "/_emu/complete_payment", json=self.client._with_token(body)
+        )
+
+    async def stars(self) -> int:
+        """This user's ⭐ balance in the emulator."""
+        result = await self.client.request(
+            "GET", "/_emu/stars", params=self.client._with_token({"user_id": self.user_id})
+        )
+        return int(result["stars"])
+
+    async def set_stars(self, stars: int) -> None:
+        body = {"user_id": self.user_id, "stars": stars}
+        await self.client.request("POST", "/_emu/stars", json=self.client._with_token(body))
 
     async def redeliver(self, update: int | Message | CallbackQuery) -> dict[str, Any]:
         update_id = update if isinstance(update, int) else update.update_id

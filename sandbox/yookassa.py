@@ -298,6 +298,9 @@ class YooKassaEmulator:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.webhook_url = webhook_url
         self.auto_notify = auto_notify
+        # What a new refund becomes (YooKassa: most are succeeded at once; some stay
+        # pending for a while, a few end canceled): "succeeded", "pending" or "canceled".
+        self.refund_status = "succeeded"
         self.notify_max_attempts = notify_max_attempts
         self.notify_backoff = notify_backoff
         self.notify_max_delay = notify_max_delay  # None: the waits double without end
@@ -320,6 +323,7 @@ class YooKassaEmulator:
             await asyncio.wait_for(self._closed.wait(), seconds)
 
     def reset(self) -> None:
+        self.refund_status = "succeeded"
         for task in list(self._tasks):
             task.cancel()
         self.payments.clear()
@@ -605,7 +609,7 @@ class YooKassaEmulator:
         refund = {
             "id": _refund_id(),
             "payment_id": payment_id,
-            "status": "succeeded",
+            "status": self.refund_status,
             "created_at": _iso(),
             "amount": amount,
         }
@@ -615,10 +619,31 @@ class YooKassaEmulator:
             refund["receipt_registration"] = "succeeded"
         self.refunds[refund["id"]] = refund
         rec.refunds.append(refund["id"])
-        total = refunded + Decimal(amount["value"])
-        p["refunded_amount"] = {"value": f"{total:.2f}", "currency": amount["currency"]}
-        if total >= Decimal(p["amount"]["value"]):
-            p["refundable"] = False
+        if refund["status"] == "canceled":
+            refund["cancellation_details"] = {"party": "yoo_money", "reason": "rejected_by_payee"}
+        else:  # a pending refund holds its amount: it counts against what is left
+            self._add_refunded(rec, Decimal(amount["value"]))
+        return refund
+
+    def _add_refunded(self, rec: PaymentRecord, amount: Decimal) -> None:
+        p = rec.payment
+        total = Decimal(p.get("refunded_amount", {}).get("value", "0")) + amount
+        p["refunded_amount"] = {"value": f"{total:.2f}", "currency": p["amount"]["currency"]}
+        p["refundable"] = total < Decimal(p["amount"]["value"])
+
+    def finish_refund(self, refund_id: str, status: str) -> dict[str, Any]:
+        """A pending refund goes through (succeeded) or is canceled (its amount is free
+        to refund again)."""
+        refund = self.refunds.get(refund_id)
+        if refund is None:
+            raise ControlError(f"no refund {refund_id}", 404)
+        if refund["status"] != "pending":
+            raise ControlError(f"refund {refund_id} is {refund['status']}, not pending", 409)
+        refund["status"] = status
+        if status == "canceled":
+            refund["cancellation_details"] = {"party": "yoo_money", "reason": "rejected_by_payee"}
+            rec = self.payments[refund["payment_id"]]
+            self._add_refunded(rec, -Decimal(refund["amount"]["value"]))
         return refund
 
     # ----------------------------------------------------------- notifications
@@ -865,7 +890,8 @@ def _post(
         )
     if path == "/v3/refunds":
         refund = emu.create_refund(body)
-        emu.auto("refund.succeeded", refund)
+        if refund["status"] == "succeeded":
+            emu.auto("refund.succeeded", refund)
         return refund
     match = re.fullmatch(r"/v3/payments/([^/]+)/(capture|cancel)", path)
     if match:
@@ -1042,6 +1068,20 @@ async def ctl_refunds(request: web.Request) -> web.StreamResponse:
     return json_response({"refunds": list(request.app[EMU_KEY].refunds.values())})
 
 
+async def ctl_refund_finish(request: web.Request) -> web.StreamResponse:
+    """POST /_emu/refunds/{refund_id}/{succeed|cancel} [notify=true]: a pending refund ends."""
+    emu = request.app[EMU_KEY]
+    values = await _values(request)
+    status = "succeeded" if request.match_info["action"] == "succeed" else "canceled"
+    refund = emu.finish_refund(request.match_info["refund_id"], status)
+    result: dict[str, Any] = {"refund": refund}
+    if status == "succeeded" and _flag(values, "notify"):
+        result["notification"] = await _notify_options(
+            emu, values, emu.notification_body("refund.succeeded", dict(refund))
+        )
+    return json_response(result)
+
+
 async def ctl_requests(request: web.Request) -> web.StreamResponse:
     emu = request.app[EMU_KEY]
     items = emu.requests
@@ -1102,12 +1142,17 @@ async def ctl_config(request: web.Request) -> web.StreamResponse:
             emu.public_url = (values["public_url"] or "").rstrip("/") or None
         if "auto_notify" in values:
             emu.auto_notify = _flag(values, "auto_notify")
+        if "refund_status" in values:
+            if values["refund_status"] not in ("succeeded", "pending", "canceled"):
+                raise ControlError("refund_status must be succeeded, pending or canceled")
+            emu.refund_status = values["refund_status"]
     return json_response(
         {
             "shop_id": emu.shop_id,
             "webhook_url": emu.webhook_url,
             "public_url": emu.public_url,
             "auto_notify": emu.auto_notify,
+            "refund_status": emu.refund_status,
         }
     )
 
@@ -1282,6 +1327,7 @@ def create_app(
     app.router.add_get("/_emu/payments", ctl_payments)
     app.router.add_get("/_emu/payments/{payment_id}", ctl_payment)
     app.router.add_get("/_emu/refunds", ctl_refunds)
+    app.router.add_post("/_emu/refunds/{refund_id}/{action:succeed|cancel}", ctl_refund_finish)
     app.router.add_post("/_emu/notify", ctl_notify_raw)
     app.router.add_get("/_emu/notifications", ctl_notifications)
     app.router.add_post("/_emu/notifications/{notification_id}/resend", ctl_resend)

@@ -230,6 +230,15 @@ class YooKassaEmulatorClient:
     async def refunds(self) -> list[dict[str, Any]]:
         return (await self._request("GET", "/_emu/refunds"))["refunds"]
 
+    async def finish_refund(
+        self, refund_id: str, *, cancel: bool = False, notify: bool = False, wait: bool = False
+    ) -> dict[str, Any]:
+        """A pending refund (``configure(refund_status="pending")``) goes through, or is
+        canceled; ``notify``: YooKassa's refund.succeeded goes to the webhook."""
+        action = "cancel" if cancel else "succeed"
+        body = self._notify_opts(notify, False, None, wait, None, None)
+        return await self._request("POST", f"/_emu/refunds/{refund_id}/{action}", body)
+
     async def requests(
         self, path: str | None = None, *, method: str | None = None, operation: str | None = None
     ) -> list[dict[str, Any]]:
@@ -283,8 +292,15 @@ class YooKassaEmulatorClient:
         webhook_url: str | None = None,
         public_url: str | None = None,
         auto_notify: bool | None = None,
+        refund_status: str | None = None,
     ) -> dict[str, Any]:
-        body = {"webhook_url": webhook_url, "public_url": public_url, "auto_notify": auto_notify}
+        """``refund_status``: what new refunds become (succeeded, pending, canceled)."""
+        body = {
+            "webhook_url": webhook_url,
+            "public_url": public_url,
+            "auto_notify": auto_notify,
+            "refund_status": refund_status,
+        }
         return await self._request(
             "POST", "/_emu/config", {k: v for k, v in body.items() if v is not None}
         )

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import redis
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -27,6 +29,7 @@ REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # too and its seeds (migration 0004) put back with their ids: each test starts from the
 # migration's catalogue, whatever an earlier test edited, archived or added.
 TABLES = (
+    "payment_refunds",
     "payment_notices",
     "ledger_entries",
     "operations",
@@ -63,19 +66,47 @@ SLOW_PATHS = (
     "tests/billing/test_deadline_margin.py::test_a_worker_with_a_too_small_margin_does_not_start",
     "tests/bot/test_main.py",
     "tests/bot/test_operation_end_to_end.py",
+    "tests/bot/test_plans_end_to_end.py",
+    "tests/bot/test_bot_process_light.py",  # imports the bot in a new interpreter
+    "tests/deploy/test_sandbox_extra.py::test_the_processes_start_without_the_sandbox_or_",
     "tests/web/test_entry_point.py",
+    "tests/web/test_database_outage.py",  # a PostgreSQL server of its own per test
+    "tests/workers/test_database_starts_again.py::test_operations_of_a_database_that_start",
+    # Telegram's retry_after of 16 s is waited out in real time.
+    "tests/workers/test_transient_telegram_errors_retry.py::test_a_long_flood_wait_is_waited",
     "tests/media/test_fal_sandbox.py::test_queue_shapes_and_control_api_over_the_command_line",
     "tests/sandbox/test_sandbox_text_and_runners.py::test_python_m_runner_serves_the_api",
 )
 SLOW_MARKERS = ("real_worker", "browser", "chaos")
 
+# Tests that each hold tens of PostgreSQL connections at once (hundreds of concurrent
+# charges, credits, notifications): under pytest-xdist they run one after another in one
+# worker (--dist loadgroup), so that two of them never meet the server's max_connections.
+MANY_CONNECTIONS = (
+    "tests/billing/test_claim_operation.py",
+    "tests/billing/test_concurrent_charges.py",
+    "tests/billing/test_credit_exactly_once.py",
+    "tests/billing/test_duplicate_request.py",
+    "tests/billing/test_refund_exactly_once.py",
+    "tests/web/test_cancellations.py",
+    "tests/web/test_concurrent_notifications.py",
+    "tests/web/test_refunds.py",
+)
 
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(SLOW_PATHS) or any(
             item.get_closest_marker(name) for name in SLOW_MARKERS
         ):
             item.add_marker(pytest.mark.slow)
+        if item.nodeid.startswith("tests/chaos/"):
+            # One shared stack per test process: under pytest-xdist (make test) all the
+            # scenarios go to the same worker (--dist loadgroup).
+            item.add_marker(pytest.mark.xdist_group("chaos"))
+        elif item.nodeid.startswith(MANY_CONNECTIONS):
+            item.add_marker(pytest.mark.xdist_group("many-connections"))
 
 
 def alembic_config(url: str) -> Config:
@@ -101,6 +132,9 @@ def pg_url() -> Iterator[str]:
     url = _pg_url(name)
     command.upgrade(alembic_config(url), "head")
     yield url
+    kept = _CLEANERS.pop(url, None)
+    if kept is not None:
+        kept[0].close()
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -135,18 +169,58 @@ def _seed_plans() -> tuple[list[str], list[tuple[object, ...]]]:
     return columns, [tuple(row[c] for c in columns) for row in seeds]
 
 
+_CLEANERS: dict[str, tuple[psycopg.Connection, str]] = {}
+
+
+def _pg_cleaner(url: str) -> tuple[psycopg.Connection, str]:
+    """A connection kept for the run and the statements that empty every table of the
+    schema (so a new migration's tables too) and restart every sequence."""
+    cleaner = _CLEANERS.get(url)
+    if cleaner is not None and not cleaner[0].closed and not cleaner[0].broken:
+        return cleaner
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute("SET session_replication_role = replica")
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version' ORDER BY tablename"
+        )
+    ]
+    sequences = [
+        row[0]
+        for row in conn.execute(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1"
+        )
+    ]
+    assert set(TABLES) <= set(tables), tables
+    statements = [f'DELETE FROM "{table}"' for table in tables]
+    statements += [f"SELECT setval('\"{sequence}\"', 1, false)" for sequence in sequences]
+    _CLEANERS[url] = (conn, "; ".join(statements))
+    return _CLEANERS[url]
+
+
 def clean_tables(url: str) -> None:
     """Empty every table. The ledger refuses DELETE and TRUNCATE (migration 0003): on
     PostgreSQL the session runs as a replica, which fires no ordinary trigger; on SQLite the
-    triggers are dropped for the delete and created again."""
+    triggers are dropped for the delete and created again. The plans the migration seeds are
+    put back (ids 1, 2, 3: the sequences start again).
+
+    On PostgreSQL a DELETE of these few rows and a setval per sequence take well under a
+    millisecond, where TRUNCATE ... RESTART IDENTITY took 30-150 ms (new files, fsync) before
+    each of some 700 tests."""
     columns, rows = _seed_plans()
     insert = f"INSERT INTO plans ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     if url.startswith("postgresql"):
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("SET session_replication_role = replica")
-            conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-            with conn.cursor() as cursor:
-                cursor.executemany(insert.replace("?", "%s"), rows)
+        try:
+            conn, statement = _pg_cleaner(url)
+            conn.execute(statement)
+        except psycopg.OperationalError:  # the server restarted under the kept connection
+            _CLEANERS.pop(url, None)
+            conn, statement = _pg_cleaner(url)
+            conn.execute(statement)
+        with conn.cursor() as cursor:
+            cursor.executemany(insert.replace("?", "%s"), rows)
     else:
         import sqlite3
 
@@ -230,6 +304,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def close_bot(bot: Bot) -> None:
+    """``bot.session.close()`` without aiogram's 250 ms wait for TLS connections to wind
+    down: the test servers speak plain HTTP, and some 200 tests close a bot."""
+    if isinstance(bot.session, AiohttpSession):
+        await (await bot.session.create_session()).close()  # the open one, or a new one
+    await bot.session.close()
 
 
 def make_settings(

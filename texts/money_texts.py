@@ -7,10 +7,10 @@ user checks a payment, a worker's maintenance pass sending a notice the web neve
 from __future__ import annotations
 
 from billing.models import NoticeKind
-from billing.notices import PlanFacts
+from billing.notices import ClaimedNotice, PlanFacts
 from billing.prices import format_rub
 from texts.i18n import t
-from texts.plan_texts import PLAN_KINDS, plan_notice_text
+from texts.plan_texts import PLAN_KINDS, plan_notice_text, wants_topup_button
 
 # YooKassa's documented cancellation_details.reason codes, each with its own plain-words text.
 CANCELLATION_REASONS = frozenset(
@@ -60,8 +60,12 @@ def canceled_text(*, amount: int, reason: str | None, language: str | None) -> s
     )
 
 
-def refunded_text(*, amount: int, balance: int, language: str | None) -> str:
-    key = "web-payment-refunded-debt" if balance < 0 else "web-payment-refunded"
+def refunded_text(
+    *, amount: int, balance: int, language: str | None, via: str | None = None
+) -> str:
+    """``via``: None for YooKassa (to the card), "stars" for a Telegram Stars charge."""
+    key = "web-payment-refunded-stars" if via == "stars" else "web-payment-refunded"
+    key += "-debt" if balance < 0 else ""
     return t(key, language, amount=format_rub(amount), balance=format_rub(balance))
 
 
@@ -89,4 +93,21 @@ def notice_text(
         return credited_text(amount=amount, balance=balance_after or 0, language=language)
     if kind is NoticeKind.CANCELED:
         return canceled_text(amount=amount, reason=reason, language=language)
-    return refunded_text(amount=amount, balance=balance_after or 0, language=language)
+    return refunded_text(amount=amount, balance=balance_after or 0, language=language, via=reason)
+
+
+def claimed_notice_words(claimed: ClaimedNotice) -> tuple[str, str | None]:
+    """The words of a claimed notice, in the user's current language: its text, and the
+    label of its top-up button when it carries one (a subscription that ended for want of
+    money). The sender (:mod:`tg.notices`) puts the button under it."""
+    text = notice_text(
+        kind=claimed.kind,
+        amount=claimed.amount,
+        balance_after=claimed.balance_after,
+        reason=claimed.reason,
+        language=claimed.language,
+        plan=claimed.plan,
+    )
+    if not wants_topup_button(claimed.kind, claimed.reason):
+        return text, None
+    return text, t("bot-btn-topup-now", claimed.language)

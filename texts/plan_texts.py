@@ -16,6 +16,7 @@ from billing.notices import PlanFacts
 from billing.plans import PlanPaymentNote
 from billing.prices import format_rub
 from texts.i18n import pick_language, t
+from texts.wallet_texts import date_text
 
 PLAN_KINDS = frozenset(
     {
@@ -33,10 +34,10 @@ ENDED = ("no_money", "canceled", "archived")
 
 
 def format_date(moment: datetime | None, language: str | None) -> str:
-    """A period's end as the user reads it (UTC, the day only)."""
+    """A period's end as the user reads it: the day, on the same clock as /plans shows."""
     if moment is None:
         return "—"
-    return moment.strftime("%Y-%m-%d" if pick_language(language) == "en" else "%d.%m.%Y")
+    return date_text(moment, pick_language(language))
 
 
 def wants_topup_button(kind: NoticeKind, reason: str | None) -> bool:

@@ -126,8 +126,16 @@ def units_note(settings: Settings, lang: str, modes: Collection[str] | None = No
 # -- what the user holds --------------------------------------------------------------------
 
 
+def renews(sub: Holding) -> bool:
+    """Whether the quota starts again at the period's end: not when auto-renewal is off or
+    the plan it would renew into is no longer sold (then the subscription just ends)."""
+    target = sub.next_plan or sub.plan
+    return sub.auto_renew and not target.archived and not target.is_default
+
+
 def subscription_lines(sub: Holding, lang: str) -> list[str]:
     date = date_text(sub.ends_at, lang) if sub.ends_at is not None else "—"
+    quota = "plans-quota" if renews(sub) else "plans-quota-ends"
     lines = [
         t(
             "plans-title-paid",
@@ -136,7 +144,7 @@ def subscription_lines(sub: Holding, lang: str) -> list[str]:
             price=format_rub(sub.price),
             per=per(sub.period, lang),
         ),
-        t("plans-quota", lang, left=sub.units_left, total=sub.units_per_period, date=date),
+        t(quota, lang, left=sub.units_left, total=sub.units_per_period, date=date),
     ]
     if sub.trial:
         price = sub.plan.price
@@ -207,7 +215,7 @@ def balance_lines(held: Wallet, lang: str) -> list[str]:
     if sub is not None:
         lines.append(
             t(
-                "plans-balance-quota",
+                "plans-balance-quota" if renews(sub) else "plans-balance-quota-ends",
                 lang,
                 name=sub.plan.name(lang),
                 left=sub.units_left,

@@ -7,7 +7,7 @@ worker's maintenance step next to the sweeper, sends what is still open
 PAYMENT_NOTICE_GRACE_SECONDS after it was written:
 
 1. claim it with a conditional update and commit (of two passes, one wins; the other skips);
-2. send it once, in the user's current language, with the catalogue's text (web.notify);
+2. send it once, in the user's current language, with the catalogue's text (tg.notices);
 3. sent: mark it done. The user blocked the bot (403) or Telegram refuses the chat for good
    (400): mark it done with that outcome, never retried. A transient failure (5xx, 429,
    network, timeout): record it and end the pass — Telegram is struggling. The claim stays,
@@ -28,132 +28,34 @@ of trouble. Nothing here touches a balance or the ledger.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aiogram import Bot
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from rq.exceptions import StopRequested
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import notices
-from billing.models import NoticeOutcome, utcnow
+from billing.models import utcnow
 from billing.settings import Settings
-from texts.i18n import t
-from texts.money_texts import notice_text
-from texts.plan_texts import wants_topup_button
-from tg.errors import Kind, classify
+from texts.money_texts import claimed_notice_words
+from tg.buttons import MENU_TOPUP
+from tg.notices import GIVE_UP_AFTER, SEND_TIMEOUT, NoticeResult, send_claimed, send_fresh
 from workers.runtime import resources
 
 log = logging.getLogger(__name__)
 
-SEND_TIMEOUT = 15.0
-# The bot's "top up" button (bot.callbacks.Menu(action="topup").pack(); a process does not
-# import another: tests/workers/test_plan_renewal_pass.py checks the two agree).
-TOPUP_CALLBACK = "menu:topup"
-GIVE_UP_AFTER = timedelta(hours=48)
-
-
-@dataclass(frozen=True)
-class NoticeResult:
-    notice_id: int
-    key: str
-    outcome: str  # a NoticeOutcome value, or "released"
-
-
-async def _finish(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    notice_id: int,
-    outcome: NoticeOutcome,
-    error: str | None = None,
-) -> None:
-    async with sessionmaker() as session:
-        await notices.mark_done(session, notice_id=notice_id, outcome=outcome, error=error)
-        await session.commit()
-
-
-async def _release(
-    sessionmaker: async_sessionmaker[AsyncSession], claimed: notices.ClaimedNotice, error: str
-) -> None:
-    async with sessionmaker() as session:
-        await notices.release(session, claimed.id, error=error, claimed_at=claimed.claimed_at)
-        await session.commit()
-
-
-def notice_message(claimed: notices.ClaimedNotice) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The text of a recorded notice, in the user's current language, and its button: a
-    subscription that ended for want of money offers a top-up (the bot's main-menu button,
-    ``bot.callbacks.Menu(action="topup")``)."""
-    text = notice_text(
-        kind=claimed.kind,
-        amount=claimed.amount,
-        balance_after=claimed.balance_after,
-        reason=claimed.reason,
-        language=claimed.language,
-        plan=claimed.plan,
-    )
-    if not wants_topup_button(claimed.kind, claimed.reason):
-        return text, None
-    button = InlineKeyboardButton(
-        text=t("bot-btn-topup-now", claimed.language), callback_data=TOPUP_CALLBACK
-    )
-    return text, InlineKeyboardMarkup(inline_keyboard=[[button]])
-
-
-async def _send_claimed(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    bot: Bot,
-    claimed: notices.ClaimedNotice,
-    *,
-    send_timeout: float,
-    who: str,
-) -> tuple[NoticeResult, bool]:
-    """Send one claimed notice once and record the outcome; (result, Telegram is struggling:
-    the caller stops)."""
-    try:
-        text, markup = notice_message(claimed)
-        async with asyncio.timeout(send_timeout):
-            await bot.send_message(chat_id=claimed.telegram_id, text=text, reply_markup=markup)
-    except StopRequested:
-        raise  # SIGTERM mid-pass; the claim lapses after the grace period
-    except Exception as exc:  # noqa: BLE001 - classified below; unknown: retried, then given up
-        kind = classify(exc)
-        if kind is Kind.BLOCKED:
-            log.info("notice %s: chat %s blocked the bot; done", claimed.key, claimed.telegram_id)
-            await _finish(sessionmaker, claimed.id, NoticeOutcome.BLOCKED, "blocked")
-            return NoticeResult(claimed.id, claimed.key, NoticeOutcome.BLOCKED.value), False
-        if kind in (Kind.REFUSED, Kind.NOT_MODIFIED):
-            log.error("notice %s: Telegram refused it for good: %s", claimed.key, exc)
-            await _finish(sessionmaker, claimed.id, NoticeOutcome.REFUSED, str(exc))
-            return NoticeResult(claimed.id, claimed.key, NoticeOutcome.REFUSED.value), False
-        if kind is None:
-            log.exception("notice %s: unexpected error", claimed.key)
-        error = f"{type(exc).__name__}: {exc}"
-        if claimed.claimed_at - claimed.created_at >= GIVE_UP_AFTER:
-            log.error(
-                "notice %s: not delivered in %s (%d attempts), given up: %s",
-                claimed.key,
-                GIVE_UP_AFTER,
-                claimed.attempts,
-                error,
-            )
-            await _finish(sessionmaker, claimed.id, NoticeOutcome.GAVE_UP, error)
-            return NoticeResult(claimed.id, claimed.key, NoticeOutcome.GAVE_UP.value), True
-        log.warning(
-            "notice %s: attempt %d failed, retried in one grace period: %s",
-            claimed.key,
-            claimed.attempts,
-            error,
-        )
-        await _release(sessionmaker, claimed, error)
-        return NoticeResult(claimed.id, claimed.key, "released"), True
-    await _finish(sessionmaker, claimed.id, NoticeOutcome.SENT)
-    if who:
-        log.warning("notice %s sent by %s", claimed.key, who)
-    return NoticeResult(claimed.id, claimed.key, NoticeOutcome.SENT.value), False
+# The bot's "top up" button under a notice (tg.notices puts it there;
+# tests/workers/test_plan_renewal_pass.py checks it is bot.callbacks.Menu(action="topup")).
+TOPUP_CALLBACK = MENU_TOPUP
+__all__ = [
+    "GIVE_UP_AFTER",
+    "TOPUP_CALLBACK",
+    "NoticeResult",
+    "send_due_notices",
+    "send_fresh_notices",
+]
 
 
 async def send_due_notices(
@@ -184,12 +86,14 @@ async def send_due_notices(
             await session.commit()
         if claimed is None:
             continue  # sent meanwhile, or another pass has it
-        result, struggling = await _send_claimed(
+        result, struggling = await send_claimed(
             sessionmaker,
             bot,
             claimed,
+            claimed_notice_words,
             send_timeout=send_timeout,
             who="the maintenance pass (the web server did not get it out)",
+            reraise=(StopRequested,),
         )
         done.append(result)
         if struggling:
@@ -206,21 +110,9 @@ async def send_fresh_notices(
 ) -> list[NoticeResult]:
     """Send notices just committed (the renewal pass's), at once: each claimed first (of two
     senders one wins), sent once, marked. One that fails stays for the maintenance pass."""
-    send_timeout = min(SEND_TIMEOUT, grace.total_seconds() / 4)
-    done: list[NoticeResult] = []
-    for key in keys:
-        async with sessionmaker() as session:
-            claimed = await notices.claim_fresh(session, key, now=utcnow(), grace=grace)
-            await session.commit()
-        if claimed is None:
-            continue
-        result, struggling = await _send_claimed(
-            sessionmaker, bot, claimed, send_timeout=send_timeout, who=""
-        )
-        done.append(result)
-        if struggling:
-            break
-    return done
+    return await send_fresh(
+        sessionmaker, bot, keys, claimed_notice_words, grace=grace, reraise=(StopRequested,)
+    )
 
 
 async def deliver_due_notices(

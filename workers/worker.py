@@ -11,7 +11,8 @@ dequeue at least that often. RQ's own maintenance (cleaning the started registry
 retries or fails abandoned jobs through ``on_job_failure``) runs in the same step, and so
 does the payment-notice pass (:mod:`workers.notices`) and, every
 PLAN_RENEWAL_INTERVAL_SECONDS, the plans pass (:mod:`workers.plans`: renewals, ends,
-expiries, free renewals).
+expiries, free renewals), and every PAYMENT_RECHECK_INTERVAL_SECONDS, when YooKassa is
+configured, the safety net for lost payment notifications (:mod:`workers.payment_checks`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rq.job import Job
 from billing import redaction
 from billing.settings import Settings
 from workers.notices import deliver_due_notices
+from workers.payment_checks import check_payments
 from workers.plans import renew_due_plans
 from workers.sweeper import sweep_overdue
 
@@ -48,6 +50,7 @@ class MediaWorker(Worker):
         self.stop_asked = False  # a SIGTERM/SIGINT came: RQ's loop is not started again
         self.sweep = sweep and settings is not None
         self._plans_due_at: float | None = None  # monotonic; None: at the first maintenance
+        self._payment_checks_due_at: float | None = None  # the same, for the payment checks
         if self.sweep and settings is not None:
             kwargs.setdefault("maintenance_interval", settings.SWEEP_INTERVAL_SECONDS)
         super().__init__(*args, **kwargs)
@@ -116,6 +119,7 @@ class MediaWorker(Worker):
             except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
                 log.exception("sweeper: pass failed")
             self._renew_plans_when_due()
+            self._check_payments_when_due()
             try:
                 asyncio.run(deliver_due_notices(self.settings))
             except StopRequested:
@@ -138,6 +142,23 @@ class MediaWorker(Worker):
             raise
         except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
             log.exception("plans: pass failed")
+
+    def _check_payments_when_due(self) -> None:
+        """The safety net for lost payment notifications (:mod:`workers.payment_checks`),
+        at most once per PAYMENT_RECHECK_INTERVAL_SECONDS, when YooKassa is configured."""
+        assert self.settings is not None
+        if not self.settings.yookassa_configured:
+            return
+        now = time.monotonic()
+        if self._payment_checks_due_at is not None and now < self._payment_checks_due_at:
+            return
+        self._payment_checks_due_at = now + self.settings.PAYMENT_RECHECK_INTERVAL_SECONDS
+        try:
+            asyncio.run(check_payments(self.settings))
+        except StopRequested:
+            raise
+        except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
+            log.exception("payment checks: pass failed")
 
     def handle_job_failure(
         self, job: Job, queue: Any, started_job_registry: Any = None, exc_string: str = ""

@@ -1,5 +1,6 @@
-"""Admin commands: /user, /grant, /debit, /audit, and the plans catalogue (/plans_admin,
-/plan_edit, /plan_archive) — for settings.ADMIN_IDS only.
+"""Admin commands: /user, /grant, /debit, /audit, the plans catalogue (/plans_admin,
+/plan_edit, /plan_archive) and /refund (a YooKassa payment back to the card) — for
+settings.ADMIN_IDS only.
 
 The router's filter lets only admins' messages in; for anyone else the router does not
 exist and the message goes on to the other routers (the ordinary "pick a mode" answer),
@@ -10,16 +11,19 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message, TelegramObject, User
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, bounds, plans
+from billing import accounts, bounds, plans, refunds, stars
 from billing.accounts import UserState
 from billing.audit import audit
 from billing.bounds import BadNumber, parse_id
@@ -27,7 +31,10 @@ from billing.errors import AmountOutOfRange, BillingError, InsufficientFunds
 from billing.models import LedgerEntry, Plan, PlanKind
 from billing.prices import format_rub
 from billing.settings import Settings
+from billing.yookassa import GatewayError, YooKassaGateway
 from texts.i18n import t
+from texts.money_texts import claimed_notice_words
+from tg.notices import send_fresh
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +397,201 @@ async def cmd_plan_archive(
     await message.answer(t(key, lang, plan=_plan_line(plan, lang)))
 
 
+def _plain_rubles(kopecks: int) -> str:
+    """Rubles as the command takes them back: "50", "9.90"."""
+    rub, kop = divmod(kopecks, 100)
+    return f"{rub}.{kop:02d}" if kop else str(rub)
+
+
+def _refund_refused(exc: refunds.RefundRefused, lang: str) -> str:
+    params = {
+        k: format_rub(v) if k in ("amount", "left") and isinstance(v, int) else html.escape(str(v))
+        for k, v in exc.params.items()
+    }
+    return t(f"admin-refund-error-{exc.code}", lang, **params)
+
+
+async def tell_user(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bot: Bot,
+    settings: Settings,
+    keys: tuple[str, ...],
+) -> None:
+    """The user's messages the refund recorded (the payment-message outbox), sent now
+    (:func:`tg.notices.send_fresh`: each claimed first, so a worker's pass or another sender
+    then sends nothing twice; sent in the user's language with the words the web server uses;
+    marked). One that fails stays claimed; a worker's maintenance pass sends it after
+    PAYMENT_NOTICE_GRACE_SECONDS."""
+    grace = timedelta(seconds=settings.PAYMENT_NOTICE_GRACE_SECONDS)
+    try:
+        await send_fresh(sessionmaker, bot, keys, claimed_notice_words, grace=grace)
+    except Exception as exc:  # noqa: BLE001 - the refund is committed either way
+        log.warning("notices %s not sent now (a worker sends them later): %s", keys, exc)
+
+
+async def cmd_refund(
+    message: Message,
+    command: CommandObject,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    bot: Bot,
+    lang: str,
+    gateway: YooKassaGateway | None = None,
+) -> None:
+    """/refund <payment> [rubles] [again]: a YooKassa payment (or part of it) back to the card
+    through YooKassa's refunds API, debited from the balance (billing.refunds)."""
+    parts = (command.args or "").split()
+    again = bool(parts) and parts[-1].lower() == "again"
+    if again:
+        parts = parts[:-1]
+    if not 1 <= len(parts) <= 2:
+        await message.answer(t("admin-refund-usage", lang))
+        return
+    ref = refunds.payment_ref(parts[0]) or stars_charge_ref(parts[0])
+    if ref is None:
+        await message.answer(t("admin-refund-bad-payment", lang, value=html.escape(parts[0][:40])))
+        return
+    try:
+        amount = parse_kopecks(parts[1], limit=bounds.INT64_MAX) if len(parts) == 2 else None
+    except AdminInputError as exc:
+        await message.answer(t(exc.key, lang, **exc.args_))  # type: ignore[arg-type]
+        return
+    assert message.from_user is not None
+    async with sessionmaker() as session:
+        paid_in_stars = await stars.find_payment(
+            session,
+            payment_id=ref if isinstance(ref, int) else None,
+            charge_id=None if isinstance(ref, int) else parts[0],
+        )
+    if paid_in_stars is not None:
+        await _refund_stars(message, paid_in_stars, amount, sessionmaker, settings, bot, lang)
+        return
+    if gateway is None:
+        await message.answer(t("admin-refund-no-yookassa", lang))
+        return
+    try:
+        done = await refunds.refund_payment(
+            sessionmaker,
+            gateway,
+            payment=ref,
+            amount=amount,
+            requested_by=f"admin:{message.from_user.id}",
+            again=again,
+        )
+    except refunds.RefundRefused as exc:
+        log.info("admin %s: /refund %s refused: %s", message.from_user.id, ref, exc)
+        await message.answer(_refund_refused(exc, lang))
+        return
+    except GatewayError as exc:
+        log.warning("admin %s: /refund %s: YooKassa: %s", message.from_user.id, ref, exc)
+        await message.answer(t("admin-refund-unavailable", lang, error=html.escape(str(exc))))
+        return
+    log.info(
+        "admin %s: /refund %s: %s (request %s)",
+        message.from_user.id,
+        ref,
+        done.outcome.value,
+        done.request_id,
+    )
+    key = f"admin-refund-{done.outcome.value}"
+    if done.outcome is refunds.RefundDone.REFUNDED and done.balance_after < 0:
+        key = "admin-refund-refunded-debt"
+    await message.answer(
+        t(
+            key,
+            lang,
+            amount=format_rub(done.amount),
+            rubles=_plain_rubles(done.amount),
+            payment=str(done.payment_id),
+            refund=html.escape(done.yookassa_refund_id or "—"),
+            telegram_id=str(done.telegram_id),
+            balance=format_rub(done.balance_after),
+            reason=html.escape(done.detail),
+        )
+    )
+    await tell_user(sessionmaker, bot, settings, done.notice_keys)
+
+
+_CHARGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def stars_charge_ref(value: str) -> str | None:
+    """A Telegram charge id as typed (longer than YooKassa's ids may be)."""
+    value = value.strip()
+    return value if _CHARGE_ID.fullmatch(value) else None
+
+
+async def _refund_stars(
+    message: Message,
+    payment: stars.StarsPayment,
+    amount: int | None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    bot: Bot,
+    lang: str,
+) -> None:
+    """A Stars payment back to the user with refundStarPayment (whole: Telegram refunds a
+    charge in full), then the same debit as a YooKassa refund (billing.stars.record_refund).
+    Idempotent: CHARGE_ALREADY_REFUNDED means a refund went through before, so the debit
+    is recorded (once) all the same."""
+    assert message.from_user is not None
+    args = {
+        "payment": str(payment.payment_id),
+        "stars": str(payment.stars),
+        "amount": format_rub(payment.amount),
+        "telegram_id": str(payment.telegram_id),
+    }
+    if amount is not None and amount != payment.amount:
+        await message.answer(t("admin-refund-stars-whole", lang, **args))
+        return
+    asked = payment.refunded_amount < payment.amount  # else: refunded and debited before
+    if asked:
+        try:
+            await bot.refund_star_payment(
+                user_id=payment.telegram_id, telegram_payment_charge_id=payment.charge_id
+            )
+        except TelegramBadRequest as exc:
+            if "CHARGE_ALREADY_REFUNDED" not in exc.message:
+                log.warning(
+                    "admin %s: refundStarPayment %s: %s",
+                    message.from_user.id,
+                    payment.payment_id,
+                    exc,
+                )
+                await message.answer(
+                    t("admin-refund-stars-refused", lang, error=html.escape(exc.message), **args)
+                )
+                return
+            log.info("stars payment %s: Telegram says already refunded", payment.payment_id)
+        except TelegramAPIError as exc:
+            log.warning(
+                "admin %s: refundStarPayment %s: %s", message.from_user.id, payment.payment_id, exc
+            )
+            await message.answer(
+                t("admin-refund-stars-unavailable", lang, error=html.escape(str(exc)), **args)
+            )
+            return
+    done = await stars.record_refund(sessionmaker, charge_id=payment.charge_id)
+    balance = format_rub(done.balance_after or 0)
+    log.info(
+        "admin %s: /refund of stars payment %s: %s",
+        message.from_user.id,
+        payment.payment_id,
+        done.outcome.value,
+    )
+    if asked:
+        # Refunded now (or Telegram had refunded it and we had not debited): done, whether
+        # this call or the refunded_payment update Telegram sent meanwhile recorded the debit
+        # (that one then tells the user).
+        debt = (done.balance_after or 0) < 0
+        key = "admin-refund-stars-done-debt" if debt else "admin-refund-stars-done"
+        await message.answer(t(key, lang, balance=balance, **args))
+        if done.outcome is stars.RefundOutcome.RECORDED and done.notice_key is not None:
+            await tell_user(sessionmaker, bot, settings, (done.notice_key,))
+    else:
+        await message.answer(t("admin-refund-stars-already", lang, balance=balance, **args))
+
+
 def create_router() -> Router:
     """A fresh router (a dispatcher per test or process: a router has one parent)."""
     router = Router(name="admin")
@@ -401,4 +603,5 @@ def create_router() -> Router:
     router.message.register(cmd_plans_admin, Command("plans_admin"))
     router.message.register(cmd_plan_edit, Command("plan_edit"))
     router.message.register(cmd_plan_archive, Command("plan_archive"))
+    router.message.register(cmd_refund, Command("refund"))
     return router

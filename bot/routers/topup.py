@@ -88,13 +88,14 @@ async def open_topup(
     if not isinstance(query.message, Message):
         return
     text = await balance_text(session, settings, query.from_user, lang, query.bot)
-    if gateway is None:
+    if gateway is None and not settings.stars_enabled:
         await query.message.answer(
             text + "\n\n" + t("bot-topup-not-configured", lang), reply_markup=back_to_menu(lang)
         )
         return
     await query.message.answer(
-        text + "\n\n" + t("bot-topup-choose", lang), reply_markup=topup_menu(lang, settings)
+        text + "\n\n" + t("bot-topup-choose", lang),
+        reply_markup=topup_menu(lang, settings, yookassa=gateway is not None),
     )
 
 

@@ -88,3 +88,26 @@ async def test_a_payment_refund_without_its_debit_is_reported(session, db_url) -
     await session.commit()
     problems = await audit(session)
     assert any(f"payment {payment.id}" in p for p in problems), problems
+
+
+async def test_an_operator_refund_marked_succeeded_without_its_debit_is_reported(
+    session, db_url
+) -> None:
+    user, _ = await accounts.get_or_create_user(session, telegram_id=4444, free_operations=0)
+    payment = await payments.create_payment(
+        session, user_id=user.id, amount=10_000, currency="RUB"
+    )
+    await payments.credit_payment(session, payment_id=payment.id, amount=10_000, currency="RUB")
+    await session.commit()
+    # An operator's refund request said done, its debit never written (billing.refunds
+    # marks a request succeeded only once the debit is on record).
+    await session.execute(
+        text(
+            "INSERT INTO payment_refunds (payment_id, amount, idempotence_key, status, "
+            "yookassa_refund_id, requested_by) VALUES (:p, 5000, 'k1', 'succeeded', 'r-1', 'cli')"
+        ),
+        {"p": payment.id},
+    )
+    await session.commit()
+    problems = await audit(session)
+    assert any("refund request" in p and "r-1" in p for p in problems), problems

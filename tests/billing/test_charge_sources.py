@@ -12,6 +12,7 @@ from sqlalchemy import event, func, select, update
 
 from billing import operations, plans
 from billing.audit import audit
+from billing.db import make_sessionmaker
 from billing.errors import InsufficientFunds, OperationLocked
 from billing.models import LedgerEntry, Operation, User, UserPlan, utcnow
 from tests.billing.helpers import new_user
@@ -394,11 +395,11 @@ async def test_the_audit_catches_a_holding_counter_moved_without_an_entry(
 
 
 async def test_200_concurrent_charges_across_every_source_take_exactly_what_is_there(
-    sessionmaker, any_db_url
+    engine, db_url
 ):
-    if not any_db_url.startswith("postgresql"):
-        pytest.skip("the concurrency of one statement per charge is PostgreSQL's")
-    settings = make_settings(any_db_url)
+    # PostgreSQL: where a charge is one statement and charges of one user really overlap
+    sessionmaker = make_sessionmaker(engine)
+    settings = make_settings(db_url)
     # 20 free + 30 quota + 10 package + 50 × 9 ₽ (pro's discount) = 110 operations
     user_id = await new_user(sessionmaker, free=20, balance=PRO + PACK + 50 * 900)
     sub = await buy(sessionmaker, settings, user_id, "pro", "b:1")
@@ -447,3 +448,70 @@ async def test_free_operations_due_for_their_renewal_are_topped_up_before_the_ch
     assert [e.kind for e in first.rolled_over] == ["free_renewed"]
     second = await charge(sessionmaker, settings, user_id)
     assert (second.funding, second.rolled_over) == ("free", ())
+
+
+async def test_a_full_discount_makes_a_balance_paid_operation_free_of_charge(
+    sessionmaker, any_db_url
+):
+    settings = make_settings(any_db_url)
+    user_id = await new_user(sessionmaker, balance=1000 + 500)
+    async with sessionmaker() as session:
+        await plans.add_plan(
+            session,
+            code="vip",
+            kind="package",
+            name_ru="ВИП",
+            name_en="VIP",
+            price=1000,
+            units=0,
+            discount_percent=100,
+        )
+        await session.commit()
+    await buy(sessionmaker, settings, user_id, "vip", "b:1")
+    before = await counts(sessionmaker)
+    op = await charge(sessionmaker, settings, user_id)
+    # nothing to take: recorded as an operation that cost nothing, with no ledger entry
+    assert (op.funding, op.price, op.balance_after, op.units) == ("none", 0, 500, 1)
+    assert await counts(sessionmaker) == (before[0] + 1, before[1])
+    back = await refund(sessionmaker, op.operation_id)
+    assert (back.funding, back.amount, back.balance_after) == ("none", 0, 500)
+
+
+async def test_a_user_who_held_nothing_then_buys_a_plan_is_charged_from_it(
+    sessionmaker, any_db_url
+):
+    # The process remembers that the user held no plan at the last charge and tries the
+    # lean chain first; a plan bought since (here in another session) must still be used.
+    settings = make_settings(any_db_url)
+    user_id = await new_user(sessionmaker, balance=PRO + 2000)
+    first = await charge(sessionmaker, settings, user_id)
+    assert (first.funding, first.price) == ("balance", 1000)
+    again = await charge(sessionmaker, settings, user_id)
+    assert (again.funding, again.price) == ("balance", 1000)
+    sub = await buy(sessionmaker, settings, user_id, "pro", "b:1")
+    after = await charge(sessionmaker, settings, user_id)
+    assert (after.funding, after.holding_id, after.units_after) == ("subscription", sub, 29)
+
+
+async def test_a_charge_of_a_user_who_holds_nothing_is_one_statement_on_postgresql(
+    sessionmaker, any_db_url
+):
+    settings = make_settings(any_db_url)
+    user_id = await new_user(sessionmaker, free=1, balance=2000)
+    await charge(sessionmaker, settings, user_id)  # learns that the user holds nothing
+    statements: list[str] = []
+    async with sessionmaker() as session:
+        conn = await session.connection()
+
+        def seen(_conn, _cursor, statement, *_args) -> None:
+            statements.append(statement)
+
+        event.listen(conn.sync_connection, "before_cursor_execute", seen)
+        result = await operations.charge(session, settings, user_id=user_id, op_type="edit")
+        event.remove(conn.sync_connection, "before_cursor_execute", seen)
+        await session.commit()
+    assert (result.funding, result.price) == ("balance", 1000)
+    if any_db_url.startswith("postgresql"):
+        assert len(statements) == 1, statements
+    else:
+        assert len(statements) == 4  # old, debit, operation, entry

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from billing.yookassa import GatewayRejected, ProviderPaymentNotFound, YooKassaGateway
+from billing.yookassa import (
+    GatewayRejected,
+    GatewayUnavailable,
+    ProviderPaymentNotFound,
+    YooKassaGateway,
+)
 from sandbox._common import ServerHandle
 from tests.conftest import make_settings
 
@@ -151,3 +156,48 @@ async def test_a_refund_answer_that_is_not_a_refund_is_rejected(answer, settings
     async with ServerHandle(app) as server:
         with pytest.raises(GatewayRejected):
             await YooKassaGateway(settings_for(server.url)).fetch_refund("r1")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"id": "r1", "payment_id": PAYMENT_ID, "status": "succeeded", "amount": "100.00"},
+        {"id": "r1", "status": "succeeded", "amount": {"value": "1.00", "currency": "RUB"}},
+        ["r1"],
+    ],
+    ids=["amount-a-string", "no-payment-id", "a-list"],
+)
+async def test_an_unreadable_answer_to_a_refund_create_is_unknown_not_a_refusal(
+    answer, settings_for
+) -> None:
+    """The refund may exist: the caller must ask again with the same key (billing.refunds
+    keeps its request open), never take it as YooKassa's refusal."""
+    keys: list[str] = []
+
+    async def create(request: web.Request) -> web.Response:
+        keys.append(request.headers["Idempotence-Key"])
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/v3/refunds", create)
+    async with ServerHandle(app) as server:
+        with pytest.raises(GatewayUnavailable):
+            await YooKassaGateway(settings_for(server.url)).create_refund(
+                payment_id=PAYMENT_ID, amount=100, currency="RUB", idempotence_key="k-1"
+            )
+    assert keys == ["k-1"]
+
+
+async def test_a_refusal_of_a_refund_create_is_a_refusal(settings_for) -> None:
+    async def create(request: web.Request) -> web.Response:
+        body = {"type": "error", "code": "invalid_request", "description": "too much"}
+        return web.json_response(body, status=400)
+
+    app = web.Application()
+    app.router.add_post("/v3/refunds", create)
+    async with ServerHandle(app) as server:
+        with pytest.raises(GatewayRejected, match="too much") as raised:
+            await YooKassaGateway(settings_for(server.url)).create_refund(
+                payment_id=PAYMENT_ID, amount=100, currency="RUB", idempotence_key="k-2"
+            )
+    assert not isinstance(raised.value, GatewayUnavailable)

@@ -111,3 +111,23 @@ def test_production_accepts_real_looking_values():
 def test_production_refuses_env_prod_example_placeholders(name, value):
     with pytest.raises(ValidationError, match=name):
         settings(**{**REAL, name: value})
+
+
+def test_stars_alone_need_no_yookassa_account_in_production():
+    real = {k: v for k, v in REAL.items() if not k.startswith("YOOKASSA_")}
+    with pytest.raises(ValidationError, match="YOOKASSA_SHOP_ID"):
+        settings(**real)
+    stars_only = settings(**real, PAYMENT_METHODS="stars")
+    assert stars_only.stars_enabled and not stars_only.yookassa_enabled
+
+
+@pytest.mark.parametrize("value", ["", "paypal", "stars,stars", "stars,yookassa,cash"])
+def test_payment_methods_must_be_known_and_named_once(value):
+    with pytest.raises(ValidationError, match="PAYMENT_METHODS"):
+        settings(PAYMENT_METHODS=value)
+
+
+@pytest.mark.parametrize("value", ["0", "50,10001", "-5"])
+def test_stars_packs_are_what_telegram_accepts(value):
+    with pytest.raises(ValidationError, match="STARS_PACKS"):
+        settings(STARS_PACKS=value)

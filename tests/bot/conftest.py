@@ -1,5 +1,11 @@
-"""The bot end to end: the real dispatcher long-polling the Telegram emulator over HTTP,
-real PostgreSQL and Redis, real RQ, and the YooKassa emulator for top-ups."""
+"""The bot's conversations: the real dispatcher fed each update with ``dp.feed_update``, a
+bot whose session the Telegram emulator answers in this process (and records each request:
+``app.sent(...)``), real PostgreSQL and Redis, real RQ, and the YooKassa emulator for
+top-ups. ``tg`` is the emulator's user-side client, in-process too.
+
+The same emulator is served over HTTP by ``tg_server`` for the tests of the real thing:
+``python -m bot`` and the worker processes, webhook mode, and ``start_bot(polling=True)``
+(the dispatcher long-polling it, as in production)."""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher
+from aiohttp import web
 from redis.asyncio import Redis
 from rq import Queue
 from sqlalchemy import func, select
@@ -24,11 +31,17 @@ from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
 from bot.app import build_dispatcher, make_queue
 from sandbox._common import ServerHandle
+from sandbox.telegram import EMU_KEY
 from sandbox.telegram import create_app as create_telegram_app
-from sandbox.telegram_client import TelegramEmulatorClient
+from sandbox.telegram_inprocess import (
+    EmulatorSession,
+    FedDispatcher,
+    LocalTelegramClient,
+    SentRequest,
+)
 from sandbox.yookassa import create_app as create_yookassa_app
 from sandbox.yookassa_client import YooKassaEmulatorClient
-from tests.conftest import make_settings
+from tests.conftest import close_bot, make_settings
 from tg.factory import make_bot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,15 +79,24 @@ def photo2() -> bytes:
 
 
 @pytest.fixture
-async def tg_server() -> AsyncIterator[ServerHandle]:
-    async with ServerHandle(create_telegram_app()) as server:
+async def tg_app() -> AsyncIterator[web.Application]:
+    """The Telegram emulator (``tg_app[EMU_KEY]``), not served unless ``tg_server`` is used."""
+    app = create_telegram_app()
+    yield app
+    await app[EMU_KEY].shutdown()
+
+
+@pytest.fixture
+async def tg_server(tg_app: web.Application) -> AsyncIterator[ServerHandle]:
+    """The same emulator over HTTP, for processes, webhooks and polling."""
+    async with ServerHandle(tg_app) as server:
         yield server
 
 
 @pytest.fixture
-async def tg(tg_server: ServerHandle) -> AsyncIterator[TelegramEmulatorClient]:
-    async with TelegramEmulatorClient(tg_server.url, token=BOT_TOKEN) as client:
-        yield client
+def tg(tg_app: web.Application) -> LocalTelegramClient:
+    """Users of the emulator (``tg.user(id)``), in this process."""
+    return LocalTelegramClient(tg_app[EMU_KEY], token=BOT_TOKEN)
 
 
 @pytest.fixture
@@ -98,6 +120,23 @@ class RunningBot:
     sessionmaker: async_sessionmaker[AsyncSession]
     queue: Queue
     redis: Redis
+    feed: FedDispatcher | None = None  # updates fed in-process
+    polling: asyncio.Task[None] | None = None  # or long polling over HTTP
+
+    async def stop(self) -> None:
+        """Stop taking updates (as a stopped process would); the next bot gets the rest."""
+        if self.feed is not None:
+            await self.feed.stop()
+        if self.polling is not None:
+            with contextlib.suppress(RuntimeError):  # polling already stopped
+                await self.dispatcher.stop_polling()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self.polling, timeout=30)
+
+    def sent(self, *methods: str) -> list[SentRequest]:
+        """The Bot API requests this bot made (of these methods), with their answers."""
+        assert isinstance(self.bot.session, EmulatorSession), "recorded in-process only"
+        return self.bot.session.sent(*methods)
 
     async def scalar(self, statement: Any) -> Any:
         async with self.sessionmaker() as session:
@@ -130,19 +169,26 @@ async def start_bot(
     engine: AsyncEngine,
     db_url: str,
     redis_url: str,
-    tg_server: ServerHandle,
+    tg_app: web.Application,
     yk_server: ServerHandle,
 ) -> AsyncIterator[StartBot]:
-    """start_bot(**settings_overrides, queue=None, yookassa=True) → a dispatcher polling
-    the emulator in this event loop, stopped when the test ends."""
-    running: list[tuple[RunningBot, asyncio.Task[None]]] = []
+    """start_bot(**settings_overrides, queue=None, yookassa=True, polling=False) → the
+    bot's dispatcher in this event loop, stopped when the test ends. It is fed the updates
+    in-process; ``polling=True`` (with TELEGRAM_API_URL=tg_server.url) long-polls instead."""
+    running: list[RunningBot] = []
     redises: list[Redis] = []
+    emulator = tg_app[EMU_KEY]
 
     async def start(
-        *, queue: Queue | None = None, yookassa: bool = True, **overrides: Any
+        *,
+        queue: Queue | None = None,
+        yookassa: bool = True,
+        polling: bool = False,
+        **overrides: Any,
     ) -> RunningBot:
         values: dict[str, Any] = {
-            "TELEGRAM_API_URL": tg_server.url,
+            # Only what the test runs besides the bot (a worker) or polling goes there.
+            "TELEGRAM_API_URL": "http://telegram.in-process",
             "BOT_TOKEN": BOT_TOKEN,
             "THROTTLE_BURST": 1000,
             "THROTTLE_RATE_PER_SECOND": 1000.0,
@@ -166,21 +212,22 @@ async def start_bot(
             gateway=gateway,
             queue=queue,
         )
-        bot = make_bot(settings)
-        task = asyncio.create_task(
-            dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
-        )
+        bot = make_bot(settings, session=None if polling else EmulatorSession(emulator))
         handle = RunningBot(settings, dispatcher, bot, sessionmaker, queue, redis)
-        running.append((handle, task))
+        if polling:
+            handle.polling = asyncio.create_task(
+                dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1)
+            )
+        else:
+            handle.feed = FedDispatcher(dispatcher, bot, emulator).start()
+        running.append(handle)
         return handle
 
     yield start
-    for handle, task in running:
-        with contextlib.suppress(RuntimeError):  # polling already stopped
-            await handle.dispatcher.stop_polling()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=30)
+    for handle in running:
+        await handle.stop()
         await handle.dispatcher.storage.close()
+        await close_bot(handle.bot)
     for redis in redises:
         await redis.aclose()
 

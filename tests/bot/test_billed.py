@@ -16,7 +16,7 @@ from billing.models import Funding, LedgerEntry, Operation, OperationStatus
 from bot.app import make_queue
 from jobqueue.queue import media_queue
 from tests.bot.conftest import StartBot, wait_until
-from tests.conftest import free_port, make_settings
+from tests.conftest import close_bot, free_port, make_settings
 
 
 async def _retouch_mode(user):  # type: ignore[no-untyped-def]
@@ -239,5 +239,5 @@ async def test_handling_cut_short_before_queueing_reverses_the_charge(
         texts = [m.text for m in await tg.user(9010).bot_messages()]
         assert any("Списание отменено" in text for text in texts), texts
     finally:
-        await bot.session.close()
+        await close_bot(bot)
         await engine.dispose()

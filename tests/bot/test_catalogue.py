@@ -27,6 +27,7 @@ from bot.states import mode_state
 from imaging._image import MediaResult
 from jobqueue import catalogue
 from jobqueue.catalogue import Entry, Inputs
+from sandbox._common import ServerHandle
 from tests.bot.conftest import StartBot, wait_until
 from tests.bot.test_inputs import _message
 from tests.conftest import make_settings
@@ -156,9 +157,15 @@ def test_the_toy_entry_is_complete(toy_operation: str) -> None:
 
 
 async def test_a_new_operation_goes_from_its_button_to_its_result(
-    toy_operation: str, start_bot: StartBot, tg, photo: bytes, monkeypatch: pytest.MonkeyPatch
+    toy_operation: str,
+    start_bot: StartBot,
+    tg,
+    tg_server: ServerHandle,
+    photo: bytes,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    app = await start_bot(FREE_OPERATIONS_COUNT=0)
+    # The worker's part below reaches the emulator over HTTP.
+    app = await start_bot(FREE_OPERATIONS_COUNT=0, TELEGRAM_API_URL=tg_server.url)
     async with app.sessionmaker() as session:
         account, _ = await accounts.get_or_create_user(
             session, telegram_id=8101, free_operations=0

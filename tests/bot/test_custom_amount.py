@@ -100,7 +100,7 @@ async def test_custom_amount_state_survives_a_bot_restart(start_bot: StartBot, t
     first = await start_bot()
     user = tg.user(7005)
     await _ask_custom_amount(user)
-    await first.dispatcher.stop_polling()
+    await first.stop()
     second = await start_bot()  # a new process would read the same Redis
     await user.send_text("250")
     await user.wait_for_text("готов")

@@ -22,7 +22,7 @@ async def test_queued_operations_are_delivered_by_a_real_worker(
     redis_url: str,
     tmp_path: Path,
 ) -> None:
-    app = await start_bot()
+    app = await start_bot(polling=True, TELEGRAM_API_URL=tg_server.url)
     user = tg.user(9401)
     await user.send_text("/start")
     menu = await user.wait_for_text("Что сделаем?")

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from bot.image_header import HeaderUnavailable, read_image_header
 from sandbox._common import ServerHandle
-from tests.conftest import make_settings
+from tests.conftest import close_bot, make_settings
 from tg.factory import make_bot
 from workers.failures import classify
 
@@ -85,7 +85,7 @@ async def bot() -> AsyncIterator[Bot]:
         try:
             yield made
         finally:
-            await made.session.close()
+            await close_bot(made)
 
 
 def assert_no_token(exc: BaseException) -> None:

@@ -70,6 +70,8 @@ async def test_commands_are_registered_with_set_my_commands(start_bot: StartBot,
         "history",
         "settings",
         "menu",
+        "paysupport",
+        "privacy",
     ]
     assert by_language[None][0]["description"] == "Главное меню"
     assert by_language["en"][0]["description"] == "Main menu"

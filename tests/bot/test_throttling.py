@@ -46,8 +46,11 @@ async def test_a_throttled_button_press_is_answered_without_text_after_the_first
     await user.wait_for_text("Что сделаем?")
     refused = [await user.press(help_message, text="Меню") for _ in range(3)]
     answers = [await user.wait_for_answer(q) for q in refused]
-    assert "Не так быстро" in (answers[0].get("text") or "")
-    assert all(not a.get("text") for a in answers[1:])
+    # Updates are handled concurrently (as polling does): whichever is handled first is
+    # warned, once; the others are answered silently.
+    texts = [a.get("text") or "" for a in answers]
+    assert sum("Не так быстро" in text for text in texts) == 1, texts
+    assert sum(not text for text in texts) == 2, texts
     assert first.id not in {q.id for q in refused}
 
 

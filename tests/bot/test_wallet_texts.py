@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from billing.models import Funding
-from billing.wallet import HistoryItem, PlanInfo, Quote
+from billing.wallet import HistoryItem, Holding, PlanInfo, Quote, Wallet
 from texts import wallet_texts
 
 WHEN = datetime(2026, 12, 7, 21, 30, tzinfo=UTC)  # 8 Dec 00:30 in Moscow
@@ -148,3 +148,61 @@ def test_a_balance_quote_with_a_discount() -> None:
     assert wallet_texts.confirm_text(quote, "en") == (
         "❓ ✨ Retouch: 18 ₽ will be taken (10 % off), 82 ₽ left. Confirm?"
     )
+
+
+def _subscription(**fields: object) -> Holding:
+    values: dict[str, object] = {
+        "id": 7,
+        "kind": "subscription",
+        "plan": _plan(),
+        "units_left": 29,
+        "units_per_period": 30,
+        "price": 19900,
+        "period": "month",
+        "period_no": 1,
+        "period_start": WHEN,
+        "ends_at": WHEN,
+        "auto_renew": True,
+        "trial": False,
+        "next_plan": None,
+    }
+    values.update(fields)
+    return Holding(**values)  # type: ignore[arg-type]
+
+
+def _quota_lines(sub: Holding, lang: str) -> tuple[str, str]:
+    """The quota's line on /plans and on /balance."""
+    held = Wallet(
+        user_id=1,
+        balance=0,
+        free_left=0,
+        free_granted=0,
+        default_plan=None,
+        subscription=sub,
+        packages=(),
+        discount_percent=0,
+        allowed=None,
+        confirm_charges=False,
+    )
+    return wallet_texts.subscription_lines(sub, lang)[1], wallet_texts.balance_lines(held, lang)[0]
+
+
+def test_the_quota_resets_only_when_the_subscription_renews() -> None:
+    assert _quota_lines(_subscription(), "ru") == (
+        "📊 Осталось 29 из 30 — обновится 08.12.2026",
+        "📊 Подписка «Про»: осталось 29 из 30, обновится 08.12.2026",
+    )
+    # Auto-renewal off, or a plan no longer sold: the quota does not start again, the
+    # subscription ends that day (the line under it says so).
+    for sub in (_subscription(auto_renew=False), _subscription(plan=_plan(archived=True))):
+        assert _quota_lines(sub, "ru") == (
+            "📊 Осталось 29 из 30 — до 08.12.2026",
+            "📊 Подписка «Про»: осталось 29 из 30, до 08.12.2026",
+        )
+        assert _quota_lines(sub, "en") == (
+            "📊 29 of 30 left — until 8 Dec 2026",
+            "📊 Subscription Pro: 29 of 30 left, until 8 Dec 2026",
+        )
+    # A change chosen for the next period renews into the new plan.
+    change = _subscription(next_plan=_plan(id=4, code="max", name_ru="Макс", name_en="Max"))
+    assert "обновится" in _quota_lines(change, "ru")[0]

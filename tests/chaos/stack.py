@@ -58,7 +58,15 @@ SECRET_KEY = "test_chaos_secret_key_for_the_emulator"
 WEBHOOK_PATH = "/yookassa/webhook"
 FINAL = (OperationStatus.SUCCEEDED, OperationStatus.REFUNDED, OperationStatus.FAILED)
 ACTIVE = (OperationStatus.QUEUED, OperationStatus.RUNNING)
-TABLES = ("payment_notices", "ledger_entries", "operations", "user_plans", "payments", "users")
+TABLES = (
+    "payment_refunds",
+    "payment_notices",
+    "ledger_entries",
+    "operations",
+    "user_plans",
+    "payments",
+    "users",
+)
 # Children get SIGKILL when the test process dies (a killed or timed-out pytest leaves no
 # bot, worker or Redis behind). Tied to the thread that starts them: start them from the
 # event loop's thread, never from a worker thread.

@@ -106,8 +106,15 @@ async def test_yookassa_faults_each_once_short(scene: Scene) -> None:
 
 @pytest.mark.chaos
 async def test_yookassa_faults_under_concurrent_top_ups(make_stack: MakeStack) -> None:
-    """30 users topping up at once while faults of every kind keep coming."""
-    scene = await make_stack(workers=1, YOOKASSA_TIMEOUT=2)
+    """30 users topping up at once while faults of every kind keep coming. A payment whose
+    every notification met a fault is settled by the workers' safety net (it asks the API
+    about payments still open after PAYMENT_RECHECK_AFTER_SECONDS), within the wait."""
+    scene = await make_stack(
+        workers=1,
+        YOOKASSA_TIMEOUT=2,
+        PAYMENT_RECHECK_AFTER_SECONDS=20,
+        PAYMENT_RECHECK_INTERVAL_SECONDS=5,
+    )
     timeout = 2.0
     kinds = list(faults(timeout).values())
     rng = random.Random(4)
@@ -152,13 +159,22 @@ async def test_yookassa_faults_under_concurrent_top_ups(make_stack: MakeStack) -
     await check_one_payment_per_key(scene)
     books = await check_books(scene, users)
     hit = [r for r in await scene.yk.requests() if r.get("fault")]  # a stack of its own
-    retried = [n for n in await scene.yk.notifications() if len(n["attempts"]) > 1]
+    notes = await scene.yk.notifications()
+    retried = [n for n in notes if len(n["attempts"]) > 1]
+    never = [n for n in notes if n["done"] and not n["delivered"]]
+    netted = sum(
+        "by the safety net" in line
+        for worker in [*scene.stack.workers, *scene.stack.retired]
+        for line in worker.log(100_000).splitlines()
+    )
     log.warning(
         "yookassa faults: %d users, %d API requests met a fault, %d notifications delivered "
-        "more than once: %s",
+        "more than once, %d never delivered, %d payments settled by the safety net: %s",
         len(users),
         len(hit),
         len(retried),
+        len(never),
+        netted,
         books.line(),
     )
     # At least the up-front ones: 2 + 2 + 1 + 1 + 1 on creation, 3 + 2 + 1 on the re-fetch.

@@ -16,6 +16,7 @@ from sandbox.telegram import create_app as create_telegram_app
 from sandbox.telegram_client import TelegramEmulatorClient
 from sandbox.yookassa import create_app as create_yookassa_app
 from sandbox.yookassa_client import YooKassaEmulatorClient
+from tests.conftest import close_bot
 
 BOT_TOKEN = "123456789:AAH-sandbox_token_for_tests_0123456"
 SHOP_ID = "100500"
@@ -63,7 +64,7 @@ async def bot(tg_server: ServerHandle) -> AsyncIterator[Bot]:
     session = AiohttpSession(api=TelegramAPIServer.from_base(tg_server.url))
     bot = Bot(BOT_TOKEN, session=session)
     yield bot
-    await bot.session.close()
+    await close_bot(bot)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from aiogram.types import (
 from PIL import Image
 
 from sandbox.telegram_client import EmulatorError
+from tests.conftest import close_bot
 
 KB = InlineKeyboardMarkup(
     inline_keyboard=[
@@ -591,8 +592,8 @@ async def test_two_bots_have_separate_state(tg_server, tg) -> None:
         assert len(await one.get_updates()) == 1
         assert await two.get_updates() == []
     finally:
-        await one.session.close()
-        await two.session.close()
+        await close_bot(one)
+        await close_bot(two)
 
 
 @pytest.mark.parametrize("in_background", [True, False])

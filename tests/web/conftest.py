@@ -25,7 +25,7 @@ from sandbox import yookassa as yookassa_emulator
 from sandbox._common import ServerHandle
 from sandbox.telegram_client import TelegramEmulatorClient, TelegramUser
 from sandbox.yookassa_client import YooKassaEmulatorClient
-from tests.conftest import make_settings
+from tests.conftest import close_bot, make_settings
 from tg.factory import make_bot
 from web.app import WEBHOOK_PATH, create_app
 from web.keys import NOTIFIER
@@ -192,7 +192,7 @@ async def make_stack(
     finally:
         for stack in started:
             await stack.server.stop()
-            await stack._bot.session.close()  # type: ignore[attr-defined]
+            await close_bot(stack._bot)  # type: ignore[attr-defined]
         await http.close()
         await yk.close()
         await tg.close()

@@ -14,7 +14,7 @@ from aiogram import Bot
 from sandbox._common import ServerHandle
 from sandbox.telegram import create_app
 from sandbox.telegram_client import TelegramEmulatorClient
-from tests.conftest import make_settings
+from tests.conftest import close_bot, make_settings
 from tg import retry
 from tg.factory import make_bot
 from web.notify import UserNotifier
@@ -35,7 +35,7 @@ async def emulator() -> AsyncIterator[tuple[TelegramEmulatorClient, Bot]]:
             try:
                 yield tg, bot
             finally:
-                await bot.session.close()
+                await close_bot(bot)
 
 
 @pytest.fixture

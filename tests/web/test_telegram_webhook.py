@@ -158,6 +158,8 @@ async def test_the_command_menu_is_set_at_startup(
         "history",
         "settings",
         "menu",
+        "paysupport",
+        "privacy",
     ]
     assert by_language["en"][0]["description"] == "Main menu"
 

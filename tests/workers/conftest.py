@@ -46,7 +46,7 @@ from jobqueue.queue import enqueue_operation, job_id_for, media_queue
 from sandbox._common import ServerHandle
 from sandbox.telegram import create_app
 from sandbox.telegram_client import Message, TelegramEmulatorClient, TelegramUser
-from tests.conftest import free_port, make_settings
+from tests.conftest import close_bot, free_port, make_settings
 from tg.factory import SANDBOX_TOKEN, make_bot
 from workers import runtime
 from workers.operations import hook_pid_key
@@ -188,10 +188,11 @@ class _ThreadWorker(SimpleWorker, MediaWorker):
         self.rq_scheduler: Any = None
 
     @property
-    def dequeue_timeout(self) -> int:
+    def dequeue_timeout(self) -> float:  # type: ignore[override]
         # Without the sweeper RQ would block on the queue for minutes; stop() is seen at
-        # the next beat.
-        return 1
+        # the next beat. A fraction of a second (BLPOP takes one since Redis 6): a test's
+        # teardown waited up to a whole second for it.
+        return 0.2
 
     def _install_signal_handlers(self) -> None:
         pass  # only the main thread may; stop() asks through stop_event instead
@@ -585,7 +586,7 @@ async def harness_factory(
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        await harness.bot.session.close()
+        await close_bot(harness.bot)
         harness.redis.close()
 
 

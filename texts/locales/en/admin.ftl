@@ -92,3 +92,52 @@ admin-plan-error-default_free = The default plan is a free subscription: price 0
 admin-plan-error-default_archived = The default plan cannot be taken off sale: make another plan the default first. Nothing changed.
 admin-plan-error-default_needed = There is always a default plan: make another one the default (default=yes on it). Nothing changed.
 admin-plan-error-default_of_archived = An archived plan cannot be the default. Nothing changed.
+
+## /refund: a YooKassa payment back to the card (billing.refunds). $payment is our payment
+## number (or the YooKassa id as typed), $refund YooKassa's refund id.
+admin-refund-usage =
+    Usage: <code>/refund PAYMENT [RUBLES] [again]</code>, e.g. <code>/refund 42</code> (return all that is left) or <code>/refund 42 50</code>.
+    PAYMENT is the payment number, its YooKassa id or Telegram's charge id of a Stars payment (a Stars payment is refunded only whole). The same command again makes no second refund; <code>again</code> makes another refund of the same amount.
+admin-refund-bad-payment = “{ $value }” is neither a payment number nor a YooKassa payment id.
+admin-refund-no-yookassa = YooKassa is not configured: there is nothing to refund through.
+admin-refund-unavailable = YooKassa did not answer ({ $error }). Send the same command again: the same idempotence key is sent, so there will be one refund.
+admin-refund-refunded =
+    ✅ Returned { $amount } ₽ of payment #{ $payment } to the card (refund { $refund }).
+    User { $telegram_id }'s balance: { $balance } ₽. The user was told of the refund.
+admin-refund-refunded-debt =
+    ✅ Returned { $amount } ₽ of payment #{ $payment } to the card (refund { $refund }).
+    The money was spent already: user { $telegram_id }'s balance is { $balance } ₽, a debt (paid operations are closed until a top-up). The user was told of the refund.
+admin-refund-already_refunded =
+    This refund was made before: { $amount } ₽ of payment #{ $payment } (refund { $refund }). Nothing new was done.
+    Another refund of the same amount: <code>/refund { $payment } { $rubles } again</code>
+admin-refund-pending = YooKassa took the refund of { $amount } ₽ of payment #{ $payment } (refund { $refund }) and has not finished it. The balance is debited when it goes through (YooKassa's notification, or this command again).
+admin-refund-canceled = YooKassa canceled the refund of { $amount } ₽ of payment #{ $payment } (refund { $refund }, reason: { $reason }). No money was returned; the balance is unchanged.
+admin-refund-error-unknown_payment = There is no payment “{ $payment }”. Nothing changed.
+admin-refund-error-not_paid = Payment #{ $payment } is not paid ({ $status }): there is nothing to return. Nothing changed.
+admin-refund-error-not_yookassa = Payment #{ $payment } was not paid through YooKassa: this command cannot return it. Nothing changed.
+admin-refund-error-stars = Payment #{ $payment } was paid in Telegram Stars and is not credited: there is nothing to return. Nothing changed.
+admin-refund-error-nothing_left = Payment #{ $payment } is refunded in full already ({ $amount } ₽). Nothing changed.
+admin-refund-error-too_much = At most { $left } ₽ of payment #{ $payment } can be returned, not { $amount } ₽. Nothing changed.
+admin-refund-error-unfinished = A refund of { $amount } ₽ of payment #{ $payment } is unfinished: send the command again with that amount (or none) to finish it.
+admin-refund-error-rejected = YooKassa refused the refund of payment #{ $payment }: { $error }. No money was returned; the balance is unchanged.
+admin-refund-error-mismatch = YooKassa's answer does not match payment #{ $payment } (see the log). The balance is unchanged.
+
+## /paysupport: a user's message passed on to the admins.
+admin-paysupport =
+    💬 <b>/paysupport</b> from { $name } ({ $username }, id <code>{ $telegram_id }</code>)
+    Payments: { $payments }
+
+    { $text }
+admin-paysupport-no-text = (a message without text)
+
+## /refund of a Telegram Stars payment (refundStarPayment: always the whole charge).
+admin-refund-stars-whole = Payment #{ $payment } was paid in Stars ({ $stars } ⭐): Telegram refunds it only whole — <code>/refund { $payment }</code>. Nothing was changed.
+admin-refund-stars-refused = Telegram refused to refund the Stars of payment #{ $payment }: { $error }. The balance was not changed.
+admin-refund-stars-unavailable = Telegram did not answer ({ $error }). Send the same command again: there will be no second refund.
+admin-refund-stars-done =
+    ✅ Returned { $stars } ⭐ of payment #{ $payment }; { $amount } ₽ taken off the balance.
+    User { $telegram_id }'s balance: { $balance } ₽. The user was told of the refund.
+admin-refund-stars-done-debt =
+    ✅ Returned { $stars } ⭐ of payment #{ $payment }; { $amount } ₽ taken off the balance.
+    The money was spent already: user { $telegram_id }'s balance is { $balance } ₽, a debt (paid operations are closed until a top-up). The user was told of the refund.
+admin-refund-stars-already = The Stars of payment #{ $payment } were returned before ({ $stars } ⭐, { $amount } ₽ debited). Nothing new was done. User { $telegram_id }'s balance: { $balance } ₽.

@@ -9,6 +9,8 @@ bot-cmd-menu = Show the menu
 bot-cmd-plans = Plans: subscriptions and packages
 bot-cmd-history = History of charges and top-ups
 bot-cmd-settings = Settings
+bot-cmd-paysupport = Help with a payment
+bot-cmd-privacy = What data the bot keeps
 
 ## Main menu buttons
 bot-btn-generate = 🎨 Create
@@ -50,6 +52,8 @@ bot-help =
     /plans — plans: subscriptions and packages
     /history — history of charges and top-ups
     /settings — settings (confirm charges)
+    /paysupport — help with a payment
+    /privacy — what data the bot keeps
     /help — this help
 bot-help-generate = 🎨 <b>Create</b> — a picture from a text description.
 bot-help-edit = ✏️ <b>Edit</b> — a photo + a command: "b&amp;w", "brightness +20", "rotate right"…
@@ -165,3 +169,44 @@ bot-payment-pending = ⏳ The payment hasn't arrived yet. If you've paid, wait a
 bot-payment-check-later = ⏳ Couldn't reach the payment service. Please check again in a minute.
 bot-payment-problem = 😔 Something is wrong with this payment. Please contact support — we'll sort it out.
 bot-error = 😔 Something went wrong. Please try again or open the menu: /start
+
+## /privacy, /paysupport
+bot-privacy =
+    <b>What data Media Lab keeps</b>
+
+    • Your Telegram id, username and language — to recognise you and answer in your language.
+    • An e-mail — only if you gave one for a receipt.
+    • Your balance, payments (amount, status, the payment's id at the payment provider or in Telegram) and the history of charges and top-ups — the money records, kept for as long as the service runs.
+    • Operations: type, time, price, outcome, the text of your command or prompt, and Telegram's references to your photos (file_id).
+
+    <b>Images</b> are not stored: a photo is downloaded from Telegram only for the time it is processed and stays in the worker's memory. The job record with the photo references is deleted an hour after the job is done (7 days after, if it failed), the note of a delivered result after 7 days. The photos themselves stay with Telegram, in your chat.
+
+    We share no data with third parties other than the payment provider when you pay. Questions — /paysupport.
+bot-paysupport =
+    <b>Help with a payment</b>
+
+    Your latest payments:
+    { $payments }
+bot-paysupport-none = no payments yet.
+bot-paysupport-payment = #{ $id } · { $date } · { $amount } ₽ · { $status } · { $ref }
+bot-paysupport-contact = Contact the operator: { $contact }
+bot-paysupport-ask = Describe what happened in one message and I will pass it on to the admin with the ids of your payments. Changed your mind — /menu.
+bot-paysupport-sent = ✅ Your message was passed on to the admin. You will get an answer in this chat or through the contact above.
+bot-paysupport-not-sent = Your message could not be passed on to the admin. Please try again later.
+bot-paysupport-status-pending = awaiting payment
+bot-paysupport-status-waiting_for_capture = awaiting confirmation
+bot-paysupport-status-succeeded = credited
+bot-paysupport-status-canceled = canceled
+bot-paysupport-status-refunded = refunded
+bot-paysupport-status-failed = not created
+
+## ⭐ Telegram Stars top-ups
+bot-btn-stars-pack = ⭐ { $stars } → { $amount } ₽
+bot-stars-title = Top-up of { $amount } ₽
+bot-stars-description = { $stars } ⭐ — I will credit { $amount } ₽ to your Media Lab balance.
+bot-stars-label = { $amount } ₽ to the balance
+bot-stars-credited = ✅ Payment received: { $stars } ⭐ → +{ $amount } ₽. Your balance is { $balance } ₽. What shall we do?
+bot-stars-refused-unknown = This invoice is not ours or was changed. Open the top-up again: /balance
+bot-stars-refused-not_yours = This invoice was made for another user. Open your own top-up: /balance
+bot-stars-refused-stale = This invoice is already paid or out of date. Open the top-up again: /balance
+bot-stars-refused-price = The invoice's price does not match the purchase. Open the top-up again: /balance

@@ -30,6 +30,7 @@ plans-until = until { $date }
 plans-title = 📋 <b>Your plan: { $name }</b>
 plans-title-paid = 📋 <b>Your plan: { $name }</b> — { $price } ₽ { $per }
 plans-quota = 📊 { $left } of { $total } left — resets { $date }
+plans-quota-ends = 📊 { $left } of { $total } left — until { $date }
 plans-renews = 🔁 Renews { $date }: { $price } ₽ from the balance
 plans-renews-off = ⏹ Auto-renewal is off: the plan ends { $date }
 plans-renews-archived = ⏹ The plan is no longer sold and will not renew: it ends { $date }
@@ -119,6 +120,7 @@ plans-confirm-done = Already confirmed.
 
 ## /balance (the lines under the balance)
 plans-balance-quota = 📊 Subscription { $name }: { $left } of { $total } left, resets { $date }
+plans-balance-quota-ends = 📊 Subscription { $name }: { $left } of { $total } left, until { $date }
 plans-balance-package = 📦 { $name }: { $left } left, { $until }
 plans-balance-discount = 💳 With your plan's discount — { $price } ₽ per operation (−{ $percent } %)
 

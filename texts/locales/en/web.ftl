@@ -12,6 +12,13 @@ web-payment-refunded-debt =
     ↩️ A refund of { $amount } ₽ to your card was made: this amount was taken from your balance.
     Part of the money had already been spent, so your balance is negative: { $balance } ₽. Paid operations become available again after a top-up.
 
+web-payment-refunded-stars =
+    ↩️ The Stars of your payment went back to you in Telegram, and { $amount } ₽ were taken off your balance.
+    Your balance: { $balance } ₽.
+web-payment-refunded-stars-debt =
+    ↩️ The Stars of your payment went back to you in Telegram, and { $amount } ₽ were taken off your balance.
+    Part of the money was already spent, so your balance is negative: { $balance } ₽. Paid operations open again after a top-up.
+
 # Why YooKassa canceled a payment (cancellation_details.reason), in plain words.
 web-cancel-reason-3d_secure_failed = 3-D Secure authentication failed. Try again and confirm the payment in your bank's app or SMS, or use another payment method.
 web-cancel-reason-call_issuer = the bank that issued the card declined the payment without giving a reason. Contact your bank or use another payment method.

@@ -92,3 +92,52 @@ admin-plan-error-default_free = Тариф по умолчанию — бесп�
 admin-plan-error-default_archived = Тариф по умолчанию нельзя снять с продажи: сначала сделайте тарифом по умолчанию другой. Ничего не изменено.
 admin-plan-error-default_needed = Тариф по умолчанию есть всегда: назначьте другой (default=yes у него). Ничего не изменено.
 admin-plan-error-default_of_archived = Тариф из архива не может быть тарифом по умолчанию. Ничего не изменено.
+
+## /refund: a YooKassa payment back to the card (billing.refunds). $payment is our payment
+## number (or the YooKassa id as typed), $refund YooKassa's refund id.
+admin-refund-usage =
+    Формат: <code>/refund ПЛАТЁЖ [РУБЛИ] [again]</code>, например <code>/refund 42</code> (вернуть всё, что осталось) или <code>/refund 42 50</code>.
+    ПЛАТЁЖ — номер платежа, его id в ЮKassa или id списания звёзд в Telegram (платёж звёздами возвращается только целиком). Повтор той же команды не делает второго возврата; <code>again</code> — ещё один возврат той же суммы.
+admin-refund-bad-payment = «{ $value }» — не номер платежа и не id платежа в ЮKassa.
+admin-refund-no-yookassa = ЮKassa не настроена: возвращать нечего и некуда.
+admin-refund-unavailable = ЮKassa не ответила ({ $error }). Повторите ту же команду: будет отправлен тот же ключ идемпотентности, и возврат будет один.
+admin-refund-refunded =
+    ✅ Возвращено на карту { $amount } ₽ по платежу #{ $payment } (возврат { $refund }).
+    Баланс пользователя { $telegram_id }: { $balance } ₽. Пользователь получил сообщение о возврате.
+admin-refund-refunded-debt =
+    ✅ Возвращено на карту { $amount } ₽ по платежу #{ $payment } (возврат { $refund }).
+    Деньги уже были потрачены: баланс пользователя { $telegram_id } — { $balance } ₽, это долг (платные операции закрыты до пополнения). Пользователь получил сообщение о возврате.
+admin-refund-already_refunded =
+    Этот возврат уже сделан: { $amount } ₽ по платежу #{ $payment } (возврат { $refund }). Ничего нового не сделано.
+    Ещё один возврат той же суммы: <code>/refund { $payment } { $rubles } again</code>
+admin-refund-pending = ЮKassa приняла возврат { $amount } ₽ по платежу #{ $payment } (возврат { $refund }), но ещё не провела его. Баланс спишется, когда возврат пройдёт (по уведомлению ЮKassa или при повторе этой команды).
+admin-refund-canceled = ЮKassa отменила возврат { $amount } ₽ по платежу #{ $payment } (возврат { $refund }, причина: { $reason }). Деньги не возвращены, баланс не изменён.
+admin-refund-error-unknown_payment = Платежа «{ $payment }» нет. Ничего не изменено.
+admin-refund-error-not_paid = Платёж #{ $payment } не оплачен ({ $status }): возвращать нечего. Ничего не изменено.
+admin-refund-error-not_yookassa = Платёж #{ $payment } оплачен не через ЮKassa: вернуть его этой командой нельзя. Ничего не изменено.
+admin-refund-error-stars = Платёж #{ $payment } оплачен звёздами Telegram и ещё не зачислен: возвращать нечего. Ничего не изменено.
+admin-refund-error-nothing_left = Платёж #{ $payment } уже возвращён полностью ({ $amount } ₽). Ничего не изменено.
+admin-refund-error-too_much = По платежу #{ $payment } можно вернуть не больше { $left } ₽, а не { $amount } ₽. Ничего не изменено.
+admin-refund-error-unfinished = По платежу #{ $payment } не завершён возврат { $amount } ₽: повторите команду с этой суммой (или без суммы), чтобы его завершить.
+admin-refund-error-rejected = ЮKassa отказала в возврате по платежу #{ $payment }: { $error }. Деньги не возвращены, баланс не изменён.
+admin-refund-error-mismatch = Ответ ЮKassa не совпадает с платежом #{ $payment } (подробности в логе). Баланс не изменён.
+
+## /paysupport: a user's message passed on to the admins (always in Russian).
+admin-paysupport =
+    💬 <b>/paysupport</b> от { $name } ({ $username }, id <code>{ $telegram_id }</code>)
+    Платежи: { $payments }
+
+    { $text }
+admin-paysupport-no-text = (сообщение без текста)
+
+## /refund of a Telegram Stars payment (refundStarPayment: always the whole charge).
+admin-refund-stars-whole = Платёж #{ $payment } оплачен звёздами ({ $stars } ⭐): Telegram возвращает его только целиком — <code>/refund { $payment }</code>. Ничего не изменено.
+admin-refund-stars-refused = Telegram отказал в возврате звёзд по платежу #{ $payment }: { $error }. Баланс не изменён.
+admin-refund-stars-unavailable = Telegram не ответил ({ $error }). Повторите ту же команду: второго возврата не будет.
+admin-refund-stars-done =
+    ✅ Возвращено { $stars } ⭐ по платежу #{ $payment }; с баланса списано { $amount } ₽.
+    Баланс пользователя { $telegram_id }: { $balance } ₽. Пользователь получил сообщение о возврате.
+admin-refund-stars-done-debt =
+    ✅ Возвращено { $stars } ⭐ по платежу #{ $payment }; с баланса списано { $amount } ₽.
+    Деньги уже были потрачены: баланс пользователя { $telegram_id } — { $balance } ₽, это долг (платные операции закрыты до пополнения). Пользователь получил сообщение о возврате.
+admin-refund-stars-already = Звёзды по платежу #{ $payment } уже возвращены ({ $stars } ⭐, списано { $amount } ₽). Ничего нового не сделано. Баланс пользователя { $telegram_id }: { $balance } ₽.

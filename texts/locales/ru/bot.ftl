@@ -9,6 +9,8 @@ bot-cmd-menu = Показать меню
 bot-cmd-plans = Тарифы: подписки и пакеты
 bot-cmd-history = История списаний и пополнений
 bot-cmd-settings = Настройки
+bot-cmd-paysupport = Помощь с оплатой
+bot-cmd-privacy = Какие данные хранит бот
 
 ## Main menu buttons
 bot-btn-generate = 🎨 Создать
@@ -50,6 +52,8 @@ bot-help =
     /plans — тарифы: подписки и пакеты
     /history — история списаний и пополнений
     /settings — настройки (подтверждение списаний)
+    /paysupport — помощь с оплатой
+    /privacy — какие данные хранит бот
     /help — эта справка
 bot-help-generate = 🎨 <b>Создать</b> — картинка по текстовому описанию.
 bot-help-edit = ✏️ <b>Редактировать</b> — фото + команда: «ч/б», «яркость +20», «повернуть вправо»…
@@ -165,3 +169,44 @@ bot-payment-pending = ⏳ Оплата ещё не поступила. Если 
 bot-payment-check-later = ⏳ Не получилось связаться с платёжным сервисом. Попробуйте проверить через минуту.
 bot-payment-problem = 😔 С этим платежом что-то не так. Напишите в поддержку — разберёмся.
 bot-error = 😔 Что-то пошло не так. Попробуйте ещё раз или откройте меню: /start
+
+## /privacy, /paysupport
+bot-privacy =
+    <b>Какие данные хранит Media Lab</b>
+
+    • Ваш Telegram id, имя пользователя (@username) и язык — чтобы узнавать вас и отвечать на вашем языке.
+    • E-mail — только если вы сами указали его для чека.
+    • Баланс, платежи (сумма, статус, номер платежа у платёжной системы или в Telegram) и история списаний и пополнений — это учёт денег, он хранится, пока существует сервис.
+    • Операции: вид, время, цена, результат, текст вашей команды или описания и ссылки Telegram на ваши фото (file_id).
+
+    <b>Изображения</b> мы не храним: фото скачивается из Telegram только на время обработки и остаётся в памяти обработчика. Служебная запись задачи со ссылками на фото удаляется через час после выполнения (через 7 дней, если задача не удалась), отметка о доставленном результате — через 7 дней. Сами фото остаются у Telegram, в вашем чате.
+
+    Мы не передаём данные третьим лицам, кроме платёжной системы при оплате. Вопросы — /paysupport.
+bot-paysupport =
+    <b>Помощь с оплатой</b>
+
+    Ваши последние платежи:
+    { $payments }
+bot-paysupport-none = платежей пока нет.
+bot-paysupport-payment = #{ $id } · { $date } · { $amount } ₽ · { $status } · { $ref }
+bot-paysupport-contact = Связаться с оператором: { $contact }
+bot-paysupport-ask = Напишите одним сообщением, что случилось, — я перешлю его администратору вместе с номерами ваших платежей. Передумали — /menu.
+bot-paysupport-sent = ✅ Сообщение передано администратору. Вам ответят в этом чате или по контакту выше.
+bot-paysupport-not-sent = Не получилось передать сообщение администратору. Попробуйте позже.
+bot-paysupport-status-pending = ожидает оплаты
+bot-paysupport-status-waiting_for_capture = ожидает подтверждения
+bot-paysupport-status-succeeded = зачислен
+bot-paysupport-status-canceled = отменён
+bot-paysupport-status-refunded = возвращён
+bot-paysupport-status-failed = не создан
+
+## ⭐ Telegram Stars top-ups
+bot-btn-stars-pack = ⭐ { $stars } → { $amount } ₽
+bot-stars-title = Пополнение на { $amount } ₽
+bot-stars-description = { $stars } ⭐ — зачислю { $amount } ₽ на баланс Media Lab.
+bot-stars-label = { $amount } ₽ на баланс
+bot-stars-credited = ✅ Оплата получена: { $stars } ⭐ → +{ $amount } ₽. На балансе { $balance } ₽. Что сделаем?
+bot-stars-refused-unknown = Этот счёт не от нас или изменён. Откройте пополнение заново: /balance
+bot-stars-refused-not_yours = Этот счёт выставлен другому пользователю. Откройте своё пополнение: /balance
+bot-stars-refused-stale = Этот счёт уже оплачен или устарел. Откройте пополнение заново: /balance
+bot-stars-refused-price = Сумма счёта не совпадает с покупкой. Откройте пополнение заново: /balance

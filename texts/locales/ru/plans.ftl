@@ -33,6 +33,7 @@ plans-until = до { $date }
 plans-title = 📋 <b>Ваш тариф: { $name }</b>
 plans-title-paid = 📋 <b>Ваш тариф: { $name }</b> — { $price } ₽ { $per }
 plans-quota = 📊 Осталось { $left } из { $total } — обновится { $date }
+plans-quota-ends = 📊 Осталось { $left } из { $total } — до { $date }
 plans-renews = 🔁 Продлится { $date }: { $price } ₽ с баланса
 plans-renews-off = ⏹ Автопродление выключено: тариф закончится { $date }
 plans-renews-archived = ⏹ Тариф больше не продаётся и не продлится: он закончится { $date }
@@ -122,6 +123,7 @@ plans-confirm-done = Уже подтверждено.
 
 ## /balance (the lines under the balance)
 plans-balance-quota = 📊 Подписка «{ $name }»: осталось { $left } из { $total }, обновится { $date }
+plans-balance-quota-ends = 📊 Подписка «{ $name }»: осталось { $left } из { $total }, до { $date }
 plans-balance-package = 📦 { $name }: осталось { $left }, { $until }
 plans-balance-discount = 💳 Со скидкой вашего тарифа — { $price } ₽ за операцию (−{ $percent } %)
 
