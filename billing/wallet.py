@@ -492,7 +492,16 @@ async def allowed_types(
         .join(UserPlan, UserPlan.plan_id == Plan.id)
         .where(
             UserPlan.status == HoldingStatus.ACTIVE.value,
-            or_(UserPlan.ends_at.is_(None), UserPlan.ends_at > utcnow()),
+            # A subscription due for its renewal still counts: the charge rolls it over
+            # before it checks access (and refuses, nothing written, if it ended instead).
+            or_(
+                UserPlan.ends_at.is_(None),
+                UserPlan.ends_at > utcnow(),
+                and_(
+                    UserPlan.kind == PlanKind.SUBSCRIPTION.value,
+                    UserPlan.auto_renew.is_(True),
+                ),
+            ),
         )
     )
     if user_id is not None:

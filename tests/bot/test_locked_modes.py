@@ -4,6 +4,8 @@ got locked meanwhile (the charge refuses it: OperationLocked) is answered the sa
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import update
 
 from billing import accounts
@@ -104,3 +106,21 @@ async def test_a_mode_no_plan_unlocks_says_so(start_bot: StartBot, tg) -> None:
     await user.press(menu, text="🔒 ✨ Ретушь")
     told = await user.wait_for_text("недоступен")
     assert "ни один тариф его не открывает" in told.text
+
+
+async def test_a_subscription_due_for_its_renewal_keeps_its_modes_unlocked(
+    start_bot: StartBot, tg
+) -> None:
+    """Its period ended a moment ago and nothing has rolled it over yet: the charge renews it
+    before it checks access, so the menu must not show 🔒 on the modes it unlocks."""
+    app = await start_bot()
+    await _default_unlocks(app, BASIC)
+    async with app.sessionmaker() as session:
+        user, _ = await accounts.get_or_create_user(session, telegram_id=16005, free_operations=4)
+        await give_holding(session, user.id, "pro", units_left=30, ends_in=timedelta(minutes=-1))
+        await session.commit()
+    tg_user = tg.user(16005)
+    await tg_user.send_text("/start")
+    menu = await tg_user.wait_for_text("Что сделаем?")
+    assert "✨ Ретушь" in menu.button_texts
+    assert not any(text.startswith("🔒") for text in menu.button_texts)
