@@ -261,7 +261,8 @@ _REDIS_LEASE_SECONDS = 6 * 3600
 
 
 def own_redis_db() -> int:
-    """A Redis database number (1-15) leased to this test run alone.
+    """A Redis database number (1 to the server's ``databases`` - 1) leased to this test run
+    alone.
 
     Two test runs on one machine (a developer's and CI's, or parallel sessions) must not flush
     each other's queues: the run takes the first free lease key in database 0 (SET NX, with
@@ -271,12 +272,16 @@ def own_redis_db() -> int:
     if _REDIS_DB is None:
         admin = redis.Redis.from_url(f"{REDIS_BASE_URL}/0")
         owner = f"{socket.gethostname()}:{os.getpid()}"
-        for number in range(1, 16):
+        count = int(admin.config_get("databases").get("databases", 16))
+        for number in range(1, count):
             if admin.set(f"medialab-tests:db:{number}", owner, nx=True, ex=_REDIS_LEASE_SECONDS):
                 _REDIS_DB = number
                 break
         else:
-            raise RuntimeError("all 15 Redis test databases are leased by other test runs")
+            raise RuntimeError(
+                f"all {count - 1} Redis test databases are leased by other test runs "
+                "(redis-server --databases N gives more)"
+            )
     return _REDIS_DB
 
 
