@@ -275,8 +275,10 @@ def _charge_chain(
             .where(h.c.user_id == user_id, h.c.status == active)
             .subquery("holds")
         )
-        # The package a charge would take from: enough units, oldest expiry first.
-        pkg = (
+        # The package a charge would take from: enough units, oldest expiry first. A scalar
+        # subquery: PostgreSQL runs it only when the CASE below reaches it (not when the
+        # subscription or free operations pay).
+        pkg_id = (
             select(h.c.id)
             .where(
                 h.c.user_id == user_id,
@@ -287,7 +289,7 @@ def _charge_chain(
             )
             .order_by(h.c.ends_at.asc().nulls_last(), h.c.id)
             .limit(literal_column("1"))
-            .subquery("pkg")
+            .scalar_subquery()
         )
         due = held.c.due
         if renews:  # free operations due for their top-up
@@ -296,7 +298,7 @@ def _charge_chain(
         covers = {
             Funding.FREE.value: u.c.free_operations_left >= one,
             Funding.SUBSCRIPTION.value: held.c.sub_id.is_not(None),
-            Funding.PACKAGE.value: pkg.c.id.is_not(None),
+            Funding.PACKAGE.value: pkg_id.is_not(None),
             Funding.BALANCE.value: u.c.balance >= held.c.price,
         }
         if paid:
@@ -318,7 +320,7 @@ def _charge_chain(
                         cond,
                         held.c.sub_id
                         if s == Funding.SUBSCRIPTION.value
-                        else pkg.c.id
+                        else pkg_id
                         if s == Funding.PACKAGE.value
                         else null(),
                     )
@@ -344,7 +346,7 @@ def _charge_chain(
                 (and_(held.c.allowed, not_(due)) if wait_due else held.c.allowed).label("go"),
                 held.c.holds,
             )
-            .select_from(u.join(held, true()).outerjoin(pkg, true()))
+            .select_from(u.join(held, true()))
             .where(u.c.id == user_id)
             .with_for_update(of=u)
         )
