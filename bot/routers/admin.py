@@ -1,5 +1,5 @@
 """Admin commands: /user, /grant, /debit, /audit, the plans catalogue (/plans_admin,
-/plan_edit, /plan_archive) and /refund (a YooKassa payment back to the card) — for
+/plan_add, /plan_edit, /plan_archive) and /refund (a YooKassa payment back to the card) — for
 settings.ADMIN_IDS only.
 
 The router's filter lets only admins' messages in; for anyone else the router does not
@@ -357,22 +357,37 @@ async def cmd_plans_admin(message: Message, session: AsyncSession, lang: str) ->
 async def cmd_plan_edit(
     message: Message, command: CommandObject, session: AsyncSession, lang: str
 ) -> None:
-    """/plan_edit <code> field=value ...: change a plan (prices in rubles)."""
+    """/plan_edit <code> field=value ...: change a plan (prices in rubles); /plan_add <code>
+    kind=... field=value ...: a new plan, the same fields (``billing.plans.parse_fields``)."""
+    adding = command.command == "plan_add"
     code, _, rest = (command.args or "").strip().partition(" ")
     if not code or not rest.strip():
-        await message.answer(t("admin-plan-edit-usage", lang))
+        await message.answer(
+            t("admin-plan-add-usage" if adding else "admin-plan-edit-usage", lang)
+        )
         return
     try:
-        fields = plans.parse_fields(rest)
-        plan = await plans.edit_plan(session, code, **fields)
+        fields = plans.parse_fields(rest, adding=adding)
+        if adding:
+            plan = await plans.add_plan(session, code=code, **fields)
+        else:
+            plan = await plans.edit_plan(session, code, **fields)
         await session.commit()
     except BillingError as exc:
         await session.rollback()
         await message.answer(_plan_error(exc, lang))
         return
     assert message.from_user is not None
-    log.info("admin %s: plan %s edited: %s", message.from_user.id, code, sorted(fields))
-    await message.answer(t("admin-plan-saved", lang, plan=_plan_line(plan, lang)))
+    log.info(
+        "admin %s: plan %s %s: %s",
+        message.from_user.id,
+        code,
+        "added" if adding else "edited",
+        sorted(fields),
+    )
+    await message.answer(
+        t("admin-plan-added" if adding else "admin-plan-saved", lang, plan=_plan_line(plan, lang))
+    )
 
 
 async def cmd_plan_archive(
@@ -601,7 +616,7 @@ def create_router() -> Router:
     router.message.register(cmd_debit, Command("debit"))
     router.message.register(cmd_audit, Command("audit"))
     router.message.register(cmd_plans_admin, Command("plans_admin"))
-    router.message.register(cmd_plan_edit, Command("plan_edit"))
+    router.message.register(cmd_plan_edit, Command("plan_edit", "plan_add"))
     router.message.register(cmd_plan_archive, Command("plan_archive"))
     router.message.register(cmd_refund, Command("refund"))
     return router

@@ -23,6 +23,11 @@ async def _plan(app: RunningBot, code: str) -> Plan:
         return plan
 
 
+async def _codes(app: RunningBot) -> list[str]:
+    async with app.sessionmaker() as session:
+        return list(await session.scalars(select(Plan.code).order_by(Plan.code)))
+
+
 async def test_the_admin_lists_edits_and_archives_plans(start_bot: StartBot, tg) -> None:
     app = await start_bot(ADMIN_IDS=[ADMIN])
     admin = tg.user(ADMIN)
@@ -50,6 +55,30 @@ async def test_the_admin_lists_edits_and_archives_plans(start_bot: StartBot, tg)
     assert "[в архиве]" in again.text
 
 
+async def test_the_admin_adds_a_plan_that_is_then_on_sale(start_bot: StartBot, tg) -> None:
+    app = await start_bot(ADMIN_IDS=[ADMIN])
+    admin = tg.user(ADMIN)
+    await admin.send_text(
+        '/plan_add pro_year kind=subscription name_ru="Про на год" name_en="Pro yearly" '
+        "price=1990 period=year units=400 discount=15"
+    )
+    added = await admin.wait_for_text("Тариф заведён")
+    assert "«Про на год»" in added.text and "1\u202f990 ₽ · подписка, 400 ед. за год" in added.text
+    plan = await _plan(app, "pro_year")
+    assert (plan.kind, plan.price, plan.period, plan.units, plan.discount_percent) == (
+        "subscription",
+        199_000,
+        "year",
+        400,
+        15,
+    )
+    assert plan.archived_at is None
+    # On sale: a user sees it in /plans.
+    user = tg.user(STRANGER)
+    await user.send_text("/plans")
+    assert "Про на год" in (await user.wait_for_text("Про на год")).text
+
+
 @pytest.mark.parametrize(
     ("command", "words"),
     [
@@ -63,6 +92,12 @@ async def test_the_admin_lists_edits_and_archives_plans(start_bot: StartBot, tg)
         ("/plan_edit pro unlocks=teleport", "неизвестная операция «teleport»"),
         ("/plan_edit free price=10", "Тариф по умолчанию — бесплатная подписка"),
         ("/plan_edit pro default=no", None),  # pro is not the default: a no-op edit is fine
+        ("/plan_add", "Формат: /plan_add КОД kind="),
+        ("/plan_add pro_year", "Формат: /plan_add КОД kind="),
+        ("/plan_add pro kind=package name_ru=A name_en=B price=5", "Тариф с кодом «pro» уже есть"),
+        ("/plan_add 9x kind=package name_ru=A name_en=B price=5", "«9x» — не код тарифа"),
+        ("/plan_add pk kind=package name_ru=A price=5", "Нужно указать name_en"),
+        ("/plan_add pk kind=subscription name_ru=A name_en=B price=5", "должен быть период"),
         ("/plan_archive", "Формат: /plan_archive КОД"),
         ("/plan_archive free", "Тариф по умолчанию нельзя снять с продажи"),
         ("/plan_archive nope", "Тарифа с кодом «nope» нет"),
@@ -73,6 +108,7 @@ async def test_every_bad_plan_command_is_answered_and_changes_nothing(
 ) -> None:
     app = await start_bot(ADMIN_IDS=[ADMIN])
     before = await _plan(app, "pro")
+    codes = await _codes(app)
     admin = tg.user(ADMIN)
     await admin.send_text(command)
     answer = await admin.wait_for_message()
@@ -88,6 +124,7 @@ async def test_every_bad_plan_command_is_answered_and_changes_nothing(
         before.discount_percent,
         before.archived_at,
     )
+    assert await _codes(app) == codes
     assert (await _plan(app, "free")).archived_at is None
 
 

@@ -40,13 +40,13 @@ admin-audit-problems =
     ⚠️ Audit: { $count } problem(s). The first { $shown }:
     { $problems }
 
-## The plans catalogue: /plans_admin, /plan_edit, /plan_archive
+## The plans catalogue: /plans_admin, /plan_add, /plan_edit, /plan_archive
 admin-plans =
     📋 Plans (code · price · what it gives):
 
     { $plans }
 
-    Change one: <code>/plan_edit CODE field=value ...</code> (price in rubles); take one off sale: <code>/plan_archive CODE</code>.
+    Change one: <code>/plan_edit CODE field=value ...</code> (price in rubles); add one: <code>/plan_add CODE kind=subscription|package field=value ...</code>; take one off sale: <code>/plan_archive CODE</code>.
 admin-plan-line = <b>{ $code }</b> { $flags } «{ $name_ru }» / “{ $name_en }” · { $price } ₽ · { $what } · discount { $discount }% · free +{ $free } · unlocks: { $unlocks } · order { $sort }
 admin-plan-what-subscription = subscription, { $units } units a { $period }, trial { $trial } d
 admin-plan-what-package = pack, { $units } units for { $days } d
@@ -61,6 +61,11 @@ admin-plan-unlocks-all = every operation
 admin-plan-edit-usage =
     Usage: <code>/plan_edit CODE field=value ...</code>, e.g. <code>/plan_edit pro price=249 units=40</code>
     Fields: name_ru, name_en, price (rubles), period (day/week/month/year), units, expires (days or never), discount (0–100), unlocks (all or generate,edit), free, trial, sort, default (yes).
+admin-plan-add-usage =
+    Usage: <code>/plan_add CODE kind=subscription|package field=value ...</code>, e.g. <code>/plan_add pro_year kind=subscription name_ru="Про на год" name_en="Pro yearly" price=1990 period=year units=400 discount=10</code>
+    Required: kind, name_ru, name_en, price (rubles), and period for a subscription. The other fields as in /plan_edit.
+admin-plan-added = ✅ The plan is added and on sale.
+    { $plan }
 admin-plan-archive-usage = Usage: <code>/plan_archive CODE</code>
 admin-plan-saved = ✅ Saved. Holders get the change from their next period.
     { $plan }

@@ -40,13 +40,13 @@ admin-audit-problems =
     ⚠️ Аудит: проблем — { $count }. Первые { $shown }:
     { $problems }
 
-## The plans catalogue: /plans_admin, /plan_edit, /plan_archive
+## The plans catalogue: /plans_admin, /plan_add, /plan_edit, /plan_archive
 admin-plans =
     📋 Тарифы (код · цена · что даёт):
 
     { $plans }
 
-    Изменить: <code>/plan_edit КОД поле=значение ...</code> (цена в рублях), снять с продажи: <code>/plan_archive КОД</code>.
+    Изменить: <code>/plan_edit КОД поле=значение ...</code> (цена в рублях), завести новый: <code>/plan_add КОД kind=subscription|package поле=значение ...</code>, снять с продажи: <code>/plan_archive КОД</code>.
 admin-plan-line = <b>{ $code }</b> { $flags } «{ $name_ru }» / “{ $name_en }” · { $price } ₽ · { $what } · скидка { $discount }% · бесплатных +{ $free } · открывает: { $unlocks } · порядок { $sort }
 admin-plan-what-subscription = подписка, { $units } ед. за { $period }, пробный период { $trial } дн.
 admin-plan-what-package = пакет, { $units } ед. на { $days } дн.
@@ -61,6 +61,11 @@ admin-plan-unlocks-all = все операции
 admin-plan-edit-usage =
     Формат: <code>/plan_edit КОД поле=значение ...</code>, например <code>/plan_edit pro price=249 units=40</code>
     Поля: name_ru, name_en, price (рубли), period (day/week/month/year), units, expires (дни или never), discount (0–100), unlocks (all или generate,edit), free, trial, sort, default (yes).
+admin-plan-add-usage =
+    Формат: <code>/plan_add КОД kind=subscription|package поле=значение ...</code>, например <code>/plan_add pro_year kind=subscription name_ru="Про на год" name_en="Pro yearly" price=1990 period=year units=400 discount=10</code>
+    Обязательны: kind, name_ru, name_en, price (рубли), для подписки ещё period. Остальные поля — как в /plan_edit.
+admin-plan-added = ✅ Тариф заведён и продаётся.
+    { $plan }
 admin-plan-archive-usage = Формат: <code>/plan_archive КОД</code>
 admin-plan-saved = ✅ Сохранено. Те, у кого тариф уже есть, получат изменения со следующего периода.
     { $plan }
