@@ -47,7 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import accounts, operations, wallet
-from billing.errors import DuplicateRequest, InsufficientFunds, OperationLocked
+from billing.errors import ChargeConflict, DuplicateRequest, InsufficientFunds, OperationLocked
 from billing.models import Funding, Operation
 from billing.operations import ChargeResult
 from billing.prices import OperationType, format_rub, is_free, operation_type
@@ -243,6 +243,12 @@ class BilledMiddleware(BaseMiddleware):
             # ended): the charge refused it and wrote nothing.
             await session.rollback()
             await tell_locked(event, session, op_name, lang)
+            return None
+        except ChargeConflict:
+            # Many charges of this user at once kept spending the source this one chose:
+            # nothing written; the user sends it again.
+            await session.rollback()
+            await event.answer(t("bot-charge-busy", lang))
             return None
         except DuplicateRequest as exc:
             # Telegram delivered this update again: it was charged (and queued) the first
@@ -463,7 +469,7 @@ async def confirm_charge(
             await session.rollback()
             await query.answer(t("plans-confirm-done", lang))
             return
-        except (InsufficientFunds, OperationLocked) as exc:
+        except (InsufficientFunds, OperationLocked, ChargeConflict) as exc:
             log.warning("confirmed charge refused although quoted: %r", exc)
             charge = None
         if charge is not None and not _as_quoted(charge, quote):

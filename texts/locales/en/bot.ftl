@@ -115,6 +115,7 @@ bot-edit-too-long = ✂️ That command is too long. Please make it shorter.
 bot-edit-no-effect = 🤔 "{ $fragment }" would change nothing: a photo does not change by 0%. Say how much, for example: "brightness +20". Nothing was charged.
 
 ## Operations
+bot-charge-busy = ⏳ Many of your operations are going on at once — this one was not charged or started. Send it again in a couple of seconds.
 bot-op-queued-generate = ⏳ Queued: drawing a picture from your description.
 bot-op-queued-edit = ⏳ Queued: applying your edits.
 bot-op-queued-merge = ⏳ Queued: merging two photos.
