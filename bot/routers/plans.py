@@ -491,9 +491,11 @@ async def history_page(
 async def cmd_history(
     message: Message, session: AsyncSession, settings: Settings, lang: str
 ) -> None:
-    """/history: the newest page of the user's ledger."""
+    """/history: the newest page of the user's ledger, after a roll-over that was due (a
+    renewal or an end belongs on it)."""
     assert message.from_user is not None
     account = await ensure_user(session, settings, message.from_user, lang)
+    await roll_over(session, settings, account.id, message.bot)
     text, keyboard = await history_page(session, account.id, lang)
     await message.answer(text, reply_markup=keyboard)
 
@@ -503,6 +505,7 @@ async def show_history(
 ) -> None:
     await query.answer()
     account = await ensure_user(session, settings, query.from_user, lang)
+    await roll_over(session, settings, account.id, query.bot)
     if isinstance(query.message, Message):
         text, keyboard = await history_page(session, account.id, lang)
         await query.message.answer(text, reply_markup=keyboard)

@@ -149,3 +149,20 @@ async def test_plan_renewals_and_ends_read_plainly(start_bot: StartBot, tg) -> N
     await user.send_text("/history")
     page = await user.wait_for_text("История")
     assert "⏹ «Пакет 10 операций» закончился: истёк срок, сгорело 3 операции" in page.text
+
+
+async def test_history_rolls_over_first_so_an_end_that_is_due_is_on_it(
+    start_bot: StartBot, tg
+) -> None:
+    """A package past its end that nothing rolled over yet: /history ends it first (once,
+    as every read does), so its end is the newest line, not missing until the next charge."""
+    app = await start_bot()
+    user_id = await _user(app, 17006)
+    async with app.sessionmaker() as session:
+        await give_holding(session, user_id, "pack10", units_left=4, ends_in=-timedelta(minutes=1))
+        await session.commit()
+    user = tg.user(17006)
+    await user.send_text("/history")
+    page = await user.wait_for_text("История")
+    newest = page.text.split("\n")[2]
+    assert "«Пакет 10 операций» закончился: истёк срок, сгорело 4 операции" in newest, page.text
