@@ -62,7 +62,7 @@ def cost_line(
         return t(
             f"worker-cost-{funding}",
             language,
-            units=str(units),
+            units=wallet_texts.ops(units, language),  # "2 операции", as the bot says
             units_left=str(units_left if units_left is not None else 0),
             balance=rub,
         )

@@ -64,8 +64,8 @@ def test_the_result_caption_says_what_the_quota_has_left():
         units=2,
         units_left=18,
     )
-    assert line == "Списано из подписки: 2. Осталось в подписке: 18. Баланс: 10 ₽."
+    assert line == "Списано 2 операции из подписки, осталось 18. Баланс: 10 ₽."
     line = messages.cost_line(
         funding="package", price=0, balance=0, free_left=0, language="en", units=1, units_left=9
     )
-    assert line == "Taken from your package: 1. Left in your package: 9. Balance: 0 ₽."
+    assert line == "1 operation taken from the package, 9 left. Balance: 0 ₽."

@@ -103,7 +103,7 @@ async def test_no_offer_with_free_operations_to_spare_or_a_plan(harness_factory,
     result = await _result(h, subscribed, op)
     assert "💡" not in result.text and result.buttons == []
     # Paid from the plan: the caption says so, and what is left.
-    assert "Списано из подписки: 1. Осталось в подписке: 4." in result.text
+    assert "Списано 1 операция из подписки, осталось 4." in result.text
 
 
 async def test_two_claims_at_once_show_the_offer_once(engine) -> None:  # type: ignore[no-untyped-def]

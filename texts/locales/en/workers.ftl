@@ -16,8 +16,8 @@ media-result-noop = Unchanged.
 worker-cost-balance = Charged { $price } ₽. Balance: { $balance } ₽.
 worker-cost-free = Used a free operation. Free operations left: { $free_left }. Balance: { $balance } ₽.
 worker-cost-none = Free of charge. Balance: { $balance } ₽.
-worker-cost-subscription = Taken from your subscription: { $units }. Left in your subscription: { $units_left }. Balance: { $balance } ₽.
-worker-cost-package = Taken from your package: { $units }. Left in your package: { $units_left }. Balance: { $balance } ₽.
+worker-cost-subscription = { $units } taken from the subscription, { $units_left } left. Balance: { $balance } ₽.
+worker-cost-package = { $units } taken from the package, { $units_left } left. Balance: { $balance } ₽.
 worker-document-caption = Uncompressed file.
 
 ## Failures

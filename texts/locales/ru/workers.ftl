@@ -16,8 +16,8 @@ media-result-noop = Без изменений.
 worker-cost-balance = Списано { $price } ₽. Баланс: { $balance } ₽.
 worker-cost-free = Использована бесплатная операция. Осталось бесплатных: { $free_left }. Баланс: { $balance } ₽.
 worker-cost-none = Бесплатно. Баланс: { $balance } ₽.
-worker-cost-subscription = Списано из подписки: { $units }. Осталось в подписке: { $units_left }. Баланс: { $balance } ₽.
-worker-cost-package = Списано из пакета: { $units }. Осталось в пакете: { $units_left }. Баланс: { $balance } ₽.
+worker-cost-subscription = Списано { $units } из подписки, осталось { $units_left }. Баланс: { $balance } ₽.
+worker-cost-package = Списано { $units } из пакета, осталось { $units_left }. Баланс: { $balance } ₽.
 worker-document-caption = Файл без сжатия.
 
 ## Failures
