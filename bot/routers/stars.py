@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing import notices, plans, stars, wallet
 from billing.errors import BillingError
 from billing.models import NoticeOutcome
-from billing.plans import PlanNotForSale, PlanNotFound
 from billing.prices import format_rub
 from billing.settings import Settings
 from bot.callbacks import PlanAction, StarsPack
@@ -134,7 +133,7 @@ async def plan_chosen(
         invoice, words = await start_invoice(
             session, settings, query.from_user, lang, plan_code=callback_data.code
         )
-    except (PlanNotFound, PlanNotForSale, BillingError) as exc:
+    except BillingError as exc:  # PlanNotFound, PlanNotForSale, past one invoice's ⭐
         await session.rollback()
         log.info("plan %s not sold for Stars: %s", callback_data.code, exc)
         await query.answer(t("plans-not-for-sale", lang), show_alert=True)
