@@ -24,8 +24,9 @@ from tests.bot.test_stars_topup import STARS, _logged, _send_invoice, _topups
 PRO_STARS, PRO_CREDIT = 166, 19_920
 
 
-async def _plan_invoice(user):  # type: ignore[no-untyped-def]
-    """/plans → the Про card → ⭐: the invoice message."""
+async def _plan_invoice(user, *, short: bool = False):  # type: ignore[no-untyped-def]
+    """/plans → the Про card → ⭐ (``short``: from the "not enough on the balance" screen
+    the card's 💰 leads to): the invoice message."""
     await user.send_text("/plans")
     screen = await user.wait_for_text("Ваш тариф")
     await user.press(screen, text="Про — 199 ₽")
@@ -35,6 +36,14 @@ async def _plan_invoice(user):  # type: ignore[no-untyped-def]
         f"⭐ Оплатить звёздами — {PRO_STARS} ⭐",
         "◀️ Все тарифы",
     ]
+    if short:
+        await user.press(card, text="Купить с баланса")
+        card = await user.wait_for_text("стоит 199 ₽, а на балансе 0 ₽")
+        assert card.button_texts == [
+            "💳 Пополнить баланс",
+            f"⭐ Оплатить звёздами — {PRO_STARS} ⭐",
+            "◀️ Все тарифы",
+        ]
     await user.press(card, text="Оплатить звёздами")
     return await user.wait_for(lambda m: m.from_bot and "invoice" in m.raw)
 
@@ -109,7 +118,7 @@ async def test_a_plan_archived_after_the_pre_checkout_leaves_the_money_on_the_ba
 ) -> None:
     app = await start_bot(yookassa=False, **STARS)
     user = tg.user(7203)
-    invoice = await _plan_invoice(user)
+    invoice = await _plan_invoice(user, short=True)
     approved = await user.pay(invoice, hold=True)
     assert approved["ok"], approved
     await _archive(app)  # between Telegram's approval and its charge
