@@ -433,37 +433,29 @@ async def _credit_and_buy(
     remote: ProviderPayment,
     base: dict[str, Any],
 ) -> ReconcileResult:
-    """A plan's payment: the credit, then the plan bought from the balance, in ONE
-    transaction (so a plan is never bought without its money, nor the money credited twice);
-    one message, under the credit's key, says what became of the plan."""
+    """A YooKassa plan payment: :func:`credit_and_buy` in a transaction of its own."""
     plan_id = plan_of(remote.metadata)
     assert plan_id is not None
     async with sessionmaker() as session:
         try:
-            credited = await credit_payment(
+            bought = await credit_and_buy(
                 session,
                 payment_id=row.id,
+                plan_id=plan_id,
                 amount=remote.amount,
                 currency=remote.currency,
                 yookassa_payment_id=remote.id,
                 raw=remote.raw,
-                notice=False,
             )
         except (PaymentMismatch, PaymentNotCreditable) as exc:
             await session.rollback()
             log.error("payment %s: not credited: %s", row.id, exc)
             return ReconcileResult(Outcome.MISMATCH, detail=str(exc), **base)
-        if credited is None:
+        if bought is None:
             await session.rollback()
             fresh = await accounts.get_user(session, user_id=row.user_id)
             return ReconcileResult(Outcome.ALREADY_CREDITED, balance_after=fresh.balance, **base)
-        note = await plans.buy_after_payment(
-            session,
-            user_id=row.user_id,
-            plan_id=plan_id,
-            payment_id=row.id,
-            amount=remote.amount,
-        )
+        _, note = bought
         await session.commit()
     log.info(
         "payment %s: credited %d and plan %s: %s (%s)",
@@ -489,6 +481,44 @@ class CreditResult:
     telegram_id: int
     amount: int
     balance_after: int
+
+
+async def credit_and_buy(
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    plan_id: int,
+    amount: int,
+    currency: str,
+    yookassa_payment_id: str | None = None,
+    telegram_charge_id: str | None = None,
+    raw: dict[str, Any] | None = None,
+) -> tuple[CreditResult, plans.PlanPaymentNote] | None:
+    """A plan's payment, whoever took it (YooKassa, Telegram Stars): the once-only credit,
+    then the plan bought from the balance, in the caller's ONE transaction (so a plan is
+    never bought without its money, nor the money credited twice); one message, under the
+    credit's key, says what became of the plan. None when it was credited before; raises
+    what :func:`credit_payment` raises."""
+    credited = await credit_payment(
+        session,
+        payment_id=payment_id,
+        amount=amount,
+        currency=currency,
+        yookassa_payment_id=yookassa_payment_id,
+        telegram_charge_id=telegram_charge_id,
+        raw=raw,
+        notice=False,
+    )
+    if credited is None:
+        return None
+    note = await plans.buy_after_payment(
+        session,
+        user_id=credited.user_id,
+        plan_id=plan_id,
+        payment_id=payment_id,
+        amount=amount,
+    )
+    return credited, note
 
 
 CREDITABLE = (PaymentStatus.PENDING, PaymentStatus.WAITING_FOR_CAPTURE, PaymentStatus.FAILED)

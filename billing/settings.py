@@ -520,6 +520,12 @@ class Settings(BaseSettings):
         """What ``stars`` ⭐ credit to the balance, in kopecks."""
         return stars * self.KOPECKS_PER_STAR
 
+    def stars_for(self, kopecks: int) -> int:
+        """The ⭐ a price of ``kopecks`` costs: rounded UP to a whole ⭐, so what they credit
+        (:meth:`stars_kopecks`) always covers the price; the few kopecks over it stay on the
+        balance."""
+        return -(-kopecks // self.KOPECKS_PER_STAR)
+
     @property
     def fal_configured(self) -> bool:
         return bool(self.FAL_KEY and self.FAL_KEY.get_secret_value())

@@ -7,7 +7,10 @@ A Stars payment is a ``payments`` row with ``provider = 'stars'``, ``currency = 
 ``stars`` the invoice's price in ⭐ and ``amount`` what it credits in kopecks (fixed when the
 invoice is made: the rate may change, the promise does not). The invoice's payload names the
 row and its random key (so the payload of a database restored or recreated since names no
-row of the same id). One charge credits one row, keyed by Telegram's
+row of the same id). A plan's payment (:func:`start_plan_purchase`) is the same row naming
+the plan (``plan_id``): once credited, the plan is bought from the balance in the credit's
+transaction, through the same path as a YooKassa plan payment
+(:func:`billing.payments.credit_and_buy`). One charge credits one row, keyed by Telegram's
 ``telegram_payment_charge_id`` (unique): the same update delivered twice credits nothing
 more, and an old invoice paid again (a new charge id for a row already credited) gets a row
 of its own and is credited too — money Telegram took is never lost.
@@ -28,11 +31,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, notices
+from billing import accounts, notices, plans
 from billing.bounds import parse_id
 from billing.errors import BillingError, InvalidAmount
-from billing.models import Payment, PaymentProvider, PaymentStatus, User
-from billing.payments import credit_payment, record_payment_refund
+from billing.models import Payment, PaymentProvider, PaymentStatus, Plan, User
+from billing.payments import credit_and_buy, credit_payment, record_payment_refund
 from billing.settings import MAX_STARS_PER_INVOICE, Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class StarsRefused(enum.StrEnum):
     NOT_YOURS = "not_yours"  # another user's purchase
     STALE = "stale"  # already paid, or no longer open
     PRICE = "price"  # the price or currency is not the purchase's
+    PLAN = "plan"  # the plan it buys is no longer for sale (archived meanwhile)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class StarsInvoice:
     payload: str
     stars: int
     amount: int  # kopecks it credits
+    plan_id: int | None = None  # the plan it buys once credited
 
 
 class StarsOutcome(enum.StrEnum):
@@ -73,6 +78,7 @@ class StarsCredit:
     telegram_id: int
     language: str | None
     repeat: bool = False  # an old invoice paid again: credited on a row of its own
+    plan: plans.PlanPaymentNote | None = None  # a plan's payment: what became of the plan
 
 
 def payload_for(payment_id: int, key: str) -> str:
@@ -105,6 +111,35 @@ async def start_purchase(
     return await _new_row(session, settings, user_id=user_id, stars=stars, description=description)
 
 
+def plan_stars(settings: Settings, price: int) -> int | None:
+    """A plan's price in ⭐ (rounded up: :meth:`Settings.stars_for`); None when one invoice
+    cannot ask that many (the plan is then not offered for Stars)."""
+    count = settings.stars_for(price)
+    return count if 1 <= count <= MAX_STARS_PER_INVOICE else None
+
+
+async def start_plan_purchase(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int,
+    plan_code: str,
+    description: str | None = None,
+) -> StarsInvoice:
+    """The pending row of a plan's Stars invoice: its price in ⭐ rounded up, crediting
+    that many ⭐ at the rate (at least the price), the row naming the plan. Raises
+    PlanNotFound / PlanNotForSale, or BillingError when the price is past one invoice's ⭐,
+    before anything is written (flushed; the caller commits before the invoice is sent)."""
+    plan = await plans.get_plan(session, plan_code)
+    plans.ensure_for_sale(plan)
+    count = plan_stars(settings, plan.price)
+    if count is None:
+        raise BillingError(f"plan {plan_code!r}: {plan.price} kopecks is past one Stars invoice")
+    return await _new_row(
+        session, settings, user_id=user_id, stars=count, description=description, plan_id=plan.id
+    )
+
+
 async def _new_row(
     session: AsyncSession,
     settings: Settings,
@@ -112,6 +147,7 @@ async def _new_row(
     user_id: int,
     stars: int,
     description: str | None,
+    plan_id: int | None = None,
 ) -> StarsInvoice:
     if not 1 <= stars <= MAX_STARS_PER_INVOICE:
         raise BillingError(f"{stars} ⭐ is out of range")
@@ -124,11 +160,16 @@ async def _new_row(
         description=description,
         idempotence_key=uuid.uuid4().hex,
         status=PaymentStatus.PENDING.value,
+        plan_id=plan_id,
     )
     session.add(payment)
     await session.flush()
     return StarsInvoice(
-        payment.id, payload_for(payment.id, payment.idempotence_key), stars, payment.amount
+        payment.id,
+        payload_for(payment.id, payment.idempotence_key),
+        stars,
+        payment.amount,
+        plan_id,
     )
 
 
@@ -148,9 +189,13 @@ async def _row(session: AsyncSession, payload: str) -> Any | None:
                 Payment.amount,
                 Payment.currency,
                 Payment.telegram_charge_id,
+                Payment.plan_id,
+                # The plan it buys is still for sale (NULL for a top-up).
+                ((Plan.archived_at.is_(None)) & (Plan.is_default.is_(False))).label("on_sale"),
                 User.telegram_id,
             )
             .join(User, User.id == Payment.user_id)
+            .outerjoin(Plan, Plan.id == Payment.plan_id)
             .where(Payment.id == row_id)
         )
     ).one_or_none()
@@ -162,8 +207,9 @@ async def _row(session: AsyncSession, payload: str) -> Any | None:
 async def check_pre_checkout(
     session: AsyncSession, *, telegram_id: int, payload: str, currency: str, total_amount: int
 ) -> StarsRefused | None:
-    """None when the payload names an open Stars purchase of this user at this price;
-    otherwise why not (the pre-checkout is then refused with that reason)."""
+    """None when the payload names an open Stars purchase of this user at this price (and
+    the plan it buys, if any, still for sale); otherwise why not (the pre-checkout is then
+    refused with that reason)."""
     row = await _row(session, payload)
     if row is None:
         return StarsRefused.UNKNOWN
@@ -173,6 +219,8 @@ async def check_pre_checkout(
         return StarsRefused.PRICE
     if row.status != PaymentStatus.PENDING or row.telegram_charge_id is not None:
         return StarsRefused.STALE
+    if row.plan_id is not None and not row.on_sale:
+        return StarsRefused.PLAN
     return None
 
 
@@ -193,6 +241,9 @@ async def credit_charge(
     otherwise (an old invoice paid again, a purchase credited meanwhile by another charge,
     a payload that names nothing of ours) a new row for the payer, at the current rate for
     the ⭐ actually paid — Telegram has taken them, so they are credited, never dropped.
+    A plan's row, credited, buys its plan in the same transaction (``plan`` of the result;
+    the plan archived meanwhile: the money stays on the balance, and the note says so); a
+    row of its own for a plan's invoice paid again is a top-up only.
     """
     if currency != CURRENCY or total_amount <= 0:
         raise BillingError(f"charge {charge_id}: {total_amount} {currency} is not a Stars payment")
@@ -209,8 +260,10 @@ async def credit_charge(
                 and row.status == PaymentStatus.PENDING
                 and row.telegram_charge_id is None
             )
+            plan_id = None
             if usable:
                 payment_id, amount = row.id, row.amount  # type: ignore[union-attr]
+                plan_id = row.plan_id  # type: ignore[union-attr]
             else:
                 account, _ = await accounts.get_or_create_user(
                     session, telegram_id=telegram_id, free_operations=0
@@ -223,15 +276,28 @@ async def credit_charge(
                     description=f"paid again: {payload}"[:128],
                 )
                 payment_id, amount = fresh.payment_id, fresh.amount
+            note: plans.PlanPaymentNote | None = None
             try:
-                credited = await credit_payment(
-                    session,
-                    payment_id=payment_id,
-                    amount=amount,
-                    currency=CURRENCY,
-                    telegram_charge_id=charge_id,
-                    raw=raw,
-                )
+                if plan_id is not None:
+                    bought = await credit_and_buy(
+                        session,
+                        payment_id=payment_id,
+                        plan_id=plan_id,
+                        amount=amount,
+                        currency=CURRENCY,
+                        telegram_charge_id=charge_id,
+                        raw=raw,
+                    )
+                    credited, note = bought if bought is not None else (None, None)
+                else:
+                    credited = await credit_payment(
+                        session,
+                        payment_id=payment_id,
+                        amount=amount,
+                        currency=CURRENCY,
+                        telegram_charge_id=charge_id,
+                        raw=raw,
+                    )
                 if credited is None:  # credited meanwhile by another charge: a row of its own
                     await session.rollback()
                     continue
@@ -251,15 +317,18 @@ async def credit_charge(
             payment_id,
             "" if usable else " (a new row: the payload's purchase was not open)",
         )
+        if note is not None:
+            log.info("stars payment %s: plan %s: %s", payment_id, note.plan_code, note.kind.value)
         return StarsCredit(
             StarsOutcome.CREDITED,
             payment_id,
             amount,
             total_amount,
-            credited.balance_after,
+            note.balance_after if note is not None else credited.balance_after,
             telegram_id,
             user.language,
             repeat=not usable,
+            plan=note,
         )
     raise BillingError(f"charge {charge_id}: not credited after three attempts")
 

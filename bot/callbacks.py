@@ -101,7 +101,8 @@ class CheckPayment(CallbackData, prefix="pay"):
 
 class PlanAction(CallbackData, prefix="plan"):
     """A plan of the catalogue, by code: "card" (what it gives, how to buy), "buy" (from the
-    balance), "pay" (by YooKassa), "change" (the subscription from the next period).
+    balance), "pay" (by YooKassa), "stars" (a Telegram Stars invoice), "change" (the
+    subscription from the next period).
 
     ``key``: a random key each showing of a card gives its buy / pay buttons, so a double tap
     (or a re-delivered press) buys once and opens one payment; the card shown again buys

@@ -170,11 +170,34 @@ def plans_keyboard(
     return builder.as_markup()
 
 
+def _pay_stars(
+    lang: str, plan: PlanInfo, stars: int | None, key: str
+) -> list[list[InlineKeyboardButton]]:
+    """⭐ Pay N Stars for a plan (``stars``: its price in ⭐; None: Stars not offered)."""
+    if stars is None or plan.price <= 0:
+        return []
+    return [
+        [
+            _button(
+                t("plans-btn-pay-stars", lang, stars=stars),
+                PlanAction(action="stars", code=plan.code, key=key),
+            )
+        ]
+    ]
+
+
 def plan_card_keyboard(
-    lang: str, plan: PlanInfo, held: Wallet, *, card_payments: bool, key: str
+    lang: str,
+    plan: PlanInfo,
+    held: Wallet,
+    *,
+    card_payments: bool,
+    key: str,
+    stars: int | None = None,
 ) -> InlineKeyboardMarkup:
-    """A plan's card: buy from the balance, pay by card — or, for another subscription while
-    one is active, switch from the next period."""
+    """A plan's card: buy from the balance, pay by card, pay in Stars (``stars``: the price
+    in ⭐ when Stars are offered) — or, for another subscription while one is active, switch
+    from the next period."""
     rows: list[list[InlineKeyboardButton]] = []
     sub = held.subscription
     price = format_rub(plan.price)
@@ -203,14 +226,15 @@ def plan_card_keyboard(
                     )
                 ]
             )
+        rows += _pay_stars(lang, plan, stars, key)
     rows.append([_button(t("plans-btn-back", lang), Menu(action="plans"))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def plan_short_keyboard(
-    lang: str, plan: PlanInfo, *, card_payments: bool, key: str
+    lang: str, plan: PlanInfo, *, card_payments: bool, key: str, stars: int | None = None
 ) -> InlineKeyboardMarkup:
-    """Not enough on the balance for a plan: top up, or pay for it by card."""
+    """Not enough on the balance for a plan: top up, pay for it by card or in Stars."""
     rows = [[_button(t("bot-btn-topup-now", lang), Menu(action="topup"))]]
     if card_payments:
         rows.append(
@@ -221,6 +245,7 @@ def plan_short_keyboard(
                 )
             ]
         )
+    rows += _pay_stars(lang, plan, stars, key)
     rows.append([_button(t("plans-btn-back", lang), Menu(action="plans"))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 

@@ -267,6 +267,7 @@ FILE_DOWNLOAD = "file"  # the name faults give the file download
 
 DEFAULT_STARS = 1000  # an emulated user's ⭐ balance until a test sets it
 PRE_CHECKOUT_TIMEOUT = 10.0  # Telegram's: a pre-checkout not answered by then fails
+INVOICE_LINK_PREFIX = "https://t.me/$"  # createInvoiceLink: the link, then its slug
 
 
 FLOOD_METHODS = {
@@ -318,10 +319,12 @@ class BotState:
         self.file_counter = 0
         self.bound = token is not None
         # Payments (Telegram Stars): each emulated user's ⭐ balance, the invoices sent
-        # ((chat id, message id) → payload and price), the pre-checkout queries asked and
-        # the charges made (telegram_payment_charge_id → charge).
+        # ((chat id, message id) → payload and price), the invoice links made (the link's
+        # slug → the same), the pre-checkout queries asked and the charges made
+        # (telegram_payment_charge_id → charge).
         self.stars: dict[int, int] = {}
         self.invoices: dict[tuple[int, int], dict[str, Any]] = {}
+        self.invoice_links: dict[str, dict[str, Any]] = {}
         self.pre_checkouts: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
 
@@ -456,6 +459,7 @@ CANONICAL_METHODS = [
     "setChatMenuButton",
     "getChatMenuButton",
     "sendInvoice",
+    "createInvoiceLink",
     "answerPreCheckoutQuery",
     "refundStarPayment",
 ]
@@ -1426,6 +1430,23 @@ class TelegramEmulator:
         provider token (empty), exactly one price; the payload (1-128 bytes) stays with us
         and comes back in the pre-checkout query and the successful payment."""
         chat = self._target_chat(bot, p)
+        invoice, stored = self._stars_invoice(p)
+        message = self._bot_message(bot, chat, p, {"invoice": invoice}, raw_text=invoice["title"])
+        bot.invoices[(chat.id, message["message_id"])] = stored
+        return message
+
+    async def m_createInvoiceLink(self, bot: BotState, p: Params) -> Any:
+        """createInvoiceLink: the same invoice as sendInvoice, as a link (a string,
+        ``https://t.me/$<slug>``) that anyone may open and pay (/_emu/pay_link); the
+        successful payment then comes in the payer's private chat with the bot."""
+        _, stored = self._stars_invoice(p)
+        slug = secrets.token_urlsafe(16)
+        bot.invoice_links[slug] = stored
+        return f"{INVOICE_LINK_PREFIX}{slug}"
+
+    def _stars_invoice(self, p: Params) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The checked invoice of sendInvoice / createInvoiceLink: (what a message shows,
+        what a payment of it needs)."""
         title, description = str(p.get("title") or ""), str(p.get("description") or "")
         payload = str(p.get("payload") or "")
         currency = str(p.get("currency") or "")
@@ -1456,14 +1477,8 @@ class TelegramEmulator:
             "currency": currency,
             "total_amount": total,
         }
-        message = self._bot_message(bot, chat, p, {"invoice": invoice}, raw_text=title)
-        bot.invoices[(chat.id, message["message_id"])] = {
-            "payload": payload,
-            "currency": currency,
-            "total_amount": total,
-            "label": label,
-        }
-        return message
+        stored = {"payload": payload, "currency": currency, "total_amount": total, "label": label}
+        return invoice, stored
 
     async def m_answerPreCheckoutQuery(self, bot: BotState, p: Params) -> Any:
         query_id = str(p.get("pre_checkout_query_id") or "")
@@ -1521,6 +1536,28 @@ class TelegramEmulator:
         invoice = bot.invoices.get((chat.id, message_id))
         if invoice is None:
             raise ControlError(f"message {message_id} in chat {chat.id} is no invoice", 404)
+        return await self._pay(bot, user, chat, invoice, hold)
+
+    async def pay_link(
+        self, bot: BotState, user: dict[str, Any], chat: Chat, link: str, hold: bool = False
+    ) -> dict[str, Any]:
+        """An invoice link opened and paid (a Mini App's openInvoice): the same as the ⭐ Pay
+        button of an invoice message; the successful_payment comes in ``chat`` (the payer's
+        private chat with the bot)."""
+        slug = link.removeprefix(INVOICE_LINK_PREFIX)
+        invoice = bot.invoice_links.get(slug)
+        if invoice is None:
+            raise ControlError(f"{link!r} is no invoice link of this bot", 404)
+        return await self._pay(bot, user, chat, invoice, hold)
+
+    async def _pay(
+        self,
+        bot: BotState,
+        user: dict[str, Any],
+        chat: Chat,
+        invoice: dict[str, Any],
+        hold: bool,
+    ) -> dict[str, Any]:
         total = invoice["total_amount"]
         if bot.stars_of(user["id"]) < total:
             return {"ok": False, "error": "not enough stars", "stars": bot.stars_of(user["id"])}
@@ -2097,6 +2134,15 @@ async def op_pay(emu: TelegramEmulator, req: ControlRequest) -> Any:
     return await emu.pay(bot, user, chat, _int(values, "message_id"), hold)
 
 
+async def op_pay_link(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """The user opens an invoice link and pays: {user_id, link, hold} → as /_emu/pay."""
+    values = req.values
+    bot, user, chat = _user_and_chat(emu, values)
+    return await emu.pay_link(
+        bot, user, chat, str(values.get("link") or ""), _flag(values, "hold")
+    )
+
+
 async def op_complete_payment(emu: TelegramEmulator, req: ControlRequest) -> Any:
     """Charge a payment /_emu/pay approved with hold=true: {approved}."""
     values = req.values
@@ -2366,6 +2412,7 @@ CONTROL_ROUTES: tuple[tuple[str, str, ControlOp], ...] = (
     ("POST", "/_emu/press", op_press),
     ("POST", "/_emu/redeliver", op_redeliver),
     ("POST", "/_emu/pay", op_pay),
+    ("POST", "/_emu/pay_link", op_pay_link),
     ("POST", "/_emu/complete_payment", op_complete_payment),
     ("*", "/_emu/stars", op_stars),
     ("POST", "/_emu/refund_payment", op_refund_payment),

@@ -541,6 +541,14 @@ class TelegramUser:
         body = {**self._identity(), "message_id": _mid(invoice), "hold": hold}
         return await self.client.request("POST", "/_emu/pay", json=self.client._with_token(body))
 
+    async def pay_link(self, link: str, *, hold: bool = False) -> dict[str, Any]:
+        """Open an invoice link (createInvoiceLink) and pay it: as :meth:`pay`, the
+        successful_payment coming in this user's chat with the bot."""
+        body = {**self._identity(), "link": link, "hold": hold}
+        return await self.client.request(
+            "POST", "/_emu/pay_link", json=self.client._with_token(body)
+        )
+
     async def complete_payment(self, approved: str) -> dict[str, Any]:
         """Charge a payment approved by ``pay(hold=True)``: the successful_payment."""
         body = {"approved": approved}

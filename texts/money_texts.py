@@ -6,9 +6,12 @@ user checks a payment, a worker's maintenance pass sending a notice the web neve
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from billing.models import NoticeKind
 from billing.notices import ClaimedNotice, PlanFacts
 from billing.prices import format_rub
+from billing.settings import Settings
 from texts.i18n import t
 from texts.plan_texts import PLAN_KINDS, plan_notice_text, wants_topup_button
 
@@ -111,3 +114,41 @@ def claimed_notice_words(claimed: ClaimedNotice) -> tuple[str, str | None]:
     if not wants_topup_button(claimed.kind, claimed.reason):
         return text, None
     return text, t("bot-btn-topup-now", claimed.language)
+
+
+class InvoiceText(NamedTuple):
+    """The words of a Telegram Stars invoice (``tg.invoices``)."""
+
+    title: str
+    description: str
+    label: str
+
+
+def pack_invoice_text(settings: Settings, stars: int, language: str | None) -> InvoiceText:
+    """A Stars pack's invoice: what it credits."""
+    amount = format_rub(settings.stars_kopecks(stars))
+    return InvoiceText(
+        t("bot-stars-title", language, amount=amount),
+        t("bot-stars-description", language, stars=stars, amount=amount),
+        t("bot-stars-label", language, amount=amount),
+    )
+
+
+def plan_invoice_text(
+    settings: Settings, *, name: str, price: int, stars: int, language: str | None
+) -> InvoiceText:
+    """A plan's Stars invoice: the plan, its price, and what the ⭐ credit (the price
+    rounded up to whole ⭐; the rest stays on the balance)."""
+    credits = format_rub(settings.stars_kopecks(stars))
+    return InvoiceText(
+        t("bot-stars-plan-title", language, name=name),
+        t(
+            "bot-stars-plan-description",
+            language,
+            name=name,
+            stars=stars,
+            price=format_rub(price),
+            amount=credits,
+        ),
+        t("bot-stars-plan-label", language, name=name),
+    )

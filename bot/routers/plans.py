@@ -4,7 +4,8 @@
 What the user holds is read by :mod:`billing.wallet` after the periods that are due were
 rolled over (``billing.plans.roll_over``): a period that ended a minute ago shows as renewed
 (or ended), never as last period's quota. Buying goes through :mod:`billing.plans` only: from
-the balance (one transaction) or by a YooKassa payment whose credit buys the plan.
+the balance (one transaction), or by a YooKassa payment or a Stars invoice
+(bot.routers.stars) whose credit buys the plan.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, plans, wallet
+from billing import accounts, plans, stars, wallet
 from billing.errors import DuplicateRequest, InsufficientFunds
 from billing.payments import TopUpUnavailable, start_plan_payment
 from billing.plans import NoActiveSubscription, PlanNotForSale, PlanNotFound
@@ -167,7 +168,12 @@ async def plan_card(
             )
         )
     keyboard = plan_card_keyboard(
-        lang, plan, held, card_payments=gateway is not None, key=confirm.new_token()
+        lang,
+        plan,
+        held,
+        card_payments=gateway is not None,
+        key=confirm.new_token(),
+        stars=stars_price(settings, plan),
     )
     await _show(query.message, "\n\n".join(lines), keyboard)
 
@@ -213,7 +219,11 @@ async def buy_plan(
                 balance=format_rub(exc.balance),
             )
             keyboard = plan_short_keyboard(
-                lang, plan, card_payments=gateway is not None, key=callback_data.key
+                lang,
+                plan,
+                card_payments=gateway is not None,
+                key=callback_data.key,
+                stars=stars_price(settings, plan),
             )
             await _show(query.message, text, keyboard)
         return
@@ -433,6 +443,12 @@ async def change_plan(
         await _show(
             query.message, purchase_text(chosen, plan, held, lang), plan_done_keyboard(lang)
         )
+
+
+def stars_price(settings: Settings, plan: wallet.PlanInfo) -> int | None:
+    """The plan's price in ⭐ when Stars are offered (PAYMENT_METHODS) and one invoice can
+    ask it; else None (no ⭐ button)."""
+    return stars.plan_stars(settings, plan.price) if settings.stars_enabled else None
 
 
 async def _plan_on_sale(session: AsyncSession, code: str) -> wallet.PlanInfo | None:

@@ -1,7 +1,8 @@
 """The Telegram emulator's Stars payments, driven by a plain aiogram Bot as the Bot API
 documents them: sendInvoice (XTR, no provider token, one price), the pre_checkout_query
 update and answerPreCheckoutQuery, the successful_payment message, each user's ⭐ balance,
-refundStarPayment (CHARGE_ALREADY_REFUNDED the second time) and refunded_payment."""
+refundStarPayment (CHARGE_ALREADY_REFUNDED the second time) and refunded_payment, and an
+invoice link (createInvoiceLink) paid through the control API."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import LabeledPrice, Update
+
+from sandbox.telegram_client import EmulatorError
 
 
 async def _next_update(bot: Bot, offset: int, kind: str) -> Update:
@@ -120,3 +123,32 @@ async def test_stars_invoices_are_checked_like_the_bot_api(bot: Bot, tg) -> None
         await bot.send_invoice(
             2003, "t", "d", "x" * 129, "XTR", [LabeledPrice(label="a", amount=5)]
         )
+
+
+async def test_an_invoice_link_is_checked_like_an_invoice_and_paid_in_the_payers_chat(
+    bot: Bot, tg
+) -> None:
+    user = tg.user(2004)
+    await user.send_text("/start")
+    [start] = await bot.get_updates()
+    with pytest.raises(TelegramBadRequest, match="CURRENCY_INVALID"):
+        await bot.create_invoice_link("t", "d", "p", "RUB", [LabeledPrice(label="a", amount=5)])
+    link = await bot.create_invoice_link(
+        "50 ⭐ pack", "Top-up", "order-link", "XTR", [LabeledPrice(label="pack", amount=50)]
+    )
+    assert link.startswith("https://t.me/$")
+    with pytest.raises(EmulatorError) as unknown:
+        await user.pay_link(link + "x")
+    assert unknown.value.status == 404
+
+    paying = asyncio.create_task(user.pay_link(link))
+    query = (await _next_update(bot, start.update_id + 1, "pre_checkout_query")).pre_checkout_query
+    assert query is not None and query.invoice_payload == "order-link"
+    assert await bot.answer_pre_checkout_query(query.id, ok=True)
+    paid = await paying
+    assert paid["ok"] and await user.stars() == 950
+    update = await _payment_update(bot, start.update_id + 1)
+    assert update.message is not None and update.message.chat.id == 2004
+    success = update.message.successful_payment
+    assert success is not None and success.invoice_payload == "order-link"
+    assert success.telegram_payment_charge_id == paid["charge_id"]

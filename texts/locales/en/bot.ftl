@@ -211,3 +211,7 @@ bot-stars-refused-unknown = This invoice is not ours or was changed. Open the to
 bot-stars-refused-not_yours = This invoice was made for another user. Open your own top-up: /balance
 bot-stars-refused-stale = This invoice is already paid or out of date. Open the top-up again: /balance
 bot-stars-refused-price = The invoice's price does not match the purchase. Open the top-up again: /balance
+bot-stars-refused-plan = This plan is no longer on sale: the invoice was not paid, no Stars were taken. Choose a plan: /plans
+bot-stars-plan-title = Plan: { $name }
+bot-stars-plan-description = { $stars } ⭐ — the { $name } plan for { $price } ₽. The Stars are credited to your balance as { $amount } ₽, and the plan's price is taken from it at once.
+bot-stars-plan-label = Plan: { $name }

@@ -61,6 +61,7 @@ plans-btn-plan = { $name } — { $price } ₽
 plans-btn-current = ✅ { $name } — your plan
 plans-btn-buy-balance = 💰 Buy from the balance — { $price } ₽
 plans-btn-pay-card = 💳 Pay by card — { $price } ₽
+plans-btn-pay-stars = ⭐ Pay { $stars } Stars
 plans-btn-change = 🔄 Switch from the next period
 plans-btn-autorenew-off = ⏹ Turn auto-renewal off
 plans-btn-autorenew-on = 🔁 Turn auto-renewal on

@@ -211,3 +211,7 @@ bot-stars-refused-unknown = Этот счёт не от нас или измен
 bot-stars-refused-not_yours = Этот счёт выставлен другому пользователю. Откройте своё пополнение: /balance
 bot-stars-refused-stale = Этот счёт уже оплачен или устарел. Откройте пополнение заново: /balance
 bot-stars-refused-price = Сумма счёта не совпадает с покупкой. Откройте пополнение заново: /balance
+bot-stars-refused-plan = Этот тариф больше не продаётся: счёт не оплачен, звёзды не списаны. Выбрать тариф — /plans
+bot-stars-plan-title = Тариф «{ $name }»
+bot-stars-plan-description = { $stars } ⭐ — тариф «{ $name }» за { $price } ₽. Звёзды зачислятся на баланс как { $amount } ₽, из них сразу спишется цена тарифа.
+bot-stars-plan-label = Тариф «{ $name }»

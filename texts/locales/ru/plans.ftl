@@ -64,6 +64,7 @@ plans-btn-plan = { $name } — { $price } ₽
 plans-btn-current = ✅ { $name } — ваш тариф
 plans-btn-buy-balance = 💰 Купить с баланса — { $price } ₽
 plans-btn-pay-card = 💳 Оплатить картой — { $price } ₽
+plans-btn-pay-stars = ⭐ Оплатить звёздами — { $stars } ⭐
 plans-btn-change = 🔄 Перейти со следующего периода
 plans-btn-autorenew-off = ⏹ Выключить автопродление
 plans-btn-autorenew-on = 🔁 Включить автопродление
