@@ -126,6 +126,11 @@ class TelegramSnapshot(_Snapshot):
             "file_counter": bot.file_counter,
             "commands": bot.commands,
             "blocked": sorted(bot.blocked),
+            # Telegram keeps a user's Stars and the invoices in their chat across restarts;
+            # so does the sandbox (a pre-checkout in flight is not kept: it is answered or gone).
+            "stars": {str(k): v for k, v in sorted(bot.stars.items())},
+            "invoices": [[c, m, bot.invoices[(c, m)]] for c, m in sorted(bot.invoices)],
+            "charges": list(bot.charges.values()),
         }
 
     @staticmethod
@@ -191,6 +196,9 @@ class TelegramSnapshot(_Snapshot):
             bot.file_counter = int(raw.get("file_counter") or 0)
             bot.commands = dict(raw.get("commands") or {})
             bot.blocked = {int(x) for x in raw.get("blocked", [])}
+            bot.stars = {int(k): int(v) for k, v in (raw.get("stars") or {}).items()}
+            bot.invoices = {(int(c), int(m)): inv for c, m, inv in raw.get("invoices", [])}
+            bot.charges = {c["charge_id"]: c for c in raw.get("charges", [])}
             if token:
                 self.emu.bots[token] = bot
                 if self.emu.default_bot is None:

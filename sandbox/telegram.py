@@ -187,6 +187,9 @@ class MessageRecord:
     parse_mode: str | None = None
     reply_keyboard: dict | None = None
     update_id: int | None = None
+    # An invoice's payment as the payer's app shows it (its ⭐ Pay button becomes a receipt):
+    # {"charge_id", "refunded"}; None until paid.
+    invoice_state: dict[str, Any] | None = None
 
     def view(self) -> dict[str, Any]:
         view = dict(self.message)
@@ -202,6 +205,8 @@ class MessageRecord:
             view["reply_keyboard"] = self.reply_keyboard
         if self.update_id is not None:
             view["update_id"] = self.update_id
+        if self.invoice_state is not None:
+            view["invoice_state"] = dict(self.invoice_state)
         return view
 
 
@@ -1513,7 +1518,9 @@ class TelegramEmulator:
         lost, as when the bot missed it)."""
         charge["refunded"] = True
         bot.stars[charge["user_id"]] = bot.stars_of(charge["user_id"]) + charge["total_amount"]
+        self._mark_invoice(bot, charge)
         if not notify:
+            self.stars_changed(bot, charge["user_id"])
             return None
         chat = bot.chats.get(charge["chat_id"])
         user = bot.users.get(charge["user_id"])
@@ -1527,6 +1534,22 @@ class TelegramEmulator:
         }
         update, _ = self.user_message(bot, user, chat, {"refunded_payment": refunded})
         return update
+
+    def _mark_invoice(self, bot: BotState, charge: dict[str, Any]) -> None:
+        """Show the charge on its invoice message (paid, or refunded)."""
+        chat = bot.chats.get(charge["chat_id"])
+        record = chat.messages.get(charge.get("message_id") or 0) if chat else None
+        if chat is None or record is None:
+            return
+        record.invoice_state = {"charge_id": charge["charge_id"], "refunded": charge["refunded"]}
+        record.version = chat.bump()
+
+    @staticmethod
+    def stars_changed(bot: BotState, user_id: int) -> None:
+        """Wake the long polls of the user's private chat (the chat page shows the balance)."""
+        chat = bot.chats.get(user_id)
+        if chat is not None:
+            chat.bump()
 
     async def pay(
         self, bot: BotState, user: dict[str, Any], chat: Chat, message_id: int, hold: bool = False
@@ -1586,7 +1609,7 @@ class TelegramEmulator:
             return {"ok": False, "error": "pre_checkout_query not answered in time"}
         if not state["ok"]:
             return {"ok": False, "error_message": state["error_message"]}
-        state.update(user=user, chat_id=chat.id, invoice=invoice)
+        state.update(user=user, chat_id=chat.id, invoice=invoice, message_id=message_id)
         if hold:
             # Approved, not charged yet: what a second device's payment of the same invoice
             # looks like while the first is being charged (/_emu/complete_payment).
@@ -1614,8 +1637,10 @@ class TelegramEmulator:
             "total_amount": total,
             "payload": invoice["payload"],
             "refunded": False,
+            "message_id": state.get("message_id"),
         }
         bot.charges[charge_id] = charge
+        self._mark_invoice(bot, charge)
         paid = {
             "currency": invoice["currency"],
             "total_amount": total,
@@ -2151,12 +2176,20 @@ async def op_complete_payment(emu: TelegramEmulator, req: ControlRequest) -> Any
 
 
 async def op_stars(emu: TelegramEmulator, req: ControlRequest) -> Any:
-    """GET ?user_id= → the user's ⭐ balance; POST {user_id, stars} sets it."""
+    """GET ?user_id= → the user's ⭐ balance; POST {user_id, stars} sets it, POST {user_id,
+    add} adds to it (the sandbox gives a user Stars; never below 0)."""
     values = req.values
     bot = emu.bot_for_control(values.get("token"))
     user_id = _int(values, "user_id")
     if req.method == "POST":
-        bot.stars[user_id] = _int(values, "stars")
+        if values.get("add") not in (None, ""):
+            stars = bot.stars_of(user_id) + _int(values, "add")
+        else:
+            stars = _int(values, "stars")
+        if stars < 0:
+            raise ControlError(f"a ⭐ balance is 0 or more, not {stars}")
+        bot.stars[user_id] = stars
+        emu.stars_changed(bot, user_id)
     charges = [c for c in bot.charges.values() if c["user_id"] == user_id]
     return {"user_id": user_id, "stars": bot.stars_of(user_id), "charges": charges}
 
@@ -2199,7 +2232,7 @@ async def op_chat(emu: TelegramEmulator, req: ControlRequest) -> Any:
 async def op_changes(emu: TelegramEmulator, req: ControlRequest) -> Any:
     """Long-poll: everything in the chat that changed after version ``since``."""
     values = req.values
-    _, chat = _chat_of(emu, req)
+    bot, chat = _chat_of(emu, req)
     since = _int(values, "since", 0)
     timeout = min(float(values.get("timeout") or 0), 120.0)
     await chat.notifier.wait_until(
@@ -2207,6 +2240,8 @@ async def op_changes(emu: TelegramEmulator, req: ControlRequest) -> Any:
     )
     return {
         "version": chat.version,
+        # a private chat's id is its user's: the ⭐ balance the chat page shows
+        "stars": bot.stars.get(chat.id, DEFAULT_STARS) if chat.id > 0 else None,
         "messages": [
             r.view()
             for r in sorted(chat.messages.values(), key=lambda r: r.message["message_id"])

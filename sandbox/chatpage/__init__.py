@@ -15,7 +15,10 @@ The page itself (``static/app.js``) sends text, photos, albums and images as doc
 through ``POST /_emu/send_message`` and ``/_emu/send_photo``, presses inline buttons through
 ``POST /_emu/press``, follows the chat with the long poll ``GET /_emu/chats/{id}/changes``
 (new messages, edits, deletions, callback answers), shows photos and documents from
-``GET /_emu/files/{file_id}``, and opens URL buttons (the payment link) in a new tab.
+``GET /_emu/files/{file_id}``, and opens URL buttons (the payment link) in a new tab. A Stars
+invoice is a card whose ⭐ Pay button calls ``POST /_emu/pay`` (the bot's pre-checkout, then
+successful_payment, as in Telegram); the header shows the user's ⭐ balance (from the chat's
+changes, ``GET /_emu/stars``) and gives Stars with ``POST /_emu/stars {add}``.
 """
 
 from __future__ import annotations

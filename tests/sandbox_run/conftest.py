@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,6 +162,29 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# ------------------------------------------------ the chat page, as a person uses it
+WAIT = 180_000  # ms: an upper bound on each condition of the stack tests; nothing sleeps
+
+
+def bot_messages(page: Any, text: str | None = None) -> Any:
+    found = page.locator("[data-testid=message][data-from=bot]")
+    return found.filter(has_text=text) if text else found
+
+
+async def press(page: Any, message_text: str, button: str) -> None:
+    """Press an inline button on the newest bot message that says ``message_text``."""
+    message = bot_messages(page, message_text).last
+    await message.wait_for(timeout=WAIT)
+    await message.get_by_test_id("inline-button").filter(has_text=button).click()
+
+
+async def send_photo(page: Any, path: Path) -> None:
+    await page.get_by_test_id("file-input").set_input_files(str(path))
+    await page.get_by_test_id("attachment").wait_for(timeout=WAIT)
+    await page.get_by_test_id("send").click()
+    await page.get_by_test_id("attachments").wait_for(state="hidden", timeout=WAIT)
 
 
 def sandbox_env(redis_url: str, **extra: str) -> dict[str, str]:

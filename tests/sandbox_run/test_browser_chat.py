@@ -17,35 +17,22 @@ from sqlalchemy import func, select
 from billing.db import make_engine, make_sessionmaker
 from billing.models import Operation, Payment, User
 from tests.conftest import assert_audit_clean
-from tests.sandbox_run.conftest import group_alive, sandbox_env
+from tests.sandbox_run.conftest import (
+    WAIT,
+    bot_messages,
+    group_alive,
+    press,
+    sandbox_env,
+    send_photo,
+)
 
 pytestmark = pytest.mark.browser
 
-WAIT = 180_000  # ms: an upper bound on each condition; nothing here sleeps
 # The README's picture is refreshed only on request (SCREENSHOT_PATH=docs/screenshot.png);
 # an ordinary test run leaves the work tree clean.
 SCREENSHOT = Path(
     os.environ.get("SCREENSHOT_PATH", Path(tempfile.gettempdir()) / "media-lab-screenshot.png")
 )
-
-
-def bot_messages(page: Any, text: str | None = None) -> Any:
-    found = page.locator("[data-testid=message][data-from=bot]")
-    return found.filter(has_text=text) if text else found
-
-
-async def press(page: Any, message_text: str, button: str) -> None:
-    """Press an inline button on the newest bot message that says ``message_text``."""
-    message = bot_messages(page, message_text).last
-    await message.wait_for(timeout=WAIT)
-    await message.get_by_test_id("inline-button").filter(has_text=button).click()
-
-
-async def send_photo(page: Any, path: Path) -> None:
-    await page.get_by_test_id("file-input").set_input_files(str(path))
-    await page.get_by_test_id("attachment").wait_for(timeout=WAIT)
-    await page.get_by_test_id("send").click()
-    await page.get_by_test_id("attachments").wait_for(state="hidden", timeout=WAIT)
 
 
 async def test_a_person_uses_free_operations_tops_up_and_pays_in_the_browser(

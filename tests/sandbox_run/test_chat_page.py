@@ -280,3 +280,101 @@ async def test_commands_menu_and_alerts(server: ServerHandle, bot: FakeBot, brow
     await alert.filter(has_text="Оплата ещё не поступила").wait_for(timeout=WAIT)
     await page.locator("#modal-ok").click()
     await alert.wait_for(state="hidden", timeout=WAIT)
+
+
+def stars_shown(page: Any, stars: int) -> Any:
+    """The header's ⭐ balance once it reads ``stars``."""
+    return page.locator(f'[data-testid=stars-balance][data-stars="{stars}"]')
+
+
+async def test_a_stars_invoice_is_paid_on_its_card_and_the_balance_follows(
+    server: ServerHandle, bot: FakeBot, browser: Any
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{server.url}/chat")
+    await stars_shown(page, 1000).wait_for(timeout=WAIT)  # the emulator's default
+    await page.get_by_test_id("start").click()
+    await bot.wait_update(lambda u: _message(u).get("text") == "/start")
+
+    # the sandbox gives the user Stars from the header
+    await page.get_by_test_id("stars-balance").click()
+    await page.get_by_test_id("stars-amount").fill("150")
+    await page.get_by_test_id("stars-add").click()
+    await stars_shown(page, 1150).wait_for(timeout=WAIT)
+    async with bot.http.get(f"{server.url}/_emu/stars", params={"user_id": USER_ID}) as resp:
+        assert (await resp.json())["stars"] == 1150
+
+    sent = await bot.call(
+        "sendInvoice",
+        chat_id=USER_ID,
+        title="Пополнение на 100 ₽",
+        description="100 ⭐ — зачислю 100 ₽ на баланс.",
+        payload="purchase:1",
+        currency="XTR",
+        prices=[{"label": "100 ₽ на баланс", "amount": 100}],
+    )
+    bubble = page.locator(f'[data-testid=message][data-message-id="{sent["message_id"]}"]')
+    card = bubble.get_by_test_id("invoice")
+    await card.wait_for(timeout=WAIT)
+    assert await card.get_by_test_id("invoice-title").inner_text() == "Пополнение на 100 ₽"
+    assert "зачислю 100 ₽" in await card.inner_text()
+    assert await card.get_by_test_id("invoice-amount").inner_text() == "⭐ 100"
+    pay = bubble.get_by_test_id("pay")
+    assert await pay.inner_text() == "Оплатить ⭐100"
+
+    # the bot refuses the pre-checkout: its reason on the card, nothing taken
+    await pay.click()
+    asked = (await bot.wait_update(lambda u: "pre_checkout_query" in u))["pre_checkout_query"]
+    assert (asked["from"]["id"], asked["invoice_payload"]) == (USER_ID, "purchase:1")
+    assert (asked["currency"], asked["total_amount"]) == ("XTR", 100)
+    await bot.call(
+        "answerPreCheckoutQuery",
+        pre_checkout_query_id=asked["id"],
+        ok=False,
+        error_message="Этот счёт устарел",
+    )
+    status = card.get_by_test_id("invoice-status")
+    await status.filter(has_text="Этот счёт устарел").wait_for(timeout=WAIT)
+    assert await pay.is_enabled()
+    assert await stars_shown(page, 1150).count() == 1
+
+    # approved: the Stars are taken, the bot gets successful_payment, the card says paid
+    await pay.click()
+    asked = (await bot.wait_update(lambda u: "pre_checkout_query" in u))["pre_checkout_query"]
+    await bot.call("answerPreCheckoutQuery", pre_checkout_query_id=asked["id"], ok=True)
+    paid = _message(await bot.wait_update(lambda u: "successful_payment" in _message(u)))
+    charge = paid["successful_payment"]["telegram_payment_charge_id"]
+    assert paid["successful_payment"]["invoice_payload"] == "purchase:1"
+    await stars_shown(page, 1050).wait_for(timeout=WAIT)
+    await status.filter(has_text="Оплачено").wait_for(timeout=WAIT)
+    assert await pay.is_disabled()
+    service = page.get_by_test_id("service")
+    await service.filter(has_text="Вы оплатили ⭐100").wait_for(timeout=WAIT)
+
+    # the bot refunds: the Stars come back, the card and the chat say so
+    await bot.call("refundStarPayment", user_id=USER_ID, telegram_payment_charge_id=charge)
+    await stars_shown(page, 1150).wait_for(timeout=WAIT)
+    await status.filter(has_text="Звёзды возвращены").wait_for(timeout=WAIT)
+    await service.filter(has_text="Возвращено ⭐100").wait_for(timeout=WAIT)
+    assert await pay.is_disabled()
+    back = _message(await bot.wait_update(lambda u: "refunded_payment" in _message(u)))
+    assert back["refunded_payment"]["telegram_payment_charge_id"] == charge
+
+    # more than the user has: Telegram refuses before asking the bot
+    dear = await bot.call(
+        "sendInvoice",
+        chat_id=USER_ID,
+        title="Пополнение на 5000 ₽",
+        description="5000 ⭐",
+        payload="purchase:2",
+        currency="XTR",
+        prices=[{"label": "5000 ₽", "amount": 5000}],
+    )
+    dear_bubble = page.locator(f'[data-testid=message][data-message-id="{dear["message_id"]}"]')
+    await dear_bubble.get_by_test_id("pay").click()
+    await (
+        dear_bubble.get_by_test_id("invoice-status")
+        .filter(has_text="Не хватает звёзд: на счету ⭐1150")
+        .wait_for(timeout=WAIT)
+    )
+    assert await bot.call("getUpdates", offset=bot.offset, timeout=0) == []

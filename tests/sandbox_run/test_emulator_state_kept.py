@@ -3,6 +3,7 @@ to the state directory and restored into fresh emulators."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -141,3 +142,87 @@ async def test_payments_and_idempotence_keys_survive_a_restart(tmp_path: Path) -
         async with http.get(f"{server.url}/checkout/{created['id']}") as resp:
             assert resp.status == 200
             assert "Оплатить" in await resp.text()
+
+
+async def _paid(http: aiohttp.ClientSession, base: str, user, message_id: int, offset: int):  # type: ignore[no-untyped-def]
+    """The user pays an invoice; the bot (here by hand) approves its pre-checkout."""
+    paying = asyncio.create_task(user.pay(message_id))
+    while True:
+        updates = await _bot_call(http, base, "getUpdates", offset=offset, timeout=1)
+        if updates:
+            offset = updates[-1]["update_id"] + 1
+        asked = [u["pre_checkout_query"] for u in updates if "pre_checkout_query" in u]
+        if asked:
+            break
+    await _bot_call(
+        http, base, "answerPreCheckoutQuery", pre_checkout_query_id=asked[0]["id"], ok=True
+    )
+    paid = await paying
+    assert paid["ok"], paid
+    return paid, offset
+
+
+async def test_stars_invoices_and_charges_survive_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "telegram.json"
+    invoice = {
+        "chat_id": 1001,
+        "title": "Пополнение",
+        "description": "⭐ → ₽",
+        "currency": "XTR",
+    }
+
+    first = create_telegram()
+    async with (
+        ServerHandle(first) as server,
+        aiohttp.ClientSession() as http,
+        TelegramEmulatorClient(server.url) as tg,
+    ):
+        await _bot_call(http, server.url, "getMe")
+        user = tg.user(1001, first_name="Гость")
+        await user.send_text("/start")
+        await user.set_stars(300)
+        old = await _bot_call(
+            http,
+            server.url,
+            "sendInvoice",
+            payload="a",
+            prices=[{"label": "a", "amount": 50}],
+            **invoice,
+        )
+        later = await _bot_call(
+            http,
+            server.url,
+            "sendInvoice",
+            payload="b",
+            prices=[{"label": "b", "amount": 70}],
+            **invoice,
+        )
+        paid, _ = await _paid(http, server.url, user, old["message_id"], 0)
+        TelegramSnapshot(first[TG_KEY], state).save()
+        await server.stop()
+
+    second = create_telegram()
+    assert TelegramSnapshot(second[TG_KEY], state).load() is True
+    async with (
+        ServerHandle(second) as server,
+        aiohttp.ClientSession() as http,
+        TelegramEmulatorClient(server.url) as tg,
+    ):
+        user = tg.user(1001, first_name="Гость")
+        assert await user.stars() == 250
+        async with http.get(f"{server.url}/_emu/chats/1001") as resp:
+            shown = {m["message_id"]: m for m in (await resp.json())["messages"]}
+        assert shown[old["message_id"]]["invoice_state"] == {
+            "charge_id": paid["charge_id"],
+            "refunded": False,
+        }
+        assert "invoice_state" not in shown[later["message_id"]]
+        # the invoice sent before the restart can still be paid, the old charge refunded once
+        await _paid(http, server.url, user, later["message_id"], 0)
+        assert await user.stars() == 180
+        refund = {"user_id": 1001, "telegram_payment_charge_id": paid["charge_id"]}
+        assert await _bot_call(http, server.url, "refundStarPayment", **refund) is True
+        assert await user.stars() == 230
+        data = {k: str(v) for k, v in refund.items()}
+        async with http.post(f"{server.url}/bot{TOKEN}/refundStarPayment", data=data) as resp:
+            assert "CHARGE_ALREADY_REFUNDED" in (await resp.json())["description"]

@@ -31,6 +31,19 @@ const I18N = {
     noCommands: "Бот ещё не прислал список команд",
     photo: "Фото",
     album: "Альбом",
+    pay: (n) => `Оплатить ⭐${n}`,
+    paying: "Оплата…",
+    paid: "✅ Оплачено",
+    refunded: "↩️ Звёзды возвращены",
+    notEnoughStars: (n) => `Не хватает звёзд: на счету ⭐${n}. Добавьте их кнопкой ⭐ вверху.`,
+    noAnswer: "Бот не ответил за 10 секунд — оплата не прошла",
+    payFailed: "Оплата не прошла: ",
+    servicePaid: (n) => `Вы оплатили ⭐${n}`,
+    serviceRefunded: (n) => `Возвращено ⭐${n}`,
+    starsTitle: "Звёзды Telegram этого пользователя",
+    starsHint: "Выдать звёзды (песочница: Telegram их не продаёт)",
+    starsAdded: (n) => `Добавлено ⭐${n}`,
+    starsFailed: "Звёзды не добавлены: ",
   },
   en: {
     online: "bot · sandbox",
@@ -60,6 +73,19 @@ const I18N = {
     noCommands: "The bot has not set its commands yet",
     photo: "Photo",
     album: "Album",
+    pay: (n) => `Pay ⭐${n}`,
+    paying: "Paying…",
+    paid: "✅ Paid",
+    refunded: "↩️ Stars refunded",
+    notEnoughStars: (n) => `Not enough Stars: ⭐${n} left. Add some with the ⭐ button above.`,
+    noAnswer: "The bot did not answer within 10 seconds: not paid",
+    payFailed: "Not paid: ",
+    servicePaid: (n) => `You paid ⭐${n}`,
+    serviceRefunded: (n) => `⭐${n} refunded`,
+    starsTitle: "This user's Telegram Stars",
+    starsHint: "Give Stars (sandbox: Telegram does not sell them here)",
+    starsAdded: (n) => `Added ⭐${n}`,
+    starsFailed: "Stars not added: ",
   },
 };
 
@@ -74,6 +100,9 @@ const state = {
   pendingPress: new Map(), // callback query id -> button element
   connected: true,
   chatExists: false,
+  stars: null, // the user's ⭐ balance in the emulator
+  invoiceNotes: new Map(), // invoice message_id -> {kind, text} of the last Pay press
+  paying: new Set(), // invoice message_ids whose Pay press is in flight
   stickToBottom: true,
 };
 
@@ -227,7 +256,76 @@ function biggestPhoto(photo) {
   null);
 }
 
+// A payment's service line in the chat (Telegram draws these centred, not as bubbles).
+function buildService(m) {
+  const el = document.createElement("div");
+  el.className = "msg service";
+  el.setAttribute("data-testid", "service");
+  el.dataset.messageId = m.message_id;
+  const paid = m.successful_payment;
+  const back = m.refunded_payment;
+  const text = document.createElement("span");
+  text.textContent = paid
+    ? tr("servicePaid", paid.total_amount) : tr("serviceRefunded", back.total_amount);
+  el.appendChild(text);
+  return el;
+}
+
+function invoiceIsPaid(m) {
+  const note = state.invoiceNotes.get(m.message_id);
+  return !!m.invoice_state || (note && note.kind === "ok");
+}
+
+// The invoice's card inside the bubble: title, description, the price in ⭐ and what became
+// of the last Pay press (the bot's refusal, "paid", "refunded").
+function buildInvoice(m) {
+  const inv = m.invoice;
+  const card = document.createElement("div");
+  card.className = "invoice";
+  card.setAttribute("data-testid", "invoice");
+  const title = document.createElement("div");
+  title.className = "invoice-title";
+  title.setAttribute("data-testid", "invoice-title");
+  title.textContent = inv.title;
+  const desc = document.createElement("div");
+  desc.className = "invoice-desc";
+  desc.textContent = inv.description;
+  const amount = document.createElement("div");
+  amount.className = "invoice-amount";
+  amount.setAttribute("data-testid", "invoice-amount");
+  amount.textContent = inv.currency === "XTR"
+    ? `⭐ ${inv.total_amount}` : `${inv.total_amount} ${inv.currency}`;
+  card.append(title, desc, amount);
+  const status = document.createElement("div");
+  status.className = "invoice-status";
+  status.setAttribute("data-testid", "invoice-status");
+  const note = state.invoiceNotes.get(m.message_id);
+  if (m.invoice_state) {
+    status.textContent = m.invoice_state.refunded ? tr("refunded") : tr("paid");
+    status.classList.add(m.invoice_state.refunded ? "refunded" : "ok");
+  } else if (note) {
+    status.textContent = note.text;
+    status.classList.add(note.kind);
+  }
+  status.hidden = !status.textContent;
+  card.appendChild(status);
+  return card;
+}
+
+function buildPayButton(m, text) {
+  const btn = document.createElement("button");
+  btn.type = "button";
+  btn.className = "kb-btn pay";
+  btn.textContent = text || tr("pay", m.invoice.total_amount);
+  btn.setAttribute("data-testid", "pay");
+  btn.disabled = invoiceIsPaid(m) || state.paying.has(m.message_id);
+  if (state.paying.has(m.message_id)) btn.classList.add("loading");
+  btn.addEventListener("click", () => payInvoice(m.message_id));
+  return btn;
+}
+
 function buildMessage(m) {
+  if (m.successful_payment || m.refunded_payment) return buildService(m);
   const fromBot = !!m.from_bot;
   const el = document.createElement("div");
   el.className = `msg ${fromBot ? "in" : "out"}`;
@@ -308,6 +406,8 @@ function buildMessage(m) {
     bubble.appendChild(card);
   }
 
+  if (m.invoice) bubble.appendChild(buildInvoice(m));
+
   const text = m.text !== undefined ? m.text : m.caption;
   if (text) {
     const t = document.createElement("div");
@@ -322,7 +422,11 @@ function buildMessage(m) {
   meta.textContent = (m.edit_date ? `${tr("edited")} · ` : "") + formatTime(m.edit_date || m.date);
   bubble.appendChild(meta);
 
-  const rows = (m.reply_markup && m.reply_markup.inline_keyboard) || [];
+  let rows = (m.reply_markup && m.reply_markup.inline_keyboard) || [];
+  // An invoice's first button is its Pay button; with no keyboard Telegram draws one.
+  if (m.invoice && !(rows[0] && rows[0][0] && rows[0][0].pay)) {
+    rows = [[{ pay: true }], ...rows];
+  }
   if (rows.length) {
     const kb = document.createElement("div");
     kb.className = "keyboard";
@@ -339,6 +443,7 @@ function buildMessage(m) {
 }
 
 function buildButton(m, b) {
+  if (b.pay && m.invoice) return buildPayButton(m, b.text);
   if (b.url) {
     const a = document.createElement("a");
     a.className = "kb-btn url";
@@ -463,6 +568,7 @@ async function pollLoop() {
       for (const m of body.messages || []) renderRecord(m);
       if (!fresh) handleAnswers(body.callback_answers);
       renderReplyKeyboard(body.reply_keyboard);
+      if (typeof body.stars === "number") setStars(body.stars);
       state.version = body.version;
       scrollToBottom(fresh);
     } catch (err) {
@@ -564,6 +670,67 @@ async function press(messageId, data, btn) {
   } catch (err) {
     btn.classList.remove("loading");
     toast(tr("pressFailed") + err.message);
+  }
+}
+
+function setStars(stars) {
+  state.stars = stars;
+  $("stars-count").textContent = String(stars);
+  $("stars-btn").dataset.stars = String(stars);
+}
+
+async function refreshStars() {
+  try {
+    const body = await api(`/_emu/stars?user_id=${state.user.id}`);
+    setStars(body.stars);
+  } catch (_) { /* the poll brings it with the chat */ }
+}
+
+function rerender(messageId) {
+  const m = state.records.get(messageId);
+  if (m) renderRecord(m);
+}
+
+// ⭐ Pay: the emulator does what Telegram does — a pre_checkout_query to the bot, up to 10 s
+// for its answer, then the Stars taken and the user's successful_payment message. The answer
+// here says how it went; the paid state itself comes back with the invoice message.
+async function payInvoice(messageId) {
+  if (state.paying.has(messageId)) return;
+  state.paying.add(messageId);
+  state.invoiceNotes.set(messageId, { kind: "pending", text: tr("paying") });
+  rerender(messageId);
+  let note = null;
+  try {
+    const body = await postJson("/_emu/pay", { message_id: messageId });
+    if (typeof body.stars === "number") setStars(body.stars);
+    if (body.ok) note = { kind: "ok", text: tr("paid") };
+    else if (body.error_message) note = { kind: "error", text: body.error_message };
+    else if (body.error === "not enough stars") {
+      note = { kind: "error", text: tr("notEnoughStars", body.stars) };
+    } else if (/not answered/.test(body.error || "")) note = { kind: "error", text: tr("noAnswer") };
+    else note = { kind: "error", text: tr("payFailed") + (body.error || "?") };
+  } catch (err) {
+    note = { kind: "error", text: tr("payFailed") + err.message };
+  }
+  state.paying.delete(messageId);
+  state.invoiceNotes.set(messageId, note);
+  rerender(messageId);
+}
+
+async function addStars(e) {
+  e.preventDefault();
+  const amount = Number($("stars-amount").value);
+  if (!Number.isInteger(amount) || amount < 1) {
+    toast(tr("starsFailed") + $("stars-amount").value);
+    return;
+  }
+  try {
+    const body = await postJson("/_emu/stars", { add: amount });
+    setStars(body.stars);
+    $("stars-box").hidden = true;
+    toast(tr("starsAdded", amount));
+  } catch (err) {
+    toast(tr("starsFailed") + err.message);
   }
 }
 
@@ -677,6 +844,8 @@ function applyLanguage() {
   $("new-user").textContent = tr("newUser");
   $("health-link").textContent = tr("health");
   $("switch-lang").textContent = tr("switchLang");
+  $("stars-btn").title = tr("starsTitle");
+  $("stars-hint").textContent = tr("starsHint");
   $("who").textContent = tr("who", state.user);
   const badge = tr("badge", state.info);
   $("sandbox-badge").title = badge;
@@ -727,6 +896,11 @@ async function boot() {
   $("commands-btn").addEventListener("click", toggleCommands);
   $("modal-ok").addEventListener("click", () => { $("modal").hidden = true; });
   $("menu-btn").addEventListener("click", () => { $("menu").hidden = !$("menu").hidden; });
+  $("stars-btn").addEventListener("click", () => {
+    $("stars-box").hidden = !$("stars-box").hidden;
+    if (!$("stars-box").hidden) $("stars-amount").select();
+  });
+  $("stars-box").addEventListener("submit", addStars);
   $("new-user").addEventListener("click", () => {
     const id = 100000 + Math.floor(Math.random() * 899999);
     window.location.href = withParams({ user: id });
@@ -742,6 +916,9 @@ async function boot() {
   });
   document.addEventListener("click", (e) => {
     if (!e.target.closest("#menu") && !e.target.closest("#menu-btn")) $("menu").hidden = true;
+    if (!e.target.closest("#stars-box") && !e.target.closest("#stars-btn")) {
+      $("stars-box").hidden = true;
+    }
   });
 
   const app = $("app");
@@ -755,6 +932,7 @@ async function boot() {
   });
 
   botStatusLoop();
+  refreshStars();
   pollLoop();
   $("text").focus();
 }
