@@ -1559,7 +1559,7 @@ class TelegramEmulator:
         invoice = bot.invoices.get((chat.id, message_id))
         if invoice is None:
             raise ControlError(f"message {message_id} in chat {chat.id} is no invoice", 404)
-        return await self._pay(bot, user, chat, invoice, hold)
+        return await self._pay(bot, user, chat, invoice, hold, message_id)
 
     async def pay_link(
         self, bot: BotState, user: dict[str, Any], chat: Chat, link: str, hold: bool = False
@@ -1571,7 +1571,7 @@ class TelegramEmulator:
         invoice = bot.invoice_links.get(slug)
         if invoice is None:
             raise ControlError(f"{link!r} is no invoice link of this bot", 404)
-        return await self._pay(bot, user, chat, invoice, hold)
+        return await self._pay(bot, user, chat, invoice, hold, None)
 
     async def _pay(
         self,
@@ -1580,6 +1580,7 @@ class TelegramEmulator:
         chat: Chat,
         invoice: dict[str, Any],
         hold: bool,
+        message_id: int | None,  # the invoice message paid (None: a link)
     ) -> dict[str, Any]:
         total = invoice["total_amount"]
         if bot.stars_of(user["id"]) < total:

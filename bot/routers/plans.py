@@ -211,19 +211,18 @@ async def buy_plan(
         await session.rollback()
         await query.answer()
         if isinstance(query.message, Message):
+            card, stars = gateway is not None, stars_price(settings, plan)
             text = t(
                 "plans-not-enough",
                 lang,
                 name=plan.name(lang),
                 price=format_rub(plan.price),
                 balance=format_rub(exc.balance),
+                # What the buttons below offer besides a top-up.
+                pay=("both" if stars else "card") if card else ("stars" if stars else "none"),
             )
             keyboard = plan_short_keyboard(
-                lang,
-                plan,
-                card_payments=gateway is not None,
-                key=callback_data.key,
-                stars=stars_price(settings, plan),
+                lang, plan, card_payments=card, key=callback_data.key, stars=stars
             )
             await _show(query.message, text, keyboard)
         return

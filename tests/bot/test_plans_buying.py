@@ -210,3 +210,19 @@ async def test_buying_in_english(start_bot: StartBot, tg) -> None:
     assert "Top up the balance or pay for the plan by card." in short.text
     assert short.button_texts[0] == "💳 Top up"
     assert await app.operations() == []
+
+
+async def test_not_enough_names_only_the_ways_to_pay_offered(start_bot: StartBot, tg) -> None:
+    """A Stars-only bot offers no card: the "not enough" screen says Stars, not card."""
+    app = await start_bot(PAYMENT_METHODS="stars")
+    await _account(app, 19015, balance=5000)
+    user = tg.user(19015)
+    await user.send_text("/plans")
+    screen = await user.wait_for_text("Ваш тариф")
+    await user.press(screen, text="Про — 199 ₽")
+    card = await user.wait_for_text("30 операций в месяц")
+    await user.press(card, text="Купить с баланса")
+    short = await user.wait_for_text("на балансе 50 ₽")
+    assert "Пополните баланс или оплатите тариф звёздами." in short.text
+    assert "картой" not in short.text and not any("💳 Оплатить" in b for b in short.button_texts)
+    assert any("⭐" in b for b in short.button_texts)

@@ -89,7 +89,12 @@ plans-bought-free = 🎁 Plus { $free } as a gift.
 plans-changed = ✅ Done: from { $date } — the { $name } plan, { $price } ₽ { $per } from the balance. Until then, { $current } stays.
 plans-not-enough =
     😔 { $name } costs { $price } ₽, and the balance is { $balance } ₽.
-    Top up the balance or pay for the plan by card.
+    { $pay ->
+        [card] Top up the balance or pay for the plan by card.
+        [stars] Top up the balance or pay for the plan in Stars.
+        [both] Top up the balance or pay for the plan by card or in Stars.
+       *[none] Top up the balance.
+    }
 plans-not-for-sale = This plan is no longer sold. Pick another one: /plans
 plans-already-current = You already have this plan.
 plans-invoice =
