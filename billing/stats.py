@@ -153,15 +153,17 @@ class Stats:
         return sum(p.amount for p in self.pending)
 
 
-def table(rows: Sequence[Sequence[str]]) -> list[str]:
+def table(rows: Sequence[Sequence[str]], *, gap: int = 2) -> list[str]:
     """Rows as the lines of a monospace table: the first column left-aligned, the others
-    (figures) right-aligned, two spaces apart. Shared by /stats and the CLI."""
+    (figures) right-aligned, ``gap`` spaces apart. Shared by /stats and the CLI."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
     return [
-        "  ".join(
+        (" " * gap)
+        .join(
             cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
             for i, cell in enumerate(row)
-        ).rstrip()
+        )
+        .rstrip()
         for row in rows
     ]
 

@@ -29,15 +29,15 @@ def use_timezone(zone: tzinfo) -> None:
     _zone = zone
 
 
-def date_text(moment: datetime, lang: str) -> str:
-    local = moment.astimezone(_zone)
+def date_text(moment: datetime, lang: str, zone: tzinfo | None = None) -> str:
+    local = moment.astimezone(zone or _zone)
     if lang == "en":
         return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year}"
     return local.strftime("%d.%m.%Y")
 
 
-def datetime_text(moment: datetime, lang: str) -> str:
-    return f"{date_text(moment, lang)} {moment.astimezone(_zone):%H:%M}"
+def datetime_text(moment: datetime, lang: str, zone: tzinfo | None = None) -> str:
+    return f"{date_text(moment, lang, zone)} {moment.astimezone(zone or _zone):%H:%M}"
 
 
 def ops(count: int, lang: str) -> str:
