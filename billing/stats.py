@@ -38,11 +38,6 @@ WEEK_DAYS = 7
 MONTH_DAYS = 30
 OPEN_PAYMENTS = (PaymentStatus.PENDING.value, PaymentStatus.WAITING_FOR_CAPTURE.value)
 METHODS = tuple(p.value for p in PaymentProvider)
-FINISHED = (
-    OperationStatus.SUCCEEDED.value,
-    OperationStatus.FAILED.value,
-    OperationStatus.REFUNDED.value,
-)
 
 
 @dataclass(frozen=True)
