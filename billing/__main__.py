@@ -17,6 +17,10 @@ python -m billing plans edit CODE field=value ...
     Change a plan (prices in rubles). Holders keep what they bought until their next period.
 python -m billing plans archive CODE
     Take a plan off sale; holders keep it until it ends, a subscription does not renew.
+python -m billing stats
+    The operator's figures (the bot's /stats): users, revenue by way of payment and by day
+    (credited minus refunded), operations of the last 7 days by type with their failure and
+    refund rates, payments not paid yet, money owed. Days in BOT_TIMEZONE.
 python -m billing refund-payment PAYMENT [RUBLES] [--again]
     Return a YooKassa payment (our number or its YooKassa id) to the card through YooKassa's
     refunds API: what is left of it, or RUBLES. The request and its idempotence key are
@@ -33,11 +37,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from fractions import Fraction
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, plans, redaction, refunds
+from billing import accounts, plans, redaction, refunds, stats
 from billing.audit import audit
 from billing.bounds import (
     INT64_MAX,
@@ -51,7 +57,7 @@ from billing.bounds import (
 from billing.db import make_engine, make_sessionmaker
 from billing.errors import BillingError
 from billing.models import Plan, PlanKind
-from billing.prices import format_rub
+from billing.prices import format_rub, format_rub_kopecks
 from billing.settings import Settings, load_settings
 
 
@@ -254,6 +260,93 @@ def _plans_cmd(args: argparse.Namespace) -> Callable[[AsyncSession], Awaitable[i
     return run
 
 
+def _money(kopecks: int) -> str:
+    return format_rub_kopecks(kopecks, group=" ")
+
+
+def _percent(rate: Fraction | None) -> str:
+    return "-" if rate is None else f"{float(rate) * 100:.1f}%"
+
+
+def _age(age: timedelta | None) -> str:
+    if age is None:
+        return "-"
+    minutes = int(age.total_seconds()) // 60
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{days}d {hours}h" if days else f"{hours}h {minutes}m" if hours else f"{minutes}m"
+
+
+def stats_lines(figures: stats.Stats) -> list[str]:
+    """The CLI's screen of :func:`billing.stats.collect` (the bot's /stats in English, plain)."""
+    local = figures.now.astimezone(figures.zone)
+    lines = [
+        f"Media Lab statistics, {local:%Y-%m-%d %H:%M} {figures.zone}",
+        "(days start at local midnight; 7 and 30 days include today)",
+        "",
+        f"users: {figures.users_total} in all, {figures.users_today} new today, "
+        f"{figures.users_week} new in 7 days",
+        "",
+        "revenue, RUB (net: credited minus refunded)",
+    ]
+    spans = ("today", "week", "month")
+    rows = [["method", "today", "7 days", "30 days"]]
+    rows += [[r.method] + [_money(getattr(r, s).net) for s in spans] for r in figures.revenue]
+    totals = [figures.revenue_total(s) for s in spans]
+    rows.append(["total"] + [_money(m.net) for m in totals])
+    rows.append(["  credited"] + [_money(m.credited) for m in totals])
+    rows.append(["  refunded"] + [_money(-m.refunded) for m in totals])
+    lines += stats.table(rows)
+    lines += ["", "revenue by day, RUB (net)"]
+    methods = [r.method for r in figures.revenue]
+    rows = [["day", *methods, "total"]]
+    rows += [
+        [f"{day.day:%Y-%m-%d %a}"]
+        + [_money(day.by_method[m].net) for m in methods]
+        + [_money(day.total.net)]
+        for day in figures.days
+    ]
+    lines += stats.table(rows)
+    lines += ["", "operations of the last 7 days (rates: of those finished)"]
+    if figures.operations:
+        rows = [["type", "all", "ok", "failed", "refunded", "running", "fail %", "refund %"]]
+        rows += [
+            [
+                op.type,
+                str(op.count),
+                str(op.succeeded),
+                str(op.failed),
+                str(op.refunded),
+                str(op.running),
+                _percent(op.failure_rate),
+                _percent(op.refund_rate),
+            ]
+            for op in figures.operations
+        ]
+        lines += stats.table(rows)
+    else:
+        lines.append("none")
+    lines += ["", "payments not paid yet"]
+    rows = [["method", "count", "RUB", "oldest"]]
+    rows += [
+        [p.method, str(p.count), _money(p.amount), _age(p.oldest_age(figures.now))]
+        for p in figures.pending
+    ]
+    lines += stats.table(rows)
+    lines += [
+        "",
+        f"money owed (balances below zero after a refund): {figures.debtors} user(s), "
+        f"{_money(figures.debt)} RUB",
+    ]
+    return lines
+
+
+async def _stats(session: AsyncSession) -> int:
+    figures = await stats.collect(session, zone=load_settings().zone)
+    print("\n".join(stats_lines(figures)))
+    return 0
+
+
 def _payment_ref(value: str) -> int | str:
     ref = refunds.payment_ref(value)
     if ref is None:
@@ -383,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("code")
         command.add_argument("fields", nargs="*", metavar="field=value")
     plans_sub.add_parser("archive", help="take a plan off sale").add_argument("code")
+    sub.add_parser("stats", help="users, revenue, operations, open payments, money owed")
     refund = sub.add_parser(
         "refund-payment", help="return a YooKassa payment (or RUBLES of it) to the card"
     )
@@ -398,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_with_session(_plans_cmd(args)))
     if args.command == "audit":
         return asyncio.run(_with_session(_audit))
+    if args.command == "stats":
+        return asyncio.run(_with_session(_stats))
     if args.command == "user":
         return asyncio.run(_with_session(_user_cmd(args.telegram_id)))
     settings = load_settings()

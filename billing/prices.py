@@ -110,6 +110,15 @@ def discounted(kopecks: int, discount_percent: int) -> int:
     return (kopecks * (100 - discount_percent) + 50) // 100
 
 
+def format_rub_kopecks(kopecks: int, *, group: str = "\u202f") -> str:
+    """Rubles with their kopecks always, for figures in columns: 1000 → '10,00',
+    -123456 → '−1 234,56' (``group`` between thousands: a plain space in a monospace table,
+    where a narrow one may not be as wide as a digit)."""
+    sign = "−" if kopecks < 0 else ""
+    rub, kop = divmod(abs(kopecks), 100)
+    return f"{sign}{rub:,}".replace(",", group) + f",{kop:02d}"
+
+
 def format_rub(kopecks: int) -> str:
     """Rubles for the screen: 1000 → '10', 1050 → '10,50', -500 → '−5'."""
     sign = "−" if kopecks < 0 else ""

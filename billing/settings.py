@@ -9,6 +9,7 @@ from functools import cached_property
 from math import ceil
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -119,6 +120,9 @@ class Settings(BaseSettings):
     )
     # The most one operator adjustment (/grant, /debit, python -m billing adjust) may move.
     ADMIN_ADJUST_MAX_RUB: int = 100_000
+    # The clock of the bot's audience and its operator (an IANA zone): the dates users see
+    # (plan ends, history) and the days /stats counts in.
+    BOT_TIMEZONE: str = "Europe/Moscow"
 
     # Plans (issue 14). The order a charge looks for ONE source that covers the whole price:
     # any permutation of free, subscription, package, balance.
@@ -358,6 +362,19 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("BOT_TIMEZONE")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(
+                f"BOT_TIMEZONE must be an IANA time zone such as Europe/Moscow or UTC, "
+                f"got {value[:64]!r}"
+            ) from None
+        return value
+
     @field_validator("DATABASE_URL")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -491,6 +508,11 @@ class Settings(BaseSettings):
     @cached_property
     def price_kopecks(self) -> int:
         return rubles_to_kopecks(self.PRICE_PER_OPERATION)
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """BOT_TIMEZONE as a tzinfo."""
+        return ZoneInfo(self.BOT_TIMEZONE)
 
     @property
     def admin_adjust_max_kopecks(self) -> int:

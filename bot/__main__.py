@@ -14,6 +14,7 @@ import sys
 
 from billing import redaction
 from billing.settings import load_settings
+from texts import wallet_texts
 
 log = logging.getLogger("bot")
 
@@ -25,6 +26,7 @@ async def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     redaction.install(settings)
+    wallet_texts.use_timezone(settings.zone)  # the dates users see
     if settings.TELEGRAM_WEBHOOK_URL:
         log.error(
             "TELEGRAM_WEBHOOK_URL is set: updates go to the web server (python -m web), "

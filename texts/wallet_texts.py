@@ -2,14 +2,16 @@
 a plan gives, what a charge would take, what each ledger entry was.
 
 Shared by the bot (/plans, /balance, /history, the confirmation, 🔒) and the worker (the
-offer under a result). Dates are shown in Moscow time, the bot's audience's clock.
+offer under a result). Dates are shown on the bot's audience's clock: BOT_TIMEZONE (Moscow
+by default), which each process's composition root sets once with :func:`use_timezone`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from billing.models import Funding, LedgerKind, PlanKind
 from billing.prices import discounted, format_rub, operation_types, units_of
@@ -17,19 +19,25 @@ from billing.settings import Settings
 from billing.wallet import HistoryItem, Holding, PlanInfo, Quote, Wallet
 from texts.i18n import t
 
-MSK = timezone(timedelta(hours=3), "MSK")
+_zone: tzinfo = ZoneInfo("Europe/Moscow")
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def date_text(moment: datetime, lang: str) -> str:
-    local = moment.astimezone(MSK)
+def use_timezone(zone: tzinfo) -> None:
+    """The zone every date is shown in, from now on (settings.zone; one per process)."""
+    global _zone
+    _zone = zone
+
+
+def date_text(moment: datetime, lang: str, zone: tzinfo | None = None) -> str:
+    local = moment.astimezone(zone or _zone)
     if lang == "en":
         return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year}"
     return local.strftime("%d.%m.%Y")
 
 
-def datetime_text(moment: datetime, lang: str) -> str:
-    return f"{date_text(moment, lang)} {moment.astimezone(MSK):%H:%M}"
+def datetime_text(moment: datetime, lang: str, zone: tzinfo | None = None) -> str:
+    return f"{date_text(moment, lang, zone)} {moment.astimezone(zone or _zone):%H:%M}"
 
 
 def ops(count: int, lang: str) -> str:

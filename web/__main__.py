@@ -12,6 +12,7 @@ from aiohttp import web
 from billing import redaction
 from billing.heap import freeze_startup_heap
 from billing.settings import load_settings
+from texts import wallet_texts
 from web.app import create_app
 
 # The YooKassa SDK is synchronous and runs in the loop's default executor (billing/yookassa.py,
@@ -37,6 +38,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     redaction.install(settings)
+    wallet_texts.use_timezone(settings.zone)  # the dates users see
     app = create_app(settings)
     app.on_startup.insert(0, _sdk_threads)
     app.on_startup.append(_freeze_startup_heap)

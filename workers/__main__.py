@@ -19,6 +19,7 @@ from billing import redaction
 from billing.heap import freeze_startup_heap
 from billing.settings import load_settings
 from jobqueue.queue import media_queue
+from texts import wallet_texts
 from workers import runtime
 from workers.stale_keys import log_stale_keys
 from workers.worker import MediaWorker
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
     redaction.install(settings)  # before the first fork: RQ's loggers and the horses too
+    wallet_texts.use_timezone(settings.zone)  # the dates users see
     runtime.configure(settings)
     import workers.jobs  # noqa: F401 - preload aiogram, SQLAlchemy, OpenCV before forking
     from workers.callbacks import on_work_horse_killed

@@ -1,4 +1,4 @@
-"""Admin commands: /user, /grant, /debit, /audit, the plans catalogue (/plans_admin,
+"""Admin commands: /user, /grant, /debit, /audit, /stats, the plans catalogue (/plans_admin,
 /plan_add, /plan_edit, /plan_archive) and /refund (a YooKassa payment back to the card) — for
 settings.ADMIN_IDS only.
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
@@ -23,17 +24,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, bounds, plans, refunds, stars
+from billing import accounts, bounds, plans, refunds, stars, stats
 from billing.accounts import UserState
 from billing.audit import audit
 from billing.bounds import BadNumber, parse_id
 from billing.errors import AmountOutOfRange, BillingError, InsufficientFunds
-from billing.models import LedgerEntry, Plan, PlanKind
+from billing.models import LedgerEntry, Plan, PlanKind, utcnow
 from billing.prices import format_rub
 from billing.settings import Settings
 from billing.yookassa import GatewayError, YooKassaGateway
 from texts.i18n import t
 from texts.money_texts import claimed_notice_words
+from texts.stats_texts import stats_text
 from tg.notices import send_fresh
 
 log = logging.getLogger(__name__)
@@ -289,6 +291,21 @@ async def cmd_audit(message: Message, session: AsyncSession, lang: str) -> None:
             problems="\n".join(f"• {line}" for line in shown),
         )
     )
+
+
+async def cmd_stats(
+    message: Message,
+    session: AsyncSession,
+    settings: Settings,
+    lang: str,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """/stats: users, revenue by way of payment and by day, operations by type, open
+    payments, money owed (billing.stats; days in BOT_TIMEZONE). ``clock``: the dispatcher's
+    "clock" if one is set (tests pin the day), else the time now."""
+    figures = await stats.collect(session, zone=settings.zone, now=clock())
+    await session.rollback()  # read only; end the transaction before the answer
+    await message.answer(stats_text(figures, lang))
 
 
 def _plan_line(plan: Plan, lang: str) -> str:
@@ -615,6 +632,7 @@ def create_router() -> Router:
     router.message.register(cmd_grant, Command("grant"))
     router.message.register(cmd_debit, Command("debit"))
     router.message.register(cmd_audit, Command("audit"))
+    router.message.register(cmd_stats, Command("stats"))
     router.message.register(cmd_plans_admin, Command("plans_admin"))
     router.message.register(cmd_plan_edit, Command("plan_edit", "plan_add"))
     router.message.register(cmd_plan_archive, Command("plan_archive"))

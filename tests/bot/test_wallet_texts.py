@@ -4,11 +4,14 @@ both languages, quotes and dates."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from billing.models import Funding
 from billing.wallet import HistoryItem, Holding, PlanInfo, Quote, Wallet
+from tests.conftest import make_settings
 from texts import wallet_texts
 
 WHEN = datetime(2026, 12, 7, 21, 30, tzinfo=UTC)  # 8 Dec 00:30 in Moscow
@@ -130,6 +133,25 @@ def test_dates_are_moscow_time() -> None:
     line = wallet_texts.history_line(_item("topup", amount=10000), "ru")
     assert line == "08.12.2026 00:30 · 💳 Пополнение: +100 ₽"
     assert wallet_texts.date_text(WHEN, "en") == "8 Dec 2026"
+
+
+def test_dates_follow_bot_timezone() -> None:
+    """A process's root sets BOT_TIMEZONE once (settings.zone); Moscow until it does."""
+    zone = make_settings("sqlite://", BOT_TIMEZONE="Asia/Vladivostok").zone
+    try:
+        wallet_texts.use_timezone(zone)
+        line = wallet_texts.history_line(_item("topup", amount=10000), "ru")
+        assert line == "08.12.2026 07:30 · 💳 Пополнение: +100 ₽"
+    finally:
+        wallet_texts.use_timezone(ZoneInfo("Europe/Moscow"))
+    assert wallet_texts.datetime_text(WHEN, "ru") == "08.12.2026 00:30"
+    assert wallet_texts.datetime_text(WHEN, "ru", ZoneInfo("UTC")) == "07.12.2026 21:30"
+
+
+@pytest.mark.parametrize("value", ["Moscow", "MSK+3", "", "../etc/passwd"])
+def test_bot_timezone_must_be_a_zone(value: str) -> None:
+    with pytest.raises(ValidationError, match="BOT_TIMEZONE must be an IANA time zone"):
+        make_settings("sqlite://", BOT_TIMEZONE=value)
 
 
 def test_a_balance_quote_with_a_discount() -> None:
