@@ -25,10 +25,11 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import accounts, notices, plans
@@ -171,6 +172,28 @@ async def _new_row(
         payment.amount,
         plan_id,
     )
+
+
+async def expire_invoices(session: AsyncSession, *, made_before: datetime) -> list[int]:
+    """Stars invoices nobody paid, made before ``made_before``: canceled, so they stop
+    counting as open payments (/stats, /paysupport). Nothing is lost: the pre-checkout of a
+    canceled row's invoice is refused (``StarsRefused.STALE``: Telegram takes no Stars), and
+    one approved just before and paid anyway is credited on a new row (:func:`credit_charge`,
+    as an old invoice paid again). Returns the ids; the caller commits."""
+    result = await session.execute(
+        update(Payment)
+        .where(
+            Payment.provider == PaymentProvider.STARS.value,
+            Payment.status == PaymentStatus.PENDING.value,
+            Payment.telegram_charge_id.is_(None),
+            Payment.credited_at.is_(None),
+            Payment.created_at < made_before,
+        )
+        .values(status=PaymentStatus.CANCELED.value)
+        .returning(Payment.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars())
 
 
 async def _row(session: AsyncSession, payload: str) -> Any | None:

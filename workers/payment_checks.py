@@ -30,7 +30,7 @@ from aiogram import Bot
 from rq.exceptions import StopRequested
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import notices, payment_checks
+from billing import notices, payment_checks, stars
 from billing.models import utcnow
 from billing.payments import Outcome, ReconcileResult, reconcile_payment
 from billing.settings import Settings
@@ -156,3 +156,16 @@ async def check_payments(settings: Settings, *, now: datetime | None = None) -> 
     gateway = YooKassaGateway(settings)
     async with resources(settings) as (sessionmaker, bot):
         return await check_open_payments(sessionmaker, gateway, bot, settings, now=now)
+
+
+async def expire_stars_invoices(settings: Settings, *, now: datetime | None = None) -> list[int]:
+    """Stars invoices unpaid for PAYMENT_PENDING_EXPIRY_SECONDS canceled (the worker's
+    maintenance step, with the YooKassa checks): :func:`billing.stars.expire_invoices`."""
+    made_before = (now or utcnow()) - timedelta(seconds=settings.PAYMENT_PENDING_EXPIRY_SECONDS)
+    async with resources(settings) as (sessionmaker, _bot):
+        async with sessionmaker() as session:
+            expired = await stars.expire_invoices(session, made_before=made_before)
+            await session.commit()
+    if expired:
+        log.info("stars: %d unpaid invoice(s) expired: %s", len(expired), expired[:20])
+    return expired

@@ -32,7 +32,7 @@ from rq.job import Job
 from billing import redaction
 from billing.settings import Settings
 from workers.notices import deliver_due_notices
-from workers.payment_checks import check_payments
+from workers.payment_checks import check_payments, expire_stars_invoices
 from workers.plans import renew_due_plans
 from workers.sweeper import sweep_overdue
 
@@ -145,20 +145,28 @@ class MediaWorker(Worker):
 
     def _check_payments_when_due(self) -> None:
         """The safety net for lost payment notifications (:mod:`workers.payment_checks`),
-        at most once per PAYMENT_RECHECK_INTERVAL_SECONDS, when YooKassa is configured."""
+        at most once per PAYMENT_RECHECK_INTERVAL_SECONDS, when YooKassa is configured; and
+        the expiry of unpaid Stars invoices, when Stars are offered."""
         assert self.settings is not None
-        if not self.settings.yookassa_configured:
+        yookassa, stars = self.settings.yookassa_configured, self.settings.stars_enabled
+        if not (yookassa or stars):
             return
         now = time.monotonic()
         if self._payment_checks_due_at is not None and now < self._payment_checks_due_at:
             return
         self._payment_checks_due_at = now + self.settings.PAYMENT_RECHECK_INTERVAL_SECONDS
-        try:
-            asyncio.run(check_payments(self.settings))
-        except StopRequested:
-            raise
-        except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
-            log.exception("payment checks: pass failed")
+        for wanted, name, run in (
+            (yookassa, "payment checks", check_payments),
+            (stars, "stars invoices", expire_stars_invoices),
+        ):
+            if not wanted:
+                continue
+            try:
+                asyncio.run(run(self.settings))
+            except StopRequested:
+                raise
+            except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
+                log.exception("%s: pass failed", name)
 
     def handle_job_failure(
         self, job: Job, queue: Any, started_job_registry: Any = None, exc_string: str = ""

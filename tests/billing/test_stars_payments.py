@@ -145,3 +145,43 @@ async def test_the_yookassa_refund_command_sends_a_stars_payment_to_the_bots_ref
         )
     assert info.value.code == "stars"
     assert await _balance(sessionmaker, user_id) == 7_500
+
+
+async def test_an_unpaid_invoice_expires_and_is_then_refused_or_credited_never_lost(
+    sessionmaker,
+) -> None:
+    """The maintenance pass cancels Stars invoices unpaid past the expiry (they stop counting
+    as open payments): the pre-checkout of one is refused (no Stars taken); one approved just
+    before the expiry and paid anyway is credited on a row of its own."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from billing.models import Payment, utcnow
+
+    user_id = await new_user(sessionmaker)
+    old, fresh, paid = [await _purchase(sessionmaker, user_id) for _ in range(3)]
+    await _credit(sessionmaker, paid, "ch-paid")
+    async with sessionmaker() as session:
+        assert (
+            await stars.expire_invoices(session, made_before=utcnow() - timedelta(hours=1)) == []
+        )
+        expired = await stars.expire_invoices(session, made_before=utcnow() + timedelta(seconds=1))
+        await session.commit()
+    assert sorted(expired) == sorted([old.payment_id, fresh.payment_id])
+    async with sessionmaker() as session:
+        refused = await stars.check_pre_checkout(
+            session, telegram_id=1001, payload=old.payload, currency="XTR", total_amount=50
+        )
+    assert refused is stars.StarsRefused.STALE
+    late = await _credit(sessionmaker, fresh, "ch-late")  # approved before, charged after
+    assert late.outcome is stars.StarsOutcome.CREDITED and late.payment_id != fresh.payment_id
+    assert await _balance(sessionmaker, user_id) == 15_000
+    async with sessionmaker() as session:
+        rows = (await session.scalars(select(Payment).order_by(Payment.id))).all()
+    assert [r.status for r in rows] == [
+        PaymentStatus.CANCELED,
+        PaymentStatus.CANCELED,
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.SUCCEEDED,
+    ]

@@ -63,3 +63,39 @@ async def test_a_running_worker_credits_a_payment_whose_notification_never_came(
             assert [(e.payment_id, e.amount) for e in entries] == [(started.payment_id, 25_000)]
             assert (await accounts.get_user(session, user_id=account.id)).balance == 25_000
         assert "by the safety net" in h.logs()
+
+
+async def test_a_running_worker_expires_unpaid_stars_invoices(harness_factory) -> None:
+    """Stars offered (no YooKassa at all): the maintenance step cancels an invoice unpaid past
+    PAYMENT_PENDING_EXPIRY_SECONDS, so it stops counting as an open payment."""
+    import asyncio
+
+    from billing import stars
+    from billing.models import Payment, PaymentStatus
+
+    settings = {
+        "PAYMENT_METHODS": "stars",
+        "PAYMENT_PENDING_EXPIRY_SECONDS": 1,
+        "PAYMENT_RECHECK_INTERVAL_SECONDS": 0.5,
+    }
+    h = harness_factory(**settings)
+    async with h.sessionmaker() as session:
+        account, _ = await accounts.get_or_create_user(
+            session, telegram_id=4711, free_operations=0
+        )
+        invoice = await stars.start_purchase(
+            session, h.settings, user_id=account.id, stars=h.settings.STARS_PACKS[0]
+        )
+        await session.commit()
+    h.start_worker(**settings)
+    status = None
+    for _ in range(600):  # a hang guard, not a speed limit: the pass runs every 0.5 s
+        async with h.sessionmaker() as session:
+            status = await session.scalar(
+                select(Payment.status).where(Payment.id == invoice.payment_id)
+            )
+        if status == PaymentStatus.CANCELED:
+            break
+        await asyncio.sleep(0.1)
+    assert status == PaymentStatus.CANCELED
+    assert "unpaid invoice(s) expired" in h.logs()
