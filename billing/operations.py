@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import ledger
+from billing import ai_models, ledger
 from billing.errors import (
     ChargeConflict,
     DuplicateRequest,
@@ -80,7 +80,7 @@ class ChargeResult:
     balance_after: int
     free_after: int
     key_token: str  # the operation's: names its job and Redis keys (jobqueue.queue)
-    units: int = 0  # the units the operation cost (catalogue + OPERATION_UNITS)
+    units: int = 0  # the units the operation cost (billing.prices.units_of)
     holding_id: int | None = None  # the subscription / package it took units from
     units_after: int | None = None  # that holding's units left after the charge
     # What billing.plans.roll_over did first (renewals, ends, free top-ups), each with the
@@ -565,7 +565,9 @@ async def charge(
     is made again with the whole chain (one more round trip, once per purchase).
     """
     kind = operation_type(op_type).value
-    units = units_of(kind, settings)
+    # The model catalogue's price when the operator set one (one indexed read; the chain
+    # below is shaped by whether the type is paid at all, so the units are known first).
+    units = units_of(kind, settings, await ai_models.set_units_of(session, kind))
     price = units * settings.price_kopecks
     deadline_at = utcnow() + timedelta(seconds=operation_deadline_seconds(settings, queued=True))
     bind = session.get_bind()
