@@ -20,7 +20,7 @@ import html
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiogram import Bot
@@ -465,13 +465,18 @@ def assess(
     settings: Settings,
     lang: str,
     header: ImageInfo | None = None,
+    backend: str = "local",
 ) -> Assessment:
     """What to do with ``message`` in ``mode``; ``header``: that of the message's image
-    document, when it was read (see :func:`assess_message`)."""
+    document, when it was read (see :func:`assess_message`); ``backend``: what runs the
+    mode now (a fal model may take other text than the local code: free words)."""
     try:
         entry = catalogue.entry(mode)
     except KeyError:
         raise ValueError(f"unknown mode {mode!r}") from None
+    entry = replace(
+        entry, text_check=entry.text_check_for(backend), ask_text=entry.ask_text_for(backend)
+    )
     if entry.inputs is Inputs.TEXT:
         verdict = _assess_text(entry, message, data)
     elif entry.inputs is Inputs.PHOTO:
@@ -490,6 +495,7 @@ async def assess_message(
     settings: Settings,
     lang: str,
     bot: Bot,
+    backend: str = "local",
 ) -> Assessment:
     """:func:`assess`, with the header of an image document read first (through the Bot
     API), so that what the charge depends on is known before it. Only a document that
@@ -504,7 +510,7 @@ async def assess_message(
             if isinstance(found, Answer):
                 return found
             header = found
-    return assess(mode, message, data, settings, lang, header)
+    return assess(mode, message, data, settings, lang, header, backend)
 
 
 def parse_rub_amount(text: str | None, *, minimum: int, maximum: int) -> int | Answer:

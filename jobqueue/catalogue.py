@@ -4,7 +4,9 @@ One entry per type, read by every process: the bot builds its modes, menu button
 pre-charge checks and its one handler per input kind from it; the job checks the bytes it
 downloaded against the same minimum; the worker's runner table (``workers.operations``)
 must have one runner per entry. The price is the other half of an entry, in
-``billing.prices.PRICES`` (billing imports nothing of ours). Light: the bot reads it
+``billing.prices.PRICES`` (billing imports nothing of ours); which model runs a type, its
+price in units as the operator set it and whether it is offered are the model catalogue's
+(``billing.ai_models``, a table). Light: the bot reads it
 without the image libraries.
 
 Adding an operation: a line in ``billing.prices.PRICES``, an :class:`Entry` here, its
@@ -46,8 +48,11 @@ class Entry:
     photo_checks: tuple[str, ...] = ()
     # The answer asking for the text (TEXT and PHOTO_AND_TEXT entries).
     ask_text: str | None = None
-    # Offered only when this backend is configured (``Settings.<backend>_configured``).
-    backend: str | None = None
+    # When a fal model runs it (billing.ai_models: the model catalogue decides, with
+    # FAL_KEY): its own text check and ask, e.g. free words for an instruction-following
+    # editor where the local code takes a list of commands.
+    fal_text_check: str | None = None
+    fal_ask_text: str | None = None
     # The result is also sent as a file (Telegram recompresses photos).
     lossless: bool = False
 
@@ -71,7 +76,14 @@ class Entry:
         what its mode asks for, the "queued" line (and the ask for its text)."""
         name = self.type.value
         keys = (f"bot-btn-{name}", f"bot-help-{name}", f"bot-mode-{name}", f"bot-op-queued-{name}")
-        return keys + ((self.ask_text,) if self.ask_text else ())
+        keys += (self.ask_text,) if self.ask_text else ()
+        return keys + ((self.fal_ask_text,) if self.fal_ask_text else ())
+
+    def text_check_for(self, backend: str) -> str | None:
+        return self.fal_text_check if backend == "fal" and self.fal_text_check else self.text_check
+
+    def ask_text_for(self, backend: str) -> str | None:
+        return self.fal_ask_text if backend == "fal" and self.fal_ask_text else self.ask_text
 
 
 # In menu order (the order of billing.prices.PRICES).
@@ -83,7 +95,6 @@ CATALOGUE: dict[str, Entry] = {
             Inputs.TEXT,
             text_check="prompt",
             ask_text="bot-generate-need-text",
-            backend="fal",
         ),
         # Every command works at any size, and cropping, turning or recolouring a small
         # sticker is a fair request; under 32 px the result is an icon nobody can judge.
@@ -93,6 +104,8 @@ CATALOGUE: dict[str, Entry] = {
             min_side=32,
             text_check="instruction",
             ask_text="bot-edit-need-instruction",
+            fal_text_check="prompt",
+            fal_ask_text="bot-edit-need-words",
         ),
         # The merged picture takes the smaller of the two heights: one tiny photo shrinks
         # both to a strip (a 1 px tall photo made a 1 px tall result).
