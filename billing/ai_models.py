@@ -249,13 +249,6 @@ async def get_model(session: AsyncSession, op_type: str) -> ModelSetting:
     return _setting(row) if row is not None else _default_setting(kind)
 
 
-async def set_units_of(session: AsyncSession, op_type: str) -> int | None:
-    """The operator's price of a type in units (None: the default), for the charge."""
-    return await session.scalar(
-        select(OperationModel.units).where(OperationModel.type == str(op_type))
-    )
-
-
 _UNSET: Any = object()
 
 

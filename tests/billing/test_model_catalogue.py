@@ -216,3 +216,27 @@ async def test_the_catalogues_units_are_what_the_charge_takes_and_the_quote_show
         ) is None
     fourth = await charge_once(sessionmaker, settings, user, op_type="upscale")
     assert (fourth.units, fourth.price) == (2, 2000)
+
+
+async def test_a_free_type_priced_by_the_operator_is_paid_and_back_free(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    settings = make_settings("sqlite://")
+    user = await new_user(sessionmaker, free=1, balance=1000)
+    async with sessionmaker() as session:
+        await ai_models.set_model(session, "add_text", units=1)
+        await session.commit()
+    first = await charge_once(sessionmaker, settings, user, op_type="add_text")
+    assert (first.units, first.funding, first.free_after) == (1, Funding.FREE, 0)
+    second = await charge_once(sessionmaker, settings, user, op_type="add_text")
+    assert (second.units, second.funding, second.price, second.balance_after) == (
+        1,
+        Funding.BALANCE,
+        1000,
+        0,
+    )
+    async with sessionmaker() as session:
+        await ai_models.set_model(session, "add_text", units=None)
+        await session.commit()
+    third = await charge_once(sessionmaker, settings, user, op_type="add_text")
+    assert (third.units, third.funding, third.price) == (0, Funding.NONE, 0)
