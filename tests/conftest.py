@@ -217,7 +217,7 @@ def clean_tables(url: str) -> None:
     """Empty every table. The ledger refuses DELETE and TRUNCATE (migration 0003): on
     PostgreSQL the session runs as a replica, which fires no ordinary trigger; on SQLite the
     triggers are dropped for the delete and created again. The plans the migration seeds are
-    put back (ids 1, 2, 3: the sequences start again).
+    put back (ids 1, 2, 3: the sequences start again), and the model catalogue's defaults.
 
     On PostgreSQL a DELETE of these few rows and a setval per sequence take well under a
     millisecond, where TRUNCATE ... RESTART IDENTITY took 30-150 ms (new files, fsync) before
