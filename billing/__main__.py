@@ -21,6 +21,14 @@ python -m billing stats
     The operator's figures (the bot's /stats): users, revenue by way of payment and by day
     (credited minus refunded), operations of the last 7 days by type with their failure and
     refund rates, payments not paid yet, money owed. Days in BOT_TIMEZONE.
+python -m billing models list
+    The model catalogue: per operation its backend (fal model or local), parameters, price
+    in units and whether it is offered (and what runs now, with the FAL_KEY of the settings).
+python -m billing models set TYPE [backend=fal|local] [model=fal-ai/...] [params='{...}'] \
+        [units=N|default] [enabled=yes|no]
+python -m billing models enable|disable TYPE
+    Change one operation (units: its price, PRICE_PER_OPERATION each; default: the price of
+    billing.prices). Provider keys are settings (FAL_KEY), never stored here.
 python -m billing refund-payment PAYMENT [RUBLES] [--again]
     Return a YooKassa payment (our number or its YooKassa id) to the card through YooKassa's
     refunds API: what is left of it, or RUBLES. The request and its idempotence key are
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -43,7 +52,7 @@ from fractions import Fraction
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, plans, redaction, refunds, stats
+from billing import accounts, ai_models, plans, redaction, refunds, stats
 from billing.audit import audit
 from billing.bounds import (
     INT64_MAX,
@@ -347,6 +356,51 @@ async def _stats(session: AsyncSession) -> int:
     return 0
 
 
+def model_line(row: ai_models.ModelSetting, settings: Settings) -> str:
+    """One operation of the model catalogue, for the operator's terminal."""
+    model = row.model_id or "-"
+    units = f"{row.price_units(settings)} units" + (" (default)" if row.units is None else "")
+    use = ai_models.use_of(row, settings)
+    if isinstance(use, ai_models.Unavailable):
+        now = f"unavailable ({use.value})"
+    else:
+        now = f"runs {use.model_id or 'local'}" + (
+            " (fallback: no FAL_KEY)" if use.fallback else ""
+        )
+    params = json.dumps(dict(row.params), ensure_ascii=False, sort_keys=True)
+    return (
+        f"{row.type:<10} {row.backend:<5} {model:<36} {units:<17} "
+        f"{'enabled' if row.enabled else 'disabled':<8} {params}  {now}"
+    )
+
+
+def _models_cmd(args: argparse.Namespace) -> Callable[[AsyncSession], Awaitable[int]]:
+    settings = load_settings()
+
+    async def run(session: AsyncSession) -> int:
+        try:
+            if args.models_command == "list":
+                for row in await ai_models.list_models(session):
+                    print(model_line(row, settings))
+                return 0
+            if args.models_command == "set":
+                fields = ai_models.parse_fields(args.fields)
+                row = await ai_models.set_model(session, args.type, **fields)
+            elif args.models_command == "enable":
+                row = await ai_models.enable(session, args.type)
+            else:
+                row = await ai_models.disable(session, args.type)
+            await session.commit()
+        except BillingError as exc:
+            await session.rollback()
+            print(f"refused: {exc}; nothing changed", file=sys.stderr)
+            return 1
+        print(f"saved: {model_line(row, settings)}")
+        return 0
+
+    return run
+
+
 def _payment_ref(value: str) -> int | str:
     ref = refunds.payment_ref(value)
     if ref is None:
@@ -477,6 +531,16 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("fields", nargs="*", metavar="field=value")
     plans_sub.add_parser("archive", help="take a plan off sale").add_argument("code")
     sub.add_parser("stats", help="users, revenue, operations, open payments, money owed")
+    models_parser = sub.add_parser(
+        "models", help="the model catalogue: list, set, enable, disable"
+    )
+    models_sub = models_parser.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="every operation's model, price and state")
+    model_set = models_sub.add_parser("set", help="change an operation: TYPE field=value ...")
+    model_set.add_argument("type")
+    model_set.add_argument("fields", nargs="*", metavar="field=value")
+    models_sub.add_parser("enable", help="offer an operation again").add_argument("type")
+    models_sub.add_parser("disable", help="stop offering an operation").add_argument("type")
     refund = sub.add_parser(
         "refund-payment", help="return a YooKassa payment (or RUBLES of it) to the card"
     )
@@ -490,6 +554,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_refund_payment(args))
     if args.command == "plans":
         return asyncio.run(_with_session(_plans_cmd(args)))
+    if args.command == "models":
+        return asyncio.run(_with_session(_models_cmd(args)))
     if args.command == "audit":
         return asyncio.run(_with_session(_audit))
     if args.command == "stats":

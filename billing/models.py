@@ -535,3 +535,35 @@ class PaymentNotice(Base):
     # The plan and the holding a plan's message is about (its name, its period's end).
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
     holding_id: Mapped[int | None] = mapped_column(ForeignKey("user_plans.id"))
+
+
+class Backend(enum.StrEnum):
+    FAL = "fal"  # a hosted model on fal.ai (model_id names it)
+    LOCAL = "local"  # the project's own code (imaging/), the offline fallback
+
+
+class OperationModel(Base):
+    """The model catalogue: per operation type, what runs it and what it costs.
+
+    Operators change it (``python -m billing models``, /model_set); the defaults are
+    ``billing.ai_models.DEFAULTS``, seeded by the migration. Provider keys never live here:
+    they come from the settings (FAL_KEY)."""
+
+    __tablename__ = "operation_models"
+    __table_args__ = (
+        CheckConstraint(_enum_check("backend", Backend), name="backend_valid"),
+        # A fal backend names its model; a local one may keep the fal model for going back.
+        CheckConstraint("backend = 'local' OR model_id IS NOT NULL", name="model_of_fal"),
+        CheckConstraint("units IS NULL OR units >= 0", name="units_non_negative"),
+    )
+
+    type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(16))
+    model_id: Mapped[str | None] = mapped_column(String(200))
+    # The model's own parameters, sent as they are (a JSON object).
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The price in units (one unit is PRICE_PER_OPERATION); NULL: the default price of
+    # billing.prices (the PRICES line, or OPERATION_UNITS).
+    units: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    updated_at: Mapped[datetime] = mapped_column(server_default=NOW, onupdate=func.now())

@@ -53,6 +53,7 @@ from billing.models import (
     HoldingStatus,
     LedgerKind,
     Operation,
+    OperationModel,
     OperationStatus,
     Plan,
     PlanKind,
@@ -68,6 +69,7 @@ ACTIVE = (OperationStatus.QUEUED, OperationStatus.RUNNING)
 
 _users = User.__table__
 _operations = Operation.__table__
+_models = OperationModel.__table__
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class ChargeResult:
     balance_after: int
     free_after: int
     key_token: str  # the operation's: names its job and Redis keys (jobqueue.queue)
-    units: int = 0  # the units the operation cost (catalogue + OPERATION_UNITS)
+    units: int = 0  # the units the operation cost (billing.prices.units_of)
     holding_id: int | None = None  # the subscription / package it took units from
     units_after: int | None = None  # that holding's units left after the charge
     # What billing.plans.roll_over did first (renewals, ends, free top-ups), each with the
@@ -132,26 +134,31 @@ def _unlocked(dialect: str, unlocks: Any, kind: Any) -> Any:
 def _charge_chain(
     dialect: str,
     *,
-    paid: bool,
     order: tuple[str, ...],
     renews: bool,
     wait_due: bool,
     lean: bool = False,
 ) -> ledger.Chain:
-    """The charge's steps (see :func:`charge`); ``paid``: the type costs units; ``order``:
-    SPENDING_ORDER; ``renews``: FREE_OPERATIONS_RENEW_DAYS is set (free operations may be
-    due); ``wait_due``: a holding or free operations due for their roll-over hold the
-    charge back (nothing written; the caller rolls over and charges again); ``lean``: for a
-    user who holds no plan — only free operations and the balance at the default plan's
-    discount, and nothing written if the user holds a plan after all (``holds``: the caller
-    charges again with the whole chain)."""
+    """The charge's steps (see :func:`charge`); ``order``: SPENDING_ORDER; ``renews``:
+    FREE_OPERATIONS_RENEW_DAYS is set (free operations may be due); ``wait_due``: a holding
+    or free operations due for their roll-over hold the charge back (nothing written; the
+    caller rolls over and charges again); ``lean``: for a user who holds no plan — only
+    free operations and the balance at the default plan's discount, and nothing written if
+    the user holds a plan after all (``holds``: the caller charges again with the whole
+    chain). A type that costs 0 units is paid from nothing (funding ``none``)."""
     # Named unlike any column of the tables the chain writes: a parameter named like a
     # column of an UPDATE's table would become a SET of that column.
-    price = bindparam("full_price", type_=_users.c.balance.type)  # kopecks, no discount
-    units = bindparam("op_units", type_=Integer)
     now = bindparam("now", type_=_holdings.c.ends_at.type)
     user_id = bindparam("for_user", type_=_users.c.id.type)
     kind = bindparam("op_kind", type_=_operations.c.type.type)
+    # The units: the model catalogue's price when the operator set one, else the default
+    # the caller passes (billing.prices.units_of: OPERATION_UNITS or PRICES) — the same
+    # rule, read inside the statement so that a charge stays one round trip.
+    units = func.coalesce(
+        select(_models.c.units).where(_models.c.type == kind).scalar_subquery(),
+        bindparam("op_units", type_=Integer),
+    )
+    price = units * bindparam("unit_price", type_=_users.c.balance.type)  # no discount
     on_plan_sources = [ledger.const(source) for source in PLAN_FUNDED]
     zero, one = ledger.const(0), ledger.const(1)
     active = ledger.const(HoldingStatus.ACTIVE.value)
@@ -182,25 +189,24 @@ def _charge_chain(
             Funding.FREE.value: u.c.free_operations_left >= one,
             Funding.BALANCE.value: u.c.balance >= plan.c.price,
         }
-        if paid:
-            src = case(
-                *(
-                    (
-                        covers[s],
-                        case(
-                            (plan.c.price == zero, ledger.const(Funding.NONE.value)),
-                            else_=ledger.const(s),
-                        )
-                        if s == Funding.BALANCE.value
-                        else ledger.const(s),
+        # A type of 0 units (free) is paid from nothing.
+        src = case(
+            (units == zero, ledger.const(Funding.NONE.value)),
+            *(
+                (
+                    covers[s],
+                    case(
+                        (plan.c.price == zero, ledger.const(Funding.NONE.value)),
+                        else_=ledger.const(s),
                     )
-                    for s in order
-                    if s in covers
-                ),
-                else_=null(),
-            )
-        else:
-            src = ledger.const(Funding.NONE.value)
+                    if s == Funding.BALANCE.value
+                    else ledger.const(s),
+                )
+                for s in order
+                if s in covers
+            ),
+            else_=null(),
+        )
         go = and_(plan.c.allowed, not_(plan.c.holds))
         return (
             select(
@@ -301,36 +307,38 @@ def _charge_chain(
             Funding.PACKAGE.value: pkg_id.is_not(None),
             Funding.BALANCE.value: u.c.balance >= held.c.price,
         }
-        if paid:
-            whens = [(covers[source], source) for source in order]
-            funding = {  # a 100 % discount makes the balance pay nothing: a free operation
-                s: case(
-                    (held.c.price == zero, ledger.const(Funding.NONE.value)),
-                    else_=ledger.const(s),
-                )
-                if s == Funding.BALANCE.value
-                else ledger.const(s)
-                for _, s in whens
-            }
-            src = case(*((cond, funding[s]) for cond, s in whens), else_=null())
-            # The holding of the first source that covers (None for free / balance).
-            holding = case(
-                *(
-                    (
-                        cond,
-                        held.c.sub_id
-                        if s == Funding.SUBSCRIPTION.value
-                        else pkg_id
-                        if s == Funding.PACKAGE.value
-                        else null(),
-                    )
-                    for cond, s in whens
-                ),
-                else_=null(),
+        whens = [(covers[source], source) for source in order]
+        funding = {  # a 100 % discount makes the balance pay nothing: a free operation
+            s: case(
+                (held.c.price == zero, ledger.const(Funding.NONE.value)),
+                else_=ledger.const(s),
             )
-        else:
-            src = ledger.const(Funding.NONE.value)
-            holding = cast(null(), _holdings.c.id.type)  # typed: compared with ids later
+            if s == Funding.BALANCE.value
+            else ledger.const(s)
+            for _, s in whens
+        }
+        free_type = units == zero  # paid from nothing, held by nothing
+        src = case(
+            (free_type, ledger.const(Funding.NONE.value)),
+            *((cond, funding[s]) for cond, s in whens),
+            else_=null(),
+        )
+        # The holding of the first source that covers (None for free / balance).
+        holding = case(
+            (free_type, cast(null(), _holdings.c.id.type)),  # typed: compared with ids later
+            *(
+                (
+                    cond,
+                    held.c.sub_id
+                    if s == Funding.SUBSCRIPTION.value
+                    else pkg_id
+                    if s == Funding.PACKAGE.value
+                    else null(),
+                )
+                for cond, s in whens
+            ),
+            else_=null(),
+        )
         return (
             select(
                 u.c.id,
@@ -567,8 +575,9 @@ async def charge(
     is made again with the whole chain (one more round trip, once per purchase).
     """
     kind = operation_type(op_type).value
+    # The default units; the model catalogue's, when the operator set them, win inside the
+    # statement (see _charge_chain).
     units = units_of(kind, settings)
-    price = units * settings.price_kopecks
     deadline_at = utcnow() + timedelta(seconds=operation_deadline_seconds(settings, queued=True))
     bind = session.get_bind()
     dialect = bind.dialect.name
@@ -581,12 +590,11 @@ async def charge(
     now = utcnow()
     rolled: tuple[Any, ...] = ()
     for _ in range(CHARGE_TRIES):
-        key = (dialect, units > 0, order, renew_days is not None, wait_due, lean)
+        key = (dialect, order, renew_days is not None, wait_due, lean)
         chain = _CHARGES.get(key)
         if chain is None:
             chain = _CHARGES[key] = _charge_chain(
                 dialect,
-                paid=units > 0,
                 order=order,
                 renews=renew_days is not None,
                 wait_due=wait_due,
@@ -598,7 +606,7 @@ async def charge(
         rows = await chain.run(
             session,
             for_user=user_id,
-            full_price=price,
+            unit_price=settings.price_kopecks,
             op_units=units,
             op_kind=kind,
             now=now,

@@ -83,11 +83,18 @@ def operation_types() -> tuple[OperationType, ...]:
     return tuple(OperationType(name) for name in PRICES)
 
 
-def units_of(op_type: OperationType | str, settings: Settings | None = None) -> int:
-    """The units one operation of this type costs: the catalogue's, or the operator's
-    OPERATION_UNITS for it (seed 003's "generation 2" is ``OPERATION_UNITS=generate=2``).
-    Without ``settings``: the catalogue's alone."""
+def units_of(
+    op_type: OperationType | str, settings: Settings | None = None, set_units: int | None = None
+) -> int:
+    """The units one operation of this type costs — the one rule, wherever a price is shown
+    or charged: the model catalogue's price when the operator set one (``set_units``, the
+    ``operation_models.units`` of the type, read by ``billing.ai_models``), else the
+    operator's OPERATION_UNITS for it (seed 003's "generation 2" is
+    ``OPERATION_UNITS=generate=2``), else the :data:`PRICES` line. Without ``settings``:
+    no OPERATION_UNITS."""
     kind = operation_type(op_type)
+    if set_units is not None:
+        return set_units
     if settings is not None:
         units = settings.OPERATION_UNITS.get(kind.value)
         if units is not None:
@@ -95,14 +102,18 @@ def units_of(op_type: OperationType | str, settings: Settings | None = None) -> 
     return PRICES[kind].units
 
 
-def is_free(op_type: OperationType | str, settings: Settings | None = None) -> bool:
-    return units_of(op_type, settings) == 0
+def is_free(
+    op_type: OperationType | str, settings: Settings | None = None, set_units: int | None = None
+) -> bool:
+    return units_of(op_type, settings, set_units) == 0
 
 
-def price_for(op_type: OperationType | str, settings: Settings) -> int:
+def price_for(
+    op_type: OperationType | str, settings: Settings, set_units: int | None = None
+) -> int:
     """The full price of one operation of this type, in kopecks (0 for free types): its units
     times PRICE_PER_OPERATION, before any plan's discount."""
-    return units_of(op_type, settings) * settings.price_kopecks
+    return units_of(op_type, settings, set_units) * settings.price_kopecks
 
 
 def discounted(kopecks: int, discount_percent: int) -> int:

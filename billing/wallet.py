@@ -27,6 +27,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from billing import ai_models
 from billing.errors import UserNotFound
 from billing.models import (
     Funding,
@@ -131,6 +132,8 @@ class Wallet:
     allowed: frozenset[str] | None  # the types the user may use; None: every type
     confirm_charges: bool  # ask before a charge (the user's choice, else the default)
     now: datetime = field(default_factory=utcnow)
+    # The prices in units the operator set in the model catalogue (type -> units).
+    set_units: dict[str, int] = field(default_factory=dict)
 
     def allows(self, op_type: str) -> bool:
         return self.allowed is None or op_type in self.allowed
@@ -287,14 +290,15 @@ async def wallet(
         allowed=allowed,
         confirm_charges=settings.CONFIRM_CHARGES_DEFAULT if confirm is None else bool(confirm),
         now=now,
+        set_units=(await ai_models.catalogue(session)).set_units(),
     )
 
 
 def quote_from(held: Wallet, settings: Settings, op_type: str) -> Quote:
     """The quote of ``op_type`` for a wallet already read (see :func:`quote`)."""
     kind = operation_type(op_type).value
-    units = units_of(kind, settings)
-    full = price_for(kind, settings)
+    units = units_of(kind, settings, held.set_units.get(kind))
+    full = price_for(kind, settings, held.set_units.get(kind))
     price = discounted(full, held.discount_percent)
     base = {
         "op_type": kind,

@@ -24,7 +24,17 @@ from bot.middlewares import (
     IdBoundsMiddleware,
     ThrottlingMiddleware,
 )
-from bot.routers import admin, fallback, modes, plans, stars, start, support, topup
+from bot.routers import (
+    admin,
+    admin_models,
+    fallback,
+    modes,
+    plans,
+    stars,
+    start,
+    support,
+    topup,
+)
 from jobqueue.queue import media_queue
 from texts.i18n import SUPPORTED, t
 
@@ -112,6 +122,7 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
     dispatcher.include_routers(
         admin.create_router(),  # first: its filter sees admins' commands before the modes
+        admin_models.create_router(),
         start.create_router(),
         stars.create_router(),  # before support and the modes: a payment is a payment
         support.create_router(),

@@ -46,11 +46,12 @@ from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, operations, wallet
+from billing import accounts, ai_models, operations, wallet
+from billing.ai_models import Use
 from billing.errors import ChargeConflict, DuplicateRequest, InsufficientFunds, OperationLocked
 from billing.models import Funding, Operation
 from billing.operations import ChargeResult
-from billing.prices import OperationType, format_rub, is_free, operation_type
+from billing.prices import OperationType, format_rub, operation_type
 from billing.settings import Settings
 from bot import confirm, plan_notices
 from bot.callbacks import ConfirmCharge
@@ -62,7 +63,7 @@ from bot.keyboards import (
     show_plans_keyboard,
 )
 from jobqueue.queue import enqueue_operation, job_id_for
-from texts import wallet_texts
+from texts import model_texts, wallet_texts
 from texts.i18n import t
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,14 @@ class BilledMiddleware(BaseMiddleware):
                 username=user.username,
                 language=lang,
             )
-            if not is_free(op_name, settings) and await wallet.wants_confirmation(
+            # What runs it and its price, as shown before the input: a mode turned off or
+            # left without its model since then charges nothing.
+            use = (await ai_models.catalogue(session)).use(op_name, settings)
+            if not isinstance(use, Use):
+                await session.commit()
+                await event.answer(model_texts.unavailable_text(use, lang))
+                return None
+            if use.units > 0 and await wallet.wants_confirmation(
                 session, settings, user_id=account.id
             ):
                 await session.commit()
@@ -228,7 +236,7 @@ class BilledMiddleware(BaseMiddleware):
                 op_type=op_name,
                 request_key=key,
                 chat_id=event.chat.id,
-                input_ref=media.input_ref(lang),
+                input_ref=model_input(media, use, lang),
             )
             await session.commit()
         except InsufficientFunds as exc:
@@ -272,6 +280,12 @@ class BilledMiddleware(BaseMiddleware):
         )
         data["operation"] = operation
         return await settle(operation, lambda: handler(event, data), event)
+
+
+def model_input(media: MediaInput, use: Use, lang: str) -> dict[str, Any]:
+    """The operation's input_ref: what the user sent, and the model that runs it as the
+    user was shown (``model``: backend, model id, parameters — the job's ModelCall)."""
+    return {**media.input_ref(lang), "model": use.as_input()}
 
 
 def insufficient_text(price: int, balance: int, free_total: int, lang: str) -> str:
@@ -453,6 +467,13 @@ async def confirm_charge(
         return
     held = await wallet.wallet(session, settings, user_id=account.id)
     quote = wallet.quote_from(held, settings, pending.op_type)
+    use = (await ai_models.catalogue(session)).use(pending.op_type, settings)
+    if not isinstance(use, Use):  # turned off (or its key removed) since it was asked
+        await session.rollback()
+        await confirm.drop(redis, pending)
+        await query.answer()
+        await _edit(message, model_texts.unavailable_text(use, lang))
+        return
     charge: ChargeResult | None = None
     if confirm.quote_key(quote.key()) == pending.quote_key:
         try:
@@ -463,7 +484,7 @@ async def confirm_charge(
                 op_type=pending.op_type,
                 request_key=pending.request_key,
                 chat_id=pending.chat_id,
-                input_ref=media.input_ref(lang),
+                input_ref=model_input(media, use, lang),
             )
         except DuplicateRequest:
             await session.rollback()

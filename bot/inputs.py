@@ -220,6 +220,7 @@ def _after(message: Message) -> dict[str, Any]:
         "first": None,
         "first_mid": None,
         "unused_caption": None,
+        "pair": None,
         "done_group": message.media_group_id,
     }
 
@@ -407,6 +408,46 @@ def _assess_pair(
     return Ready(MediaInput(files, notes=notes), _after(message))
 
 
+def _assess_pair_and_text(
+    entry: Entry,
+    message: Message,
+    data: dict[str, Any],
+    settings: Settings,
+    lang: str,
+    header: ImageInfo | None,
+) -> Assessment:
+    """Two photos (as a pair) and a sentence: the caption of either, or a message after
+    them (merge by a multi-image model)."""
+    if message.text is not None:
+        command = _command_in(message.text)
+        if command is not None:
+            return command
+        pair = data.get("pair")
+        if not pair:
+            return Answer("bot-pair-need-second" if data.get("first") else "bot-need-photo")
+        text = _check_text(entry, message.text, lang)
+        if isinstance(text, Answer):
+            return text
+        return Ready(MediaInput(tuple(pair), text), _after(message))
+    verdict = _assess_pair(entry, message, data, settings, header)
+    if isinstance(verdict, Answer) and verdict.remember and "first" in verdict.remember:
+        # A new first photo starts a new pair: an older one waiting for its words is dropped.
+        return Answer(verdict.key, verdict.args, remember={**verdict.remember, "pair": None})
+    if not isinstance(verdict, Ready):
+        return verdict
+    files = verdict.media.file_ids
+    caption = message.caption if not visibly_empty(message.caption) else None
+    caption = caption or data.get("unused_caption")
+    waiting = {"pair": list(files), "first": None, "first_mid": None, "unused_caption": None}
+    if not caption:
+        return Answer(_ask_text(entry), remember=waiting)
+    text = _check_text(entry, caption, lang)
+    if isinstance(text, Answer):
+        # Keep the pair: a corrected sentence on its own is enough.
+        return Answer(text.key, text.args, remember=waiting)
+    return Ready(MediaInput(files, text), verdict.remember)
+
+
 def _assess_photo_and_text(
     entry: Entry,
     message: Message,
@@ -465,19 +506,24 @@ def assess(
     settings: Settings,
     lang: str,
     header: ImageInfo | None = None,
+    backend: str = "local",
 ) -> Assessment:
     """What to do with ``message`` in ``mode``; ``header``: that of the message's image
-    document, when it was read (see :func:`assess_message`)."""
+    document, when it was read (see :func:`assess_message`); ``backend``: what runs the
+    mode now (a fal model may take other text than the local code: free words)."""
     try:
         entry = catalogue.entry(mode)
     except KeyError:
         raise ValueError(f"unknown mode {mode!r}") from None
+    entry = entry.for_backend(backend)
     if entry.inputs is Inputs.TEXT:
         verdict = _assess_text(entry, message, data)
     elif entry.inputs is Inputs.PHOTO:
         verdict = _assess_single(entry, message, data, settings, header)
     elif entry.inputs is Inputs.PAIR:
         verdict = _assess_pair(entry, message, data, settings, header)
+    elif entry.inputs is Inputs.PAIR_AND_TEXT:
+        verdict = _assess_pair_and_text(entry, message, data, settings, lang, header)
     else:
         verdict = _assess_photo_and_text(entry, message, data, settings, lang, header)
     return _once_per_album(message, data, verdict)
@@ -490,6 +536,7 @@ async def assess_message(
     settings: Settings,
     lang: str,
     bot: Bot,
+    backend: str = "local",
 ) -> Assessment:
     """:func:`assess`, with the header of an image document read first (through the Bot
     API), so that what the charge depends on is known before it. Only a document that
@@ -504,7 +551,7 @@ async def assess_message(
             if isinstance(found, Answer):
                 return found
             header = found
-    return assess(mode, message, data, settings, lang, header)
+    return assess(mode, message, data, settings, lang, header, backend)
 
 
 def parse_rub_amount(text: str | None, *, minimum: int, maximum: int) -> int | Answer:

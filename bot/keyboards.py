@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from billing.ai_models import Catalogue, default_catalogue
 from billing.models import PlanKind
 from billing.prices import format_rub
 from billing.settings import Settings
@@ -35,13 +36,11 @@ def modes() -> tuple[str, ...]:
     return tuple(entry.type.value for entry in catalogue.entries())
 
 
-def available_modes(settings: Settings) -> tuple[str, ...]:
-    """The modes offered: an entry with a backend only when that backend is configured."""
-    return tuple(
-        entry.type.value
-        for entry in catalogue.entries()
-        if entry.backend is None or getattr(settings, f"{entry.backend}_configured")
-    )
+def available_modes(settings: Settings, models: Catalogue | None = None) -> tuple[str, ...]:
+    """The modes offered, as the model catalogue says (``models``, read by the handler;
+    without it, the defaults): enabled, and run by their model, or by their local fallback
+    when the model's backend is not configured (no FAL_KEY); a mode with neither is not."""
+    return (models or default_catalogue()).offered(settings, modes())
 
 
 def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
@@ -49,12 +48,15 @@ def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
 
 
 def main_menu(
-    lang: str, settings: Settings, locked: Collection[str] = frozenset()
+    lang: str,
+    settings: Settings,
+    locked: Collection[str] = frozenset(),
+    models: Catalogue | None = None,
 ) -> InlineKeyboardMarkup:
-    """The modes (🔒 on those the user's plans do not unlock: a tap says which plans do),
-    then 💰 and 📋."""
+    """The modes offered (🔒 on those the user's plans do not unlock: a tap says which plans
+    do), then 💰 and 📋."""
     builder = InlineKeyboardBuilder()
-    for mode in available_modes(settings):
+    for mode in available_modes(settings, models):
         label = t(f"bot-btn-{mode}", lang)
         builder.add(_button(LOCK + label if mode in locked else label, Menu(action=mode)))
     builder.adjust(2)

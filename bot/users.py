@@ -7,11 +7,12 @@ from typing import Any
 from aiogram.types import InlineKeyboardMarkup, User
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, wallet
+from billing import accounts, ai_models, wallet
 from billing.accounts import UserState
 from billing.prices import format_rub, operation_types
 from billing.settings import Settings
-from bot.keyboards import main_menu
+from bot.keyboards import main_menu, modes
+from texts import model_texts
 
 
 async def ensure_user(
@@ -50,5 +51,15 @@ async def locked_modes(session: AsyncSession, telegram_id: int) -> frozenset[str
 async def menu_for(
     session: AsyncSession, settings: Settings, user: User, lang: str
 ) -> InlineKeyboardMarkup:
-    """The main menu as this user sees it (🔒 on the modes their plans do not unlock)."""
-    return main_menu(lang, settings, await locked_modes(session, user.id))
+    """The main menu as this user sees it: the modes the model catalogue offers now, 🔒 on
+    those their plans do not unlock."""
+    models = await ai_models.catalogue(session)
+    return main_menu(lang, settings, await locked_modes(session, user.id), models)
+
+
+async def menu_text(session: AsyncSession, settings: Settings, text: str, lang: str) -> str:
+    """A main menu's text with the note on modes without their model or not offered now
+    (never silently: the user sees why a mode is missing or simpler)."""
+    models = await ai_models.catalogue(session)
+    note = model_texts.menu_note(models, settings, modes(), lang)
+    return f"{text}\n\n{note}" if note else text

@@ -4,7 +4,9 @@ One entry per type, read by every process: the bot builds its modes, menu button
 pre-charge checks and its one handler per input kind from it; the job checks the bytes it
 downloaded against the same minimum; the worker's runner table (``workers.operations``)
 must have one runner per entry. The price is the other half of an entry, in
-``billing.prices.PRICES`` (billing imports nothing of ours). Light: the bot reads it
+``billing.prices.PRICES`` (billing imports nothing of ours); which model runs a type, its
+price in units as the operator set it and whether it is offered are the model catalogue's
+(``billing.ai_models``, a table). Light: the bot reads it
 without the image libraries.
 
 Adding an operation: a line in ``billing.prices.PRICES``, an :class:`Entry` here, its
@@ -15,7 +17,7 @@ in ``texts/locales/ru`` and ``en``. README, "Add an operation".
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from billing.prices import OperationType
 
@@ -27,9 +29,18 @@ class Inputs(enum.StrEnum):
     PHOTO = "photo"  # one photo
     PAIR = "pair"  # two photos, in the order sent (an album works)
     PHOTO_AND_TEXT = "photo_and_text"  # a photo and a text: its caption, or the next message
+    # Two photos and a text: a caption of either, or the next message (a sentence on how to
+    # combine them, for a multi-image model).
+    PAIR_AND_TEXT = "pair_and_text"
 
 
-PHOTOS = {Inputs.TEXT: 0, Inputs.PHOTO: 1, Inputs.PAIR: 2, Inputs.PHOTO_AND_TEXT: 1}
+PHOTOS = {
+    Inputs.TEXT: 0,
+    Inputs.PHOTO: 1,
+    Inputs.PAIR: 2,
+    Inputs.PHOTO_AND_TEXT: 1,
+    Inputs.PAIR_AND_TEXT: 2,
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,12 @@ class Entry:
     photo_checks: tuple[str, ...] = ()
     # The answer asking for the text (TEXT and PHOTO_AND_TEXT entries).
     ask_text: str | None = None
-    # Offered only when this backend is configured (``Settings.<backend>_configured``).
-    backend: str | None = None
+    # When a fal model runs it (billing.ai_models: the model catalogue decides, with
+    # FAL_KEY): its own text check and ask, e.g. free words for an instruction-following
+    # editor where the local code takes a list of commands.
+    fal_text_check: str | None = None
+    fal_ask_text: str | None = None
+    fal_inputs: Inputs | None = None  # what the fal model takes, when other than ``inputs``
     # The result is also sent as a file (Telegram recompresses photos).
     lossless: bool = False
 
@@ -64,14 +79,32 @@ class Entry:
 
     @property
     def takes_text(self) -> bool:
-        return self.inputs in (Inputs.TEXT, Inputs.PHOTO_AND_TEXT)
+        return self.inputs in (Inputs.TEXT, Inputs.PHOTO_AND_TEXT, Inputs.PAIR_AND_TEXT)
 
     def text_keys(self) -> tuple[str, ...]:
         """The texts an entry needs in every language: its menu button, its line in /help,
         what its mode asks for, the "queued" line (and the ask for its text)."""
         name = self.type.value
         keys = (f"bot-btn-{name}", f"bot-help-{name}", f"bot-mode-{name}", f"bot-op-queued-{name}")
-        return keys + ((self.ask_text,) if self.ask_text else ())
+        keys += (self.ask_text,) if self.ask_text else ()
+        return keys + ((self.fal_ask_text,) if self.fal_ask_text else ())
+
+    def for_backend(self, backend: str) -> Entry:
+        """The entry as the mode takes input while ``backend`` runs it."""
+        if backend != "fal":
+            return self
+        return replace(
+            self,
+            inputs=self.fal_inputs or self.inputs,
+            text_check=self.text_check_for(backend),
+            ask_text=self.ask_text_for(backend),
+        )
+
+    def text_check_for(self, backend: str) -> str | None:
+        return self.fal_text_check if backend == "fal" and self.fal_text_check else self.text_check
+
+    def ask_text_for(self, backend: str) -> str | None:
+        return self.fal_ask_text if backend == "fal" and self.fal_ask_text else self.ask_text
 
 
 # In menu order (the order of billing.prices.PRICES).
@@ -83,7 +116,6 @@ CATALOGUE: dict[str, Entry] = {
             Inputs.TEXT,
             text_check="prompt",
             ask_text="bot-generate-need-text",
-            backend="fal",
         ),
         # Every command works at any size, and cropping, turning or recolouring a small
         # sticker is a fair request; under 32 px the result is an icon nobody can judge.
@@ -93,10 +125,20 @@ CATALOGUE: dict[str, Entry] = {
             min_side=32,
             text_check="instruction",
             ask_text="bot-edit-need-instruction",
+            fal_text_check="prompt",
+            fal_ask_text="bot-edit-need-words",
         ),
         # The merged picture takes the smaller of the two heights: one tiny photo shrinks
-        # both to a strip (a 1 px tall photo made a 1 px tall result).
-        Entry(OperationType.MERGE, Inputs.PAIR, min_side=64),
+        # both to a strip (a 1 px tall photo made a 1 px tall result). A multi-image model
+        # composes one scene and needs a sentence on how.
+        Entry(
+            OperationType.MERGE,
+            Inputs.PAIR,
+            min_side=64,
+            fal_inputs=Inputs.PAIR_AND_TEXT,
+            fal_text_check="prompt",
+            fal_ask_text="bot-merge-need-words",
+        ),
         # A face must be found in both: the detector's smallest face is 24 px and at least
         # 1/12 of the short side (imaging.faceswap), with room around it.
         Entry(OperationType.FACE_SWAP, Inputs.PAIR, min_side=64),

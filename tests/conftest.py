@@ -37,6 +37,7 @@ TABLES = (
     "payments",
     "plans",
     "users",
+    "operation_models",
 )
 
 
@@ -169,6 +170,18 @@ def _seed_plans() -> tuple[list[str], list[tuple[object, ...]]]:
     return columns, [tuple(row[c] for c in columns) for row in seeds]
 
 
+def _seed_models() -> tuple[str, list[tuple[object, ...]]]:
+    """The model catalogue migration 0008 seeds: (an INSERT with ? marks, rows)."""
+    import json
+
+    seeds = _migration("20261207_0008_operation_models.py").SEED
+    insert = (
+        "INSERT INTO operation_models (type, backend, model_id, params, units, enabled) "
+        "VALUES (?, ?, ?, ?, NULL, ?)"
+    )
+    return insert, [(k, b, m, json.dumps(p), True) for k, b, m, p in seeds]
+
+
 _CLEANERS: dict[str, tuple[psycopg.Connection, str]] = {}
 
 
@@ -204,13 +217,14 @@ def clean_tables(url: str) -> None:
     """Empty every table. The ledger refuses DELETE and TRUNCATE (migration 0003): on
     PostgreSQL the session runs as a replica, which fires no ordinary trigger; on SQLite the
     triggers are dropped for the delete and created again. The plans the migration seeds are
-    put back (ids 1, 2, 3: the sequences start again).
+    put back (ids 1, 2, 3: the sequences start again), and the model catalogue's defaults.
 
     On PostgreSQL a DELETE of these few rows and a setval per sequence take well under a
     millisecond, where TRUNCATE ... RESTART IDENTITY took 30-150 ms (new files, fsync) before
     each of some 700 tests."""
     columns, rows = _seed_plans()
     insert = f"INSERT INTO plans ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    insert_models, models = _seed_models()
     if url.startswith("postgresql"):
         try:
             conn, statement = _pg_cleaner(url)
@@ -221,6 +235,7 @@ def clean_tables(url: str) -> None:
             conn.execute(statement)
         with conn.cursor() as cursor:
             cursor.executemany(insert.replace("?", "%s"), rows)
+            cursor.executemany(insert_models.replace("?", "%s"), models)
     else:
         import sqlite3
 
@@ -232,6 +247,7 @@ def clean_tables(url: str) -> None:
             conn.execute(f"DELETE FROM {table}")
         # plans.id is a rowid without AUTOINCREMENT: the seeds get ids 1, 2, 3 again.
         conn.executemany(insert, rows)
+        conn.executemany(insert_models, models)
         for statement in create:
             conn.execute(statement)
         conn.commit()

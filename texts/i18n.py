@@ -55,6 +55,12 @@ def t(key: str, language: str | None = None, /, **args: Any) -> str:
     raise MissingText(key)
 
 
+def has(key: str, language: str) -> bool:
+    """Whether ``key`` exists in ``language`` (or in Russian, which ``t`` falls back to)."""
+    lang = pick_language(language) if language not in SUPPORTED else language
+    return any(_bundle(c).has_message(key) for c in (lang, DEFAULT_LANGUAGE))
+
+
 def keys(language: str) -> set[str]:
     """Every message id of a language (tests compare ru and en)."""
     found: set[str] = set()

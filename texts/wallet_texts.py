@@ -9,7 +9,7 @@ by default), which each process's composition root sets once with :func:`use_tim
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -111,15 +111,21 @@ def plan_card(plan: PlanInfo, lang: str) -> str:
     return t("plans-card-package", lang, life=_life(plan, lang), **args)
 
 
-def units_note(settings: Settings, lang: str, modes: Collection[str] | None = None) -> str | None:
+def units_note(
+    settings: Settings,
+    lang: str,
+    modes: Collection[str] | None = None,
+    set_units: Mapping[str, int] | None = None,
+) -> str | None:
     """ "🎨 Создать — по 2 операции; остальные — по 1", when some paid type (of ``modes``,
-    the ones offered) costs other than one operation (OPERATION_UNITS); None when every
-    paid type costs one."""
+    the ones offered) costs other than one operation (the model catalogue's units, or
+    OPERATION_UNITS: ``set_units`` are the catalogue's); None when every paid type costs
+    one."""
     by_units: dict[int, list[str]] = defaultdict(list)
     for kind in operation_types():
         if modes is not None and kind.value not in modes:
             continue
-        units = units_of(kind, settings)
+        units = units_of(kind, settings, (set_units or {}).get(kind.value))
         if units not in (0, 1):
             by_units[units].append(mode_name(kind.value, lang))
     if not by_units:

@@ -26,15 +26,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.prices import format_rub, is_free, price_for, units_of
+from billing import ai_models
+from billing.ai_models import Use
+from billing.prices import format_rub
 from billing.settings import Settings
 from bot.billed import BilledMiddleware, BilledOperation, billed, confirm_charge, tell_locked
 from bot.callbacks import ConfirmCharge, Menu
 from bot.inputs import Answer, Assessment, Ignore, Ready, assess_message
-from bot.keyboards import available_modes, back_to_menu, modes
+from bot.keyboards import back_to_menu, modes
 from bot.states import mode_of, mode_state, mode_states
 from bot.users import locked_modes, menu_for
-from texts import wallet_texts
+from texts import model_texts, wallet_texts
 from texts.i18n import t
 
 
@@ -61,10 +63,13 @@ class AssessInput(BaseMiddleware):
         settings: Settings = data["settings"]
         if isinstance(event, Message) and state is not None:
             mode = mode_of(data.get("raw_state"))
-            if mode is not None and mode in available_modes(settings):
+            use = None
+            if mode is not None and mode in modes():
+                use = (await ai_models.catalogue(data["session"])).use(mode, settings)
+            if mode is not None and isinstance(use, Use):
                 bot: Bot = data["bot"]
                 assessment = await assess_message(
-                    mode, event, await state.get_data(), settings, data["lang"], bot
+                    mode, event, await state.get_data(), settings, data["lang"], bot, use.backend
                 )
                 data["input_verdict"] = InputVerdict(mode, assessment)
         return await handler(event, data)
@@ -101,8 +106,9 @@ async def open_mode(
     """A mode button: open the mode and say what to send. A mode the user's plans do not
     unlock (🔒) stays closed: the answer names the plans that unlock it."""
     mode = callback_data.action
-    if mode not in available_modes(settings):
-        await query.answer(t("bot-mode-unavailable", lang), show_alert=True)
+    use = (await ai_models.catalogue(session)).use(mode, settings)
+    if not isinstance(use, Use):  # an old menu: the model was turned off or lost its key
+        await query.answer(model_texts.unavailable_text(use, lang), show_alert=True)
         return
     if mode in await locked_modes(session, query.from_user.id):
         await query.answer()
@@ -113,21 +119,25 @@ async def open_mode(
     await state.set_data({})
     await query.answer()
     if isinstance(query.message, Message):
-        await query.message.answer(prompt(mode, settings, lang), reply_markup=back_to_menu(lang))
+        text = prompt(mode, settings, lang, use)
+        await query.message.answer(text, reply_markup=back_to_menu(lang))
 
 
-def prompt(mode: str, settings: Settings, lang: str) -> str:
+def prompt(mode: str, settings: Settings, lang: str, use: Use) -> str:
+    """What to send, what runs it (the model, or the local code and why), the price: all
+    before the user sends anything."""
     price = (
         t("bot-price-free", lang)
-        if is_free(mode, settings)
+        if use.units == 0
         else t(
             "bot-price-paid",
             lang,
-            price=format_rub(price_for(mode, settings)),
-            ops=wallet_texts.ops(units_of(mode, settings), lang),
+            price=format_rub(use.units * settings.price_kopecks),
+            ops=wallet_texts.ops(use.units, lang),
         )
     )
-    return t(f"bot-mode-{mode}", lang) + "\n\n" + price
+    ask = t(model_texts.variant(f"bot-mode-{mode}", use, lang), lang)
+    return f"{ask}\n\n{model_texts.uses(use, lang)}\n{price}"
 
 
 @billed()

@@ -20,7 +20,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import accounts, plans, stars, wallet
+from billing import accounts, ai_models, plans, stars, wallet
 from billing.errors import DuplicateRequest, InsufficientFunds
 from billing.payments import TopUpUnavailable, start_plan_payment
 from billing.plans import NoActiveSubscription, PlanNotForSale, PlanNotFound
@@ -76,13 +76,16 @@ async def plans_screen(
 ) -> tuple[str, InlineKeyboardMarkup]:
     held = await current_wallet(session, settings, user, lang, bot)
     on_sale = await wallet.catalogue(session)
+    models = await ai_models.catalogue(session)
     await session.rollback()
     lines = wallet_texts.wallet_lines(held, settings, lang)
     lines += ["", t("plans-catalogue", lang)]
     offered = [p for p in on_sale if not p.is_default]
     if offered:
         lines += [wallet_texts.plan_line(p, lang) for p in offered]
-        note = wallet_texts.units_note(settings, lang, available_modes(settings))
+        note = wallet_texts.units_note(
+            settings, lang, available_modes(settings, models), models.set_units()
+        )
         if note:
             lines.append(note)
         if any(p.kind == "subscription" for p in offered):

@@ -10,12 +10,14 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, User
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import ai_models
+from billing.ai_models import Catalogue, Use, default_catalogue
 from billing.prices import format_rub
 from billing.settings import Settings
 from bot.callbacks import Menu
-from bot.keyboards import available_modes, back_to_menu
-from bot.users import ensure_user, menu_for, money_args
-from texts import wallet_texts
+from bot.keyboards import available_modes, back_to_menu, modes
+from bot.users import ensure_user, menu_for, menu_text, money_args
+from texts import model_texts, wallet_texts
 from texts.i18n import t
 
 
@@ -37,7 +39,7 @@ async def cmd_start(
     assert message.from_user is not None
     text = await _greeting(session, settings, message.from_user, lang)
     menu = await menu_for(session, settings, message.from_user, lang)
-    await message.answer(text, reply_markup=menu)
+    await message.answer(await menu_text(session, settings, text, lang), reply_markup=menu)
 
 
 async def cmd_menu(
@@ -47,11 +49,19 @@ async def cmd_menu(
     await state.clear()
     assert message.from_user is not None
     menu = await menu_for(session, settings, message.from_user, lang)
-    await message.answer(t("bot-menu", lang), reply_markup=menu)
+    text = await menu_text(session, settings, t("bot-menu", lang), lang)
+    await message.answer(text, reply_markup=menu)
 
 
-def help_text(settings: Settings, lang: str) -> str:
-    lines = [t(f"bot-help-{mode}", lang) for mode in available_modes(settings)]
+def help_text(settings: Settings, lang: str, models: Catalogue | None = None) -> str:
+    """Each mode offered, what it uses and what it costs; the modes not offered, and why."""
+    models = models or default_catalogue()
+    offered = available_modes(settings, models)
+    lines = []
+    for mode in offered:
+        use = models.use(mode, settings)
+        assert isinstance(use, Use)  # offered
+        lines.append(model_texts.help_line(mode, use, settings, lang))
     text = t(
         "bot-help",
         lang,
@@ -59,14 +69,18 @@ def help_text(settings: Settings, lang: str) -> str:
         price=format_rub(settings.price_kopecks),
         free_total=settings.FREE_OPERATIONS_COUNT,
     )
-    # With OPERATION_UNITS: which modes count as more than one operation.
-    note = wallet_texts.units_note(settings, lang, available_modes(settings))
-    return text + "\n\n" + note if note else text
+    # With units other than one: which modes count as more than one operation.
+    notes = [
+        wallet_texts.units_note(settings, lang, offered, models.set_units()),
+        model_texts.menu_note(models, settings, modes(), lang),
+    ]
+    return "\n\n".join([text, *(n for n in notes if n)])
 
 
-async def cmd_help(message: Message, settings: Settings, lang: str) -> None:
-    """Each mode and its price."""
-    await message.answer(help_text(settings, lang), reply_markup=back_to_menu(lang))
+async def cmd_help(message: Message, session: AsyncSession, settings: Settings, lang: str) -> None:
+    """Each mode, what it uses and its price."""
+    text = help_text(settings, lang, await ai_models.catalogue(session))
+    await message.answer(text, reply_markup=back_to_menu(lang))
 
 
 async def show_menu(
@@ -81,13 +95,17 @@ async def show_menu(
     await query.answer()
     if isinstance(query.message, Message):
         menu = await menu_for(session, settings, query.from_user, lang)
-        await query.message.answer(t("bot-menu", lang), reply_markup=menu)
+        text = await menu_text(session, settings, t("bot-menu", lang), lang)
+        await query.message.answer(text, reply_markup=menu)
 
 
-async def show_help(query: CallbackQuery, settings: Settings, lang: str) -> None:
+async def show_help(
+    query: CallbackQuery, session: AsyncSession, settings: Settings, lang: str
+) -> None:
     await query.answer()
     if isinstance(query.message, Message):
-        await query.message.answer(help_text(settings, lang), reply_markup=back_to_menu(lang))
+        text = help_text(settings, lang, await ai_models.catalogue(session))
+        await query.message.answer(text, reply_markup=back_to_menu(lang))
 
 
 def create_router() -> Router:

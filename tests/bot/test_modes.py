@@ -274,6 +274,12 @@ async def test_generate_is_offered_only_when_fal_is_configured(start_bot: StartB
         "file_ids": [],
         "text": "кот-астронавт, акварель",
         "language": "ru",
+        # The model the prompt named, for the job (billing.ai_models).
+        "model": {
+            "backend": "fal",
+            "model_id": "fal-ai/flux/schnell",
+            "params": {"image_size": "square_hd"},
+        },
     }
 
 
@@ -324,4 +330,6 @@ async def test_help_explains_each_mode_and_its_price(start_bot: StartBot, tg) ->
         "бесплатно",
     ):
         assert word in help_message.text
-    assert "Создать" not in help_message.text
+    # Not offered without FAL_KEY, and said so (never silently).
+    assert "картинка по текстовому описанию" not in help_message.text
+    assert "Сейчас недоступно: 🎨 Создать (модель не подключена)" in help_message.text

@@ -61,7 +61,7 @@ bot-help-merge = 🔗 <b>Merge</b> — two photos side by side in one.
 bot-help-face_swap = 🔄 <b>Swap face</b> — the face from the first photo onto the second.
 bot-help-retouch = ✨ <b>Retouch</b> — a gentle portrait retouch.
 bot-help-upscale = ⬆️ <b>Upscale</b> — twice the size, a little sharper.
-bot-help-add_text = 📝 <b>Add text</b> — a caption on the photo. Always free.
+bot-help-add_text = 📝 <b>Add text</b> — a caption on the photo.
 
 ## Modes
 bot-mode-generate = 🎨 Describe the picture in words — for example: "a ginger cat astronaut, watercolor".
