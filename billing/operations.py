@@ -153,12 +153,14 @@ def _charge_chain(
     kind = bindparam("op_kind", type_=_operations.c.type.type)
     # The units: the model catalogue's price when the operator set one, else the default
     # the caller passes (billing.prices.units_of: OPERATION_UNITS or PRICES) — the same
-    # rule, read inside the statement so that a charge stays one round trip.
-    units = func.coalesce(
+    # rule, read inside the statement so that a charge stays one round trip. Read once, in
+    # the first step's one-row ``cost`` (each use of a scalar subquery would run it again);
+    # later steps take ``old.units``.
+    units_read = func.coalesce(
         select(_models.c.units).where(_models.c.type == kind).scalar_subquery(),
         bindparam("op_units", type_=Integer),
     )
-    price = units * bindparam("unit_price", type_=_users.c.balance.type)  # no discount
+    unit_price = bindparam("unit_price", type_=_users.c.balance.type)
     on_plan_sources = [ledger.const(source) for source in PLAN_FUNDED]
     zero, one = ledger.const(0), ledger.const(1)
     active = ledger.const(HoldingStatus.ACTIVE.value)
@@ -168,35 +170,36 @@ def _charge_chain(
         """The first step for a user who holds no plan: free operations or the balance at
         the default plan's discount, on the condition that no holding is active."""
         h = _holdings
-        price_due = (price * (ledger.const(100) - default_discount) + ledger.const(50)) // (
-            ledger.const(100)
-        )
         # One row computed once (LIMIT keeps PostgreSQL from copying it into each use).
         plan = (
             select(
-                price_due.label("price"),
+                units_read.label("units"),
+                default_discount.label("discount"),
                 default_allows.label("allowed"),
                 exists().where(h.c.user_id == user_id, h.c.status == active).label("holds"),
             )
             .limit(literal_column("1"))
             .subquery("plan")
         )
+        price_due = (
+            plan.c.units * unit_price * (ledger.const(100) - plan.c.discount) + ledger.const(50)
+        ) // ledger.const(100)
         due = false()
         if renews:
             renew_due = bindparam("free_due_before", type_=_users.c.created_at.type)
             due = func.coalesce(u.c.free_renewed_at, u.c.created_at) <= renew_due
         covers = {
             Funding.FREE.value: u.c.free_operations_left >= one,
-            Funding.BALANCE.value: u.c.balance >= plan.c.price,
+            Funding.BALANCE.value: u.c.balance >= price_due,
         }
         # A type of 0 units (free) is paid from nothing.
         src = case(
-            (units == zero, ledger.const(Funding.NONE.value)),
+            (plan.c.units == zero, ledger.const(Funding.NONE.value)),
             *(
                 (
                     covers[s],
                     case(
-                        (plan.c.price == zero, ledger.const(Funding.NONE.value)),
+                        (price_due == zero, ledger.const(Funding.NONE.value)),
                         else_=ledger.const(s),
                     )
                     if s == Funding.BALANCE.value
@@ -215,7 +218,8 @@ def _charge_chain(
                 u.c.balance,
                 u.c.free_operations_granted.label("granted"),
                 src.label("src"),
-                plan.c.price,
+                price_due.label("price"),
+                plan.c.units,
                 plan.c.allowed,
                 due.label("due"),
                 (and_(go, not_(due)) if wait_due else go).label("go"),
@@ -249,21 +253,14 @@ def _charge_chain(
         held_discount = func.coalesce(func.max(case((live, p.c.discount_percent))), zero)
         greatest = func.greatest if dialect == "postgresql" else func.max  # SQLite: scalar max
         discount = greatest(held_discount, default_discount)
+        # The live subscription (one at most is active) and its units left.
+        live_sub = and_(h.c.kind == subscription, live)
         held = (
             select(
-                func.max(
-                    case(
-                        (
-                            and_(h.c.kind == subscription, live, h.c.units_left >= units),
-                            h.c.id,
-                        )
-                    )
-                ).label("sub_id"),
+                func.max(case((live_sub, h.c.id))).label("sub_id"),
+                func.max(case((live_sub, h.c.units_left))).label("sub_units"),
                 func.max(case((h.c.kind == subscription, h.c.period_no))).label("period_no"),
-                (
-                    (price * (ledger.const(100) - discount) + ledger.const(50))
-                    // ledger.const(100)
-                ).label("price"),
+                discount.label("discount"),
                 or_(
                     default_allows,
                     func.coalesce(
@@ -281,6 +278,11 @@ def _charge_chain(
             .where(h.c.user_id == user_id, h.c.status == active)
             .subquery("holds")
         )
+        cost = select(units_read.label("units")).limit(literal_column("1")).subquery("cost")
+        units = cost.c.units
+        price = (
+            units * unit_price * (ledger.const(100) - held.c.discount) + ledger.const(50)
+        ) // ledger.const(100)
         # The package a charge would take from: enough units, oldest expiry first. A scalar
         # subquery: PostgreSQL runs it only when the CASE below reaches it (not when the
         # subscription or free operations pay).
@@ -303,14 +305,14 @@ def _charge_chain(
             due = or_(due, func.coalesce(u.c.free_renewed_at, u.c.created_at) <= renew_due)
         covers = {
             Funding.FREE.value: u.c.free_operations_left >= one,
-            Funding.SUBSCRIPTION.value: held.c.sub_id.is_not(None),
+            Funding.SUBSCRIPTION.value: held.c.sub_units >= units,
             Funding.PACKAGE.value: pkg_id.is_not(None),
-            Funding.BALANCE.value: u.c.balance >= held.c.price,
+            Funding.BALANCE.value: u.c.balance >= price,
         }
         whens = [(covers[source], source) for source in order]
         funding = {  # a 100 % discount makes the balance pay nothing: a free operation
             s: case(
-                (held.c.price == zero, ledger.const(Funding.NONE.value)),
+                (price == zero, ledger.const(Funding.NONE.value)),
                 else_=ledger.const(s),
             )
             if s == Funding.BALANCE.value
@@ -346,7 +348,8 @@ def _charge_chain(
                 u.c.balance,
                 u.c.free_operations_granted.label("granted"),
                 src.label("src"),
-                held.c.price,
+                price.label("price"),
+                units,
                 holding.label("holding"),
                 held.c.period_no,
                 held.c.allowed,
@@ -354,7 +357,7 @@ def _charge_chain(
                 (and_(held.c.allowed, not_(due)) if wait_due else held.c.allowed).label("go"),
                 held.c.holds,
             )
-            .select_from(u.join(held, true()))
+            .select_from(u.join(held, true()).join(cost, true()))
             .where(u.c.id == user_id)
             .with_for_update(of=u)
         )
@@ -370,14 +373,14 @@ def _charge_chain(
                 was.go,
                 was.src.in_(on_plan_sources),
                 h.c.status == active,
-                h.c.units_left >= units,
+                h.c.units_left >= was.units,
                 or_(h.c.ends_at.is_(None), h.c.ends_at > now),
                 or_(
                     h.c.kind == ledger.const(PlanKind.PACKAGE.value),
                     h.c.period_no == was.period_no,
                 ),
             )
-            .values(units_left=h.c.units_left - units)
+            .values(units_left=h.c.units_left - was.units)
             .returning(h.c.id, h.c.units_left, h.c.period_no)
         )
 
@@ -423,7 +426,7 @@ def _charge_chain(
             # Given: a CTE would not evaluate the column's Python default.
             "key_token": bindparam("key_token", type_=c.key_token.type),
             "holding_id": case((was.src.in_(on_plan_sources), took.id), else_=null()),
-            "units": units,
+            "units": was.units,
             "period_no": case(
                 (was.src == ledger.const(Funding.SUBSCRIPTION.value), took.period_no),
                 else_=null(),
