@@ -38,7 +38,7 @@ from billing.yookassa import YooKassaGateway
 from tg.factory import make_bot
 from tg.response_models import PinResponseModels
 from tg.retry import RetryPolicy, RetryRequests, retry_call
-from web import health
+from web import api, health
 from web.keys import (
     API_CHECK,
     BOT,
@@ -321,6 +321,7 @@ def create_app(
     app.router.add_get("/yookassa/health", health.yookassa_health)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
+    api.mount(app)  # the operator API, /api/v1
 
     async def warm_up(_: web.Application) -> None:
         warm_up_telegram_models()  # before the server listens: blocks no request
