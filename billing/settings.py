@@ -136,8 +136,14 @@ def parse_api_tokens(value: str) -> tuple[ApiToken, ...]:
 
 
 class Settings(BaseSettings):
+    # hide_input_in_errors: a refused setting's error never quotes what was given, which may
+    # be a secret (API_TOKENS, a token pasted into the wrong variable).
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     ENVIRONMENT: Literal["development", "test", "production"] = "development"

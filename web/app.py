@@ -321,7 +321,7 @@ def create_app(
     app.router.add_get("/yookassa/health", health.yookassa_health)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
-    api.mount(app)  # the operator API, /api/v1
+    api.mount(app, settings)  # the operator API, /api/v1
 
     async def warm_up(_: web.Application) -> None:
         warm_up_telegram_models()  # before the server listens: blocks no request

@@ -12,7 +12,8 @@ import logging
 
 from aiohttp import web
 
-from web.api.endpoints import ENDPOINTS, serve
+from billing.settings import Settings
+from web.api.endpoints import endpoints, serve
 from web.api.openapi import PREFIX, document
 from web.api.problems import ApiProblem, from_http_error, from_problem, problem_response
 
@@ -40,12 +41,13 @@ async def problems(request: web.Request, handler) -> web.StreamResponse:  # type
         )
 
 
-def mount(app: web.Application) -> None:
+def mount(app: web.Application, settings: Settings) -> None:
     """Add /api/v1 to the web server's application (before it starts)."""
     api = web.Application(middlewares=[problems])
-    for endpoint in ENDPOINTS:
+    table = endpoints(settings)
+    for endpoint in table:
         api.router.add_route(endpoint.method, endpoint.path, serve(endpoint))
-    text = json.dumps(document(), ensure_ascii=False)
+    text = json.dumps(document(table), ensure_ascii=False)
 
     async def openapi(_: web.Request) -> web.Response:
         return web.Response(text=text, content_type="application/json")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 from sqlalchemy.exc import IntegrityError
 
 from billing import accounts, reports, wallet
@@ -38,6 +38,7 @@ PHRASES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
@@ -337,7 +338,7 @@ async def topup(call: Call) -> tuple[m.TopUpResult, dict[str, str]]:
     body: m.TopUpRequest = call.body
     name = call.token.name
     key = f"api:{name}:{call.headers.idempotency_key}"
-    reason = f"api:{name}: {body.reason}"
+    reason = f"api:{name}: {body.reason}".strip()  # as accounts.adjust keeps it
     replayed = False
     async with call.request.config_dict[SESSIONMAKER]() as session:
         user = await _user(session, call.path.telegram_id)
@@ -367,9 +368,9 @@ async def topup(call: Call) -> tuple[m.TopUpResult, dict[str, str]]:
         or entry.free_delta != 0
         or entry.reason != reason
     ):
-        log.warning("operator API refused (422): token %r reused an Idempotency-Key", name)
+        log.warning("operator API refused (409): token %r reused an Idempotency-Key", name)
         raise ApiProblem(
-            422,
+            409,
             "idempotency-key-reused",
             "Idempotency-Key reused",
             "this Idempotency-Key was used for a different request; nothing was credited",
@@ -451,70 +452,91 @@ async def payments(call: Call) -> m.PaymentPage:
     )
 
 
+def topup_request(settings: Settings) -> type[m.TopUpRequest]:
+    """The top-up's body, bounded by this server's ADMIN_ADJUST_MAX_RUB: the document then
+    states the limit the server applies."""
+    return create_model(
+        "TopUpRequest",
+        __base__=m.TopUpRequest,
+        amount_kopecks=(
+            int,
+            Field(
+                ge=1,
+                le=settings.admin_adjust_max_kopecks,
+                description="What to credit, in kopecks (at most ADMIN_ADJUST_MAX_RUB)",
+            ),
+        ),
+    )
+
+
 USER = "/users/{telegram_id}"
-ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint(
-        "GET",
-        USER + "/balance",
-        "getBalance",
-        "A user's balance and free operations",
-        balance,
-        m.Balance,
-        path_model=m.UserPath,
-        errors=(404,),
-    ),
-    Endpoint(
-        "GET",
-        USER + "/usage",
-        "getUsage",
-        "A user's operations in a period, by type and source, with prices",
-        usage,
-        m.Usage,
-        path_model=m.UserPath,
-        query_model=m.UsageQuery,
-        errors=(404,),
-    ),
-    Endpoint(
-        "GET",
-        USER + "/limits",
-        "getLimits",
-        "What a user has left: free operations, the subscription's quota, packages, resets",
-        limits,
-        m.Limits,
-        path_model=m.UserPath,
-        errors=(404,),
-    ),
-    Endpoint(
-        "GET",
-        USER + "/features",
-        "getFeatures",
-        "The operation types a user's plans unlock, and their prices for the user",
-        features,
-        m.Features,
-        path_model=m.UserPath,
-        errors=(404,),
-    ),
-    Endpoint(
-        "POST",
-        USER + "/topup",
-        "topUp",
-        "Credit a user's balance (an operator's credit, once per Idempotency-Key)",
-        topup,
-        m.TopUpResult,
-        scope="write",
-        path_model=m.UserPath,
-        header_model=m.TopUpHeaders,
-        body_model=m.TopUpRequest,
-        errors=(404,),
-    ),
-    Endpoint("GET", "/plans", "listPlans", "The plans on sale", plans, m.Plans),
-    Endpoint(
-        "GET",
-        "/payments",
-        "listPayments",
-        "Payments, newest first, a page at a time, by status",
-        payments,
-        m.PaymentPage,
-        query_model=m.PaymentsQuery,
-    ),
-)
+
+
+def endpoints(settings: Settings) -> tuple[Endpoint, ...]:
+    """The API's endpoints on a server with these settings."""
+    return (
+        Endpoint(
+            "GET",
+            USER + "/balance",
+            "getBalance",
+            "A user's balance and free operations",
+            balance,
+            m.Balance,
+            path_model=m.UserPath,
+            errors=(404,),
+        ),
+        Endpoint(
+            "GET",
+            USER + "/usage",
+            "getUsage",
+            "A user's operations in a period, by type and source, with prices",
+            usage,
+            m.Usage,
+            path_model=m.UserPath,
+            query_model=m.UsageQuery,
+            errors=(404,),
+        ),
+        Endpoint(
+            "GET",
+            USER + "/limits",
+            "getLimits",
+            "What a user has left: free operations, the subscription's quota, packages, resets",
+            limits,
+            m.Limits,
+            path_model=m.UserPath,
+            errors=(404,),
+        ),
+        Endpoint(
+            "GET",
+            USER + "/features",
+            "getFeatures",
+            "The operation types a user's plans unlock, and their prices for the user",
+            features,
+            m.Features,
+            path_model=m.UserPath,
+            errors=(404,),
+        ),
+        Endpoint(
+            "POST",
+            USER + "/topup",
+            "topUp",
+            "Credit a user's balance (an operator's credit, once per Idempotency-Key)",
+            topup,
+            m.TopUpResult,
+            scope="write",
+            path_model=m.UserPath,
+            header_model=m.TopUpHeaders,
+            body_model=topup_request(settings),
+            errors=(404, 409),
+        ),
+        Endpoint("GET", "/plans", "listPlans", "The plans on sale", plans, m.Plans),
+        Endpoint(
+            "GET",
+            "/payments",
+            "listPayments",
+            "Payments, newest first, a page at a time, by status",
+            payments,
+            m.PaymentPage,
+            query_model=m.PaymentsQuery,
+        ),
+    )

@@ -82,9 +82,18 @@ class TopUpRequest(Closed):
     amount_kopecks: int = Field(
         ge=1,
         le=MAX_SETTING_RUB * 100,
-        description="What to credit, in kopecks (at most ADMIN_ADJUST_MAX_RUB)",
+        description="What to credit, in kopecks (the server bounds it by ADMIN_ADJUST_MAX_RUB)",
     )
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    # Something to read, and no NUL (a PostgreSQL text cannot hold one).
+    reason: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True,
+            min_length=1,
+            max_length=500,
+            pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
+        ),
+    ] = Field(description="Why: kept in the ledger as api:<token name>: <reason>")
 
 
 # -- responses ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from web.api.endpoints import ENDPOINTS, PHRASES, Endpoint
+from web.api.endpoints import PHRASES, Endpoint
 from web.api.models import Problem
 from web.api.problems import PROBLEM_TYPE
 
@@ -84,10 +84,10 @@ def _responses(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     return responses
 
 
-def document() -> dict[str, Any]:
-    """The whole document (a new dict each time)."""
+def document(endpoints: tuple[Endpoint, ...]) -> dict[str, Any]:
+    """The whole document of these endpoints (a new dict each time)."""
     models: list[tuple[type[BaseModel], str]] = [(Problem, "serialization")]
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         models.append((endpoint.response, "serialization"))
         for model in (endpoint.path_model, endpoint.query_model, endpoint.header_model):
             if model is not None:
@@ -98,12 +98,12 @@ def document() -> dict[str, Any]:
     schemas: dict[str, Any] = top.get("$defs", {})
     parameter_models = {
         m.__name__
-        for e in ENDPOINTS
+        for e in endpoints
         for m in (e.path_model, e.query_model, e.header_model)
         if m is not None
     }
     paths: dict[str, Any] = {}
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         operation: dict[str, Any] = {
             "operationId": endpoint.operation_id,
             "summary": endpoint.summary,
