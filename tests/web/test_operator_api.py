@@ -284,14 +284,20 @@ async def test_balance_limits_features_and_usage_read_through_billing(api: Stack
         params={"since": "2020-01-01T00:00:00Z", "until": "2020-02-01T00:00:00+03:00"},
     )
     assert status == 200 and usage["items"] == []
-    status, body, headers = await call(
+    # A period that ends before it starts is empty; a date that is no date is refused.
+    status, usage, _ = await call(
         api,
         "GET",
         f"/users/{USER}/usage",
         headers=READ,
-        params={"since": "2021-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"},
+        params={"since": "2099-01-01T00:00:00Z", "until": "2000-01-01T00:00:00Z"},
+    )
+    assert status == 200 and usage["items"] == []
+    status, body, headers = await call(
+        api, "GET", f"/users/{USER}/usage", headers=READ, params={"since": "yesterday"}
     )
     assert_problem(status, body, headers, 422)
+    assert body["errors"][0]["location"] == "query.since"
 
     status, limits, _ = await call(api, "GET", f"/users/{USER}/limits", headers=READ)
     assert status == 200

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError, create_model
@@ -248,11 +248,15 @@ async def usage(call: Call) -> m.Usage:
             since = until - timedelta(days=USAGE_DEFAULT_DAYS)
         except OverflowError:
             since = datetime.min.replace(tzinfo=UTC)
-    if since >= until:
-        raise _invalid([{"location": "query.since", "message": "must be before until"}])
     async with call.request.config_dict[SESSIONMAKER]() as session:
         user = await _user(session, call.path.telegram_id)
-        rows = await reports.usage(session, user_id=user.id, since=since, until=until)
+        # A period that ends before it starts holds no operation (an answer, not an error:
+        # each bound alone is valid, and the document cannot say "since before until").
+        rows = (
+            await reports.usage(session, user_id=user.id, since=since, until=until)
+            if since < until
+            else []
+        )
     return m.Usage(
         telegram_id=user.telegram_id,
         since=since,
@@ -459,7 +463,7 @@ def topup_request(settings: Settings) -> type[m.TopUpRequest]:
         "TopUpRequest",
         __base__=m.TopUpRequest,
         amount_kopecks=(
-            int,
+            Annotated[int, m.JsonInteger],
             Field(
                 ge=1,
                 le=settings.admin_adjust_max_kopecks,

@@ -3,15 +3,54 @@ what comes in, shape what goes out and make the OpenAPI document (web/api/openap
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from billing.bounds import INT64_MAX, MAX_SETTING_RUB
 from billing.models import Funding, PaymentProvider, PaymentStatus, PlanKind
 
-TelegramId = Annotated[int, Field(ge=1, le=INT64_MAX, description="The user's Telegram id")]
+# pydantic reads more from a string than the document promises ("0.5" as a date, "1_0" as
+# 10): a path or query value is first held to the document's own shapes.
+_DIGITS = re.compile(r"[0-9]+")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _digits(value: object) -> object:
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("a whole number in decimal digits")
+    return value
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema's integer: 5 and 5.0 are, "5" and true are not (pydantic's lax mode takes
+    # both, its strict mode refuses 5.0).
+    if isinstance(value, bool | str) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("an integer")
+    return value
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("a date-time of RFC 3339 with its offset, e.g. 2026-12-01T00:00:00Z")
+    return value
+
+
+Whole = BeforeValidator(_digits)
+JsonInteger = BeforeValidator(_json_integer)
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+TelegramId = Annotated[int, Field(ge=1, le=INT64_MAX, description="The user's Telegram id"), Whole]
 Kopecks = Annotated[int, Field(description="Kopecks (1/100 of a ruble)")]
 # An Idempotency-Key: visible ASCII, what the ledger's key column keeps beside the token name.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,64}$"
@@ -53,19 +92,20 @@ class UserPath(Closed):
 
 
 class UsageQuery(Closed):
-    since: AwareDatetime | None = Field(
+    since: DateTime | None = Field(
         default=None, description="From (inclusive); default: 30 days before `until`"
     )
-    until: AwareDatetime | None = Field(default=None, description="To (exclusive); default: now")
+    until: DateTime | None = Field(
+        default=None,
+        description="To (exclusive); default: now. A period ending before it starts is empty",
+    )
 
 
 class PaymentsQuery(Closed):
     status: PaymentStatus | None = Field(default=None, description="Only payments in this state")
-    limit: int = Field(default=50, ge=1, le=100, description="Payments per page")
-    before: int | None = Field(
+    limit: Annotated[int, Whole] = Field(default=50, ge=1, le=100, description="Payments per page")
+    before: Annotated[int, Field(ge=1, le=INT64_MAX), Whole] | None = Field(
         default=None,
-        ge=1,
-        le=INT64_MAX,
         description="Only payments older than this id: the `next_before` of the page before",
     )
 
@@ -79,7 +119,7 @@ class TopUpHeaders(BaseModel):
 
 
 class TopUpRequest(Closed):
-    amount_kopecks: int = Field(
+    amount_kopecks: Annotated[int, JsonInteger] = Field(
         ge=1,
         le=MAX_SETTING_RUB * 100,
         description="What to credit, in kopecks (the server bounds it by ADMIN_ADJUST_MAX_RUB)",
