@@ -12,7 +12,7 @@ import pytest
 from openapi_spec_validator import validate
 from sqlalchemy import select
 
-from billing import accounts, operations
+from billing import accounts, operations, redaction
 from billing.models import LedgerEntry, LedgerKind, PaymentStatus
 from billing.payments import create_payment, mark_payment_canceled
 from billing.settings import load_settings
@@ -406,3 +406,12 @@ async def test_the_openapi_document_is_valid_3_1_and_made_from_the_models(
         "instance",
     ]
     assert READ_SECRET not in str(doc) and WRITE_SECRET not in str(doc)
+
+
+def test_each_token_secret_is_redacted_from_the_logs() -> None:
+    settings = load_settings(_env_file=None, API_TOKENS=TOKENS)
+    text = f"a line that quotes {WRITE_SECRET} and {READ_SECRET} alone"
+    cleaned = redaction.redact_text(
+        text, redaction.secret_forms(redaction.secret_values(settings))
+    )
+    assert WRITE_SECRET not in cleaned and READ_SECRET not in cleaned
