@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 from sqlalchemy import select
 
-from billing import accounts, operations, redaction
+from billing import accounts, operations, plans, redaction, wallet
 from billing.models import LedgerEntry, LedgerKind, PaymentStatus
 from billing.payments import create_payment, mark_payment_canceled
 from billing.settings import load_settings
@@ -304,6 +305,30 @@ async def test_balance_limits_features_and_usage_read_through_billing(api: Stack
     assert limits["free_operations"] == {"left": 0, "granted": 1, "renews_at": None}
     assert limits["subscription"] is None and limits["packages"] == []
 
+    # A subscription and a package: their units left and when they reset or expire.
+    async with api.sessionmaker() as session:
+        await accounts.adjust(session, user_id=user_id, amount=30_000, reason="test money")
+        for code in ("pro", "pack10"):
+            await plans.buy_plan_from_balance(
+                session, api.settings, user_id=user_id, plan_code=code, request_key=code
+            )
+        await session.commit()
+        held = await wallet.wallet(session, api.settings, user_id=user_id)
+    assert held.subscription is not None and held.subscription.ends_at is not None
+    status, limits, _ = await call(api, "GET", f"/users/{USER}/limits", headers=READ)
+    assert status == 200
+    sub = limits["subscription"]
+    assert (sub["plan"], sub["units_left"], sub["units_per_period"], sub["due"]) == (
+        "pro",
+        30,
+        30,
+        False,
+    )
+    assert datetime.fromisoformat(sub["ends_at"]) == held.subscription.ends_at
+    assert [(p["plan"], p["units_left"]) for p in limits["packages"]] == [("pack10", 10)]
+    assert limits["package_units_left"] == 10
+    assert limits["discount_percent"] == 10
+
     status, features, _ = await call(api, "GET", f"/users/{USER}/features", headers=READ)
     assert status == 200
     by_type = {f["type"]: f for f in features["operations"]}
@@ -311,7 +336,7 @@ async def test_balance_limits_features_and_usage_read_through_billing(api: Stack
         "type": "upscale",
         "unlocked": True,
         "units": 1,
-        "price_kopecks": 1_000,
+        "price_kopecks": 900,  # the pro plan's 10 % off
     }
     assert by_type["add_text"]["units"] == 0
 
