@@ -207,7 +207,9 @@ def _mount_telegram(
         if settings.TELEGRAM_WEBHOOK_SECRET
         else None
     )
-    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health"):
+    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health") or (
+        path + "/"
+    ).startswith(api.PREFIX + "/"):
         raise ValueError(f"TELEGRAM_WEBHOOK_URL path {path!r} collides with a web route")
     # Handled before answered: a failure the dispatcher does not handle is a 500 and a restart
     # cuts the connection, so Telegram delivers the update again (a re-delivery charges

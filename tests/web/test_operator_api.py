@@ -17,7 +17,10 @@ from billing import accounts, operations, plans, redaction, wallet
 from billing.models import LedgerEntry, LedgerKind, PaymentStatus
 from billing.payments import create_payment, mark_payment_canceled
 from billing.settings import load_settings
-from tests.web.conftest import Stack, StackFactory
+from tests.conftest import free_port
+from tests.web.conftest import Stack, StackFactory, stack_settings
+from tg.factory import make_bot
+from web.app import create_app
 
 READ_SECRET = "r" * 20 + "-read-secret"
 WRITE_SECRET = "w" * 20 + "-write-secret"
@@ -440,3 +443,37 @@ def test_each_token_secret_is_redacted_from_the_logs() -> None:
         text, redaction.secret_forms(redaction.secret_values(settings))
     )
     assert WRITE_SECRET not in cleaned and READ_SECRET not in cleaned
+
+
+async def test_without_redis_the_rate_limit_lets_requests_through(
+    make_stack: StackFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Redis only helps: the API answers from the database when Redis does not answer.
+    stack = await make_stack(
+        API_TOKENS=TOKENS,
+        API_RATE_LIMIT_PER_MINUTE=1,
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    statuses = [(await call(stack, "GET", "/plans", headers=READ))[0] for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    assert "rate limit not checked (Redis" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/api/v1", "/api/v1/telegram"])
+def test_a_telegram_webhook_path_under_the_api_is_refused(
+    db_url: str,
+    redis_url: str,
+    emulators,  # type: ignore[no-untyped-def]
+    path: str,
+) -> None:
+    yk, tg = emulators
+    settings = stack_settings(
+        db_url,
+        redis_url,
+        yk.url,
+        tg.url,
+        TELEGRAM_WEBHOOK_URL=f"https://example.org{path}",
+        TELEGRAM_WEBHOOK_SECRET="s" * 32,
+    )
+    with pytest.raises(ValueError, match="collides"):
+        create_app(settings, bot=make_bot(settings), dispatcher=object())  # type: ignore[arg-type]

@@ -17,6 +17,8 @@ from web.api.endpoints import endpoints, serve
 from web.api.openapi import PREFIX, document
 from web.api.problems import ApiProblem, from_http_error, from_problem, problem_response
 
+__all__ = ["PREFIX", "mount"]
+
 log = logging.getLogger(__name__)
 
 
