@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AwareDatetime,
@@ -255,6 +255,3 @@ class PaymentOut(BaseModel):
 class PaymentPage(BaseModel):
     items: list[PaymentOut]
     next_before: int | None = Field(description="`before` for the next page; null: no more")
-
-
-Scope = Literal["read", "write"]
