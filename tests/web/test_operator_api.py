@@ -14,6 +14,7 @@ from openapi_spec_validator import validate
 from sqlalchemy import select
 
 from billing import accounts, operations, plans, redaction, wallet
+from billing.db import make_engine, make_sessionmaker
 from billing.models import LedgerEntry, LedgerKind, PaymentStatus
 from billing.payments import create_payment, mark_payment_canceled
 from billing.settings import load_settings
@@ -477,3 +478,18 @@ def test_a_telegram_webhook_path_under_the_api_is_refused(
     )
     with pytest.raises(ValueError, match="collides"):
         create_app(settings, bot=make_bot(settings), dispatcher=object())  # type: ignore[arg-type]
+
+
+async def test_a_failure_inside_is_a_problem_document_without_its_insides(
+    make_stack: StackFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database that does not answer: the handler fails, the answer says nothing of why.
+    dead = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+    try:
+        stack = await make_stack(API_TOKENS=TOKENS, sessionmaker=make_sessionmaker(dead))
+        status, body, headers = await call(stack, "GET", f"/users/{USER}/balance", headers=READ)
+    finally:
+        await dead.dispose()
+    assert_problem(status, body, headers, 500)
+    assert "127.0.0.1" not in body["detail"] and "Error" not in body["detail"]
+    assert "operator API: unhandled error on GET" in caplog.text
