@@ -58,6 +58,8 @@ def secret_values(settings: Settings) -> list[str]:
         value = getattr(settings, name)
         if isinstance(value, SecretStr) and value.get_secret_value():
             values.append(value.get_secret_value())
+    # API_TOKENS is one secret as a whole; each token's secret may also turn up alone.
+    values.extend(token.secret for token in settings.api_tokens)
     for url in (settings.DATABASE_URL, settings.REDIS_URL):
         password = urlsplit(url).password
         if password:

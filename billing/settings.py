@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from math import ceil
@@ -91,9 +92,58 @@ def rubles_to_kopecks(value: Decimal | int | str) -> int:
     return int((amount * 100).to_integral_value(rounding=ROUND_HALF_UP))
 
 
+API_TOKEN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+API_TOKEN_SCOPES = ("read", "write")
+MIN_API_SECRET_CHARS = 16
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """One operator API token of API_TOKENS; its secret never shows in a repr."""
+
+    name: str
+    scope: str  # "read" or "write"
+    secret: str = field(repr=False)
+
+
+def parse_api_tokens(value: str) -> tuple[ApiToken, ...]:
+    """ "name:scope:secret,..." -> the tokens; a malformed entry is refused without quoting
+    its secret."""
+    tokens: list[ApiToken] = []
+    for number, item in enumerate(value.replace(";", ",").split(","), start=1):
+        if not item.strip():
+            continue
+        name, _, rest = item.strip().partition(":")
+        scope, _, secret = rest.partition(":")
+        if not API_TOKEN_NAME.fullmatch(name):
+            raise ValueError(
+                f"API_TOKENS entry {number}: a name of 1-32 characters A-Z a-z 0-9 _ . - first "
+                "(name:scope:secret)"
+            )
+        if scope not in API_TOKEN_SCOPES:
+            raise ValueError(f"API_TOKENS {name!r}: the scope must be read or write")
+        if len(secret) < MIN_API_SECRET_CHARS or secret != secret.strip() or "," in secret:
+            raise ValueError(
+                f"API_TOKENS {name!r}: the secret must be at least {MIN_API_SECRET_CHARS} "
+                "characters without spaces (e.g. `openssl rand -hex 32`)"
+            )
+        tokens.append(ApiToken(name, scope, secret))
+    if len({t.name for t in tokens}) != len(tokens):
+        raise ValueError("API_TOKENS names a token twice")
+    if len({t.secret for t in tokens}) != len(tokens):
+        raise ValueError("API_TOKENS gives two tokens the same secret")
+    return tuple(tokens)
+
+
 class Settings(BaseSettings):
+    # hide_input_in_errors: a refused setting's error never quotes what was given, which may
+    # be a secret (API_TOKENS, a token pasted into the wrong variable).
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     ENVIRONMENT: Literal["development", "test", "production"] = "development"
@@ -178,6 +228,11 @@ class Settings(BaseSettings):
     # The operator's token for a fresh YooKassa API check (/yookassa/health?check=1 with
     # "Authorization: Bearer <token>"). Unset: no fresh check from outside at all.
     HEALTH_CHECK_TOKEN: SecretStr | None = None
+    # The operator API (/api/v1, issue 17): bearer tokens "name:scope:secret" separated by
+    # commas (scope read or write; a write token may read too). Unset: every call is a 401.
+    API_TOKENS: SecretStr | None = None
+    # Requests one token may make per minute (a fixed window in Redis); past it, 429.
+    API_RATE_LIMIT_PER_MINUTE: int = Field(default=120, ge=1, le=1_000_000)
 
     # Jobs
     RQ_QUEUE: str = "media"
@@ -354,6 +409,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"PRIVACY_FILE {value!r} cannot be read: {exc}") from None
         return value
 
+    @field_validator("API_TOKENS")
+    @classmethod
+    def _api_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # API_TOKENS= in a .env: no token
+        parse_api_tokens(value.get_secret_value())  # refused at start-up, not per request
+        return value
+
     @field_validator("HEALTH_CHECK_TOKEN", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -528,6 +591,13 @@ class Settings(BaseSettings):
             with open(self.PRIVACY_FILE, encoding="utf-8") as file:
                 return file.read().strip()
         return self.PRIVACY_TEXT.strip() if self.PRIVACY_TEXT else None
+
+    @cached_property
+    def api_tokens(self) -> tuple[ApiToken, ...]:
+        """The operator API's tokens (API_TOKENS), parsed."""
+        if self.API_TOKENS is None:
+            return ()
+        return parse_api_tokens(self.API_TOKENS.get_secret_value())
 
     @property
     def stars_enabled(self) -> bool:

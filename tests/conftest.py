@@ -72,6 +72,7 @@ SLOW_PATHS = (
     "tests/deploy/test_sandbox_extra.py::test_the_processes_start_without_the_sandbox_or_",
     "tests/web/test_entry_point.py",
     "tests/web/test_database_outage.py",  # a PostgreSQL server of its own per test
+    "tests/web/test_operator_api_fuzz.py",  # the schemathesis CLI, some 700 requests
     "tests/workers/test_database_starts_again.py::test_operations_of_a_database_that_start",
     # Telegram's retry_after of 16 s is waited out in real time.
     "tests/workers/test_transient_telegram_errors_retry.py::test_a_long_flood_wait_is_waited",

@@ -38,7 +38,7 @@ from billing.yookassa import YooKassaGateway
 from tg.factory import make_bot
 from tg.response_models import PinResponseModels
 from tg.retry import RetryPolicy, RetryRequests, retry_call
-from web import health
+from web import api, health
 from web.keys import (
     API_CHECK,
     BOT,
@@ -207,7 +207,9 @@ def _mount_telegram(
         if settings.TELEGRAM_WEBHOOK_SECRET
         else None
     )
-    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health"):
+    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health") or (
+        path + "/"
+    ).startswith(api.PREFIX + "/"):
         raise ValueError(f"TELEGRAM_WEBHOOK_URL path {path!r} collides with a web route")
     # Handled before answered: a failure the dispatcher does not handle is a 500 and a restart
     # cuts the connection, so Telegram delivers the update again (a re-delivery charges
@@ -321,6 +323,7 @@ def create_app(
     app.router.add_get("/yookassa/health", health.yookassa_health)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
+    api.mount(app, settings)  # the operator API, /api/v1
 
     async def warm_up(_: web.Application) -> None:
         warm_up_telegram_models()  # before the server listens: blocks no request
