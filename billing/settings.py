@@ -202,6 +202,22 @@ class Settings(BaseSettings):
     FAL_KEY: SecretStr | None = None
     FAL_API_URL: str = "https://queue.fal.run"
     FAL_MODEL: str = "fal-ai/flux/schnell"
+    # The operation types sent to fal's queue (jobqueue.ai.DEFAULT_MODELS names the model of
+    # each); the others run locally. The job submits and ends; the result comes by webhook.
+    FAL_OPERATIONS: Annotated[tuple[str, ...], NoDecode] = ("generate",)
+    # fal's published webhook keys (ED25519, a JWKS), fetched and cached by the web server.
+    FAL_JWKS_URL: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    # A signed webhook whose timestamp is further than this from now is refused (a replay).
+    FAL_WEBHOOK_TOLERANCE_SECONDS: float = Field(default=300.0, gt=0)
+    # How long a submitted model call may take before the sweeper refunds it.
+    FAL_DEADLINE_SECONDS: int = Field(default=900, ge=10)
+    # A lost webhook: the queue's status is polled this long after the submit, then every
+    # FAL_POLL_INTERVAL_SECONDS until the deadline.
+    FAL_POLL_AFTER_SECONDS: float = Field(default=120.0, gt=0)
+    FAL_POLL_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
+    # The web server's public base URL (https://bot.example.com): fal posts results to
+    # <it>/fal/webhook. Unset: no webhook, the status polls alone bring the results.
+    WEB_PUBLIC_URL: str | None = None
 
     # /privacy: the operator's privacy text, inline or from a file (the file wins); neither
     # set: the default text of texts/locales (what Media Lab stores and for how long).
@@ -224,6 +240,21 @@ class Settings(BaseSettings):
                     f"PAYMENT_METHODS must name one or both of {', '.join(PAYMENT_METHODS)}, "
                     f"each once (got {', '.join(items) or 'nothing'})"
                 )
+            return items
+        return value
+
+    @field_validator("FAL_OPERATIONS", mode="before")
+    @classmethod
+    def _fal_operations(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [x.strip().lower() for x in value.replace(";", ",").split(",") if x.strip()]
+        if isinstance(value, list | tuple):
+            from billing.prices import PRICES
+
+            items = tuple(str(x) for x in value)
+            unknown = [x for x in items if x not in PRICES]
+            if unknown:
+                raise ValueError(f"FAL_OPERATIONS names unknown operation types: {unknown}")
             return items
         return value
 
@@ -370,7 +401,9 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must be redis://, rediss:// or unix://")
         return value
 
-    @field_validator("TELEGRAM_API_URL", "YOOKASSA_API_URL", "FAL_API_URL", "YOOKASSA_RETURN_URL")
+    @field_validator(
+        "TELEGRAM_API_URL", "YOOKASSA_API_URL", "FAL_API_URL", "FAL_JWKS_URL", "YOOKASSA_RETURN_URL"
+    )
     @classmethod
     def _required_url(cls, value: str, info) -> str:  # type: ignore[no-untyped-def]
         checked = _check_http_url(value, info.field_name)
@@ -378,7 +411,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{info.field_name} is required")
         return checked if info.field_name != "YOOKASSA_RETURN_URL" else value
 
-    @field_validator("YOOKASSA_WEBHOOK_URL", "TELEGRAM_WEBHOOK_URL")
+    @field_validator("YOOKASSA_WEBHOOK_URL", "TELEGRAM_WEBHOOK_URL", "WEB_PUBLIC_URL")
     @classmethod
     def _optional_url(cls, value: str | None, info) -> str | None:  # type: ignore[no-untyped-def]
         return _check_http_url(value, info.field_name)
