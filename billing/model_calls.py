@@ -23,11 +23,13 @@ from billing.operations import ACTIVE
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """The operation a model's outcome belongs to; ``first``: this call recorded it."""
+    """The operation a model's outcome belongs to. ``first``: this call recorded it;
+    ``waiting``: the operation still waits for its delivery (no outcome of its own yet)."""
 
     operation_id: int
     key_token: str
     first: bool
+    waiting: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +77,9 @@ async def record_request(
 async def record_result(
     session: AsyncSession, *, request_id: str, result: dict[str, Any]
 ) -> Recorded | None:
-    """Record a request's outcome once. Returns the operation while it still waits for its
-    delivery (``first`` only for the call that wrote it), None if no operation has this
-    request or it already has an outcome (refunded at its deadline, delivered)."""
+    """Record a request's outcome once (the first call for a request of an operation still
+    waiting writes it; every later one changes nothing). None if no operation has this
+    request (yet: the job may not have committed its id)."""
     written = await session.execute(
         update(Operation)
         .where(
@@ -90,16 +92,17 @@ async def record_result(
     )
     row = written.one_or_none()
     if row is not None:
-        return Recorded(row.id, row.key_token, True)
+        return Recorded(row.id, row.key_token, first=True, waiting=True)
     state = await session.execute(
-        select(Operation.id, Operation.key_token, Operation.status).where(
-            Operation.model_request_id == request_id, Operation.model_result.is_not(None)
+        select(Operation.id, Operation.key_token, Operation.status, Operation.model_result).where(
+            Operation.model_request_id == request_id
         )
     )
     seen = state.one_or_none()
-    if seen is None or seen.status not in {s.value for s in ACTIVE}:
+    if seen is None:
         return None
-    return Recorded(seen.id, seen.key_token, False)
+    waiting = seen.status in {s.value for s in ACTIVE} and seen.model_result is not None
+    return Recorded(seen.id, seen.key_token, first=False, waiting=waiting)
 
 
 async def model_state(session: AsyncSession, *, operation_id: int) -> ModelState | None:

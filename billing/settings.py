@@ -210,7 +210,7 @@ class Settings(BaseSettings):
     # A signed webhook whose timestamp is further than this from now is refused (a replay).
     FAL_WEBHOOK_TOLERANCE_SECONDS: float = Field(default=300.0, gt=0)
     # How long a submitted model call may take before the sweeper refunds it.
-    FAL_DEADLINE_SECONDS: int = Field(default=900, ge=10)
+    FAL_DEADLINE_SECONDS: int = Field(default=900, ge=1)
     # A lost webhook: the queue's status is polled this long after the submit, then every
     # FAL_POLL_INTERVAL_SECONDS until the deadline.
     FAL_POLL_AFTER_SECONDS: float = Field(default=120.0, gt=0)
@@ -402,7 +402,11 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "TELEGRAM_API_URL", "YOOKASSA_API_URL", "FAL_API_URL", "FAL_JWKS_URL", "YOOKASSA_RETURN_URL"
+        "TELEGRAM_API_URL",
+        "YOOKASSA_API_URL",
+        "FAL_API_URL",
+        "FAL_JWKS_URL",
+        "YOOKASSA_RETURN_URL",
     )
     @classmethod
     def _required_url(cls, value: str, info) -> str:  # type: ignore[no-untyped-def]

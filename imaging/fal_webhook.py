@@ -182,7 +182,7 @@ SAFETY_TYPES = frozenset({"content_policy_violation", "nsfw", "safety_violation"
 
 
 def failure_reason(detail: Any) -> str:
-    """"refused" (a safety refusal), "invalid-input" (a 422 on the input) or "backend"."""
+    """ "refused" (a safety refusal), "invalid-input" (a 422 on the input) or "backend"."""
     text = json.dumps(detail, ensure_ascii=False).lower() if detail is not None else ""
     items = detail.get("detail") if isinstance(detail, dict) else None
     types = {str(i.get("type", "")).lower() for i in items or [] if isinstance(i, dict)}

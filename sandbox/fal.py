@@ -220,9 +220,7 @@ class FalEmulator:
         raw = self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
         return {
-            "keys": [
-                {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.key_id, "use": "sig"}
-            ]
+            "keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.key_id, "use": "sig"}]
         }
 
     def sign(self, request_id: str, body: bytes, *, timestamp: int | None = None) -> dict:

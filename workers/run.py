@@ -37,7 +37,7 @@ from billing.models import Funding, OperationStatus
 from billing.settings import Settings
 from imaging._image import MediaResult
 from jobqueue import delivered
-from workers import delivery, messages, operations, runtime
+from workers import ai, delivery, messages, operations, runtime
 from workers.claimed import Claimed, claimed
 from workers.failures import Failure, OperationTimedOut, classify
 from workers.lock import OperationLock
@@ -76,8 +76,21 @@ def _processing_seconds(job: Job | None, settings: Settings) -> float:
     return seconds - _send_reserve(seconds)
 
 
-async def run_operation(
+async def deliver_model_result(
     operation_id: int, file_ids: list[str] | None = None, key_token: str | None = None
+) -> dict[str, Any]:
+    """The RQ job that delivers what an AI operation's model made (enqueued by the webhook
+    or the status poll): :func:`run_operation`'s claim, send and post around the recorded
+    outcome instead of a local run (:mod:`workers.ai`)."""
+    return await run_operation(operation_id, file_ids, key_token, deliver=True)
+
+
+async def run_operation(
+    operation_id: int,
+    file_ids: list[str] | None = None,
+    key_token: str | None = None,
+    *,
+    deliver: bool = False,
 ) -> dict[str, Any]:
     """Run one operation end to end (the RQ job). Returns what happened, for RQ's result.
 
@@ -127,6 +140,7 @@ async def run_operation(
                 sending=lambda: watchdog.reschedule(end),
                 send_until=end - SEND_MARGIN,
                 deadline_seconds=deadline,
+                deliver=deliver,
             )
     except TimeoutError:
         if watchdog.expired():
@@ -170,6 +184,7 @@ async def _run(
     sending: Callable[[], None] = lambda: None,
     send_until: float | None = None,
     deadline_seconds: int,
+    deliver: bool = False,
 ) -> dict[str, Any]:
     async with runtime.resources(settings) as (sessionmaker, bot):
         if delivered_ref is not None:
@@ -178,7 +193,11 @@ async def _run(
         # The claim and the post are one statement each, committed by themselves.
         one_statement = one_statement_sessions(sessionmaker)
         # The inputs are fetched meanwhile: Telegram and the database at once.
-        prefetch = asyncio.create_task(_download(bot, settings, file_ids)) if file_ids else None
+        prefetch = (
+            asyncio.create_task(_download(bot, settings, file_ids))
+            if file_ids and not deliver
+            else None
+        )
         try:
             async with one_statement() as session:
                 row = await billing_operations.claim_operation(
@@ -218,15 +237,30 @@ async def _run(
             _drop(prefetch)
             prefetch = None
 
-        # Progress and inputs at once: the status edit, the chat action, the downloads.
-        status_edit = asyncio.create_task(_show_processing(bot, op))
+        call = None if deliver else ai.is_ai(op, settings)
+        # Progress and inputs at once: the status edit, the chat action, the downloads. The
+        # delivery of a model's result showed "обрабатываю…" when it was submitted.
+        status_edit = asyncio.create_task(
+            asyncio.sleep(0) if deliver else _show_processing(bot, op)
+        )
         try:
             async with delivery.chat_action(bot, op.chat_id):
-                if prefetch is not None:
-                    inputs = await prefetch
+                if deliver:
+                    result = await ai.model_output(settings, one_statement, op)
                 else:
-                    inputs = await _download(bot, settings, op.file_ids)
-                result = await _perform(settings, op, inputs, redis)
+                    if prefetch is not None:
+                        inputs = await prefetch
+                    else:
+                        inputs = await _download(bot, settings, op.file_ids)
+                    if call is not None:
+                        # Submitted to the model's queue: the job ends, the webhook delivers.
+                        operations.check_sizes(op.op_type, inputs)
+                        submitted = await ai.submit(
+                            settings, op, call, inputs, sessionmaker=one_statement, redis=redis
+                        )
+                        await status_edit
+                        return submitted
+                    result = await _perform(settings, op, inputs, redis)
             await status_edit  # "обрабатываю…" shows before the result, never after it
             offer = await _offer(one_statement, op)
             caption = messages.result_caption(

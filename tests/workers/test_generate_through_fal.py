@@ -15,7 +15,13 @@ from sandbox.fal import create_app as create_fal_app
 async def test_generate_delivers_the_image_fal_made(harness_factory) -> None:
     async with ServerHandle(create_fal_app(key="fal-test-key")) as fal:
         h = harness_factory(FREE_OPERATIONS_COUNT=0)
-        h.start_worker(FAL_KEY="fal-test-key", FAL_API_URL=fal.url)
+        # No WEB_PUBLIC_URL: no webhook, the status polls bring the result.
+        h.start_worker(
+            FAL_KEY="fal-test-key",
+            FAL_API_URL=fal.url,
+            FAL_POLL_AFTER_SECONDS=0.2,
+            FAL_POLL_INTERVAL_SECONDS=0.2,
+        )
         user = h.user()
         await user.send_text("кот в космосе")  # the prompt, as the bot received it
         operation_id = await h.new_operation(
