@@ -92,6 +92,13 @@ async def submit(
     redis: Redis,
 ) -> dict[str, Any]:
     """Submit the claimed operation's model call and record it; schedule the poll."""
+    async with sessionmaker() as session:
+        state = await model_calls.model_state(session, operation_id=op.id)
+    if state is not None and state.request_id is not None:
+        # A job run again after its submit was recorded (its horse died after it): the
+        # model already has it; its webhook or poll delivers.
+        log.warning("operation %s: already submitted as %s", op.id, state.request_id)
+        return {"operation_id": op.id, "outcome": "already submitted"}
     payload = build_input(op.op_type, call, inputs, op.text)
     async with fal.FalClient(fal_settings(settings)) as client:
         queued = await client.submit(

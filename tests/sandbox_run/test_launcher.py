@@ -183,6 +183,9 @@ def test_local_stand_ins_are_wired_to_each_other_and_trust_localhost(tmp_path: P
     assert env["YOOKASSA_RETURN_URL"] == plan.url("telegram") + "/chat"
     assert env["YOOKASSA_TRUSTED_NETWORKS"] == "10.0.0.0/8,127.0.0.1/32,::1/128"
     assert env["FAL_API_URL"] == plan.url("fal")
+    # The fake fal posts its signed webhooks to the web server, checked with its own keys.
+    assert env["FAL_JWKS_URL"] == plan.url("fal") + "/.well-known/jwks.json"
+    assert env["WEB_PUBLIC_URL"] == plan.url("web")
     assert env["WEB_HOST"] == "127.0.0.1" and env["WEB_PORT"] == str(plan.ports["web"])
     # every value the children get is one the Settings accept
     child = Settings(

@@ -118,9 +118,7 @@ async def test_generate_is_delivered_through_the_signed_webhook(ai_stack) -> Non
     assert job.return_value()["outcome"] == "submitted"
     assert job.return_value()["request_id"] == op.model_request_id
     # One signed webhook, taken at the first attempt; the result recorded on the operation.
-    assert [(w["request_id"], w["status"]) for w in s.emu.webhooks] == [
-        (op.model_request_id, 200)
-    ]
+    assert [(w["request_id"], w["status"]) for w in s.emu.webhooks] == [(op.model_request_id, 200)]
     assert op.model_result["ok"] is True
     [photo] = await photos(user)
     assert photo.message_id == op.result_ref["photo_message_id"]
@@ -307,3 +305,31 @@ async def test_a_rejected_input_is_refunded_with_its_reason(ai_stack, images) ->
     assert "сервис не принял эти данные" in notice.text
     op = await s.h.wait_final(operation_id)
     assert op.status == "refunded" and op.error.startswith("model-input")
+
+
+async def test_the_job_run_again_after_its_submit_submits_nothing_more(ai_stack) -> None:
+    s = await ai_stack()
+    s.emu.script("hang")
+    user = await new_user(s)
+    operation_id = await s.h.new_operation(user, "generate", [], text="кит", balance=1000)
+    rid = await s.request_id(operation_id)
+    token = s.h.tokens[operation_id]
+
+    async def outcome() -> str | None:
+        job = Job.fetch(job_id_for(operation_id, token), connection=s.h.redis)
+        if job.get_status() != "finished":
+            return None
+        return job.return_value()["outcome"]
+
+    assert await s.h.wait_until(outcome, "the submit") == "submitted"
+    s.h.enqueue(operation_id)  # RQ runs the job again (a retry after its horse died)
+
+    async def again() -> bool:
+        return await outcome() == "already submitted"
+
+    await s.h.wait_until(again, "the second run")
+    assert len([c for c in s.emu.calls if c["endpoint"] == "submit"]) == 1
+    s.emu.complete(rid)
+    op = await s.h.wait_final(operation_id)
+    assert op.status == "succeeded" and op.model_request_id == rid
+    assert len(await photos(user)) == 1
