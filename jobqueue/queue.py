@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.job import Callback, Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Callback, Job, JobStatus
 
 from billing.bounds import parse_id
 from billing.settings import FAILURE_CALLBACK_SECONDS, Settings
@@ -23,6 +24,7 @@ DELIVER_FUNCTION = "workers.jobs.deliver_model_result"
 POLL_FUNCTION = "workers.jobs.poll_model"
 OPERATION_FUNCTIONS = (JOB_FUNCTION, DELIVER_FUNCTION)  # their args: (id, file ids, token)
 DELIVER_PREFIX = "dl-"
+PENDING = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 JOB_PREFIX = "op-"
 LOCK_PREFIX = "medialab:op-lock:"  # + key_name: one execution at a time (workers.lock)
 
@@ -101,16 +103,30 @@ def delivery_job_id(operation_id: int, key_token: str) -> str:
     return f"{DELIVER_PREFIX}{key_name(operation_id, key_token)}"
 
 
-def enqueue_delivery(queue: Queue, settings: Settings, operation_id: int, key_token: str) -> Job:
+def enqueue_delivery(
+    queue: Queue, settings: Settings, operation_id: int, key_token: str, *, again: bool = False
+) -> Job | None:
     """Queue the delivery of a model's recorded outcome: download the picture, send it, post
     the hold — or refund a refusal. A short job; its failures refund as the operation
-    job's do (same arguments, same callback)."""
+    job's do (same arguments, same callback).
+
+    ``again``: the outcome was recorded earlier (a re-delivered webhook, the poll): queued
+    only if its delivery job is not already waiting or running (None then) — the enqueue
+    that followed the record may have been lost with Redis."""
+    job_id = delivery_job_id(operation_id, key_token)
+    if again:
+        try:
+            status = Job.fetch(job_id, connection=queue.connection).get_status()
+        except NoSuchJobError:
+            status = None
+        if status in PENDING:
+            return None
     return queue.enqueue(
         DELIVER_FUNCTION,
         operation_id,
         [],
         key_token,
-        job_id=delivery_job_id(operation_id, key_token),
+        job_id=job_id,
         job_timeout=settings.JOB_TIMEOUT_SECONDS,
         retry=Retry(max=settings.JOB_RETRIES, interval=[2, 5, 15][: settings.JOB_RETRIES] or 0)
         if settings.JOB_RETRIES

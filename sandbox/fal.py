@@ -440,7 +440,7 @@ async def _run_model(
     return 200, {"png": True, "width": width, "height": height, "prompt": prompt}, png
 
 
-def _output(job: QueuedJob, base: str) -> dict[str, Any]:
+def model_output(job: QueuedJob, base: str) -> dict[str, Any]:
     """The model's output in fal's shape for its kind."""
     assert job.output is not None
     image = {
@@ -475,7 +475,7 @@ async def _process(app: web.Application, job: QueuedJob, base: str) -> None:
     if job.webhook_url is None or job.drop_webhook:
         return
     if status == 200:
-        body: dict[str, Any] = {"status": "OK", "payload": _output(job, base), "error": None}
+        body: dict[str, Any] = {"status": "OK", "payload": model_output(job, base), "error": None}
     else:
         body = {"status": "ERROR", "payload": output, "error": f"Invalid status code: {status}"}
     raw = json.dumps(
@@ -680,7 +680,7 @@ async def result(request: web.Request) -> web.StreamResponse:
         return json_response({"detail": "Request is still in progress"}, status=400)
     if job.status_code != 200:
         return json_response(job.output, status=job.status_code)
-    return json_response(_output(job, _base(request)))
+    return json_response(model_output(job, _base(request)))
 
 
 async def cancel(request: web.Request) -> web.StreamResponse:

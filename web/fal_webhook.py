@@ -6,8 +6,9 @@ timestamp and the body's SHA-256, checked with the keys of fal's JWKS (fetched a
 unsigned, forged or replayed request is a 401 and changes nothing; the body's shape (400).
 Then the outcome is recorded once by request id (``billing.model_calls.record_result``: fal
 re-delivers a webhook up to ~10 times) and the short delivery job is enqueued
-(``jobqueue.queue.enqueue_delivery``; its id is the operation's, so a re-delivery that finds
-the outcome recorded but the operation still waiting enqueues the same job again, harmless).
+(``jobqueue.queue.enqueue_delivery``). A re-delivery that finds the outcome recorded and the
+operation still waiting enqueues the delivery again only if its job is not already queued or
+running: the enqueue after the first record may have been lost with Redis.
 
 The answer: 200 once recorded (or when there is nothing left to do: the operation was
 delivered or refunded — a late webhook); 404 for a request no operation names yet (the job
@@ -46,17 +47,21 @@ class DeliveryQueue:
         self.settings = settings
         self._redis: Redis | None = None
 
-    def _enqueue(self, operation_id: int, key_token: str) -> None:
+    def _enqueue(self, operation_id: int, key_token: str, again: bool) -> None:
         if self._redis is None:
             self._redis = Redis.from_url(
                 self.settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5
             )
         enqueue_delivery(
-            media_queue(self._redis, self.settings), self.settings, operation_id, key_token
+            media_queue(self._redis, self.settings),
+            self.settings,
+            operation_id,
+            key_token,
+            again=again,
         )
 
-    async def enqueue(self, operation_id: int, key_token: str) -> None:
-        await asyncio.to_thread(self._enqueue, operation_id, key_token)
+    async def enqueue(self, operation_id: int, key_token: str, *, again: bool) -> None:
+        await asyncio.to_thread(self._enqueue, operation_id, key_token, again)
 
     def close(self) -> None:
         if self._redis is not None:
@@ -93,7 +98,9 @@ async def fal_webhook(request: web.Request) -> web.StreamResponse:
             log.info("fal webhook: request %s is no operation's (yet)", request_id)
             return web.json_response({"status": "unknown request"}, status=404)
         if recorded.waiting:
-            await request.app[FAL_DELIVERIES].enqueue(recorded.operation_id, recorded.key_token)
+            await request.app[FAL_DELIVERIES].enqueue(
+                recorded.operation_id, recorded.key_token, again=not recorded.first
+            )
     except TRANSIENT as exc:
         log.warning("fal webhook: request %s not recorded: %r", request_id, exc)
         return web.json_response({"status": "try again"}, status=503)

@@ -157,8 +157,10 @@ async def model_output(
     return fal.model_result(data, op=op.op_type, params=params)
 
 
-def _delivery(settings: Settings, redis: Redis, operation_id: int, key_token: str) -> None:
-    enqueue_delivery(media_queue(redis, settings), settings, operation_id, key_token)
+def _delivery(
+    settings: Settings, redis: Redis, operation_id: int, key_token: str, *, again: bool
+) -> None:
+    enqueue_delivery(media_queue(redis, settings), settings, operation_id, key_token, again=again)
 
 
 async def poll_model(
@@ -176,7 +178,9 @@ async def poll_model(
         if state is None or state.key_token != key_token or not state.active:
             return {"operation_id": operation_id, "outcome": "nothing to poll"}
         if state.result is not None:  # the webhook came; its delivery may have been lost
-            await asyncio.to_thread(_delivery, settings, redis, operation_id, key_token)
+            await asyncio.to_thread(
+                _delivery, settings, redis, operation_id, key_token, again=True
+            )
             return {"operation_id": operation_id, "outcome": "delivery enqueued"}
         try:
             async with fal.FalClient(fal_settings(settings)) as client:
@@ -213,7 +217,9 @@ async def poll_model(
             await session.commit()
     if recorded is not None and recorded.waiting:
         log.warning("operation %s: model outcome found by polling (no webhook)", operation_id)
-        await asyncio.to_thread(_delivery, settings, redis, operation_id, key_token)
+        await asyncio.to_thread(
+            _delivery, settings, redis, operation_id, key_token, again=not recorded.first
+        )
         return {"operation_id": operation_id, "outcome": "recorded by poll"}
     return {"operation_id": operation_id, "outcome": "nothing to do"}
 

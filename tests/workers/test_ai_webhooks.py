@@ -21,10 +21,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from rq.job import Job
 
+from billing import model_calls
 from billing.models import LedgerKind
+from imaging.fal_webhook import parse_webhook
 from jobqueue.queue import job_id_for
 from sandbox._common import ServerHandle
-from sandbox.fal import EMU_KEY, FalEmulator
+from sandbox.fal import EMU_KEY, FalEmulator, model_output
 from sandbox.fal import create_app as create_fal_app
 from tests.conftest import free_port
 from tests.workers.conftest import Harness
@@ -332,4 +334,39 @@ async def test_the_job_run_again_after_its_submit_submits_nothing_more(ai_stack)
     s.emu.complete(rid)
     op = await s.h.wait_final(operation_id)
     assert op.status == "succeeded" and op.model_request_id == rid
+    assert len(await photos(user)) == 1
+
+
+async def test_a_recorded_outcome_whose_delivery_was_lost_is_delivered_by_the_next_webhook(
+    ai_stack,
+) -> None:
+    s = await ai_stack()
+    s.emu.drop_webhooks = 1
+    user = await new_user(s)
+    operation_id = await s.h.new_operation(user, "generate", [], text="енот", balance=1000)
+    rid = await s.request_id(operation_id)
+    job = s.emu.jobs[rid]
+
+    async def finished() -> bool:
+        return job.finished
+
+    await s.h.wait_until(finished, "the model")
+    payload = model_output(job, s.fal_url)
+    # The web server recorded the outcome and died before it enqueued the delivery.
+    async with s.h.sessionmaker() as session:
+        outcome = parse_webhook(
+            json.dumps({"request_id": rid, "status": "OK", "payload": payload}).encode(), rid
+        )
+        await model_calls.record_result(session, request_id=rid, result=outcome.as_record())
+        await session.commit()
+    await asyncio.sleep(1.0)
+    assert (await s.h.operation(operation_id)).status == "running"
+
+    # fal's next delivery of the same webhook (the first got no answer).
+    body = json.dumps(
+        {"request_id": rid, "gateway_request_id": rid, "status": "OK", "payload": payload}
+    ).encode()
+    assert await s.post(body, s.emu.sign(rid, body)) == 200
+    op = await s.h.wait_final(operation_id)
+    assert op.status == "succeeded", f"{op.status}: {op.error}\n{s.h.logs()}"
     assert len(await photos(user)) == 1
