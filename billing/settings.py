@@ -216,7 +216,7 @@ class Settings(BaseSettings):
     FAL_POLL_AFTER_SECONDS: float = Field(default=120.0, gt=0)
     FAL_POLL_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
     # The web server's public base URL (https://bot.example.com): fal posts results to
-    # <it>/fal/webhook. Unset: no webhook, the status polls alone bring the results.
+    # <it>/fal/webhook. Unset: no webhook, the status polls (every 3 s) bring the results.
     WEB_PUBLIC_URL: str | None = None
 
     # /privacy: the operator's privacy text, inline or from a file (the file wins); neither

@@ -51,6 +51,21 @@ def webhook_url(settings: Settings) -> str | None:
     return settings.WEB_PUBLIC_URL.rstrip("/") + WEBHOOK_PATH
 
 
+# Without a webhook the polls are the only way back: they start soon and come often.
+POLL_WITHOUT_WEBHOOK = 3.0
+
+
+def poll_delays(settings: Settings) -> tuple[float, float]:
+    """(the first poll after the submit, then every): a safety net behind a webhook, the
+    way back without one."""
+    if webhook_url(settings) is None:
+        return (
+            min(POLL_WITHOUT_WEBHOOK, settings.FAL_POLL_AFTER_SECONDS),
+            min(POLL_WITHOUT_WEBHOOK, settings.FAL_POLL_INTERVAL_SECONDS),
+        )
+    return settings.FAL_POLL_AFTER_SECONDS, settings.FAL_POLL_INTERVAL_SECONDS
+
+
 def fal_settings(settings: Settings, *, timeout: float = 60.0) -> fal.FalSettings:
     if settings.FAL_KEY is None:
         raise JobFailure("backend", "fal is not configured (FAL_KEY)")
@@ -124,7 +139,7 @@ async def submit(
         op.key_token,
         call.model_id,
         queued.request_id,
-        after_seconds=settings.FAL_POLL_AFTER_SECONDS,
+        after_seconds=poll_delays(settings)[0],
     )
     log.info("operation %s: submitted to %s as %s", op.id, call.model_id, queued.request_id)
     return {"operation_id": op.id, "outcome": "submitted", "request_id": queued.request_id}
@@ -192,7 +207,7 @@ async def poll_model(
             seen = None
         if seen is None:
             deadline = state.deadline_at
-            later = settings.FAL_POLL_INTERVAL_SECONDS
+            later = poll_delays(settings)[1]
             if deadline is not None and (deadline - utcnow()).total_seconds() > later:
                 await asyncio.to_thread(
                     schedule_poll,
