@@ -80,6 +80,13 @@ async def test_run_command_serves_the_whole_bot_and_ctrl_c_stops_every_process(
         await user.send_photo((FIXTURES / "astronaut.jpg").read_bytes())
         result = await user.wait_for(lambda m: bool(m.photo), WAIT)
         assert "1024×1024" in result.text
+        # 🎨: the job submits to the fake fal and ends; its signed webhook reaches web,
+        # which checks it with the fake's keys and enqueues the delivery.
+        await user.press(menu, text="🎨 Создать")
+        await user.wait_for_text("Опишите картинку", WAIT)
+        await user.send_text("рыжий кот-астронавт")
+        made = await user.wait_for(lambda m: bool(m.photo) and "создано" in m.text, WAIT)
+        assert made.message_id != result.message_id
 
     groups = list(info["processes"].values())
     assert all(group_alive(pgid) for pgid in groups)
