@@ -87,6 +87,7 @@ async def test_run_command_serves_the_whole_bot_and_ctrl_c_stops_every_process(
         await user.send_text("рыжий кот-астронавт")
         made = await user.wait_for(lambda m: bool(m.photo) and "создано" in m.text, WAIT)
         assert made.message_id != result.message_id
+        assert "recorded (ok)" in Path(info["logs"]["web"]).read_text()
 
     groups = list(info["processes"].values())
     assert all(group_alive(pgid) for pgid in groups)
