@@ -24,7 +24,17 @@ from bot.middlewares import (
     IdBoundsMiddleware,
     ThrottlingMiddleware,
 )
-from bot.routers import admin, fallback, modes, plans, stars, start, support, topup
+from bot.routers import (
+    admin,
+    fallback,
+    modes,
+    plans,
+    result_file,
+    stars,
+    start,
+    support,
+    topup,
+)
 from jobqueue.queue import media_queue
 from texts.i18n import SUPPORTED, t
 
@@ -118,6 +128,7 @@ def build_dispatcher(
         topup.create_router(),
         plans.create_router(),
         modes.create_router(),
+        result_file.create_router(),
         fallback.create_router(),
     )
     return dispatcher

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiogram import Bot
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 from sqlalchemy.exc import DBAPIError
@@ -36,7 +37,7 @@ from billing.db import one_statement_sessions
 from billing.models import Funding, OperationStatus
 from billing.settings import Settings
 from imaging._image import MediaResult
-from jobqueue import delivered
+from jobqueue import delivered, result_files
 from workers import ai, delivery, messages, operations, runtime
 from workers.claimed import Claimed, claimed
 from workers.failures import Failure, OperationTimedOut, classify
@@ -279,35 +280,52 @@ async def _run(
             marked: list[dict[str, Any]] = []
 
             async def photo_delivered(ref: dict[str, Any]) -> None:
-                # Before its document copy: a failure from here on posts, never refunds.
+                # A failure from here on posts, never refunds.
                 await asyncio.to_thread(delivered.mark, redis, op.id, op.key_token, ref)
                 marked.append(ref)
                 await _record_delivery(one_statement, op.id)
+
+            async def keep_file(message_id: int) -> bool:
+                # The lossless copy, for the result's button (the bot sends it on a tap).
+                try:
+                    await asyncio.to_thread(
+                        result_files.keep,
+                        redis,
+                        bot.id,
+                        op.chat_id,
+                        message_id,
+                        result.data,
+                        result.filename,
+                    )
+                except RedisError as exc:
+                    log.warning("operation %s: lossless file not kept: %r", op.id, exc)
+                    return False
+                return True
 
             sent = await delivery.send_result(
                 bot,
                 op.chat_id,
                 result,
                 caption=caption,
-                document_caption=messages.document_caption(op.language),
                 lossless=operations.lossless(op.op_type),
+                status_message_id=op.status_message_id,
                 until=send_until,
                 on_photo=photo_delivered,
                 reply_markup=messages.offer_keyboard(op.language) if offer else None,
+                file_button=messages.file_button(op.language),
+                keep_file=keep_file,
             )
         except BaseException:
-            status_edit.cancel()  # the failure path removes the status message
+            status_edit.cancel()  # the failure path tells the user in the status message
             _drop(prefetch)
             raise
 
         # Delivered: from here on the operation is posted, never voided (see delivered.py).
-        if marked != [sent]:  # a document too, or no photo: the marker names all of it
+        if marked != [sent]:
             await asyncio.to_thread(delivered.mark, redis, op.id, op.key_token, sent)
-        if not marked:  # no photo: the document is the result
-            await _record_delivery(one_statement, op.id)
 
-        # Post the hold. The status message goes meanwhile (cosmetic). A database blip is
-        # retried; if it outlasts the job, the failure paths find the marker and post it.
+        # Post the hold. A database blip is retried; if it outlasts the job, the failure
+        # paths find the marker and post it.
         async def post() -> bool:
             for attempt in range(POST_ATTEMPTS):
                 try:
@@ -330,23 +348,9 @@ async def _run(
                     await asyncio.sleep(0.5 * 2**attempt)
             return False
 
-        async def post_and_disconnect() -> bool:
-            posted = await post()
-            # The job needs the database no more: close the connection now, while the
-            # status message goes, instead of after (``resources`` finds nothing to close).
-            await sessionmaker.kw["bind"].dispose()
-            return posted
-
-        # The removal is cosmetic: whatever it raises must not cut the post short.
-        posted, removed = await asyncio.gather(
-            post_and_disconnect(), _remove_status(bot, op), return_exceptions=True
-        )
-        if isinstance(posted, BaseException):
-            raise posted
-        if isinstance(removed, Exception):
-            log.warning("operation %s: status message not removed: %r", op.id, removed)
-        elif isinstance(removed, BaseException):
-            raise removed
+        posted = await post()
+        # The job needs the database no more: close the connection now, not after.
+        await sessionmaker.kw["bind"].dispose()
         if not posted:  # voided while we delivered: the user has the result and the money
             log.error(
                 "operation %s: result delivered but the operation was voided (refunded)", op.id
@@ -421,14 +425,6 @@ async def _show_processing(bot: Bot, op: Claimed) -> None:
                 message_id=op.status_message_id,
             ),
             what="status message",
-        )
-
-
-async def _remove_status(bot: Bot, op: Claimed) -> None:
-    if op.status_message_id is not None:
-        await delivery.best_effort(
-            lambda: bot.delete_message(op.chat_id, op.status_message_id),
-            what="delete status message",
         )
 
 

@@ -19,6 +19,8 @@ worker-cost-none = Free of charge. Balance: { $balance } ₽.
 worker-cost-subscription = Taken from your subscription: { $units }. Left in your subscription: { $units_left }. Balance: { $balance } ₽.
 worker-cost-package = Taken from your package: { $units }. Left in your package: { $units_left }. Balance: { $balance } ₽.
 worker-document-caption = Uncompressed file.
+# The button under a result whose photo Telegram compresses: the bot sends the file on a tap.
+worker-btn-file = 📎 Uncompressed file
 
 ## Failures
 worker-failed = ❌ That didn't work: { $reason }

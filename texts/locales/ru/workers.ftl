@@ -19,6 +19,8 @@ worker-cost-none = Бесплатно. Баланс: { $balance } ₽.
 worker-cost-subscription = Списано из подписки: { $units }. Осталось в подписке: { $units_left }. Баланс: { $balance } ₽.
 worker-cost-package = Списано из пакета: { $units }. Осталось в пакете: { $units_left }. Баланс: { $balance } ₽.
 worker-document-caption = Файл без сжатия.
+# The button under a result whose photo Telegram compresses: the bot sends the file on a tap.
+worker-btn-file = 📎 Файл без сжатия
 
 ## Failures
 worker-failed = ❌ Не получилось: { $reason }
