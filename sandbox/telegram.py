@@ -246,7 +246,9 @@ class QueuedUpdate:
 
 @dataclass
 class Fault:
-    kind: str  # "429" | "404" | "500" | "502" | "delay" | "disconnect"
+    # "lost": the call is done, then the connection drops before its answer (a retry of a
+    # call that changed something meets the change).
+    kind: str  # "429" | "404" | "500" | "502" | "delay" | "disconnect" | "lost"
     remaining: int
     # Lower-case names; None = all but getUpdates. "file" (the download ``/file/bot…``)
     # only when named: a fault meant for the API calls leaves the downloads alone.
@@ -1843,7 +1845,7 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
     if fault is not None:
         if fault.kind == "429":
             emu.bot_for_token(token)
-        answer = await _fault_answer(emu, request, fault)
+        answer = None if fault.kind == "lost" else await _fault_answer(emu, request, fault)
         if answer is not None:
             return answer
     try:
@@ -1854,6 +1856,9 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
             {"ok": False, "error_code": exc.code, "description": exc.description}, status=exc.code
         )
     status, response = await emu.call(token, method, params)
+    if fault is not None and fault.kind == "lost":
+        drop_connection(request)
+        return web.Response(status=500)
     return json_response(response, status=status)
 
 
@@ -2306,8 +2311,8 @@ async def op_faults(emu: TelegramEmulator, req: ControlRequest) -> Any:
     if req.method == "POST":
         values = req.values
         kind = str(values.get("kind") or values.get("status") or "429")
-        if kind not in {"429", "404", "500", "502", "delay", "disconnect"}:
-            raise ControlError("kind must be one of 429, 404, 500, 502, delay, disconnect")
+        if kind not in {"429", "404", "500", "502", "delay", "disconnect", "lost"}:
+            raise ControlError("kind must be one of 429, 404, 500, 502, delay, disconnect, lost")
         methods = values.get("methods")
         if isinstance(methods, str):
             methods = [m for m in methods.split(",") if m]
