@@ -39,8 +39,9 @@ async def test_generate_delivers_the_image_fal_made(harness_factory) -> None:
     )
     with Image.open(io.BytesIO(await user.download(photo.file_id))) as img:
         assert img.size == (1024, 1024)  # fal's square_hd
-    # a PNG from fal also comes as a lossless document
-    assert op.result_ref["format"] == "png" and "document_message_id" in op.result_ref
+    # a PNG from fal: its lossless file on the 📎 button, the "queued" message the photo
+    assert op.result_ref["format"] == "png" and op.result_ref["file_button"] is True
+    assert photo.message_id == op.status_message_id and "document_message_id" not in op.result_ref
     assert await h.entries(operation_id, LedgerKind.REFUND) == 0
 
 

@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image
 
 from billing.models import LedgerKind
-from jobqueue import result_files
 from imaging.faceswap import detect_faces
 from imaging.merge import merge_layout
+from jobqueue import result_files
 from sandbox.telegram_client import Message
 
 

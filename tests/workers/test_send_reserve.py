@@ -1,7 +1,8 @@
 """The job's watchdog keeps the last part of its time for sending the result.
 
-A result ready too late fails before anything is sent: no result (an editMessageMedia of the status message) is cut short in flight,
-so the chat never holds a photo whose operation was refunded. A result ready in time may
+A result ready too late fails before anything is sent: no result (the status message's
+editMessageMedia) is cut short in flight, so the chat never holds a photo whose operation
+was refunded. A result ready in time may
 use the kept time for a slow send.
 
 With JOB_TIMEOUT_SECONDS=6 the watchdog fires at 5.4 s, and before the send at 4.32 s.
