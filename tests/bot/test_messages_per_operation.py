@@ -14,11 +14,13 @@ import io
 import sys
 from pathlib import Path
 
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from PIL import Image
 
 from billing.models import OperationStatus
 from sandbox._common import ServerHandle
 from tests.bot.conftest import StartBot, process_env
+from tg.buttons import RESULT_FILE
 
 # Every Bot API method that sends, edits or deletes a message (chat actions and getFile
 # are not messages).
@@ -114,3 +116,28 @@ async def test_an_operation_costs_at_most_three_messages(
     assert "📎 Файл без сжатия" not in edited.button_texts
 
     assert [op.status for op in await app.operations()] == [OperationStatus.SUCCEEDED] * 3
+
+
+async def test_a_file_no_longer_kept_is_said_so_and_nothing_is_sent(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    """📎 a day later (the file's time in Redis is over), or on a message whose file was never
+    kept: an alert says so, no document goes out, the photo stays."""
+    app = await start_bot()
+    user = tg.user(9511)
+    await user.send_text("/start")
+    await user.wait_for_text("Что сделаем?")
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text="📎 Файл без сжатия", callback_data=RESULT_FILE)]
+        ]
+    )
+    result = await app.bot.send_photo(
+        9511, BufferedInputFile(photo, "result.jpg"), caption="готово", reply_markup=keyboard
+    )
+    before = await tg.last_call_seq()
+    query = await user.press(result.message_id, text="📎 Файл без сжатия")
+    answer = await user.wait_for_answer(query)
+    assert answer["show_alert"] and "хранится сутки" in answer["text"]
+    assert await tg.calls("sendDocument", chat_id=9511, since=before) == []
+    assert [m.photo != [] for m in await user.bot_messages()][-1]
