@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     OPERATION_DEADLINE_SECONDS: int = 570
     MAX_INPUT_FILE_BYTES: int = 20 * 1024 * 1024
     MAX_OUTPUT_PIXELS: int = 36_000_000
+    # A result's uncompressed file is kept in Redis this long for its 📎 button (the bot sends
+    # it on a tap): Redis holds about (results per this time) × (their size).
+    RESULT_FILE_KEEP_SECONDS: int = Field(default=6 * 3600, ge=60)
     # The sweeper voids operations still queued/running past their deadline; a claimed
     # operation's deadline is its job's timeout (set at enqueue) + JOB_DEADLINE_MARGIN_SECONDS
     # from its start (operation_deadline_seconds).

@@ -4,8 +4,9 @@ The result reaches the chat as ONE message (the "queued" message edited into the
 every message sent or edited is Telegram capacity (about 30 a second for the whole bot), so
 the uncompressed copy is sent only when the user asks for it. The worker keeps the bytes
 here under the result message (bot, chat, message: Telegram's identity, not a database id)
-for ``TTL_SECONDS``; the bot sends them on the tap and then keeps only Telegram's file id, so
-another tap re-sends without an upload. Redis only helps: a file no longer kept is said so.
+for ``RESULT_FILE_KEEP_SECONDS``; the bot sends them on the tap and then keeps only
+Telegram's file id, so another tap re-sends without an upload. Redis only helps: a file no
+longer kept is said so.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 PREFIX = "medialab:result-file:"
-TTL_SECONDS = 24 * 3600
 SENDING_SECONDS = 60  # one tap's upload at a time; a second tap meanwhile is told to wait
 
 
@@ -25,13 +25,20 @@ def key(bot_id: int, chat_id: int, message_id: int) -> str:
 
 
 def keep(
-    redis: Redis, bot_id: int, chat_id: int, message_id: int, data: bytes, filename: str
+    redis: Redis,
+    bot_id: int,
+    chat_id: int,
+    message_id: int,
+    data: bytes,
+    filename: str,
+    *,
+    seconds: int,
 ) -> None:
     """Keep a result's bytes for its button (the worker, before the result is shown)."""
     name = key(bot_id, chat_id, message_id)
     with redis.pipeline() as pipe:
         pipe.hset(name, mapping={"data": data, "filename": filename})
-        pipe.expire(name, TTL_SECONDS)
+        pipe.expire(name, seconds)
         pipe.execute()
 
 

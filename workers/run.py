@@ -296,6 +296,7 @@ async def _run(
                         message_id,
                         result.data,
                         result.filename,
+                        seconds=settings.RESULT_FILE_KEEP_SECONDS,
                     )
                 except RedisError as exc:
                     log.warning("operation %s: lossless file not kept: %r", op.id, exc)

@@ -15,6 +15,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from billing.settings import Settings
 from jobqueue import result_files
 from texts.i18n import t
 from tg.buttons import RESULT_FILE
@@ -22,11 +23,14 @@ from tg.buttons import RESULT_FILE
 log = logging.getLogger(__name__)
 
 
-async def send_result_file(query: CallbackQuery, redis: Redis, lang: str) -> None:
+async def send_result_file(
+    query: CallbackQuery, redis: Redis, settings: Settings, lang: str
+) -> None:
     """Send the result's lossless file, once per tap; say so when it is no longer kept."""
+    gone = t("bot-result-file-gone", lang, hours=_hours(settings.RESULT_FILE_KEEP_SECONDS))
     message = query.message if isinstance(query.message, Message) else None
     if message is None or query.bot is None:
-        await query.answer(t("bot-result-file-gone", lang), show_alert=True)
+        await query.answer(gone, show_alert=True)
         return
     where = (query.bot.id, message.chat.id, message.message_id)
     try:
@@ -38,7 +42,7 @@ async def send_result_file(query: CallbackQuery, redis: Redis, lang: str) -> Non
         log.warning("result file of message %s not readable: %r", message.message_id, exc)
         kept = None
     if kept is None:
-        await query.answer(t("bot-result-file-gone", lang), show_alert=True)
+        await query.answer(gone, show_alert=True)
         return
     await query.answer()
     document = kept.file_id or BufferedInputFile(kept.data or b"", filename=kept.filename)
@@ -59,6 +63,11 @@ async def send_result_file(query: CallbackQuery, redis: Redis, lang: str) -> Non
                 await result_files.done_sending(redis, *where)
         except RedisError as exc:  # the lock expires by itself
             log.warning("result file of message %s: state not kept: %r", message.message_id, exc)
+
+
+def _hours(seconds: int) -> str:
+    # A string: Fluent would group the digits of a number.
+    return f"{seconds / 3600:g}"
 
 
 def create_router() -> Router:

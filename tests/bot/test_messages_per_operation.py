@@ -138,6 +138,6 @@ async def test_a_file_no_longer_kept_is_said_so_and_nothing_is_sent(
     before = await tg.last_call_seq()
     query = await user.press(result.message_id, text="📎 Файл без сжатия")
     answer = await user.wait_for_answer(query)
-    assert answer["show_alert"] and "хранится сутки" in answer["text"]
+    assert answer["show_alert"] and "хранится 6 ч, этот уже удалён" in answer["text"]
     assert await tg.calls("sendDocument", chat_id=9511, since=before) == []
     assert [m.photo != [] for m in await user.bot_messages()][-1]

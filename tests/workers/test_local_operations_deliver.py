@@ -82,7 +82,8 @@ async def test_each_local_operation_delivers_its_result(harness_factory, images)
     assert op.result_ref["file_button"] is True and "document_message_id" not in op.result_ref
     kept = h.redis.hgetall(result_files.key(h.bot.id, up.chat_id, message.message_id))
     assert decode(kept[b"data"]).shape[:2] == (1024, 1024) and kept[b"filename"] == b"upscale.jpg"
-    assert h.redis.ttl(result_files.key(h.bot.id, up.chat_id, message.message_id)) > 3600
+    ttl = h.redis.ttl(result_files.key(h.bot.id, up.chat_id, message.message_id))
+    assert 3600 < ttl <= h.settings.RESULT_FILE_KEEP_SECONDS
 
     # ✨ retouch: same size, pixels changed
     message, pixels = await result_of(h, rt, ids["retouch"])
