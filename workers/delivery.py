@@ -278,13 +278,18 @@ async def send_result(
                 message_id = status_message_id
                 sent["file_button"] = with_file
             except TelegramBadRequest as exc:
-                # Deleted by the user, or a server that cannot edit it: a message of its own,
-                # and the status message goes (if it is still there).
-                log.info("chat %s: status message not edited into the result: %s", chat_id, exc)
-                await best_effort(
-                    lambda: bot.delete_message(chat_id, status_message_id),
-                    what="delete status message",
-                )
+                if "message is not modified" in str(exc):
+                    # A retry after a lost answer met the result already shown: delivered.
+                    message_id = status_message_id
+                    sent["file_button"] = with_file
+                else:
+                    # Deleted by the user, or a server that cannot edit it: a message of its
+                    # own, and the status message goes (if it is still there).
+                    log.info("chat %s: status message not edited: %s", chat_id, exc)
+                    await best_effort(
+                        lambda: bot.delete_message(chat_id, status_message_id),
+                        what="delete status message",
+                    )
         if message_id is None:
             message_id = await _send_new(bot, chat_id, plan, result, caption, reply_markup, until)
             sent["file_button"] = False
