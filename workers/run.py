@@ -58,7 +58,7 @@ MAX_HEADROOM = 5.0
 SEND_RESERVE = 0.2  # a fraction of the watchdog's time, at most MAX_SEND_RESERVE seconds
 MAX_SEND_RESERVE = 15.0
 SEND_MARGIN = 1.0  # seconds before the watchdog: no wait for Telegram and no copy goes past
-RECORD_DELIVERY_SECONDS = 5.0  # the delivery time's write must not eat the document copy's
+RECORD_DELIVERY_SECONDS = 5.0  # the delivery time's write (best effort) holds the job no longer
 CAPTION_READ_SECONDS = 3.0  # the plans offer's claim waits no longer
 
 
@@ -317,7 +317,7 @@ async def _run(
                 keep_file=keep_file,
             )
         except BaseException:
-            status_edit.cancel()  # the failure path tells the user in the status message
+            status_edit.cancel()  # the failure path removes the status message
             _drop(prefetch)
             raise
 
