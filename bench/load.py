@@ -175,7 +175,8 @@ async def one_round(
     results: dict[int, float] = {}
     deadline = time.monotonic() + timeout
     while len(results) < len(users):
-        calls = await scene.tg.calls(["sendMessage", "sendPhoto"], since=since)
+        # The result replaces the "queued" message (editMessageMedia), or is a new photo.
+        calls = await scene.tg.calls(["sendMessage", "sendPhoto", "editMessageMedia"], since=since)
         for call in calls:
             since = max(since, call["seq"])
             chat = call.get("chat_id")
@@ -188,7 +189,8 @@ async def one_round(
             took = max(0.0, call["time"] - sent[chat])
             if call["method"] == "sendMessage" and "В очереди" in text and chat not in acks:
                 acks[chat] = took
-            if call["method"] == "sendPhoto" and call.get("ok", True) and chat not in results:
+            is_result = call["method"] in ("sendPhoto", "editMessageMedia")
+            if is_result and call.get("ok", True) and chat not in results:
                 results[chat] = took
         if time.monotonic() > deadline:
             print(f"  ! {len(users) - len(results)} results missing after {timeout:.0f} s")

@@ -392,6 +392,10 @@ class Operation(Base):
     units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The subscription period it was charged in (a refund gives back only in that period).
     period_no: Mapped[int | None] = mapped_column(Integer)
+    # An AI operation: the provider's request id (fal's queue), and what the model's webhook
+    # or the status poll said, written once (billing.model_calls).
+    model_request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    model_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class LedgerEntry(Base):

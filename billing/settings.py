@@ -243,6 +243,9 @@ class Settings(BaseSettings):
     OPERATION_DEADLINE_SECONDS: int = 570
     MAX_INPUT_FILE_BYTES: int = 20 * 1024 * 1024
     MAX_OUTPUT_PIXELS: int = 36_000_000
+    # A result's uncompressed file is kept in Redis this long for its 📎 button (the bot sends
+    # it on a tap): Redis holds about (results per this time) × (their size).
+    RESULT_FILE_KEEP_SECONDS: int = Field(default=6 * 3600, ge=60)
     # The sweeper voids operations still queued/running past their deadline; a claimed
     # operation's deadline is its job's timeout (set at enqueue) + JOB_DEADLINE_MARGIN_SECONDS
     # from its start (operation_deadline_seconds).
@@ -261,6 +264,19 @@ class Settings(BaseSettings):
     FAL_KEY: SecretStr | None = None
     FAL_API_URL: str = "https://queue.fal.run"
     FAL_MODEL: str = "fal-ai/flux/schnell"
+    # fal's published webhook keys (ED25519, a JWKS), fetched and cached by the web server.
+    FAL_JWKS_URL: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    # A signed webhook whose timestamp is further than this from now is refused (a replay).
+    FAL_WEBHOOK_TOLERANCE_SECONDS: float = Field(default=300.0, gt=0)
+    # How long a submitted model call may take before the sweeper refunds it.
+    FAL_DEADLINE_SECONDS: int = Field(default=900, ge=1)
+    # A lost webhook: the queue's status is polled this long after the submit, then every
+    # FAL_POLL_INTERVAL_SECONDS until the deadline.
+    FAL_POLL_AFTER_SECONDS: float = Field(default=120.0, gt=0)
+    FAL_POLL_INTERVAL_SECONDS: float = Field(default=60.0, gt=0)
+    # The web server's public base URL (https://bot.example.com): fal posts results to
+    # <it>/fal/webhook. Unset: no webhook, the status polls (every 3 s) bring the results.
+    WEB_PUBLIC_URL: str | None = None
 
     # /privacy: the operator's privacy text, inline or from a file (the file wins); neither
     # set: the default text of texts/locales (what Media Lab stores and for how long).
@@ -450,7 +466,13 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must be redis://, rediss:// or unix://")
         return value
 
-    @field_validator("TELEGRAM_API_URL", "YOOKASSA_API_URL", "FAL_API_URL", "YOOKASSA_RETURN_URL")
+    @field_validator(
+        "TELEGRAM_API_URL",
+        "YOOKASSA_API_URL",
+        "FAL_API_URL",
+        "FAL_JWKS_URL",
+        "YOOKASSA_RETURN_URL",
+    )
     @classmethod
     def _required_url(cls, value: str, info) -> str:  # type: ignore[no-untyped-def]
         checked = _check_http_url(value, info.field_name)
@@ -458,7 +480,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{info.field_name} is required")
         return checked if info.field_name != "YOOKASSA_RETURN_URL" else value
 
-    @field_validator("YOOKASSA_WEBHOOK_URL", "TELEGRAM_WEBHOOK_URL")
+    @field_validator("YOOKASSA_WEBHOOK_URL", "TELEGRAM_WEBHOOK_URL", "WEB_PUBLIC_URL")
     @classmethod
     def _optional_url(cls, value: str | None, info) -> str | None:  # type: ignore[no-untyped-def]
         return _check_http_url(value, info.field_name)

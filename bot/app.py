@@ -30,6 +30,7 @@ from bot.routers import (
     fallback,
     modes,
     plans,
+    result_file,
     stars,
     start,
     support,
@@ -129,6 +130,7 @@ def build_dispatcher(
         topup.create_router(),
         plans.create_router(),
         modes.create_router(),
+        result_file.create_router(),
         fallback.create_router(),
     )
     return dispatcher

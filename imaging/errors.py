@@ -143,10 +143,12 @@ class BackendError(MediaError):
         *,
         transient: bool,
         status: int | None = None,
+        detail: object = None,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.status = status
+        self.detail = detail  # the error body the backend answered, parsed (its words)
 
     def __repr__(self) -> str:
         return f"BackendError({self.message!r}, transient={self.transient}, status={self.status})"

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
@@ -121,6 +121,13 @@ def _detail(body: str) -> str:
     return body[:200]
 
 
+def _parsed(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body[:500]
+
+
 def data_uri(image: bytes, *, max_side: int = 2048, max_bytes: int = 4 * 1024 * 1024) -> str:
     """An image as a ``data:`` URI (fal accepts these wherever it takes an image URL).
 
@@ -191,6 +198,7 @@ class FalClient:
                         f"{_detail(body)}",
                         transient=_is_transient_status(response.status),
                         status=response.status,
+                        detail=_parsed(body),
                     )
         except BackendError:
             raise
@@ -218,22 +226,57 @@ class FalClient:
     # ------------------------------------------------------------ the queue API
 
     async def submit(
-        self, payload: Mapping[str, Any], *, model: str | None = None
+        self,
+        payload: Mapping[str, Any],
+        *,
+        model: str | None = None,
+        webhook_url: str | None = None,
     ) -> QueuedRequest:
+        """Queue a request; with ``webhook_url`` fal posts the result there when done
+        (the ``fal_webhook`` query parameter of the queue API)."""
         model_id = (model or self.settings.model).strip("/")
-        data = await self._request_json("POST", f"{self._base}/{model_id}", dict(payload))
+        url = f"{self._base}/{model_id}"
+        if webhook_url:
+            url += "?" + urlencode({"fal_webhook": webhook_url})
+        data = await self._request_json("POST", url, dict(payload))
         if not isinstance(data, dict) or not isinstance(data.get("request_id"), str):
             raise BackendError("fal submit answer has no request_id", transient=False)
         request_id = data["request_id"]
-        # Status/result paths drop a model's sub-path ("fal-ai/flux/schnell" -> "fal-ai/flux").
-        app_path = "/".join(model_id.split("/")[:2])
-        base = f"{self._base}/{app_path}/requests/{request_id}"
+        known = self.request(model_id, request_id)
         return QueuedRequest(
             request_id=request_id,
-            status_url=self._own_url(data.get("status_url"), f"{base}/status"),
-            response_url=self._own_url(data.get("response_url"), base),
-            cancel_url=self._own_url(data.get("cancel_url"), f"{base}/cancel"),
+            status_url=self._own_url(data.get("status_url"), known.status_url),
+            response_url=self._own_url(data.get("response_url"), known.response_url),
+            cancel_url=self._own_url(data.get("cancel_url"), known.cancel_url),
         )
+
+    def request(self, model: str, request_id: str) -> QueuedRequest:
+        """The queue's URLs of a request known by its model and id (the poll of a request
+        whose webhook did not come)."""
+        # Status/result paths drop a model's sub-path ("fal-ai/flux/schnell" -> "fal-ai/flux").
+        app_path = "/".join(model.strip("/").split("/")[:2])
+        base = f"{self._base}/{app_path}/requests/{request_id}"
+        return QueuedRequest(request_id, f"{base}/status", base, f"{base}/cancel")
+
+    async def poll(self, request: QueuedRequest) -> tuple[str, Any] | None:
+        """One look at a request: None while it is queued or running, else ("OK", output)
+        or ("ERROR", the error body the result endpoint answered: a refusal, a rejected
+        input). A 5xx or an unreachable queue is a transient BackendError."""
+        status = await self._request_json("GET", request.status_url)
+        state = status.get("status") if isinstance(status, dict) else None
+        if state in _PENDING:
+            return None
+        if state != "COMPLETED":
+            raise BackendError(f"fal request in unexpected state {state!r}", transient=False)
+        try:
+            result = await self._request_json("GET", request.response_url)
+        except BackendError as exc:
+            if exc.transient or exc.status is None:
+                raise
+            return "ERROR", {"status": exc.status, "detail": exc.detail}
+        if not isinstance(result, dict):
+            raise BackendError("fal result is not an object", transient=False)
+        return "OK", result
 
     async def wait(self, request: QueuedRequest) -> dict[str, Any]:
         """Poll until COMPLETED, then return the result JSON."""
@@ -381,3 +424,27 @@ async def generate(prompt: str, settings: FalSettings, **kwargs: Any) -> MediaRe
     """One-shot ``FalClient(settings).generate(prompt, ...)`` with its own session."""
     async with FalClient(settings) as client:
         return await client.generate(prompt, **kwargs)
+
+
+def model_result(data: bytes, *, op: str, params: Mapping[str, str | int | float]) -> MediaResult:
+    """The image a model made (downloaded from its result URL) as the ``op``'s result:
+    JPEG/PNG as they came (decoded once, to be sure they are whole), anything else as PNG.
+    An unusable file is a permanent BackendError."""
+    try:
+        info = probe_image(data)
+        if info.format in ("jpeg", "png"):
+            fmt, width, height = info.format, info.width, info.height
+            load_image(data, max_side=None)
+        else:
+            img = load_image(data, max_side=None)
+            data, fmt, (width, height) = encode(img, "png"), "png", img.size
+    except (InvalidImage, ImageTooLarge) as exc:
+        raise BackendError(f"fal returned an unusable image: {exc}", transient=False) from exc
+    return MediaResult(
+        data=data,
+        format="jpeg" if fmt == "jpeg" else "png",
+        width=width,
+        height=height,
+        op=op,
+        params={**params, "width": width, "height": height},
+    )

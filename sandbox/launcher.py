@@ -458,7 +458,13 @@ class Sandbox:
                 ),
             )
         if plan.fal == "fake":
-            env.update(FAL_KEY=SANDBOX_FAL_KEY, FAL_API_URL=plan.url("fal"))
+            env.update(
+                FAL_KEY=SANDBOX_FAL_KEY,
+                FAL_API_URL=plan.url("fal"),
+                # The emulator signs its webhooks with its own key and posts them to web.
+                FAL_JWKS_URL=plan.url("fal") + "/.well-known/jwks.json",
+                WEB_PUBLIC_URL=web_url,
+            )
         elif plan.fal == "off":
             env["FAL_KEY"] = ""
         return self.child_env(env)

@@ -251,7 +251,9 @@ class QueuedUpdate:
 
 @dataclass
 class Fault:
-    kind: str  # "429" | "404" | "500" | "502" | "delay" | "disconnect"
+    # "lost": the call is done, then the connection drops before its answer (a retry of a
+    # call that changed something meets the change).
+    kind: str  # "429" | "404" | "500" | "502" | "delay" | "disconnect" | "lost"
     remaining: int
     # Lower-case names; None = all but getUpdates. "file" (the download ``/file/bot…``)
     # only when named: a fault meant for the API calls leaves the downloads alone.
@@ -268,6 +270,7 @@ class Fault:
         return method in self.methods
 
 
+MEDIA_KEYS = ("photo", "document")  # the media the sandbox keeps in a message
 FILE_DOWNLOAD = "file"  # the name faults give the file download
 
 DEFAULT_STARS = 1000  # an emulated user's ⭐ balance until a test sets it
@@ -282,6 +285,7 @@ FLOOD_METHODS = {
     "sendMediaGroup",
     "editMessageText",
     "editMessageCaption",
+    "editMessageMedia",
     "editMessageReplyMarkup",
 }
 
@@ -447,6 +451,7 @@ CANONICAL_METHODS = [
     "editMessageText",
     "editMessageReplyMarkup",
     "editMessageCaption",
+    "editMessageMedia",
     "deleteMessage",
     "deleteMessages",
     "answerCallbackQuery",
@@ -1329,7 +1334,14 @@ class TelegramEmulator:
         for key in remove:
             new.pop(key, None)
         new.update(changes)
-        comparable = ("text", "entities", "caption", "caption_entities", "reply_markup")
+        comparable = (
+            "text",
+            "entities",
+            "caption",
+            "caption_entities",
+            "reply_markup",
+            *MEDIA_KEYS,
+        )
         if all(new.get(k) == msg.get(k) for k in comparable):
             raise bad_request(
                 "message is not modified: specified new message content and "
@@ -1372,6 +1384,62 @@ class TelegramEmulator:
             p.get("caption") or "",
             p,
         )
+
+    async def m_editMessageMedia(self, bot: BotState, p: Params) -> Any:
+        """Telegram's rules (Bot API 10.x): a photo or a document message gets new media, and
+        a text message may be replaced with media; in an album a photo stays a photo (or a
+        video) and a document a document. The new media's caption replaces the old one (none
+        given: no caption) and so does the keyboard (none given: none). The sandbox keeps
+        photos and documents."""
+        chat, record = self._editable(bot, p)
+        media = p.get("media")
+        if not isinstance(media, dict):
+            raise bad_request("can't parse InputMedia: media is not an object")
+        kind = media.get("type")
+        if kind not in ("photo", "video", "animation", "audio", "document"):
+            raise bad_request("can't parse InputMedia: unsupported media type")
+        if kind not in ("photo", "document"):
+            raise bad_request(f"{kind} is not supported by the sandbox")
+        msg = record.message
+        if msg.get("media_group_id"):
+            album_document = "document" in msg
+            if (kind == "document") != album_document:
+                raise bad_request(
+                    "can't edit a document in an album to other media"
+                    if album_document
+                    else "can't edit a media in an album to a document"
+                )
+        elif not ({"text", *MEDIA_KEYS} & msg.keys()):
+            raise bad_request("there is no media in the message to edit")
+        sub = Params(
+            {k: v for k, v in media.items() if k != "type"}, p.files, raw=frozenset({"media"})
+        )
+        caption = self._text_content(
+            sub, "caption", MAX_CAPTION, "caption_entities", required=False
+        )
+        source = await self._input_file(bot, sub, "media")
+        content: dict[str, Any]
+        if kind == "photo":
+            sizes = await self.photo_from(bot, source)
+            content = {"photo": [s.photo_size() for s in sizes], **caption}
+            if sub.get("has_spoiler"):
+                content["has_media_spoiler"] = True
+        else:
+            content = {"document": self.document_from(bot, source).document(), **caption}
+        inline, _ = self._markup(chat, p.get("reply_markup"))
+        if inline is not None:
+            content["reply_markup"] = inline
+        remove = (
+            "text",
+            "entities",
+            "link_preview_options",
+            "caption",
+            "caption_entities",
+            "has_media_spoiler",
+            "reply_markup",
+            *MEDIA_KEYS,
+        )
+        return self._apply_edit(chat, record, content, remove, sub.get("caption") or "", sub)
 
     async def m_editMessageReplyMarkup(self, bot: BotState, p: Params) -> Any:
         chat, record = self._editable(bot, p)
@@ -1840,7 +1908,7 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
     if fault is not None:
         if fault.kind == "429":
             emu.bot_for_token(token)
-        answer = await _fault_answer(emu, request, fault)
+        answer = None if fault.kind == "lost" else await _fault_answer(emu, request, fault)
         if answer is not None:
             return answer
     try:
@@ -1851,6 +1919,9 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
             {"ok": False, "error_code": exc.code, "description": exc.description}, status=exc.code
         )
     status, response = await emu.call(token, method, params)
+    if fault is not None and fault.kind == "lost":
+        drop_connection(request)
+        return web.Response(status=500)
     return json_response(response, status=status)
 
 
@@ -2322,8 +2393,8 @@ async def op_faults(emu: TelegramEmulator, req: ControlRequest) -> Any:
     if req.method == "POST":
         values = req.values
         kind = str(values.get("kind") or values.get("status") or "429")
-        if kind not in {"429", "404", "500", "502", "delay", "disconnect"}:
-            raise ControlError("kind must be one of 429, 404, 500, 502, delay, disconnect")
+        if kind not in {"429", "404", "500", "502", "delay", "disconnect", "lost"}:
+            raise ControlError("kind must be one of 429, 404, 500, 502, delay, disconnect, lost")
         methods = values.get("methods")
         if isinstance(methods, str):
             methods = [m for m in methods.split(",") if m]

@@ -282,7 +282,8 @@ class TelegramEmulatorClient:
     ) -> None:
         """The next ``count`` Bot API calls (of ``methods``; by default any but getUpdates)
         fail: kind "429" (with retry_after), "404", "500", "502" (nginx HTML page) or
-        "disconnect" (connection dropped). ``methods=["file"]``: the file downloads."""
+        "disconnect" (connection dropped) or "lost" (the call is done, then the connection
+        drops before its answer). ``methods=["file"]``: the file downloads."""
         await self.request(
             "POST",
             "/_emu/faults",

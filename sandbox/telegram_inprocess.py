@@ -128,6 +128,12 @@ class EmulatorSession(BaseSession):
         if not TOKEN_RE.match(bot.token):
             return 401, dumps({"ok": False, "error_code": 401, "description": "Unauthorized"})
         fault = self.emulator.take_fault(bot.token, name)
+        if fault is not None and fault.kind == "lost":  # done, then the answer is lost
+            values, files = await self._form(bot, method)
+            await self.emulator.call(bot.token, name, Params(values, files), via="in-process")
+            raise TelegramNetworkError(
+                method=method, message="ServerDisconnectedError: Server disconnected"
+            )
         if fault is not None:
             if fault.kind == "delay":
                 await self.emulator.sleep(fault.delay)

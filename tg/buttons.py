@@ -11,6 +11,9 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 MENU_PLANS = "menu:plans"  # bot.callbacks.Menu(action="plans"): the /plans screen
 MENU_TOPUP = "menu:topup"  # bot.callbacks.Menu(action="topup"): the top-up menu
+# Under a result: the bot sends the lossless file the worker kept for that message
+# (jobqueue.result_files); the message itself says which result, so no id is needed.
+RESULT_FILE = "result:file"
 
 
 def one_button(text: str, callback_data: str) -> InlineKeyboardMarkup:

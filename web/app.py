@@ -35,13 +35,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from billing.db import make_engine, make_sessionmaker
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
+from imaging.fal_webhook import Jwks
 from tg.factory import make_bot
 from tg.response_models import PinResponseModels
 from tg.retry import RetryPolicy, RetryRequests, retry_call
-from web import api, health
+from web import api, fal_webhook, health
 from web.keys import (
     API_CHECK,
     BOT,
+    FAL_DELIVERIES,
+    FAL_JWKS,
     GATEWAY,
     METRICS,
     NOTIFIER,
@@ -207,7 +210,7 @@ def _mount_telegram(
         if settings.TELEGRAM_WEBHOOK_SECRET
         else None
     )
-    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health") or (
+    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health", "/fal/webhook") or (
         path + "/"
     ).startswith(api.PREFIX + "/"):
         raise ValueError(f"TELEGRAM_WEBHOOK_URL path {path!r} collides with a web route")
@@ -320,6 +323,11 @@ def create_app(
     app[NOTIFIER] = notifier
 
     app.router.add_post(WEBHOOK_PATH, yookassa_webhook)
+    # fal's results: verified by fal's signature, whatever the sender's address.
+    app[FAL_JWKS] = Jwks(settings.FAL_JWKS_URL)
+    app[FAL_DELIVERIES] = deliveries = fal_webhook.DeliveryQueue(settings)
+    owned.append(lambda: asyncio.to_thread(deliveries.close))
+    app.router.add_post(fal_webhook.PATH, fal_webhook.fal_webhook)
     app.router.add_get("/yookassa/health", health.yookassa_health)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from billing.yookassa import YooKassaGateway
+    from imaging.fal_webhook import Jwks
+    from web.fal_webhook import DeliveryQueue
     from web.health import ApiCheck
     from web.metrics import WebMetrics
     from web.notify import UserNotifier
@@ -28,3 +30,5 @@ METRICS: web.AppKey[WebMetrics] = web.AppKey("metrics")
 NOTIFIER: web.AppKey[UserNotifier] = web.AppKey("notifier")
 SENDERS: web.AppKey[SenderPolicy] = web.AppKey("senders")
 API_CHECK: web.AppKey[ApiCheck] = web.AppKey("api_check")
+FAL_JWKS: web.AppKey[Jwks] = web.AppKey("fal_jwks")
+FAL_DELIVERIES: web.AppKey[DeliveryQueue] = web.AppKey("fal_deliveries")

@@ -26,7 +26,7 @@ from rq.exceptions import AbandonedJobError, StopRequested
 from rq.job import Job
 
 from billing.settings import Settings
-from jobqueue.queue import JOB_FUNCTION
+from jobqueue.queue import OPERATION_FUNCTIONS
 from workers import runtime
 from workers.failures import Failure, classify
 from workers.lock import is_held, release_lock
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 def operation_id_of(job: Job) -> int | None:
     """The operation a job runs, or None for a job that is not ours."""
     try:
-        if job.func_name != JOB_FUNCTION or not job.args:
+        if job.func_name not in OPERATION_FUNCTIONS or not job.args:
             return None
         return int(job.args[0])
     except Exception:  # noqa: BLE001 - a job we cannot even read is not ours to refund

@@ -33,6 +33,10 @@ class Claimed:
     free_left: int
     units: int = 0  # what the operation cost in units
     units_left: int | None = None  # left in the quota / package it was paid from
+    # What runs it, as the bot showed the user at the charge (``billing.ai_models``): the
+    # input_ref's "model" ({"backend", "model_id", "params"}); None: queued before the
+    # catalogue (local, but generate, which has no local code).
+    model: dict[str, Any] | None = None
 
 
 def _language(input_ref: dict[str, Any] | None, user_language: str | None) -> str:
@@ -65,6 +69,7 @@ def claimed(row: Any) -> Claimed:
         free_left=row.free_operations_left,
         units=row.units,
         units_left=row.units_left,
+        model=ref["model"] if isinstance(ref.get("model"), dict) else None,
     )
 
 

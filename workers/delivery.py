@@ -3,8 +3,8 @@
 Calls that matter (downloads, the result, the refund notice) are retried in place by the one
 Telegram retry rule (:mod:`tg.retry`) with the worker's :data:`POLICY` — a 429's
 ``retry_after`` is honoured when it is short — and then raise for RQ's retries. Cosmetic
-calls (editing the status message, the chat action, deleting the status message) are tried
-once and never fail the job.
+calls (the "processing" edit, the chat action) are tried once and never fail the job. The
+result itself replaces the "queued" message (:func:`send_result`): one message per operation.
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
 )
-from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+)
 
 from imaging._image import MediaResult
 from tg.errors import TELEGRAM_ERRORS, Kind, classify, is_transient
@@ -175,14 +181,14 @@ async def download(bot: Bot, file_id: str, *, max_bytes: int) -> bytes:
 
 @dataclass(frozen=True)
 class Plan:
-    photo: bool
-    document: bool
+    photo: bool  # the result goes as a photo (else as a document, the only message)
+    file_button: bool  # "📎 Файл без сжатия" under the photo: the lossless copy on a tap
 
 
 def plan_delivery(result: MediaResult, *, lossless: bool) -> Plan:
-    """A photo when Telegram takes it as one; a document too when the photo would lose
-    quality (Telegram recompresses photos, and shrinks those past ``PHOTO_SHOWN_SIDE``) or
-    instead of it when it is over the limits."""
+    """A photo when Telegram takes it as one, with the button for the lossless file when the
+    photo would lose quality (Telegram recompresses photos, and shrinks those past
+    ``PHOTO_SHOWN_SIDE``); a document instead when it is over the photo limits."""
     w, h = result.width, result.height
     fits = (
         len(result.data) <= PHOTO_MAX_BYTES
@@ -190,7 +196,15 @@ def plan_delivery(result: MediaResult, *, lossless: bool) -> Plan:
         and max(w, h) <= PHOTO_MAX_RATIO * min(w, h)
     )
     shrunk = max(w, h) > PHOTO_SHOWN_SIDE
-    return Plan(photo=fits, document=not fits or lossless or shrunk or result.format == "png")
+    return Plan(photo=fits, file_button=fits and (lossless or shrunk or result.format == "png"))
+
+
+def result_keyboard(
+    file_button: InlineKeyboardButton | None, reply_markup: InlineKeyboardMarkup | None
+) -> InlineKeyboardMarkup | None:
+    rows = [[file_button]] if file_button is not None else []
+    rows += reply_markup.inline_keyboard if reply_markup is not None else []
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 
 async def send_result(
@@ -199,21 +213,28 @@ async def send_result(
     result: MediaResult,
     *,
     caption: str,
-    document_caption: str,
     lossless: bool,
+    status_message_id: int | None = None,
     until: float | None = None,
     on_photo: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     reply_markup: InlineKeyboardMarkup | None = None,
+    file_button: InlineKeyboardButton | None = None,
+    keep_file: Callable[[int], Awaitable[bool]] | None = None,
 ) -> dict[str, Any]:
-    """Send the result; returns the ids of the messages sent (the operation's result_ref).
+    """Show the result as ONE message; returns its id (the operation's result_ref).
 
-    ``reply_markup`` (the plans offer's button) goes on the result itself — the photo, or the
-    document when there is no photo — never as a message of its own: each Bot API call is
-    capacity (about 30 messages a second for the whole bot).
+    Every Bot API message sent or edited is capacity (about 30 a second for the whole bot):
+    the "queued" message (``status_message_id``) becomes the result by ``editMessageMedia``
+    (Bot API 10.x replaces a text message with media), so an operation costs the "queued"
+    message, the "processing" edit and this edit. The lossless copy is not sent: the photo
+    carries ``file_button`` and the bot sends the file the worker kept (``keep_file(message
+    id)``, before the result shows) on a tap. A result over the photo limits is the document
+    itself. The status message gone (deleted by the user) or refused: a new message instead.
+    An edit tried again edits the same message: a retry never shows the result twice.
 
-    ``on_photo(ref)`` runs as soon as the photo is in the chat, before its document copy: the
-    result is delivered from then on, whatever happens to the copy. ``until`` (the event
-    loop's clock) bounds the waits between tries, and the copy as a whole."""
+    ``reply_markup`` (the plans offer's button) goes on the result too. ``on_photo(ref)``
+    runs as soon as the result is in the chat. ``until`` (the event loop's clock) bounds the
+    waits between tries."""
     plan = plan_delivery(result, lossless=lossless)
     if len(result.data) > DOCUMENT_MAX_BYTES:
         raise JobFailure("undeliverable", f"result of {len(result.data)} bytes is too large")
@@ -223,52 +244,103 @@ async def send_result(
         "height": result.height,
         "bytes": len(result.data),
     }
-    try:
-        if plan.photo:
-            photo = BufferedInputFile(result.data, filename=result.filename)
-            message = await call(
-                lambda: bot.send_photo(chat_id, photo, caption=caption, reply_markup=reply_markup),
-                what="sendPhoto",
-                until=until,
-                room=UPLOAD_ROOM,
-            )
-            sent["photo_message_id"] = message.message_id
-            if on_photo is not None:
-                await on_photo(dict(sent))
-        if plan.document:
-            document = BufferedInputFile(result.data, filename=result.filename)
-            text = document_caption if plan.photo else caption
+    ref_name = "photo_message_id" if plan.photo else "document_message_id"
+    offer_file = plan.file_button and file_button is not None and keep_file is not None
 
-            async def send_document() -> None:
-                message = await call(
-                    lambda: bot.send_document(
-                        chat_id,
-                        document,
-                        caption=text,
-                        disable_content_type_detection=True,
-                        reply_markup=None if plan.photo else reply_markup,
+    def media() -> InputMediaPhoto | InputMediaDocument:
+        upload = BufferedInputFile(result.data, filename=result.filename)
+        if plan.photo:
+            return InputMediaPhoto(media=upload, caption=caption)
+        return InputMediaDocument(
+            media=upload, caption=caption, disable_content_type_detection=True
+        )
+
+    async def kept(message_id: int) -> bool:
+        return offer_file and keep_file is not None and await keep_file(message_id)
+
+    try:
+        message_id: int | None = None
+        if status_message_id is not None:
+            with_file = await kept(status_message_id)
+            markup = result_keyboard(file_button if with_file else None, reply_markup)
+            try:
+                await call(
+                    lambda: bot.edit_message_media(
+                        media(),
+                        chat_id=chat_id,
+                        message_id=status_message_id,
+                        reply_markup=markup,
                     ),
-                    what="sendDocument",
+                    what="editMessageMedia",
                     until=until,
                     room=UPLOAD_ROOM,
                 )
-                sent["document_message_id"] = message.message_id
-
-            if "photo_message_id" in sent:
-                # The photo IS the result and the user has it: failing the job now would
-                # make RQ's retry send it again (or refund a delivered result). The lossless
-                # copy is a bonus, tried like any other call, never worth that — nor worth
-                # the job's time running out in the middle of it.
-                try:
-                    async with asyncio.timeout_at(until):
-                        await send_document()
-                except (*TELEGRAM_ERRORS, TimeoutError) as exc:
-                    log.error("chat %s: the result's document copy not sent: %r", chat_id, exc)
-            else:
-                await send_document()
+                message_id = status_message_id
+                sent["file_button"] = with_file
+            except TelegramBadRequest as exc:
+                if "message is not modified" in str(exc):
+                    # A retry after a lost answer met the result already shown: delivered.
+                    message_id = status_message_id
+                    sent["file_button"] = with_file
+                else:
+                    # Deleted by the user, or a server that cannot edit it: a message of its
+                    # own, and the status message goes (if it is still there).
+                    log.info("chat %s: status message not edited: %s", chat_id, exc)
+                    await best_effort(
+                        lambda: bot.delete_message(chat_id, status_message_id),
+                        what="delete status message",
+                    )
+        if message_id is None:
+            message_id = await _send_new(bot, chat_id, plan, result, caption, reply_markup, until)
+            sent["file_button"] = False
+            if await kept(message_id):
+                # The button goes on once the file is kept under this message (cosmetic).
+                markup = result_keyboard(file_button, reply_markup)
+                sent["file_button"] = await best_effort(
+                    lambda: bot.edit_message_reply_markup(
+                        chat_id=chat_id, message_id=message_id, reply_markup=markup
+                    ),
+                    what="file button",
+                )
+        sent[ref_name] = message_id
+        if on_photo is not None:
+            await on_photo(dict(sent))
     except TELEGRAM_ERRORS as exc:
         if is_transient(exc):
             raise JobFailure("undeliverable", f"result not sent: {exc}", transient=True) from exc
         # Blocked by the user, chat gone, file refused: another try changes nothing.
         raise JobFailure("undeliverable", f"result refused: {exc}") from exc
     return sent
+
+
+async def _send_new(
+    bot: Bot,
+    chat_id: int,
+    plan: Plan,
+    result: MediaResult,
+    caption: str,
+    reply_markup: InlineKeyboardMarkup | None,
+    until: float | None,
+) -> int:
+    upload = BufferedInputFile(result.data, filename=result.filename)
+    if plan.photo:
+        message = await call(
+            lambda: bot.send_photo(chat_id, upload, caption=caption, reply_markup=reply_markup),
+            what="sendPhoto",
+            until=until,
+            room=UPLOAD_ROOM,
+        )
+    else:
+        message = await call(
+            lambda: bot.send_document(
+                chat_id,
+                upload,
+                caption=caption,
+                disable_content_type_detection=True,
+                reply_markup=reply_markup,
+            ),
+            what="sendDocument",
+            until=until,
+            room=UPLOAD_ROOM,
+        )
+    return message.message_id

@@ -46,6 +46,9 @@ USER_INPUT_REASONS = frozenset(
         "invalid-text",
         "no-change",
         "input-too-large",
+        # The model's provider refused (its safety checker) or rejected the input: no retry.
+        "model-refused",
+        "model-input",
     }
 )
 

@@ -8,7 +8,8 @@ entry points; the code lives in :mod:`workers.run` (the job) and :mod:`workers.c
 
 from __future__ import annotations
 
+from workers.ai import poll_model
 from workers.callbacks import on_job_failure
-from workers.run import run_operation
+from workers.run import deliver_model_result, run_operation
 
-__all__ = ["on_job_failure", "run_operation"]
+__all__ = ["deliver_model_result", "on_job_failure", "poll_model", "run_operation"]

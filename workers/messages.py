@@ -6,7 +6,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from billing.models import Funding
 from billing.operations import RefundResult
@@ -15,7 +15,7 @@ from imaging._image import MediaResult
 from texts import wallet_texts
 from texts.edit_texts import describe_steps_code
 from texts.i18n import MissingText, t
-from tg.buttons import MENU_PLANS, one_button
+from tg.buttons import MENU_PLANS, RESULT_FILE, one_button
 from workers.failures import Failure
 
 
@@ -110,8 +110,9 @@ def offer_keyboard(language: str) -> InlineKeyboardMarkup:
     return one_button(t("plans-btn-show", language), MENU_PLANS)
 
 
-def document_caption(language: str) -> str:
-    return t("worker-document-caption", language)
+def file_button(language: str) -> InlineKeyboardButton:
+    """📎 Файл без сжатия under a result: the bot answers it (its payload is tg.buttons')."""
+    return InlineKeyboardButton(text=t("worker-btn-file", language), callback_data=RESULT_FILE)
 
 
 def failure_reason(failure: Failure, language: str) -> str:

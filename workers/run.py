@@ -25,6 +25,7 @@ from typing import Any
 
 from aiogram import Bot
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 from sqlalchemy.exc import DBAPIError
@@ -36,8 +37,8 @@ from billing.db import one_statement_sessions
 from billing.models import Funding, OperationStatus
 from billing.settings import Settings
 from imaging._image import MediaResult
-from jobqueue import delivered
-from workers import delivery, messages, operations, runtime
+from jobqueue import delivered, result_files
+from workers import ai, delivery, messages, operations, runtime
 from workers.claimed import Claimed, claimed
 from workers.failures import Failure, OperationTimedOut, classify
 from workers.lock import OperationLock
@@ -57,7 +58,7 @@ MAX_HEADROOM = 5.0
 SEND_RESERVE = 0.2  # a fraction of the watchdog's time, at most MAX_SEND_RESERVE seconds
 MAX_SEND_RESERVE = 15.0
 SEND_MARGIN = 1.0  # seconds before the watchdog: no wait for Telegram and no copy goes past
-RECORD_DELIVERY_SECONDS = 5.0  # the delivery time's write must not eat the document copy's
+RECORD_DELIVERY_SECONDS = 5.0  # the delivery time's write (best effort) holds the job no longer
 CAPTION_READ_SECONDS = 3.0  # the plans offer's claim waits no longer
 
 
@@ -76,8 +77,21 @@ def _processing_seconds(job: Job | None, settings: Settings) -> float:
     return seconds - _send_reserve(seconds)
 
 
-async def run_operation(
+async def deliver_model_result(
     operation_id: int, file_ids: list[str] | None = None, key_token: str | None = None
+) -> dict[str, Any]:
+    """The RQ job that delivers what an AI operation's model made (enqueued by the webhook
+    or the status poll): :func:`run_operation`'s claim, send and post around the recorded
+    outcome instead of a local run (:mod:`workers.ai`)."""
+    return await run_operation(operation_id, file_ids, key_token, deliver=True)
+
+
+async def run_operation(
+    operation_id: int,
+    file_ids: list[str] | None = None,
+    key_token: str | None = None,
+    *,
+    deliver: bool = False,
 ) -> dict[str, Any]:
     """Run one operation end to end (the RQ job). Returns what happened, for RQ's result.
 
@@ -127,6 +141,7 @@ async def run_operation(
                 sending=lambda: watchdog.reschedule(end),
                 send_until=end - SEND_MARGIN,
                 deadline_seconds=deadline,
+                deliver=deliver,
             )
     except TimeoutError:
         if watchdog.expired():
@@ -170,6 +185,7 @@ async def _run(
     sending: Callable[[], None] = lambda: None,
     send_until: float | None = None,
     deadline_seconds: int,
+    deliver: bool = False,
 ) -> dict[str, Any]:
     async with runtime.resources(settings) as (sessionmaker, bot):
         if delivered_ref is not None:
@@ -178,7 +194,11 @@ async def _run(
         # The claim and the post are one statement each, committed by themselves.
         one_statement = one_statement_sessions(sessionmaker)
         # The inputs are fetched meanwhile: Telegram and the database at once.
-        prefetch = asyncio.create_task(_download(bot, settings, file_ids)) if file_ids else None
+        prefetch = (
+            asyncio.create_task(_download(bot, settings, file_ids))
+            if file_ids and not deliver
+            else None
+        )
         try:
             async with one_statement() as session:
                 row = await billing_operations.claim_operation(
@@ -218,15 +238,30 @@ async def _run(
             _drop(prefetch)
             prefetch = None
 
-        # Progress and inputs at once: the status edit, the chat action, the downloads.
-        status_edit = asyncio.create_task(_show_processing(bot, op))
+        call = None if deliver else ai.is_ai(op, settings)
+        # Progress and inputs at once: the status edit, the chat action, the downloads. The
+        # delivery of a model's result showed "обрабатываю…" when it was submitted.
+        status_edit = asyncio.create_task(
+            asyncio.sleep(0) if deliver else _show_processing(bot, op)
+        )
         try:
             async with delivery.chat_action(bot, op.chat_id):
-                if prefetch is not None:
-                    inputs = await prefetch
+                if deliver:
+                    result = await ai.model_output(settings, one_statement, op)
                 else:
-                    inputs = await _download(bot, settings, op.file_ids)
-                result = await _perform(settings, op, inputs, redis)
+                    if prefetch is not None:
+                        inputs = await prefetch
+                    else:
+                        inputs = await _download(bot, settings, op.file_ids)
+                    if call is not None:
+                        # Submitted to the model's queue: the job ends, the webhook delivers.
+                        operations.check_sizes(op.op_type, inputs)
+                        submitted = await ai.submit(
+                            settings, op, call, inputs, sessionmaker=one_statement, redis=redis
+                        )
+                        await status_edit
+                        return submitted
+                    result = await _perform(settings, op, inputs, redis)
             await status_edit  # "обрабатываю…" shows before the result, never after it
             offer = await _offer(one_statement, op)
             caption = messages.result_caption(
@@ -245,21 +280,41 @@ async def _run(
             marked: list[dict[str, Any]] = []
 
             async def photo_delivered(ref: dict[str, Any]) -> None:
-                # Before its document copy: a failure from here on posts, never refunds.
+                # A failure from here on posts, never refunds.
                 await asyncio.to_thread(delivered.mark, redis, op.id, op.key_token, ref)
                 marked.append(ref)
                 await _record_delivery(one_statement, op.id)
+
+            async def keep_file(message_id: int) -> bool:
+                # The lossless copy, for the result's button (the bot sends it on a tap).
+                try:
+                    await asyncio.to_thread(
+                        result_files.keep,
+                        redis,
+                        bot.id,
+                        op.chat_id,
+                        message_id,
+                        result.data,
+                        result.filename,
+                        seconds=settings.RESULT_FILE_KEEP_SECONDS,
+                    )
+                except RedisError as exc:
+                    log.warning("operation %s: lossless file not kept: %r", op.id, exc)
+                    return False
+                return True
 
             sent = await delivery.send_result(
                 bot,
                 op.chat_id,
                 result,
                 caption=caption,
-                document_caption=messages.document_caption(op.language),
                 lossless=operations.lossless(op.op_type),
+                status_message_id=op.status_message_id,
                 until=send_until,
                 on_photo=photo_delivered,
                 reply_markup=messages.offer_keyboard(op.language) if offer else None,
+                file_button=messages.file_button(op.language),
+                keep_file=keep_file,
             )
         except BaseException:
             status_edit.cancel()  # the failure path removes the status message
@@ -267,13 +322,11 @@ async def _run(
             raise
 
         # Delivered: from here on the operation is posted, never voided (see delivered.py).
-        if marked != [sent]:  # a document too, or no photo: the marker names all of it
+        if marked != [sent]:
             await asyncio.to_thread(delivered.mark, redis, op.id, op.key_token, sent)
-        if not marked:  # no photo: the document is the result
-            await _record_delivery(one_statement, op.id)
 
-        # Post the hold. The status message goes meanwhile (cosmetic). A database blip is
-        # retried; if it outlasts the job, the failure paths find the marker and post it.
+        # Post the hold. A database blip is retried; if it outlasts the job, the failure
+        # paths find the marker and post it.
         async def post() -> bool:
             for attempt in range(POST_ATTEMPTS):
                 try:
@@ -296,23 +349,9 @@ async def _run(
                     await asyncio.sleep(0.5 * 2**attempt)
             return False
 
-        async def post_and_disconnect() -> bool:
-            posted = await post()
-            # The job needs the database no more: close the connection now, while the
-            # status message goes, instead of after (``resources`` finds nothing to close).
-            await sessionmaker.kw["bind"].dispose()
-            return posted
-
-        # The removal is cosmetic: whatever it raises must not cut the post short.
-        posted, removed = await asyncio.gather(
-            post_and_disconnect(), _remove_status(bot, op), return_exceptions=True
-        )
-        if isinstance(posted, BaseException):
-            raise posted
-        if isinstance(removed, Exception):
-            log.warning("operation %s: status message not removed: %r", op.id, removed)
-        elif isinstance(removed, BaseException):
-            raise removed
+        posted = await post()
+        # The job needs the database no more: close the connection now, not after.
+        await sessionmaker.kw["bind"].dispose()
         if not posted:  # voided while we delivered: the user has the result and the money
             log.error(
                 "operation %s: result delivered but the operation was voided (refunded)", op.id
@@ -387,14 +426,6 @@ async def _show_processing(bot: Bot, op: Claimed) -> None:
                 message_id=op.status_message_id,
             ),
             what="status message",
-        )
-
-
-async def _remove_status(bot: Bot, op: Claimed) -> None:
-    if op.status_message_id is not None:
-        await delivery.best_effort(
-            lambda: bot.delete_message(op.chat_id, op.status_message_id),
-            what="delete status message",
         )
 
 

@@ -23,6 +23,7 @@ SENDS = [
     "sendPhoto",
     "sendDocument",
     "editMessageText",
+    "editMessageMedia",
     "deleteMessage",
     "answerCallbackQuery",
     "getFile",

@@ -1,9 +1,9 @@
-"""Found by the Telegram-faults scenario, on the worker's side of the Bot API: a result
-whose photo went out but whose lossless document copy was refused (flood control, 5xx)
-failed the whole job; RQ's retry then sent the photo a second time (or, after the last
-attempt, refunded an operation whose result the user already had). Also guarded here: a
-gateway's HTML error page (a 502 from a proxy, aiogram's ``ClientDecodeError``) is retried
-like a 5xx (a refund notice was lost to one in the same run; fixed in workers meanwhile)."""
+"""Found by the Telegram-faults scenario, on the worker's side of the Bot API. A lossless
+document copy sent after the photo once failed the whole job when refused, and RQ's retry
+sent the photo again: now the result is the "queued" message edited (a retry edits the same
+message) and the copy waits for the user's 📎 tap. Also guarded here: a gateway's HTML error
+page (a 502 from a proxy, aiogram's ``ClientDecodeError``) is retried like a 5xx (a refund
+notice was lost to one in the same run; fixed in workers meanwhile)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter
+from aiogram.types import InlineKeyboardButton
 from PIL import Image
 
 from imaging._image import MediaResult
@@ -51,26 +52,54 @@ def result() -> MediaResult:
     )
 
 
-async def test_a_refused_document_copy_keeps_the_delivered_photo(emulator) -> None:
+FILE_BUTTON = InlineKeyboardButton(text="📎 без сжатия", callback_data="result:file")
+
+
+async def test_a_deleted_status_message_gets_the_result_as_a_new_photo(emulator) -> None:
+    """The user deleted "queued": the edit is refused for good, so the result comes as a
+    message of its own, and its 📎 once the file is kept under that message."""
     tg, bot = emulator
-    await tg.fail_next(100, kind="500", methods=["sendDocument"])
+    status = await bot.send_message(CHAT, "в очереди")
+    await bot.delete_message(CHAT, status.message_id)
+    kept: list[int] = []
+
+    async def keep(message_id: int) -> bool:
+        kept.append(message_id)
+        return True
+
     sent = await delivery.send_result(
-        bot, CHAT, result(), caption="готово", document_caption="без сжатия", lossless=True
+        bot,
+        CHAT,
+        result(),
+        caption="готово",
+        lossless=True,
+        status_message_id=status.message_id,
+        file_button=FILE_BUTTON,
+        keep_file=keep,
     )
-    photos = [m for m in await tg.user(CHAT).bot_messages() if m.photo]
-    assert [m.message_id for m in photos] == [sent["photo_message_id"]]
-    assert "document_message_id" not in sent
+    [photo] = [m for m in await tg.user(CHAT).bot_messages() if m.photo]
+    assert sent["photo_message_id"] == photo.message_id != status.message_id
+    assert kept == [status.message_id, photo.message_id] and sent["file_button"] is True
+    assert photo.button_texts == ["📎 без сжатия"] and photo.text == "готово"
 
 
-async def test_a_refused_photo_is_still_a_failed_delivery(emulator) -> None:
+async def test_a_refused_result_is_still_a_failed_delivery(emulator) -> None:
     tg, bot = emulator
-    await tg.fail_next(100, kind="500", methods=["sendPhoto"])
+    status = await bot.send_message(CHAT, "в очереди")
+    await tg.fail_next(100, kind="500", methods=["editMessageMedia", "sendPhoto"])
     with pytest.raises(delivery.JobFailure) as failed:
         await delivery.send_result(
-            bot, CHAT, result(), caption="готово", document_caption="без сжатия", lossless=True
+            bot,
+            CHAT,
+            result(),
+            caption="готово",
+            lossless=True,
+            status_message_id=status.message_id,
         )
     assert failed.value.failure.transient
     assert not [m for m in await tg.user(CHAT).bot_messages() if m.photo or m.document]
+    [still] = await tg.user(CHAT).bot_messages()
+    assert still.text == "в очереди"  # left as it was, for the retry to edit
 
 
 async def test_a_gateway_error_page_is_retried(emulator) -> None:
@@ -93,44 +122,42 @@ async def test_a_gateway_error_page_is_a_transient_telegram_failure(emulator) ->
     assert failure.reason == "telegram" and failure.transient
 
 
-async def test_the_photo_is_marked_delivered_before_its_document_copy(emulator) -> None:
-    """A copy still going when the job's time runs out is given up at ``until``; by then the
-    photo was reported delivered (the job writes its marker there), so nothing that comes
-    after can refund it."""
-    import asyncio
-
+async def test_the_file_is_kept_before_the_result_shows_and_marked_after(emulator) -> None:
+    """📎 must work from the moment the result shows: the file is kept first; the result is
+    reported delivered (the job writes its marker then) once Telegram took the edit."""
     tg, bot = emulator
-    reported: list[dict] = []
     events: list[str] = []
-    send_document = bot.send_document
+    edit_media = bot.edit_message_media
 
-    async def document_sent(*args, **kwargs):  # type: ignore[no-untyped-def]
-        events.append("sendDocument")
-        return await send_document(*args, **kwargs)
+    async def edited(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("edit")
+        return await edit_media(*args, **kwargs)
 
-    bot.send_document = document_sent  # type: ignore[method-assign]
+    bot.edit_message_media = edited  # type: ignore[method-assign]
+
+    async def keep(message_id: int) -> bool:
+        events.append("kept")
+        return True
 
     async def on_photo(ref: dict) -> None:
         events.append("delivered")
-        reported.append(ref)
 
-    await tg.delay_next(30, methods=["sendDocument"])
-    until = asyncio.get_running_loop().time() + 2.0
+    status = await bot.send_message(CHAT, "в очереди")
     sent = await delivery.send_result(
         bot,
         CHAT,
         result(),
         caption="готово",
-        document_caption="без сжатия",
         lossless=True,
-        until=until,
+        status_message_id=status.message_id,
         on_photo=on_photo,
+        file_button=FILE_BUTTON,
+        keep_file=keep,
     )
-    assert [r["photo_message_id"] for r in reported] == [sent["photo_message_id"]]
-    assert events == ["delivered", "sendDocument"]  # marked before the copy was asked for
-    assert "document_message_id" not in sent
-    # Not waited for: Telegram (held up for 30 s) has not even taken the copy yet.
-    assert not [m for m in await tg.user(CHAT).bot_messages() if m.document]
+    assert events == ["kept", "edit", "delivered"]
+    assert sent["photo_message_id"] == status.message_id and sent["file_button"] is True
+    [photo] = await tg.user(CHAT).bot_messages()
+    assert photo.photo and photo.button_texts == ["📎 без сжатия"]
 
 
 async def test_no_flood_wait_is_begun_past_until(emulator, monkeypatch) -> None:

@@ -27,6 +27,7 @@ from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaDocument,
     InputMediaPhoto,
     KeyboardButton,
     Message,
@@ -193,6 +194,88 @@ async def test_send_document_keeps_bytes_name_and_mime(bot: Bot, tg, make_image)
     assert await msg.download() == png
     with pytest.raises(TelegramBadRequest, match="type of file mismatch"):
         await bot.send_photo(1004, doc.file_id)
+
+
+async def test_edit_message_media_turns_a_text_into_a_photo_then_a_document(
+    bot: Bot, tg, make_image
+) -> None:
+    """Bot API 10.x: a text message may be replaced with media; the new media's caption and
+    keyboard replace the old ones; the same media again is "not modified"."""
+    user = tg.user(1010)
+    await user.send_text("hi")
+    queued = await bot.send_message(1010, "⏳ В очереди", reply_markup=KB)
+    png = make_image(400, 300, "red", "PNG")
+    photo = await bot.edit_message_media(
+        InputMediaPhoto(media=BufferedInputFile(png, "r.png"), caption="Готово"),
+        chat_id=1010,
+        message_id=queued.message_id,
+    )
+    assert isinstance(photo, Message) and photo.message_id == queued.message_id
+    assert photo.photo and photo.caption == "Готово" and photo.text is None
+    assert photo.reply_markup is None and photo.edit_date
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_media(
+            InputMediaPhoto(media=photo.photo[-1].file_id, caption="Готово"),
+            chat_id=1010,
+            message_id=queued.message_id,
+        )
+    doc = await bot.edit_message_media(
+        InputMediaDocument(media=BufferedInputFile(png, "r.png"), caption="Файл"),
+        chat_id=1010,
+        message_id=queued.message_id,
+        reply_markup=KB,
+    )
+    assert isinstance(doc, Message) and doc.document and not doc.photo
+    assert doc.caption == "Файл" and doc.reply_markup is not None
+    assert doc.reply_markup.inline_keyboard[0][0].callback_data == "topup"
+    assert await user.download(doc.document.file_id) == png
+    [_, msg] = await user.messages()
+    assert [("text" in e, "photo" in e) for e in msg.raw["edits"]] == [
+        (True, False),
+        (False, True),
+    ]
+    assert msg.edited and not msg.deleted
+
+    with pytest.raises(TelegramBadRequest, match="message can't be edited"):
+        await bot.edit_message_media(
+            InputMediaPhoto(media=photo.photo[-1].file_id), chat_id=1010, message_id=1
+        )
+    with pytest.raises(TelegramBadRequest, match="wrong file identifier"):
+        await bot.edit_message_media(
+            InputMediaPhoto(media="AgACunknown"), chat_id=1010, message_id=queued.message_id
+        )
+    with pytest.raises(TelegramBadRequest, match="type of file mismatch"):
+        await bot.edit_message_media(
+            InputMediaPhoto(media=doc.document.file_id), chat_id=1010, message_id=2
+        )
+    await bot.delete_message(1010, queued.message_id)
+    with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+        await bot.edit_message_media(
+            InputMediaPhoto(media=photo.photo[-1].file_id), chat_id=1010, message_id=2
+        )
+
+
+async def test_an_album_photo_stays_a_photo(bot: Bot, tg, make_image) -> None:
+    await tg.user(1011).send_text("hi")
+    album = await bot.send_media_group(
+        1011,
+        [
+            InputMediaPhoto(media=BufferedInputFile(make_image(50, 50, c, "PNG"), f"{c}.png"))
+            for c in ("red", "blue")
+        ],
+    )
+    with pytest.raises(TelegramBadRequest, match="in an album to a document"):
+        await bot.edit_message_media(
+            InputMediaDocument(media=BufferedInputFile(b"x" * 10, "x.bin")),
+            chat_id=1011,
+            message_id=album[0].message_id,
+        )
+    edited = await bot.edit_message_media(
+        InputMediaPhoto(media=BufferedInputFile(make_image(60, 60, "green", "PNG"), "g.png")),
+        chat_id=1011,
+        message_id=album[0].message_id,
+    )
+    assert isinstance(edited, Message) and edited.photo[-1].width == 60
 
 
 async def test_media_group_from_bot(bot: Bot, tg, make_image) -> None:

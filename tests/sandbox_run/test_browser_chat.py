@@ -104,8 +104,10 @@ async def test_a_person_uses_free_operations_tops_up_and_pays_in_the_browser(
         arg=await image.element_handle(),
         timeout=WAIT,
     )
-    # the uncompressed file is downloadable too
-    document = bot_messages(page, "Файл без сжатия").last.get_by_test_id("document")
+    # the uncompressed file comes on the result's 📎 button, and is downloadable
+    await press(page, "Списано 10 ₽. Баланс: 90 ₽", "📎 Файл без сжатия")
+    document = bot_messages(page, "Файл без сжатия.").last.get_by_test_id("document")
+    await document.wait_for(timeout=WAIT)
     async with page.expect_download() as download_info:
         await document.click()
     download = await download_info.value

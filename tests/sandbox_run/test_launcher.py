@@ -80,6 +80,14 @@ async def test_run_command_serves_the_whole_bot_and_ctrl_c_stops_every_process(
         await user.send_photo((FIXTURES / "astronaut.jpg").read_bytes())
         result = await user.wait_for(lambda m: bool(m.photo), WAIT)
         assert "1024×1024" in result.text
+        # 🎨: the job submits to the fake fal and ends; its signed webhook reaches web,
+        # which checks it with the fake's keys and enqueues the delivery.
+        await user.press(menu, text="🎨 Создать")
+        await user.wait_for_text("Опишите картинку", WAIT)
+        await user.send_text("рыжий кот-астронавт")
+        made = await user.wait_for(lambda m: bool(m.photo) and "создано" in m.text, WAIT)
+        assert made.message_id != result.message_id
+        assert "recorded (ok)" in Path(info["logs"]["web"]).read_text()
 
     groups = list(info["processes"].values())
     assert all(group_alive(pgid) for pgid in groups)
@@ -183,6 +191,9 @@ def test_local_stand_ins_are_wired_to_each_other_and_trust_localhost(tmp_path: P
     assert env["YOOKASSA_RETURN_URL"] == plan.url("telegram") + "/chat"
     assert env["YOOKASSA_TRUSTED_NETWORKS"] == "10.0.0.0/8,127.0.0.1/32,::1/128"
     assert env["FAL_API_URL"] == plan.url("fal")
+    # The fake fal posts its signed webhooks to the web server, checked with its own keys.
+    assert env["FAL_JWKS_URL"] == plan.url("fal") + "/.well-known/jwks.json"
+    assert env["WEB_PUBLIC_URL"] == plan.url("web")
     assert env["WEB_HOST"] == "127.0.0.1" and env["WEB_PORT"] == str(plan.ports["web"])
     # every value the children get is one the Settings accept
     child = Settings(

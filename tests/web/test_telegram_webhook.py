@@ -430,7 +430,13 @@ async def test_without_a_webhook_url_no_telegram_route_is_mounted(
     app = create_app(settings, sessionmaker=make_sessionmaker(engine))
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     paths = {p for p in paths if not p.startswith("/api/v1/")}  # the operator API
-    assert paths == {"/yookassa/webhook", "/yookassa/health", "/healthz", "/metrics"}
+    assert paths == {
+        "/yookassa/webhook",
+        "/yookassa/health",
+        "/healthz",
+        "/metrics",
+        "/fal/webhook",
+    }
     async with ServerHandle(app):
         pass
     assert not await tg_calls_made(tg.url)

@@ -38,7 +38,7 @@ from rq.worker import BaseWorker
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from billing import accounts, operations
+from billing import accounts, ai_models, operations
 from billing.db import make_sessionmaker
 from billing.models import LedgerEntry, LedgerKind, Operation
 from billing.settings import Settings
@@ -429,6 +429,10 @@ class Harness:
                 await accounts.adjust(
                     session, user_id=account.id, amount=balance, reason="test top-up"
                 )
+            # What runs it, recorded as the bot records it (bot.billed: the catalogue's use).
+            use = (await ai_models.catalogue(session)).use(op_type, self.settings)
+            if isinstance(use, ai_models.Use):
+                input_ref["model"] = use.as_input()
             charged = await operations.charge(
                 session,
                 self.settings,

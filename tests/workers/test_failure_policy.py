@@ -166,13 +166,14 @@ def test_delivery_plan_follows_telegrams_photo_limits() -> None:
     assert plan_delivery(_result(1280, 960), lossless=False) == Plan(True, False)
     assert plan_delivery(_result(1280, 960), lossless=True) == Plan(True, True)  # upscale
     assert plan_delivery(_result(1280, 960, fmt="png"), lossless=False) == Plan(True, True)
-    assert plan_delivery(_result(6000, 4001), lossless=False) == Plan(False, True)  # w+h > 10000
-    assert plan_delivery(_result(4000, 150), lossless=False) == Plan(False, True)  # ratio > 20
-    # Past 2560 px Telegram shrinks the photo: the full size comes as a document too.
+    assert plan_delivery(_result(6000, 4001), lossless=False) == Plan(False, False)  # w+h > 10000
+    assert plan_delivery(_result(4000, 150), lossless=False) == Plan(False, False)  # ratio > 20
+    # Past 2560 px Telegram shrinks the photo: the full size is offered by 📎 (the document
+    # on a tap). Over the photo limits the document is the result: no button.
     assert plan_delivery(_result(5120, 1920), lossless=False) == Plan(True, True)  # a merge
     assert plan_delivery(_result(2560, 1920), lossless=False) == Plan(True, False)
     big = 10 * 1024 * 1024 + 1
-    assert plan_delivery(_result(1280, 960, size=big), lossless=False) == Plan(False, True)
+    assert plan_delivery(_result(1280, 960, size=big), lossless=False) == Plan(False, False)
 
 
 def test_worker_texts_exist_in_both_languages() -> None:

@@ -15,7 +15,13 @@ from sandbox.fal import create_app as create_fal_app
 async def test_generate_delivers_the_image_fal_made(harness_factory) -> None:
     async with ServerHandle(create_fal_app(key="fal-test-key")) as fal:
         h = harness_factory(FREE_OPERATIONS_COUNT=0)
-        h.start_worker(FAL_KEY="fal-test-key", FAL_API_URL=fal.url)
+        # No WEB_PUBLIC_URL: no webhook, the status polls bring the result.
+        h.start_worker(
+            FAL_KEY="fal-test-key",
+            FAL_API_URL=fal.url,
+            FAL_POLL_AFTER_SECONDS=0.2,
+            FAL_POLL_INTERVAL_SECONDS=0.2,
+        )
         user = h.user()
         await user.send_text("кот в космосе")  # the prompt, as the bot received it
         operation_id = await h.new_operation(
@@ -33,8 +39,9 @@ async def test_generate_delivers_the_image_fal_made(harness_factory) -> None:
     )
     with Image.open(io.BytesIO(await user.download(photo.file_id))) as img:
         assert img.size == (1024, 1024)  # fal's square_hd
-    # a PNG from fal also comes as a lossless document
-    assert op.result_ref["format"] == "png" and "document_message_id" in op.result_ref
+    # a PNG from fal: its lossless file on the 📎 button, the "queued" message the photo
+    assert op.result_ref["format"] == "png" and op.result_ref["file_button"] is True
+    assert photo.message_id == op.status_message_id and "document_message_id" not in op.result_ref
     assert await h.entries(operation_id, LedgerKind.REFUND) == 0
 
 

@@ -1,6 +1,7 @@
 """Every local operation end to end: charged → queued → a forking worker downloads the inputs
 from the Telegram emulator by file id, runs the operation, sends the result with its caption,
-posts the hold; the "в очереди" message becomes "обрабатываю…" and is removed."""
+posts the hold; the "в очереди" message becomes "обрабатываю…" and then the result itself
+(editMessageMedia): one message per operation, the lossless file kept for its button."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PIL import Image
 from billing.models import LedgerKind
 from imaging.faceswap import detect_faces
 from imaging.merge import merge_layout
+from jobqueue import result_files
 from sandbox.telegram_client import Message
 
 
@@ -69,17 +71,19 @@ async def test_each_local_operation_delivers_its_result(harness_factory, images)
         tx, "add_text", [await h.upload(tx, coffee)], text="Привет, мир! Съешь же ещё"
     )
 
-    # ⬆️ upscale: twice the width and height, as a photo and as an uncompressed document
+    # ⬆️ upscale: twice the width and height, as a photo; the uncompressed file is kept for
+    # the photo's "📎 Файл без сжатия" button (the bot sends it on a tap: tests/bot)
     message, pixels = await result_of(h, up, ids["upscale"])
     assert pixels.shape[:2] == (1024, 1024)
     assert "увеличено в 2×: 1024×1024" in message.text
     assert "Использована бесплатная операция. Осталось бесплатных: 0" in message.text
+    assert message.button("📎 Файл без сжатия").callback_data == "result:file"
     op = await h.operation(ids["upscale"])
-    document = {m.message_id: m for m in await up.bot_messages()}[
-        op.result_ref["document_message_id"]
-    ]
-    exact = decode(await up.download(document.file_id))
-    assert exact.shape[:2] == (1024, 1024) and document.document["file_name"] == "upscale.jpg"
+    assert op.result_ref["file_button"] is True and "document_message_id" not in op.result_ref
+    kept = h.redis.hgetall(result_files.key(h.bot.id, up.chat_id, message.message_id))
+    assert decode(kept[b"data"]).shape[:2] == (1024, 1024) and kept[b"filename"] == b"upscale.jpg"
+    ttl = h.redis.ttl(result_files.key(h.bot.id, up.chat_id, message.message_id))
+    assert 3600 < ttl <= h.settings.RESULT_FILE_KEEP_SECONDS
 
     # ✨ retouch: same size, pixels changed
     message, pixels = await result_of(h, rt, ids["retouch"])
@@ -129,9 +133,12 @@ async def test_each_local_operation_delivers_its_result(harness_factory, images)
         assert op.attempts == 1 and op.error is None, name
         user = users[name]
         everything = await user.messages(include_deleted=True)
-        status = next(m for m in everything if m.message_id == op.status_message_id)
-        assert status.deleted, f"{name}: the status message stays"
-        assert "Обрабатываю" in status.text or "Processing" in status.text, name
+        # the "queued" message became "processing…", then the result: nothing else was sent
+        [result] = [m for m in everything if m.from_bot]
+        assert result.message_id == op.status_message_id == op.result_ref["photo_message_id"]
+        assert not result.deleted and result.photo, name
+        processing = "⏳ Processing…" if user.language == "en" else "⏳ Обрабатываю…"
+        assert [e.get("text") for e in result.raw["edits"]] == ["⏳ В очереди…", processing]
         assert "upload_photo" in await user.chat_actions(), name
 
 
@@ -149,9 +156,10 @@ async def test_result_over_telegrams_photo_limits_goes_as_a_document(harness_fac
     op = await h.wait_final(operation_id)
     assert op.status == "succeeded", f"{op.status}: {op.error}\n{h.logs()}"
     assert "photo_message_id" not in op.result_ref
-    document = {m.message_id: m for m in await user.bot_messages()}[
-        op.result_ref["document_message_id"]
-    ]
+    # the "queued" message became the document: the only message
+    [document] = await user.bot_messages()
+    assert document.message_id == op.result_ref["document_message_id"] == op.status_message_id
+    assert document.button_texts == []
     assert document.text.startswith("⬆️ Фото увеличено в 2×: 4200×200.")
     assert decode(await user.download(document.file_id)).shape[:2] == (200, 4200)
     assert not [m for m in await user.bot_messages() if m.photo]

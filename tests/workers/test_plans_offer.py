@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from billing import accounts, offers
 from billing.models import User, utcnow
 from tests.billing.holdings import give_holding
-from tg.buttons import MENU_PLANS
+from tg.buttons import MENU_PLANS, RESULT_FILE
 
 OFFER_RU = "💡 Бесплатные операции закончились. В тарифах операции дешевле: /plans"
 
@@ -39,8 +39,10 @@ async def test_the_offer_goes_in_the_caption_once_a_day(harness_factory, images)
     first = await h.new_operation(user, "upscale", [await h.upload(user, photo)], hook="noop")
     result = await _result(h, user, first)
     assert result.text.endswith(OFFER_RU)
+    # upscale's 📎 (the lossless file on a tap) first, then the offer's button
     assert [(b.text, b.callback_data) for row in result.buttons for b in row] == [
-        ("📋 Тарифы", MENU_PLANS)
+        ("📎 Файл без сжатия", RESULT_FILE),
+        ("📋 Тарифы", MENU_PLANS),
     ]
     # No message of its own: the offer is the result's.
     assert [m.message_id for m in await user.bot_messages() if "💡" in m.text] == [
@@ -52,7 +54,7 @@ async def test_the_offer_goes_in_the_caption_once_a_day(harness_factory, images)
         user, "upscale", [await h.upload(user, photo)], hook="noop", balance=1000
     )
     again = await _result(h, user, second)
-    assert "💡" not in again.text and again.buttons == []
+    assert "💡" not in again.text and again.button_texts == ["📎 Файл без сжатия"]
     # A day later: the offer again.
     account = await _account_id(h, user)
     async with h.sessionmaker() as session:
@@ -79,7 +81,7 @@ async def test_in_english_and_with_one_free_operation_left(harness_factory, imag
     assert result.text.endswith(
         "💡 One free operation left. Plans make operations cheaper: /plans"
     )
-    assert result.button_texts == ["📋 Plans"]
+    assert result.button_texts == ["📎 Uncompressed file", "📋 Plans"]
 
 
 async def test_no_offer_with_free_operations_to_spare_or_a_plan(harness_factory, images) -> None:
@@ -101,7 +103,7 @@ async def test_no_offer_with_free_operations_to_spare_or_a_plan(harness_factory,
         subscribed, "upscale", [await h.upload(subscribed, photo)], hook="noop", free=0
     )
     result = await _result(h, subscribed, op)
-    assert "💡" not in result.text and result.buttons == []
+    assert "💡" not in result.text and result.button_texts == ["📎 Файл без сжатия"]
     # Paid from the plan: the caption says so, and what is left.
     assert "Списано 1 операция из подписки, осталось 4." in result.text
 

@@ -1,7 +1,8 @@
 """The job's watchdog keeps the last part of its time for sending the result.
 
-A result ready too late fails before anything is sent: no sendPhoto is cut short in flight,
-so the chat never holds a photo whose operation was refunded. A result ready in time may
+A result ready too late fails before anything is sent: no result (the status message's
+editMessageMedia) is cut short in flight, so the chat never holds a photo whose operation
+was refunded. A result ready in time may
 use the kept time for a slow send.
 
 With JOB_TIMEOUT_SECONDS=6 the watchdog fires at 5.4 s, and before the send at 4.32 s.
@@ -17,7 +18,7 @@ import pytest
 
 from billing.models import LedgerKind
 
-SENDS = ("sendPhoto", "sendDocument")
+SENDS = ("editMessageMedia", "sendPhoto", "sendDocument")
 
 
 async def test_late_result_fails_before_it_is_sent(harness_factory, images) -> None:

@@ -11,7 +11,7 @@ async def test_flood_control_and_a_5xx_are_retried_in_place(harness_factory, ima
     user = h.user()
     file_id = await h.upload(user, images("hopper.jpg"))
     await h.tg.fail_next(1, kind="500", methods=["getFile"])
-    await h.tg.fail_next(2, kind="429", retry_after=1, methods=["sendPhoto"])
+    await h.tg.fail_next(2, kind="429", retry_after=1, methods=["editMessageMedia"])
     h.start_worker()
     operation_id = await h.new_operation(user, "retouch", [file_id], balance=1000)
 
@@ -23,6 +23,28 @@ async def test_flood_control_and_a_5xx_are_retried_in_place(harness_factory, ima
     assert await h.entries(operation_id, LedgerKind.REFUND) == 0
 
 
+async def test_a_result_whose_answer_was_lost_is_shown_once(harness_factory, images) -> None:
+    """Telegram made the "queued" message the result but its answer never came: the retry
+    edits the same message again, so the chat holds one result, not two (a sendPhoto
+    retried after a lost answer would have sent a second photo)."""
+    h = harness_factory(JOB_RETRIES=0, FREE_OPERATIONS_COUNT=0)
+    user = h.user()
+    file_id = await h.upload(user, images("hopper.jpg"))
+    await h.tg.fail_next(1, kind="lost", methods=["editMessageMedia"])
+    h.start_worker()
+    since = await h.tg.last_call_seq()
+    operation_id = await h.new_operation(user, "retouch", [file_id], balance=1000)
+
+    op = await h.wait_final(operation_id)
+    assert op.status == "succeeded" and op.attempts == 1, f"{op.status}: {op.error}"
+    edits = await h.tg.calls("editMessageMedia", chat_id=user.chat_id, since=since)
+    assert [c["ok"] for c in edits] == [True, True]  # done twice: the first answer was lost
+    [result] = await user.bot_messages()
+    assert result.photo and result.message_id == op.status_message_id
+    assert "Ретушь готова" in result.text
+    assert await h.entries(operation_id, LedgerKind.REFUND) == 0
+
+
 async def test_a_long_flood_wait_is_waited_out_by_rqs_retry(harness_factory, images) -> None:
     """retry_after past what an attempt waits in place (MAX_RETRY_AFTER): the job fails, and
     RQ's retry comes when Telegram said, not at the retry intervals (2 s would still meet the
@@ -30,16 +52,16 @@ async def test_a_long_flood_wait_is_waited_out_by_rqs_retry(harness_factory, ima
     h = harness_factory(JOB_RETRIES=1, JOB_DEADLINE_MARGIN_SECONDS=120, FREE_OPERATIONS_COUNT=0)
     user = h.user()
     file_id = await h.upload(user, images("hopper.jpg"))
-    await h.tg.fail_next(1, kind="429", retry_after=16, methods=["sendPhoto"])
+    await h.tg.fail_next(1, kind="429", retry_after=16, methods=["editMessageMedia"])
     h.start_worker()
     since = await h.tg.last_call_seq()
     operation_id = await h.new_operation(user, "retouch", [file_id], hook="noop", balance=1000)
 
     op = await h.wait_final(operation_id)
     # The emulator records no call it refused: the first attempt shows by its getFile.
-    calls = await h.tg.calls(["getFile", "sendPhoto"], since=since)
+    calls = await h.tg.calls(["getFile", "editMessageMedia"], since=since)
     first_download = min(c["time"] for c in calls if c["method"] == "getFile")
-    [sent] = [c["time"] for c in calls if c["method"] == "sendPhoto"]
+    [sent] = [c["time"] for c in calls if c["method"] == "editMessageMedia"]
     assert sent - first_download >= 16, sent - first_download
     assert op.status == "succeeded", f"{op.status}: {op.error}\n{h.logs()}"
     assert op.attempts == 2
@@ -51,7 +73,7 @@ async def test_a_flood_wait_past_the_deadline_refunds_at_once(harness_factory, i
     h = harness_factory(JOB_RETRIES=2, JOB_DEADLINE_MARGIN_SECONDS=30, FREE_OPERATIONS_COUNT=0)
     user = h.user()
     file_id = await h.upload(user, images("hopper.jpg"))
-    await h.tg.fail_next(1, kind="429", retry_after=100, methods=["sendPhoto"])
+    await h.tg.fail_next(1, kind="429", retry_after=100, methods=["editMessageMedia"])
     h.start_worker()
     operation_id = await h.new_operation(user, "retouch", [file_id], hook="noop", balance=1000)
 

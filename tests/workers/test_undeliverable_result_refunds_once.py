@@ -10,7 +10,9 @@ async def test_result_telegram_keeps_refusing_is_refunded_once(harness_factory, 
     h = harness_factory(JOB_RETRIES=1, FREE_OPERATIONS_COUNT=0)
     user = h.user()
     file_id = await h.upload(user, images("astronaut.jpg"))
-    await h.tg.fail_next(1000, kind="502", methods=["sendPhoto", "sendDocument"])
+    await h.tg.fail_next(
+        1000, kind="502", methods=["editMessageMedia", "sendPhoto", "sendDocument"]
+    )
     h.start_worker()
     operation_id = await h.new_operation(user, "upscale", [file_id], balance=3000)
 

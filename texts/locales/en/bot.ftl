@@ -140,6 +140,9 @@ bot-insufficient =
     Top up and let's carry on!
 bot-throttled = 🐢 Not so fast! Wait a couple of seconds and try again.
 bot-button-outdated = This button no longer works. Open the menu: /start
+# 📎 under a result (the file is kept RESULT_FILE_KEEP_SECONDS; a second tap while it uploads)
+bot-result-file-gone = The uncompressed file is kept for { $hours } h; this one is gone. The photo above stays.
+bot-result-file-sending = The file is on its way.
 
 ## Balance and top-up
 bot-balance =

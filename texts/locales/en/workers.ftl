@@ -19,6 +19,8 @@ worker-cost-none = Free of charge. Balance: { $balance } ₽.
 worker-cost-subscription = { $units } taken from the subscription, { $units_left } left. Balance: { $balance } ₽.
 worker-cost-package = { $units } taken from the package, { $units_left } left. Balance: { $balance } ₽.
 worker-document-caption = Uncompressed file.
+# The button under a result whose photo Telegram compresses: the bot sends the file on a tap.
+worker-btn-file = 📎 Uncompressed file
 
 ## Failures
 worker-failed = ❌ That didn't work: { $reason }
@@ -43,6 +45,8 @@ worker-reason-instruction = I did not understand what to do with the photo.
 worker-reason-invalid-text = the text is empty or too long.
 worker-reason-no-change = these edits change no pixel of this photo (black and white of a photo that already is, for example).
 worker-reason-backend = the image generation service could not handle the request.
+worker-reason-model-refused = the service refused: the request or photo did not pass its safety check.
+worker-reason-model-input = the service did not accept this input (the photo or the text).
 worker-reason-media = the image could not be processed.
 worker-reason-timeout = processing took too long.
 worker-reason-crashed = the processor stopped unexpectedly.

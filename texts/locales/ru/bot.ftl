@@ -140,6 +140,9 @@ bot-insufficient =
     Пополните баланс — и продолжим!
 bot-throttled = 🐢 Не так быстро! Подождите пару секунд и попробуйте снова.
 bot-button-outdated = Эта кнопка больше не работает. Откройте меню: /start
+# 📎 under a result (the file is kept RESULT_FILE_KEEP_SECONDS; a second tap while it uploads)
+bot-result-file-gone = Файл без сжатия хранится { $hours } ч, этот уже удалён. Фото выше осталось.
+bot-result-file-sending = Файл уже отправляется.
 
 ## Balance and top-up
 bot-balance =

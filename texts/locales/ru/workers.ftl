@@ -19,6 +19,8 @@ worker-cost-none = Бесплатно. Баланс: { $balance } ₽.
 worker-cost-subscription = Списано { $units } из подписки, осталось { $units_left }. Баланс: { $balance } ₽.
 worker-cost-package = Списано { $units } из пакета, осталось { $units_left }. Баланс: { $balance } ₽.
 worker-document-caption = Файл без сжатия.
+# The button under a result whose photo Telegram compresses: the bot sends the file on a tap.
+worker-btn-file = 📎 Файл без сжатия
 
 ## Failures
 worker-failed = ❌ Не получилось: { $reason }
@@ -43,6 +45,8 @@ worker-reason-instruction = не понял, что сделать с фото.
 worker-reason-invalid-text = текст пустой или слишком длинный.
 worker-reason-no-change = эти правки не меняют ни одной точки на этом фото (например, ч/б для уже чёрно-белого).
 worker-reason-backend = сервис генерации не справился с запросом.
+worker-reason-model-refused = сервис отказался это делать: запрос или фото не прошли его проверку безопасности.
+worker-reason-model-input = сервис не принял эти данные (фото или текст).
 worker-reason-media = не удалось обработать изображение.
 worker-reason-timeout = обработка заняла слишком много времени.
 worker-reason-crashed = обработчик аварийно остановился.
