@@ -7,13 +7,12 @@ import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 import redis
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,6 +20,10 @@ from alembic import command
 from billing.audit import audit
 from billing.db import make_engine, make_sessionmaker
 from billing.settings import Settings
+
+if TYPE_CHECKING:  # aiogram's import builds ~600 pydantic models: ~4 s of CPU, which the
+    # pytest-xdist controller (it runs no test) need not pay
+    from aiogram import Bot
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -320,6 +323,8 @@ def free_port() -> int:
 async def close_bot(bot: Bot) -> None:
     """``bot.session.close()`` without aiogram's 250 ms wait for TLS connections to wind
     down: the test servers speak plain HTTP, and some 200 tests close a bot."""
+    from aiogram.client.session.aiohttp import AiohttpSession
+
     if isinstance(bot.session, AiohttpSession):
         await (await bot.session.create_session()).close()  # the open one, or a new one
     await bot.session.close()
