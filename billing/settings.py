@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from math import ceil
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -238,6 +238,10 @@ class Settings(BaseSettings):
     RQ_QUEUE: str = "media"
     JOB_TIMEOUT_SECONDS: int = 180
     JOB_RETRIES: int = 2
+    # Seconds before each of RQ's retries of a failed job (set at enqueue; the last repeats).
+    JOB_RETRY_INTERVALS: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [2, 5, 15])
+    # Seconds between a worker's tries of a Telegram call failing 5xx or on the network.
+    TELEGRAM_RETRY_BACKOFF: Annotated[tuple[float, ...], NoDecode] = (0.5, 1.5, 4.0)
     # How long an operation may wait in the queue; its job's timeout and the deadline margin
     # come on top (see operation_deadline_seconds).
     OPERATION_DEADLINE_SECONDS: int = 570
@@ -317,11 +321,25 @@ class Settings(BaseSettings):
             raise ValueError(f"STARS_PACKS must be 1 to {MAX_STARS_PER_INVOICE} ⭐ each")
         return value
 
-    @field_validator("ADMIN_IDS", "TOPUP_PRESETS_RUB", mode="before")
+    @field_validator("ADMIN_IDS", "TOPUP_PRESETS_RUB", "JOB_RETRY_INTERVALS", mode="before")
     @classmethod
     def _int_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [int(x) for x in value.replace(";", ",").split(",") if x.strip()]
+        return value
+
+    @field_validator("TELEGRAM_RETRY_BACKOFF", mode="before")
+    @classmethod
+    def _float_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(x) for x in value.replace(";", ",").split(",") if x.strip())
+        return value
+
+    @field_validator("JOB_RETRY_INTERVALS", "TELEGRAM_RETRY_BACKOFF")
+    @classmethod
+    def _waits(cls, value: Any) -> Any:
+        if not value or any(x < 0 for x in value):
+            raise ValueError("must list one or more waits in seconds, none negative")
         return value
 
     @field_validator("SPENDING_ORDER", mode="before")

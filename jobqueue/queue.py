@@ -87,7 +87,9 @@ def enqueue_operation(
         key_token,
         job_id=job_id_for(operation_id, key_token),
         job_timeout=settings.JOB_TIMEOUT_SECONDS,
-        retry=Retry(max=settings.JOB_RETRIES, interval=[2, 5, 15][: settings.JOB_RETRIES] or 0)
+        retry=Retry(
+            max=settings.JOB_RETRIES, interval=settings.JOB_RETRY_INTERVALS[: settings.JOB_RETRIES]
+        )
         if settings.JOB_RETRIES
         else None,
         on_failure=Callback("workers.jobs.on_job_failure", timeout=FAILURE_CALLBACK_SECONDS),

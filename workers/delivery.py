@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +34,7 @@ from aiogram.types import (
     InputMediaPhoto,
 )
 
+from billing.settings import Settings
 from imaging._image import MediaResult
 from tg.errors import TELEGRAM_ERRORS, Kind, classify, is_transient
 from tg.retry import RetryPolicy, retry_call
@@ -50,7 +52,7 @@ PHOTO_SHOWN_SIDE = 2560  # Telegram keeps a photo at most this large: a bigger o
 DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 
 ATTEMPTS = 3
-BACKOFF = (0.5, 1.5, 4.0)
+BACKOFF = (0.5, 1.5, 4.0)  # the default of TELEGRAM_RETRY_BACKOFF
 MAX_RETRY_AFTER = 15.0  # a longer flood wait goes back to RQ (its retry intervals)
 FLOOD_BUDGET = 30.0  # seconds of flood-control waits one call may spend
 FLOOD_JITTER = 0.5  # seconds added at random to each flood wait
@@ -84,14 +86,24 @@ async def call(
     until: float | None = None,
     room: float = 0.0,
 ) -> T:
-    """``await make()`` under the worker's :data:`POLICY`: flood waits within
-    ``FLOOD_BUDGET``, 5xx and network errors ``ATTEMPTS`` times in all.
+    """``await make()`` under the worker's :data:`POLICY` (with this process's
+    TELEGRAM_RETRY_BACKOFF, :func:`configure`): flood waits within ``FLOOD_BUDGET``, 5xx and
+    network errors ``ATTEMPTS`` times in all.
 
     ``until`` (the event loop's clock): no retry is begun whose wait, plus ``room`` seconds
     for the try itself, would end later; the error is raised instead — so an upload is not
     started just before the caller's time runs out, to be cut short in flight.
     """
-    return await retry_call(make, POLICY, what=what, logger=log, until=until, room=room)
+    return await retry_call(make, _policy, what=what, logger=log, until=until, room=room)
+
+
+_policy = POLICY
+
+
+def configure(settings: Settings) -> None:
+    """This process's waits between tries: TELEGRAM_RETRY_BACKOFF (tests set them short)."""
+    global _policy
+    _policy = dataclasses.replace(POLICY, backoff=tuple(settings.TELEGRAM_RETRY_BACKOFF))
 
 
 async def best_effort(make: Callable[[], Awaitable[Any]], *, what: str) -> bool:

@@ -24,6 +24,7 @@ from billing import operations as billing_operations
 from billing.db import make_engine, make_sessionmaker
 from billing.settings import Settings, operation_deadline_seconds
 from tg.factory import bot_token, make_bot
+from workers import delivery
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class NotConfigured(RuntimeError):
 def configure(settings: Settings) -> None:
     global _settings, _prototype, _prototype_key
     _settings = settings
+    delivery.configure(settings)
     _prototype = None
     _prototype_key = None
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing import accounts, operations, payments
 from billing.audit import audit
@@ -28,57 +31,72 @@ steps = st.lists(
 )
 
 
-async def _run(url: str, sequence: list[tuple]) -> list[str]:
+async def _run(url: str, engine: AsyncEngine, sequence: list[tuple]) -> list[str]:
     settings = make_settings(url)
-    engine = make_engine(url, pool_size=2)
     sm = make_sessionmaker(engine)
     users: dict[int, int] = {}
     operation_ids: list[int] = []
     payment_rows: list[tuple[int, int]] = []
-    try:
-        for action, a, b in sequence:
-            async with sm() as session:
-                try:
-                    if action == "user":
-                        state, _ = await accounts.get_or_create_user(
-                            session, telegram_id=a, free_operations=b
-                        )
-                        users[a] = state.id
-                    elif action == "charge" and a in users:
-                        result = await operations.charge(
-                            session, settings, user_id=users[a], op_type=b
-                        )
-                        operation_ids.append(result.operation_id)
-                    elif action == "refund" and operation_ids:
-                        op = operation_ids[a % len(operation_ids)]
-                        await operations.refund_operation(session, operation_id=op)
-                    elif action == "complete" and operation_ids:
-                        op = operation_ids[a % len(operation_ids)]
-                        await operations.complete_operation(session, operation_id=op)
-                    elif action == "pay" and a in users:
-                        payment = await payments.create_payment(
-                            session, user_id=users[a], amount=b, currency="RUB"
-                        )
-                        payment_rows.append((payment.id, b))
-                    elif action == "credit" and payment_rows:
-                        pid, amount = payment_rows[a % len(payment_rows)]
-                        await payments.credit_payment(
-                            session,
-                            payment_id=pid,
-                            amount=amount if b else amount + 1,
-                            currency="RUB",
-                        )
-                    elif action == "adjust" and a in users and b:
-                        await accounts.adjust(
-                            session, user_id=users[a], amount=b, reason="property test"
-                        )
-                    await session.commit()
-                except BillingError:
-                    await session.rollback()
+    for action, a, b in sequence:
         async with sm() as session:
-            return await audit(session)
+            try:
+                if action == "user":
+                    state, _ = await accounts.get_or_create_user(
+                        session, telegram_id=a, free_operations=b
+                    )
+                    users[a] = state.id
+                elif action == "charge" and a in users:
+                    result = await operations.charge(
+                        session, settings, user_id=users[a], op_type=b
+                    )
+                    operation_ids.append(result.operation_id)
+                elif action == "refund" and operation_ids:
+                    op = operation_ids[a % len(operation_ids)]
+                    await operations.refund_operation(session, operation_id=op)
+                elif action == "complete" and operation_ids:
+                    op = operation_ids[a % len(operation_ids)]
+                    await operations.complete_operation(session, operation_id=op)
+                elif action == "pay" and a in users:
+                    payment = await payments.create_payment(
+                        session, user_id=users[a], amount=b, currency="RUB"
+                    )
+                    payment_rows.append((payment.id, b))
+                elif action == "credit" and payment_rows:
+                    pid, amount = payment_rows[a % len(payment_rows)]
+                    await payments.credit_payment(
+                        session,
+                        payment_id=pid,
+                        amount=amount if b else amount + 1,
+                        currency="RUB",
+                    )
+                elif action == "adjust" and a in users and b:
+                    await accounts.adjust(
+                        session, user_id=users[a], amount=b, reason="property test"
+                    )
+                await session.commit()
+            except BillingError:
+                await session.rollback()
+    async with sm() as session:
+        return await audit(session)
+
+
+@pytest.fixture
+def run_sequence(any_db_url: str) -> Iterator[Callable[[list[tuple]], list[str]]]:
+    """``run_sequence(steps)``: the audit's problems after the steps, on an emptied database;
+    one event loop and engine for all the test's examples (an engine per example compiled
+    every statement again: most of the test's time)."""
+    loop = asyncio.new_event_loop()
+    engine = make_engine(any_db_url, pool_size=2)
+
+    def run(sequence: list[tuple]) -> list[str]:
+        _clean(any_db_url)
+        return loop.run_until_complete(_run(any_db_url, engine, sequence))
+
+    try:
+        yield run
     finally:
-        await engine.dispose()
+        loop.run_until_complete(engine.dispose())
+        loop.close()
 
 
 @hsettings(
@@ -87,9 +105,8 @@ async def _run(url: str, sequence: list[tuple]) -> list[str]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(sequence=steps)
-def test_random_sequences_keep_the_audit_clean(any_db_url, sequence):
-    _clean(any_db_url)
-    assert asyncio.run(_run(any_db_url, sequence)) == []
+def test_random_sequences_keep_the_audit_clean(run_sequence, sequence):
+    assert run_sequence(sequence) == []
 
 
 async def test_the_audit_finds_a_balance_changed_behind_the_ledgers_back(any_db_url):

@@ -54,6 +54,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing import accounts, operations, payments, plans
 from billing.audit import audit
@@ -444,13 +445,20 @@ class Model:
 
 
 class PlansMachine(RuleBasedStateMachine):
-    def __init__(self, url: str, order: tuple[str, ...]):
+    def __init__(
+        self,
+        url: str,
+        order: tuple[str, ...],
+        loop: asyncio.AbstractEventLoop,
+        engine: AsyncEngine,
+    ):
         super().__init__()
         self.url, self.order = url, order
         STATS["examples"] += 1
         clean_tables(url)
-        self.loop = asyncio.new_event_loop()
-        self.engine = make_engine(url, pool_size=2)
+        # The test's loop and engine, shared by its examples: an engine per example compiled
+        # every statement again.
+        self.loop, self.engine = loop, engine
         self.sm = make_sessionmaker(self.engine)
         self.now = datetime.now(UTC).replace(microsecond=0)
         self.keys = count(1)
@@ -466,8 +474,6 @@ class PlansMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         for patch in self.patches:
             patch.stop()
-        self.loop.run_until_complete(self.engine.dispose())
-        self.loop.close()
 
     # -- plumbing
 
@@ -1041,10 +1047,12 @@ APPLIES: dict[str, Callable[[PlansMachine], Any]] = {
 }
 
 
-# PLANS_MACHINE_EXAMPLES=500 for a long exploration; CI runs the default.
+# The slow tier (make test, CI) runs PLANS_MACHINE_EXAMPLES runs of each database and order
+# (500 for a long exploration); the fast tier (make test-fast) a few.
 # PLANS_MACHINE_SHRINK=0: the first failing run as found, not shrunk (for mutation checks).
-MACHINE_SETTINGS = hsettings(
-    max_examples=int(os.environ.get("PLANS_MACHINE_EXAMPLES", "12")),
+FULL_EXAMPLES = int(os.environ.get("PLANS_MACHINE_EXAMPLES", "12"))
+FEW_EXAMPLES = 2
+MACHINE_SETTINGS = dict(
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -1056,11 +1064,27 @@ MACHINE_SETTINGS = hsettings(
 )
 
 
+@pytest.mark.parametrize(
+    "examples",
+    [
+        pytest.param(FEW_EXAMPLES, id="few"),
+        pytest.param(FULL_EXAMPLES, id="full", marks=pytest.mark.slow),
+    ],
+)
 @pytest.mark.parametrize("order", [DEFAULT_ORDER, SEED_003_ORDER], ids=["default", "seed003"])
-def test_plans_state_machine(any_db_url, order):
+def test_plans_state_machine(any_db_url, order, examples):
     STATS.clear()
     started = time.monotonic()
-    run_state_machine_as_test(lambda: PlansMachine(any_db_url, order), settings=MACHINE_SETTINGS)
+    loop = asyncio.new_event_loop()
+    engine = make_engine(any_db_url, pool_size=2)
+    try:
+        run_state_machine_as_test(
+            lambda: PlansMachine(any_db_url, order, loop, engine),
+            settings=hsettings(max_examples=examples, **MACHINE_SETTINGS),
+        )
+    finally:
+        loop.run_until_complete(engine.dispose())
+        loop.close()
     print(f"\n{time.monotonic() - started:.1f} s")
     for label, n in sorted(STATS.items()):
         print(f"{n:6d}  {label}")

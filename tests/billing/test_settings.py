@@ -39,6 +39,10 @@ def test_database_url_accepts_the_seeds_forms(given, expected):
         {"REDIS_URL": "http://x"},
         {"TOPUP_MIN_RUB": "0"},
         {"YOOKASSA_TRUSTED_NETWORKS": "999.1.1.1/8"},
+        {"JOB_RETRY_INTERVALS": "2,-5"},
+        {"JOB_RETRY_INTERVALS": ""},
+        {"TELEGRAM_RETRY_BACKOFF": "0.5,-1"},
+        {"TELEGRAM_RETRY_BACKOFF": "soon"},
     ],
 )
 def test_bad_values_are_refused(values):
@@ -66,6 +70,15 @@ def test_prices_are_kopecks_and_lists_parse_from_the_environment(monkeypatch):
     assert s.price_kopecks == 1250
     assert s.ADMIN_IDS == [1, 2, 3]
     assert s.TRUSTED_PROXIES == ["10.0.0.0/8", "127.0.0.1"]
+
+
+def test_the_retry_waits_default_to_productions_and_parse_from_the_environment(monkeypatch):
+    s = Settings(_env_file=None)
+    assert (s.JOB_RETRY_INTERVALS, s.TELEGRAM_RETRY_BACKOFF) == ([2, 5, 15], (0.5, 1.5, 4.0))
+    monkeypatch.setenv("JOB_RETRY_INTERVALS", "1, 3")
+    monkeypatch.setenv("TELEGRAM_RETRY_BACKOFF", "0.05,0.2")
+    s = Settings(_env_file=None)
+    assert (s.JOB_RETRY_INTERVALS, s.TELEGRAM_RETRY_BACKOFF) == ([1, 3], (0.05, 0.2))
 
 
 @pytest.mark.parametrize("environment", ["development", "test", "production"])

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing import accounts, operations, plans, wallet
 from billing.db import make_engine, make_sessionmaker
@@ -120,72 +122,91 @@ _ENDS = {
 }
 
 
-async def _agree(url: str, state: dict, telegram_id: int) -> None:
+async def _agree(url: str, engine: AsyncEngine, state: dict, telegram_id: int) -> None:
     settings = make_settings(
         url, SPENDING_ORDER=",".join(state["order"]), OPERATION_UNITS="generate=2"
     )
-    engine = make_engine(url, pool_size=2)
     sm = make_sessionmaker(engine)
-    try:
-        user = await new_user(sm, telegram_id, free=state["free"], balance=state["balance"])
-        async with sm() as session:
-            if state["sub"] is not None:
-                units, when = state["sub"]
-                await give_holding(session, user, "pro", units_left=units, ends_in=_ENDS[when])
-            for units, when in state["packs"]:
-                await give_holding(session, user, "pack10", units_left=units, ends_in=_ENDS[when])
-            await session.commit()
-        async with sm() as session:  # what is due first, as the screens and the charge do
-            await plans.roll_over(session, settings, user_id=user)
-            await session.commit()
-        async with sm() as session:
-            # Rolled back with the charge: the default plan unlocks upscale only (pack10 and
-            # pro unlock every type).
-            if state["locked"]:
-                await session.execute(
-                    Plan.__table__.update().where(Plan.is_default).values(unlocks=["upscale"])
-                )
-            held = await wallet.wallet(session, settings, user_id=user)
-            quote = wallet.quote_from(held, settings, state["op"])
-            try:
-                charge = await operations.charge(
-                    session, settings, user_id=user, op_type=state["op"]
-                )
-            except OperationLocked:
-                assert quote.locked, (state, quote)
-                return
-            except InsufficientFunds as exc:
-                assert not quote.covered and not quote.locked, (state, quote)
-                assert exc.price == quote.price
-                return
-            finally:
-                await session.rollback()
-            assert quote.covered, (state, quote, charge)
-            assert charge.funding == quote.source, (state, quote, charge)
-            assert charge.holding_id == quote.holding_id, (state, quote, charge)
-            assert charge.units == quote.units
-            if quote.source is Funding.BALANCE:
-                assert charge.price == quote.takes and charge.balance_after == quote.left
-            else:
-                assert charge.price == 0
-            if quote.source is Funding.FREE:
-                assert charge.free_after == quote.left
-            if quote.source in (Funding.SUBSCRIPTION, Funding.PACKAGE):
-                assert charge.units_after == quote.left
-        await assert_audit_clean(engine)
-    finally:
-        await engine.dispose()
+    user = await new_user(sm, telegram_id, free=state["free"], balance=state["balance"])
+    async with sm() as session:
+        if state["sub"] is not None:
+            units, when = state["sub"]
+            await give_holding(session, user, "pro", units_left=units, ends_in=_ENDS[when])
+        for units, when in state["packs"]:
+            await give_holding(session, user, "pack10", units_left=units, ends_in=_ENDS[when])
+        await session.commit()
+    async with sm() as session:  # what is due first, as the screens and the charge do
+        await plans.roll_over(session, settings, user_id=user)
+        await session.commit()
+    async with sm() as session:
+        # Rolled back with the charge: the default plan unlocks upscale only (pack10 and
+        # pro unlock every type).
+        if state["locked"]:
+            await session.execute(
+                Plan.__table__.update().where(Plan.is_default).values(unlocks=["upscale"])
+            )
+        held = await wallet.wallet(session, settings, user_id=user)
+        quote = wallet.quote_from(held, settings, state["op"])
+        try:
+            charge = await operations.charge(session, settings, user_id=user, op_type=state["op"])
+        except OperationLocked:
+            assert quote.locked, (state, quote)
+            return
+        except InsufficientFunds as exc:
+            assert not quote.covered and not quote.locked, (state, quote)
+            assert exc.price == quote.price
+            return
+        finally:
+            await session.rollback()
+        assert quote.covered, (state, quote, charge)
+        assert charge.funding == quote.source, (state, quote, charge)
+        assert charge.holding_id == quote.holding_id, (state, quote, charge)
+        assert charge.units == quote.units
+        if quote.source is Funding.BALANCE:
+            assert charge.price == quote.takes and charge.balance_after == quote.left
+        else:
+            assert charge.price == 0
+        if quote.source is Funding.FREE:
+            assert charge.free_after == quote.left
+        if quote.source in (Funding.SUBSCRIPTION, Funding.PACKAGE):
+            assert charge.units_after == quote.left
+    await assert_audit_clean(engine)
 
 
 _telegram_ids = itertools.count(500_000)
 
 
-@hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@pytest.fixture
+def agree(any_db_url: str) -> Iterator[Callable[[dict], None]]:
+    """``agree(state)``: one example, on one event loop and engine for all the test's examples
+    (an engine per example compiled every statement again: most of the test's time)."""
+    loop = asyncio.new_event_loop()
+    engine = make_engine(any_db_url, pool_size=2)
+    try:
+        yield lambda state: loop.run_until_complete(
+            _agree(any_db_url, engine, state, next(_telegram_ids))
+        )
+    finally:
+        loop.run_until_complete(engine.dispose())
+        loop.close()
+
+
+# The fast tier tries a few states; the slow tier (make test, CI) the full 60.
+@hsettings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(state=states)
 def test_the_quote_names_the_source_holding_and_price_the_charge_then_uses(
-    any_db_url: str, state: dict
+    agree: Callable[[dict], None], state: dict
 ) -> None:
-    asyncio.run(_agree(any_db_url, state, next(_telegram_ids)))
+    agree(state)
+
+
+@pytest.mark.slow
+@hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(state=states)
+def test_the_quote_names_the_source_holding_and_price_the_charge_then_uses_60_states(
+    agree: Callable[[dict], None], state: dict
+) -> None:
+    agree(state)
 
 
 # -- the history ------------------------------------------------------------------------------

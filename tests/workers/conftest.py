@@ -343,6 +343,8 @@ class Harness:
             TELEGRAM_API_URL=self.tg_url,
             RQ_QUEUE=s.RQ_QUEUE,
             JOB_RETRIES=str(s.JOB_RETRIES),
+            JOB_RETRY_INTERVALS=",".join(map(str, s.JOB_RETRY_INTERVALS)),
+            TELEGRAM_RETRY_BACKOFF=",".join(map(str, s.TELEGRAM_RETRY_BACKOFF)),
             JOB_TIMEOUT_SECONDS=str(s.JOB_TIMEOUT_SECONDS),
             JOB_DEADLINE_MARGIN_SECONDS=str(s.JOB_DEADLINE_MARGIN_SECONDS),
             SWEEP_INTERVAL_SECONDS=str(s.SWEEP_INTERVAL_SECONDS),
@@ -546,6 +548,10 @@ def harness_settings(db_url: str, redis_url: str) -> Callable[..., Settings]:
             "SWEEP_INTERVAL_SECONDS": 0.5,
             "WORKER_TEST_HOOKS": True,
             "RQ_QUEUE": "media-test",
+            # RQ's retries and the worker's Telegram retries wait as in production, only
+            # shorter (production: 2, 5, 15 s and 0.5, 1.5, 4 s): seconds per test otherwise.
+            "JOB_RETRY_INTERVALS": [1],
+            "TELEGRAM_RETRY_BACKOFF": (0.05, 0.15, 0.4),
         }
         values.update(overrides)
         return make_settings(db_url, redis_url, **values)

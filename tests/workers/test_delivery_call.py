@@ -3,24 +3,30 @@ budget of seconds, not of attempts); 5xx answers are retried a fixed number of t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
 from aiogram.methods import SendPhoto
 
+from tests.conftest import make_settings
 from workers import delivery
 
 METHOD = SendPhoto(chat_id=1, photo="x")
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    # The production waits (an in-process worker of an earlier test configured short ones).
+    delivery.configure(make_settings("sqlite://", TELEGRAM_RETRY_BACKOFF=delivery.BACKOFF))
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
     monkeypatch.setattr(delivery.asyncio, "sleep", sleep)
-    return slept
+    yield slept
+    delivery.configure(make_settings("sqlite://"))
 
 
 def failing(errors: list[Exception]):  # noqa: ANN201
@@ -68,3 +74,10 @@ async def test_server_errors_are_tried_three_times(waits: list[float]) -> None:
     with pytest.raises(TelegramServerError):
         await delivery.call(make, what="sendPhoto")
     assert calls["n"] == 3
+
+
+async def test_the_waits_between_tries_are_the_settings(waits: list[float]) -> None:
+    delivery.configure(make_settings("sqlite://", TELEGRAM_RETRY_BACKOFF="0.2, 0.3"))
+    make, calls = failing([TelegramServerError(METHOD, "bad gateway") for _ in range(2)])
+    assert await delivery.call(make, what="sendPhoto") == "sent"
+    assert calls["n"] == 3 and waits == [0.2, 0.3]
