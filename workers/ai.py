@@ -169,7 +169,8 @@ async def model_output(
     params: dict[str, str | int | float] = {"request_id": state.request_id or ""}
     if call is not None:
         params["model"] = call.model_id
-    return fal.model_result(data, op=op.op_type, params=params)
+    # Its own caption (media-result-ai-<type>): what the model did, not the local code's words.
+    return fal.model_result(data, op=f"ai-{op.op_type}", params=params)
 
 
 def _delivery(

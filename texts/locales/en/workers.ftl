@@ -11,6 +11,13 @@ media-result-text = 📝 Text added.
 media-result-missing-glyphs = ⚠️ The font has no such characters, so they were left out: { $characters }
 media-result-generate = 🎨 Image created.
 media-result-noop = Unchanged.
+# A hosted model's result (jobs of workers.ai).
+media-result-ai-generate = 🎨 Image created: { $width }×{ $height }.
+media-result-ai-edit = ✏️ Edited: { $width }×{ $height }.
+media-result-ai-merge = 🔗 Photos combined into one scene: { $width }×{ $height }.
+media-result-ai-face_swap = 🔄 Face swapped: { $width }×{ $height }.
+media-result-ai-retouch = ✨ Portrait restored and retouched: { $width }×{ $height }.
+media-result-ai-upscale = ⬆️ Upscaled: { $width }×{ $height }.
 
 ## What it cost and what is left
 worker-cost-balance = Charged { $price } ₽. Balance: { $balance } ₽.

@@ -11,6 +11,13 @@ media-result-text = 📝 Текст добавлен.
 media-result-missing-glyphs = ⚠️ Этих символов нет в шрифте, на картинке их нет: { $characters }
 media-result-generate = 🎨 Изображение создано.
 media-result-noop = Без изменений.
+# A hosted model's result (jobs of workers.ai).
+media-result-ai-generate = 🎨 Изображение создано: { $width }×{ $height }.
+media-result-ai-edit = ✏️ Правки внесены: { $width }×{ $height }.
+media-result-ai-merge = 🔗 Фото объединены в одну сцену: { $width }×{ $height }.
+media-result-ai-face_swap = 🔄 Лицо заменено: { $width }×{ $height }.
+media-result-ai-retouch = ✨ Портрет восстановлен и отретуширован: { $width }×{ $height }.
+media-result-ai-upscale = ⬆️ Фото увеличено: { $width }×{ $height }.
 
 ## What it cost and what is left
 worker-cost-balance = Списано { $price } ₽. Баланс: { $balance } ₽.
