@@ -51,6 +51,7 @@ from web.keys import (
     SETTINGS,
 )
 from web.metrics import WebMetrics
+from web.miniapp import mount as mount_miniapp
 from web.notify import UserNotifier, warm_up_telegram_models
 from web.security import SenderPolicy
 from web.yookassa_webhook import yookassa_webhook
@@ -207,7 +208,9 @@ def _mount_telegram(
         if settings.TELEGRAM_WEBHOOK_SECRET
         else None
     )
-    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health"):
+    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health") or path.startswith(
+        "/app/"
+    ):
         raise ValueError(f"TELEGRAM_WEBHOOK_URL path {path!r} collides with a web route")
     # Handled before answered: a failure the dispatcher does not handle is a 500 and a restart
     # cuts the connection, so Telegram delivers the update again (a re-delivery charges
@@ -321,6 +324,7 @@ def create_app(
     app.router.add_get("/yookassa/health", health.yookassa_health)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
+    mount_miniapp(app)  # the Mini App's pages and API (/app/)
 
     async def warm_up(_: web.Application) -> None:
         warm_up_telegram_models()  # before the server listens: blocks no request
