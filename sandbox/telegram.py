@@ -319,6 +319,7 @@ class BotState:
         self.webhook_tasks: list[asyncio.Task] = []
         self.webhook_log: list[dict[str, Any]] = []
         self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}  # chat id (None: all) → button
         self.callback_queries: dict[str, dict[str, Any]] = {}
         self.blocked: set[int] = set()
         self.file_counter = 0
@@ -1719,10 +1720,28 @@ class TelegramEmulator:
         return True
 
     async def m_setChatMenuButton(self, bot: BotState, p: Params) -> Any:
+        # One default for every chat (a chat_id sets that chat's own); none: the default.
+        button = p.get("menu_button") or {"type": "default"}
+        if not isinstance(button, dict) or button.get("type") not in (
+            "commands",
+            "web_app",
+            "default",
+        ):
+            raise bad_request("can't parse menu button JSON object")
+        if button["type"] == "web_app":
+            url = str((button.get("web_app") or {}).get("url") or "")
+            if not button.get("text") or not re.match(r"^https?://\S+$", url):
+                raise bad_request("BUTTON_TEXT_INVALID" if not button.get("text") else "URL_INVALID")
+        key = int(p["chat_id"]) if p.get("chat_id") not in (None, "") else None
+        bot.menu_buttons[key] = button
         return True
 
     async def m_getChatMenuButton(self, bot: BotState, p: Params) -> Any:
-        return {"type": "commands"}
+        key = int(p["chat_id"]) if p.get("chat_id") not in (None, "") else None
+        button = bot.menu_buttons.get(key) or bot.menu_buttons.get(None)
+        if button is None or button.get("type") == "default":
+            return {"type": "commands"}
+        return button
 
 
 def _private_chat(user: dict[str, Any]) -> dict[str, Any]:

@@ -240,7 +240,7 @@ def _mount_telegram(
                 keep_trying("setWebhook", set_webhook), name="telegram-set-webhook"
             ),
             asyncio.create_task(
-                keep_trying("setMyCommands", lambda: set_commands(bot)),
+                keep_trying("setMyCommands", lambda: set_commands(bot, settings.WEBAPP_URL)),
                 name="telegram-set-commands",
             ),
         ]

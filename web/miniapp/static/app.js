@@ -17,7 +17,9 @@
     if (data) {
       sessionStorage.setItem("tgWebAppData", data);
       if (theme) sessionStorage.setItem("tgWebAppThemeParams", theme);
-      history.replaceState(null, "", location.pathname + location.search + "#balance");
+      // The page to open: ?page= of the bot's button (Telegram owns the fragment).
+      const first = new URLSearchParams(location.search).get("page") || "balance";
+      history.replaceState(null, "", location.pathname + location.search + "#" + first);
     } else {
       data = sessionStorage.getItem("tgWebAppData");
       theme = sessionStorage.getItem("tgWebAppThemeParams");
