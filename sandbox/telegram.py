@@ -1731,7 +1731,9 @@ class TelegramEmulator:
         if button["type"] == "web_app":
             url = str((button.get("web_app") or {}).get("url") or "")
             if not button.get("text") or not re.match(r"^https?://\S+$", url):
-                raise bad_request("BUTTON_TEXT_INVALID" if not button.get("text") else "URL_INVALID")
+                raise bad_request(
+                    "BUTTON_TEXT_INVALID" if not button.get("text") else "URL_INVALID"
+                )
         key = int(p["chat_id"]) if p.get("chat_id") not in (None, "") else None
         bot.menu_buttons[key] = button
         return True
