@@ -2190,6 +2190,26 @@ async def op_pay_link(emu: TelegramEmulator, req: ControlRequest) -> Any:
     )
 
 
+async def op_webapp(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """The user opens the bot's Mini App: {user_id, first_name, language} → the init data
+    Telegram would hand it, signed with this bot's token (``sandbox.webapp``), and the menu
+    button the bot set (its ``web_app.url``, or None)."""
+    from sandbox.webapp import init_data
+
+    bot, user, _ = _user_and_chat(emu, req.values)
+    if not bot.token:
+        raise ControlError("no bot token: nothing to sign the init data with", 409)
+    fields = {"id": user["id"], "first_name": user["first_name"], "is_bot": False}
+    for key in ("last_name", "username", "language_code"):
+        if user.get(key):
+            fields[key] = user[key]
+    button = bot.menu_buttons.get(user["id"]) or bot.menu_buttons.get(None) or {}
+    return {
+        "init_data": init_data(bot.token, fields),
+        "menu_button": button if button.get("type") == "web_app" else None,
+    }
+
+
 async def op_complete_payment(emu: TelegramEmulator, req: ControlRequest) -> Any:
     """Charge a payment /_emu/pay approved with hold=true: {approved}."""
     values = req.values
@@ -2470,6 +2490,7 @@ CONTROL_ROUTES: tuple[tuple[str, str, ControlOp], ...] = (
     ("POST", "/_emu/redeliver", op_redeliver),
     ("POST", "/_emu/pay", op_pay),
     ("POST", "/_emu/pay_link", op_pay_link),
+    ("POST", "/_emu/webapp", op_webapp),
     ("POST", "/_emu/complete_payment", op_complete_payment),
     ("*", "/_emu/stars", op_stars),
     ("POST", "/_emu/refund_payment", op_refund_payment),

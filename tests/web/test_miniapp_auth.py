@@ -120,3 +120,16 @@ async def test_a_caller_new_to_the_bot_gets_an_account_with_the_free_operations(
     async with stack.sessionmaker() as session:
         found = await accounts.find_user_by_telegram_id(session, 7108)
     assert found is not None and found.free_left == stack.settings.FREE_OPERATIONS_COUNT
+
+
+async def test_the_emulators_init_data_is_signed_as_telegrams(stack: Stack) -> None:
+    """The sandbox's chat page opens the Mini App with init data from POST /_emu/webapp: it
+    passes the same check as Telegram's (the bot token's HMAC), for that user only."""
+    user_id, _ = await stack.new_user(7109, language="en")
+    await _grant(stack, user_id, 4_200)
+    body = await stack.tg.request("POST", "/_emu/webapp", json={"user_id": 7109})
+    app = AppCaller(stack, body["init_data"])
+    status, balance = await app.get("/app/api/balance")
+    assert (status, balance["balance"]) == (200, 4_200)
+    assert (await app.get("/app/api/me"))[1]["lang"] == "en"
+    assert body["menu_button"] is None  # the bot set none in this test
