@@ -133,3 +133,12 @@ async def test_the_emulators_init_data_is_signed_as_telegrams(stack: Stack) -> N
     assert (status, balance["balance"]) == (200, 4_200)
     assert (await app.get("/app/api/me"))[1]["lang"] == "en"
     assert body["menu_button"] is None  # the bot set none in this test
+
+
+async def test_no_bot_token_for_the_real_telegram_lets_nobody_in(make_stack) -> None:  # type: ignore[no-untyped-def]
+    from tg.factory import SANDBOX_TOKEN
+
+    stack = await make_stack(BOT_TOKEN=None, TELEGRAM_API_URL="https://api.telegram.org")
+    data = init_data(SANDBOX_TOKEN, {"id": 7110, "first_name": "x"})
+    status, _ = await AppCaller(stack, data).get("/app/api/balance")
+    assert status == 503
