@@ -178,3 +178,30 @@ async def test_the_operations_say_type_status_price_and_why_refunded(stack: Stac
     assert (items[1]["status"], items[1]["refund_reason"]) == ("queued", None)
     assert items[-1]["funding"] == "balance" and items[-1]["cost_text"] == "10 ₽"
     assert await stack.balance(user_id) == 10_000 - 5 * stack.settings.price_kopecks
+
+
+async def test_a_stars_invoice_link_names_a_pending_purchase(make_stack) -> None:  # type: ignore[no-untyped-def]
+    from billing.models import Payment
+
+    stack = await make_stack(PAYMENT_METHODS="stars,yookassa")
+    user_id, app = await _user_with_money(stack, 7206, 100)
+    status, body = await app.post("/app/api/stars/invoice", {"plan": "pack10"})
+    assert status == 200 and body["link"].startswith("https://t.me/$")
+    assert body["stars"] == 80  # 80 ₽ at 1 ₽ a ⭐
+    status, body = await app.post("/app/api/stars/invoice", {"pack": 50})
+    assert (status, body["stars"]) == (200, 50)
+    for bad in ({"pack": 7}, {"pack": True}, {"plan": "pack10", "pack": 50}, {}, [1]):
+        status, _ = await app.post("/app/api/stars/invoice", bad)
+        assert status == 400, bad
+    status, body = await app.post("/app/api/stars/invoice", {"plan": "free"})
+    assert (status, body["status"]) == (404, "not_for_sale")
+    async with stack.sessionmaker() as session:
+        rows = (await session.scalars(select(Payment).where(Payment.user_id == user_id))).all()
+    assert sorted((p.stars, str(p.status)) for p in rows) == [(50, "pending"), (80, "pending")]
+    assert await stack.balance(user_id) == 100  # nothing credited before a payment
+
+
+async def test_no_stars_invoice_when_stars_are_not_offered(stack: Stack) -> None:
+    _, app = await _user_with_money(stack, 7207, 100)
+    status, body = await app.post("/app/api/stars/invoice", {"pack": 50})
+    assert (status, body["reason"]) == (400, "Stars are not offered")
