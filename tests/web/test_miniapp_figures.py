@@ -205,3 +205,30 @@ async def test_no_stars_invoice_when_stars_are_not_offered(stack: Stack) -> None
     _, app = await _user_with_money(stack, 7207, 100)
     status, body = await app.post("/app/api/stars/invoice", {"pack": 50})
     assert (status, body["reason"]) == (400, "Stars are not offered")
+
+
+async def test_a_period_over_is_renewed_when_the_app_opens_and_the_chat_told(
+    stack: Stack,
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from billing.models import utcnow
+
+    user_id, app = await _user_with_money(stack, 7208, 50_000)
+    assert (await app.post("/app/api/plans/pro/buy", {"key": "click-renew-1"}))[0] == 200
+    async with stack.sessionmaker() as session:
+        await session.execute(
+            update(UserPlan)
+            .where(UserPlan.user_id == user_id)
+            .values(ends_at=utcnow() - timedelta(minutes=1))
+        )
+        await session.commit()
+    status, body = await app.get("/app/api/balance")
+    assert status == 200
+    assert body["balance"] == 50_000 - 2 * 19_900  # bought, then renewed once
+    assert body["subscription"]["units_left"] == 30
+    texts = await stack.sent_texts(7208)
+    assert [x for x in texts if "renewed" in x or "продлена" in x], texts
+    assert await stack.ledger_count("renewal") == 1

@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -26,15 +27,17 @@ from billing.prices import format_rub
 from billing.settings import Settings
 from texts import wallet_texts
 from texts.i18n import keys, pick_language, t
-from texts.money_texts import pack_invoice_text, plan_invoice_text
+from texts.money_texts import claimed_notice_words, pack_invoice_text, plan_invoice_text
 from tg import invoices
 from tg.factory import bot_token
+from tg.notices import send_fresh
 from web.keys import BOT, SESSIONMAKER, SETTINGS
 from web.miniapp.auth import Caller, caller_of
 
 log = logging.getLogger(__name__)
 
 PAGE_DEFAULT = 20
+NOTICE_SEND_SECONDS = 5.0  # a roll-over's message, sent while the page waits
 PAGE_MAX = 50
 PUBLIC_API = Settings.model_fields["TELEGRAM_API_URL"].default
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # a click's idempotency key
@@ -70,10 +73,12 @@ def _lang(caller: Caller) -> str:
     return pick_language(caller.language_code)
 
 
-async def _account(session: AsyncSession, settings: Settings, caller: Caller) -> int:
+async def _account(request: web.Request, session: AsyncSession, caller: Caller) -> int:
     """The caller's user id: found, or created as the bot creates a newcomer (with the free
-    operations), then rolled over (a period that ended shows as renewed or ended; the
-    user's messages about it are sent by the worker's maintenance pass)."""
+    operations), then rolled over (a period that ended shows as renewed or ended), and the
+    user told in the chat at once, as the bot does (one that fails to go out is left to the
+    maintenance pass)."""
+    settings = _settings(request)
     found = await accounts.find_user_by_telegram_id(session, caller.telegram_id)
     if found is None:
         found, _ = await accounts.get_or_create_user(
@@ -83,8 +88,21 @@ async def _account(session: AsyncSession, settings: Settings, caller: Caller) ->
             username=caller.username,
             language=_lang(caller),
         )
-    await plans.roll_over(session, settings, user_id=found.id)
+    events = await plans.roll_over(session, settings, user_id=found.id)
     await session.commit()
+    keys = [e.notice_key for e in events if e.notice_key]
+    if keys:
+        try:
+            await send_fresh(
+                request.app[SESSIONMAKER],
+                request.app[BOT],
+                keys,
+                claimed_notice_words,
+                grace=timedelta(seconds=settings.PAYMENT_NOTICE_GRACE_SECONDS),
+                send_timeout=NOTICE_SEND_SECONDS,
+            )
+        except Exception:  # noqa: BLE001 - the maintenance pass sends it; the page goes on
+            log.warning("roll-over notices %s not sent now", keys, exc_info=True)
     return found.id
 
 
@@ -116,7 +134,7 @@ async def me(request: web.Request) -> web.Response:
     settings = _settings(request)
     lang = _lang(caller)
     async with request.app[SESSIONMAKER]() as session:
-        await _account(session, settings, caller)
+        await _account(request, session, caller)
     words = {k: t(k, lang) for k in sorted(keys(lang)) if k.startswith(TEXT_PREFIX)}
     return web.json_response(
         {
@@ -141,7 +159,7 @@ async def balance(request: web.Request) -> web.Response:
     settings = _settings(request)
     lang = _lang(caller)
     async with request.app[SESSIONMAKER]() as session:
-        user_id = await _account(session, settings, caller)
+        user_id = await _account(request, session, caller)
         held = await wallet.wallet(session, settings, user_id=user_id)
     sub = held.subscription
     return web.json_response(
@@ -190,7 +208,7 @@ async def plans_list(request: web.Request) -> web.Response:
     settings = _settings(request)
     lang = _lang(caller)
     async with request.app[SESSIONMAKER]() as session:
-        user_id = await _account(session, settings, caller)
+        user_id = await _account(request, session, caller)
         held = await wallet.wallet(session, settings, user_id=user_id)
         catalogue = await wallet.catalogue(session)
     current = held.subscription.plan.code if held.subscription else None
@@ -237,7 +255,7 @@ async def buy_plan(request: web.Request) -> web.Response:
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise _bad("key: 8 to 64 letters, digits, _ or -")
     async with request.app[SESSIONMAKER]() as session:
-        user_id = await _account(session, settings, caller)
+        user_id = await _account(request, session, caller)
         try:
             bought = await plans.buy_plan_from_balance(
                 session,
@@ -299,7 +317,7 @@ async def stars_invoice(request: web.Request) -> web.Response:
         raise _bad("the body must be a JSON object")
     plan_code, pack = body.get("plan"), body.get("pack")
     async with request.app[SESSIONMAKER]() as session:
-        user_id = await _account(session, settings, caller)
+        user_id = await _account(request, session, caller)
         try:
             if isinstance(plan_code, str) and pack is None:
                 plan = await plans.get_plan(session, plan_code)
@@ -346,7 +364,6 @@ async def history(request: web.Request) -> web.Response:
     """The ledger in plain words, newest first; ``kind`` (one or more, comma-separated)
     filters, ``before`` (the last id shown) turns the page: ``next`` is the next page's."""
     caller = _caller(request)
-    settings = _settings(request)
     lang = _lang(caller)
     limit = _int_param(request, "limit", low=1, high=PAGE_MAX) or PAGE_DEFAULT
     before = _int_param(request, "before", low=1, high=2**63 - 1)
@@ -357,7 +374,7 @@ async def history(request: web.Request) -> web.Response:
         if unknown or not kinds:
             raise _bad(f"kind: one or more of {', '.join(sorted(LEDGER_KINDS))}")
     async with request.app[SESSIONMAKER]() as session:
-        user_id = await _account(session, settings, caller)
+        user_id = await _account(request, session, caller)
         items = await wallet.history(
             session, user_id=user_id, before_id=before, limit=limit, kinds=kinds
         )
@@ -388,12 +405,11 @@ async def history(request: web.Request) -> web.Response:
 async def operations(request: web.Request) -> web.Response:
     """The operations, newest first: type, status, price, the source, why it was refunded."""
     caller = _caller(request)
-    settings = _settings(request)
     lang = _lang(caller)
     limit = _int_param(request, "limit", low=1, high=PAGE_MAX) or PAGE_DEFAULT
     before = _int_param(request, "before", low=1, high=2**63 - 1)
     async with request.app[SESSIONMAKER]() as session:
-        user_id = await _account(session, settings, caller)
+        user_id = await _account(request, session, caller)
         items = await wallet.operations(session, user_id=user_id, before_id=before, limit=limit)
         more = len(items) == limit and bool(
             await wallet.operations(session, user_id=user_id, before_id=items[-1].id, limit=1)
