@@ -2196,7 +2196,15 @@ async def op_webapp(emu: TelegramEmulator, req: ControlRequest) -> Any:
     button the bot set (its ``web_app.url``, or None)."""
     from sandbox.webapp import init_data
 
-    bot, user, _ = _user_and_chat(emu, req.values)
+    values = req.values
+    bot = emu.bot_for_control(values.get("token"))
+    user = emu.ensure_user(  # the user only: opening the app makes no chat
+        bot,
+        _int(values, "user_id"),
+        first_name=values.get("first_name"),
+        username=values.get("username"),
+        language_code=values.get("language_code") or values.get("language"),
+    )
     if not bot.token:
         raise ControlError("no bot token: nothing to sign the init data with", 409)
     fields = {"id": user["id"], "first_name": user["first_name"], "is_bot": False}
