@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     TELEGRAM_WEBHOOK_URL: str | None = None
     TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None
     ADMIN_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # The Mini App (issue 17): its public HTTPS address (the web server's /app/), given to
+    # the menu button and the inline buttons of /balance, /plans and /history. Unset: no
+    # button (the pages are served anyway). Init data older than the max age is refused:
+    # Telegram signs it once when the app opens and the page sends it with every call.
+    WEBAPP_URL: str | None = None
+    WEBAPP_INIT_MAX_AGE_SECONDS: int = Field(default=86_400, ge=60)
 
     # Storage
     DATABASE_URL: str = "sqlite:///./media_lab.db"

@@ -19,6 +19,7 @@ a caller that must hold the user to a quote (the confirmation) compares and re-c
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -399,9 +400,11 @@ async def history(
     before_id: int | None = None,
     after_id: int | None = None,
     limit: int = 10,
+    kinds: Collection[str] | None = None,
 ) -> list[HistoryItem]:
     """The user's ledger entries, newest first: ``limit`` entries older than ``before_id``
-    (or, with ``after_id``, the ``limit`` entries just newer than it, still newest first)."""
+    (or, with ``after_id``, the ``limit`` entries just newer than it, still newest first);
+    with ``kinds``, only entries of those ledger kinds."""
     holding = aliased(UserPlan)
     plan_id = func.coalesce(LedgerEntry.plan_id, holding.plan_id)
     query = (
@@ -425,6 +428,8 @@ async def history(
         .outerjoin(holding, holding.id == LedgerEntry.holding_id)
         .where(LedgerEntry.user_id == user_id)
     )
+    if kinds is not None:
+        query = query.where(LedgerEntry.kind.in_(list(kinds)))
     if after_id is not None:
         query = query.where(LedgerEntry.id > after_id).order_by(LedgerEntry.id).limit(limit)
     else:
@@ -462,15 +467,65 @@ async def has_history(
     user_id: int,
     before_id: int | None = None,
     after_id: int | None = None,
+    kinds: Collection[str] | None = None,
 ) -> bool:
-    """Whether there are entries older than ``before_id`` / newer than ``after_id``."""
+    """Whether there are entries older than ``before_id`` / newer than ``after_id`` (of
+    ``kinds``, when given)."""
     conditions = [LedgerEntry.user_id == user_id]
+    if kinds is not None:
+        conditions.append(LedgerEntry.kind.in_(list(kinds)))
     if before_id is not None:
         conditions.append(LedgerEntry.id < before_id)
     if after_id is not None:
         conditions.append(LedgerEntry.id > after_id)
     found = await session.scalar(select(LedgerEntry.id).where(and_(*conditions)).limit(1))
     return found is not None
+
+
+# -- the operations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperationItem:
+    """One of the user's operations, as the Mini App lists them."""
+
+    id: int
+    type: str
+    status: str  # OperationStatus
+    funding: str  # Funding: the source it was charged from
+    price: int  # kopecks taken from the balance (0 unless funding is balance)
+    units: int
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None  # why it failed ("<reason code>: <detail>"), redacted when stored
+    chat_id: int | None
+    status_message_id: int | None
+
+
+async def operations(
+    session: AsyncSession, *, user_id: int, before_id: int | None = None, limit: int = 20
+) -> list[OperationItem]:
+    """The user's operations, newest first, ``limit`` older than ``before_id``."""
+    query = select(Operation).where(Operation.user_id == user_id)
+    if before_id is not None:
+        query = query.where(Operation.id < before_id)
+    rows = await session.scalars(query.order_by(Operation.id.desc()).limit(limit))
+    return [
+        OperationItem(
+            id=r.id,
+            type=r.type,
+            status=r.status,
+            funding=r.funding,
+            price=r.price,
+            units=r.units,
+            created_at=_aware(r.created_at),
+            finished_at=_aware(r.finished_at) if r.finished_at is not None else None,
+            error=r.error,
+            chat_id=r.chat_id,
+            status_message_id=r.status_message_id,
+        )
+        for r in rows
+    ]
 
 
 async def plans_unlocking(session: AsyncSession, op_type: str) -> list[PlanInfo]:

@@ -60,7 +60,7 @@ async def main() -> int:
         gateway=gateway,
     )
     try:
-        await set_commands(bot)
+        await set_commands(bot, settings.WEBAPP_URL)
         await bot.delete_webhook(drop_pending_updates=False)
         freeze_startup_heap()
         await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.types import BotCommand, BotCommandScopeDefault, MenuButtonWebApp, WebAppInfo
 from redis import Redis as SyncRedis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -140,8 +140,16 @@ def bot_commands(lang: str) -> list[BotCommand]:
     return [BotCommand(command=c, description=t(f"bot-cmd-{c}", lang)) for c in COMMANDS]
 
 
-async def set_commands(bot: Bot) -> None:
-    """setMyCommands: Russian for everyone, English for English-speaking users."""
+async def set_commands(bot: Bot, webapp_url: str | None = None) -> None:
+    """setMyCommands: Russian for everyone, English for English-speaking users; with
+    WEBAPP_URL, the menu button opens the Mini App (setChatMenuButton, every chat: one
+    text for all, the Russian one, as Telegram keeps one default)."""
+    if webapp_url:
+        await bot.set_chat_menu_button(
+            menu_button=MenuButtonWebApp(
+                text=t("bot-btn-webapp-menu", "ru"), web_app=WebAppInfo(url=webapp_url)
+            )
+        )
     await bot.set_my_commands(bot_commands("ru"), scope=BotCommandScopeDefault())
     for lang in SUPPORTED:
         if lang != "ru":

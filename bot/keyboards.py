@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from billing.ai_models import Catalogue, default_catalogue
@@ -85,6 +85,25 @@ def insufficient_keyboard(lang: str) -> InlineKeyboardMarkup:
             [_button(t("bot-btn-menu", lang), Menu(action="main"))],
         ]
     )
+
+
+def webapp_url(base: str, page: str) -> str:
+    """The Mini App's page ``page`` (balance, plans, history…): a query parameter, as
+    Telegram puts its launch parameters in the fragment."""
+    return f"{base}{'&' if '?' in base else '?'}page={page}"
+
+
+def with_webapp(
+    markup: InlineKeyboardMarkup, lang: str, base: str | None, page: str
+) -> InlineKeyboardMarkup:
+    """``markup`` with a first row that opens the Mini App on ``page``, when WEBAPP_URL is
+    set (``base``); else ``markup`` as it is."""
+    if not base:
+        return markup
+    button = InlineKeyboardButton(
+        text=t("bot-btn-webapp", lang), web_app=WebAppInfo(url=webapp_url(base, page))
+    )
+    return InlineKeyboardMarkup(inline_keyboard=[[button], *markup.inline_keyboard])
 
 
 def balance_keyboard(lang: str) -> InlineKeyboardMarkup:

@@ -446,6 +446,9 @@ class Sandbox:
             env["TELEGRAM_API_URL"] = plan.url("telegram")
             env["TELEGRAM_WEBHOOK_URL"] = ""  # the emulator is polled by python -m bot
             env["YOOKASSA_RETURN_URL"] = plan.url("telegram") + "/chat"
+            # The Mini App from this web server (the chat page opens it in a side panel; a
+            # real Telegram would need HTTPS, the emulator takes http).
+            env.setdefault("WEBAPP_URL", self.environ.get("WEBAPP_URL") or web_url + "/app/")
         if plan.yookassa == "emulator":
             env.update(
                 YOOKASSA_SHOP_ID=SANDBOX_SHOP_ID,

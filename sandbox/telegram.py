@@ -323,6 +323,7 @@ class BotState:
         self.webhook_tasks: list[asyncio.Task] = []
         self.webhook_log: list[dict[str, Any]] = []
         self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}  # chat id (None: all) → button
         self.callback_queries: dict[str, dict[str, Any]] = {}
         self.blocked: set[int] = set()
         self.file_counter = 0
@@ -1787,10 +1788,30 @@ class TelegramEmulator:
         return True
 
     async def m_setChatMenuButton(self, bot: BotState, p: Params) -> Any:
+        # One default for every chat (a chat_id sets that chat's own); none: the default.
+        button = p.get("menu_button") or {"type": "default"}
+        if not isinstance(button, dict) or button.get("type") not in (
+            "commands",
+            "web_app",
+            "default",
+        ):
+            raise bad_request("can't parse menu button JSON object")
+        if button["type"] == "web_app":
+            url = str((button.get("web_app") or {}).get("url") or "")
+            if not button.get("text") or not re.match(r"^https?://\S+$", url):
+                raise bad_request(
+                    "BUTTON_TEXT_INVALID" if not button.get("text") else "URL_INVALID"
+                )
+        key = int(p["chat_id"]) if p.get("chat_id") not in (None, "") else None
+        bot.menu_buttons[key] = button
         return True
 
     async def m_getChatMenuButton(self, bot: BotState, p: Params) -> Any:
-        return {"type": "commands"}
+        key = int(p["chat_id"]) if p.get("chat_id") not in (None, "") else None
+        button = bot.menu_buttons.get(key) or bot.menu_buttons.get(None)
+        if button is None or button.get("type") == "default":
+            return {"type": "commands"}
+        return button
 
 
 def _private_chat(user: dict[str, Any]) -> dict[str, Any]:
@@ -2240,6 +2261,34 @@ async def op_pay_link(emu: TelegramEmulator, req: ControlRequest) -> Any:
     )
 
 
+async def op_webapp(emu: TelegramEmulator, req: ControlRequest) -> Any:
+    """The user opens the bot's Mini App: {user_id, first_name, language} → the init data
+    Telegram would hand it, signed with this bot's token (``sandbox.webapp``), and the menu
+    button the bot set (its ``web_app.url``, or None)."""
+    from sandbox.webapp import init_data
+
+    values = req.values
+    bot = emu.bot_for_control(values.get("token"))
+    user = emu.ensure_user(  # the user only: opening the app makes no chat
+        bot,
+        _int(values, "user_id"),
+        first_name=values.get("first_name"),
+        username=values.get("username"),
+        language_code=values.get("language_code") or values.get("language"),
+    )
+    if not bot.token:
+        raise ControlError("no bot token: nothing to sign the init data with", 409)
+    fields = {"id": user["id"], "first_name": user["first_name"], "is_bot": False}
+    for key in ("last_name", "username", "language_code"):
+        if user.get(key):
+            fields[key] = user[key]
+    button = bot.menu_buttons.get(user["id"]) or bot.menu_buttons.get(None) or {}
+    return {
+        "init_data": init_data(bot.token, fields),
+        "menu_button": button if button.get("type") == "web_app" else None,
+    }
+
+
 async def op_complete_payment(emu: TelegramEmulator, req: ControlRequest) -> Any:
     """Charge a payment /_emu/pay approved with hold=true: {approved}."""
     values = req.values
@@ -2520,6 +2569,7 @@ CONTROL_ROUTES: tuple[tuple[str, str, ControlOp], ...] = (
     ("POST", "/_emu/redeliver", op_redeliver),
     ("POST", "/_emu/pay", op_pay),
     ("POST", "/_emu/pay_link", op_pay_link),
+    ("POST", "/_emu/webapp", op_webapp),
     ("POST", "/_emu/complete_payment", op_complete_payment),
     ("*", "/_emu/stars", op_stars),
     ("POST", "/_emu/refund_payment", op_refund_payment),

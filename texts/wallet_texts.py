@@ -8,6 +8,7 @@ by default), which each process's composition root sets once with :func:`use_tim
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 from datetime import datetime, tzinfo
@@ -16,8 +17,8 @@ from zoneinfo import ZoneInfo
 from billing.models import Funding, LedgerKind, PlanKind
 from billing.prices import discounted, format_rub, operation_types, units_of
 from billing.settings import Settings
-from billing.wallet import HistoryItem, Holding, PlanInfo, Quote, Wallet
-from texts.i18n import t
+from billing.wallet import HistoryItem, Holding, OperationItem, PlanInfo, Quote, Wallet
+from texts.i18n import MissingText, t
 
 _zone: tzinfo = ZoneInfo("Europe/Moscow")
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -400,3 +401,33 @@ def history_what(item: HistoryItem, lang: str) -> str:
     if kind == LedgerKind.FREE_RENEWAL:
         return t("plans-h-free-renewal", lang, change=change)
     return t("plans-h-other", lang, change=change)
+
+
+# -- the operations (the Mini App) ----------------------------------------------------------
+
+_REASON_CODE = re.compile(r"[a-z_]+")
+
+
+def operation_cost_text(op: OperationItem, lang: str) -> str:
+    """What an operation took, from its source: "20 ₽", "1 бесплатная операция", "2 операции
+    из подписки", "бесплатно"."""
+    if op.funding == Funding.BALANCE:
+        return t("miniapp-op-cost-balance", lang, amount=format_rub(op.price))
+    if op.funding == Funding.FREE:
+        return t("miniapp-op-cost-free", lang, free=free_ops(1, lang))
+    if op.funding in (Funding.SUBSCRIPTION, Funding.PACKAGE):
+        return t(f"miniapp-op-cost-{op.funding}", lang, ops=ops(op.units, lang))
+    return t("miniapp-op-cost-none", lang)
+
+
+def failure_text(error: str | None, lang: str) -> str:
+    """Why an operation failed, in the words of the worker's message: the stored error
+    starts with the failure's reason code ("timeout: …"); one with no text of its own (the
+    bot's "enqueue failed: …") reads as the general reason."""
+    code = (error or "").partition(":")[0].strip()
+    if _REASON_CODE.fullmatch(code):
+        try:
+            return t(f"worker-reason-{code.replace('_', '-')}", lang, which="other", limit_mb="20")
+        except MissingText:
+            pass
+    return t("app-op-reason-other", lang)

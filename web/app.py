@@ -54,6 +54,7 @@ from web.keys import (
     SETTINGS,
 )
 from web.metrics import WebMetrics
+from web.miniapp import mount as mount_miniapp
 from web.notify import UserNotifier, warm_up_telegram_models
 from web.security import SenderPolicy
 from web.yookassa_webhook import yookassa_webhook
@@ -210,9 +211,11 @@ def _mount_telegram(
         if settings.TELEGRAM_WEBHOOK_SECRET
         else None
     )
-    if path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health", "/fal/webhook") or (
-        path + "/"
-    ).startswith(api.PREFIX + "/"):
+    if (
+        path in (WEBHOOK_PATH, "/healthz", "/metrics", "/yookassa/health", "/fal/webhook")
+        or (path + "/").startswith(api.PREFIX + "/")
+        or path.startswith("/app/")
+    ):
         raise ValueError(f"TELEGRAM_WEBHOOK_URL path {path!r} collides with a web route")
     # Handled before answered: a failure the dispatcher does not handle is a 500 and a restart
     # cuts the connection, so Telegram delivers the update again (a re-delivery charges
@@ -242,7 +245,7 @@ def _mount_telegram(
                 keep_trying("setWebhook", set_webhook), name="telegram-set-webhook"
             ),
             asyncio.create_task(
-                keep_trying("setMyCommands", lambda: set_commands(bot)),
+                keep_trying("setMyCommands", lambda: set_commands(bot, settings.WEBAPP_URL)),
                 name="telegram-set-commands",
             ),
         ]
@@ -332,6 +335,7 @@ def create_app(
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
     api.mount(app, settings)  # the operator API, /api/v1
+    mount_miniapp(app)  # the Mini App's pages and API (/app/)
 
     async def warm_up(_: web.Application) -> None:
         warm_up_telegram_models()  # before the server listens: blocks no request

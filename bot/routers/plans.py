@@ -40,6 +40,7 @@ from bot.keyboards import (
     plan_short_keyboard,
     plans_keyboard,
     settings_keyboard,
+    with_webapp,
 )
 from bot.once import first_delivery
 from bot.plan_notices import roll_over
@@ -92,7 +93,12 @@ async def plans_screen(
             lines.append(t("plans-change-note", lang))
     else:
         lines.append(t("plans-catalogue-empty", lang))
-    keyboard = plans_keyboard(lang, held, on_sale, topup=card_payments)
+    keyboard = with_webapp(
+        plans_keyboard(lang, held, on_sale, topup=card_payments),
+        lang,
+        settings.WEBAPP_URL,
+        "plans",
+    )
     return "\n".join(lines), keyboard
 
 
@@ -515,6 +521,7 @@ async def cmd_history(
     account = await ensure_user(session, settings, message.from_user, lang)
     await roll_over(session, settings, account.id, message.bot)
     text, keyboard = await history_page(session, account.id, lang)
+    keyboard = with_webapp(keyboard, lang, settings.WEBAPP_URL, "history")
     await message.answer(text, reply_markup=keyboard)
 
 
@@ -526,6 +533,7 @@ async def show_history(
     await roll_over(session, settings, account.id, query.bot)
     if isinstance(query.message, Message):
         text, keyboard = await history_page(session, account.id, lang)
+        keyboard = with_webapp(keyboard, lang, settings.WEBAPP_URL, "history")
         await query.message.answer(text, reply_markup=keyboard)
 
 

@@ -33,6 +33,7 @@ from bot.keyboards import (
     cancel_keyboard,
     payment_keyboard,
     topup_menu,
+    with_webapp,
 )
 from bot.once import first_delivery
 from bot.routers.plans import begin_plan_payment, current_wallet
@@ -73,7 +74,8 @@ async def cmd_balance(
     """/balance: what the user has, and a top-up button."""
     assert message.from_user is not None
     text = await balance_text(session, settings, message.from_user, lang, message.bot)
-    await message.answer(text, reply_markup=balance_keyboard(lang))
+    keyboard = with_webapp(balance_keyboard(lang), lang, settings.WEBAPP_URL, "balance")
+    await message.answer(text, reply_markup=keyboard)
 
 
 async def open_topup(

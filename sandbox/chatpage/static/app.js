@@ -461,6 +461,11 @@ function buildButton(m, b) {
   btn.className = "kb-btn";
   btn.textContent = b.text;
   btn.setAttribute("data-testid", "inline-button");
+  if (b.web_app && b.web_app.url) {
+    btn.classList.add("webapp-btn");
+    btn.addEventListener("click", () => openWebApp(b.web_app.url, b.text));
+    return btn;
+  }
   if (b.callback_data === undefined) {
     btn.disabled = true;
     btn.title = "не поддерживается в песочнице";
@@ -651,6 +656,99 @@ async function sendFiles(files, caption, asDocument) {
       mime_type: file.type,
     });
   }
+}
+
+// ------------------------------------------------------------ the Mini App
+
+// Telegram's theme parameters for the Mini App (its --tg-theme-* variables), light or dark
+// as the system is.
+function themeParams() {
+  const dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
+  return dark
+    ? { bg_color: "#17212b", text_color: "#f5f5f5", hint_color: "#708499",
+      link_color: "#6ab3f3", button_color: "#5288c1", button_text_color: "#ffffff",
+      secondary_bg_color: "#232e3c" }
+    : { bg_color: "#ffffff", text_color: "#000000", hint_color: "#707579",
+      link_color: "#2481cc", button_color: "#2481cc", button_text_color: "#ffffff",
+      secondary_bg_color: "#f1f1f4" };
+}
+
+// Opens the Mini App in the panel beside the chat as Telegram's web client does: the URL
+// with its launch parameters in the fragment, the init data signed by the emulator with the
+// bot's token (POST /_emu/webapp).
+async function openWebApp(url, title) {
+  try {
+    const body = await postJson("/_emu/webapp", {});
+    const launch = new URLSearchParams({
+      tgWebAppData: body.init_data,
+      tgWebAppVersion: "8.0",
+      tgWebAppPlatform: "web",
+      tgWebAppThemeParams: JSON.stringify(themeParams()),
+    });
+    const frame = $("webapp-frame");
+    frame.dataset.ready = "";
+    frame.src = `${url.split("#")[0]}#${launch}`;
+    $("webapp-title").textContent = title || "";
+    $("webapp").hidden = false;
+    document.body.classList.add("webapp-open");
+  } catch (err) {
+    toast(`Mini App: ${err.message}`);
+  }
+}
+
+function closeWebApp() {
+  $("webapp").hidden = true;
+  $("webapp-frame").src = "about:blank";
+  document.body.classList.remove("webapp-open");
+}
+
+function toWebApp(eventType, eventData) {
+  const frame = $("webapp-frame");
+  if (frame.contentWindow) {
+    frame.contentWindow.postMessage(JSON.stringify({ eventType, eventData }), "*");
+  }
+}
+
+// The Mini App's calls to Telegram (postEvent through window.parent, as in Telegram Web).
+window.addEventListener("message", async (event) => {
+  if (event.source !== $("webapp-frame").contentWindow) return;
+  let message;
+  try { message = JSON.parse(event.data); } catch (_) { return; }
+  const data = message.eventData || {};
+  if (message.eventType === "web_app_ready") {
+    $("webapp-frame").dataset.ready = "1";
+  } else if (message.eventType === "web_app_close") {
+    closeWebApp();
+  } else if (message.eventType === "web_app_open_invoice" && data.slug) {
+    // Telegram's payment sheet, in short: the user pays at once (the emulator checks the
+    // ⭐ balance, asks the bot's pre-checkout, then sends successful_payment).
+    let status = "failed";
+    try {
+      const paid = await postJson("/_emu/pay_link", { link: `https://t.me/$${data.slug}` });
+      status = paid.ok ? "paid" : "failed";
+      if (!paid.ok) toast(tr("payFailed") + (paid.error || ""));
+    } catch (err) {
+      toast(tr("payFailed") + err.message);
+    }
+    refreshStars();
+    toWebApp("invoice_closed", { slug: data.slug, status });
+  }
+});
+
+// The menu button the bot set (setChatMenuButton): a web_app one opens the Mini App.
+async function refreshMenuButton() {
+  try {
+    const body = await postJson("/_emu/webapp", {});
+    const button = body.menu_button;
+    if (button) {
+      const btn = $("webapp-btn");
+      btn.textContent = button.text;
+      btn.hidden = false;
+      btn.onclick = () => openWebApp(button.web_app.url, button.text);
+      return;
+    }
+  } catch (_) { /* no bot yet */ }
+  setTimeout(refreshMenuButton, 5000);
 }
 
 async function press(messageId, data, btn) {
@@ -931,8 +1029,10 @@ async function boot() {
     addFiles(e.dataTransfer.files);
   });
 
+  $("webapp-close").addEventListener("click", closeWebApp);
   botStatusLoop();
   refreshStars();
+  refreshMenuButton();
   pollLoop();
   $("text").focus();
 }

@@ -1,0 +1,124 @@
+"""The Mini App in a real browser: ``python -m sandbox`` (PAYMENT_METHODS=stars,yookassa);
+a person opens the Mini App from /balance in the chat page (a panel beside the chat, init
+data signed by the emulator with the bot's token), sees the balance, buys a package with
+Stars (openInvoice, paid in the emulator), sees it in the history, and the chat says the
+same; a forged init data is refused. Each page's first paint from the local server with an
+empty cache is printed (not asserted). The books: one Stars payment credited once, the
+package held once, the audit clean."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from billing.db import make_engine, make_sessionmaker
+from billing.models import Payment, User, UserPlan
+from tests.conftest import assert_audit_clean
+from tests.sandbox_run.conftest import WAIT, bot_messages, group_alive, press, sandbox_env
+
+pytestmark = pytest.mark.browser
+
+PAGES = ("balance", "plans", "topup", "history", "operations")
+
+
+async def _first_paints(browser: Any, web_url: str, init_data: str) -> dict[str, float]:
+    """Each page opened in a fresh context (an empty cache): its first contentful paint."""
+    paints = {}
+    for name in PAGES:
+        context = await browser.new_context(locale="ru-RU")
+        page = await context.new_page()
+        launch = urlencode({"tgWebAppData": init_data, "tgWebAppVersion": "8.0"})
+        await page.goto(f"{web_url}/app/?page={name}#{launch}")
+        await page.locator(f"#page[data-page={name}]").wait_for(timeout=WAIT)
+        paints[name] = await page.evaluate(
+            "() => { const e = performance.getEntriesByName('first-contentful-paint')[0]"
+            " || performance.getEntriesByName('first-paint')[0]; return e ? e.startTime : -1; }"
+        )
+        await context.close()
+    return paints
+
+
+async def test_a_person_opens_the_mini_app_and_buys_a_package_with_stars(
+    redis_url: str, sandbox_factory, browser: Any
+) -> None:
+    run = sandbox_factory(env=sandbox_env(redis_url, PAYMENT_METHODS="stars,yookassa"))
+    info = run.start()
+    page = await browser.new_page(viewport={"width": 1280, "height": 1200}, locale="ru-RU")
+    await page.goto(info["chat_url"])
+    await page.get_by_test_id("start").click()
+    await bot_messages(page, "на балансе 0 ₽").wait_for(timeout=WAIT)
+    await page.get_by_test_id("composer-text").fill("/balance")
+    await page.get_by_test_id("send").click()
+    await press(page, "Баланс", "📱 Открыть приложение")
+
+    panel = page.get_by_test_id("webapp-panel")
+    await panel.wait_for(timeout=WAIT)
+    app = page.frame_locator("[data-testid=webapp-frame]")
+    await app.locator("#page[data-page=balance]").wait_for(timeout=WAIT)
+    assert await app.locator("#balance").inner_text() == "0"
+    assert await app.locator("#free").inner_text() == "4"
+    assert await app.locator("#tabs a[data-page=plans]").inner_text() == "Тарифы"
+    # the menu button the bot set at its start opens the same app
+    menu = page.get_by_test_id("webapp-menu").filter(has_text="Кабинет")
+    await menu.wait_for(timeout=WAIT)  # shown once the chat page has seen it (polled)
+
+    # a package with Stars: openInvoice → the emulator pays → invoice_closed "paid"
+    await app.locator("#tabs a[data-page=plans]").click()
+    card = app.locator("[data-plan=pack10]")
+    await card.wait_for(timeout=WAIT)
+    await card.locator(".buy-stars").click()
+    await app.locator("#toast").filter(has_text="Оплачено").wait_for(timeout=WAIT)
+    said = bot_messages(page, "Пакет 10 операций").last
+    await said.wait_for(timeout=WAIT)
+
+    await app.locator("#tabs a[data-page=history]").click()
+    bought = app.locator("li[data-kind=plan_purchase]")
+    await bought.wait_for(timeout=WAIT)
+    assert "Пакет 10 операций" in await bought.inner_text()
+    await app.locator("#tabs a[data-page=balance]").click()
+    await app.locator("#packages").filter(has_text="Пакет 10 операций: 10").wait_for(timeout=WAIT)
+
+    # forged init data: refused by the server, whatever the page sends
+    frame = next(f for f in page.frames if "/app/" in f.url)
+    forged = await frame.evaluate(
+        "async () => (await fetch('/app/api/balance', {headers: {Authorization:"
+        " 'tma user=%7B%22id%22%3A1%7D&auth_date=1&hash=00'}})).status"
+    )
+    assert forged == 401
+    user_id = info["chat_user_id"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{info['telegram_url']}/_emu/webapp", json={"user_id": user_id}) as resp,
+    ):
+        init_data = (await resp.json())["init_data"]
+    paints = await _first_paints(browser, info["web_url"], init_data)
+    print("Mini App first paint, ms (empty cache):", paints)  # noqa: T201 - printed, not asserted
+    await page.close()
+
+    groups = list(info["processes"].values())
+    assert run.stop(signal.SIGINT) == 0
+    assert [g for g in groups if group_alive(g)] == []
+    engine = make_engine(info["database_url"])
+    try:
+        async with make_sessionmaker(engine)() as session:
+            user = (
+                await session.execute(select(User).where(User.telegram_id == user_id))
+            ).scalar_one()
+            payments = (
+                (await session.execute(select(Payment).where(Payment.user_id == user.id)))
+                .scalars()
+                .all()
+            )
+            assert [(p.stars, str(p.status)) for p in payments] == [(80, "succeeded")]
+            held = await session.scalar(
+                select(func.count()).select_from(UserPlan).where(UserPlan.user_id == user.id)
+            )
+            assert held == 1
+        await assert_audit_clean(engine)
+    finally:
+        await engine.dispose()
