@@ -33,7 +33,7 @@ async def test_generate_delivers_the_image_fal_made(harness_factory) -> None:
     messages = {m.message_id: m for m in await user.bot_messages()}
     photo = messages[op.result_ref["photo_message_id"]]
     assert photo.text == (
-        "🎨 Изображение создано.\nСписано 10 ₽. Баланс: 0 ₽.\n"
+        "🎨 Изображение создано: 1024×1024.\nСписано 10 ₽. Баланс: 0 ₽.\n"
         # No free operations left, on the default plan: the plans offer (once a day).
         "💡 Бесплатные операции закончились. В тарифах операции дешевле: /plans"
     )
