@@ -391,17 +391,6 @@ def _to_result(
     queued: QueuedRequest | None,
     result: Mapping[str, Any],
 ) -> MediaResult:
-    try:
-        info = probe_image(data)
-        if info.format in ("jpeg", "png"):
-            fmt, width, height = info.format, info.width, info.height
-            # Decode once to be sure the file is whole (not just a header).
-            load_image(data, max_side=None)
-        else:
-            img = load_image(data, max_side=None)
-            data, fmt, (width, height) = encode(img, "png"), "png", img.size
-    except (InvalidImage, ImageTooLarge) as exc:
-        raise BackendError(f"fal returned an unusable image: {exc}", transient=False) from exc
     params: dict[str, str | int | float] = {
         "model": model,
         "prompt": prompt[:200],
@@ -410,14 +399,7 @@ def _to_result(
     seed = result.get("seed")
     if isinstance(seed, int):
         params["seed"] = seed
-    return MediaResult(
-        data=data,
-        format="jpeg" if fmt == "jpeg" else "png",
-        width=width,
-        height=height,
-        op="generate",
-        params={**params, "width": width, "height": height},
-    )
+    return model_result(data, op="generate", params=params)
 
 
 async def generate(prompt: str, settings: FalSettings, **kwargs: Any) -> MediaResult:
@@ -434,6 +416,7 @@ def model_result(data: bytes, *, op: str, params: Mapping[str, str | int | float
         info = probe_image(data)
         if info.format in ("jpeg", "png"):
             fmt, width, height = info.format, info.width, info.height
+            # Decode once to be sure the file is whole (not just a header).
             load_image(data, max_side=None)
         else:
             img = load_image(data, max_side=None)
