@@ -737,8 +737,11 @@ class Scene:
                         if w.alive() and w.horses() and stack.current_operations(w)
                     ]
                     if busy:
-                        stack.kill_horse(rng.choice(busy))
-                        break
+                        kill = stack.kill_horse(rng.choice(busy))
+                        if kill is not None and kill.operation_ids:
+                            break
+                        # Its operation ended between the look and the kill: look again, so
+                        # that a short scenario's few kills do hit operations.
                     if stop.is_set():
                         break
                     await asyncio.sleep(0.02)
