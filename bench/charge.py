@@ -17,7 +17,10 @@ The baselines run in the same process against the same database:
   * plans-bal: the project's ``charge`` for a user who holds no plan (paying from the
     balance through the plans' chain: subscription, package, discount, access, roll-over
     check in its first step);
-  * plans-sub: the project's ``charge`` for a user paying from a subscription's quota.
+  * plans-sub: the project's ``charge`` for a user paying from a subscription's quota;
+  * sub-floor: the least a quota charge can write in this design (``quota_floor_chain``:
+    lock the user, take the units from the live subscription, the operation, the entry) —
+    the ceiling of plans-sub: a quota charge writes one row more than a balance charge.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import JSON, and_, bindparam, case, false, select, text
+from sqlalchemy import JSON, Integer, and_, bindparam, case, false, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +60,7 @@ from billing.models import (  # noqa: E402
     Operation,
     OperationStatus,
     User,
+    UserPlan,
     new_key_token,
     utcnow,
 )
@@ -314,6 +318,135 @@ def plain_chain(dialect: str, *, paid: bool) -> ledger.Chain:
 _PLAIN = plain_chain("postgresql", paid=True)
 
 
+def quota_floor_chain(dialect: str) -> ledger.Chain:
+    """The least a quota charge can do in this design, the floor of ``plans-sub``: lock
+    the user's row and read their live subscription in the same SELECT (no free
+    operations, no packages, no discount, no access, no roll-over check), take the units
+    by a conditional UPDATE of the holding, write the operation and its ledger entry."""
+    holdings, units = UserPlan.__table__, bindparam("op_units", type_=Integer)
+    now = bindparam("now", type_=holdings.c.ends_at.type)
+
+    def old(_: Any) -> Any:
+        h = holdings
+        return (
+            select(
+                _users.c.id,
+                _users.c.balance,
+                _users.c.free_operations_left,
+                h.c.id.label("holding"),
+                h.c.period_no,
+            )
+            .select_from(_users.join(h, h.c.user_id == _users.c.id))
+            .where(
+                _users.c.id == bindparam("for_user", type_=_users.c.id.type),
+                h.c.status == ledger.const("active"),
+                h.c.kind == ledger.const("subscription"),
+                h.c.units_left >= units,
+                or_(h.c.ends_at.is_(None), h.c.ends_at > now),
+            )
+            .with_for_update(of=_users)
+        )
+
+    def held(p: Any) -> Any:
+        was, h = p["old"], holdings
+        return (
+            update(h)
+            .where(h.c.id == was.holding, h.c.units_left >= units, h.c.period_no == was.period_no)
+            .values(units_left=h.c.units_left - units)
+            .returning(h.c.id, h.c.user_id, h.c.units_left, h.c.period_no)
+        )
+
+    def operation(p: Any) -> Any:
+        was, took = p["old"], p["held"]
+        c = _operations.c
+        values = {
+            "user_id": was.id,
+            "type": bindparam("op_kind", type_=c.type.type),
+            "price": ledger.const(0),
+            "funding": ledger.const(Funding.SUBSCRIPTION.value),
+            "status": ledger.const(OperationStatus.QUEUED.value),
+            "request_key": bindparam("request_key", type_=c.request_key.type),
+            "chat_id": bindparam("chat_id", type_=c.chat_id.type),
+            "input_ref": bindparam("input_ref", type_=JSON(none_as_null=True)),
+            "deadline_at": bindparam("deadline_at", type_=c.deadline_at.type),
+            "attempts": ledger.const(0),
+            "key_token": bindparam("key_token", type_=c.key_token.type),
+            "holding_id": took.id,
+            "units": units,
+            "period_no": took.period_no,
+        }
+        return (
+            ledger.insert_or_skip(dialect, c.request_key)
+            .from_select(
+                list(values),
+                select(*(v.label(k) for k, v in values.items())).where(took.user_id == was.id),
+                include_defaults=False,
+            )
+            .returning(c.id, c.user_id, c.price, c.funding, c.key_token, c.holding_id, c.units)
+        )
+
+    def entry(p: Any) -> Any:
+        was, op, took = p["old"], p["operation"], p["held"]
+        return ledger.entry(
+            was,
+            kind=LedgerKind.CHARGE,
+            amount=ledger.const(0),
+            free_delta=ledger.const(0),
+            units_delta=-op.units,
+            units_after=took.units_left,
+            holding_id=op.holding_id,
+            key=ledger.key_of("charge:", op.id),
+            operation_id=op.id,
+            where=and_(op.user_id == was.id, took.id == op.holding_id),
+        )
+
+    return ledger.Chain(
+        ledger.Step("old", old),
+        ledger.Step("held", held),
+        ledger.Step("operation", operation),
+        ledger.Step("entry", entry),
+    )
+
+
+_QUOTA_FLOOR = quota_floor_chain("postgresql")
+
+
+async def quota_floor_charge(
+    session: AsyncSession, settings: Settings, *, user_id: int, request_key: str, chat_id: int
+) -> ChargeResult:
+    """A quota charge by ``quota_floor_chain`` (the plans-sub users)."""
+    kind = operation_type("upscale").value
+    deadline_at = utcnow() + timedelta(seconds=operation_deadline_seconds(settings, queued=True))
+    rows = await _QUOTA_FLOOR.run(
+        session,
+        for_user=user_id,
+        op_units=1,
+        now=utcnow(),
+        op_kind=kind,
+        request_key=request_key,
+        chat_id=chat_id,
+        input_ref=None,
+        deadline_at=deadline_at,
+        key_token=new_key_token(),
+    )
+    op, took = rows["operation"], rows["held"]
+    if op is None or took is None:
+        raise InsufficientFunds(price=0, balance=0, free_left=0)
+    return ChargeResult(
+        operation_id=op.id,
+        user_id=user_id,
+        op_type=kind,
+        price=op.price,
+        funding=Funding(op.funding),
+        balance_after=rows["old"].balance,
+        free_after=rows["old"].free_operations_left,
+        key_token=op.key_token,
+        units=op.units,
+        holding_id=op.holding_id,
+        units_after=took.units_left,
+    )
+
+
 async def plain_charge(
     session: AsyncSession, settings: Settings, *, user_id: int, request_key: str, chat_id: int
 ) -> ChargeResult:
@@ -371,7 +504,7 @@ async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 
 
     async def worker(index: int) -> None:
         # plans-sub: the users who hold the benchmark subscription (after the money users)
-        user_id = index + 1 + (users if kind == "plans-sub" else 0)
+        user_id = index + 1 + (users if kind in ("plans-sub", "sub-floor") else 0)
         seq = 0
         while time.perf_counter() < stop:
             seq += 1
@@ -389,6 +522,10 @@ async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 
                     )
                     expected = "subscription" if kind == "plans-sub" else "balance"
                     assert result.funding == expected, result
+                elif kind == "sub-floor":
+                    await quota_floor_charge(
+                        session, settings, user_id=user_id, request_key=key, chat_id=user_id
+                    )
                 elif kind == "plain":
                     await plain_charge(
                         session, settings, user_id=user_id, request_key=key, chat_id=user_id
@@ -520,11 +657,13 @@ USERS = [0]  # how many money users prepare() made (the subscription users come 
 def plans_rounds(c: int, seconds: float, rounds: int) -> None:
     """plain, plans-bal and plans-sub in turns, ``rounds`` times (the order rotates, so no
     run always gets the warmest server); the ratios to plain per round and their median."""
-    names = ["plain", "plans-bal", "plans-sub"]
-    ratios: dict[str, list[float]] = {"plans-bal": [], "plans-sub": []}
-    cpu_ratios: dict[str, list[float]] = {"plans-bal": [], "plans-sub": []}
+    names = ["plain", "plans-bal", "plans-sub", "sub-floor"]
+    ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
+    cpu_ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
+    floor: list[float] = []
+    floor_cpu: list[float] = []
     for r in range(rounds):
-        order = names[r % 3 :] + names[: r % 3]
+        order = names[r % len(names) :] + names[: r % len(names)]
         got = {name: asyncio.run(run_loop(name, c, seconds, r)) for name in order}
         load = os.getloadavg()[0]
         for name in names:
@@ -540,6 +679,10 @@ def plans_rounds(c: int, seconds: float, rounds: int) -> None:
                 f"{row['p99']:>9.2f}{vs:>9.2f}{cpu:>9.3f}{row.get('server_cpu', 0):>9.3f}"
                 f"{cpu_vs:>9.2f}   (round {r + 1}, load {load:.1f})"
             )
+        floor.append(got["plans-sub"]["tps"] / got["sub-floor"]["tps"])
+        floor_cpu.append(
+            got["sub-floor"].get("cpu", float("nan")) / got["plans-sub"].get("cpu", float("nan"))
+        )
     for name, values in ratios.items():
         print(
             f"{name} / plain at {c} users: tx/s median {statistics.median(values):.3f} "
@@ -547,6 +690,13 @@ def plans_rounds(c: int, seconds: float, rounds: int) -> None:
             f"plain/{name} median {statistics.median(cpu_ratios[name]):.3f} "
             f"(each round: {', '.join(f'{v:.3f}' for v in cpu_ratios[name])})"
         )
+    # The ceiling of a quota charge in this design: the least it can write (sub-floor).
+    print(
+        f"plans-sub / sub-floor at {c} users: tx/s median {statistics.median(floor):.3f} "
+        f"(each round: {', '.join(f'{v:.3f}' for v in floor)}); CPU per charge "
+        f"sub-floor/plans-sub median {statistics.median(floor_cpu):.3f} "
+        f"(each round: {', '.join(f'{v:.3f}' for v in floor_cpu)})"
+    )
 
 
 def main() -> None:
@@ -555,7 +705,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--rounds", type=int, default=1, help="turns of the plans runs")
     parser.add_argument(
-        "--plans-only", action="store_true", help="only plain / plans-bal / plans-sub"
+        "--plans-only", action="store_true", help="only plain / plans-bal / plans-sub / sub-floor"
     )
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
