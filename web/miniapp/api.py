@@ -14,7 +14,6 @@ import html
 import json
 import logging
 import re
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -29,17 +28,16 @@ from billing.settings import Settings
 from billing.yookassa import GatewayError, GatewayUnavailable
 from texts import wallet_texts
 from texts.i18n import keys, pick_language, t
-from texts.money_texts import claimed_notice_words, pack_invoice_text, plan_invoice_text
+from texts.money_texts import pack_invoice_text, plan_invoice_text
 from tg import invoices
 from tg.factory import bot_token
-from tg.notices import send_fresh
 from web.keys import BOT, GATEWAY, REDIS, SESSIONMAKER, SETTINGS
 from web.miniapp.auth import Caller, caller_of
+from web.rollover import roll_over_due
 
 log = logging.getLogger(__name__)
 
 PAGE_DEFAULT = 20
-NOTICE_SEND_SECONDS = 5.0  # a roll-over's message, sent while the page waits
 PAGE_MAX = 50
 CLICK_TTL_SECONDS = 24 * 3600  # a card payment's click is remembered this long
 PUBLIC_API = Settings.model_fields["TELEGRAM_API_URL"].default
@@ -78,9 +76,8 @@ def _lang(caller: Caller) -> str:
 
 async def _account(request: web.Request, session: AsyncSession, caller: Caller) -> int:
     """The caller's user id: found, or created as the bot creates a newcomer (with the free
-    operations), then rolled over (a period that ended shows as renewed or ended), and the
-    user told in the chat at once, as the bot does (one that fails to go out is left to the
-    maintenance pass)."""
+    operations), then what is due rolled over (``web.rollover``: a period that ended shows
+    as renewed or ended, and the user is told in the chat at once, as the bot does)."""
     settings = _settings(request)
     found = await accounts.find_user_by_telegram_id(session, caller.telegram_id)
     if found is None:
@@ -91,21 +88,8 @@ async def _account(request: web.Request, session: AsyncSession, caller: Caller) 
             username=caller.username,
             language=_lang(caller),
         )
-    events = await plans.roll_over(session, settings, user_id=found.id)
-    await session.commit()
-    keys = [e.notice_key for e in events if e.notice_key]
-    if keys:
-        try:
-            await send_fresh(
-                request.app[SESSIONMAKER],
-                request.app[BOT],
-                keys,
-                claimed_notice_words,
-                grace=timedelta(seconds=settings.PAYMENT_NOTICE_GRACE_SECONDS),
-                send_timeout=NOTICE_SEND_SECONDS,
-            )
-        except Exception:  # noqa: BLE001 - the maintenance pass sends it; the page goes on
-            log.warning("roll-over notices %s not sent now", keys, exc_info=True)
+        await session.commit()
+    await roll_over_due(request.app, session, found.id)
     return found.id
 
 
