@@ -254,31 +254,31 @@ def _local_midnight(day: date, settings: Settings) -> datetime:
 
 
 def _usage_period(query: m.UsageQuery, settings: Settings) -> tuple[datetime, datetime]:
-    """[since, until): the instants, or the days ``from``..``to`` of BOT_TIMEZONE."""
-    if query.from_ is not None and query.since is not None:
-        raise _invalid([{"location": "query.from", "message": "give `from` or `since`"}])
-    if query.to is not None and query.until is not None:
-        raise _invalid([{"location": "query.to", "message": "give `to` or `until`"}])
+    """[since, until): the instants, the days ``from``..``to`` of BOT_TIMEZONE, or (both
+    given) the period both bound."""
+    untils = []
+    if query.until is not None:
+        untils.append(_utc(query.until, "until"))
     if query.to is not None:
         try:
-            until = _local_midnight(query.to + timedelta(days=1), settings)
+            untils.append(_local_midnight(query.to + timedelta(days=1), settings))
         except OverflowError:
-            until = datetime.max.replace(tzinfo=UTC)
-    else:
-        until = _utc(query.until, "until") if query.until else datetime.now(UTC)
+            untils.append(datetime.max.replace(tzinfo=UTC))
+    until = min(untils) if untils else datetime.now(UTC)
+    sinces = []
+    if query.since is not None:
+        sinces.append(_utc(query.since, "since"))
     if query.from_ is not None:
         try:
-            since = _local_midnight(query.from_, settings)
+            sinces.append(_local_midnight(query.from_, settings))
         except OverflowError:  # the first day of year 1, east of UTC
-            since = datetime.min.replace(tzinfo=UTC)
-    elif query.since is not None:
-        since = _utc(query.since, "since")
-    else:
-        try:
-            since = until - timedelta(days=USAGE_DEFAULT_DAYS)
-        except OverflowError:
-            since = datetime.min.replace(tzinfo=UTC)
-    return since, until
+            sinces.append(datetime.min.replace(tzinfo=UTC))
+    if sinces:
+        return max(sinces), until
+    try:
+        return until - timedelta(days=USAGE_DEFAULT_DAYS), until
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC), until
 
 
 async def usage(call: Call) -> m.Usage:

@@ -116,11 +116,13 @@ class UsageQuery(Closed):
     from_: FullDate | None = Field(
         default=None,
         alias="from",
-        description="From this day (inclusive), its start in BOT_TIMEZONE; instead of `since`",
+        description="From this day (inclusive), its start in BOT_TIMEZONE; with `since` too, "
+        "the later of the two",
     )
     to: FullDate | None = Field(
         default=None,
-        description="To this day (inclusive), its end in BOT_TIMEZONE; instead of `until`",
+        description="To this day (inclusive), its end in BOT_TIMEZONE; with `until` too, the "
+        "earlier of the two",
     )
     group: UsageGroup | None = Field(
         default=None,
