@@ -534,6 +534,7 @@ async def operations(request: web.Request) -> web.Response:
     lang = _lang(caller)
     limit = _int_param(request, "limit", low=1, high=PAGE_MAX) or PAGE_DEFAULT
     before = _int_param(request, "before", low=1, high=2**63 - 1)
+    username = await _bot_username(request)
     async with request.app[SESSIONMAKER]() as session:
         user_id = await _account(request, session, caller)
         items = await wallet.operations(session, user_id=user_id, before_id=before, limit=limit)
@@ -558,12 +559,27 @@ async def operations(request: web.Request) -> web.Response:
                     "refund_reason": wallet_texts.failure_text(o.error, lang)
                     if o.status in ("refunded", "failed")
                     else None,
+                    # Back to the result in the chat: the bot replies to it (/start op_<id>).
+                    "chat_link": f"https://t.me/{username}?start=op_{o.id}"
+                    if username and o.result_message_id is not None
+                    else None,
                 }
                 for o in items
             ],
             "next": items[-1].id if more else None,
         }
     )
+
+
+async def _bot_username(request: web.Request) -> str | None:
+    """The bot's username for t.me links: getMe once, then aiogram's cached answer. None
+    when Telegram cannot be asked now (the page shows no link)."""
+    try:
+        me = await request.app[BOT].me()
+    except Exception as exc:  # noqa: BLE001 - a link less, never a failed page
+        log.warning("Mini App: getMe failed, no links to the chat: %r", exc)
+        return None
+    return me.username
 
 
 def add_routes(app: web.Application) -> None:

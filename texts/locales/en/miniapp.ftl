@@ -43,6 +43,7 @@ app-op-status-succeeded = ✅ done
 app-op-status-failed = ❌ failed
 app-op-status-refunded = ↩️ refunded
 app-op-reason = Why
+app-op-open = Open the result in the chat
 app-op-reason-other = the task could not be run.
 
 app-buy-card = 💳 By card

@@ -43,6 +43,7 @@ app-op-status-succeeded = ✅ готово
 app-op-status-failed = ❌ не получилось
 app-op-status-refunded = ↩️ возвращено
 app-op-reason = Причина
+app-op-open = Открыть результат в чате
 app-op-reason-other = задачу не удалось запустить.
 
 app-buy-card = 💳 Картой

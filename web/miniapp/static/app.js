@@ -301,7 +301,11 @@
       el("div", { class: "when" }, o.when + " · " + o.status_text),
       o.type_text + " — " + o.cost_text,
       o.refund_reason ? el("div", { class: "hint" }, T("app-op-reason") + ": " + o.refund_reason)
-        : null), T("app-ops-empty"));
+        : null,
+      o.chat_link ? el("a", { class: "chat-link", href: o.chat_link, onclick: (event) => {
+        // Inside Telegram: its own way to a t.me link (the Mini App stays where it is).
+        if (tg && tg.openTelegramLink) { event.preventDefault(); tg.openTelegramLink(o.chat_link); }
+      } }, T("app-op-open")) : null), T("app-ops-empty"));
   }
 
   const pages = { balance, plans, topup, history: historyPage, operations: operationsPage };
