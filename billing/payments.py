@@ -42,6 +42,7 @@ from billing.models import (
     NoticeKind,
     Payment,
     PaymentNotice,
+    PaymentProvider,
     PaymentRefund,
     PaymentStatus,
     RefundStatus,
@@ -244,6 +245,72 @@ async def start_topup(
     return TopUpStarted(payment_id, created.id, created.confirmation_url, amount)
 
 
+class ReceiptEmailNeeded(BillingError):
+    """YOOKASSA_RECEIPTS_ENABLED and the user has no e-mail for the receipt yet: nothing was
+    written; ask for it (``accounts.set_email``) and start again."""
+
+    def __init__(self, user_id: int):
+        super().__init__(f"user {user_id}: an e-mail for the receipt is needed")
+        self.user_id = user_id
+
+
+async def start_yookassa_payment(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    gateway: YooKassaGateway,
+    settings: Settings,
+    *,
+    user_id: int,
+    amount_rub: int | None = None,
+    plan_code: str | None = None,
+    description: str | None = None,
+) -> TopUpStarted:
+    """The one way a YooKassa payment starts, wherever it is asked for (the chat's top-up
+    menu and plan card, the Mini App): a top-up of ``amount_rub`` whole rubles within
+    TOPUP_MIN_RUB..TOPUP_MAX_RUB, or a plan's price with the plan named in the metadata
+    (its credit buys the plan, :func:`plans.buy_after_payment`). The checks come before
+    anything is written; then :func:`start_topup`: the pending row and its idempotence key
+    committed first, the SDK call retried with that key.
+
+    Raises ``InvalidAmount`` / ``AmountOutOfRange`` (an amount outside the range, or neither
+    or both of an amount and a plan), ``PlanNotFound`` / ``PlanNotForSale`` (also a plan of
+    no price), :class:`ReceiptEmailNeeded`, and what :func:`start_topup` raises."""
+    if (amount_rub is None) == (plan_code is None):
+        raise InvalidAmount(amount_rub, "name an amount or a plan, not both or neither")
+    plan = None
+    async with sessionmaker() as session:
+        if plan_code is not None:
+            plan = await plans.get_plan(session, plan_code)
+            plans.ensure_for_sale(plan)
+            if plan.price <= 0:
+                raise plans.PlanNotForSale(plan.code, "free")
+            amount = plan.price
+        else:
+            if not isinstance(amount_rub, int) or isinstance(amount_rub, bool):
+                raise InvalidAmount(amount_rub)
+            if not settings.TOPUP_MIN_RUB <= amount_rub <= settings.TOPUP_MAX_RUB:
+                raise AmountOutOfRange(
+                    amount_rub,
+                    settings.TOPUP_MAX_RUB,
+                    f"a top-up is {settings.TOPUP_MIN_RUB} to {settings.TOPUP_MAX_RUB} rubles",
+                )
+            amount = amount_rub * 100
+        email = None
+        if settings.YOOKASSA_RECEIPTS_ENABLED:
+            email = await session.scalar(select(User.email).where(User.id == user_id))
+            if not email:
+                raise ReceiptEmailNeeded(user_id)
+    return await start_topup(
+        sessionmaker,
+        gateway,
+        settings,
+        user_id=user_id,
+        amount=amount,
+        email=email,
+        description=description,
+        plan=plan,
+    )
+
+
 async def start_plan_payment(
     sessionmaker: async_sessionmaker[AsyncSession],
     gateway: YooKassaGateway,
@@ -251,18 +318,47 @@ async def start_plan_payment(
     *,
     user_id: int,
     plan_code: str,
-    email: str | None = None,
 ) -> TopUpStarted:
-    """A YooKassa payment of a plan's price, its metadata naming the plan: once credited
-    (the one credit path, :func:`reconcile_payment`) the plan is bought from the balance in
-    the same transaction; if it cannot be bought then, the money stays on the balance.
-    Raises PlanNotFound / PlanNotForSale before anything is written, and what
-    :func:`start_topup` raises."""
-    async with sessionmaker() as session:
-        plan = await plans.get_plan(session, plan_code)
-        plans.ensure_for_sale(plan)
-    return await start_topup(
-        sessionmaker, gateway, settings, user_id=user_id, amount=plan.price, email=email, plan=plan
+    """A YooKassa payment of a plan's price (:func:`start_yookassa_payment`)."""
+    return await start_yookassa_payment(
+        sessionmaker, gateway, settings, user_id=user_id, plan_code=plan_code
+    )
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """One of a user's YooKassa payments as the Mini App shows it while it waits."""
+
+    id: int
+    amount: int
+    status: str
+    credited: bool
+    confirmation_url: str | None
+
+
+async def payment_state(
+    session: AsyncSession, *, user_id: int, payment_id: int
+) -> PaymentState | None:
+    """The user's own payment ``payment_id`` (None: not theirs, or no such payment)."""
+    row = (
+        await session.execute(
+            select(
+                Payment.id,
+                Payment.amount,
+                Payment.status,
+                Payment.credited_at,
+                Payment.confirmation_url,
+            ).where(
+                Payment.id == payment_id,
+                Payment.user_id == user_id,
+                Payment.provider == PaymentProvider.YOOKASSA.value,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return PaymentState(
+        row.id, row.amount, row.status, row.credited_at is not None, row.confirmation_url
     )
 
 

@@ -12,7 +12,7 @@ Nothing here writes and nothing here rolls a period over: what a user holds is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,12 +37,28 @@ class UsageRow:
     in_progress: int  # queued or running
     units: int  # units taken and kept (refunded operations left out)
     kopecks: int  # money taken and kept from the balance (refunded ones left out)
+    period: str | None = None  # grouped by day ("2026-12-07") or month ("2026-12"): which
+
+
+PERIOD_FORMATS = {"day": "%Y-%m-%d", "month": "%Y-%m"}
 
 
 async def usage(
-    session: AsyncSession, *, user_id: int, since: datetime, until: datetime
+    session: AsyncSession,
+    *,
+    user_id: int,
+    since: datetime,
+    until: datetime,
+    group: str | None = None,
+    tz: tzinfo = UTC,
 ) -> list[UsageRow]:
-    """The user's operations created in [since, until), by type and source."""
+    """The user's operations created in [since, until), by type and source; with ``group``
+    ("day" or "month") also by the day or month of ``tz`` (BOT_TIMEZONE) they were created
+    in, oldest period first."""
+    if group is not None:
+        return await _usage_by_period(
+            session, user_id=user_id, since=since, until=until, fmt=PERIOD_FORMATS[group], tz=tz
+        )
     kept = Operation.status != OperationStatus.REFUNDED.value
 
     def count(status: OperationStatus | tuple[OperationStatus, ...]):  # type: ignore[no-untyped-def]
@@ -91,6 +107,55 @@ async def usage(
             kopecks=int(r.kopecks),
         )
         for r in rows
+    ]
+
+
+async def _usage_by_period(
+    session: AsyncSession, *, user_id: int, since: datetime, until: datetime, fmt: str, tz: tzinfo
+) -> list[UsageRow]:
+    # Summed here, not in SQL: a local calendar day is the same on both databases this way
+    # (SQLite has no time zones), and one user's operations in a period are few.
+    rows = await session.execute(
+        select(
+            Operation.type,
+            Operation.funding,
+            Operation.status,
+            Operation.units,
+            Operation.price,
+            Operation.created_at,
+        ).where(
+            Operation.user_id == user_id,
+            Operation.created_at >= since,
+            Operation.created_at < until,
+        )
+    )
+    sums: dict[tuple[str, str, str], list[int]] = {}
+    for r in rows:
+        key = (_aware(r.created_at).astimezone(tz).strftime(fmt), r.type, r.funding)
+        acc = sums.setdefault(key, [0] * 7)
+        status = OperationStatus(r.status)
+        acc[0] += 1
+        acc[1] += status is OperationStatus.SUCCEEDED
+        acc[2] += status is OperationStatus.REFUNDED
+        acc[3] += status is OperationStatus.FAILED
+        acc[4] += status in (OperationStatus.QUEUED, OperationStatus.RUNNING)
+        if status is not OperationStatus.REFUNDED:
+            acc[5] += r.units
+            acc[6] += r.price if r.funding == "balance" else 0
+    return [
+        UsageRow(
+            op_type=op_type,
+            funding=funding,
+            operations=a[0],
+            succeeded=a[1],
+            refunded=a[2],
+            failed=a[3],
+            in_progress=a[4],
+            units=a[5],
+            kopecks=a[6],
+            period=period,
+        )
+        for (period, op_type, funding), a in sorted(sums.items())
     ]
 
 

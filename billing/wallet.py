@@ -35,6 +35,7 @@ from billing.models import (
     HoldingStatus,
     LedgerEntry,
     Operation,
+    OperationStatus,
     Plan,
     PlanKind,
     User,
@@ -500,6 +501,63 @@ class OperationItem:
     error: str | None  # why it failed ("<reason code>: <detail>"), redacted when stored
     chat_id: int | None
     status_message_id: int | None
+    # The message the result was delivered as (None: not delivered, or before it was kept).
+    result_message_id: int | None = None
+
+
+def _result_message_id(ref: dict[str, Any] | None) -> int | None:
+    """The message id a delivered result's ref names (workers.delivery.send_result)."""
+    if not isinstance(ref, dict):
+        return None
+    found = ref.get("photo_message_id", ref.get("document_message_id"))
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
+@dataclass(frozen=True)
+class DeliveredResult:
+    """Where a user's succeeded operation's result went, to point at it or send it again."""
+
+    operation_id: int
+    type: str
+    created_at: datetime
+    chat_id: int
+    message_id: int | None
+    file_id: str | None  # the result's Telegram file id (kept since it was recorded)
+    photo: bool  # sent as a photo (else as a document)
+
+
+async def delivered_result(
+    session: AsyncSession, *, user_id: int, operation_id: int
+) -> DeliveredResult | None:
+    """The user's own succeeded operation ``operation_id`` and its delivered result; None
+    when it is another user's, not there, or has no result in a chat."""
+    row = (
+        await session.execute(
+            select(
+                Operation.id,
+                Operation.type,
+                Operation.created_at,
+                Operation.chat_id,
+                Operation.result_ref,
+            ).where(
+                Operation.id == operation_id,
+                Operation.user_id == user_id,
+                Operation.status == OperationStatus.SUCCEEDED.value,
+            )
+        )
+    ).one_or_none()
+    if row is None or row.chat_id is None or not isinstance(row.result_ref, dict):
+        return None
+    file_id = row.result_ref.get("file_id")
+    return DeliveredResult(
+        operation_id=row.id,
+        type=row.type,
+        created_at=_aware(row.created_at),
+        chat_id=row.chat_id,
+        message_id=_result_message_id(row.result_ref),
+        file_id=file_id if isinstance(file_id, str) else None,
+        photo="photo_message_id" in row.result_ref,
+    )
 
 
 async def operations(
@@ -523,6 +581,9 @@ async def operations(
             error=r.error,
             chat_id=r.chat_id,
             status_message_id=r.status_message_id,
+            result_message_id=_result_message_id(r.result_ref)
+            if r.status == OperationStatus.SUCCEEDED.value
+            else None,
         )
         for r in rows
     ]

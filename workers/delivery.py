@@ -32,6 +32,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
+    Message,
 )
 
 from billing.settings import Settings
@@ -276,7 +277,7 @@ async def send_result(
             with_file = await kept(status_message_id)
             markup = result_keyboard(file_button if with_file else None, reply_markup)
             try:
-                await call(
+                edited = await call(
                     lambda: bot.edit_message_media(
                         media(),
                         chat_id=chat_id,
@@ -289,6 +290,7 @@ async def send_result(
                 )
                 message_id = status_message_id
                 sent["file_button"] = with_file
+                _keep_file_id(sent, edited)
             except TelegramBadRequest as exc:
                 if "message is not modified" in str(exc):
                     # A retry after a lost answer met the result already shown: delivered.
@@ -303,7 +305,9 @@ async def send_result(
                         what="delete status message",
                     )
         if message_id is None:
-            message_id = await _send_new(bot, chat_id, plan, result, caption, reply_markup, until)
+            message = await _send_new(bot, chat_id, plan, result, caption, reply_markup, until)
+            message_id = message.message_id
+            _keep_file_id(sent, message)
             sent["file_button"] = False
             if await kept(message_id):
                 # The button goes on once the file is kept under this message (cosmetic).
@@ -325,6 +329,17 @@ async def send_result(
     return sent
 
 
+def _keep_file_id(sent: dict[str, Any], message: object) -> None:
+    """The result's file id in its ref: the bot can send the result again by it (a link to
+    the operation from the Mini App, when the result's message is gone), without an upload."""
+    if not isinstance(message, Message):
+        return
+    if message.photo:
+        sent["file_id"] = message.photo[-1].file_id
+    elif message.document is not None:
+        sent["file_id"] = message.document.file_id
+
+
 async def _send_new(
     bot: Bot,
     chat_id: int,
@@ -333,7 +348,7 @@ async def _send_new(
     caption: str,
     reply_markup: InlineKeyboardMarkup | None,
     until: float | None,
-) -> int:
+) -> Message:
     upload = BufferedInputFile(result.data, filename=result.filename)
     if plan.photo:
         message = await call(
@@ -355,4 +370,4 @@ async def _send_new(
             until=until,
             room=UPLOAD_ROOM,
         )
-    return message.message_id
+    return message

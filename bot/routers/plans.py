@@ -22,19 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import accounts, ai_models, plans, stars, wallet
 from billing.errors import DuplicateRequest, InsufficientFunds
-from billing.payments import TopUpUnavailable, start_plan_payment
 from billing.plans import NoActiveSubscription, PlanNotForSale, PlanNotFound
 from billing.prices import format_rub
 from billing.settings import Settings
-from billing.yookassa import GatewayError, YooKassaGateway
+from billing.yookassa import YooKassaGateway
 from bot import confirm
 from bot.callbacks import AutoRenew, HistoryPage, Menu, PlanAction, SettingsToggle
+from bot.card_payment import begin_card_payment
 from bot.keyboards import (
     available_modes,
-    back_to_menu,
-    cancel_keyboard,
     history_keyboard,
-    payment_keyboard,
     plan_card_keyboard,
     plan_done_keyboard,
     plan_short_keyboard,
@@ -44,7 +41,6 @@ from bot.keyboards import (
 )
 from bot.once import first_delivery
 from bot.plan_notices import roll_over
-from bot.states import TopUpFlow
 from bot.users import ensure_user
 from texts import wallet_texts
 from texts.i18n import t
@@ -322,10 +318,10 @@ async def pay_plan(
         return
     await query.answer()
     if isinstance(query.message, Message):
-        await begin_plan_payment(
+        await begin_card_payment(
             query.message,
             query.from_user,
-            plan.code,
+            plan_code=plan.code,
             state=state,
             session=session,
             sessionmaker=sessionmaker,
@@ -333,51 +329,6 @@ async def pay_plan(
             lang=lang,
             gateway=gateway,
         )
-
-
-async def begin_plan_payment(
-    message: Message,
-    user: User,
-    plan_code: str,
-    *,
-    state: FSMContext,
-    session: AsyncSession,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    lang: str,
-    gateway: YooKassaGateway,
-) -> None:
-    """Ask for the receipt e-mail if needed (then back here), else create the payment and
-    send its link."""
-    account = await ensure_user(session, settings, user, lang)
-    if settings.YOOKASSA_RECEIPTS_ENABLED and not account.email:
-        await state.set_state(TopUpFlow.email)
-        await state.update_data(plan_code=plan_code, amount_rub=None)
-        await message.answer(t("bot-topup-ask-email", lang), reply_markup=cancel_keyboard(lang))
-        return
-    await state.clear()
-    try:
-        started = await start_plan_payment(
-            sessionmaker,
-            gateway,
-            settings,
-            user_id=account.id,
-            plan_code=plan_code,
-            email=account.email if settings.YOOKASSA_RECEIPTS_ENABLED else None,
-        )
-    except (PlanNotFound, PlanNotForSale):
-        await message.answer(t("plans-not-for-sale", lang), reply_markup=back_to_menu(lang))
-        return
-    except (TopUpUnavailable, GatewayError) as exc:
-        log.error("plan %s payment for user %s failed: %s", plan_code, account.id, exc)
-        await message.answer(t("bot-topup-unavailable", lang), reply_markup=back_to_menu(lang))
-        return
-    plan = await _plan_on_sale(session, plan_code)
-    name = plan.name(lang) if plan is not None else plan_code
-    await message.answer(
-        t("plans-invoice", lang, price=format_rub(started.amount), name=name),
-        reply_markup=payment_keyboard(lang, started.confirmation_url, started.payment_id),
-    )
 
 
 async def toggle_auto_renew(

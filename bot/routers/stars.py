@@ -194,6 +194,9 @@ async def successful_payment(
         log.info("stars charge %s delivered again: already credited", credit.payment_id)
         return
     menu = await menu_for(session, settings, message.from_user, lang)
+    # The read ends here: an open transaction of this session would hold SQLite's write lock
+    # (BEGIN IMMEDIATE) while mark_done_safely waits for it on another connection.
+    await session.rollback()
     if credit.plan is not None:
         text = plan_payment_text(credit.plan, amount=credit.amount, language=lang)
     else:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import html
+import logging
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message, User
+from aiogram.types import CallbackQuery, Message, ReplyParameters, User
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import ai_models
+from billing import ai_models, wallet
 from billing.ai_models import Catalogue, Use, default_catalogue
 from billing.prices import format_rub
 from billing.settings import Settings
@@ -19,6 +21,11 @@ from bot.keyboards import available_modes, back_to_menu, modes
 from bot.users import ensure_user, menu_for, menu_text, money_args
 from texts import model_texts, wallet_texts
 from texts.i18n import t
+
+log = logging.getLogger(__name__)
+
+OP_LINK = "op_"  # /start op_<operation id>: the Mini App's link to an operation's result
+OP_LINK_PATTERN = r"^op_[0-9]{1,18}$"
 
 
 async def _greeting(session: AsyncSession, settings: Settings, user: User, lang: str) -> str:
@@ -108,9 +115,60 @@ async def show_help(
         await query.message.answer(text, reply_markup=back_to_menu(lang))
 
 
+async def cmd_start_operation(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    lang: str,
+) -> None:
+    """/start op_<id>, the Mini App's link back to an operation: the bot answers by replying
+    to the message the result was delivered as, or sends the result's file again when that
+    message is gone. Only the user's own operation; any other id gets a plain refusal."""
+    await state.clear()
+    assert message.from_user is not None and command.args is not None
+    account = await ensure_user(session, settings, message.from_user, lang)
+    found = await wallet.delivered_result(
+        session, user_id=account.id, operation_id=int(command.args.removeprefix(OP_LINK))
+    )
+    await session.rollback()
+    if found is None:
+        await message.answer(t("bot-op-link-refused", lang))
+        return
+    words = t(
+        "bot-op-link-result",
+        lang,
+        id=str(found.operation_id),
+        mode=wallet_texts.mode_name(found.type, lang),
+        date=wallet_texts.datetime_text(found.created_at, lang),
+    )
+    if found.message_id is not None and found.chat_id == message.chat.id:
+        try:
+            await message.answer(
+                words,
+                reply_parameters=ReplyParameters(
+                    message_id=found.message_id, allow_sending_without_reply=False
+                ),
+            )
+            return
+        except TelegramBadRequest as exc:  # deleted (by the user, or in a cleared chat)
+            log.info("operation %s: result message gone: %s", found.operation_id, exc)
+    if found.file_id is None:
+        await message.answer(t("bot-op-link-gone", lang))
+    elif found.photo:
+        await message.answer_photo(found.file_id, caption=words)
+    else:
+        await message.answer_document(found.file_id, caption=words)
+
+
 def create_router() -> Router:
     """A fresh router (a dispatcher per test or process: a router has one parent)."""
     router = Router(name="start")
+    router.message.register(
+        cmd_start_operation,
+        CommandStart(deep_link=True, magic=F.args.regexp(OP_LINK_PATTERN)),
+    )
     router.message.register(cmd_start, CommandStart())
     router.message.register(cmd_menu, Command("menu"))
     router.message.register(cmd_help, Command("help"))

@@ -1,7 +1,8 @@
 """💰 /balance, the top-up menu, "Другая сумма", the receipt e-mail and "Проверить оплату".
 
-Money only comes in through billing.payments: ``start_topup`` creates the payment (our pending
-row first, then YooKassa with our idempotence key), ``reconcile_payment`` asks YooKassa and
+Money only comes in through billing.payments: ``start_yookassa_payment`` creates the payment
+(bot.card_payment: our pending row first, then YooKassa with our idempotence key; the plan
+card and the Mini App use the same function), ``reconcile_payment`` asks YooKassa and
 credits once — the same path the webhook uses.
 """
 
@@ -21,22 +22,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing import accounts, notices
 from billing.models import NoticeOutcome, Payment
 from billing.models import User as Account
-from billing.payments import Outcome, TopUpUnavailable, reconcile_payment, start_topup
+from billing.payments import Outcome, reconcile_payment
 from billing.prices import discounted, format_rub
 from billing.settings import Settings
 from billing.yookassa import GatewayError, GatewayUnavailable, YooKassaGateway
 from bot.callbacks import CheckPayment, Menu, TopUp, TopUpAction
+from bot.card_payment import begin_card_payment
 from bot.inputs import Answer, parse_email, parse_rub_amount
 from bot.keyboards import (
     back_to_menu,
     balance_keyboard,
     cancel_keyboard,
-    payment_keyboard,
     topup_menu,
     with_webapp,
 )
 from bot.once import first_delivery
-from bot.routers.plans import begin_plan_payment, current_wallet
+from bot.routers.plans import current_wallet
 from bot.states import TopUpFlow
 from bot.users import ensure_user, menu_for, money_args
 from texts import wallet_texts
@@ -174,10 +175,10 @@ async def preset_chosen(
         return
     await query.answer()
     if isinstance(query.message, Message):
-        await begin_payment(
+        await begin_card_payment(
             query.message,
             query.from_user,
-            presets[callback_data.index],
+            amount_rub=presets[callback_data.index],
             state=state,
             session=session,
             sessionmaker=sessionmaker,
@@ -213,10 +214,10 @@ async def custom_amount(
         await message.answer(t("bot-topup-not-configured", lang), reply_markup=back_to_menu(lang))
         return
     assert message.from_user is not None
-    await begin_payment(
+    await begin_card_payment(
         message,
         message.from_user,
-        amount,
+        amount_rub=amount,
         state=state,
         session=session,
         sessionmaker=sessionmaker,
@@ -252,10 +253,10 @@ async def receipt_email(
     kept = await state.get_data()
     plan_code = kept.get("plan_code")
     if isinstance(plan_code, str) and gateway is not None:  # the e-mail was for a plan
-        await begin_plan_payment(
+        await begin_card_payment(
             message,
             message.from_user,
-            plan_code,
+            plan_code=plan_code,
             state=state,
             session=session,
             sessionmaker=sessionmaker,
@@ -269,58 +270,16 @@ async def receipt_email(
         await state.clear()
         await message.answer(t("bot-topup-email-saved", lang), reply_markup=back_to_menu(lang))
         return
-    await begin_payment(
+    await begin_card_payment(
         message,
         message.from_user,
-        amount,
+        amount_rub=amount,
         state=state,
         session=session,
         sessionmaker=sessionmaker,
         settings=settings,
         lang=lang,
         gateway=gateway,
-    )
-
-
-async def begin_payment(
-    message: Message,
-    user: User,
-    amount_rub: int,
-    *,
-    state: FSMContext,
-    session: AsyncSession,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    lang: str,
-    gateway: YooKassaGateway,
-) -> None:
-    """Ask for the receipt e-mail if needed, else create the payment and send the link."""
-    account = await ensure_user(session, settings, user, lang)
-    if settings.YOOKASSA_RECEIPTS_ENABLED and not account.email:
-        await state.set_state(TopUpFlow.email)
-        await state.update_data(amount_rub=amount_rub)
-        await message.answer(t("bot-topup-ask-email", lang), reply_markup=cancel_keyboard(lang))
-        return
-    await state.clear()
-    amount = amount_rub * 100
-    pending = await message.answer(t("bot-topup-creating", lang, amount=format_rub(amount)))
-    try:
-        started = await start_topup(
-            sessionmaker,
-            gateway,
-            settings,
-            user_id=account.id,
-            amount=amount,
-            email=account.email if settings.YOOKASSA_RECEIPTS_ENABLED else None,
-            description=t("bot-topup-description", lang, amount=format_rub(amount)),
-        )
-    except (TopUpUnavailable, GatewayError) as exc:
-        log.error("top-up of %s for user %s failed: %s", amount, account.id, exc)
-        await pending.edit_text(t("bot-topup-unavailable", lang), reply_markup=back_to_menu(lang))
-        return
-    await pending.edit_text(
-        t("bot-topup-invoice", lang, amount=format_rub(amount)),
-        reply_markup=payment_keyboard(lang, started.confirmation_url, started.payment_id),
     )
 
 

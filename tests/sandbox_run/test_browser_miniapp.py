@@ -2,9 +2,11 @@
 a person opens the Mini App from /balance in the chat page (a panel beside the chat, init
 data signed by the emulator with the bot's token), sees the balance, buys a package with
 Stars (openInvoice, paid in the emulator), sees it in the history, and the chat says the
-same; a forged init data is refused. Each page's first paint from the local server with an
-empty cache is printed (not asserted). The books: one Stars payment credited once, the
-package held once, the audit clean."""
+same; buys a plan by card (openLink to the YooKassa emulator's checkout, paid there; back in
+the app the payment shows paid); a forged init data is refused. Each page's first paint from
+the local server with an empty cache is printed (not asserted). The books: the Stars payment
+and the card payment credited once each, the package and the plan held once each, the audit
+clean."""
 
 from __future__ import annotations
 
@@ -83,6 +85,25 @@ async def test_a_person_opens_the_mini_app_and_buys_a_package_with_stars(
     await app.locator("#tabs a[data-page=balance]").click()
     await app.locator("#packages").filter(has_text="Пакет 10 операций: 10").wait_for(timeout=WAIT)
 
+    # a plan by card: openLink opens YooKassa's checkout (the emulator's) in a new tab; paid
+    # there, the app's payment card shows it paid, and the plan is on once
+    await app.locator("#tabs a[data-page=plans]").click()
+    pro = app.locator("[data-plan=pro]")
+    await pro.wait_for(timeout=WAIT)
+    async with page.context.expect_page() as new_tab:
+        await pro.locator(".buy-card").click()
+    checkout = await new_tab.value
+    await checkout.wait_for_load_state()
+    assert "199,00" in await checkout.get_by_test_id("amount").inner_text()
+    await checkout.get_by_test_id("pay").click()
+    await checkout.wait_for_url(info["chat_url"] + "*", timeout=WAIT)  # the return URL
+    await checkout.close()
+    await app.locator("#page[data-page=topup] #payment").wait_for(timeout=WAIT)
+    if await app.locator("#payment-check").count():
+        await app.locator("#payment-check").click()
+    await app.locator("#payment[data-state=succeeded]").wait_for(timeout=WAIT)
+    await bot_messages(page, "Про").last.wait_for(timeout=WAIT)
+
     # forged init data: refused by the server, whatever the page sends
     frame = next(f for f in page.frames if "/app/" in f.url)
     forged = await frame.evaluate(
@@ -114,11 +135,15 @@ async def test_a_person_opens_the_mini_app_and_buys_a_package_with_stars(
                 .scalars()
                 .all()
             )
-            assert [(p.stars, str(p.status)) for p in payments] == [(80, "succeeded")]
+            assert [(p.stars, p.amount, str(p.status)) for p in payments] == [
+                (80, 8_000, "succeeded"),
+                (None, 19_900, "succeeded"),
+            ]
+            assert all(p.credited_at is not None for p in payments)
             held = await session.scalar(
                 select(func.count()).select_from(UserPlan).where(UserPlan.user_id == user.id)
             )
-            assert held == 1
+            assert held == 2  # the package and Pro, each once
         await assert_audit_clean(engine)
     finally:
         await engine.dispose()

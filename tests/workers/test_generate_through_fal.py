@@ -42,6 +42,8 @@ async def test_generate_delivers_the_image_fal_made(harness_factory) -> None:
     # a PNG from fal: its lossless file on the 📎 button, the "queued" message the photo
     assert op.result_ref["format"] == "png" and op.result_ref["file_button"] is True
     assert photo.message_id == op.status_message_id and "document_message_id" not in op.result_ref
+    # Its file id too: /start op_<id> sends the result again by it when the message is gone.
+    assert op.result_ref["file_id"] == photo.file_id
     assert await h.entries(operation_id, LedgerKind.REFUND) == 0
 
 

@@ -159,6 +159,7 @@ async def test_result_over_telegrams_photo_limits_goes_as_a_document(harness_fac
     # the "queued" message became the document: the only message
     [document] = await user.bot_messages()
     assert document.message_id == op.result_ref["document_message_id"] == op.status_message_id
+    assert op.result_ref["file_id"] == document.file_id
     assert document.button_texts == []
     assert document.text.startswith("⬆️ Фото увеличено в 2×: 4200×200.")
     assert decode(await user.download(document.file_id)).shape[:2] == (200, 4200)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -29,6 +29,7 @@ from web.api import models as m
 from web.api.auth import authenticate, check_rate
 from web.api.problems import ApiProblem
 from web.keys import SESSIONMAKER, SETTINGS
+from web.rollover import roll_over_due
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,16 @@ async def _user(session: Any, telegram_id: int) -> UserState:
     return user
 
 
+async def _rolled_user(call: Call, session: Any, telegram_id: int) -> UserState:
+    """The user, as of now: what is due (a period over, a package expired, free operations
+    due) rolled over first, as the bot and the Mini App read it (``web.rollover``: nothing
+    due, nothing written)."""
+    user = await _user(session, telegram_id)
+    if await roll_over_due(call.request.config_dict, session, user.id):
+        user = await _user(session, telegram_id)
+    return user
+
+
 def _utc(moment: datetime, name: str) -> datetime:
     try:
         return moment.astimezone(UTC)
@@ -228,7 +239,7 @@ def _utc(moment: datetime, name: str) -> datetime:
 
 async def balance(call: Call) -> m.Balance:
     async with call.request.config_dict[SESSIONMAKER]() as session:
-        user = await _user(session, call.path.telegram_id)
+        user = await _rolled_user(call, session, call.path.telegram_id)
     return m.Balance(
         telegram_id=user.telegram_id,
         balance_kopecks=user.balance,
@@ -238,22 +249,54 @@ async def balance(call: Call) -> m.Balance:
     )
 
 
+def _local_midnight(day: date, settings: Settings) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=settings.zone).astimezone(UTC)
+
+
+def _usage_period(query: m.UsageQuery, settings: Settings) -> tuple[datetime, datetime]:
+    """[since, until): the instants, the days ``from``..``to`` of BOT_TIMEZONE, or (both
+    given) the period both bound."""
+    untils = []
+    if query.until is not None:
+        untils.append(_utc(query.until, "until"))
+    if query.to is not None:
+        try:
+            untils.append(_local_midnight(query.to + timedelta(days=1), settings))
+        except OverflowError:
+            untils.append(datetime.max.replace(tzinfo=UTC))
+    until = min(untils) if untils else datetime.now(UTC)
+    sinces = []
+    if query.since is not None:
+        sinces.append(_utc(query.since, "since"))
+    if query.from_ is not None:
+        try:
+            sinces.append(_local_midnight(query.from_, settings))
+        except OverflowError:  # the first day of year 1, east of UTC
+            sinces.append(datetime.min.replace(tzinfo=UTC))
+    if sinces:
+        return max(sinces), until
+    try:
+        return until - timedelta(days=USAGE_DEFAULT_DAYS), until
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC), until
+
+
 async def usage(call: Call) -> m.Usage:
     query: m.UsageQuery = call.query
-    until = _utc(query.until, "until") if query.until else datetime.now(UTC)
-    if query.since is not None:
-        since = _utc(query.since, "since")
-    else:
-        try:
-            since = until - timedelta(days=USAGE_DEFAULT_DAYS)
-        except OverflowError:
-            since = datetime.min.replace(tzinfo=UTC)
+    since, until = _usage_period(query, call.settings)
     async with call.request.config_dict[SESSIONMAKER]() as session:
         user = await _user(session, call.path.telegram_id)
         # A period that ends before it starts holds no operation (an answer, not an error:
         # each bound alone is valid, and the document cannot say "since before until").
         rows = (
-            await reports.usage(session, user_id=user.id, since=since, until=until)
+            await reports.usage(
+                session,
+                user_id=user.id,
+                since=since,
+                until=until,
+                group=query.group.value if query.group else None,
+                tz=call.settings.zone,
+            )
             if since < until
             else []
         )
@@ -261,6 +304,8 @@ async def usage(call: Call) -> m.Usage:
         telegram_id=user.telegram_id,
         since=since,
         until=until,
+        group=query.group,
+        timezone=call.settings.BOT_TIMEZONE,
         items=[
             m.UsageItem(
                 type=r.op_type,
@@ -273,6 +318,7 @@ async def usage(call: Call) -> m.Usage:
                 units=r.units,
                 charged_kopecks=r.kopecks,
                 price_kopecks=_price(r.op_type, call.settings),
+                period=r.period,
             )
             for r in rows
         ],
@@ -299,7 +345,7 @@ def _holding(h: wallet.Holding, now: datetime) -> m.HoldingLimits:
 
 async def limits(call: Call) -> m.Limits:
     async with call.request.config_dict[SESSIONMAKER]() as session:
-        user = await _user(session, call.path.telegram_id)
+        user = await _rolled_user(call, session, call.path.telegram_id)
         held = await wallet.wallet(session, call.settings, user_id=user.id)
         renews = await reports.free_renews_at(
             session, call.settings, user_id=user.id, now=held.now
@@ -318,7 +364,7 @@ async def limits(call: Call) -> m.Limits:
 
 async def features(call: Call) -> m.Features:
     async with call.request.config_dict[SESSIONMAKER]() as session:
-        user = await _user(session, call.path.telegram_id)
+        user = await _rolled_user(call, session, call.path.telegram_id)
         held = await wallet.wallet(session, call.settings, user_id=user.id)
     return m.Features(
         telegram_id=user.telegram_id,

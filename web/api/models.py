@@ -3,8 +3,9 @@ what comes in, shape what goes out and make the OpenAPI document (web/api/openap
 
 from __future__ import annotations
 
+import enum
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import (
@@ -19,6 +20,7 @@ from pydantic import (
 from billing.bounds import INT64_MAX, MAX_SETTING_RUB
 from billing.models import Funding, PaymentProvider, PaymentStatus, PlanKind
 
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # pydantic reads more from a string than the document promises ("0.5" as a date, "1_0" as
 # 10): a path or query value is first held to the document's own shapes.
 _DIGITS = re.compile(r"[0-9]+")
@@ -41,6 +43,12 @@ def _json_integer(value: object) -> object:
     return value
 
 
+def _full_date(value: object) -> object:
+    if isinstance(value, str) and not _FULL_DATE.fullmatch(value):
+        raise ValueError("a date of RFC 3339, e.g. 2026-12-01")
+    return value
+
+
 def _rfc3339(value: object) -> object:
     if isinstance(value, str) and not _RFC3339.fullmatch(value):
         raise ValueError("a date-time of RFC 3339 with its offset, e.g. 2026-12-01T00:00:00Z")
@@ -50,6 +58,7 @@ def _rfc3339(value: object) -> object:
 Whole = BeforeValidator(_digits)
 JsonInteger = BeforeValidator(_json_integer)
 DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+FullDate = Annotated[date, BeforeValidator(_full_date)]
 TelegramId = Annotated[int, Field(ge=1, le=INT64_MAX, description="The user's Telegram id"), Whole]
 Kopecks = Annotated[int, Field(description="Kopecks (1/100 of a ruble)")]
 # An Idempotency-Key: visible ASCII, what the ledger's key column keeps beside the token name.
@@ -91,6 +100,11 @@ class UserPath(Closed):
     telegram_id: TelegramId
 
 
+class UsageGroup(enum.StrEnum):
+    DAY = "day"
+    MONTH = "month"
+
+
 class UsageQuery(Closed):
     since: DateTime | None = Field(
         default=None, description="From (inclusive); default: 30 days before `until`"
@@ -98,6 +112,22 @@ class UsageQuery(Closed):
     until: DateTime | None = Field(
         default=None,
         description="To (exclusive); default: now. A period ending before it starts is empty",
+    )
+    from_: FullDate | None = Field(
+        default=None,
+        alias="from",
+        description="From this day (inclusive), its start in BOT_TIMEZONE; with `since` too, "
+        "the later of the two",
+    )
+    to: FullDate | None = Field(
+        default=None,
+        description="To this day (inclusive), its end in BOT_TIMEZONE; with `until` too, the "
+        "earlier of the two",
+    )
+    group: UsageGroup | None = Field(
+        default=None,
+        description="Also by the day or the month (in BOT_TIMEZONE) the operations were made "
+        "in: each item then names its `period`",
     )
 
 
@@ -160,12 +190,18 @@ class UsageItem(BaseModel):
     price_kopecks: int | None = Field(
         description="The type's price now in kopecks, before any discount; null: no longer sold"
     )
+    period: str | None = Field(
+        default=None,
+        description="With `group`: the day (YYYY-MM-DD) or month (YYYY-MM) in BOT_TIMEZONE",
+    )
 
 
 class Usage(BaseModel):
     telegram_id: TelegramId
     since: datetime
     until: datetime
+    group: UsageGroup | None = Field(default=None, description="As asked: by day or by month")
+    timezone: str = Field(description="BOT_TIMEZONE: where a day or a month begins")
     items: list[UsageItem]
 
 

@@ -14,31 +14,32 @@ import html
 import json
 import logging
 import re
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import accounts, plans, stars, wallet
-from billing.errors import BillingError, DuplicateRequest, InsufficientFunds
+from billing import accounts, payments, plans, stars, wallet
+from billing.errors import BillingError, DuplicateRequest, InsufficientFunds, InvalidAmount
 from billing.models import LedgerKind
 from billing.prices import format_rub
 from billing.settings import Settings
+from billing.yookassa import GatewayError, GatewayUnavailable
 from texts import wallet_texts
 from texts.i18n import keys, pick_language, t
-from texts.money_texts import claimed_notice_words, pack_invoice_text, plan_invoice_text
+from texts.money_texts import pack_invoice_text, plan_invoice_text
 from tg import invoices
 from tg.factory import bot_token
-from tg.notices import send_fresh
-from web.keys import BOT, SESSIONMAKER, SETTINGS
+from web.keys import BOT, GATEWAY, REDIS, SESSIONMAKER, SETTINGS
 from web.miniapp.auth import Caller, caller_of
+from web.rollover import roll_over_due
 
 log = logging.getLogger(__name__)
 
 PAGE_DEFAULT = 20
-NOTICE_SEND_SECONDS = 5.0  # a roll-over's message, sent while the page waits
 PAGE_MAX = 50
+CLICK_TTL_SECONDS = 24 * 3600  # a card payment's click is remembered this long
 PUBLIC_API = Settings.model_fields["TELEGRAM_API_URL"].default
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # a click's idempotency key
 TEXT_PREFIX = "app-"
@@ -75,9 +76,8 @@ def _lang(caller: Caller) -> str:
 
 async def _account(request: web.Request, session: AsyncSession, caller: Caller) -> int:
     """The caller's user id: found, or created as the bot creates a newcomer (with the free
-    operations), then rolled over (a period that ended shows as renewed or ended), and the
-    user told in the chat at once, as the bot does (one that fails to go out is left to the
-    maintenance pass)."""
+    operations), then what is due rolled over (``web.rollover``: a period that ended shows
+    as renewed or ended, and the user is told in the chat at once, as the bot does)."""
     settings = _settings(request)
     found = await accounts.find_user_by_telegram_id(session, caller.telegram_id)
     if found is None:
@@ -88,21 +88,8 @@ async def _account(request: web.Request, session: AsyncSession, caller: Caller) 
             username=caller.username,
             language=_lang(caller),
         )
-    events = await plans.roll_over(session, settings, user_id=found.id)
-    await session.commit()
-    keys = [e.notice_key for e in events if e.notice_key]
-    if keys:
-        try:
-            await send_fresh(
-                request.app[SESSIONMAKER],
-                request.app[BOT],
-                keys,
-                claimed_notice_words,
-                grace=timedelta(seconds=settings.PAYMENT_NOTICE_GRACE_SECONDS),
-                send_timeout=NOTICE_SEND_SECONDS,
-            )
-        except Exception:  # noqa: BLE001 - the maintenance pass sends it; the page goes on
-            log.warning("roll-over notices %s not sent now", keys, exc_info=True)
+        await session.commit()
+    await roll_over_due(request.app, session, found.id)
     return found.id
 
 
@@ -141,6 +128,8 @@ async def me(request: web.Request) -> web.Response:
             "lang": lang,
             "texts": words,
             "stars": settings.stars_enabled,
+            "card": settings.yookassa_enabled,
+            "topup_presets": list(settings.TOPUP_PRESETS_RUB) if settings.yookassa_enabled else [],
             "stars_packs": [
                 {"stars": n, "amount_text": format_rub(settings.stars_kopecks(n))}
                 for n in (settings.STARS_PACKS if settings.stars_enabled else [])
@@ -231,6 +220,7 @@ async def plans_list(request: web.Request) -> web.Response:
                     "stars": stars.plan_stars(settings, p.price)
                     if settings.stars_enabled
                     else None,
+                    "card": settings.yookassa_enabled and p.price > 0,
                     "current": p.code == current,
                 }
                 for p in catalogue
@@ -357,6 +347,142 @@ async def stars_invoice(request: web.Request) -> web.Response:
     return web.json_response({"link": link, "stars": invoice.stars})
 
 
+async def card_payment(request: web.Request) -> web.Response:
+    """💳 A YooKassa payment: a plan's price (``{"plan": code}``) or a top-up
+    (``{"amount_rub": n}``), with the click's ``key``. Created by the chat's own function
+    (``billing.payments.start_yookassa_payment``); the page opens ``confirmation_url`` with
+    ``openLink`` and then follows the payment (:func:`payment`). The same key again gives
+    the same payment back, never a second one."""
+    caller = _caller(request)
+    settings = _settings(request)
+    lang = _lang(caller)
+    if not settings.yookassa_enabled:
+        raise _bad("card payments are not offered")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _bad("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise _bad("the body must be a JSON object")
+    key, plan_code, amount = body.get("key"), body.get("plan"), body.get("amount_rub")
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        raise _bad("key: 8 to 64 letters, digits, _ or -")
+    if isinstance(plan_code, str) and amount is None:
+        amount = None
+    elif isinstance(amount, int) and not isinstance(amount, bool) and plan_code is None:
+        if not settings.TOPUP_MIN_RUB <= amount <= settings.TOPUP_MAX_RUB:
+            raise _bad(f"amount_rub: from {settings.TOPUP_MIN_RUB} to {settings.TOPUP_MAX_RUB}")
+    else:
+        raise _bad("name a plan (its code) or an amount_rub")
+    async with request.app[SESSIONMAKER]() as session:
+        user_id = await _account(request, session, caller)
+    click = f"once:app-pay:{caller.telegram_id}:{key}"
+    redis = request.app[REDIS]
+    try:
+        first = bool(await redis.set(click, "", nx=True, ex=CLICK_TTL_SECONDS))
+        earlier = None if first else await redis.get(click)
+    except (RedisError, OSError) as exc:  # as the chat: a lost top-up is worse
+        log.warning("Mini App: click check skipped, Redis error: %s", exc)
+        first, earlier = True, None
+    if not first:
+        found = None
+        if earlier:
+            async with request.app[SESSIONMAKER]() as session:
+                found = await payments.payment_state(
+                    session, user_id=user_id, payment_id=int(earlier)
+                )
+        if found is None or not found.confirmation_url:
+            return web.json_response(
+                {"status": "duplicate", "text": t("plans-done-already", lang)}, status=409
+            )
+        return web.json_response(_payment_json(found, lang))
+    description = (
+        t("bot-topup-description", lang, amount=format_rub(amount * 100))
+        if amount is not None
+        else None
+    )
+    try:
+        started = await payments.start_yookassa_payment(
+            request.app[SESSIONMAKER],
+            request.app[GATEWAY],
+            settings,
+            user_id=user_id,
+            amount_rub=amount,
+            plan_code=plan_code,
+            description=description,
+        )
+    except (plans.PlanNotFound, plans.PlanNotForSale):
+        return web.json_response(
+            {"status": "not_for_sale", "text": t("plans-not-for-sale", lang)}, status=404
+        )
+    except payments.ReceiptEmailNeeded:
+        return web.json_response(
+            {"status": "email_needed", "text": t("miniapp-card-email", lang)}, status=409
+        )
+    except (InvalidAmount, payments.TopUpUnavailable, GatewayError) as exc:
+        log.error("Mini App: card payment for user %s failed: %s", user_id, exc)
+        return web.json_response(
+            {"status": "unavailable", "text": t("bot-topup-unavailable", lang)}, status=503
+        )
+    try:
+        await redis.set(click, str(started.payment_id), xx=True, ex=CLICK_TTL_SECONDS)
+    except (RedisError, OSError) as exc:
+        log.warning("Mini App: click %s not kept: %s", started.payment_id, exc)
+    log.info("Mini App: user %s started card payment %s", user_id, started.payment_id)
+    async with request.app[SESSIONMAKER]() as session:
+        state = await payments.payment_state(
+            session, user_id=user_id, payment_id=started.payment_id
+        )
+    assert state is not None
+    return web.json_response(_payment_json(state, lang))
+
+
+def _payment_json(state: payments.PaymentState, lang: str) -> dict[str, Any]:
+    return {
+        "status": "started",
+        "payment": {
+            "id": state.id,
+            "amount": state.amount,
+            "amount_text": format_rub(state.amount),
+            "state": state.status,
+            "state_text": t(f"miniapp-payment-{state.status.replace('_', '-')}", lang),
+            "credited": state.credited,
+            "confirmation_url": state.confirmation_url,
+        },
+    }
+
+
+async def payment(request: web.Request) -> web.Response:
+    """The caller's own card payment and its state: asked of YooKassa and credited through
+    the one once-only path (``billing.payments.reconcile_payment``, as the webhook and the
+    chat's "Проверить оплату"), so it is credited once wherever it is checked first."""
+    caller = _caller(request)
+    lang = _lang(caller)
+    raw = request.match_info["id"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 2**63 - 1:
+        raise _bad("the payment id must be a whole number")
+    async with request.app[SESSIONMAKER]() as session:
+        user_id = await _account(request, session, caller)
+        state = await payments.payment_state(session, user_id=user_id, payment_id=int(raw))
+    if state is None:
+        raise web.HTTPNotFound(
+            text='{"error": "no such payment"}', content_type="application/json"
+        )
+    if not state.credited and _settings(request).yookassa_enabled:
+        try:
+            await payments.reconcile_payment(
+                request.app[SESSIONMAKER], request.app[GATEWAY], payment_id=state.id
+            )
+        except GatewayUnavailable as exc:  # the row's state as it is; the page asks again
+            log.warning("Mini App: payment %s not checked now: %s", state.id, exc)
+        except GatewayError as exc:
+            log.error("Mini App: payment %s check failed: %s", state.id, exc)
+        async with request.app[SESSIONMAKER]() as session:
+            state = await payments.payment_state(session, user_id=user_id, payment_id=state.id)
+        assert state is not None
+    return web.json_response(_payment_json(state, lang))
+
+
 # -- the history and the operations -------------------------------------------------------
 
 
@@ -408,6 +534,7 @@ async def operations(request: web.Request) -> web.Response:
     lang = _lang(caller)
     limit = _int_param(request, "limit", low=1, high=PAGE_MAX) or PAGE_DEFAULT
     before = _int_param(request, "before", low=1, high=2**63 - 1)
+    username = await _bot_username(request)
     async with request.app[SESSIONMAKER]() as session:
         user_id = await _account(request, session, caller)
         items = await wallet.operations(session, user_id=user_id, before_id=before, limit=limit)
@@ -432,6 +559,10 @@ async def operations(request: web.Request) -> web.Response:
                     "refund_reason": wallet_texts.failure_text(o.error, lang)
                     if o.status in ("refunded", "failed")
                     else None,
+                    # Back to the result in the chat: the bot replies to it (/start op_<id>).
+                    "chat_link": f"https://t.me/{username}?start=op_{o.id}"
+                    if username and o.result_message_id is not None
+                    else None,
                 }
                 for o in items
             ],
@@ -440,11 +571,24 @@ async def operations(request: web.Request) -> web.Response:
     )
 
 
+async def _bot_username(request: web.Request) -> str | None:
+    """The bot's username for t.me links: getMe once, then aiogram's cached answer. None
+    when Telegram cannot be asked now (the page shows no link)."""
+    try:
+        me = await request.app[BOT].me()
+    except Exception as exc:  # noqa: BLE001 - a link less, never a failed page
+        log.warning("Mini App: getMe failed, no links to the chat: %r", exc)
+        return None
+    return me.username
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/app/api/me", me)
     app.router.add_get("/app/api/balance", balance)
     app.router.add_get("/app/api/plans", plans_list)
     app.router.add_post("/app/api/plans/{code}/buy", buy_plan)
     app.router.add_post("/app/api/stars/invoice", stars_invoice)
+    app.router.add_post("/app/api/card/payment", card_payment)
+    app.router.add_get("/app/api/card/payment/{id}", payment)
     app.router.add_get("/app/api/history", history)
     app.router.add_get("/app/api/operations", operations)

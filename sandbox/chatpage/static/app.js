@@ -719,6 +719,10 @@ window.addEventListener("message", async (event) => {
     $("webapp-frame").dataset.ready = "1";
   } else if (message.eventType === "web_app_close") {
     closeWebApp();
+  } else if (message.eventType === "web_app_open_link" && /^https?:\/\//.test(data.url || "")) {
+    // openLink: Telegram opens the page outside the app (here the YooKassa emulator's
+    // checkout in a new tab); the Mini App stays open for the user's return.
+    window.open(data.url, "_blank", "noopener");
   } else if (message.eventType === "web_app_open_invoice" && data.slug) {
     // Telegram's payment sheet, in short: the user pays at once (the emulator checks the
     // ⭐ balance, asks the bot's pre-checkout, then sends successful_payment).

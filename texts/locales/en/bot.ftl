@@ -220,3 +220,8 @@ bot-stars-refused-plan = This plan is no longer on sale: the invoice was not pai
 bot-stars-plan-title = Plan: { $name }
 bot-stars-plan-description = { $stars } ⭐ — the { $name } plan for { $price } ₽. The Stars are credited to your balance as { $amount } ₽, and the plan's price is taken from it at once.
 bot-stars-plan-label = Plan: { $name }
+
+## /start op_<id>: the Mini App's link back to an operation's result in the chat.
+bot-op-link-result = ⬆️ The result of operation #{ $id }: { $mode }, { $date }.
+bot-op-link-refused = You have no such operation with a result.
+bot-op-link-gone = The result's message is gone and it cannot be sent again.

@@ -220,3 +220,8 @@ bot-stars-refused-plan = Этот тариф больше не продаётс�
 bot-stars-plan-title = Тариф «{ $name }»
 bot-stars-plan-description = { $stars } ⭐ — тариф «{ $name }» за { $price } ₽. Звёзды зачислятся на баланс как { $amount } ₽, из них сразу спишется цена тарифа.
 bot-stars-plan-label = Тариф «{ $name }»
+
+## /start op_<id>: the Mini App's link back to an operation's result in the chat.
+bot-op-link-result = ⬆️ Результат операции №{ $id }: { $mode }, { $date }.
+bot-op-link-refused = Такой операции с результатом у вас нет.
+bot-op-link-gone = Сообщения с результатом больше нет, и отправить его снова нельзя.

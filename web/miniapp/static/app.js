@@ -65,6 +65,13 @@
       } catch (e) { /* not Telegram's */ }
     });
   }
+  function openLink(url) {
+    if (tg && tg.openLink) return tg.openLink(url);
+    if (window.TelegramWebviewProxy || window.parent !== window) {
+      return postEvent("web_app_open_link", { url });
+    }
+    window.open(url, "_blank", "noopener");
+  }
   function openInvoice(url, done) {
     if (tg && tg.openInvoice) return tg.openInvoice(url, done);
     const match = url.match(/^https:\/\/t\.me\/(?:\$|invoice\/)(.+)$/);
@@ -161,6 +168,13 @@
         card.append(el("button", { class: "buy-stars", onclick: () => pay({ plan: p.code }) },
           T("app-buy-stars") + " · " + p.stars + " ⭐"));
       }
+      if (p.card) {
+        const cardKey = newKey();
+        const byCard = el("button", { class: "buy-card",
+          onclick: () => cardPay({ plan: p.code, key: cardKey }, byCard) },
+        T("app-buy-card") + " · " + p.price_text + " ₽");
+        card.append(byCard);
+      }
       return card;
     });
   }
@@ -176,15 +190,70 @@
     } catch (e) { failed(e); }
   }
 
+  // A card payment (YooKassa): created by the server, opened with openLink; its id is kept
+  // so the page shows it, and its state, when the user comes back.
+  async function cardPay(what, button) {
+    button.disabled = true;
+    toast(T("app-pay-open"));
+    try {
+      const { status, json } = await api("card/payment", what);
+      if (status !== 200) {
+        button.disabled = false;
+        return toast(json.text || json.reason || T("app-error"));
+      }
+      sessionStorage.setItem("cardPayment", String(json.payment.id));
+      openLink(json.payment.confirmation_url);
+      location.hash = "topup";
+      if (current === "topup") show("topup");
+    } catch (e) { failed(e); }
+  }
+
+  async function cardPayment() {
+    const id = sessionStorage.getItem("cardPayment");
+    if (!id) return null;
+    const { status, json } = await api("card/payment/" + encodeURIComponent(id));
+    if (status !== 200) {
+      sessionStorage.removeItem("cardPayment");
+      return null;
+    }
+    const p = json.payment;
+    const box = el("div", { class: "card", id: "payment", "data-state": p.state },
+      el("h3", {}, T("app-pay-title") + " · " + p.amount_text + " ₽"),
+      el("p", { id: "payment-state" }, p.state_text));
+    if (!p.credited && (p.state === "pending" || p.state === "waiting_for_capture")) {
+      box.append(el("button", { id: "payment-check", onclick: () => show("topup") },
+        T("app-pay-check")));
+      if (p.confirmation_url) {
+        box.append(el("button", { onclick: () => openLink(p.confirmation_url) },
+          T("app-pay-again")));
+      }
+    } else {
+      sessionStorage.removeItem("cardPayment"); // shown once in its final state
+    }
+    return box;
+  }
+
   async function topup() {
-    if (!me.stars) return [el("p", { class: "hint" }, T("app-topup-none"))];
-    return [
-      el("h3", {}, T("app-topup-stars")),
-      el("div", {}, ...me.stars_packs.map((p) => el("button", {
-        class: "pack", "data-stars": p.stars, onclick: () => pay({ pack: p.stars }),
-      }, p.stars + " ⭐ → " + p.amount_text + " ₽"))),
-      el("p", { class: "hint" }, T("app-topup-card")),
-    ];
+    const nodes = [];
+    const waiting = await cardPayment();
+    if (waiting) nodes.push(waiting);
+    if (me.card) {
+      nodes.push(el("h3", {}, T("app-topup-card-title")),
+        el("div", {}, ...me.topup_presets.map((rub) => {
+          const key = newKey();
+          const button = el("button", { class: "card-pack", "data-rub": rub,
+            onclick: () => cardPay({ amount_rub: rub, key }, button) }, rub + " ₽");
+          return button;
+        })));
+    }
+    if (me.stars) {
+      nodes.push(el("h3", {}, T("app-topup-stars")),
+        el("div", {}, ...me.stars_packs.map((p) => el("button", {
+          class: "pack", "data-stars": p.stars, onclick: () => pay({ pack: p.stars }),
+        }, p.stars + " ⭐ → " + p.amount_text + " ₽"))));
+    }
+    if (!me.card && !me.stars) nodes.push(el("p", { class: "hint" }, T("app-topup-none")));
+    return nodes;
   }
 
   // A list that loads its next page when its end scrolls into view.
@@ -232,7 +301,11 @@
       el("div", { class: "when" }, o.when + " · " + o.status_text),
       o.type_text + " — " + o.cost_text,
       o.refund_reason ? el("div", { class: "hint" }, T("app-op-reason") + ": " + o.refund_reason)
-        : null), T("app-ops-empty"));
+        : null,
+      o.chat_link ? el("a", { class: "chat-link", href: o.chat_link, onclick: (event) => {
+        // Inside Telegram: its own way to a t.me link (the Mini App stays where it is).
+        if (tg && tg.openTelegramLink) { event.preventDefault(); tg.openTelegramLink(o.chat_link); }
+      } }, T("app-op-open")) : null), T("app-ops-empty"));
   }
 
   const pages = { balance, plans, topup, history: historyPage, operations: operationsPage };
@@ -264,6 +337,12 @@
     document.title = T("app-title");
     for (const node of document.querySelectorAll("[data-text]")) node.textContent = T(node.dataset.text);
     window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+    // Back from the payment page: its state, asked anew.
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && current === "topup" && sessionStorage.getItem("cardPayment")) {
+        show("topup");
+      }
+    });
     await show(location.hash.slice(1));
     postEvent("web_app_ready");
   }
