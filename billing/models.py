@@ -287,8 +287,9 @@ class Payment(Base):
     )
     stars: Mapped[int | None] = mapped_column(BigInteger)
     telegram_charge_id: Mapped[str | None] = mapped_column(String(128), unique=True)
-    # The plan a Stars payment buys once credited (migration 0009; NULL: a top-up). A
-    # YooKassa plan payment names its plan in the provider's metadata instead.
+    # The plan a payment buys once credited (migration 0009; NULL: a top-up). A Stars
+    # credit reads it here; a YooKassa credit reads the plan from YooKassa's metadata (the
+    # row's plan_id is for the books and reports).
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
 
 

@@ -183,6 +183,7 @@ async def start_topup(
             currency=settings.YOOKASSA_CURRENCY,
             description=description,
             idempotence_key=uuid.uuid4().hex,
+            plan_id=plan.id if plan is not None else None,
         )
         await session.commit()
         payment_id, key = payment.id, payment.idempotence_key
@@ -661,8 +662,11 @@ async def create_payment(
     currency: str,
     description: str | None = None,
     idempotence_key: str | None = None,
+    plan_id: int | None = None,
 ) -> Payment:
-    """The pending row, written (and committed by the caller) before YooKassa is called."""
+    """The pending row, written (and committed by the caller) before YooKassa is called;
+    ``plan_id``: the plan it buys (for the books and reports: the credit reads the plan from
+    YooKassa's own metadata)."""
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidAmount(amount)
     if amount > INT64_MAX:
@@ -674,6 +678,7 @@ async def create_payment(
         description=description,
         idempotence_key=idempotence_key or uuid.uuid4().hex,
         status=PaymentStatus.PENDING.value,
+        plan_id=plan_id,
     )
     session.add(payment)
     await session.flush()

@@ -52,6 +52,10 @@ async def test_a_top_up_and_a_plan_start_with_their_amounts(env) -> None:
     ]
     assert "plan_id" not in metadata[0] and metadata[1]["plan_id"]
     assert await _rows(sm) == 2
+    # The row names the plan too (the books, the operator API's payments list).
+    async with sm() as session:
+        plan_ids = [(await session.get(Payment, x.payment_id)).plan_id for x in (topup, plan)]
+    assert plan_ids == [None, int(metadata[1]["plan_id"])]
 
 
 async def test_a_receipt_needs_the_email_first(env, db_url) -> None:
