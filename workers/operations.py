@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
+from billing.ai_models import DEFAULTS
 from billing.prices import OperationType
 from billing.settings import Settings
 from imaging._image import MediaResult
@@ -50,10 +51,11 @@ async def generate(text: str | None, settings: Settings, *, budget: float) -> Me
     fal_settings = fal.FalSettings(
         key=settings.FAL_KEY.get_secret_value(),
         api_url=settings.FAL_API_URL,
-        model=settings.FAL_MODEL,
         timeout=budget,
     )
-    return await fal.generate(text or "", fal_settings)
+    # The catalogue's default model (an operation queued before the catalogue names none).
+    model = DEFAULTS[OperationType.GENERATE].model_id
+    return await fal.generate(text or "", fal_settings, model=model)
 
 
 LOCAL: dict[str, LocalRunner] = {
