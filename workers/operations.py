@@ -60,7 +60,7 @@ async def generate(text: str | None, settings: Settings, *, budget: float) -> Me
 
 LOCAL: dict[str, LocalRunner] = {
     OperationType.EDIT: lambda inputs, text, settings: edit(inputs[0], text or ""),
-    OperationType.MERGE: lambda inputs, text, settings: merge(inputs[0], inputs[1]),
+    OperationType.MERGE: lambda inputs, text, settings: merge(*inputs),
     OperationType.FACE_SWAP: lambda inputs, text, settings: face_swap(inputs[0], inputs[1]),
     OperationType.RETOUCH: lambda inputs, text, settings: retouch(inputs[0]),
     OperationType.UPSCALE: lambda inputs, text, settings: upscale(
@@ -89,6 +89,11 @@ def inputs_needed(op_type: OperationType) -> int:
     return catalogue.entry(op_type).photos
 
 
+def inputs_taken(op_type: OperationType) -> int:
+    """The most photos the operation uses (merge: up to 4; the rest: as many as it needs)."""
+    return catalogue.entry(op_type).most_photos
+
+
 def run_local(
     op_type: OperationType, inputs: Sequence[bytes], text: str | None, settings: Settings
 ) -> MediaResult:
@@ -100,7 +105,7 @@ def run_local(
     runner = LOCAL.get(op_type)
     if runner is None:
         raise JobFailure("internal", f"{op_type} has no local implementation")
-    return runner(inputs, text, settings)
+    return runner(inputs[: inputs_taken(op_type)], text, settings)
 
 
 async def run_remote(
@@ -120,20 +125,21 @@ def check_sizes(op_type: OperationType, inputs: Sequence[bytes]) -> None:
     """ImageTooSmall for an input under the operation's minimum (the bot refuses those
     before the charge; this holds for whatever the job downloaded). Headers only."""
     minimum = catalogue.min_side(op_type)
-    needed = inputs_needed(op_type)
-    for index, data in enumerate(inputs[:needed]):
-        info = probe_image(data, which=_which(index, needed))
+    taken = inputs_taken(op_type)
+    for index, data in enumerate(inputs[:taken]):
+        info = probe_image(data, which=_which(index, taken))
         if min(info.width, info.height) < minimum:
             raise ImageTooSmall(
                 width=info.width,
                 height=info.height,
                 min_side=minimum,
-                which=_which(index, needed),
+                which=_which(index, taken),
             )
 
 
 def _which(index: int, count: int) -> Literal["a", "b"] | None:
-    if count < 2:
+    """The first or the second photo (the texts say which); a third or fourth: "the photo"."""
+    if count < 2 or index > 1:
         return None
     return "a" if index == 0 else "b"
 
