@@ -228,6 +228,7 @@ def _after(message: Message) -> dict[str, Any]:
         "pair": None,
         "photos": None,
         "photos_caption": None,
+        "photos_group": None,
         "done_group": message.media_group_id,
     }
 
@@ -498,6 +499,10 @@ def _assess_several(
     says they are all there. Nothing is charged until the request is complete."""
     most = entry.most_photos
     words = entry.takes_text
+    # Once the request is complete, a photo of an album it took that comes later (album
+    # updates may be handled after the "✅ Готово" that followed them) is said not to be
+    # added, instead of starting a new request.
+    after = {**_after(message), "done_group": message.media_group_id or data.get("photos_group")}
     photos = _several(data)
     caption = data.get("photos_caption")
     files = tuple(f for f, _ in photos)
@@ -518,14 +523,14 @@ def _assess_several(
             if not done:  # words the local collage cannot use: the buttons say what to do
                 return Answer("bot-several-no-words", keyboard="several")
             notes = _caption_notes(caption)
-            return Ready(MediaInput(files, notes=notes, close_keyboard=True), _after(message))
+            return Ready(MediaInput(files, notes=notes, close_keyboard=True), after)
         sentence = caption if done else message.text
         if done and not caption:
             return Answer(_ask_text(entry), keyboard="remove")
         text = _check_text(entry, sentence or "", lang)
         if isinstance(text, Answer):
             return text
-        return Ready(MediaInput(files, text, close_keyboard=True), _after(message))
+        return Ready(MediaInput(files, text, close_keyboard=True), after)
     image = image_of(message, settings, header)
     if image is None:
         return Answer("bot-need-photo")
@@ -544,16 +549,18 @@ def _assess_several(
         caption = message.caption
     remember: dict[str, Any] = {"photos": [list(p) for p in photos], "photos_caption": caption}
     album = message.media_group_id
+    if album:
+        remember["photos_group"] = album
     if len(photos) == most:  # the most it takes: nothing more to wait for
         if not words:
             notes = _caption_notes(caption)
-            return Ready(MediaInput(files, notes=notes, close_keyboard=True), _after(message))
+            return Ready(MediaInput(files, notes=notes, close_keyboard=True), after)
         if not caption:
             return Answer(_ask_text(entry), remember=remember, keyboard="remove")
         text = _check_text(entry, caption, lang)
         if isinstance(text, Answer):  # keep the photos: a corrected sentence is enough
             return Answer(text.key, text.args, remember=remember)
-        return Ready(MediaInput(files, text, close_keyboard=True), _after(message))
+        return Ready(MediaInput(files, text, close_keyboard=True), after)
     if len(photos) < entry.photos:
         # In an album the next photo is already on its way: no "send another" prompt.
         key = "" if album else "bot-several-need-more"

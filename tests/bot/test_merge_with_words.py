@@ -167,6 +167,20 @@ async def test_the_bot_counts_the_photos_asks_for_the_sentence_and_queues_the_mo
         await user.send_photo(photo)
     await user.wait_for_text("Теперь одной фразой")
     await user.send_photo(photo2)
-    fifth = await user.wait_for_text("Больше 4 фото за раз не беру")
+    fifth = await user.wait_for_text("Это фото не добавлено")
+    assert "не больше 4" in fifth.text
     assert "ничего не списано" in fifth.text
     assert len(await app.operations()) == 1
+
+
+def test_an_album_photo_handled_after_done_is_said_not_to_be_added() -> None:
+    """Album updates may be handled in any order: one that comes after the "✅ Готово" that
+    completed the request is refused (not charged), not the start of a new request."""
+    data: dict = {}
+    for n in (1, 2):
+        _, data = _step(_local, _message(n, photo=PHOTO, group="g"), data)
+    ready = _local(_message(4, text="✅ Готово"), data)
+    assert isinstance(ready, Ready) and len(ready.media.file_ids) == 2
+    late = _local(_message(3, photo=PHOTO, group="g"), {**data, **ready.remember})
+    assert isinstance(late, Answer) and late.key == "bot-several-too-many"
+    assert not (late.remember or {}).get("photos")
