@@ -270,10 +270,11 @@ class Settings(BaseSettings):
     THROTTLE_RATE_PER_SECOND: float = 2.0
     THROTTLE_BURST: int = 10
 
-    # fal.ai (text-to-image). Without a key the generate mode is not offered.
+    # fal.ai. Which model runs each operation is the model catalogue's (billing.ai_models),
+    # never a setting. Without a key the operations whose model is on fal run their local
+    # code, and generate (none) is not offered.
     FAL_KEY: SecretStr | None = None
     FAL_API_URL: str = "https://queue.fal.run"
-    FAL_MODEL: str = "fal-ai/flux/schnell"
     # fal's published webhook keys (ED25519, a JWKS), fetched and cached by the web server.
     FAL_JWKS_URL: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
     # A signed webhook whose timestamp is further than this from now is refused (a replay).

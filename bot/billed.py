@@ -57,6 +57,7 @@ from bot import confirm, plan_notices
 from bot.callbacks import ConfirmCharge
 from bot.inputs import MediaInput, Note
 from bot.keyboards import (
+    back_to_menu,
     confirm_keyboard,
     insufficient_keyboard,
     queued_keyboard,
@@ -101,6 +102,7 @@ class BilledOperation:
     lang: str
     file_ids: tuple[str, ...] = ()  # the inputs, for the worker to fetch while it claims
     notes: tuple[Note, ...] = ()  # what of the input was not used, said with "queued"
+    close_keyboard: bool = False  # the input's reply keyboard goes with "queued"
     settled: bool = False  # queued, or already refunded: the middleware leaves it alone
     status: Message | None = None  # the "queued" message, once sent
 
@@ -121,11 +123,12 @@ class BilledOperation:
             t("bot-op-paid", self.lang, **cost_args(self.charge, self.settings, self.lang)),
             *(t(key, self.lang, **dict(args)) for key, args in self.notes),
         ]
-        text, keyboard = "\n".join(lines), queued_keyboard(self.lang)
+        text = "\n".join(lines)
         if in_place:
-            edited = await message.edit_text(text, reply_markup=keyboard)
+            edited = await message.edit_text(text, reply_markup=back_to_menu(self.lang))
             status = edited if isinstance(edited, Message) else message
         else:
+            keyboard = queued_keyboard(self.lang, close=self.close_keyboard)
             status = await message.answer(text, reply_markup=keyboard)
         self.status = status
         await operations.set_operation_job(
@@ -277,6 +280,7 @@ class BilledMiddleware(BaseMiddleware):
             lang=lang,
             file_ids=tuple(media.file_ids),
             notes=media.notes,
+            close_keyboard=media.close_keyboard,
         )
         data["operation"] = operation
         return await settle(operation, lambda: handler(event, data), event)

@@ -67,6 +67,8 @@ class MediaInput:
     file_ids: tuple[str, ...] = ()
     text: str | None = None
     notes: tuple[Note, ...] = ()
+    # The input came through the "➕ Добавить / ✅ Готово" keyboard: "queued" takes it away.
+    close_keyboard: bool = False
 
     def input_ref(self, language: str) -> dict[str, Any]:
         return {"file_ids": list(self.file_ids), "text": self.text, "language": language}
@@ -83,6 +85,9 @@ class Answer:
     key: str
     args: dict[str, Any] = field(default_factory=dict)
     remember: dict[str, Any] | None = None  # merged into the FSM data
+    # The answer's keyboard: None the "🏠 Меню" button, "several" "➕ Добавить / ✅ Готово"
+    # (a mode that takes several photos), "remove" none (that keyboard goes away).
+    keyboard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,13 +226,19 @@ def _after(message: Message) -> dict[str, Any]:
         "first_mid": None,
         "unused_caption": None,
         "pair": None,
+        "photos": None,
+        "photos_caption": None,
+        "photos_group": None,
         "done_group": message.media_group_id,
     }
 
 
 def _extra_photos(mode: str) -> Answer:
     """A photo of an album past what the mode takes: not used, not charged, and said so."""
-    return Answer("bot-album-extra", {"count": catalogue.entry(mode).photos})
+    entry = catalogue.entry(mode)
+    if entry.most_photos > entry.photos:
+        return Answer("bot-several-too-many", {"max": entry.most_photos})
+    return Answer("bot-album-extra", {"count": entry.photos})
 
 
 def _caption_notes(caption: str | None) -> tuple[Note, ...]:
@@ -250,12 +261,13 @@ def _once_per_album(message: Message, data: dict[str, Any], verdict: Assessment)
     album = data.get("album") or {}
     said = list(album.get("said") or []) if album.get("group") == group else []
     if verdict.key in said:
-        return Ignore()
+        # Not said again; what it remembers still counts (the photos of an album collected).
+        return Answer("", remember=verdict.remember) if verdict.remember else Ignore()
     remember = {
         **(verdict.remember or {}),
         "album": {"group": group, "said": [*said, verdict.key]},
     }
-    return Answer(verdict.key, verdict.args, remember)
+    return Answer(verdict.key, verdict.args, remember, verdict.keyboard)
 
 
 # --- the named pre-charge checks of the catalogue's entries ----------------------------
@@ -448,6 +460,118 @@ def _assess_pair_and_text(
     return Ready(MediaInput(files, text), verdict.remember)
 
 
+# The "➕ Добавить / ✅ Готово" keyboard's buttons send their labels; the words alone work
+# too, in either language ("готово", "done").
+DONE_BUTTON = "bot-btn-done"
+ADD_BUTTON = "bot-btn-add-photo"
+
+
+_MARKS = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def _words(text: str) -> str:
+    """A button's words: no emoji or marks around them, any case."""
+    return _MARKS.sub("", without_invisible(text).strip()).casefold()
+
+
+def _is_button(text: str, key: str) -> bool:
+    return _words(text) in {_words(t(key, lang)) for lang in ("ru", "en")}
+
+
+def _several(data: dict[str, Any]) -> list[tuple[str, int]]:
+    """The photos collected so far, in the order sent (album updates may be handled out of
+    order: the message ids say which came first)."""
+    kept = [(str(f), int(m)) for f, m in data.get("photos") or []]
+    return sorted(kept, key=lambda item: item[1])
+
+
+def _assess_several(
+    entry: Entry,
+    message: Message,
+    data: dict[str, Any],
+    settings: Settings,
+    lang: str,
+    header: ImageInfo | None,
+) -> Assessment:
+    """Two to ``entry.most_photos`` photos (merge), one by one or as albums: each is
+    counted; "✅ Готово" (or the most it takes) completes them. With a text (a multi-image
+    model) a sentence is needed too: a caption, or a message after the photos, which also
+    says they are all there. Nothing is charged until the request is complete."""
+    most = entry.most_photos
+    words = entry.takes_text
+    # Once the request is complete, a photo of an album it took that comes later (album
+    # updates may be handled after the "✅ Готово" that followed them) is said not to be
+    # added, instead of starting a new request.
+    after = {**_after(message), "done_group": message.media_group_id or data.get("photos_group")}
+    photos = _several(data)
+    caption = data.get("photos_caption")
+    files = tuple(f for f, _ in photos)
+    if message.text is not None:
+        command = _command_in(message.text)
+        if command is not None:
+            return command
+        done = _is_button(message.text, DONE_BUTTON)
+        if not photos and (done or _is_button(message.text, ADD_BUTTON)):
+            return Answer("bot-several-need-photos", {"max": most}, keyboard="remove")
+        if not photos:
+            return Answer("bot-several-need-photos", {"max": most})
+        if len(photos) < entry.photos:
+            return Answer("bot-several-need-more", {"max": most})
+        if _is_button(message.text, ADD_BUTTON):
+            return Answer("bot-several-add", {"count": len(photos), "max": most})
+        if not words:
+            if not done:  # words the local collage cannot use: the buttons say what to do
+                return Answer("bot-several-no-words", keyboard="several")
+            notes = _caption_notes(caption)
+            return Ready(MediaInput(files, notes=notes, close_keyboard=True), after)
+        sentence = caption if done else message.text
+        if done and not caption:
+            return Answer(_ask_text(entry), keyboard="remove")
+        text = _check_text(entry, sentence or "", lang)
+        if isinstance(text, Answer):
+            return text
+        return Ready(MediaInput(files, text, close_keyboard=True), after)
+    image = image_of(message, settings, header)
+    if image is None:
+        return Answer("bot-need-photo")
+    if isinstance(image, Answer):
+        return image
+    if _album_done(message, data):
+        return _extra_photos(entry.type)
+    if len(photos) >= most:
+        return Answer("bot-several-too-many", {"max": most})
+    problem = _check_photo(entry, image, settings)
+    if problem is not None:
+        return problem  # this one is not added; the others stay
+    photos = sorted([*photos, (image.file_id, message.message_id)], key=lambda item: item[1])
+    files = tuple(f for f, _ in photos)
+    if not visibly_empty(message.caption):
+        caption = message.caption
+    remember: dict[str, Any] = {"photos": [list(p) for p in photos], "photos_caption": caption}
+    album = message.media_group_id
+    if album:
+        remember["photos_group"] = album
+    if len(photos) == most:  # the most it takes: nothing more to wait for
+        if not words:
+            notes = _caption_notes(caption)
+            return Ready(MediaInput(files, notes=notes, close_keyboard=True), after)
+        if not caption:
+            return Answer(_ask_text(entry), remember=remember, keyboard="remove")
+        text = _check_text(entry, caption, lang)
+        if isinstance(text, Answer):  # keep the photos: a corrected sentence is enough
+            return Answer(text.key, text.args, remember=remember)
+        return Ready(MediaInput(files, text, close_keyboard=True), after)
+    if len(photos) < entry.photos:
+        # In an album the next photo is already on its way: no "send another" prompt.
+        key = "" if album else "bot-several-need-more"
+        return Answer(key, {"max": most}, remember=remember)
+    suffix = "-words" if words else ""
+    if album:  # one answer per album, whatever its size
+        return Answer(f"bot-several-got-album{suffix}", {"max": most}, remember, "several")
+    count = {"count": len(photos), "max": most}
+    return Answer(f"bot-several-got{suffix}", count, remember, "several")
+
+
 def _assess_photo_and_text(
     entry: Entry,
     message: Message,
@@ -524,6 +648,8 @@ def assess(
         verdict = _assess_pair(entry, message, data, settings, header)
     elif entry.inputs is Inputs.PAIR_AND_TEXT:
         verdict = _assess_pair_and_text(entry, message, data, settings, lang, header)
+    elif entry.inputs in (Inputs.SEVERAL, Inputs.SEVERAL_AND_TEXT):
+        verdict = _assess_several(entry, message, data, settings, lang, header)
     else:
         verdict = _assess_photo_and_text(entry, message, data, settings, lang, header)
     return _once_per_album(message, data, verdict)

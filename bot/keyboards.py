@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    WebAppInfo,
+)
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from billing.ai_models import Catalogue, default_catalogue
@@ -73,7 +80,38 @@ def back_to_menu(lang: str) -> InlineKeyboardMarkup:
     )
 
 
-def queued_keyboard(lang: str) -> InlineKeyboardMarkup:
+def queued_keyboard(
+    lang: str, *, close: bool = False
+) -> InlineKeyboardMarkup | ReplyKeyboardRemove:
+    """Under "queued": 🏠 Меню; or, after the "➕ Добавить / ✅ Готово" keyboard (``close``),
+    nothing, which takes that keyboard away (a message carries one keyboard)."""
+    return ReplyKeyboardRemove() if close else back_to_menu(lang)
+
+
+def several_keyboard(lang: str) -> ReplyKeyboardMarkup:
+    """ "➕ Добавить / ✅ Готово" of a mode that takes several photos: the buttons send their
+    labels as messages, so the charge is keyed by a message, as every charge is; it hides
+    once tapped."""
+    return ReplyKeyboardMarkup(
+        keyboard=[
+            [
+                KeyboardButton(text=t("bot-btn-add-photo", lang)),
+                KeyboardButton(text=t("bot-btn-done", lang)),
+            ]
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def answer_keyboard(
+    kind: str | None, lang: str
+) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove:
+    """The keyboard of an input check's answer (``bot.inputs.Answer.keyboard``)."""
+    if kind == "several":
+        return several_keyboard(lang)
+    if kind == "remove":
+        return ReplyKeyboardRemove()
     return back_to_menu(lang)
 
 

@@ -66,12 +66,12 @@ class FalSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FalSettings:
-        """From ``FAL_KEY``, ``FAL_API_URL``, ``FAL_MODEL``, ``FAL_TIMEOUT``,
-        ``FAL_POLL_INTERVAL``, ``FAL_IMAGE_SIZE`` in ``env`` (e.g. ``os.environ``)."""
+        """From ``FAL_KEY``, ``FAL_API_URL``, ``FAL_TIMEOUT``, ``FAL_POLL_INTERVAL``,
+        ``FAL_IMAGE_SIZE`` in ``env`` (e.g. ``os.environ``). The model is the caller's: the
+        model catalogue's (``billing.ai_models``), passed to each call."""
         return cls(
             key=env.get("FAL_KEY", ""),
             api_url=env.get("FAL_API_URL") or DEFAULT_API_URL,
-            model=env.get("FAL_MODEL") or DEFAULT_MODEL,
             timeout=float(env.get("FAL_TIMEOUT") or 120.0),
             poll_interval=float(env.get("FAL_POLL_INTERVAL") or 1.0),
             image_size=env.get("FAL_IMAGE_SIZE") or "square_hd",

@@ -29,17 +29,25 @@ class Inputs(enum.StrEnum):
     PHOTO = "photo"  # one photo
     PAIR = "pair"  # two photos, in the order sent (an album works)
     PHOTO_AND_TEXT = "photo_and_text"  # a photo and a text: its caption, or the next message
-    # Two photos and a text: a caption of either, or the next message (a sentence on how to
-    # combine them, for a multi-image model).
+    # Two photos and a text: a caption of either, or the next message.
     PAIR_AND_TEXT = "pair_and_text"
+    # Two to ``Entry.max_photos`` photos, one by one or as an album, then "✅ Готово" (or the
+    # last one of the most it takes).
+    SEVERAL = "several"
+    # The same and a sentence on how to combine them (a multi-image model): a caption, or a
+    # message after the photos (which also says they are all there).
+    SEVERAL_AND_TEXT = "several_and_text"
 
 
+# The fewest photos each kind takes (PAIR: exactly two; SEVERAL: up to Entry.max_photos).
 PHOTOS = {
     Inputs.TEXT: 0,
     Inputs.PHOTO: 1,
     Inputs.PAIR: 2,
     Inputs.PHOTO_AND_TEXT: 1,
     Inputs.PAIR_AND_TEXT: 2,
+    Inputs.SEVERAL: 2,
+    Inputs.SEVERAL_AND_TEXT: 2,
 }
 
 
@@ -65,6 +73,8 @@ class Entry:
     fal_inputs: Inputs | None = None  # what the fal model takes, when other than ``inputs``
     # The result is also sent as a file (Telegram recompresses photos).
     lossless: bool = False
+    # The most photos a SEVERAL entry takes (None: as many as ``photos``).
+    max_photos: int | None = None
 
     def __post_init__(self) -> None:
         if self.takes_text and not self.ask_text:
@@ -74,12 +84,22 @@ class Entry:
 
     @property
     def photos(self) -> int:
-        """How many photos the operation uses."""
+        """How many photos the operation uses (at least)."""
         return PHOTOS[self.inputs]
 
     @property
+    def most_photos(self) -> int:
+        """How many photos the operation uses at most."""
+        return max(self.photos, self.max_photos or 0)
+
+    @property
     def takes_text(self) -> bool:
-        return self.inputs in (Inputs.TEXT, Inputs.PHOTO_AND_TEXT, Inputs.PAIR_AND_TEXT)
+        return self.inputs in (
+            Inputs.TEXT,
+            Inputs.PHOTO_AND_TEXT,
+            Inputs.PAIR_AND_TEXT,
+            Inputs.SEVERAL_AND_TEXT,
+        )
 
     def text_keys(self) -> tuple[str, ...]:
         """The texts an entry needs in every language: its menu button, its line in /help,
@@ -128,14 +148,15 @@ CATALOGUE: dict[str, Entry] = {
             fal_text_check="prompt",
             fal_ask_text="bot-edit-need-words",
         ),
-        # The merged picture takes the smaller of the two heights: one tiny photo shrinks
-        # both to a strip (a 1 px tall photo made a 1 px tall result). A multi-image model
-        # composes one scene and needs a sentence on how.
+        # The merged picture takes the smallest of the heights: one tiny photo shrinks
+        # all to a strip (a 1 px tall photo made a 1 px tall result). A multi-image model
+        # composes one scene of 2-4 photos and needs a sentence on how.
         Entry(
             OperationType.MERGE,
-            Inputs.PAIR,
+            Inputs.SEVERAL,
             min_side=64,
-            fal_inputs=Inputs.PAIR_AND_TEXT,
+            max_photos=4,
+            fal_inputs=Inputs.SEVERAL_AND_TEXT,
             fal_text_check="prompt",
             fal_ask_text="bot-merge-need-words",
         ),

@@ -72,7 +72,6 @@ def fal_settings(settings: Settings, *, timeout: float = 60.0) -> fal.FalSetting
     return fal.FalSettings(
         key=settings.FAL_KEY.get_secret_value(),
         api_url=settings.FAL_API_URL,
-        model=settings.FAL_MODEL,
         timeout=timeout,
     )
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
+from billing.ai_models import DEFAULTS
 from billing.prices import OperationType
 from billing.settings import Settings
 from imaging._image import MediaResult
@@ -50,15 +51,16 @@ async def generate(text: str | None, settings: Settings, *, budget: float) -> Me
     fal_settings = fal.FalSettings(
         key=settings.FAL_KEY.get_secret_value(),
         api_url=settings.FAL_API_URL,
-        model=settings.FAL_MODEL,
         timeout=budget,
     )
-    return await fal.generate(text or "", fal_settings)
+    # The catalogue's default model (an operation queued before the catalogue names none).
+    model = DEFAULTS[OperationType.GENERATE].model_id
+    return await fal.generate(text or "", fal_settings, model=model)
 
 
 LOCAL: dict[str, LocalRunner] = {
     OperationType.EDIT: lambda inputs, text, settings: edit(inputs[0], text or ""),
-    OperationType.MERGE: lambda inputs, text, settings: merge(inputs[0], inputs[1]),
+    OperationType.MERGE: lambda inputs, text, settings: merge(*inputs),
     OperationType.FACE_SWAP: lambda inputs, text, settings: face_swap(inputs[0], inputs[1]),
     OperationType.RETOUCH: lambda inputs, text, settings: retouch(inputs[0]),
     OperationType.UPSCALE: lambda inputs, text, settings: upscale(
@@ -87,6 +89,11 @@ def inputs_needed(op_type: OperationType) -> int:
     return catalogue.entry(op_type).photos
 
 
+def inputs_taken(op_type: OperationType) -> int:
+    """The most photos the operation uses (merge: up to 4; the rest: as many as it needs)."""
+    return catalogue.entry(op_type).most_photos
+
+
 def run_local(
     op_type: OperationType, inputs: Sequence[bytes], text: str | None, settings: Settings
 ) -> MediaResult:
@@ -98,7 +105,7 @@ def run_local(
     runner = LOCAL.get(op_type)
     if runner is None:
         raise JobFailure("internal", f"{op_type} has no local implementation")
-    return runner(inputs, text, settings)
+    return runner(inputs[: inputs_taken(op_type)], text, settings)
 
 
 async def run_remote(
@@ -118,20 +125,21 @@ def check_sizes(op_type: OperationType, inputs: Sequence[bytes]) -> None:
     """ImageTooSmall for an input under the operation's minimum (the bot refuses those
     before the charge; this holds for whatever the job downloaded). Headers only."""
     minimum = catalogue.min_side(op_type)
-    needed = inputs_needed(op_type)
-    for index, data in enumerate(inputs[:needed]):
-        info = probe_image(data, which=_which(index, needed))
+    taken = inputs_taken(op_type)
+    for index, data in enumerate(inputs[:taken]):
+        info = probe_image(data, which=_which(index, taken))
         if min(info.width, info.height) < minimum:
             raise ImageTooSmall(
                 width=info.width,
                 height=info.height,
                 min_side=minimum,
-                which=_which(index, needed),
+                which=_which(index, taken),
             )
 
 
 def _which(index: int, count: int) -> Literal["a", "b"] | None:
-    if count < 2:
+    """The first or the second photo (the texts say which); a third or fourth: "the photo"."""
+    if count < 2 or index > 1:
         return None
     return "a" if index == 0 else "b"
 

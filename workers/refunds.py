@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from billing import operations as billing_operations
@@ -179,12 +180,30 @@ async def void_and_notify(
     )
     notice = messages.failure_notice(failure, refund, op.language)
     try:
-        await delivery.call(lambda: bot.send_message(op.chat_id, notice), what="refund notice")
+        await tell_refund(bot, op.chat_id, op.status_message_id, notice)
     except delivery.COSMETIC_ERRORS as exc:
         log.error("operation %s: refund notice not delivered: %s", op.id, exc)
-    if op.status_message_id is not None:
-        await delivery.best_effort(
-            lambda: bot.delete_message(op.chat_id, op.status_message_id),
-            what="delete status message",
-        )
     return refund
+
+
+async def tell_refund(bot: Bot, chat_id: int, status_message_id: int | None, notice: str) -> None:
+    """The refund notice, as the operation's "queued" message itself (``editMessageText``):
+    a failed operation costs what a delivered one does — "queued", "processing", and this
+    edit, where it used to send the notice and delete "queued" (Telegram counts every
+    message sent or edited). The status message gone (deleted by the user), or no longer a
+    text (a result that reached it after all): a message of its own. Only the caller whose
+    conditional update voided the hold gets here, so the notice goes out once."""
+    if status_message_id is not None:
+        try:
+            await delivery.call(
+                lambda: bot.edit_message_text(
+                    text=notice, chat_id=chat_id, message_id=status_message_id
+                ),
+                what="refund notice",
+            )
+            return
+        except TelegramBadRequest as exc:
+            if "message is not modified" in str(exc):
+                return  # a retry after a lost answer: the notice is already there
+            log.info("chat %s: status message not edited: %s", chat_id, exc)
+    await delivery.call(lambda: bot.send_message(chat_id, notice), what="refund notice")

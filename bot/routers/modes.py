@@ -33,7 +33,7 @@ from billing.settings import Settings
 from bot.billed import BilledMiddleware, BilledOperation, billed, confirm_charge, tell_locked
 from bot.callbacks import ConfirmCharge, Menu
 from bot.inputs import Answer, Assessment, Ignore, Ready, assess_message
-from bot.keyboards import back_to_menu, modes
+from bot.keyboards import answer_keyboard, back_to_menu, modes
 from bot.states import mode_of, mode_state, mode_states
 from bot.users import locked_modes, menu_for
 from texts import model_texts, wallet_texts
@@ -173,7 +173,8 @@ async def incomplete_input(
     if verdict.remember:
         await state.update_data(**verdict.remember)
     if verdict.key:
-        await message.answer(t(verdict.key, lang, **verdict.args), reply_markup=back_to_menu(lang))
+        markup = answer_keyboard(verdict.keyboard, lang)
+        await message.answer(t(verdict.key, lang, **verdict.args), reply_markup=markup)
 
 
 def create_router() -> Router:

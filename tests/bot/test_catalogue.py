@@ -89,6 +89,13 @@ def _assess_complete(entry: Entry) -> object:
         first = assess(name, _message(1, photo=(800, 600, 10)), {}, WITH_FAL, "ru")
         assert isinstance(first, Answer) and first.remember
         return assess(name, _message(2, photo=(800, 600, 10)), first.remember, WITH_FAL, "ru")
+    elif entry.inputs is Inputs.SEVERAL:  # two photos, then "✅ Готово"
+        data: dict = {}
+        for n in (1, 2):
+            got = assess(name, _message(n, photo=(800, 600, 10)), data, WITH_FAL, "ru")
+            assert isinstance(got, Answer) and got.remember
+            data = {**data, **got.remember}
+        return assess(name, _message(3, text="✅ Готово"), data, WITH_FAL, "ru")
     else:
         message = _message(photo=(800, 600, 10))
     return assess(name, message, {}, WITH_FAL, "ru")

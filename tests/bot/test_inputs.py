@@ -53,19 +53,19 @@ def _message(
 
 
 def test_a_pair_from_an_album_handled_out_of_order_keeps_the_sent_order() -> None:
-    first = assess("merge", _message(11, photo=(100, 100, 10), group="g"), {}, SETTINGS, "ru")
+    first = assess("face_swap", _message(11, photo=(100, 100, 10), group="g"), {}, SETTINGS, "ru")
     assert isinstance(first, Answer) and first.key == "" and first.remember is not None
     second = _message(10, photo=(100, 100, 10), group="g")
-    verdict = assess("merge", second, first.remember, SETTINGS, "ru")
+    verdict = assess("face_swap", second, first.remember, SETTINGS, "ru")
     assert isinstance(verdict, Ready)
     assert verdict.media == MediaInput(("photo10", "photo11"))
     third = _message(12, photo=(100, 100, 10), group="g")
-    extra = assess("merge", third, verdict.remember, SETTINGS, "ru")
+    extra = assess("face_swap", third, verdict.remember, SETTINGS, "ru")
     assert isinstance(extra, Answer) and extra.key == "bot-album-extra"  # said once
     assert extra.remember is not None
     fourth = _message(13, photo=(100, 100, 10), group="g")
     told = {**verdict.remember, **extra.remember}
-    assert isinstance(assess("merge", fourth, told, SETTINGS, "ru"), Ignore)
+    assert isinstance(assess("face_swap", fourth, told, SETTINGS, "ru"), Ignore)
 
 
 def test_the_largest_photo_size_is_used_and_its_byte_size_checked() -> None:

@@ -141,3 +141,54 @@ async def test_a_file_no_longer_kept_is_said_so_and_nothing_is_sent(
     assert answer["show_alert"] and "хранится 6 ч, этот уже удалён" in answer["text"]
     assert await tg.calls("sendDocument", chat_id=9511, since=before) == []
     assert [m.photo != [] for m in await user.bot_messages()][-1]
+
+
+async def test_a_refunded_operation_costs_at_most_three_messages(
+    start_bot: StartBot,
+    tg,
+    tg_server: ServerHandle,
+    db_url: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    """A failed operation (✨ retouch of a photo without a face) tells why and what came back
+    in the "queued" message itself: "queued", "processing", the refund notice — three, as a
+    delivered one (it used to send the notice and delete "queued": four). Once."""
+    faceless = (Path(__file__).resolve().parents[1] / "fixtures" / "coffee.jpg").read_bytes()
+    app = await start_bot(polling=True, TELEGRAM_API_URL=tg_server.url)
+    user = tg.user(9521)
+    await user.send_text("/start")
+    await user.press(await user.wait_for_text("Что сделаем?"), text="✨ Ретушь")
+    await user.wait_for_text("мягкую ретушь")
+    since = await tg.last_call_seq()
+    await user.send_photo(faceless)
+    await user.wait_for_text("В очереди")
+
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers",
+        "--burst",
+        "--no-sweeper",
+        cwd=tmp_path,
+        env=process_env(db_url, redis_url, tg_server.url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
+    assert worker.returncode == 0, output.decode()[-3000:]
+
+    [op] = await app.operations()
+    assert op.status == OperationStatus.REFUNDED
+    calls = await tg.calls(MESSAGE_METHODS, chat_id=9521, since=since)
+    methods = [c["method"] for c in calls if c["ok"]]
+    assert methods == ["sendMessage", "editMessageText", "editMessageText"]
+    assert len(methods) <= GOAL
+    # What the user sees: the "queued" message became the reason and the refund, once.
+    [notice] = [m for m in await user.bot_messages() if "Не получилось" in m.text]
+    assert notice.message_id == op.status_message_id and not notice.deleted
+    assert "лицо" in notice.text and "Бесплатная операция возвращена" in notice.text
+    shown = [e.get("text", "") for e in notice.raw["edits"]]
+    assert "В очереди" in shown[0] and "Обрабатываю" in shown[1]
+    everything = await user.bot_messages(include_deleted=True)
+    assert sum("Не получилось" in m.text for m in everything) == 1

@@ -71,29 +71,36 @@ async def test_merge_takes_two_photos_sent_as_an_album_in_order(
 ) -> None:
     app = await start_bot()
     user = tg.user(8004)
-    await _open_mode(user, "🔗 Объединить", "две фотографии")
+    await _open_mode(user, "🔗 Объединить", "от 2 до 4 фотографий")
     first, second = await user.send_album([photo, photo2])
+    await user.wait_for_text("Фото из альбома добавлены")
+    assert await app.operations() == []  # more may come: "✅ Готово" says they are all here
+    done = await user.send_text("✅ Готово")
     await user.wait_for_text("В очереди")
     [operation] = await app.operations()
     assert operation.type == "merge"
     assert operation.input_ref["file_ids"] == [first.file_id, second.file_id]
-    assert operation.request_key == f"{user.chat_id}:{second.message_id}"
+    assert operation.request_key == f"{user.chat_id}:{done.message_id}"
 
 
-async def test_an_album_of_three_in_merge_makes_one_operation(
+async def test_an_album_of_three_in_merge_makes_one_operation_of_three(
     start_bot: StartBot, tg, photo: bytes, photo2: bytes
 ) -> None:
     app = await start_bot()
     user = tg.user(8005)
-    await _open_mode(user, "🔗 Объединить", "две фотографии")
+    await _open_mode(user, "🔗 Объединить", "от 2 до 4 фотографий")
     before = user.mark  # the answer may come between the album's photos
-    await user.send_album([photo, photo2, photo])
-    await user.wait_for_text("В очереди", since=before)
-    # Everything the bot does with the album is done once the queue holds the job.
+    album = await user.send_album([photo, photo2, photo])
+    await user.wait_for_text("Фото из альбома добавлены", since=before)
+    # Everything the bot does with the album is done once /balance is answered.
     await user.send_text("/balance")
-    balance = await user.wait_for_text("Баланс")
-    assert "3 из 4" in balance.text
-    assert len(await app.operations()) == 1
+    await user.wait_for_text("Баланс", since=before)
+    await user.send_text("✅ Готово")
+    await user.wait_for_text("В очереди", since=before)
+    [operation] = await app.operations()
+    assert operation.input_ref["file_ids"] == [m.file_id for m in album]
+    answers = [m for m in await user.bot_messages() if "из альбома добавлены" in m.text]
+    assert len(answers) == 1
 
 
 async def test_face_swap_takes_two_photos_one_after_the_other(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from billing.models import OperationStatus
+from imaging.merge import merge_layout
 from sandbox._common import ServerHandle
 from tests.bot.conftest import StartBot, process_env, wait_until
 
@@ -33,9 +34,15 @@ async def test_queued_operations_are_delivered_by_a_real_worker(
     await user.send_text("/menu")
     menu = await user.wait_for_text("Что сделаем?")
     await user.press(menu, text="🔗 Объединить")
-    await user.wait_for_text("две фотографии")
-    await user.send_album([photo, photo2])
-    await user.wait_for_text("В очереди")
+    await user.wait_for_text("от 2 до 4 фотографий")
+    before = user.mark
+    # 🔗 three photos one by one (each answered with the count), then "✅ Готово". (Albums:
+    # tests/bot/test_modes.py; their updates may be handled in any order.)
+    for data, said in ((photo, "хотя бы одно"), (photo2, "Фото: 2 из 4"), (photo, "3 из 4")):
+        await user.send_photo(data)
+        await user.wait_for_text(said, since=before)
+    await user.send_text("✅ Готово")
+    await user.wait_for_text("В очереди", since=before)
 
     async def two_jobs() -> bool:
         return len(app.job_ids()) == 2
@@ -63,5 +70,11 @@ async def test_queued_operations_are_delivered_by_a_real_worker(
     )
     results = [m for m in await user.bot_messages() if m.photo or m.document]
     assert len(results) == 2
+    # The collage of all three photos, side by side (512×512, 512×600, 512×512).
+    merged = next(op for op in operations if op.type == "merge")
+    *widths, height = merge_layout((512, 512), (512, 600), (512, 512))
+    ref = merged.result_ref or {}
+    assert len(merged.input_ref["file_ids"]) == 3
+    assert (ref["width"], ref["height"]) == (sum(widths), height)
     account = await app.user(9401)
     assert account is not None and account.free_operations_left == 2

@@ -188,3 +188,26 @@ async def test_no_flood_wait_is_begun_past_until(emulator, monkeypatch) -> None:
             lambda: bot.send_message(CHAT, "x"), what="upload", until=until, room=5.0
         )
     assert [w for w in waits if w > 0] == []
+
+
+async def test_the_refund_notice_edits_queued_and_falls_back_to_a_message(emulator) -> None:
+    """The refund notice replaces "queued" (no new message, nothing deleted); when that
+    message is gone (deleted by the user) or is a picture by now, a message of its own."""
+    from workers.refunds import tell_refund
+
+    tg, bot = emulator
+    user = tg.user(CHAT)
+    status = await bot.send_message(CHAT, "в очереди")
+    await tell_refund(bot, CHAT, status.message_id, "❌ не вышло, деньги вернули")
+    [shown] = await user.bot_messages()
+    assert shown.message_id == status.message_id and shown.text == "❌ не вышло, деньги вернули"
+
+    gone = await bot.send_message(CHAT, "в очереди")
+    await bot.delete_message(CHAT, gone.message_id)
+    await tell_refund(bot, CHAT, gone.message_id, "❌ второй раз")
+    picture = await delivery.send_result(bot, CHAT, result(), caption="готово", lossless=False)
+    await tell_refund(bot, CHAT, picture["photo_message_id"], "❌ третий раз")
+    texts = [m.text for m in await user.bot_messages()]
+    assert texts == ["❌ не вышло, деньги вернули", "❌ второй раз", "готово", "❌ третий раз"]
+    [photo] = [m for m in await user.bot_messages() if m.photo]
+    assert photo.text == "готово"  # the picture stays; the notice came on its own

@@ -41,3 +41,29 @@ def test_merge_output_is_bounded() -> None:
 def test_layout_never_enlarges() -> None:
     wa, wb, h = merge_layout((100, 50), (400, 800))
     assert h == 50 and wa == 100 and wb == 25
+
+
+def test_merge_takes_up_to_four_photos_in_order(coffee: bytes, hopper: bytes) -> None:
+    three = merge(coffee, hopper, coffee)  # 600x400, 512x600, 600x400
+    *widths, height = merge_layout((600, 400), (512, 600), (600, 400))
+    assert (three.width, three.height) == (sum(widths), height) and height == 400
+    out = decode(three.data).astype(int)
+    right = out[:, widths[0] + widths[1] :]
+    assert np.abs(right - decode(coffee).astype(int)).mean() < 4  # the third, last
+    four = merge(coffee, hopper, coffee, hopper)
+    assert four.width == sum(merge_layout(*[(600, 400), (512, 600)] * 2)[:-1])
+
+
+def test_merge_refuses_one_or_five_photos(coffee: bytes) -> None:
+    import pytest
+
+    with pytest.raises(ValueError):
+        merge(coffee)
+    with pytest.raises(ValueError):
+        merge(coffee, coffee, coffee, coffee, coffee)
+
+
+def test_a_wide_row_of_four_stays_within_the_bounds() -> None:
+    wide = (3000, 300)
+    *widths, height = merge_layout(wide, wide, wide, wide, max_width=2000)
+    assert sum(widths) <= 2000 and height < 300

@@ -368,3 +368,52 @@ async def test_a_recorded_outcome_whose_delivery_was_lost_is_delivered_by_the_ne
     op = await s.h.wait_final(operation_id)
     assert op.status == "succeeded", f"{op.status}: {op.error}\n{s.h.logs()}"
     assert len(await photos(user)) == 1
+
+
+def _plain(color: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (240, 240), color).save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_a_merge_of_four_photos_sends_all_four_to_the_model(ai_stack) -> None:
+    """🔗 with four photos: the multi-image model gets all four, in the order sent, and the
+    picture it makes (the emulator: side by side under the sentence) shows each of them."""
+    s = await ai_stack()
+    user = s.h.user()
+    colors = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 30)]
+    file_ids = [await s.h.upload(user, _plain(c)) for c in colors]
+    operation_id = await s.h.new_operation(
+        user, "merge", file_ids, text="четыре цвета в ряд", balance=1000
+    )
+    op = await s.h.wait_final(operation_id)
+    assert op.status == "succeeded", f"{op.status}: {op.error}\n{s.h.logs()}"
+    job = s.emu.jobs[op.model_request_id]
+    assert job.kind == "merge" and len(job.body["image_urls"]) == 4
+    [photo] = await photos(user)
+    with Image.open(io.BytesIO(await user.download(photo.file_id))) as got:
+        picture = got.convert("RGB")
+    width = picture.width
+    for index, color in enumerate(colors):
+        seen = picture.getpixel((width * (2 * index + 1) // 8, 20))
+        assert all(abs(a - b) < 40 for a, b in zip(seen, color, strict=True)), (index, seen)
+    assert await s.h.entries(operation_id, LedgerKind.REFUND) == 0
+
+
+async def test_a_merge_whose_third_photo_is_too_small_is_refunded_before_the_model(
+    ai_stack,
+) -> None:
+    """The job checks every photo of a merge (the bot refuses small ones before the charge;
+    this holds for whatever the job downloaded), the third and fourth too: nothing reaches
+    the model, the money comes back once."""
+    s = await ai_stack()
+    user = s.h.user()
+    big, tiny = _plain((200, 30, 30)), io.BytesIO()
+    Image.new("RGB", (40, 40), (30, 30, 200)).save(tiny, "PNG")
+    file_ids = [await s.h.upload(user, data) for data in (big, big, tiny.getvalue())]
+    operation_id = await s.h.new_operation(user, "merge", file_ids, text="втроём", balance=1000)
+    op = await s.h.wait_final(operation_id)
+    assert op.status == "refunded", f"{op.status}: {op.error}\n{s.h.logs()}"
+    assert op.error.startswith("image-too-small"), op.error
+    assert op.model_request_id is None and s.emu.jobs == {}
+    assert await s.h.entries(operation_id, LedgerKind.REFUND) == 1

@@ -35,8 +35,8 @@ async def test_no_face_refunds_money_at_once(harness_factory, images) -> None:
     op = await h.operation(operation_id)
     assert op.attempts == 1, "a permanent failure must not be retried"
     assert op.error.startswith("no-face")
-    status = next(m for m in await user.messages() if m.message_id == op.status_message_id)
-    assert status.deleted
+    # The notice is the "queued" message itself (one message less than a new one + delete).
+    assert notice.message_id == op.status_message_id and not notice.deleted
     assert not [m for m in await user.bot_messages() if m.photo or m.document]
 
 

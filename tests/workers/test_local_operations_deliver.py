@@ -17,6 +17,10 @@ from jobqueue import result_files
 from sandbox.telegram_client import Message
 
 
+def decode_image(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB"), dtype=np.int16)
+
+
 def decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert("RGB"), dtype=np.int16)
@@ -164,3 +168,26 @@ async def test_result_over_telegrams_photo_limits_goes_as_a_document(harness_fac
     assert document.text.startswith("⬆️ Фото увеличено в 2×: 4200×200.")
     assert decode(await user.download(document.file_id)).shape[:2] == (200, 4200)
     assert not [m for m in await user.bot_messages() if m.photo]
+
+
+async def test_a_local_merge_of_three_photos_puts_all_three_side_by_side(
+    harness_factory, images
+) -> None:
+    """🔗 without its model: the collage takes every photo sent (2 to 4), in that order."""
+    h = harness_factory(FREE_OPERATIONS_COUNT=1)
+    h.start_worker()
+    user = h.user()
+    photos = [images("astronaut.jpg"), images("hopper.jpg"), images("coffee.jpg")]
+    file_ids = [await h.upload(user, data) for data in photos]
+    operation_id = await h.new_operation(user, "merge", file_ids)
+    message, pixels = await result_of(h, user, operation_id)
+    *widths, height = merge_layout(*(Image.open(io.BytesIO(p)).size for p in photos))
+    assert pixels.shape[:2] == (height, sum(widths))
+    x = 0
+    for data, width in zip(photos, widths, strict=True):
+        with Image.open(io.BytesIO(data)) as original:
+            expected = decode_image(original.convert("RGB").resize((width, height)))
+        part = pixels[:, x : x + width]
+        assert np.abs(part - expected).mean() < 12, x  # this photo, here
+        x += width
+    assert message.text.startswith("🔗")

@@ -31,6 +31,9 @@ bot-btn-custom-amount = ✍️ Another amount
 bot-btn-cancel = ✖️ Cancel
 bot-btn-pay = 💳 Go to payment
 bot-btn-check-payment = 🔄 Check payment
+# Under the answers of a mode that takes several photos (merge): they send these words.
+bot-btn-add-photo = ➕ Add
+bot-btn-done = ✅ Done
 
 ## Start, menu, help
 bot-start =
@@ -59,7 +62,7 @@ bot-help =
     /help — this help
 bot-help-generate = 🎨 <b>Create</b> — a picture from a text description.
 bot-help-edit = ✏️ <b>Edit</b> — a photo + a command: "b&amp;w", "brightness +20", "rotate right"…
-bot-help-merge = 🔗 <b>Merge</b> — two photos side by side in one.
+bot-help-merge = 🔗 <b>Merge</b> — 2 to 4 photos side by side in one.
 bot-help-face_swap = 🔄 <b>Swap face</b> — the face from the first photo onto the second.
 bot-help-retouch = ✨ <b>Retouch</b> — a gentle portrait retouch.
 bot-help-upscale = ⬆️ <b>Upscale</b> — twice the size, a little sharper.
@@ -70,7 +73,7 @@ bot-mode-generate = 🎨 Describe the picture in words — for example: "a ginge
 bot-mode-edit =
     ✏️ Send a photo with a command as its caption, for example: "b&amp;w, brightness +20".
     Or one after the other: the photo first, then the command.
-bot-mode-merge = 🔗 Send two photos — as an album or one by one. I'll put them side by side.
+bot-mode-merge = 🔗 Send 2 to 4 photos — as an album or one by one, then tap "✅ Done". I'll put them side by side.
 bot-mode-face_swap = 🔄 Send two photos: the first with the face to take, the second where to put it. An album works too.
 bot-mode-retouch = ✨ Send a portrait — I'll retouch it gently.
 bot-mode-upscale = ⬆️ Send a photo — I'll make it twice as big and a little sharper.
@@ -94,6 +97,16 @@ bot-album-extra = 📎 This mode takes { $count ->
         [1] one photo at a time: I used one from the album
        *[other] two photos at a time: I used two from the album
     }; the others were not used and nothing was charged for them. Send them separately if you need to.
+## Several photos (merge: 2 to $max)
+bot-several-need-photos = 📷 Send the photos — 2 to { $max }, as an album or one by one.
+bot-several-need-more = 👍 Got it. Send at least one more — up to { $max } in all.
+bot-several-got = 👍 Photos: { $count } of { $max }. ➕ Send another or tap "✅ Done".
+bot-several-got-words = 👍 Photos: { $count } of { $max }. ➕ Send another — or write one sentence on how to combine them.
+bot-several-got-album = 👍 Added the album's photos. ➕ Send more (up to { $max } in all) or tap "✅ Done".
+bot-several-got-album-words = 👍 Added the album's photos. ➕ Send more (up to { $max } in all) — or write one sentence on how to combine them.
+bot-several-add = 📷 Send the next photo: { $count } of { $max } so far.
+bot-several-too-many = 📎 This photo was not added: the photos are already collected (at most { $max } at a time). Nothing was charged for it — send it next time if you need to.
+bot-several-no-words = 🤔 No words needed here: send another photo or tap "✅ Done".
 bot-caption-unused = ✏️ The caption "{ $caption }" was not used: this mode takes no caption.
 bot-generate-need-text = ✍️ Describe the picture in text — in one message.
 bot-text-need-text = ✍️ Got the photo! Now send the text to write on it.
@@ -120,7 +133,7 @@ bot-edit-no-effect = 🤔 "{ $fragment }" would change nothing: a photo does not
 bot-charge-busy = ⏳ Many of your operations are going on at once — this one was not charged or started. Send it again in a couple of seconds.
 bot-op-queued-generate = ⏳ Queued: drawing a picture from your description.
 bot-op-queued-edit = ⏳ Queued: applying your edits.
-bot-op-queued-merge = ⏳ Queued: merging two photos.
+bot-op-queued-merge = ⏳ Queued: merging the photos.
 bot-op-queued-face_swap = ⏳ Queued: swapping the face.
 bot-op-queued-retouch = ⏳ Queued: retouching.
 bot-op-queued-upscale = ⏳ Queued: upscaling the photo.

@@ -61,9 +61,9 @@ admin-model-error-input_param = “{ $value }” is set by the operation from wh
 admin-model-error-secret_param = “{ $value }” looks like a key: provider keys are settings (FAL_KEY), never the catalogue. Nothing changed.
 admin-model-error-bad_bool = { $field }: yes or no, not “{ $value }”. Nothing changed.
 
-## Merge when a multi-image model runs it: two photos and a sentence on how to combine them
-bot-help-merge-fal = 🔗 <b>Merge</b> — two photos in one scene, as you describe it: "the two of us on a beach at sunset".
+## Merge when a multi-image model runs it: 2–4 photos and a sentence on how to combine them
+bot-help-merge-fal = 🔗 <b>Merge</b> — 2 to 4 photos in one scene, as you describe it: "the two of us on a beach at sunset".
 bot-mode-merge-fal =
-    🔗 Send two photos — as an album or one by one — and one sentence on how to combine them: e.g. "the two of us on a beach at sunset".
-    The sentence can be a photo's caption or a message of its own.
-bot-merge-need-words = ✍️ Got both photos! Now one sentence: how to combine them — e.g. "the two of us on a beach at sunset".
+    🔗 Send 2 to 4 photos — as an album or one by one — and one sentence on how to combine them: e.g. "the two of us on a beach at sunset".
+    The sentence can be a photo's caption or a message of its own after the photos.
+bot-merge-need-words = ✍️ Got the photos! Now one sentence: how to combine them — e.g. "the two of us on a beach at sunset".
