@@ -41,6 +41,8 @@ class ModelState:
     request_id: str | None
     result: dict[str, Any] | None
     deadline_at: datetime | None
+    # The model its charge recorded (input_ref["model"]: backend, model_id, params), if any.
+    model: dict[str, Any] | None = None
 
     @property
     def active(self) -> bool:
@@ -116,9 +118,12 @@ async def model_state(session: AsyncSession, *, operation_id: int) -> ModelState
                 Operation.model_request_id,
                 Operation.model_result,
                 Operation.deadline_at,
+                Operation.input_ref,
             ).where(Operation.id == operation_id)
         )
     ).one_or_none()
     if row is None:
         return None
-    return ModelState(*row)
+    *columns, input_ref = row
+    model = (input_ref or {}).get("model") if isinstance(input_ref, dict) else None
+    return ModelState(*columns, model=model if isinstance(model, dict) else None)
