@@ -165,8 +165,8 @@ def run_job(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def close_kept() -> None:
-    """Close the kept loop: its tasks cancelled, its connections closed (the worker's end,
-    or after a job that raised)."""
+    """Close the kept loop: first its tasks cancelled (a job RQ's SIGALRM interrupted must
+    not go on), then its connections closed (the worker's end, or after a job that raised)."""
     global _kept
     kept, _kept = _kept, None
     if kept is None or kept.pid != os.getpid():
@@ -180,6 +180,11 @@ def close_kept() -> None:
 
 
 async def _close_connections(kept: _Kept) -> None:
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
     if kept.http is not None:
         await kept.http.close()
     if kept.bot is not None:
