@@ -11,8 +11,10 @@ PostgreSQL database of its own, charges N generate operations as the bot does an
    does): the fork + exit + wait alone;
 2. runs N no-op RQ jobs through a forking ``Worker`` and through the in-process
    ``SimpleWorker`` (burst): RQ's bookkeeping per job, with and without the fork;
-3. runs the N operations' submitting jobs (``run_operation``) in this process, one after
-   another, with each step timed (the functions wrapped here, for this measurement only).
+3. runs N operations' submitting jobs (``run_operation``) in this process, one after
+   another, with each step timed (the functions wrapped here, for this measurement only):
+   each in a fresh event loop with new connections (as a work-horse does), then N more on
+   the kept loop with kept connections (``runtime.run_job`` in the worker's own process).
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ def main() -> None:
 
         runtime.warm_up(settings)
         redis = Redis.from_url(redis_url)
-        charged = asyncio.run(charge(settings, urls, args.ops))
+        charged = asyncio.run(charge(settings, urls, 2 * args.ops))
 
         fork_times = forks(args.ops)
         forking = rq_noops(redis, Worker, args.ops)
@@ -212,11 +214,22 @@ def main() -> None:
         for owner, name, label in steps:
             timed(owner, name, label)
         whole: list[float] = []
-        for operation_id, token in charged:
+        for operation_id, token in charged[: args.ops]:
             t0 = time.perf_counter()
             outcome = asyncio.run(run.run_operation(operation_id, [], token))
             whole.append(time.perf_counter() - t0)
             assert outcome["outcome"] == "submitted", outcome
+        fresh = {label: list(values) for label, values in TIMES.items()}
+        TIMES.clear()
+        # The same jobs as the worker now runs them in its own process: on its kept loop.
+        kept: list[float] = []
+        with runtime.in_process():
+            for operation_id, token in charged[args.ops :]:
+                t0 = time.perf_counter()
+                outcome = runtime.run_job(run.run_operation(operation_id, [], token))
+                kept.append(time.perf_counter() - t0)
+                assert outcome["outcome"] == "submitted", outcome
+        runtime.close_kept()
         load = os.getloadavg()
         print(
             f"{args.ops} submitting jobs, python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
@@ -225,9 +238,15 @@ def main() -> None:
         print(per("fork + exit + wait of a bare horse", fork_times))
         print(f"  {'RQ no-op job, forking Worker':<44} mean {forking * 1000:7.1f} ms")
         print(f"  {'RQ no-op job, SimpleWorker (in process)':<44} mean {simple * 1000:7.1f} ms")
+        print("a fresh event loop and new connections per job (as in a work-horse):")
         print(per("run_operation of a generate, in process", whole))
         for _, _, label in steps:
-            print(per(label, TIMES[label]))
+            print(per(label, fresh[label]))
+        print("on the kept loop with its kept connections (the worker's own process now):")
+        print(per("run_operation of a generate, in process", kept))
+        for _, _, label in steps:
+            if TIMES.get(label):
+                print(per(label, TIMES[label]))
     finally:
         for proc in procs:
             proc.terminate()

@@ -153,7 +153,13 @@ def run_job(coro: Coroutine[Any, Any, T]) -> T:
     raises (RQ's SIGALRM may land anywhere in it) leaves nothing running there: the loop,
     its tasks and its connections are dropped, the next job starts afresh."""
     if not _in_process:
-        return asyncio.run(coro)
+        # As RQ runs it (no wait for leftover tasks or threads: a horse whose job timed out
+        # exits at once), and then closed.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
     global _kept
     if _kept is None or _kept.pid != os.getpid():
         _kept = _Kept(os.getpid(), asyncio.Runner())
