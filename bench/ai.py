@@ -1,5 +1,5 @@
 """AI operations at once: N generations against the fal emulator, a model time of S seconds,
-two forking workers; the job submits and ends, the signed webhook brings the result.
+two workers; the job submits and ends, the signed webhook brings the result.
 
     .venv/bin/python bench/ai.py [--ops 200] [--model-seconds 5] [--workers 2]
 
@@ -54,7 +54,7 @@ from sandbox.telegram_client import TelegramEmulatorClient  # noqa: E402
 from tg.factory import SANDBOX_TOKEN, make_bot  # noqa: E402
 
 ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-DB = "medialab_bench_ai"
+DB = os.environ.get("BENCH_AI_DB", "medialab_bench_ai")  # a name of its own per run
 QUEUE = "bench-ai"
 KEY = "bench-fal-key"
 WAIT = 600.0
@@ -268,7 +268,8 @@ async def run(
         sampler.start()
         started = time.monotonic()
         for operation_id, token, _ in charged:
-            enqueue_operation(queue, settings, operation_id, token)
+            # As the bot queues an operation on a hosted model (bot.billed: hosted=...).
+            enqueue_operation(queue, settings, operation_id, token, hosted=True)
         enqueued = time.monotonic() - started
 
         async def all_done() -> list[Any]:
@@ -337,8 +338,8 @@ async def run(
 
     print(
         f"{args.ops} generate operations, model time {args.model_seconds:g} s, "
-        f"{args.workers} forking workers, python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs"
+        f"{args.workers} workers, python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}"
     )
     print(
         f"  delivered: {len(succeeded)}/{len(rows)} succeeded, photos in "

@@ -41,6 +41,8 @@ class ModelState:
     request_id: str | None
     result: dict[str, Any] | None
     deadline_at: datetime | None
+    # The model its charge recorded (input_ref["model"]: backend, model_id, params), if any.
+    model: dict[str, Any] | None = None
 
     @property
     def active(self) -> bool:
@@ -80,29 +82,36 @@ async def record_result(
     """Record a request's outcome once (the first call for a request of an operation still
     waiting writes it; every later one changes nothing). None if no operation has this
     request (yet: the job may not have committed its id)."""
-    written = await session.execute(
-        update(Operation)
-        .where(
-            Operation.model_request_id == request_id,
-            Operation.model_result.is_(None),
-            Operation.status.in_([s.value for s in ACTIVE]),
+    for _ in range(2):
+        written = await session.execute(
+            update(Operation)
+            .where(
+                Operation.model_request_id == request_id,
+                Operation.model_result.is_(None),
+                Operation.status.in_([s.value for s in ACTIVE]),
+            )
+            .values(model_result=result)
+            .returning(Operation.id, Operation.key_token)
         )
-        .values(model_result=result)
-        .returning(Operation.id, Operation.key_token)
-    )
-    row = written.one_or_none()
-    if row is not None:
-        return Recorded(row.id, row.key_token, first=True, waiting=True)
-    state = await session.execute(
-        select(Operation.id, Operation.key_token, Operation.status, Operation.model_result).where(
-            Operation.model_request_id == request_id
+        row = written.one_or_none()
+        if row is not None:
+            return Recorded(row.id, row.key_token, first=True, waiting=True)
+        state = await session.execute(
+            select(
+                Operation.id, Operation.key_token, Operation.status, Operation.model_result
+            ).where(Operation.model_request_id == request_id)
         )
-    )
-    seen = state.one_or_none()
-    if seen is None:
-        return None
-    waiting = seen.status in {s.value for s in ACTIVE} and seen.model_result is not None
-    return Recorded(seen.id, seen.key_token, first=False, waiting=waiting)
+        seen = state.one_or_none()
+        if seen is None:
+            return None
+        active = seen.status in {s.value for s in ACTIVE}
+        if active and seen.model_result is None:
+            # The submit's record committed between the UPDATE and this read (a model that
+            # answers at once): the UPDATE did not see the id yet. Again, now that it does;
+            # answered "already recorded", this webhook would have been lost.
+            continue
+        return Recorded(seen.id, seen.key_token, first=False, waiting=active)
+    return None
 
 
 async def model_state(session: AsyncSession, *, operation_id: int) -> ModelState | None:
@@ -116,9 +125,12 @@ async def model_state(session: AsyncSession, *, operation_id: int) -> ModelState
                 Operation.model_request_id,
                 Operation.model_result,
                 Operation.deadline_at,
+                Operation.input_ref,
             ).where(Operation.id == operation_id)
         )
     ).one_or_none()
     if row is None:
         return None
-    return ModelState(*row)
+    *columns, input_ref = row
+    model = (input_ref or {}).get("model") if isinstance(input_ref, dict) else None
+    return ModelState(*columns, model=model if isinstance(model, dict) else None)

@@ -49,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import accounts, ai_models, operations, wallet
 from billing.ai_models import Use
 from billing.errors import ChargeConflict, DuplicateRequest, InsufficientFunds, OperationLocked
-from billing.models import Funding, Operation
+from billing.models import Backend, Funding, Operation
 from billing.operations import ChargeResult
 from billing.prices import OperationType, format_rub, operation_type
 from billing.settings import Settings
@@ -105,6 +105,9 @@ class BilledOperation:
     close_keyboard: bool = False  # the input's reply keyboard goes with "queued"
     settled: bool = False  # queued, or already refunded: the middleware leaves it alone
     status: Message | None = None  # the "queued" message, once sent
+    # Runs on a hosted model (its job only submits: the worker runs it in its own process,
+    # without a fork; jobqueue.queue.enqueue_operation).
+    hosted: bool = False
 
     @property
     def id(self) -> int:
@@ -147,6 +150,7 @@ class BilledOperation:
                 self.id,
                 self.charge.key_token,
                 file_ids=self.file_ids,
+                hosted=self.hosted,
             )
         except (RedisError, OSError) as exc:
             log.error("operation %s: enqueue failed, refunding: %s", self.id, exc)
@@ -281,6 +285,7 @@ class BilledMiddleware(BaseMiddleware):
             file_ids=tuple(media.file_ids),
             notes=media.notes,
             close_keyboard=media.close_keyboard,
+            hosted=use.backend != Backend.LOCAL,
         )
         data["operation"] = operation
         return await settle(operation, lambda: handler(event, data), event)
@@ -517,6 +522,7 @@ async def confirm_charge(
         lang=lang,
         file_ids=tuple(media.file_ids),
         notes=media.notes,
+        hosted=use.backend != Backend.LOCAL,
     )
     await settle(operation, lambda: operation.enqueue(message, in_place=True), message)
 

@@ -23,6 +23,9 @@ JOB_FUNCTION = "workers.jobs.run_operation"
 DELIVER_FUNCTION = "workers.jobs.deliver_model_result"
 POLL_FUNCTION = "workers.jobs.poll_model"
 OPERATION_FUNCTIONS = (JOB_FUNCTION, DELIVER_FUNCTION)  # their args: (id, file ids, token)
+# ``job.meta[HOSTED]``: the operation runs on a hosted model, so its job only submits it (a
+# short HTTP call): the worker runs it in its own process, without a fork (workers.worker).
+HOSTED = "hosted"
 DELIVER_PREFIX = "dl-"
 PENDING = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 JOB_PREFIX = "op-"
@@ -72,13 +75,16 @@ def enqueue_operation(
     key_token: str,
     *,
     file_ids: Sequence[str] = (),
+    hosted: bool = False,
 ) -> Job:
     """Put the operation's job on the queue. Raises redis errors when Redis is unreachable.
 
     ``file_ids``, the operation's Telegram inputs (short ids, never the files), let the job
     start fetching them while it claims the operation; the operation's row stays the truth.
     ``key_token`` (the operation's, from its row) names the job and every key the job
-    writes: the job claims only the operation that has this token.
+    writes: the job claims only the operation that has this token. ``hosted``: the
+    operation runs on a hosted model (the model its charge recorded): its job submits it and
+    ends, in the worker's own process (``job.meta[HOSTED]``).
     """
     return queue.enqueue(
         JOB_FUNCTION,
@@ -96,6 +102,7 @@ def enqueue_operation(
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
         description=f"operation {operation_id}",
+        meta={HOSTED: True} if hosted else None,
     )
 
 

@@ -4,8 +4,10 @@ Reads the Settings once, configures the job layer, preloads the media code (ever
 work-horse is a fork: what the parent imported costs the horses nothing), logs as errors the
 Redis keys of operations the database does not have (:mod:`workers.stale_keys`), and runs a
 forking :class:`MediaWorker` on RQ_QUEUE with RQ's scheduler (retries with intervals) and
-the sweeper. SIGTERM/SIGINT: warm shutdown (the running job finishes); a second signal
-kills the horse (its operation is then voided by the sweeper or RQ's abandoned-job path).
+the sweeper; a hosted model's short jobs (submit, delivery, poll) it runs in this process.
+SIGTERM/SIGINT: warm shutdown (the running job finishes); a second signal kills the horse,
+or ends this process mid-job (its operation is then voided by the sweeper or RQ's
+abandoned-job path).
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ async def submit(
         log.warning("operation %s: already submitted as %s", op.id, state.request_id)
         return {"operation_id": op.id, "outcome": "already submitted"}
     payload = build_input(op.op_type, call, inputs, op.text)
-    async with fal.FalClient(fal_settings(settings)) as client:
+    async with fal.FalClient(fal_settings(settings), session=runtime.http_session()) as client:
         queued = await client.submit(
             payload, model=call.model_id, webhook_url=webhook_url(settings)
         )
@@ -163,7 +163,7 @@ async def model_output(
     except ValueError as exc:
         raise JobFailure("backend", str(exc)) from None
     call = model_call(op.op_type, op.model, settings)
-    async with fal.FalClient(fal_settings(settings)) as client:
+    async with fal.FalClient(fal_settings(settings), session=runtime.http_session()) as client:
         data = await client.download(url)
     params: dict[str, str | int | float] = {"request_id": state.request_id or ""}
     if call is not None:
@@ -198,7 +198,8 @@ async def poll_model(
             )
             return {"operation_id": operation_id, "outcome": "delivery enqueued"}
         try:
-            async with fal.FalClient(fal_settings(settings)) as client:
+            session = runtime.http_session()
+            async with fal.FalClient(fal_settings(settings), session=session) as client:
                 seen = await client.poll(client.request(model_id, request_id))
         except fal.BackendError as exc:
             if not exc.transient:
@@ -239,6 +240,29 @@ async def poll_model(
     return {"operation_id": operation_id, "outcome": "nothing to do"}
 
 
+async def cancel_model_call(
+    settings: Settings, sessionmaker: async_sessionmaker, operation_id: int
+) -> bool:
+    """Ask fal's queue to drop the request of an operation voided before its result came
+    (the sweeper's refund at the deadline): the model stops spending on it and posts no
+    webhook. Best effort — a webhook that comes anyway finds the operation voided and
+    changes nothing (``model_calls.record_result``). True if the cancel was asked."""
+    if not settings.fal_configured:
+        return False
+    async with sessionmaker() as session:
+        state = await model_calls.model_state(session, operation_id=operation_id)
+    if state is None or state.request_id is None or state.result is not None:
+        return False
+    call = model_call(state.type, state.model, settings)
+    if call is None:
+        return False
+    session = runtime.http_session()
+    async with fal.FalClient(fal_settings(settings, timeout=10.0), session=session) as client:
+        await client.cancel(client.request(call.model_id, state.request_id))
+    log.info("operation %s: its model request %s cancelled", operation_id, state.request_id)
+    return True
+
+
 def is_ai(op: Claimed, settings: Settings) -> ModelCall | None:
     """The operation's model call, or None for a local operation (or a test hook's)."""
     if settings.WORKER_TEST_HOOKS and op.test_hook:
@@ -246,4 +270,12 @@ def is_ai(op: Claimed, settings: Settings) -> ModelCall | None:
     return model_call(op.op_type, op.model, settings)
 
 
-__all__ = ["build_input", "is_ai", "model_output", "poll_model", "submit", "webhook_url"]
+__all__ = [
+    "build_input",
+    "cancel_model_call",
+    "is_ai",
+    "model_output",
+    "poll_model",
+    "submit",
+    "webhook_url",
+]

@@ -62,6 +62,11 @@ RECORD_DELIVERY_SECONDS = 5.0  # the delivery time's write (best effort) holds t
 CAPTION_READ_SECONDS = 3.0  # the plans offer's claim waits no longer
 
 
+class RunInAHorse(Exception):  # noqa: N818 - a routing signal, not an error
+    """A job the worker runs in its own process (queued as a hosted model's submit) found a
+    local operation: CPU-bound work that may crash goes to a work-horse (workers.jobs)."""
+
+
 def _watchdog_seconds(job: Job | None, settings: Settings) -> float:
     timeout = runtime.job_timeout(job, settings)
     return max(0.5, timeout - min(MAX_HEADROOM, timeout * WATCHDOG_HEADROOM))
@@ -239,6 +244,10 @@ async def _run(
             prefetch = None
 
         call = None if deliver else ai.is_ai(op, settings)
+        if call is None and not deliver and runtime.kept():
+            _drop(prefetch)
+            log.warning("operation %s: runs locally, not on a model: to a work-horse", op.id)
+            raise RunInAHorse(op.id)
         # Progress and inputs at once: the status edit, the chat action, the downloads. The
         # delivery of a model's result showed "обрабатываю…" when it was submitted.
         status_edit = asyncio.create_task(
@@ -350,8 +359,10 @@ async def _run(
             return False
 
         posted = await post()
-        # The job needs the database no more: close the connection now, not after.
-        await sessionmaker.kw["bind"].dispose()
+        # The job needs the database no more: close the connection now, not after (the
+        # worker's own process keeps its pool for the next job).
+        if not runtime.kept():
+            await sessionmaker.kw["bind"].dispose()
         if not posted:  # voided while we delivered: the user has the result and the money
             log.error(
                 "operation %s: result delivered but the operation was voided (refunded)", op.id

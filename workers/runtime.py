@@ -2,19 +2,30 @@
 
 ``python -m workers`` reads the Settings and calls :func:`configure` before the first fork;
 every work-horse inherits them. Jobs and failure callbacks read them with :func:`settings`.
-Nothing here holds a connection between jobs: the engine is kept (warmed up, with an empty
-pool), while connections, sessions and the Bot are made inside each job (a fork must never
-share a socket or an event loop with its parent).
+A job in a work-horse holds no connection beyond itself: the engine is kept (warmed up, with
+an empty pool), while connections, sessions and the Bot are made inside each job (a fork
+must never share a socket or an event loop with its parent).
+
+The jobs the worker runs in its own process (:func:`in_process`: the submits, deliveries and
+polls of hosted models, short network calls, :mod:`workers.worker`) run instead on one event
+loop the process keeps (:func:`run_job`), with a database pool, a Bot and an HTTP session
+kept on it between jobs: no connection is opened again per job. A horse forked later never
+uses them (they belong to that loop, which only the worker's own process runs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import mimetypes
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import os
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import aiohttp
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from rq.job import Job
@@ -34,6 +45,10 @@ _engine_url: str | None = None
 _engine_in_use = False
 _prototype: Bot | None = None
 _prototype_key: tuple[str, str] | None = None  # (token, TELEGRAM_API_URL) it was made for
+_in_process = False  # a job runs now in the worker's own process (see in_process)
+_kept: _Kept | None = None  # the loop and connections of those jobs
+
+T = TypeVar("T")
 
 
 class NotConfigured(RuntimeError):
@@ -107,11 +122,124 @@ def give_back_engine(engine: AsyncEngine) -> None:
         _engine_in_use = False
 
 
+@dataclass
+class _Kept:
+    """The event loop of the jobs run in the worker's own process, and what they keep on it."""
+
+    pid: int
+    runner: asyncio.Runner
+    engine: AsyncEngine | None = None
+    bot: Bot | None = None
+    http: aiohttp.ClientSession | None = None
+
+
+@contextmanager
+def in_process() -> Iterator[None]:
+    """The job RQ performs meanwhile runs in the worker's own process (no work-horse):
+    :func:`run_job` runs it on the kept loop (``MediaWorker.execute_job``)."""
+    global _in_process
+    _in_process = True
+    try:
+        yield
+    finally:
+        _in_process = False
+
+
+def run_job(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a job's coroutine to its end. In a work-horse (or a test's worker thread): in an
+    event loop of its own, closed after it (RQ runs an ``async def`` job in a new loop it
+    never closes: harmless in a horse that exits, a leak of file descriptors in a process
+    that runs job after job). In the worker's own process: on its kept loop; a job that
+    raises (RQ's SIGALRM may land anywhere in it) leaves nothing running there: the loop,
+    its tasks and its connections are dropped, the next job starts afresh."""
+    if not _in_process:
+        # As RQ runs it (no wait for leftover tasks or threads: a horse whose job timed out
+        # exits at once), and then closed.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+    global _kept
+    if _kept is None or _kept.pid != os.getpid():
+        _kept = _Kept(os.getpid(), asyncio.Runner())
+    try:
+        return _kept.runner.run(coro)
+    except BaseException:
+        close_kept()
+        raise
+
+
+def close_kept() -> None:
+    """Close the kept loop: first its tasks cancelled (a job RQ's SIGALRM interrupted must
+    not go on), then its connections closed (the worker's end, or after a job that raised)."""
+    global _kept
+    kept, _kept = _kept, None
+    if kept is None or kept.pid != os.getpid():
+        return
+    try:
+        kept.runner.run(_close_connections(kept))
+    except BaseException as exc:  # noqa: BLE001 - what stays open, the process closes
+        log.warning("kept connections not closed: %r", exc)
+    finally:
+        kept.runner.close()
+
+
+async def _close_connections(kept: _Kept) -> None:
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    if kept.http is not None:
+        await kept.http.close()
+    if kept.bot is not None:
+        await close_job_bot(kept.bot)
+    if kept.engine is not None:
+        await kept.engine.dispose()
+
+
+def _kept_here() -> _Kept | None:
+    """The kept state, when the running loop is the kept one (not a callback's own loop,
+    not a horse's)."""
+    if _kept is None or _kept.pid != os.getpid():
+        return None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return _kept if loop is _kept.runner.get_loop() else None
+
+
+def kept() -> bool:
+    """Whether this job runs on the kept loop (its connections outlive it)."""
+    return _kept_here() is not None
+
+
+def http_session() -> aiohttp.ClientSession | None:
+    """The kept HTTP session (the model provider's calls), or None: the caller opens and
+    closes one of its own."""
+    state = _kept_here()
+    if state is None:
+        return None
+    if state.http is None or state.http.closed:
+        state.http = aiohttp.ClientSession()
+    return state.http
+
+
 @asynccontextmanager
 async def resources(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker, Bot]]:
     """A sessionmaker and a Bot for one job, callback or maintenance pass, closed at the end.
     Made inside each: RQ forks a work-horse per job and runs an ``async def`` job in a fresh
-    event loop."""
+    event loop. On the kept loop (:func:`run_job`): the kept ones, left open."""
+    state = _kept_here()
+    if state is not None:
+        if state.engine is None:
+            state.engine = _new_engine(settings)
+        if state.bot is None:
+            state.bot = make_job_bot(settings)
+        yield make_sessionmaker(state.engine), state.bot
+        return
     engine = take_engine(settings)
     try:
         bot = make_job_bot(settings)

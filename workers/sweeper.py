@@ -6,7 +6,9 @@ runs just before the sweeper, cleans that registry: the abandoned job is retried
 with ``on_job_failure`` called — which refunds only if no execution holds the operation's
 lock, since a horse may outlive its worker and still deliver; otherwise that is left here).
 Each pass of the sweeper refunds every operation still queued or running past its deadline
-(``operations.overdue_operations`` + ``operations.refund_operation``) and tells the user.
+(``operations.overdue_operations`` + ``operations.refund_operation``) and tells the user;
+an operation that waited on a hosted model has that model's request cancelled after its
+refund (``workers.ai.cancel_model_call``: no more work on it, no webhook).
 
 A pass is safe to run anywhere, any number of times: the refund is a conditional update, and
 a claimed operation's deadline lies past its job's timeout (``runtime.deadline_seconds``),
@@ -31,6 +33,7 @@ from billing.models import utcnow
 from billing.operations import RefundResult
 from billing.settings import Settings
 from jobqueue.delivered import MarkerUnreadable
+from workers.ai import cancel_model_call
 from workers.failures import Failure
 from workers.refunds import void_and_notify
 from workers.runtime import resources
@@ -74,6 +77,12 @@ async def sweep_overdue(
                 continue
             if refund is not None:
                 done.append(refund)
+                try:
+                    await cancel_model_call(settings, sessionmaker, operation_id)
+                except StopRequested:
+                    raise
+                except Exception:  # noqa: BLE001 - best effort: a late webhook changes nothing
+                    log.warning("sweeper: operation %s: model not cancelled", operation_id)
     if done:
         log.warning("sweeper: voided %s overdue operations", len(done))
     return done

@@ -2,6 +2,17 @@
 sends the payment messages the web server did not get out, outlives a lost Redis and keeps
 no secret in the tracebacks RQ stores.
 
+Not every job forks. A hosted model's jobs — the submit of an operation queued as hosted
+(``job.meta[HOSTED]``), the delivery of its result, the poll of its status — are short
+network calls (tens of milliseconds): the worker performs them in its own process, as RQ's
+``SimpleWorker`` does (``prepare_execution`` + ``perform_job``: the same bookkeeping, the
+job's timeout by SIGALRM, its callbacks and retries), on an event loop it keeps with its
+connections (:func:`workers.runtime.run_job`). A fork per such job cost more than the job
+(bench/submit_phases.py: a bare fork + wait ~40 ms, a forking no-op job ~80 ms, the
+in-process no-op 4 ms, the submit itself ~50 ms, under load ~9), and it bounded what one
+worker keeps in flight on the models. The operations that run locally still fork: CPU-bound
+work that may crash or hang is a work-horse's, killed and refunded as before.
+
 A killed work-horse is refunded through RQ's public ``work_horse_killed_handler`` (given by
 the composition root, :mod:`workers.__main__`: :func:`workers.callbacks.on_work_horse_killed`).
 
@@ -28,15 +39,27 @@ from redis.exceptions import RedisError
 from rq import Worker
 from rq.exceptions import StopRequested
 from rq.job import Job
+from rq.worker import WorkerStatus
 
 from billing import redaction
 from billing.settings import Settings
+from jobqueue.queue import DELIVER_FUNCTION, HOSTED, JOB_FUNCTION, POLL_FUNCTION
+from workers import runtime
 from workers.notices import deliver_due_notices
 from workers.payment_checks import check_payments, expire_stars_invoices
 from workers.plans import renew_due_plans
 from workers.sweeper import sweep_overdue
 
 log = logging.getLogger(__name__)
+
+
+def in_own_process(job: Job) -> bool:
+    """Whether the worker performs ``job`` itself rather than in a forked work-horse: the
+    short network jobs of a hosted model."""
+    name = job.func_name
+    if name in (DELIVER_FUNCTION, POLL_FUNCTION):
+        return True
+    return name == JOB_FUNCTION and bool((job.meta or {}).get(HOSTED))
 
 
 class MediaWorker(Worker):
@@ -80,12 +103,24 @@ class MediaWorker(Worker):
             except (RedisError, OSError) as exc:
                 log.error("worker %s: lost Redis: %s", self.name, exc)
             if burst or self.stop_asked or kwargs.get("max_jobs"):
+                runtime.close_kept()
                 return worked
             log.error("worker %s: RQ's loop ended unasked; starting it again", self.name)
             if not self._wait_for_redis():
                 return worked
             with contextlib.suppress(RedisError, OSError):
                 self.register_death()  # so the same name may register again
+
+    def execute_job(self, job: Job, queue: Any) -> None:
+        """Fork a work-horse for the job (RQ's ``Worker``), or, for a hosted model's short
+        job, perform it here as RQ's ``SimpleWorker.execute_job`` does."""
+        if not in_own_process(job):
+            super().execute_job(job, queue)
+            return
+        self.prepare_execution(job)
+        with runtime.in_process():
+            self.perform_job(job, queue)
+        self.set_state(WorkerStatus.IDLE)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         # RQ's signal handler (warm shutdown); it may raise StopRequested, so noted first.

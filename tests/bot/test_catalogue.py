@@ -32,7 +32,7 @@ from tests.bot.conftest import StartBot, wait_until
 from tests.bot.test_inputs import _message
 from tests.conftest import make_settings
 from texts import i18n
-from workers import jobs, operations, runtime
+from workers import operations, run, runtime
 
 WITH_FAL = make_settings("sqlite://", FAL_KEY="fal-test-key")
 
@@ -199,7 +199,7 @@ async def test_a_new_operation_goes_from_its_button_to_its_result(
 
     # The worker's dispatch, in this process: the job runs the toy's runner.
     monkeypatch.setattr(runtime, "_settings", app.settings)
-    outcome = await jobs.run_operation(
+    outcome = await run.run_operation(
         operation.id, operation.input_ref["file_ids"], operation.key_token
     )
     assert outcome["outcome"] == "succeeded", outcome

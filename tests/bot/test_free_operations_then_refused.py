@@ -5,6 +5,7 @@ from __future__ import annotations
 from rq.job import Job
 
 from billing.models import Funding, OperationStatus
+from jobqueue.queue import HOSTED
 from tests.bot.conftest import StartBot
 
 
@@ -56,6 +57,7 @@ async def test_newcomer_uses_four_free_operations_and_the_fifth_is_refused_with_
     assert all(op.job_id == f"op-{op.id}-{op.key_token}" for op in operations)
     job = Job.fetch(operations[0].job_id, connection=app.queue.connection)
     assert job.func_name == "workers.jobs.run_operation"
+    assert not job.meta.get(HOSTED)  # run locally (no FAL_KEY): in a forked work-horse
     # The operation id, its inputs' file ids for the worker to fetch while it claims, and
     # the key token its Redis keys carry.
     assert job.args == (

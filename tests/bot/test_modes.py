@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 
 from PIL import Image
+from rq.job import Job
 
 from billing.models import Funding
-from tests.bot.conftest import StartBot
+from jobqueue.queue import HOSTED
+from tests.bot.conftest import StartBot, wait_until
 
 
 def _png(width: int, height: int) -> bytes:
@@ -288,6 +290,16 @@ async def test_generate_is_offered_only_when_fal_is_configured(start_bot: StartB
             "params": {"image_size": "square_hd"},
         },
     }
+
+    # A hosted model's job: the worker submits it in its own process, without a fork.
+    async def queued() -> bool:  # "В очереди" is sent before the job is queued, on purpose
+        return bool(app.job_ids())
+
+    await wait_until(queued)
+    [job_id] = app.job_ids()
+    assert job_id == f"op-{operation.id}-{operation.key_token}"
+    job = Job.fetch(job_id, connection=app.queue.connection)
+    assert job.meta[HOSTED] is True
 
 
 async def test_an_unknown_command_in_generate_is_refused_without_a_charge(

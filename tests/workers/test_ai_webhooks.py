@@ -241,7 +241,7 @@ async def test_a_lost_webhook_is_found_by_polling(ai_stack) -> None:
     assert len(await photos(user)) == 1
 
 
-async def test_a_model_that_never_finishes_is_refunded_once_and_its_late_webhook_changes_nothing(
+async def test_a_model_that_never_finishes_is_refunded_once_cancelled_and_a_late_webhook_changes_nothing(  # noqa: E501
     ai_stack,
 ) -> None:
     s = await ai_stack(
@@ -257,14 +257,26 @@ async def test_a_model_that_never_finishes_is_refunded_once_and_its_late_webhook
     notice = await s.h.wait_message(user, lambda m: "возвращены" in m.text, "refund notice")
     assert "не выполнилась вовремя" in notice.text
 
-    # The model ends at last: fal's webhook comes, is taken (200) and changes nothing.
+    # The sweeper that refunded it asked fal to drop the request (PUT .../cancel).
+    async def cancelled() -> bool:
+        return s.emu.jobs[rid].cancelled
+
+    await s.h.wait_until(cancelled, "the model request to be cancelled")
+    # So the model, ending at last, posts no webhook...
     s.emu.complete(rid)
-
-    async def answered() -> bool:
-        return any(w["status"] == 200 for w in s.emu.webhooks)
-
-    await s.h.wait_until(answered, "the late webhook")
     await asyncio.sleep(1.0)
+    assert s.emu.webhooks == []
+    # ...and one that comes anyway (fal's signature, a result) is taken and changes nothing.
+    body = json.dumps(
+        {
+            "request_id": rid,
+            "gateway_request_id": rid,
+            "status": "OK",
+            "payload": {"images": [{"url": f"{s.fal_url}/files/x.png"}]},
+        }
+    ).encode()
+    assert await s.post(body, s.emu.sign(rid, body)) == 200
+    await asyncio.sleep(1.0)  # a delivery job, were one enqueued, would run now
     op = await s.h.operation(operation_id)
     assert op.status == "refunded" and op.model_result is None
     assert await s.h.entries(operation_id, LedgerKind.REFUND) == 1

@@ -89,7 +89,7 @@ async def test_a_post_whose_answer_was_lost_counts_as_posted(
     """The post commits, then the connection drops before its answer: the retry finds the
     operation already succeeded, and the job says so (not "voided")."""
     from billing import operations
-    from workers import jobs
+    from workers import run
 
     h, user, file_ids, operation_id = await _charged_in_process(
         harness_factory, images, monkeypatch
@@ -107,7 +107,7 @@ async def test_a_post_whose_answer_was_lost_counts_as_posted(
         return posted
 
     monkeypatch.setattr(operations, "complete_operation", answer_lost)
-    result = await jobs.run_operation(operation_id, file_ids, h.tokens[operation_id])
+    result = await run.run_operation(operation_id, file_ids, h.tokens[operation_id])
     assert calls == 2
     assert result["outcome"] == "succeeded"
     assert "voided" not in caplog.text
@@ -127,7 +127,7 @@ async def test_a_job_that_fails_after_its_photo_went_out_is_posted_not_refunded(
     import pytest
 
     from jobqueue import delivered
-    from workers import delivery, jobs, refunds
+    from workers import delivery, refunds, run
     from workers.failures import Failure
 
     h, user, file_ids, operation_id = await _charged_in_process(
@@ -140,7 +140,7 @@ async def test_a_job_that_fails_after_its_photo_went_out_is_posted_not_refunded(
 
     monkeypatch.setattr(delivery, "send_result", photo_then_failure)
     with pytest.raises(RuntimeError):
-        await jobs.run_operation(operation_id, file_ids, h.tokens[operation_id])
+        await run.run_operation(operation_id, file_ids, h.tokens[operation_id])
     marker = h.redis.get(delivered.key(operation_id, h.tokens[operation_id]))
     assert marker is not None and json.loads(marker)["photo_message_id"] == 4242
     refund = await refunds.refund_and_notify(h.settings, operation_id, Failure("internal", True))
