@@ -117,6 +117,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("many-connections"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context_for_the_bots() -> Iterator[None]:
+    """aiogram's ``AiohttpSession`` loads certifi's CA bundle into a new TLS context for each
+    Bot: ~25 ms of CPU, where a process of ours makes a Bot or two but the tests make
+    hundreds (a web stack, a worker harness, a job's bot per test). Here every session
+    shares one context per CA file: the same configuration, and nothing changes a context
+    once made. The tests speak plain HTTP to the emulators anyway."""
+    import functools
+    import ssl
+    import types
+
+    from aiogram.client.session import aiohttp as aiogram_aiohttp
+
+    shared = types.SimpleNamespace(
+        create_default_context=functools.cache(ssl.create_default_context)
+    )
+    aiogram_aiohttp.ssl = shared  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        aiogram_aiohttp.ssl = ssl  # type: ignore[assignment]
+
+
 def alembic_config(url: str) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))
