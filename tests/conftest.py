@@ -74,6 +74,8 @@ SLOW_PATHS = (
     "tests/bot/test_bot_process_light.py",  # imports the bot in a new interpreter
     # the bot long-polling over HTTP and a real `python -m workers --burst` (~8 s of CPU)
     "tests/bot/test_messages_per_operation.py::test_an_operation_costs_at_most_three_messages",
+    # the same with a refund (on main since this branch began)
+    "tests/bot/test_messages_per_operation.py::test_a_refunded_operation_costs_at_most_three_",
     "tests/billing/test_plans_cli.py::test_the_command_line_itself",  # `python -m billing`
     "tests/deploy/test_sandbox_extra.py::test_the_processes_start_without_the_sandbox_or_",
     "tests/web/test_entry_point.py",
