@@ -23,6 +23,11 @@ run: install ## install, migrate and start bot + worker + web (emulators when no
 PYTEST_WORKERS ?= 4
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadgroup)
 
+# pytest keeps the test modules' assertion-rewritten bytecode (and the project's) in
+# __pycache__: with PYTHONDONTWRITEBYTECODE set (as in the Docker image, and in some shells)
+# every test process rewrote and compiled ~440 modules again, ~3 s of CPU each.
+unexport PYTHONDONTWRITEBYTECODE
+
 test: install ## the whole test suite (PostgreSQL and Redis must answer; installs chromium if missing)
 	scripts/ensure-chromium
 	$(BIN)/ruff format --check .

@@ -72,6 +72,11 @@ SLOW_PATHS = (
     "tests/bot/test_operation_end_to_end.py",
     "tests/bot/test_plans_end_to_end.py",
     "tests/bot/test_bot_process_light.py",  # imports the bot in a new interpreter
+    # the bot long-polling over HTTP and a real `python -m workers --burst` (~8 s of CPU)
+    "tests/bot/test_messages_per_operation.py::test_an_operation_costs_at_most_three_messages",
+    # the same with a refund (on main since this branch began)
+    "tests/bot/test_messages_per_operation.py::test_a_refunded_operation_costs_at_most_three_",
+    "tests/billing/test_plans_cli.py::test_the_command_line_itself",  # `python -m billing`
     "tests/deploy/test_sandbox_extra.py::test_the_processes_start_without_the_sandbox_or_",
     "tests/web/test_entry_point.py",
     "tests/web/test_database_outage.py",  # a PostgreSQL server of its own per test
@@ -112,6 +117,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("chaos"))
         elif item.nodeid.startswith(MANY_CONNECTIONS):
             item.add_marker(pytest.mark.xdist_group("many-connections"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context_for_the_bots() -> Iterator[None]:
+    """aiogram's ``AiohttpSession`` loads certifi's CA bundle into a new TLS context for each
+    Bot: ~25 ms of CPU, where a process of ours makes a Bot or two but the tests make
+    hundreds (a web stack, a worker harness, a job's bot per test). Here every session
+    shares one context per CA file: the same configuration, and nothing changes a context
+    once made. The tests speak plain HTTP to the emulators anyway."""
+    import functools
+    import ssl
+    import types
+
+    from aiogram.client.session import aiohttp as aiogram_aiohttp
+
+    shared = types.SimpleNamespace(
+        create_default_context=functools.cache(ssl.create_default_context)
+    )
+    aiogram_aiohttp.ssl = shared  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        aiogram_aiohttp.ssl = ssl  # type: ignore[assignment]
 
 
 def alembic_config(url: str) -> Config:
@@ -367,8 +395,18 @@ async def assert_audit_clean(engine: AsyncEngine) -> None:
     assert problems == [], "ledger audit failed:\n" + "\n".join(problems)
 
 
+_ENGINES: dict[str, AsyncEngine] = {}
+
+
 async def _engine(url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(url, pool_size=20)
+    """One engine per database for the test run, its pool disposed after every test: each
+    test gets connections of its own (made in its own event loop) as with an engine of its
+    own, but the dialect, its first-connect set-up and SQLAlchemy's compiled statements are
+    kept (both are per engine). A new engine per test compiled every statement again, the
+    audit's too: ~30 ms of CPU per test, most of what the fixture cost."""
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = make_engine(url, pool_size=20)
     try:
         yield engine
         await assert_audit_clean(engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import psycopg
 import pytest
@@ -20,7 +21,9 @@ def empty_db(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
-    name = "medialab_migrations_test"
+    # Of this test process alone: another run on the same server (a second checkout, CI)
+    # would otherwise drop it in the middle of this one's migrations.
+    name = f"medialab_migrations_test_{os.getpid()}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
