@@ -252,7 +252,23 @@ def _charge_chain(
         # its roll-over (one past its end counts for nothing else).
         held_discount = func.coalesce(func.max(case((live, p.c.discount_percent))), zero)
         greatest = func.greatest if dialect == "postgresql" else func.max  # SQLite: scalar max
-        discount = greatest(held_discount, default_discount)
+        # The default plan read once, in a one-row aggregate (none: no discount, every type
+        # allowed), rather than by a scalar subquery per use.
+        dflt = (
+            select(
+                func.coalesce(func.max(dp.c.discount_percent), zero).label("discount"),
+                (
+                    func.coalesce(
+                        func.max(case((_unlocked(dialect, dp.c.unlocks, kind), one), else_=zero)),
+                        one,
+                    )
+                    == one
+                ).label("allows"),
+            )
+            .where(dp.c.is_default)
+            .subquery("dflt")
+        )
+
         # The live subscription (one at most is active) and its units left.
         live_sub = and_(h.c.kind == subscription, live)
         held = (
@@ -260,15 +276,14 @@ def _charge_chain(
                 func.max(case((live_sub, h.c.id))).label("sub_id"),
                 func.max(case((live_sub, h.c.units_left))).label("sub_units"),
                 func.max(case((h.c.kind == subscription, h.c.period_no))).label("period_no"),
-                discount.label("discount"),
-                or_(
-                    default_allows,
+                held_discount.label("discount"),
+                (
                     func.coalesce(
                         func.max(case((and_(live, _unlocked(dialect, p.c.unlocks, kind)), one))),
                         zero,
                     )
-                    == one,
-                ).label("allowed"),
+                    == one
+                ).label("unlocked"),
                 (func.coalesce(func.max(case((h.c.ends_at <= now, one))), zero) == one).label(
                     "due"
                 ),
@@ -280,13 +295,17 @@ def _charge_chain(
         )
         cost = select(units_read.label("units")).limit(literal_column("1")).subquery("cost")
         units = cost.c.units
+        # The best discount of the plans held and the default plan's; the access: the default
+        # plan allows the type, or a plan held unlocks it.
+        discount = greatest(held.c.discount, dflt.c.discount)
+        allowed = or_(dflt.c.allows, held.c.unlocked)
         price = (
-            units * unit_price * (ledger.const(100) - held.c.discount) + ledger.const(50)
+            units * unit_price * (ledger.const(100) - discount) + ledger.const(50)
         ) // ledger.const(100)
         # The package a charge would take from: enough units, oldest expiry first. A scalar
         # subquery: PostgreSQL runs it only when the CASE below reaches it (not when the
         # subscription or free operations pay).
-        pkg_id = (
+        pkg_query = (
             select(h.c.id)
             .where(
                 h.c.user_id == user_id,
@@ -297,8 +316,18 @@ def _charge_chain(
             )
             .order_by(h.c.ends_at.asc().nulls_last(), h.c.id)
             .limit(literal_column("1"))
-            .scalar_subquery()
         )
+        sources = u.join(held, true()).join(cost, true()).join(dflt, true())
+        if dialect == "postgresql":
+            # Read once, in a LATERAL join (an index scan of the user's few holdings): as a
+            # scalar subquery it stood three times in the plan (the source, the holding, the
+            # check), each initialised on every run — the charge's costliest part after the
+            # writes (bench/charge.py, plans-sub).
+            pkg = pkg_query.lateral("pkg")
+            sources = sources.outerjoin(pkg, true())
+            pkg_id = pkg.c.id
+        else:
+            pkg_id = pkg_query.scalar_subquery()
         due = held.c.due
         if renews:  # free operations due for their top-up
             renew_due = bindparam("free_due_before", type_=_users.c.created_at.type)
@@ -352,12 +381,12 @@ def _charge_chain(
                 units,
                 holding.label("holding"),
                 held.c.period_no,
-                held.c.allowed,
+                allowed.label("allowed"),
                 due.label("due"),
-                (and_(held.c.allowed, not_(due)) if wait_due else held.c.allowed).label("go"),
+                (and_(allowed, not_(due)) if wait_due else allowed).label("go"),
                 held.c.holds,
             )
-            .select_from(u.join(held, true()).join(cost, true()))
+            .select_from(sources)
             .where(u.c.id == user_id)
             .with_for_update(of=u)
         )
