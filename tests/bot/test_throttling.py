@@ -65,7 +65,7 @@ async def test_an_album_takes_one_token_however_many_photos_it_has(
     await user.send_text("/start")
     menu = await user.wait_for_text("Что сделаем?")
     await user.press(menu, text="🔗 Объединить")
-    await user.wait_for_text("две фотографии")
+    await user.wait_for_text("от 2 до 4 фотографий")
     before = user.mark  # the answer may come between the album's photos
     await user.send_album([photo, photo2, photo, photo2, photo])
     await user.wait_for_text("В очереди", since=before)
