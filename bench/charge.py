@@ -17,7 +17,9 @@ The baselines run in the same process against the same database:
   * plans-bal: the project's ``charge`` for a user who holds no plan (paying from the
     balance through the plans' chain: subscription, package, discount, access, roll-over
     check in its first step);
-  * plans-sub: the project's ``charge`` for a user paying from a subscription's quota;
+  * plans-sub: the project's ``charge`` for a user paying from a subscription's quota (the
+    quota chain: the subscription paid this user's last charge);
+  * sub-whole: the same with that hint dropped before each charge (the whole chain);
   * sub-floor: the least a quota charge can write in this design (``quota_floor_chain``:
     lock the user, take the units from the live subscription, the operation, the entry) —
     the ceiling of plans-sub: a quota charge writes one row more than a balance charge.
@@ -504,14 +506,16 @@ async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 
 
     async def worker(index: int) -> None:
         # plans-sub: the users who hold the benchmark subscription (after the money users)
-        user_id = index + 1 + (users if kind in ("plans-sub", "sub-floor") else 0)
+        user_id = index + 1 + (users if kind in ("plans-sub", "sub-whole", "sub-floor") else 0)
         seq = 0
         while time.perf_counter() < stop:
             seq += 1
             t0 = time.perf_counter()
             key = f"{kind}-{concurrency}-{round_no}-{index}:{seq}"
             async with sm() as session:
-                if kind in ("charge", "plans-bal", "plans-sub"):
+                if kind == "sub-whole":  # no hint: the whole chain every time
+                    operations._SUB_PAID.pop(user_id, None)
+                if kind in ("charge", "plans-bal", "plans-sub", "sub-whole"):
                     result = await operations.charge(
                         session,
                         settings,
@@ -520,7 +524,8 @@ async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 
                         request_key=key,
                         chat_id=user_id,
                     )
-                    expected = "subscription" if kind == "plans-sub" else "balance"
+                    on_quota = kind in ("plans-sub", "sub-whole")
+                    expected = "subscription" if on_quota else "balance"
                     assert result.funding == expected, result
                 elif kind == "sub-floor":
                     await quota_floor_charge(
@@ -657,7 +662,7 @@ USERS = [0]  # how many money users prepare() made (the subscription users come 
 def plans_rounds(c: int, seconds: float, rounds: int) -> None:
     """plain, plans-bal and plans-sub in turns, ``rounds`` times (the order rotates, so no
     run always gets the warmest server); the ratios to plain per round and their median."""
-    names = ["plain", "plans-bal", "plans-sub", "sub-floor"]
+    names = ["plain", "plans-bal", "plans-sub", "sub-whole", "sub-floor"]
     ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
     cpu_ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
     floor: list[float] = []

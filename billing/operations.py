@@ -138,6 +138,7 @@ def _charge_chain(
     renews: bool,
     wait_due: bool,
     lean: bool = False,
+    quota: bool = False,
 ) -> ledger.Chain:
     """The charge's steps (see :func:`charge`); ``order``: SPENDING_ORDER; ``renews``:
     FREE_OPERATIONS_RENEW_DAYS is set (free operations may be due); ``wait_due``: a holding
@@ -145,7 +146,12 @@ def _charge_chain(
     caller rolls over and charges again); ``lean``: for a user who holds no plan — only
     free operations and the balance at the default plan's discount, and nothing written if
     the user holds a plan after all (``holds``: the caller charges again with the whole
-    chain). A type that costs 0 units is paid from nothing (funding ``none``)."""
+    chain); ``quota``: for a user whose last charge the subscription paid — that quota
+    only, and nothing written (``go`` false) unless it alone decides the charge: the
+    subscription covers it and is live, no source before it in ``order`` could pay (only
+    free operations may stand before it), the type is allowed by the default plan or the
+    subscription's, nothing is due; else the caller charges again with the whole chain. A
+    type that costs 0 units is paid from nothing (funding ``none``)."""
     # Named unlike any column of the tables the chain writes: a parameter named like a
     # column of an UPDATE's table would become a SET of that column.
     now = bindparam("now", type_=_holdings.c.ends_at.type)
@@ -230,6 +236,65 @@ def _charge_chain(
             .with_for_update(of=u)
         )
 
+    def _quota_old(u: Any, default_allows: Any) -> Any:
+        """The first step for a user whose subscription paid their last charge: the user's
+        row, their one active subscription and the units, read in one SELECT; ``go`` only
+        when that subscription alone decides the charge."""
+        h, p = _holdings, _plans
+        sub = (
+            select(
+                h.c.id,
+                h.c.units_left,
+                h.c.period_no,
+                h.c.ends_at,
+                _unlocked(dialect, p.c.unlocks, kind).label("unlocks"),
+            )
+            .select_from(h.join(p, p.c.id == h.c.plan_id))
+            .where(h.c.user_id == user_id, h.c.status == active, h.c.kind == subscription)
+            .limit(literal_column("1"))
+            .subquery("sub")
+        )
+        cost = select(units_read.label("units")).limit(literal_column("1")).subquery("cost")
+        units = cost.c.units
+        d = _holdings.alias("d")
+        due = exists().where(
+            d.c.user_id == user_id, d.c.status == active, d.c.ends_at <= now
+        )  # a holding past its end: rolled over by the whole chain first
+        if renews:
+            renew_due = bindparam("free_due_before", type_=_users.c.created_at.type)
+            due = or_(due, func.coalesce(u.c.free_renewed_at, u.c.created_at) <= renew_due)
+        before = order[: order.index(Funding.SUBSCRIPTION.value)]
+        assert set(before) <= {Funding.FREE.value}, order  # see quota_order()
+        allowed = or_(default_allows, func.coalesce(sub.c.unlocks, false()))
+        go = and_(
+            units > zero,
+            sub.c.units_left >= units,
+            or_(sub.c.ends_at.is_(None), sub.c.ends_at > now),
+            allowed,
+            not_(due),
+            u.c.free_operations_left < one if before else true(),
+        )
+        return (
+            select(
+                u.c.id,
+                u.c.free_operations_left.label("free"),
+                u.c.balance,
+                u.c.free_operations_granted.label("granted"),
+                case((go, ledger.const(Funding.SUBSCRIPTION.value)), else_=null()).label("src"),
+                zero.label("price"),
+                units,
+                sub.c.id.label("holding"),
+                sub.c.period_no,
+                allowed.label("allowed"),
+                false().label("due"),
+                go.label("go"),
+                true().label("holds"),
+            )
+            .select_from(u.outerjoin(sub, true()).join(cost, true()))
+            .where(u.c.id == user_id)
+            .with_for_update(of=u)
+        )
+
     def old(_: Any) -> Any:
         u, h, p = _users, _holdings, _plans
         live = or_(h.c.ends_at.is_(None), h.c.ends_at > now)
@@ -246,6 +311,8 @@ def _charge_chain(
         )
         if lean:
             return _lean_old(u, default_discount, default_allows)
+        if quota:
+            return _quota_old(u, default_allows)
         # The user's active holdings in one aggregate (one row, holdings or not), and what
         # follows from them computed there once: the subscription that covers the units, the
         # price less the best discount of the plans held, the access, whether any is due for
@@ -438,7 +505,7 @@ def _charge_chain(
         )
 
     def operation(p: Any) -> Any:
-        was, took, debited = p["old"], p.get("held", NO_HOLDING), p["debit"]
+        was, took, debited = p["old"], p.get("held", NO_HOLDING), p.get("debit", NO_DEBIT)
         c = _operations.c
         values = {
             "user_id": was.id,
@@ -485,7 +552,8 @@ def _charge_chain(
         )
 
     def entry(p: Any) -> Any:
-        was, op, took, debited = p["old"], p["operation"], p.get("held", NO_HOLDING), p["debit"]
+        was, op, took = p["old"], p["operation"], p.get("held", NO_HOLDING)
+        debited = p.get("debit", NO_DEBIT)
         on_plan = op.funding.in_(on_plan_sources)
         # The user's counters after: moved by the debit, else as the lock read them.
         user = SimpleNamespace(
@@ -510,6 +578,8 @@ def _charge_chain(
         )
 
     first = ("id", "free", "balance", "granted", "src", "price", "allowed", "due", "holds")
+    if quota:
+        first = (*first, "go")
     return ledger.Chain(
         ledger.Step("old", old, returns=first),
         *(
@@ -517,8 +587,17 @@ def _charge_chain(
             if lean
             else (ledger.Step("held", held, optional=True, returns=("id", "units_left")),)
         ),
-        ledger.Step(
-            "debit", debit, optional=True, returns=("id", "balance", "free_operations_left")
+        *(
+            ()
+            if quota
+            else (
+                ledger.Step(
+                    "debit",
+                    debit,
+                    optional=True,
+                    returns=("id", "balance", "free_operations_left"),
+                ),
+            )
         ),
         ledger.Step(
             "operation",
@@ -535,6 +614,12 @@ NO_HOLDING = SimpleNamespace(
     units_left=cast(null(), Integer),
     period_no=cast(null(), Integer),
 )
+# A quota chain has no debit step (its charge never moves the user's counters).
+NO_DEBIT = SimpleNamespace(
+    id=cast(null(), User.__table__.c.id.type),
+    balance=cast(null(), User.__table__.c.balance.type),
+    free_operations_left=cast(null(), Integer),
+)
 _CHARGES: dict[tuple[Any, ...], ledger.Chain] = {}
 # Users who held no plan at their last charge in this process: user id -> the database
 # (engine) of that charge. Their next charge tries the lean chain first. Only a hint: the
@@ -542,6 +627,10 @@ _CHARGES: dict[tuple[Any, ...], ledger.Chain] = {}
 # the whole chain. Bounded (emptied when full: ~5 MB at most).
 _HOLDS_NOTHING: dict[int, int] = {}
 _HOLDS_NOTHING_MAX = 50_000
+# Users whose subscription paid their last charge in this process (user id -> database):
+# their next charge tries the quota chain first. A hint like _HOLDS_NOTHING: the quota
+# chain writes nothing unless the subscription alone decides the charge.
+_SUB_PAID: dict[int, int] = {}
 _ROLL_OVER: list[Any] = []  # billing.plans.roll_over, looked up once (None: not there)
 
 
@@ -552,6 +641,24 @@ def _remember(user_id: int, database: int, *, holds_nothing: bool) -> None:
         _HOLDS_NOTHING[user_id] = database
     else:
         _HOLDS_NOTHING.pop(user_id, None)
+
+
+def _remember_funding(user_id: int, database: int, funding: str) -> None:
+    if funding == Funding.SUBSCRIPTION.value:
+        if len(_SUB_PAID) >= _HOLDS_NOTHING_MAX:
+            _SUB_PAID.clear()
+        _SUB_PAID[user_id] = database
+    else:
+        _SUB_PAID.pop(user_id, None)
+
+
+def quota_order(order: tuple[str, ...]) -> bool:
+    """The quota chain can decide a charge in this SPENDING_ORDER: the subscription is in
+    it and only free operations may come before it (a package or the balance first would
+    need what the quota chain does not read)."""
+    if Funding.SUBSCRIPTION.value not in order:
+        return False
+    return set(order[: order.index(Funding.SUBSCRIPTION.value)]) <= {Funding.FREE.value}
 
 
 def _roll_over() -> Any:
@@ -604,7 +711,11 @@ async def charge(
     chain first (free operations and the balance at the default plan's discount, no
     holdings read): most users hold nothing, and the lean statement costs what the charge
     cost before plans. It writes nothing if the user holds a plan after all, and the charge
-    is made again with the whole chain (one more round trip, once per purchase).
+    is made again with the whole chain (one more round trip, once per purchase). In the
+    same way a user whose subscription paid their last charge is charged by the quota
+    chain first (the user's row and that subscription only): it writes nothing unless the
+    subscription alone decides the charge (free operations left before it, a type it does
+    not unlock, a holding due, the quota run out: the whole chain).
     """
     kind = operation_type(op_type).value
     # The default units; the model catalogue's, when the operator set them, win inside the
@@ -619,10 +730,11 @@ async def charge(
     renew_days = settings.FREE_OPERATIONS_RENEW_DAYS
     database = id(bind)
     lean = _HOLDS_NOTHING.get(user_id) == database
+    quota = not lean and _SUB_PAID.get(user_id) == database and quota_order(order)
     now = utcnow()
     rolled: tuple[Any, ...] = ()
     for _ in range(CHARGE_TRIES):
-        key = (dialect, order, renew_days is not None, wait_due, lean)
+        key = (dialect, order, renew_days is not None, wait_due, lean, quota)
         chain = _CHARGES.get(key)
         if chain is None:
             chain = _CHARGES[key] = _charge_chain(
@@ -631,6 +743,7 @@ async def charge(
                 renews=renew_days is not None,
                 wait_due=wait_due,
                 lean=lean,
+                quota=quota,
             )
         params: dict[str, Any] = {}
         if renew_days is not None:
@@ -649,9 +762,13 @@ async def charge(
             key_token=new_key_token(),
             **params,
         )
-        was, took, debited, op = rows["old"], rows.get("held"), rows["debit"], rows["operation"]
+        was, took, op = rows["old"], rows.get("held"), rows["operation"]
+        debited = rows.get("debit")
         if was is None:
             raise UserNotFound(user_id)
+        if quota and not was.go:
+            quota = False  # not the subscription's alone: nothing written, the whole chain
+            continue
         _remember(user_id, database, holds_nothing=not was.holds)
         if lean and was.holds:
             lean = False  # a plan since the last charge: nothing written, the whole chain
@@ -679,6 +796,7 @@ async def charge(
             raise InsufficientFunds(
                 price=was.price, balance=was.balance, free_left=was.free, free_granted=was.granted
             )
+        _remember_funding(user_id, database, op.funding)
         return ChargeResult(
             operation_id=op.id,
             user_id=user_id,

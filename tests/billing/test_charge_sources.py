@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select, update
 
-from billing import operations, plans
+from billing import accounts, operations, plans
 from billing.audit import audit
 from billing.db import make_sessionmaker
 from billing.errors import InsufficientFunds, OperationLocked
@@ -373,7 +373,82 @@ async def test_a_charge_from_a_plan_is_one_statement_on_postgresql(sessionmaker,
     if any_db_url.startswith("postgresql"):
         assert len(statements) == 1, statements
     else:
-        assert len(statements) == 5  # old, held, debit, operation, entry
+        # The quota chain (the subscription paid the last charge): old, held, operation,
+        # entry — no step for the user's counters, which a quota charge never moves.
+        assert len(statements) == 4, statements
+
+
+async def _steps(sessionmaker, settings, user_id: int, op_type: str = "upscale"):
+    """A charge and the statements it ran (on SQLite: one per step of each chain tried)."""
+    statements: list[str] = []
+    async with sessionmaker() as session:
+        conn = await session.connection()
+
+        def seen(_conn, _cursor, statement, *_args) -> None:
+            statements.append(statement)
+
+        event.listen(conn.sync_connection, "before_cursor_execute", seen)
+        result = await operations.charge(session, settings, user_id=user_id, op_type=op_type)
+        event.remove(conn.sync_connection, "before_cursor_execute", seen)
+        await session.commit()
+    return result, statements
+
+
+async def test_the_quota_chain_gives_way_whenever_the_subscription_alone_does_not_decide(
+    sessionmaker, any_db_url
+):
+    """After a charge the subscription paid, the next one tries the quota chain (the user and
+    that subscription only). Each case below needs more than it reads, so it writes nothing
+    and the whole chain decides, as it would have without the hint."""
+    settings = make_settings(any_db_url)
+    user_id = await new_user(sessionmaker, balance=2 * PRO + PACK)  # pro, pack10, renewal
+    sub = await buy(sessionmaker, settings, user_id, "pro", "b:1")
+    assert (await charge(sessionmaker, settings, user_id)).funding == "subscription"
+    # 1. The quota alone: taken by the quota chain (4 steps on SQLite, 1 statement on PG).
+    took, statements = await _steps(sessionmaker, settings, user_id)
+    assert (took.funding, took.holding_id, took.units_after) == ("subscription", sub, 28)
+    assert len(statements) == (1 if any_db_url.startswith("postgresql") else 4)
+    # 2. A free operation granted meanwhile comes first in the default order.
+    async with sessionmaker() as session:
+        await accounts.adjust(session, user_id=user_id, free_delta=1, reason="a gift")
+        await session.commit()
+    free, _ = await _steps(sessionmaker, settings, user_id)
+    assert (free.funding, free.free_after, await units_left(sessionmaker, sub)) == ("free", 0, 28)
+    # 3. A type only a package unlocks: allowed through the package's plan.
+    async with sessionmaker() as session:
+        await plans.edit_plan(session, "free", unlocks=["upscale"])
+        await plans.edit_plan(session, "pro", unlocks=["upscale"])
+        await plans.edit_plan(session, "pack10", unlocks=["edit"])
+        await session.commit()
+    assert (await charge(sessionmaker, settings, user_id)).funding == "subscription"
+    with pytest.raises(OperationLocked):
+        await charge(sessionmaker, settings, user_id, "edit")
+    pack = await buy(sessionmaker, settings, user_id, "pack10", "b:2")
+    assert (await charge(sessionmaker, settings, user_id)).funding == "subscription"
+    edit = await charge(sessionmaker, settings, user_id, "edit")
+    assert (edit.funding, edit.holding_id) == ("subscription", sub)  # allowed, quota first
+    # 4. The period ended: rolled over first (renewed from the balance), then the quota.
+    assert (await charge(sessionmaker, settings, user_id)).funding == "subscription"
+    await _age(sessionmaker, sub)
+    renewed = await charge(sessionmaker, settings, user_id)
+    assert [e.kind for e in renewed.rolled_over] == ["renewed"]
+    assert (renewed.funding, renewed.holding_id, renewed.units_after) == ("subscription", sub, 29)
+    # 5. The quota spent: the package next (never split), by the whole chain.
+    paid = [await charge(sessionmaker, settings, user_id) for _ in range(30)]
+    assert [p.funding for p in paid] == ["subscription"] * 29 + ["package"]
+    assert paid[-1].holding_id == pack
+
+
+async def test_seed_003s_order_takes_the_quota_before_free_operations_in_the_quota_chain(
+    sessionmaker, any_db_url
+):
+    settings = make_settings(any_db_url, SPENDING_ORDER="subscription,free,package,balance")
+    user_id = await new_user(sessionmaker, free=2, balance=PRO)
+    sub = await buy(sessionmaker, settings, user_id, "pro", "b:1")
+    assert (await charge(sessionmaker, settings, user_id)).funding == "subscription"
+    took, statements = await _steps(sessionmaker, settings, user_id)
+    assert (took.funding, took.holding_id, took.free_after) == ("subscription", sub, 2)
+    assert len(statements) == (1 if any_db_url.startswith("postgresql") else 4)
 
 
 async def test_the_audit_catches_a_holding_counter_moved_without_an_entry(
