@@ -153,6 +153,13 @@ class FalEmulator:
     signing_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     key_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     tasks: set[asyncio.Task] = field(default_factory=set)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def sleep(self, seconds: float) -> None:
+        """asyncio.sleep that ends early when the server shuts down (a delayed call's
+        handler held the server's stop for its whole delay, a client long gone)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), seconds)
 
     def reset(self) -> None:
         for task in self.tasks:
@@ -543,7 +550,7 @@ async def _apply_fault(request: web.Request, endpoint: str) -> web.StreamRespons
     if fault is None:
         return None
     if fault.kind == "delay":
-        await asyncio.sleep(fault.delay)
+        await emu.sleep(fault.delay)
         return None
     if fault.kind == "disconnect":
         transport = request.transport
@@ -814,6 +821,10 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
     await app[HTTP_KEY].close()
 
 
+async def _closing(app: web.Application) -> None:
+    app[EMU_KEY].closed.set()
+
+
 def create_app(
     *,
     key: str = "test-key",
@@ -835,6 +846,7 @@ def create_app(
         emu.signing_key = signing_key
     app[EMU_KEY] = emu
     app.cleanup_ctx.append(_http_client)
+    app.on_shutdown.append(_closing)
     app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_route("*", "/_emu/faults", ctl_faults)
     app.router.add_post("/_emu/outcomes", ctl_outcomes)

@@ -9,6 +9,8 @@ import logging
 
 import pytest
 from redis import Redis as SyncRedis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import select
 
 from billing import accounts
@@ -56,8 +58,11 @@ async def test_the_same_update_delivered_again_charges_once_and_queues_one_job(
 async def test_redis_down_at_enqueue_refunds_at_once_and_says_try_later(
     start_bot: StartBot, tg, photo: bytes, db_url: str
 ) -> None:
-    # A queue on a port nobody listens on: the RQ enqueue fails to connect.
-    dead = SyncRedis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    # A queue on a port nobody listens on: the RQ enqueue fails to connect. No retries:
+    # redis-py's default policy (10, backing off to a second) made the refusal take ~4 s.
+    dead = SyncRedis(
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
     app = await start_bot(queue=media_queue(dead, make_settings(db_url)))
     user = tg.user(9002)
     await _retouch_mode(user)
