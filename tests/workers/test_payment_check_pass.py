@@ -94,7 +94,8 @@ async def test_a_running_worker_expires_unpaid_stars_invoices(harness_factory) -
             status = await session.scalar(
                 select(Payment.status).where(Payment.id == invoice.payment_id)
             )
-        if status == PaymentStatus.CANCELED:
+        # The worker logs the expiry after its commit: wait for both.
+        if status == PaymentStatus.CANCELED and "unpaid invoice(s) expired" in h.logs():
             break
         await asyncio.sleep(0.1)
     assert status == PaymentStatus.CANCELED
