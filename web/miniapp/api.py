@@ -54,6 +54,17 @@ def _bad(reason: str) -> web.HTTPBadRequest:
     )
 
 
+async def _body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _bad("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise _bad("the body must be a JSON object")
+    return body
+
+
 def _settings(request: web.Request) -> Settings:
     return request.app[SETTINGS]
 
@@ -237,11 +248,7 @@ async def buy_plan(request: web.Request) -> web.Response:
     settings = _settings(request)
     lang = _lang(caller)
     code = request.match_info["code"]
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _bad("the body must be JSON") from None
-    key = body.get("key") if isinstance(body, dict) else None
+    key = (await _body(request)).get("key")
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise _bad("key: 8 to 64 letters, digits, _ or -")
     async with request.app[SESSIONMAKER]() as session:
@@ -299,12 +306,7 @@ async def stars_invoice(request: web.Request) -> web.Response:
     lang = _lang(caller)
     if not settings.stars_enabled:
         raise _bad("Stars are not offered")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _bad("the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _bad("the body must be a JSON object")
+    body = await _body(request)
     plan_code, pack = body.get("plan"), body.get("pack")
     async with request.app[SESSIONMAKER]() as session:
         user_id = await _account(request, session, caller)
@@ -358,12 +360,7 @@ async def card_payment(request: web.Request) -> web.Response:
     lang = _lang(caller)
     if not settings.yookassa_enabled:
         raise _bad("card payments are not offered")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _bad("the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _bad("the body must be a JSON object")
+    body = await _body(request)
     key, plan_code, amount = body.get("key"), body.get("plan"), body.get("amount_rub")
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise _bad("key: 8 to 64 letters, digits, _ or -")
