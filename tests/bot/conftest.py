@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,25 @@ def process_env(db_url: str, redis_url: str, tg_url: str, **extra: str) -> dict[
     env.pop("TELEGRAM_WEBHOOK_URL", None)
     env.update(extra)
     return env
+
+
+async def run_worker_burst(cwd: Path, db_url: str, redis_url: str, tg_url: str) -> str:
+    """A real ``python -m workers --burst --no-sweeper``: runs the queued jobs, then exits 0;
+    its output (for a failing assertion's message)."""
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers",
+        "--burst",
+        "--no-sweeper",
+        cwd=cwd,
+        env=process_env(db_url, redis_url, tg_url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
+    assert worker.returncode == 0, output.decode()[-3000:]
+    return output.decode()
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ the lossless file is sent only when the user taps 📎 under the result.
 
 from __future__ import annotations
 
-import asyncio
 import io
-import sys
 from pathlib import Path
 
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
@@ -19,7 +17,7 @@ from PIL import Image
 
 from billing.models import OperationStatus
 from sandbox._common import ServerHandle
-from tests.bot.conftest import StartBot, process_env
+from tests.bot.conftest import StartBot, run_worker_burst
 from tg.buttons import RESULT_FILE
 
 # Every Bot API method that sends, edits or deletes a message (chat actions and getFile
@@ -64,19 +62,7 @@ async def test_an_operation_costs_at_most_three_messages(
         await user.send_photo(photo, caption=caption)
         await user.wait_for_text("В очереди")
 
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers",
-        "--burst",
-        "--no-sweeper",
-        cwd=tmp_path,
-        env=process_env(db_url, redis_url, tg_server.url),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
-    assert worker.returncode == 0, output.decode()[-3000:]
+    await run_worker_burst(tmp_path, db_url, redis_url, tg_server.url)
 
     for chat_id, (button, _, _) in modes.items():
         user = tg.user(chat_id)
@@ -164,19 +150,7 @@ async def test_a_refunded_operation_costs_at_most_three_messages(
     await user.send_photo(faceless)
     await user.wait_for_text("В очереди")
 
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers",
-        "--burst",
-        "--no-sweeper",
-        cwd=tmp_path,
-        env=process_env(db_url, redis_url, tg_server.url),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
-    assert worker.returncode == 0, output.decode()[-3000:]
+    await run_worker_burst(tmp_path, db_url, redis_url, tg_server.url)
 
     [op] = await app.operations()
     assert op.status == OperationStatus.REFUNDED

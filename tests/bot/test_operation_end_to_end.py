@@ -3,14 +3,12 @@ takes the jobs from RQ, downloads the photos from the emulator and delivers the 
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 from billing.models import OperationStatus
 from imaging.merge import merge_layout
 from sandbox._common import ServerHandle
-from tests.bot.conftest import StartBot, process_env, wait_until
+from tests.bot.conftest import StartBot, run_worker_burst, wait_until
 
 
 async def test_queued_operations_are_delivered_by_a_real_worker(
@@ -49,24 +47,12 @@ async def test_queued_operations_are_delivered_by_a_real_worker(
 
     await wait_until(two_jobs)
 
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers",
-        "--burst",
-        "--no-sweeper",
-        cwd=tmp_path,
-        env=process_env(db_url, redis_url, tg_server.url),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
-    assert worker.returncode == 0, output.decode()[-3000:]
+    output = await run_worker_burst(tmp_path, db_url, redis_url, tg_server.url)
 
     operations = await app.operations()
     assert [op.status for op in operations] == [OperationStatus.SUCCEEDED] * 2, (
         [(op.type, op.status, op.error) for op in operations],
-        output.decode()[-3000:],
+        output[-3000:],
     )
     results = [m for m in await user.bot_messages() if m.photo or m.document]
     assert len(results) == 2
