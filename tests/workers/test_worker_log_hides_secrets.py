@@ -47,9 +47,14 @@ async def test_a_secret_in_an_exception_is_not_in_the_worker_log(harness_factory
     for secret in (YOOKASSA_SECRET, FAL_KEY, FAL_KEY.partition(":")[2]):
         assert secret not in log, log
     # ... and so does RQ's stored failure (its traceback, kept for days). Only the job's own
-    # arguments (the file id the test chose) may still hold them.
-    hits = redis_hits(h.redis, b"getFile refused")
-    assert [k for k in hits if k.startswith("rq:results:")], f"no stored traceback seen: {hits}"
+    # arguments (the file id the test chose) may still hold them. RQ logs the traceback
+    # (handle_exception) before it stores the failure (handle_job_failure): wait for both.
+
+    async def traceback_stored() -> bool:
+        hits = redis_hits(h.redis, b"getFile refused")
+        return any(k.startswith("rq:results:") for k in hits)
+
+    await h.wait_until(traceback_stored, "RQ's stored failure result")
     for secret in (YOOKASSA_SECRET, FAL_KEY, FAL_KEY.partition(":")[2]):
         found = redis_hits(h.redis, secret.encode())
         assert all(k.startswith("rq:job:") for k in found), (secret, found)
