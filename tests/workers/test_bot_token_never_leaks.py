@@ -174,8 +174,14 @@ async def test_failed_downloads_leave_no_token_in_logs_database_or_redis(
         # the row's JSON and in RQ's packed job, and its traceback in RQ's packed result.
         assert await database_hits(h, file_id), "the database scan finds nothing"
         assert redis_hits(h.redis, file_id.encode()), "the Redis scan finds nothing"
-        assert redis_hits(h.redis, b"Traceback"), "the Redis scan finds no traceback"
-        assert f"operation {operation_id}" in worker.log()
+
+        # RQ stores the failure (its traceback) after the refund and its notice; the worker
+        # logs the operation's line after its commit: wait for both, then scan.
+        async def stored_and_logged(operation_id: int = operation_id) -> bool:
+            traceback = any(k.startswith("rq:results:") for k in redis_hits(h.redis, b"Traceback"))
+            return traceback and f"operation {operation_id}" in worker.log()
+
+        await h.wait_until(stored_and_logged, f"RQ's stored traceback and the log ({kind})")
 
         assert TOKEN_SECRET not in worker.log(), f"{kind}: the token is in the log\n{h.logs()}"
         assert await database_hits(h, TOKEN_SECRET) == [], f"{kind}: the token is in the database"
