@@ -207,12 +207,15 @@ class _ThreadWorker(SimpleWorker, MediaWorker):
     def dequeue_job_and_maintain_ttl(self, timeout: Any, max_idle_time: Any = None) -> Any:
         self.waiting = True
         try:
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-            if result is not None:
-                self.jobs_taken += 1
-            return result
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         finally:
             self.waiting = False
+
+    def reorder_queues(self, *args: Any, **kwargs: Any) -> None:
+        # RQ calls it right after a job was dequeued, before its last beat while waiting:
+        # counted here, a taken job is never seen as two idle beats (wait_idle).
+        self.jobs_taken += 1
+        super().reorder_queues(*args, **kwargs)
 
     def heartbeat(self, *args: Any, **kwargs: Any) -> None:
         # RQ beats between dequeue timeouts (at most SWEEP_INTERVAL_SECONDS, rounded up to
