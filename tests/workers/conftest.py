@@ -186,6 +186,9 @@ class _ThreadWorker(SimpleWorker, MediaWorker):
         self.stop_event = stop
         self.waiting = False
         self.rq_scheduler: Any = None
+        # For Harness.wait_idle: beats while waiting for a job, and jobs taken.
+        self.idle_beats = 0
+        self.jobs_taken = 0
 
     @property
     def dequeue_timeout(self) -> float:  # type: ignore[override]
@@ -208,11 +211,19 @@ class _ThreadWorker(SimpleWorker, MediaWorker):
         finally:
             self.waiting = False
 
+    def reorder_queues(self, *args: Any, **kwargs: Any) -> None:
+        # RQ calls it right after a job was dequeued, before its last beat while waiting:
+        # counted here, a taken job is never seen as two idle beats (wait_idle).
+        self.jobs_taken += 1
+        super().reorder_queues(*args, **kwargs)
+
     def heartbeat(self, *args: Any, **kwargs: Any) -> None:
         # RQ beats between dequeue timeouts (at most SWEEP_INTERVAL_SECONDS, rounded up to
         # a second): a stop asked for ends the loop there, as SIGTERM does an idle worker.
-        if self.waiting and self.stop_event.is_set():
-            raise StopRequested
+        if self.waiting:
+            if self.stop_event.is_set():
+                raise StopRequested
+            self.idle_beats += 1
         super().heartbeat(*args, **kwargs)
 
     def run_maintenance_tasks(self) -> None:
@@ -245,6 +256,7 @@ class InProcessWorker:
         self.stopping = False
         self.pid = os.getpid()
         self._stop = threading.Event()
+        self.worker: _ThreadWorker | None = None  # set once its thread made it
         self._handler = logging.FileHandler(log_path, encoding="utf-8")
         self._handler.setFormatter(
             logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
@@ -271,6 +283,7 @@ class InProcessWorker:
             sweep=sweep,
             stop=self._stop,
         )
+        self.worker = worker
         try:
             worker.work(logging_level="INFO")
         finally:
@@ -382,6 +395,42 @@ class Harness:
             return "Listening on" in worker.log()
 
         await self.wait_until(check, f"{worker.log_path.name} to listen")
+
+    async def wait_idle(self) -> None:
+        """Until every job queued or running now has ended and the workers found the queue
+        empty: the positive proof that a job enqueued before this call (by code that has
+        returned) ran — or that none was, where a test asserts nothing happened.
+
+        Per worker: two beats while waiting for a job, and no job taken since a first look
+        at an empty queue. The first beat comes after any job it was running; between the
+        two lies a whole empty wait on the queue (RQ beats again only after its dequeue
+        timed out). Jobs scheduled for later (RQ's scheduled registry) are not waited for.
+        """
+        assert not self.real_processes, "wait_idle sees in-process workers only"
+        queue = media_queue(self.redis, self.settings)
+
+        async def started() -> list[_ThreadWorker]:
+            found = [w.worker for w in self.workers if w.alive() and w.worker is not None]
+            return found if len(found) == len(self.workers) else []
+
+        workers = await self.wait_until(started, "the workers to start")
+
+        async def empty() -> bool:
+            return queue.count == 0
+
+        while True:
+            await self.wait_until(empty, "the queue to empty")
+            seen = [(w.idle_beats, w.jobs_taken) for w in workers]
+
+            async def beaten(seen: list[tuple[int, int]] = seen) -> bool:
+                return all(
+                    w.idle_beats >= beats + 2 or w.jobs_taken != taken
+                    for w, (beats, taken) in zip(workers, seen, strict=True)
+                )
+
+            await self.wait_until(beaten, "the workers to wait on an empty queue")
+            if all(w.jobs_taken == taken for w, (_, taken) in zip(workers, seen, strict=True)):
+                return
 
     def logs(self) -> str:
         return "\n".join(f"--- {w.log_path.name}\n{w.log()}" for w in self.workers)

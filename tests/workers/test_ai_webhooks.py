@@ -221,7 +221,8 @@ async def test_a_webhook_delivered_again_and_again_records_and_sends_once(ai_sta
         *(s.post(first["body"].encode(), first["headers"]) for _ in range(5))
     )
     assert statuses == [200] * 5
-    await asyncio.sleep(1.0)  # a second delivery job, were one enqueued, would run now
+    # Each answer came after its enqueue, if any: a second delivery job would have run.
+    await s.h.wait_idle()
     assert len(await photos(user)) == 1
     assert (await s.h.operation(operation_id)).status == "succeeded"
     assert await s.h.entries(operation_id, LedgerKind.REFUND) == 0
@@ -245,7 +246,7 @@ async def test_a_model_that_never_finishes_is_refunded_once_cancelled_and_a_late
     ai_stack,
 ) -> None:
     s = await ai_stack(
-        FAL_DEADLINE_SECONDS=2, FAL_POLL_AFTER_SECONDS=0.5, FAL_POLL_INTERVAL_SECONDS=0.5
+        FAL_DEADLINE_SECONDS=1, FAL_POLL_AFTER_SECONDS=0.5, FAL_POLL_INTERVAL_SECONDS=0.5
     )
     s.h.start_worker(**s.worker_env)  # a second worker's sweeper races the first
     s.emu.script("hang")
@@ -264,7 +265,13 @@ async def test_a_model_that_never_finishes_is_refunded_once_cancelled_and_a_late
     await s.h.wait_until(cancelled, "the model request to be cancelled")
     # So the model, ending at last, posts no webhook...
     s.emu.complete(rid)
-    await asyncio.sleep(1.0)
+    processed = s.emu.jobs[rid].task
+    assert processed is not None
+
+    async def ended() -> bool:
+        return processed.done()  # the emulator posts a webhook before its task ends
+
+    await s.h.wait_until(ended, "the model to end")
     assert s.emu.webhooks == []
     # ...and one that comes anyway (fal's signature, a result) is taken and changes nothing.
     body = json.dumps(
@@ -276,7 +283,7 @@ async def test_a_model_that_never_finishes_is_refunded_once_cancelled_and_a_late
         }
     ).encode()
     assert await s.post(body, s.emu.sign(rid, body)) == 200
-    await asyncio.sleep(1.0)  # a delivery job, were one enqueued, would run now
+    await s.h.wait_idle()  # the answer came after any enqueue: a delivery job would have run
     op = await s.h.operation(operation_id)
     assert op.status == "refunded" and op.model_result is None
     assert await s.h.entries(operation_id, LedgerKind.REFUND) == 1
@@ -369,7 +376,7 @@ async def test_a_recorded_outcome_whose_delivery_was_lost_is_delivered_by_the_ne
         )
         await model_calls.record_result(session, request_id=rid, result=outcome.as_record())
         await session.commit()
-    await asyncio.sleep(1.0)
+    await s.h.wait_idle()  # nothing delivers an outcome no webhook came with
     assert (await s.h.operation(operation_id)).status == "running"
 
     # fal's next delivery of the same webhook (the first got no answer).

@@ -58,7 +58,11 @@ async def test_corrupt_file_gives_the_free_operation_back(harness_factory) -> No
 
 
 async def test_transient_failure_is_refunded_after_the_last_attempt(harness_factory, images):
-    h = harness_factory(JOB_RETRIES=1, FREE_OPERATIONS_COUNT=0)
+    # Telegram's retries within an attempt as short as can be: how long they wait is not what
+    # this proves, that each attempt's retries and then RQ's retry were all used up is.
+    h = harness_factory(
+        JOB_RETRIES=1, FREE_OPERATIONS_COUNT=0, TELEGRAM_RETRY_BACKOFF=(0.01, 0.01, 0.01)
+    )
     user = h.user()
     file_id = await h.upload(user, images("hopper.jpg"))
     # Every getFile answers 500: the job's own retries, then RQ's retry, all fail.

@@ -28,7 +28,7 @@ async def test_a_running_worker_credits_a_payment_whose_notification_never_came(
             "YOOKASSA_SHOP_ID": SHOP_ID,
             "YOOKASSA_SECRET_KEY": SECRET_KEY,
             "YOOKASSA_API_URL": f"{yk_server.url}/v3",
-            "PAYMENT_RECHECK_AFTER_SECONDS": 1,
+            "PAYMENT_RECHECK_AFTER_SECONDS": 0.2,
             "PAYMENT_RECHECK_INTERVAL_SECONDS": 0.5,
         }
         h = harness_factory(**yookassa)
@@ -75,7 +75,7 @@ async def test_a_running_worker_expires_unpaid_stars_invoices(harness_factory) -
 
     settings = {
         "PAYMENT_METHODS": "stars",
-        "PAYMENT_PENDING_EXPIRY_SECONDS": 1,
+        "PAYMENT_PENDING_EXPIRY_SECONDS": 0.2,
         "PAYMENT_RECHECK_INTERVAL_SECONDS": 0.5,
     }
     h = harness_factory(**settings)

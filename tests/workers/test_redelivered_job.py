@@ -15,7 +15,7 @@ async def test_same_operation_enqueued_twice_delivers_once(harness_factory, imag
         user,
         "upscale",
         [await h.upload(user, images("astronaut.jpg"))],
-        hook="sleep:2",
+        hook="sleep:1",  # long enough for the other worker to take the second copy meanwhile
         balance=1000,
         enqueue=False,
     )

@@ -7,7 +7,11 @@ from billing.models import LedgerKind
 
 
 async def test_result_telegram_keeps_refusing_is_refunded_once(harness_factory, images):
-    h = harness_factory(JOB_RETRIES=1, FREE_OPERATIONS_COUNT=0)
+    # Telegram's retries within an attempt as short as can be: how long they wait is not what
+    # this proves, that each attempt's retries and then RQ's retry were all used up is.
+    h = harness_factory(
+        JOB_RETRIES=1, FREE_OPERATIONS_COUNT=0, TELEGRAM_RETRY_BACKOFF=(0.01, 0.01, 0.01)
+    )
     user = h.user()
     file_id = await h.upload(user, images("astronaut.jpg"))
     await h.tg.fail_next(
