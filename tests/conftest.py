@@ -375,6 +375,25 @@ async def close_bot(bot: Bot) -> None:
     await bot.session.close()
 
 
+@pytest.fixture
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits ``tg.retry`` begins (a 5xx's backoff, a 429's retry_after plus jitter), in
+    order, each slept for a twentieth of it: a test asserts the waits asked for, not the
+    clock, and the retry still yields to the event loop as a real wait does."""
+    import asyncio
+
+    from tg import retry
+
+    asked: list[float] = []
+
+    async def shortened(seconds: float) -> None:
+        asked.append(seconds)
+        await asyncio.sleep(seconds / 20)
+
+    monkeypatch.setattr(retry, "_sleep", shortened)
+    return asked
+
+
 def make_settings(
     database_url: str, redis_url: str | None = None, **overrides: object
 ) -> Settings:
