@@ -62,6 +62,7 @@ from billing.yookassa import (
 log = logging.getLogger(__name__)
 
 CREATE_ATTEMPTS = 3
+CREATE_BACKOFF = 0.5  # seconds before the second create attempt, doubled before each next
 ROW_KEY = "payment_row_key"  # metadata: the payment row's idempotence key (see _check_metadata)
 PLAN_KEY = "plan_id"  # metadata: the plan a payment buys once credited (start_plan_payment)
 
@@ -217,7 +218,7 @@ async def start_topup(
             error = exc
             log.warning("payment %s: create attempt %d failed: %s", payment_id, attempt + 1, exc)
             if attempt + 1 < CREATE_ATTEMPTS:
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(CREATE_BACKOFF * 2**attempt)
         except GatewayRejected as exc:
             error = exc
             log.error("payment %s: YooKassa rejected the create call: %s", payment_id, exc)

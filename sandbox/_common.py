@@ -91,6 +91,12 @@ class ServerHandle:
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
 
+    @property
+    def connections(self) -> int:
+        """Client connections the server holds open now (0 when it is not running)."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()

@@ -159,6 +159,27 @@ def _one_tls_context_for_the_bots() -> Iterator[None]:
         aiogram_aiohttp.ssl = ssl  # type: ignore[assignment]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_tls_grace_when_a_bot_closes() -> Iterator[None]:
+    """aiogram's ``AiohttpSession.close`` sleeps 250 ms after closing its aiohttp session, for
+    TLS connections to wind down; the emulators speak plain HTTP. Here it closes the same
+    session without the sleep: 250 ms in every test whose server or fixture closes a bot it
+    built (a webhook-mode app, the lost-notifications pass, the in-process emulator checks)."""
+    from aiogram.client.session.aiohttp import AiohttpSession
+
+    original = AiohttpSession.close
+
+    async def close(self: AiohttpSession) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    AiohttpSession.close = close  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AiohttpSession.close = original  # type: ignore[method-assign]
+
+
 def alembic_config(url: str) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))
@@ -384,12 +405,32 @@ def free_port() -> int:
 
 async def close_bot(bot: Bot) -> None:
     """``bot.session.close()`` without aiogram's 250 ms wait for TLS connections to wind
-    down: the test servers speak plain HTTP, and some 200 tests close a bot."""
+    down (also gone from every close: ``_no_tls_grace_when_a_bot_closes``): the test
+    servers speak plain HTTP, and some 200 tests close a bot."""
     from aiogram.client.session.aiohttp import AiohttpSession
 
     if isinstance(bot.session, AiohttpSession):
         await (await bot.session.create_session()).close()  # the open one, or a new one
     await bot.session.close()
+
+
+@pytest.fixture
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits ``tg.retry`` begins (a 5xx's backoff, a 429's retry_after plus jitter), in
+    order, each slept for a twentieth of it: a test asserts the waits asked for, not the
+    clock, and the retry still yields to the event loop as a real wait does."""
+    import asyncio
+
+    from tg import retry
+
+    asked: list[float] = []
+
+    async def shortened(seconds: float) -> None:
+        asked.append(seconds)
+        await asyncio.sleep(seconds / 20)
+
+    monkeypatch.setattr(retry, "_sleep", shortened)
+    return asked
 
 
 def make_settings(

@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+async def _sleep(seconds: float) -> None:
+    """The wait between tries: a seam where tests record the waits asked and shorten them."""
+    await asyncio.sleep(seconds)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int | None = 3  # tries of a call failing 5xx / network; None: until it succeeds
@@ -138,7 +143,7 @@ async def retry_call(
                 attempt,
                 note,
             )
-            await asyncio.sleep(delay)
+            await _sleep(delay)
         else:
             if attempt > 1:
                 logger.info("%s done (attempt %d)", what, attempt)

@@ -9,6 +9,7 @@ import logging
 import pytest
 from sqlalchemy import select
 
+from billing import payments
 from billing.models import NoticeOutcome, PaymentNotice, PaymentStatus
 from sandbox.yookassa_client import YooKassaEmulatorClient
 from tests.bot.conftest import StartBot, wait_until
@@ -155,8 +156,10 @@ async def test_forged_callback_with_another_amount_is_refused(
 
 
 async def test_yookassa_down_gives_a_clear_message_and_marks_the_payment_failed(
-    start_bot: StartBot, tg, yk: YooKassaEmulatorClient
+    start_bot: StartBot, tg, yk: YooKassaEmulatorClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The create call's retries 10 ms apart, not 0.5 s and 1 s: the attempts are counted.
+    monkeypatch.setattr(payments, "CREATE_BACKOFF", 0.01)
     app = await start_bot()
     user = tg.user(6007)
     topup = await _open_topup(user)
@@ -164,6 +167,8 @@ async def test_yookassa_down_gives_a_clear_message_and_marks_the_payment_failed(
     await user.press(topup, text="100 ₽")
     message = await user.wait_for_text("не отвечает")
     assert "Ничего не списано" in message.text
+    creates = await yk.requests("/v3/payments", method="POST")
+    assert len(creates) == payments.CREATE_ATTEMPTS  # given up after every attempt
     [row] = await app.payments()
     assert row.status == PaymentStatus.FAILED
     account = await app.user(6007)

@@ -597,12 +597,13 @@ async def test_wait_endpoint_times_out_with_408(tg_server, tg) -> None:
     await tg.user(4005).send_text("hello")
     async with aiohttp.ClientSession() as http:
         async with http.get(
-            f"{tg_server.url}/_emu/chats/4005/wait", params={"timeout": "0.2", "contains": "never"}
+            f"{tg_server.url}/_emu/chats/4005/wait",
+            params={"timeout": "0.05", "contains": "never"},
         ) as resp:
             assert resp.status == 408
             assert (await resp.json())["error"] == "timeout"
     with pytest.raises(TimeoutError, match="no matching bot message"):
-        await tg.user(4005).wait_for_text("never", timeout=0.2)
+        await tg.user(4005).wait_for_text("never", timeout=0.05)
 
 
 async def test_raw_clients_json_urlencoded_and_multipart(tg_server, tg, make_image) -> None:

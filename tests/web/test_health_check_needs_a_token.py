@@ -58,9 +58,27 @@ async def test_fifty_authorised_checks_at_once_make_one_api_call(
     make_stack: StackFactory,
 ) -> None:
     stack = await make_stack(HEALTH_CHECK_TOKEN=TOKEN)
-    await stack.yk.delay_next(1.0, only="get")  # the burst arrives while the check runs
+    # The check's API call waits until all fifty have asked for a fresh answer: the whole
+    # burst arrives while the check runs, however slowly the requests come in.
+    check = stack.server.app[API_CHECK]
+    asked, all_asked = 0, asyncio.Event()
+    fresh, ping = check.fresh, check.probe
+
+    async def counted_fresh():  # type: ignore[no-untyped-def]
+        nonlocal asked
+        asked += 1
+        if asked == 50:
+            all_asked.set()
+        return await fresh()
+
+    async def held_ping() -> bool:
+        await all_asked.wait()
+        return await ping()
+
+    check.fresh, check.probe = counted_fresh, held_ping  # type: ignore[method-assign]
     answers = await _burst(stack, AUTHORISED)
     assert {(status, body["api"]) for status, body in answers} == {(200, "ok")}
+    assert asked == 50
     assert await _api_calls(stack) == 1
 
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from billing import notices
 from billing.models import LedgerKind, NoticeKind, NoticeOutcome, PaymentNotice, utcnow
@@ -296,7 +296,14 @@ async def test_the_worker_maintenance_step_runs_the_pass(
     settings = stack.settings.model_copy(
         update={"PAYMENT_NOTICE_GRACE_SECONDS": 0.5, "RQ_QUEUE": "notices-test"}
     )
-    await asyncio.sleep(0.6)  # the notice is older than the worker's grace (was 4 s)
+    # The notice is older than the worker's grace: written a second earlier, not waited for.
+    async with stack.sessionmaker() as session:
+        await session.execute(
+            update(PaymentNotice).values(
+                created_at=PaymentNotice.created_at - timedelta(seconds=1)
+            )
+        )
+        await session.commit()
     connection = Redis.from_url(redis_url)
     try:
         worker = MediaWorker(

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiogram import Dispatcher
 from aiogram.types import Message
+from aiohttp.web import Application
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,8 +28,10 @@ from sandbox.telegram_client import TelegramEmulatorClient
 from tests.conftest import free_port
 from tests.web.conftest import TOKEN, stack_settings, wait_until
 from tg.factory import make_bot
+from tg.retry import BOT_CALLS
 from web.app import create_app
 from web.keys import NOTIFIER
+from web.notify import POLICY as NOTIFY_POLICY
 
 SECRET = "hook-secret-for-web-tests"
 UPDATES_PATH = "/telegram/updates"
@@ -170,7 +173,11 @@ async def test_the_server_starts_and_serves_yookassa_while_telegram_is_unreachab
     redis_url: str,
     emulators: tuple[ServerHandle, ServerHandle],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The start waits this long for a setWebhook that cannot succeed here: any wait proves
+    # the server starts without it, a short one costs less.
+    monkeypatch.setattr(web_app, "TELEGRAM_SETUP_WAIT", 0.05)
     yk, _ = emulators
     port = free_port()
     settings = stack_settings(
@@ -211,6 +218,7 @@ async def test_the_webhook_and_the_menu_are_set_once_telegram_answers(
     webhook_settings: tuple[Settings, int],
     tg: TelegramEmulatorClient,
     caplog: pytest.LogCaptureFixture,
+    retry_waits: list[float],
 ) -> None:
     settings, port = webhook_settings
     await tg.fail_next(2, kind="500", methods=["setWebhook"])
@@ -232,10 +240,14 @@ async def test_the_webhook_and_the_menu_are_set_once_telegram_answers(
         assert any(f"setWebhook failed (attempt {attempt})" in m for m in messages)
     assert any("setWebhook done (attempt 4)" in m for m in messages)
     assert any("setMyCommands failed (attempt 1)" in m for m in messages)
+    assert any(w >= 1.0 for w in retry_waits)  # the 429's retry_after was waited
 
 
 async def test_a_reply_that_meets_a_5xx_or_a_429_is_sent_again(
-    engine: AsyncEngine, webhook_settings: tuple[Settings, int], tg: TelegramEmulatorClient
+    engine: AsyncEngine,
+    webhook_settings: tuple[Settings, int],
+    tg: TelegramEmulatorClient,
+    retry_waits: list[float],
 ) -> None:
     settings, port = webhook_settings
     app = create_app(settings, sessionmaker=make_sessionmaker(engine))
@@ -247,6 +259,10 @@ async def test_a_reply_that_meets_a_5xx_or_a_429_is_sent_again(
         await user.send_text("/start")
         reply = await user.wait_for_text("Бесплатных операций", timeout=15)
         assert "4 из 4" in reply.text
+    # The session's retry waited its backoff after the 500, Telegram's retry_after after the 429.
+    backoff, flood = retry_waits
+    assert backoff == BOT_CALLS.backoff[0]
+    assert 1.0 <= flood <= 1.0 + BOT_CALLS.flood_jitter
 
 
 async def test_payment_messages_are_retried_by_the_notifier_only(
@@ -254,6 +270,7 @@ async def test_payment_messages_are_retried_by_the_notifier_only(
     webhook_settings: tuple[Settings, int],
     tg: TelegramEmulatorClient,
     caplog: pytest.LogCaptureFixture,
+    retry_waits: list[float],
 ) -> None:
     """The notifier retries its own messages within its deadline: the session's retry,
     there for the handlers' replies, must not retry them again (up to 16 sends)."""
@@ -270,6 +287,7 @@ async def test_payment_messages_are_retried_by_the_notifier_only(
     # The 500 reached the notifier, which retried; the session's retry stayed out.
     assert any("test message to chat 9605 failed (attempt 1)" in m for m in _messages(caplog))
     assert not [r for r in caplog.records if r.name == "tg.retry"]
+    assert retry_waits == [NOTIFY_POLICY.backoff[0]]  # one wait: the notifier's
 
 
 def _dispatcher(handler: Any) -> Dispatcher:
@@ -308,15 +326,21 @@ async def test_a_shutdown_waits_for_the_update_in_flight(
 ) -> None:
     settings, port = webhook_settings
     started = asyncio.Event()
+    stopping = asyncio.Event()
 
     async def slow(message: Message) -> None:
         started.set()
-        await asyncio.sleep(0.5)
+        await stopping.wait()  # still in flight when the shutdown begins
         await message.answer("finished")
 
     app = create_app(
         settings, sessionmaker=make_sessionmaker(engine), dispatcher=_dispatcher(slow)
     )
+
+    async def shutdown_begun(_: Application) -> None:
+        stopping.set()
+
+    app.on_shutdown.append(shutdown_begun)
     server = await ServerHandle(app, port=port).start()
     try:
         await wait_until(lambda: _webhook_set(tg))

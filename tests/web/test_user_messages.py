@@ -8,6 +8,7 @@ import pytest
 from billing import accounts
 from billing.models import LedgerKind
 from tests.web.conftest import SECRET_KEY, Stack
+from web import notify
 
 
 async def _paid(stack: Stack, telegram_id: int, amount: int = 10_000) -> tuple[int, str]:
@@ -43,7 +44,7 @@ async def test_the_message_says_the_amount_and_the_new_balance(
 
 
 async def test_telegram_errors_are_retried_and_the_message_arrives_once(
-    stack: Stack, caplog: pytest.LogCaptureFixture
+    stack: Stack, caplog: pytest.LogCaptureFixture, retry_waits: list[float]
 ) -> None:
     user_id, yk_id = await _paid(stack, 9701)
     await stack.tg.fail_next(2, kind="500", methods=["sendMessage"])
@@ -54,15 +55,21 @@ async def test_telegram_errors_are_retried_and_the_message_arrives_once(
     retry_line = "top-up message to chat 9701 failed (attempt"
     retried = [r for r in caplog.records if retry_line in r.getMessage()]
     assert len(retried) == 2
+    assert retry_waits == list(notify.POLICY.backoff[:2])  # the notifier's backoff, no more
     assert await stack.balance(user_id) == 10_000
 
 
-async def test_telegram_flood_control_is_waited_out(stack: Stack) -> None:
+async def test_telegram_flood_control_is_waited_out(
+    stack: Stack, retry_waits: list[float]
+) -> None:
     _, yk_id = await _paid(stack, 9702)
     await stack.tg.fail_next(1, kind="429", retry_after=1, methods=["sendMessage"])
     assert (await stack.yk.notify(yk_id))["status"] == 200
     await stack.settle()
     assert len(await stack.sent_texts(9702)) == 1
+    # Telegram's retry_after, plus the jitter, was waited before the message went again.
+    [waited] = retry_waits
+    assert 1.0 <= waited <= 1.0 + notify.POLICY.flood_jitter
 
 
 async def test_a_user_who_blocked_the_bot_is_still_credited(
