@@ -49,6 +49,7 @@ from sandbox.yookassa_client import YooKassaEmulatorClient
 from tests.conftest import alembic_config
 from tests.web.own_postgres import OwnPostgres
 from tests.web.own_postgres import _bin as _pg_bin
+from texts.i18n import t
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -751,7 +752,14 @@ class Scene:
 
 
 class Lost(Exception):
-    """The bot did not answer at all (the update was lost); the user tries again."""
+    """The bot did not answer at all (the update was lost) or said it failed; the user tries
+    again (after :func:`retry_pause`)."""
+
+
+async def retry_pause(attempt: int) -> None:
+    """A user's pause before trying again: 1, 2, 4, 8, then 10 s. An apology comes at once,
+    so without it the tries of an outage (a database restarting) would all fall into it."""
+    await asyncio.sleep(min(2.0**attempt, 10.0))
 
 
 @dataclass
@@ -787,13 +795,20 @@ class ChaosUser:
         timeout: float,  # noqa: ASYNC109
     ) -> Message:
         try:
-            return await self.tg.wait_for(predicate, timeout)
+            # The bot's "something went wrong": a request it failed.
+            apology = t("bot-error", self.tg.language)
+            found = await self.tg.wait_for(lambda m: predicate(m) or apology in m.text, timeout)
         except TimeoutError:
             raise Lost(f"user {self.tg.user_id}: no {what}") from None
+        if not predicate(found):
+            # The bot says the request failed: try again now, like a user would, instead of
+            # waiting out the timeout for an answer that will not come.
+            raise Lost(f"user {self.tg.user_id}: no {what}, the bot apologised")
+        return found
 
     async def open_upscale(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
         """/start, then ⬆️ Улучшить; retried when an update is lost."""
-        for _ in range(5):
+        for attempt in range(8):
             try:
                 await self.tg.send_text("/start")
                 menu = await self._wait(lambda m: "⬆️ Улучшить" in m.button_texts, "menu", timeout)
@@ -801,7 +816,7 @@ class ChaosUser:
                 await self._wait(lambda m: "Пришлите фото" in m.text, "upscale prompt", timeout)
                 return
             except Lost:
-                continue
+                await retry_pause(attempt)
         raise AssertionError(
             f"user {self.tg.user_id} never got into ⬆️ Улучшить\n"
             f"{await self.tg.transcript()}\n{self.scene.logs()}"
