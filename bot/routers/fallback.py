@@ -6,7 +6,7 @@ import logging
 
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import CallbackQuery, ErrorEvent, Message
+from aiogram.types import CallbackQuery, ErrorEvent, Message, ReplyParameters
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.settings import Settings
@@ -48,7 +48,14 @@ async def on_error(event: ErrorEvent, lang: str | None = None) -> bool:
                     raise
                 await query.message.answer(text)
         elif event.update.message is not None:
-            await event.update.message.answer(text)
+            message = event.update.message
+            # A reply: which of the user's messages failed (one of an album, say).
+            await message.answer(
+                text,
+                reply_parameters=ReplyParameters(
+                    message_id=message.message_id, allow_sending_without_reply=True
+                ),
+            )
     except Exception as exc:  # noqa: BLE001 - Telegram itself may be what failed
         log.warning("could not tell the user about the error: %s", exc)
     return True

@@ -175,8 +175,9 @@ async def test_an_unexpected_failure_outside_billing_gets_an_apology_not_silence
     await start_bot()
     user = tg.user(9006)
     await tg.fail_next(1, kind="500", methods=["sendMessage"])
-    await user.send_text("/balance")
-    await user.wait_for_text("Что-то пошло не так")
+    request = await user.send_text("/balance")
+    apology = await user.wait_for_text("Что-то пошло не так")
+    assert apology.raw["reply_to_message"]["message_id"] == request.message_id
 
 
 async def test_a_failure_after_a_button_was_answered_still_gets_an_apology(
