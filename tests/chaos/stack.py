@@ -841,6 +841,7 @@ class ChaosUser:
         The operation row (keyed by this message) says whether it was charged; without one,
         the bot's answer says why (not enough money, or the mode was forgotten); without
         any answer the update was lost."""
+        apology = t("bot-error", self.tg.language)
         sent_at = time.monotonic()
         message = await self.tg.send_photo(photo)
         key = f"{self.chat_id}:{message.message_id}"
@@ -858,6 +859,23 @@ class ChaosUser:
                 step.queued_at = time.monotonic()
                 break
             answers = [m for m in await self.tg.bot_messages() if m.version > mark]
+            if any(
+                apology in m.text
+                and (m.raw.get("reply_to_message") or {}).get("message_id") == message.message_id
+                for m in answers
+            ):
+                # The bot failed this photo. A charge it made was written (and reversed)
+                # before it said so: once the database answers, the row decides.
+                try:
+                    op = await self.operation_for(key)
+                except Exception:  # noqa: BLE001 - the database may be restarting: ask again
+                    pass
+                else:
+                    if op is None:
+                        return step  # lost: the user sends it again
+                    step.operation_id = op.id
+                    step.queued_at = time.monotonic()
+                    break
             if any("Бесплатные операции закончились" in m.text for m in answers):
                 step.outcome = "refused"
                 return step
