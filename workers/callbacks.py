@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 from aiogram.exceptions import TelegramRetryAfter
@@ -208,18 +209,37 @@ def _horse_killed(job: Job, retpid: int | None, ret_val: int | None) -> None:
     )
 
 
+# Pauses between the tries of a refund that failed (the database restarting): about 15 s
+# in all, then the sweeper's turn. Without them a refund that meets a restart of a few
+# seconds waits for the operation's deadline (up to 15 minutes with the production
+# settings, the queue wait included) although the database is back long before.
+REFUND_RETRY_PAUSES = (1.0, 2.0, 4.0, 8.0)
+
+
 def _refund_now(
     operation_id: int, failure: Failure, *, detail: str, key_token: str | None = None
 ) -> None:
-    """Refund from synchronous code (a callback), in an event loop of its own. Never raises:
-    if the database is down the sweeper voids the operation at its deadline."""
-    try:
-        asyncio.run(
-            refund_and_notify(
-                runtime.settings(), operation_id, failure, detail=detail, key_token=key_token
+    """Refund from synchronous code (a callback), in an event loop of its own; tried again
+    after each of :data:`REFUND_RETRY_PAUSES` (a refund is a conditional update: a repeat
+    voids nothing twice). Never raises: if the database stays down the sweeper voids the
+    operation at its deadline."""
+    for pause in (*REFUND_RETRY_PAUSES, None):
+        try:
+            asyncio.run(
+                refund_and_notify(
+                    runtime.settings(), operation_id, failure, detail=detail, key_token=key_token
+                )
             )
-        )
-    except StopRequested:
-        raise  # SIGTERM in the worker (killed-horse path): RQ's warm shutdown must go on
-    except Exception:  # noqa: BLE001
-        log.exception("operation %s: refund failed, the sweeper will retry it", operation_id)
+            return
+        except StopRequested:
+            raise  # SIGTERM in the worker (killed-horse path): RQ's warm shutdown must go on
+        except Exception as exc:  # noqa: BLE001
+            if pause is None:
+                log.exception(
+                    "operation %s: refund failed, the sweeper will retry it", operation_id
+                )
+                return
+            log.warning(
+                "operation %s: refund failed (%s), again in %s s", operation_id, exc, pause
+            )
+        time.sleep(pause)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from aiogram import Router
-from aiogram.types import CallbackQuery, ErrorEvent, Message
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, ErrorEvent, Message, ReplyParameters
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.settings import Settings
@@ -34,11 +35,27 @@ async def on_error(event: ErrorEvent, lang: str | None = None) -> bool:
     instead of leaving them waiting (charges are already reversed by billed(...))."""
     log.error("error handling update %s", event.update.update_id, exc_info=event.exception)
     text = t("bot-error", lang)
+    query = event.update.callback_query
     try:
-        if event.update.callback_query is not None:
-            await event.update.callback_query.answer(text, show_alert=True)
+        if query is not None:
+            try:
+                await query.answer(text, show_alert=True)
+                return True
+            except TelegramBadRequest:
+                # Most handlers answer the button first (the spinner stops): an error after
+                # that cannot be an alert any more. Say it in the chat instead of nothing.
+                if not isinstance(query.message, Message):
+                    raise
+                await query.message.answer(text)
         elif event.update.message is not None:
-            await event.update.message.answer(text)
+            message = event.update.message
+            # A reply: which of the user's messages failed (one of an album, say).
+            await message.answer(
+                text,
+                reply_parameters=ReplyParameters(
+                    message_id=message.message_id, allow_sending_without_reply=True
+                ),
+            )
     except Exception as exc:  # noqa: BLE001 - Telegram itself may be what failed
         log.warning("could not tell the user about the error: %s", exc)
     return True

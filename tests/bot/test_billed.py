@@ -175,8 +175,24 @@ async def test_an_unexpected_failure_outside_billing_gets_an_apology_not_silence
     await start_bot()
     user = tg.user(9006)
     await tg.fail_next(1, kind="500", methods=["sendMessage"])
-    await user.send_text("/balance")
-    await user.wait_for_text("Что-то пошло не так")
+    request = await user.send_text("/balance")
+    apology = await user.wait_for_text("Что-то пошло не так")
+    assert apology.raw["reply_to_message"]["message_id"] == request.message_id
+
+
+async def test_a_failure_after_a_button_was_answered_still_gets_an_apology(
+    start_bot: StartBot, tg
+) -> None:
+    """💰 answers the button (the spinner stops) before it writes: an error after that
+    cannot be an alert any more, so the apology comes as a message, not silence."""
+    await start_bot()
+    user = tg.user(9007)
+    await user.send_text("/start")
+    menu = await user.wait_for_text("Что сделаем?")
+    await tg.fail_next(1, kind="500", methods=["sendMessage"])
+    await user.press(menu, text="💰 Оплатить / Баланс")
+    apology = await user.wait_for_text("Что-то пошло не так")
+    assert apology.from_bot
 
 
 async def test_handling_cut_short_before_queueing_reverses_the_charge(

@@ -49,6 +49,7 @@ from sandbox.yookassa_client import YooKassaEmulatorClient
 from tests.conftest import alembic_config
 from tests.web.own_postgres import OwnPostgres
 from tests.web.own_postgres import _bin as _pg_bin
+from texts.i18n import t
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -751,7 +752,14 @@ class Scene:
 
 
 class Lost(Exception):
-    """The bot did not answer at all (the update was lost); the user tries again."""
+    """The bot did not answer at all (the update was lost) or said it failed; the user tries
+    again (after :func:`retry_pause`)."""
+
+
+async def retry_pause(attempt: int) -> None:
+    """A user's pause before trying again: 1, 2, 4, 8, then 10 s. An apology comes at once,
+    so without it the tries of an outage (a database restarting) would all fall into it."""
+    await asyncio.sleep(min(2.0**attempt, 10.0))
 
 
 @dataclass
@@ -787,13 +795,20 @@ class ChaosUser:
         timeout: float,  # noqa: ASYNC109
     ) -> Message:
         try:
-            return await self.tg.wait_for(predicate, timeout)
+            # The bot's "something went wrong": a request it failed.
+            apology = t("bot-error", self.tg.language)
+            found = await self.tg.wait_for(lambda m: predicate(m) or apology in m.text, timeout)
         except TimeoutError:
             raise Lost(f"user {self.tg.user_id}: no {what}") from None
+        if not predicate(found):
+            # The bot says the request failed: try again now, like a user would, instead of
+            # waiting out the timeout for an answer that will not come.
+            raise Lost(f"user {self.tg.user_id}: no {what}, the bot apologised")
+        return found
 
     async def open_upscale(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
         """/start, then ⬆️ Улучшить; retried when an update is lost."""
-        for _ in range(5):
+        for attempt in range(8):
             try:
                 await self.tg.send_text("/start")
                 menu = await self._wait(lambda m: "⬆️ Улучшить" in m.button_texts, "menu", timeout)
@@ -801,7 +816,7 @@ class ChaosUser:
                 await self._wait(lambda m: "Пришлите фото" in m.text, "upscale prompt", timeout)
                 return
             except Lost:
-                continue
+                await retry_pause(attempt)
         raise AssertionError(
             f"user {self.tg.user_id} never got into ⬆️ Улучшить\n"
             f"{await self.tg.transcript()}\n{self.scene.logs()}"
@@ -826,6 +841,7 @@ class ChaosUser:
         The operation row (keyed by this message) says whether it was charged; without one,
         the bot's answer says why (not enough money, or the mode was forgotten); without
         any answer the update was lost."""
+        apology = t("bot-error", self.tg.language)
         sent_at = time.monotonic()
         message = await self.tg.send_photo(photo)
         key = f"{self.chat_id}:{message.message_id}"
@@ -843,6 +859,23 @@ class ChaosUser:
                 step.queued_at = time.monotonic()
                 break
             answers = [m for m in await self.tg.bot_messages() if m.version > mark]
+            if any(
+                apology in m.text
+                and (m.raw.get("reply_to_message") or {}).get("message_id") == message.message_id
+                for m in answers
+            ):
+                # The bot failed this photo. A charge it made was written (and reversed)
+                # before it said so: once the database answers, the row decides.
+                try:
+                    op = await self.operation_for(key)
+                except Exception:  # noqa: BLE001 - the database may be restarting: ask again
+                    pass
+                else:
+                    if op is None:
+                        return step  # lost: the user sends it again
+                    step.operation_id = op.id
+                    step.queued_at = time.monotonic()
+                    break
             if any("Бесплатные операции закончились" in m.text for m in answers):
                 step.outcome = "refused"
                 return step

@@ -16,7 +16,7 @@ import pytest
 from billing.models import OperationStatus
 from tests.chaos.books import check_books
 from tests.chaos.conftest import MakeStack
-from tests.chaos.stack import ChaosUser, CrashablePostgres, Scene
+from tests.chaos.stack import ChaosUser, CrashablePostgres, Scene, retry_pause
 
 log = logging.getLogger("chaos")
 
@@ -33,12 +33,13 @@ LONG = {
 async def user_script(user: ChaosUser, photo: bytes, operations: int) -> None:
     """A free operation, a top-up (again if the bot lost the request), paid operations."""
     await user.upscales(photo, 1)
-    for _ in range(4):
+    for attempt in range(8):
         try:
             if await user.top_up(100) is not None:
                 break
         except Exception:  # noqa: BLE001 - a lost update: try again, like a user would
             log.info("user %s: top-up attempt lost", user.tg.user_id)
+        await retry_pause(attempt)
     else:
         raise AssertionError(
             f"user {user.tg.user_id} could not top up\n{await user.tg.transcript()}"

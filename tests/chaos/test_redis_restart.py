@@ -31,26 +31,31 @@ LONG = {
 
 async def charged_but_not_queued(scene: Scene) -> Operation | None:
     """An operation charged whose "queued" message is still on its way (no status message
-    recorded yet): its enqueue comes next."""
+    recorded yet): its enqueue comes next. The first charged of them if several: its delayed
+    message ends first, while Redis is down (a later one's may end after the restart)."""
     async with scene.sessionmaker() as session:
         return await session.scalar(
-            select(Operation).where(
+            select(Operation)
+            .where(
                 Operation.status == OperationStatus.QUEUED,
                 Operation.status_message_id.is_(None),
             )
+            .order_by(Operation.id)
+            .limit(1)
         )
 
 
 async def restart_redis_mid_enqueue(scene: Scene, *, downtime: float) -> int:
     """Slow the bot's "queued" messages, kill Redis while one is in flight (so its enqueue
     meets a dead Redis), keep it down for ``downtime`` seconds, start it again."""
-    await scene.tg.delay_next(2.0, 20, methods=["sendMessage"])
+    # The message must end well within the downtime, or the enqueue after it may meet the
+    # restarted Redis (with a delay as long as the downtime, only the few milliseconds
+    # between the charge and its detection separated the two).
+    await scene.tg.delay_next(min(2.0, downtime / 2), 20, methods=["sendMessage"])
     deadline = time.monotonic() + 60
-    while await charged_but_not_queued(scene) is None:
+    while (op := await charged_but_not_queued(scene)) is None:
         assert time.monotonic() < deadline, "no charge in flight to interrupt\n" + scene.logs()
         await asyncio.sleep(0.02)
-    op = await charged_but_not_queued(scene)
-    assert op is not None
     scene.stack.redis.kill()
     await asyncio.sleep(downtime)
     scene.stack.redis.start()

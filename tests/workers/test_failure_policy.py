@@ -244,3 +244,42 @@ def test_edit_steps_are_worded_in_the_users_language() -> None:
     )
     assert what_was_done(result, "en") == "✏️ Done: grayscale, brightness -20%."
     assert what_was_done(result, "ru") == "✏️ Готово: ч/б, яркость -20%."
+
+
+def test_a_refund_that_meets_a_database_restart_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database comes back within the pauses: refunded now, not at the deadline."""
+    calls: list[int] = []
+    pauses: list[float] = []
+
+    async def refund(settings, operation_id, failure, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(operation_id)
+        if len(calls) < 3:
+            raise OSError("the database system is starting up")
+
+    monkeypatch.setattr(callbacks, "refund_and_notify", refund)
+    monkeypatch.setattr(callbacks.runtime, "settings", lambda: None)
+    monkeypatch.setattr(callbacks.time, "sleep", pauses.append)
+    callbacks._refund_now(7, Failure("crashed", True), detail="x")
+    assert calls == [7, 7, 7]
+    assert pauses == list(callbacks.REFUND_RETRY_PAUSES[:2])
+
+
+def test_a_refund_that_keeps_failing_is_left_to_the_sweeper(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    pauses: list[float] = []
+
+    async def refund(settings, operation_id, failure, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(operation_id)
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(callbacks, "refund_and_notify", refund)
+    monkeypatch.setattr(callbacks.runtime, "settings", lambda: None)
+    monkeypatch.setattr(callbacks.time, "sleep", pauses.append)
+    callbacks._refund_now(7, Failure("crashed", True), detail="x")  # never raises
+    assert len(calls) == len(callbacks.REFUND_RETRY_PAUSES) + 1
+    assert pauses == list(callbacks.REFUND_RETRY_PAUSES)
+    assert "the sweeper will retry it" in caplog.text
