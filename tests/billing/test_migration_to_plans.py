@@ -5,6 +5,7 @@ databases, from a database at 0003 that holds users, operations and their ledger
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 
 import psycopg
@@ -45,7 +46,9 @@ def old_db(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'at_0003.db'}"
     else:
-        name = "medialab_migration_0004_test"
+        # the process's own: two test runs on one server (a developer's and CI's) must not
+        # drop each other's database
+        name = f"medialab_migration_0004_test_{os.getpid()}"
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
