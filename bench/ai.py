@@ -218,6 +218,37 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+async def charge_generate(
+    sessionmaker: Any, settings: Settings, bot: Any, user: Any, text: str
+) -> tuple[int, str]:
+    """A user of the emulator with money, charged for a generation as the bot charges it
+    ("queued" message, charge, job id recorded): (operation id, key token)."""
+    await user.send_text("/start")
+    status = await bot.send_message(user.chat_id, "⏳ В очереди…")
+    async with sessionmaker() as session:
+        account, _ = await accounts.get_or_create_user(
+            session, telegram_id=user.user_id, free_operations=0
+        )
+        await accounts.adjust(session, user_id=account.id, amount=10_000, reason="bench top-up")
+        op = await operations.charge(
+            session,
+            settings,
+            user_id=account.id,
+            op_type="generate",
+            request_key=f"{user.chat_id}:{status.message_id}",
+            chat_id=user.chat_id,
+            input_ref={"file_ids": [], "text": text},
+        )
+        await operations.set_operation_job(
+            session,
+            operation_id=op.operation_id,
+            job_id=job_id_for(op.operation_id, op.key_token),
+            status_message_id=status.message_id,
+        )
+        await session.commit()
+    return op.operation_id, op.key_token
+
+
 async def run(
     args: argparse.Namespace, settings: Settings, urls: dict[str, str], roots: list[int]
 ):
@@ -233,32 +264,10 @@ async def run(
 
         async def prepare(user: Any) -> None:
             async with sem:
-                await user.send_text("/start")
-                status = await bot.send_message(user.chat_id, "⏳ В очереди…")
-                async with sessionmaker() as session:
-                    account, _ = await accounts.get_or_create_user(
-                        session, telegram_id=user.user_id, free_operations=0
-                    )
-                    await accounts.adjust(
-                        session, user_id=account.id, amount=10_000, reason="bench top-up"
-                    )
-                    op = await operations.charge(
-                        session,
-                        settings,
-                        user_id=account.id,
-                        op_type="generate",
-                        request_key=f"{user.chat_id}:{status.message_id}",
-                        chat_id=user.chat_id,
-                        input_ref={"file_ids": [], "text": f"кот номер {user.user_id}"},
-                    )
-                    await operations.set_operation_job(
-                        session,
-                        operation_id=op.operation_id,
-                        job_id=job_id_for(op.operation_id, op.key_token),
-                        status_message_id=status.message_id,
-                    )
-                    await session.commit()
-                charged.append((op.operation_id, op.key_token, user.chat_id))
+                operation_id, key_token = await charge_generate(
+                    sessionmaker, settings, bot, user, f"кот номер {user.user_id}"
+                )
+                charged.append((operation_id, key_token, user.chat_id))
 
         before_queued = max((c["seq"] for c in await tg.calls()), default=0)
         await asyncio.gather(*(prepare(u) for u in users))

@@ -38,10 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bench.ai as stack  # noqa: E402
-from billing import accounts, operations  # noqa: E402
 from billing.db import make_engine, make_sessionmaker  # noqa: E402
 from billing.settings import Settings  # noqa: E402
-from jobqueue.queue import job_id_for  # noqa: E402
 from sandbox.telegram_client import TelegramEmulatorClient  # noqa: E402
 from tg.factory import SANDBOX_TOKEN, make_bot  # noqa: E402
 
@@ -110,30 +108,9 @@ async def charge(settings: Settings, urls: dict[str, str], n: int) -> list[tuple
     async with TelegramEmulatorClient(urls["telegram"], token=SANDBOX_TOKEN) as tg:
         for i in range(n):
             user = tg.user(800_000 + i, first_name="Phases")
-            await user.send_text("/start")
-            status = await bot.send_message(user.chat_id, "⏳ В очереди…")
-            async with sessionmaker() as session:
-                account, _ = await accounts.get_or_create_user(
-                    session, telegram_id=user.user_id, free_operations=0
-                )
-                await accounts.adjust(session, user_id=account.id, amount=10_000, reason="bench")
-                op = await operations.charge(
-                    session,
-                    settings,
-                    user_id=account.id,
-                    op_type="generate",
-                    request_key=f"{user.chat_id}:{status.message_id}",
-                    chat_id=user.chat_id,
-                    input_ref={"file_ids": [], "text": f"кот {i}"},
-                )
-                await operations.set_operation_job(
-                    session,
-                    operation_id=op.operation_id,
-                    job_id=job_id_for(op.operation_id, op.key_token),
-                    status_message_id=status.message_id,
-                )
-                await session.commit()
-            charged.append((op.operation_id, op.key_token))
+            charged.append(
+                await stack.charge_generate(sessionmaker, settings, bot, user, f"кот {i}")
+            )
     await bot.session.close()
     await engine.dispose()
     return charged
