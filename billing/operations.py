@@ -172,6 +172,17 @@ def _charge_chain(
     active = ledger.const(HoldingStatus.ACTIVE.value)
     subscription = ledger.const(PlanKind.SUBSCRIPTION.value)
 
+    def _head(u: Any, src: Any, price: Any) -> tuple[Any, ...]:
+        """The columns every first step starts with: the user's row, the source, the price."""
+        return (
+            u.c.id,
+            u.c.free_operations_left.label("free"),
+            u.c.balance,
+            u.c.free_operations_granted.label("granted"),
+            src.label("src"),
+            price.label("price"),
+        )
+
     def _lean_old(u: Any, default_discount: Any, default_allows: Any) -> Any:
         """The first step for a user who holds no plan: free operations or the balance at
         the default plan's discount, on the condition that no holding is active."""
@@ -219,12 +230,7 @@ def _charge_chain(
         go = and_(plan.c.allowed, not_(plan.c.holds))
         return (
             select(
-                u.c.id,
-                u.c.free_operations_left.label("free"),
-                u.c.balance,
-                u.c.free_operations_granted.label("granted"),
-                src.label("src"),
-                price_due.label("price"),
+                *_head(u, src, price_due),
                 plan.c.units,
                 plan.c.allowed,
                 due.label("due"),
@@ -274,14 +280,10 @@ def _charge_chain(
             not_(due),
             u.c.free_operations_left < one if before else true(),
         )
+        paid_by = case((go, ledger.const(Funding.SUBSCRIPTION.value)), else_=null())
         return (
             select(
-                u.c.id,
-                u.c.free_operations_left.label("free"),
-                u.c.balance,
-                u.c.free_operations_granted.label("granted"),
-                case((go, ledger.const(Funding.SUBSCRIPTION.value)), else_=null()).label("src"),
-                zero.label("price"),
+                *_head(u, paid_by, zero),
                 units,
                 sub.c.id.label("holding"),
                 sub.c.period_no,
@@ -439,12 +441,7 @@ def _charge_chain(
         )
         return (
             select(
-                u.c.id,
-                u.c.free_operations_left.label("free"),
-                u.c.balance,
-                u.c.free_operations_granted.label("granted"),
-                src.label("src"),
-                price.label("price"),
+                *_head(u, src, price),
                 units,
                 holding.label("holding"),
                 held.c.period_no,
