@@ -358,17 +358,7 @@ async def test_a_charge_from_a_plan_is_one_statement_on_postgresql(sessionmaker,
     user_id = await new_user(sessionmaker, balance=PRO)
     await buy(sessionmaker, settings, user_id, "pro", "b:1")
     await charge(sessionmaker, settings, user_id)  # warm: compiled once
-    statements: list[str] = []
-    async with sessionmaker() as session:
-        conn = await session.connection()
-
-        def seen(_conn, _cursor, statement, *_args) -> None:
-            statements.append(statement)
-
-        event.listen(conn.sync_connection, "before_cursor_execute", seen)
-        result = await operations.charge(session, settings, user_id=user_id, op_type="edit")
-        event.remove(conn.sync_connection, "before_cursor_execute", seen)
-        await session.commit()
+    result, statements = await _steps(sessionmaker, settings, user_id, "edit")
     assert result.funding == "subscription"
     if any_db_url.startswith("postgresql"):
         assert len(statements) == 1, statements
@@ -574,17 +564,7 @@ async def test_a_charge_of_a_user_who_holds_nothing_is_one_statement_on_postgres
     settings = make_settings(any_db_url)
     user_id = await new_user(sessionmaker, free=1, balance=2000)
     await charge(sessionmaker, settings, user_id)  # learns that the user holds nothing
-    statements: list[str] = []
-    async with sessionmaker() as session:
-        conn = await session.connection()
-
-        def seen(_conn, _cursor, statement, *_args) -> None:
-            statements.append(statement)
-
-        event.listen(conn.sync_connection, "before_cursor_execute", seen)
-        result = await operations.charge(session, settings, user_id=user_id, op_type="edit")
-        event.remove(conn.sync_connection, "before_cursor_execute", seen)
-        await session.commit()
+    result, statements = await _steps(sessionmaker, settings, user_id, "edit")
     assert (result.funding, result.price) == ("balance", 1000)
     if any_db_url.startswith("postgresql"):
         assert len(statements) == 1, statements

@@ -93,6 +93,18 @@ async def ai_stack(
         await fal.stop()
 
 
+def ok_body(s: AiStack, rid: str) -> bytes:
+    """A webhook body as fal posts it for a finished request: status OK, one image."""
+    return json.dumps(
+        {
+            "request_id": rid,
+            "gateway_request_id": rid,
+            "status": "OK",
+            "payload": {"images": [{"url": f"{s.fal_url}/files/x.png"}]},
+        }
+    ).encode()
+
+
 async def new_user(s: AiStack) -> Any:
     user = s.h.user()
     await user.send_text("/start")  # the chat exists before the bot writes to it
@@ -176,14 +188,7 @@ async def test_unsigned_forged_and_stale_webhooks_are_refused_and_change_nothing
     user = await new_user(s)
     operation_id = await s.h.new_operation(user, "generate", [], text="лиса", balance=1000)
     rid = await s.request_id(operation_id)
-    body = json.dumps(
-        {
-            "request_id": rid,
-            "gateway_request_id": rid,
-            "status": "OK",
-            "payload": {"images": [{"url": f"{s.fal_url}/files/x.png"}]},
-        }
-    ).encode()
+    body = ok_body(s, rid)
 
     unsigned = {"Content-Type": "application/json"}
     assert await s.post(body, unsigned) == 401
@@ -274,14 +279,7 @@ async def test_a_model_that_never_finishes_is_refunded_once_cancelled_and_a_late
     await s.h.wait_until(ended, "the model to end")
     assert s.emu.webhooks == []
     # ...and one that comes anyway (fal's signature, a result) is taken and changes nothing.
-    body = json.dumps(
-        {
-            "request_id": rid,
-            "gateway_request_id": rid,
-            "status": "OK",
-            "payload": {"images": [{"url": f"{s.fal_url}/files/x.png"}]},
-        }
-    ).encode()
+    body = ok_body(s, rid)
     assert await s.post(body, s.emu.sign(rid, body)) == 200
     await s.h.wait_idle()  # the answer came after any enqueue: a delivery job would have run
     op = await s.h.operation(operation_id)
