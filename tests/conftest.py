@@ -404,13 +404,8 @@ def free_port() -> int:
 
 
 async def close_bot(bot: Bot) -> None:
-    """``bot.session.close()`` without aiogram's 250 ms wait for TLS connections to wind
-    down (also gone from every close: ``_no_tls_grace_when_a_bot_closes``): the test
-    servers speak plain HTTP, and some 200 tests close a bot."""
-    from aiogram.client.session.aiohttp import AiohttpSession
-
-    if isinstance(bot.session, AiohttpSession):
-        await (await bot.session.create_session()).close()  # the open one, or a new one
+    """``bot.session.close()``: without aiogram's 250 ms wait for TLS connections to wind
+    down in the tests (``_no_tls_grace_when_a_bot_closes``)."""
     await bot.session.close()
 
 
