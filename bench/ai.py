@@ -50,6 +50,7 @@ from billing import accounts, operations  # noqa: E402
 from billing.db import make_engine, make_sessionmaker  # noqa: E402
 from billing.settings import Settings  # noqa: E402
 from jobqueue.queue import enqueue_operation, job_id_for, media_queue  # noqa: E402
+from sandbox._common import free_port  # noqa: E402
 from sandbox.telegram_client import TelegramEmulatorClient  # noqa: E402
 from tg.factory import SANDBOX_TOKEN, make_bot  # noqa: E402
 
@@ -86,14 +87,6 @@ def prepare_database() -> None:
     config.attributes["url"] = db_url()
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

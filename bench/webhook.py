@@ -43,6 +43,7 @@ from alembic.config import Config  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from alembic import command  # noqa: E402
+from sandbox._common import free_port  # noqa: E402
 
 ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -55,14 +56,6 @@ PYTHON = sys.executable
 
 def db_url() -> str:
     return f"{ADMIN.rsplit('/', 1)[0]}/{DB}"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the servers, each in a process of its own -------------------------------------------

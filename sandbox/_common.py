@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import socket
+import tempfile
+import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -54,10 +59,70 @@ class Notifier:
                 pass
 
 
+_FIRST_PORT = 10000  # below it live the well-known and registered services' ports
+_CLAIMS = Path(tempfile.gettempdir()) / "medialab-ports"
+_CLAIM_SECONDS = 600.0
+_given: set[int] = set()
+_random = random.SystemRandom()  # not `random`: test runners seed it alike in every worker
+
+
+def _ephemeral_low() -> int:
+    """Where the kernel's ephemeral range starts (outgoing connections take ports from it)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _claim(port: int) -> bool:
+    """Claim ``port`` for this machine's next ``_CLAIM_SECONDS`` (a file made with O_EXCL), so
+    two processes that pick at the same moment never both take it."""
+    _CLAIMS.mkdir(exist_ok=True)
+    path = _CLAIMS / str(port)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - path.stat().st_mtime < _CLAIM_SECONDS:
+                return False
+            os.utime(path)  # an old claim: its server has long since bound or gone
+            return True
+        except OSError:
+            return False
+    except OSError:
+        return True  # no place for claims: the bind check below still holds
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, for a server that another process starts a moment later.
+
+    Taken below the kernel's ephemeral range: a port from ``bind(port 0)`` is free only until
+    an outgoing connection of any process is given it, which on a busy test machine happened
+    between picking a port and the web server binding it ("address already in use"). Ports
+    handed out here are claimed for ten minutes, so the processes of one test run (and
+    restarts of one server on its port) do not pick each other's.
+    """
+    top = min(_ephemeral_low(), 65536)
+    if top - _FIRST_PORT >= 1000:
+        for _ in range(200):
+            port = _random.randrange(_FIRST_PORT, top)
+            if port in _given or not port_is_free(host, port) or not _claim(port):
+                continue
+            _given.add(port)
+            return port
+    with socket.socket() as sock:  # no room below the ephemeral range: the kernel's pick
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def drop_connection(request: web.Request) -> None:

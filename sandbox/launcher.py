@@ -34,7 +34,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ from pydantic import ValidationError
 
 from billing import redaction
 from billing.settings import Settings, load_settings
+from sandbox._common import free_port, port_is_free
 
 log = logging.getLogger("sandbox.launcher")
 
@@ -148,26 +148,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
 # ------------------------------------------------------------------------------ helpers
 
 
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def any_free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def pick_port(host: str, wanted: int) -> int:
     """The wanted port if it is free, else any free one (0: any free one)."""
     if wanted and port_is_free(host, wanted):
         return wanted
-    return any_free_port(host)
+    return free_port(host)
 
 
 def redis_answers(url: str, timeout: float = 1.5) -> bool:
@@ -367,7 +352,7 @@ class Sandbox:
         for name in wanted:
             port = pick_port(opts.host, opts.ports.get(name, 0))
             while port in taken:
-                port = any_free_port(opts.host)
+                port = free_port(opts.host)
             taken.add(port)
             plan.ports[name] = port
         return plan
@@ -381,7 +366,7 @@ class Sandbox:
         if redis_answers(LOCAL_REDIS_URL):
             plan.redis_url, plan.redis_note = LOCAL_REDIS_URL, "the local Redis server"
             return
-        port = any_free_port("127.0.0.1")
+        port = free_port("127.0.0.1")
         binary = shutil.which("redis-server")
         if binary:
             data = plan.state_dir / "redis"

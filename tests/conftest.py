@@ -397,12 +397,6 @@ def redis_url() -> str:
     return url
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def close_bot(bot: Bot) -> None:
     """``bot.session.close()``: without aiogram's 250 ms wait for TLS connections to wind
     down in the tests (``_no_tls_grace_when_a_bot_closes``)."""

@@ -17,8 +17,9 @@ from billing import accounts
 from billing.models import Funding, LedgerEntry, Operation, OperationStatus
 from bot.app import make_queue
 from jobqueue.queue import media_queue
+from sandbox._common import free_port
 from tests.bot.conftest import StartBot, wait_until
-from tests.conftest import close_bot, free_port, make_settings
+from tests.conftest import close_bot, make_settings
 
 
 async def _retouch_mode(user):  # type: ignore[no-untyped-def]

@@ -8,9 +8,9 @@ from redis.asyncio import Redis
 from billing.db import make_sessionmaker
 from billing.yookassa import YooKassaGateway
 from bot.app import build_dispatcher, make_queue
-from sandbox._common import ServerHandle
+from sandbox._common import ServerHandle, free_port
 from tests.bot.conftest import BOT_TOKEN
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 from tg.factory import make_bot
 from web.app import create_app
 

@@ -16,8 +16,9 @@ from rq import Queue, Worker
 from billing.db import make_engine
 from billing.settings import Settings
 from sandbox import launcher
+from sandbox._common import free_port
 from sandbox.telegram_client import TelegramEmulatorClient
-from tests.conftest import assert_audit_clean, free_port
+from tests.conftest import assert_audit_clean
 from tests.sandbox_run.conftest import FIXTURES, group_alive, sandbox_env
 
 WAIT = 180.0  # seconds: a generous bound on conditions, never a sleep

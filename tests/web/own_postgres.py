@@ -14,7 +14,8 @@ from pathlib import Path
 import psycopg
 
 from alembic import command
-from tests.conftest import alembic_config, free_port
+from sandbox._common import free_port
+from tests.conftest import alembic_config
 
 
 def _bin(name: str) -> str:

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import free_port
+from sandbox._common import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

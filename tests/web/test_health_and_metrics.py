@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from billing import operations
 from billing.models import Operation, utcnow
-from tests.conftest import free_port
+from sandbox._common import free_port
 from tests.web.conftest import Stack, StackFactory
 
 HEALTH_TOKEN = "operator-health-token-for-tests"

@@ -18,7 +18,7 @@ from billing.db import make_engine, make_sessionmaker
 from billing.models import LedgerEntry, LedgerKind, PaymentStatus
 from billing.payments import create_payment, mark_payment_canceled
 from billing.settings import load_settings
-from tests.conftest import free_port
+from sandbox._common import free_port
 from tests.web.conftest import Stack, StackFactory, stack_settings
 from tg.factory import make_bot
 from web.app import create_app

@@ -23,9 +23,8 @@ import web.app as web_app
 from billing.db import make_sessionmaker
 from billing.models import User
 from billing.settings import Settings
-from sandbox._common import ServerHandle
+from sandbox._common import ServerHandle, free_port
 from sandbox.telegram_client import TelegramEmulatorClient
-from tests.conftest import free_port
 from tests.web.conftest import TOKEN, stack_settings, wait_until
 from tg.factory import make_bot
 from tg.retry import BOT_CALLS

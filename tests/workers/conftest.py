@@ -43,10 +43,10 @@ from billing.db import make_sessionmaker
 from billing.models import LedgerEntry, LedgerKind, Operation
 from billing.settings import Settings
 from jobqueue.queue import enqueue_operation, job_id_for, media_queue
-from sandbox._common import ServerHandle
+from sandbox._common import ServerHandle, free_port
 from sandbox.telegram import create_app
 from sandbox.telegram_client import Message, TelegramEmulatorClient, TelegramUser
-from tests.conftest import close_bot, free_port, make_settings
+from tests.conftest import close_bot, make_settings
 from tg.factory import SANDBOX_TOKEN, make_bot
 from workers import runtime
 from workers.operations import hook_pid_key

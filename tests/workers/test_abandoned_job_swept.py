@@ -16,7 +16,7 @@ from sqlalchemy import update
 from billing import accounts, operations
 from billing.db import make_sessionmaker
 from billing.models import LedgerKind, Operation, utcnow
-from tests.conftest import free_port
+from sandbox._common import free_port
 from workers import sweeper
 from workers.refunds import void_and_notify
 from workers.runtime import resources

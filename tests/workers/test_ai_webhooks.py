@@ -25,10 +25,9 @@ from billing import model_calls
 from billing.models import LedgerKind
 from imaging.fal_webhook import parse_webhook
 from jobqueue.queue import job_id_for
-from sandbox._common import ServerHandle
+from sandbox._common import ServerHandle, free_port
 from sandbox.fal import EMU_KEY, FalEmulator, model_output
 from sandbox.fal import create_app as create_fal_app
-from tests.conftest import free_port
 from tests.workers.conftest import Harness
 from web.app import create_app as create_web_app
 
