@@ -183,18 +183,21 @@ def _charge_chain(
             price.label("price"),
         )
 
-    def _lean_old(u: Any, default_discount: Any, default_allows: Any) -> Any:
+    def _lean_old(u: Any) -> Any:
         """The first step for a user who holds no plan: free operations or the balance at
         the default plan's discount, on the condition that no holding is active."""
         h = _holdings
-        # One row computed once (LIMIT keeps PostgreSQL from copying it into each use).
+        # The default plan read once (none: no discount, every type allowed), in one row
+        # computed once (LIMIT keeps PostgreSQL from copying it into each use).
+        dp = _plans.alias("dp")
         plan = (
             select(
                 units_read.label("units"),
-                default_discount.label("discount"),
-                default_allows.label("allowed"),
+                func.coalesce(dp.c.discount_percent, zero).label("discount"),
+                func.coalesce(_unlocked(dialect, dp.c.unlocks, kind), true()).label("allowed"),
                 exists().where(h.c.user_id == user_id, h.c.status == active).label("holds"),
             )
+            .select_from(select(one.label("one")).subquery("one").outerjoin(dp, dp.c.is_default))
             .limit(literal_column("1"))
             .subquery("plan")
         )
@@ -302,18 +305,15 @@ def _charge_chain(
         live = or_(h.c.ends_at.is_(None), h.c.ends_at > now)
         # The default plan every user is on (none: no default plan, nothing restricted).
         dp = _plans.alias("dp")
-        default_discount = func.coalesce(
-            select(dp.c.discount_percent).where(dp.c.is_default).scalar_subquery(), zero
-        )
-        default_allows = func.coalesce(
-            select(_unlocked(dialect, dp.c.unlocks, kind))
-            .where(dp.c.is_default)
-            .scalar_subquery(),
-            true(),
-        )
         if lean:
-            return _lean_old(u, default_discount, default_allows)
+            return _lean_old(u)
         if quota:
+            default_allows = func.coalesce(
+                select(_unlocked(dialect, dp.c.unlocks, kind))
+                .where(dp.c.is_default)
+                .scalar_subquery(),
+                true(),
+            )
             return _quota_old(u, default_allows)
         # The user's active holdings in one aggregate (one row, holdings or not), and what
         # follows from them computed there once: the subscription that covers the units, the
@@ -483,6 +483,8 @@ def _charge_chain(
         was, u = p["old"], _users
         src = was.src
         free = ledger.const(Funding.FREE.value)
+        if lean:
+            return lean_debit(was, u, src, free)
         return (
             update(u)
             .where(
@@ -501,8 +503,43 @@ def _charge_chain(
             .returning(u.c.id, u.c.balance, u.c.free_operations_left)
         )
 
+    def lean_debit(was: Any, u: Any, src: Any, free: Any) -> Any:
+        """The lean chain's debit: every charge it makes moves the user's row here (a free
+        operation, the balance, or nothing for a type paid from nothing), and returns the
+        decision with it, so that the operation and its entry read this one step, as the
+        charge before plans did (a chain that reads one earlier step costs PostgreSQL less
+        than one that reads two)."""
+        balance = ledger.const(Funding.BALANCE.value)
+        return (
+            update(u)
+            .where(
+                u.c.id == was.id,
+                was.go,
+                case(
+                    (src == free, u.c.free_operations_left >= one),
+                    (src == balance, u.c.balance >= was.price),
+                    else_=src == ledger.const(Funding.NONE.value),
+                ),
+            )
+            .values(
+                balance=u.c.balance - case((src == balance, was.price), else_=zero),
+                free_operations_left=u.c.free_operations_left
+                - case((src == free, one), else_=zero),
+            )
+            .returning(
+                u.c.id,
+                u.c.balance,
+                u.c.free_operations_left,
+                src.label("src"),
+                was.price.label("price"),
+                was.units.label("units"),
+            )
+        )
+
     def operation(p: Any) -> Any:
         was, took, debited = p["old"], p.get("held", NO_HOLDING), p.get("debit", NO_DEBIT)
+        if lean:  # the decision as the debit returned it: a row only when it paid
+            was = debited
         c = _operations.c
         values = {
             "user_id": was.id,
@@ -525,24 +562,23 @@ def _charge_chain(
                 else_=null(),
             ),
         }
-        # Written only when its source was: the holding's units or the user's counter taken
-        # (a free type takes nothing).
-        paid_for = case(
-            (was.src.in_(on_plan_sources), took.id.is_not(None)),
-            (was.src == ledger.const(Funding.NONE.value), true()),
-            else_=debited.id.is_not(None),
-        )
-        if lean:  # no holding: none to name, and only the user's counter pays
+        if lean:  # no holding: none to name; the debit's row is the payment
             values["holding_id"] = NO_HOLDING.id
             values["period_no"] = NO_HOLDING.period_no
-            paid_for = or_(was.src == ledger.const(Funding.NONE.value), debited.id.is_not(None))
+            written_when: tuple[Any, ...] = ()
+        else:  # written only when its source was: the holding's units or the user's counter
+            # taken (a free type takes nothing)
+            paid_for = case(
+                (was.src.in_(on_plan_sources), took.id.is_not(None)),
+                (was.src == ledger.const(Funding.NONE.value), true()),
+                else_=debited.id.is_not(None),
+            )
+            written_when = (was.go, was.src.is_not(None), paid_for)
         return (
             ledger.insert_or_skip(dialect, c.request_key)
             .from_select(
                 list(values),
-                select(*(v.label(k) for k, v in values.items())).where(
-                    was.go, was.src.is_not(None), paid_for
-                ),
+                select(*(v.label(k) for k, v in values.items())).where(*written_when),
                 include_defaults=False,
             )
             .returning(c.id, c.user_id, c.price, c.funding, c.key_token, c.holding_id, c.units)
@@ -558,6 +594,8 @@ def _charge_chain(
             balance=func.coalesce(debited.balance, was.balance),
             free_operations_left=func.coalesce(debited.free_operations_left, was.free),
         )
+        if lean:  # the debit always wrote the user's row
+            was = user = debited
         return ledger.entry(
             user,
             kind=LedgerKind.CHARGE,
@@ -577,6 +615,8 @@ def _charge_chain(
     first = ("id", "free", "balance", "granted", "src", "price", "allowed", "due", "holds")
     if quota:
         first = (*first, "go")
+    if lean:  # what the caller cannot tell otherwise (the debit and the operation: see charge)
+        first = ("free", "balance", "granted", "src", "price", "units", "allowed", "due", "holds")
     return ledger.Chain(
         ledger.Step("old", old, returns=first),
         *(
@@ -591,17 +631,17 @@ def _charge_chain(
                 ledger.Step(
                     "debit",
                     debit,
-                    optional=True,
-                    returns=("id", "balance", "free_operations_left"),
+                    optional=not lean,
+                    returns=("balance", "free_operations_left"),
                 ),
             )
         ),
         ledger.Step(
             "operation",
             operation,
-            returns=("id", "price", "funding", "key_token", "holding_id", "units"),
+            returns=("id",) if lean else ("id", "price", "funding", "holding_id", "units"),
         ),
-        ledger.Step("entry", entry, returns=("id",)),
+        ledger.Step("entry", entry, returns=()),
     )
 
 
@@ -745,6 +785,7 @@ async def charge(
         params: dict[str, Any] = {}
         if renew_days is not None:
             params["free_due_before"] = now - timedelta(days=renew_days)
+        token = new_key_token()
         rows = await chain.run(
             session,
             for_user=user_id,
@@ -756,7 +797,7 @@ async def charge(
             chat_id=chat_id,
             input_ref=input_ref,
             deadline_at=deadline_at,
-            key_token=new_key_token(),
+            key_token=token,
             **params,
         )
         was, took, op = rows["old"], rows.get("held"), rows["operation"]
@@ -793,18 +834,23 @@ async def charge(
             raise InsufficientFunds(
                 price=was.price, balance=was.balance, free_left=was.free, free_granted=was.granted
             )
-        _remember_funding(user_id, database, op.funding)
+        if lean:  # the lean chain returns the operation's id alone: the rest is the decision
+            funding, units, holding_id = was.src, was.units, None
+            price = was.price if funding == Funding.BALANCE.value else 0
+        else:
+            funding, units, holding_id, price = op.funding, op.units, op.holding_id, op.price
+        _remember_funding(user_id, database, funding)
         return ChargeResult(
             operation_id=op.id,
             user_id=user_id,
             op_type=kind,
-            price=op.price,
-            funding=Funding(op.funding),
+            price=price,
+            funding=Funding(funding),
             balance_after=debited.balance if debited is not None else was.balance,
             free_after=debited.free_operations_left if debited is not None else was.free,
-            key_token=op.key_token,
-            units=op.units,
-            holding_id=op.holding_id,
+            key_token=token,  # the operation's: a row written by this chain
+            units=units,
+            holding_id=holding_id,
             units_after=took.units_left if took is not None else None,
             rolled_over=rolled,
         )
