@@ -495,61 +495,160 @@ def summarize(name: str, concurrency: int, latencies: list[float], seconds: floa
     }
 
 
+SQL_LOOP = text("UPDATE users SET balance = balance - 1 WHERE id = :id AND balance >= 1")
+
+
+async def one_charge(sm: Any, settings: Settings, kind: str, index: int, key: str) -> None:
+    """One transaction of the run ``kind`` by the user of worker ``index``."""
+    # plans-sub: the users who hold the benchmark subscription (after the money users)
+    user_id = index + 1 + (USERS[0] if kind in ("plans-sub", "sub-whole", "sub-floor") else 0)
+    async with sm() as session:
+        if kind == "sub-whole":  # no hint: the whole chain every time
+            operations._SUB_PAID.pop(user_id, None)
+        if kind in ("charge", "plans-bal", "plans-sub", "sub-whole"):
+            result = await operations.charge(
+                session,
+                settings,
+                user_id=user_id,
+                op_type="upscale",
+                request_key=key,
+                chat_id=user_id,
+            )
+            on_quota = kind in ("plans-sub", "sub-whole")
+            expected = "subscription" if on_quota else "balance"
+            assert result.funding == expected, result
+        elif kind == "sub-floor":
+            await quota_floor_charge(
+                session, settings, user_id=user_id, request_key=key, chat_id=user_id
+            )
+        elif kind == "plain":
+            await plain_charge(
+                session, settings, user_id=user_id, request_key=key, chat_id=user_id
+            )
+        elif kind == "cte-today":
+            kind_ = operation_type("upscale")
+            await reference_charge(
+                session,
+                settings,
+                user_id=user_id,
+                kind=kind_.value,
+                price=price_for(kind_, settings),
+                request_key=key,
+                chat_id=user_id,
+                input_ref=None,
+            )
+        else:
+            await session.execute(SQL_LOOP, {"id": user_id})
+        await session.commit()
+
+
+async def interleaved(
+    names: list[str], concurrency: int, slices: int, slice_seconds: float
+) -> dict[str, dict]:
+    """The runs ``names`` in turns of ``slice_seconds``, ``slices`` times each, the order
+    rotating, on one pool of ``concurrency`` connections: the load the machine is under
+    changes within seconds, and each run gets the same share of every minute (run one after
+    the other, the first run of a pair came out 10-20 % faster or slower by its place alone).
+    Per run: tx/s over all its slices, CPU per charge (this process and its PostgreSQL
+    backends), and the median over the slices of its ratio to ``names[0]`` in that turn."""
+    settings = Settings(_env_file=None, DATABASE_URL=db_url())  # type: ignore[call-arg]
+    engine = make_engine(db_url(), pool_size=concurrency, max_overflow=0)
+    sm = make_sessionmaker(engine)
+    pids: set[int] = set()
+    ready = asyncio.Event()
+
+    async def warm() -> None:
+        async with sm() as session:
+            pids.add(await session.scalar(text("SELECT pg_backend_pid()")))
+            if len(pids) == concurrency:
+                ready.set()
+            await ready.wait()
+
+    await asyncio.gather(*(warm() for _ in range(concurrency)))
+    totals = {name: {"n": 0, "seconds": 0.0, "client": 0.0, "server": 0.0} for name in names}
+    per_slice: dict[str, list[float]] = {name: [] for name in names}
+    keys = iter(range(10**9))
+
+    async def run(name: str, seconds: float) -> tuple[int, float, float, float]:
+        stop = time.perf_counter() + seconds
+        done = 0
+
+        async def worker(index: int) -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                await one_charge(sm, settings, name, index, f"i-{name}-{next(keys)}")
+                done += 1
+
+        server, client, started = backend_cpu(pids), time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        return (
+            done,
+            time.perf_counter() - started,
+            time.process_time() - client,
+            backend_cpu(pids) - server,
+        )
+
+    for name in names:  # every statement prepared on every connection, not counted
+        await run(name, WARM_SECONDS)
+    for k in range(slices):
+        tps = {}
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            done, seconds, client, server = await run(name, slice_seconds)
+            t = totals[name]
+            t["n"] += done
+            t["seconds"] += seconds
+            t["client"] += client
+            t["server"] += server
+            tps[name] = done / seconds
+        for name in names:
+            per_slice[name].append(tps[name] / tps[names[0]])
+    await engine.dispose()
+    base = totals[names[0]]["n"] / totals[names[0]]["seconds"]
+    rows = {}
+    for name in names:
+        t = totals[name]
+        rows[name] = {
+            "name": name,
+            "c": concurrency,
+            "tps": t["n"] / t["seconds"],
+            "ratio": t["n"] / t["seconds"] / base,
+            "slice_ratio": statistics.median(per_slice[name]),
+            "client": t["client"] * 1000 / t["n"],
+            "server": t["server"] * 1000 / t["n"],
+        }
+    return rows
+
+
+INTERLEAVED_HEADER = (
+    f"{'run':<10}{'users':>6}{'tx/s':>10}{'vs cte':>8}{'slices':>8}"
+    f"{'CPU ms':>9}{'client':>8}{'PG':>8}"
+)
+
+
+def print_interleaved(rows: dict[str, dict]) -> None:
+    for row in rows.values():
+        print(
+            f"{row['name']:<10}{row['c']:>6}{row['tps']:>10.0f}{row['ratio']:>8.3f}"
+            f"{row['slice_ratio']:>8.3f}{row['client'] + row['server']:>9.3f}"
+            f"{row['client']:>8.3f}{row['server']:>8.3f}"
+        )
+
+
 async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 0) -> dict:
     settings = Settings(_env_file=None, DATABASE_URL=db_url())  # type: ignore[call-arg]
-    users = USERS[0]
     engine = make_engine(db_url(), pool_size=concurrency, max_overflow=0)
     sm = make_sessionmaker(engine)
     latencies: list[float] = []
     stop = 0.0
-    update = text("UPDATE users SET balance = balance - 1 WHERE id = :id AND balance >= 1")
 
     async def worker(index: int) -> None:
-        # plans-sub: the users who hold the benchmark subscription (after the money users)
-        user_id = index + 1 + (users if kind in ("plans-sub", "sub-whole", "sub-floor") else 0)
         seq = 0
         while time.perf_counter() < stop:
             seq += 1
             t0 = time.perf_counter()
-            key = f"{kind}-{concurrency}-{round_no}-{index}:{seq}"
-            async with sm() as session:
-                if kind == "sub-whole":  # no hint: the whole chain every time
-                    operations._SUB_PAID.pop(user_id, None)
-                if kind in ("charge", "plans-bal", "plans-sub", "sub-whole"):
-                    result = await operations.charge(
-                        session,
-                        settings,
-                        user_id=user_id,
-                        op_type="upscale",
-                        request_key=key,
-                        chat_id=user_id,
-                    )
-                    on_quota = kind in ("plans-sub", "sub-whole")
-                    expected = "subscription" if on_quota else "balance"
-                    assert result.funding == expected, result
-                elif kind == "sub-floor":
-                    await quota_floor_charge(
-                        session, settings, user_id=user_id, request_key=key, chat_id=user_id
-                    )
-                elif kind == "plain":
-                    await plain_charge(
-                        session, settings, user_id=user_id, request_key=key, chat_id=user_id
-                    )
-                elif kind == "cte-today":
-                    kind_ = operation_type("upscale")
-                    await reference_charge(
-                        session,
-                        settings,
-                        user_id=user_id,
-                        kind=kind_.value,
-                        price=price_for(kind_, settings),
-                        request_key=key,
-                        chat_id=user_id,
-                        input_ref=None,
-                    )
-                else:
-                    await session.execute(update, {"id": user_id})
-                await session.commit()
+            await one_charge(
+                sm, settings, kind, index, f"{kind}-{concurrency}-{round_no}-{index}:{seq}"
+            )
             latencies.append(time.perf_counter() - t0)
 
     # Warm the pool up: every connection open at once, its server process noted, so the
@@ -704,6 +803,31 @@ def plans_rounds(c: int, seconds: float, rounds: int) -> None:
     )
 
 
+def compare(c: int, slices: int, slice_seconds: float) -> None:
+    """The project's charge and the chain before plans against the code before issue 13,
+    interleaved (see :func:`interleaved`)."""
+    names = ["cte-today", "plain", "charge", "sql-loop"]
+    rows = asyncio.run(interleaved(names, c, slices, slice_seconds))
+    print(f"interleaved: {slices} turns of {slice_seconds:g} s each, CPU in ms per charge")
+    print(INTERLEAVED_HEADER)
+    print_interleaved(rows)
+    base = rows["cte-today"]
+    for name in ("charge", "plain"):
+        row = rows[name]
+        cpu = (base["client"] + base["server"]) / (row["client"] + row["server"])
+        print(
+            f"{name} / cte-today at {c} users, interleaved: tx/s {row['ratio']:.3f} "
+            f"(median of the turns {row['slice_ratio']:.3f}); "
+            f"CPU per charge cte-today/{name} {cpu:.3f}"
+        )
+    loop = rows["sql-loop"]["tps"]
+    print(
+        f"of the same-stack single-row UPDATE (sql-loop) at {c} users: cte-today "
+        f"{base['tps'] / loop:.3f}, plain {rows['plain']['tps'] / loop:.3f}, "
+        f"charge {rows['charge']['tps'] / loop:.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
@@ -712,6 +836,11 @@ def main() -> None:
     parser.add_argument(
         "--plans-only", action="store_true", help="only plain / plans-bal / plans-sub / sub-floor"
     )
+    parser.add_argument(
+        "--compare-only", action="store_true", help="only cte-today / plain / charge, interleaved"
+    )
+    parser.add_argument("--slices", type=int, default=20, help="turns of the interleaved runs")
+    parser.add_argument("--slice-seconds", type=float, default=0.5)
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     users = max(levels)
@@ -722,6 +851,9 @@ def main() -> None:
         f"{'run':<10}{'users':>6}{'tx/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs sql':>9}{'vs pgb':>9}"
     )
     for c in levels:
+        if args.compare_only:
+            compare(c, args.slices, args.slice_seconds)
+            continue
         if args.plans_only:
             print(PLANS_HEADER)
             plans_rounds(c, args.seconds, args.rounds)
@@ -740,7 +872,11 @@ def main() -> None:
                 f"{row['p99']:>9.2f}{vs_sql:>9.2f}{vs_pgb:>9.2f}"
             )
         if reference["tps"]:
-            print(f"charge / cte-today at {c} users: {charge['tps'] / reference['tps']:.2f}")
+            print(
+                f"charge / cte-today at {c} users, one run after the other: "
+                f"{charge['tps'] / reference['tps']:.2f}"
+            )
+        compare(c, args.slices, args.slice_seconds)
         print(PLANS_HEADER)
         plans_rounds(c, args.seconds, args.rounds)
     print("pgbench p50 column is its average latency; ratios are tx/s over the baselines.")
