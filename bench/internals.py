@@ -17,6 +17,12 @@ the same run (rounds alternate, the best of each side is kept).
   from a local keep-alive HTTP server (plain HTTP: in production TLS makes a new connection
   cost far more, so the figure is a lower bound).
 
+- ``cacheable``: ``billing.ledger._cacheable`` opts the dialects' ``ON CONFLICT DO NOTHING``
+  insert into SQLAlchemy's compiled cache. On PostgreSQL a chain runs as its SQL text,
+  compiled once (``billing.ledger.as_text``), so only SQLite (the embedded default of
+  ``make run``, one statement per step) still needs it. Measured: charges of one user from
+  the balance on a SQLite file, one after the other.
+
 A tweak stays only if it gains more than 5 %.
 """
 
@@ -206,10 +212,81 @@ def bench_yookassa(rounds: int, calls: int) -> None:
         server.shutdown()
 
 
+# --- cacheable -------------------------------------------------------------------------------
+
+
+def bench_cacheable(rounds: int, charges: int) -> None:
+    import tempfile
+
+    from alembic.config import Config
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from alembic import command
+    from billing import accounts, ledger, operations
+    from billing.db import make_engine, make_sessionmaker
+    from billing.settings import Settings
+
+    tweaked = dict(ledger._INSERT_OR_SKIP)
+    plain = {
+        name: (dialect.Insert, dialect.dml.OnConflictDoNothing)
+        for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    }
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        config = Config(str(root / "alembic.ini"))
+        config.set_main_option("script_location", str(root / "alembic"))
+        config.attributes["url"] = url
+        config.attributes["configure_logger"] = False
+        command.upgrade(config, "head")
+        settings = Settings(_env_file=None, DATABASE_URL=url)  # type: ignore[call-arg]
+        keys = iter(range(10**9))
+
+        async def run(classes: dict) -> float:
+            ledger._INSERT_OR_SKIP.update(classes)
+            operations._CHARGES.clear()  # the chains are built again with these classes
+            engine = make_engine(url)
+            sm = make_sessionmaker(engine)
+            async with sm() as session:
+                user, _ = await accounts.get_or_create_user(
+                    session, telegram_id=1, free_operations=0
+                )
+                await session.commit()
+                user_id = user.id
+            async with sm() as session:
+                await accounts.adjust(
+                    session, user_id=user_id, amount=10**12, reason="bench", key=f"b{next(keys)}"
+                )
+                await session.commit()
+            started = time.perf_counter()
+            for _ in range(charges):
+                async with sm() as session:
+                    await operations.charge(
+                        session,
+                        settings,
+                        user_id=user_id,
+                        op_type="upscale",
+                        request_key=f"k{next(keys)}",
+                    )
+                    await session.commit()
+            rate = charges / (time.perf_counter() - started)
+            await engine.dispose()
+            return rate
+
+        try:
+            rates = _best(
+                rounds, lambda: asyncio.run(run(plain)), lambda: asyncio.run(run(tweaked))
+            )
+        finally:
+            ledger._INSERT_OR_SKIP.update(tweaked)
+            operations._CHARGES.clear()
+        _report("cacheable", "charges/s", *rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["pin", "pool", "yookassa"])
+    parser.add_argument("--only", choices=["pin", "pool", "yookassa", "cacheable"])
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f}; best of {args.rounds} alternating rounds")
     if args.only in (None, "pin"):
@@ -218,6 +295,8 @@ def main() -> None:
         bench_pool(args.rounds, 4_000)
     if args.only in (None, "yookassa"):
         bench_yookassa(args.rounds, 2_000)
+    if args.only in (None, "cacheable"):
+        bench_cacheable(args.rounds, 500)
 
 
 if __name__ == "__main__":

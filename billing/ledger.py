@@ -67,11 +67,12 @@ class Step:
 
 def _cacheable(dialect: Any) -> tuple[type, type]:
     # The dialects' ON CONFLICT inserts opt out of SQLAlchemy's compiled cache (neither the
-    # insert nor its ON CONFLICT clause set ``inherit_cache``), so the charge's whole WITH
-    # statement was compiled anew on every call: 3.4 ms of CPU per charge, 55 instead of
-    # ~750 charges/s in bench/charge.py at 16 users. These subclasses opt in, the documented
-    # way: the clause's cache key is ``_skip_on`` (table.column), all that
-    # ``insert_or_skip`` varies.
+    # insert nor its ON CONFLICT clause set ``inherit_cache``), so a statement holding one
+    # was compiled anew on every call (the charge's whole WITH statement: 55 instead of ~750
+    # charges/s at 16 users, before a chain ran as its SQL text on PostgreSQL). SQLite runs
+    # each step's statement: 176 against 152 charges/s without (bench/internals.py). These
+    # subclasses opt in, the documented way: the clause's cache key is ``_skip_on``
+    # (table.column), all that ``insert_or_skip`` varies.
     clause = type(
         "SkipOnConflict",
         (dialect.dml.OnConflictDoNothing,),
