@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault, MenuButtonWebApp, WebAppInfo
+from aiogram.types import BotCommand, BotCommandScopeDefault
 from redis import Redis as SyncRedis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
+from bot.keyboards import webapp_menu_button
 from bot.middlewares import (
     DbSessionMiddleware,
     I18nMiddleware,
@@ -37,7 +38,7 @@ from bot.routers import (
     topup,
 )
 from jobqueue.queue import media_queue
-from texts.i18n import SUPPORTED, t
+from texts.i18n import DEFAULT_LANGUAGE, SUPPORTED, t
 
 FSM_TTL_SECONDS = 7 * 24 * 3600  # a mode or a half-typed amount is forgotten after a week
 COMMANDS = (
@@ -142,14 +143,12 @@ def bot_commands(lang: str) -> list[BotCommand]:
 
 async def set_commands(bot: Bot, webapp_url: str | None = None) -> None:
     """setMyCommands: Russian for everyone, English for English-speaking users; with
-    WEBAPP_URL, the menu button opens the Mini App (setChatMenuButton, every chat: one
-    text for all, the Russian one, as Telegram keeps one default)."""
+    WEBAPP_URL, the menu button opens the Mini App (setChatMenuButton for every chat, in
+    Russian: Telegram keeps one default; /start gives another language's user a button of
+    their own, ``bot.keyboards.chat_menu_button``)."""
     if webapp_url:
-        await bot.set_chat_menu_button(
-            menu_button=MenuButtonWebApp(
-                text=t("bot-btn-webapp-menu", "ru"), web_app=WebAppInfo(url=webapp_url)
-            )
-        )
+        button = webapp_menu_button(DEFAULT_LANGUAGE, webapp_url)
+        await bot.set_chat_menu_button(menu_button=button)
     await bot.set_my_commands(bot_commands("ru"), scope=BotCommandScopeDefault())
     for lang in SUPPORTED:
         if lang != "ru":

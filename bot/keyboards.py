@@ -9,6 +9,8 @@ from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    MenuButtonDefault,
+    MenuButtonWebApp,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     WebAppInfo,
@@ -33,7 +35,7 @@ from bot.callbacks import (
     TopUpAction,
 )
 from jobqueue import catalogue
-from texts.i18n import t
+from texts.i18n import DEFAULT_LANGUAGE, t
 
 LOCK = "🔒 "
 
@@ -129,6 +131,22 @@ def webapp_url(base: str, page: str) -> str:
     """The Mini App's page ``page`` (balance, plans, history…): a query parameter, as
     Telegram puts its launch parameters in the fragment."""
     return f"{base}{'&' if '?' in base else '?'}page={page}"
+
+
+def webapp_menu_button(lang: str, webapp_url: str) -> MenuButtonWebApp:
+    """The chat's menu button that opens the Mini App, in ``lang``."""
+    return MenuButtonWebApp(
+        text=t("bot-btn-webapp-menu", lang), web_app=WebAppInfo(url=webapp_url)
+    )
+
+
+def chat_menu_button(lang: str, webapp_url: str) -> MenuButtonWebApp | MenuButtonDefault:
+    """What /start sets as a chat's own menu button: the Mini App's in the user's language,
+    or for the default language none of its own (the bot's default, set at start-up in
+    that language: a user whose Telegram went back to it gets it again)."""
+    if lang == DEFAULT_LANGUAGE:
+        return MenuButtonDefault()
+    return webapp_menu_button(lang, webapp_url)
 
 
 def with_webapp(

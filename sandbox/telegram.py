@@ -1803,7 +1803,10 @@ class TelegramEmulator:
                     "BUTTON_TEXT_INVALID" if not button.get("text") else "URL_INVALID"
                 )
         key = int(p["chat_id"]) if p.get("chat_id") not in (None, "") else None
-        bot.menu_buttons[key] = button
+        if key is not None and button["type"] == "default":
+            bot.menu_buttons.pop(key, None)  # no value of the chat's own: the bot's default
+        else:
+            bot.menu_buttons[key] = button
         return True
 
     async def m_getChatMenuButton(self, bot: BotState, p: Params) -> Any:

@@ -6,7 +6,7 @@ import html
 import logging
 
 from aiogram import F, Router
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyParameters, User
@@ -17,7 +17,7 @@ from billing.ai_models import Catalogue, Use, default_catalogue
 from billing.prices import format_rub
 from billing.settings import Settings
 from bot.callbacks import Menu
-from bot.keyboards import available_modes, back_to_menu, modes
+from bot.keyboards import available_modes, back_to_menu, chat_menu_button, modes
 from bot.users import ensure_user, menu_for, menu_text, money_args
 from texts import model_texts, wallet_texts
 from texts.i18n import t
@@ -41,11 +41,19 @@ async def _greeting(session: AsyncSession, settings: Settings, user: User, lang:
 async def cmd_start(
     message: Message, state: FSMContext, session: AsyncSession, settings: Settings, lang: str
 ) -> None:
-    """Greet, show the free operations and the price, open the main menu (leaving any mode)."""
+    """Greet, show the free operations and the price, open the main menu (leaving any mode);
+    with WEBAPP_URL, the chat's menu button in the user's language."""
     await state.clear()
     assert message.from_user is not None
     text = await _greeting(session, settings, message.from_user, lang)
     menu = await menu_for(session, settings, message.from_user, lang)
+    if settings.WEBAPP_URL and message.chat.type == "private" and message.bot is not None:
+        try:  # before the greeting: the user may tap the button as soon as it arrives
+            await message.bot.set_chat_menu_button(
+                chat_id=message.chat.id, menu_button=chat_menu_button(lang, settings.WEBAPP_URL)
+            )
+        except TelegramAPIError as exc:  # the greeting is what matters; the button can wait
+            log.warning("menu button for chat %s not set: %s", message.chat.id, exc)
     await message.answer(await menu_text(session, settings, text, lang), reply_markup=menu)
 
 
