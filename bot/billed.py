@@ -44,6 +44,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import accounts, ai_models, operations, wallet
@@ -71,6 +72,12 @@ log = logging.getLogger(__name__)
 
 FLAG = "billed"
 CUT_SHORT_NOTICE_SECONDS = 5.0  # telling the user, on the way out of a cancelled request
+# Pauses between the tries of a reversal that could not reach the database (a restart):
+# about 15 s in all, then the sweeper's turn at the operation's deadline. As the workers'
+# refunds (workers/callbacks.py REFUND_RETRY_PAUSES): a reversal is a conditional update,
+# so a repeat reverses nothing twice.
+REVERSAL_RETRY_PAUSES = (1.0, 2.0, 4.0, 8.0)
+_sleep = asyncio.sleep  # the tests' seam
 
 
 BY_INPUT = "*"  # the flag's value for "the type the filter found" (the data's `op_type`)
@@ -397,14 +404,30 @@ async def settle(
             raise
         # Handled here (refund + a message), so the dispatcher's error handler stays out.
         log.exception("operation %s: handler failed before queueing", operation.id)
-        await refund(session, operation.id, f"handler failed: {exc!r}")
+        await reverse(session, operation.id, f"handler failed: {exc!r}")
         await _tell_failed(message, lang, operation.status)
         return None
     if not operation.settled:
         log.error("operation %s: handler returned without queueing; refunded", operation.id)
-        await refund(session, operation.id, "handler did not queue the job")
+        await reverse(session, operation.id, "handler did not queue the job")
         await _tell_failed(message, lang, operation.status)
     return result
+
+
+async def reverse(session: AsyncSession, operation_id: int, reason: str) -> bool:
+    """:func:`refund`, tried again after each of :data:`REVERSAL_RETRY_PAUSES` while the
+    database cannot be reached: the handler most often fails because the database went
+    away, and it is back within seconds. Still down after the last pause: raises (the
+    dispatcher apologises; the sweeper refunds at the operation's deadline)."""
+    for pause in (*REVERSAL_RETRY_PAUSES, None):
+        try:
+            return await refund(session, operation_id, reason)
+        except (DBAPIError, OSError) as exc:
+            if pause is None:
+                raise
+            log.warning("operation %s: not reversed (%s), again in %s s", operation_id, exc, pause)
+        await _sleep(pause)
+    raise AssertionError("unreachable")  # the last try returns or raises
 
 
 async def _already_charged(session: AsyncSession, key: str) -> bool:

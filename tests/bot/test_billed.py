@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from billing import accounts
 from billing.models import Funding, LedgerEntry, Operation, OperationStatus
+from bot import billed
 from bot.app import make_queue
 from jobqueue.queue import media_queue
 from sandbox._common import free_port
@@ -106,6 +107,41 @@ async def test_a_handler_failing_before_its_job_is_queued_is_refunded_in_the_sam
     assert "handler failed" in (operation.error or "")
     assert app.job_ids() == []
     account = await app.user(9003)
+    assert account is not None and account.free_operations_left == 4
+
+
+async def test_a_reversal_that_meets_a_database_restart_is_tried_again(
+    start_bot: StartBot, tg, photo: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler fails before queueing, and the database is restarting: the reversal is
+    tried again after short pauses and the user is refunded in the same request (not at the
+    operation's deadline by the sweeper)."""
+    app = await start_bot()
+    tries: list[int] = []
+    pauses: list[float] = []
+    real = billed.operations.refund_operation
+
+    async def restarting(session, *, operation_id, **kwargs):  # type: ignore[no-untyped-def]
+        tries.append(operation_id)
+        if len(tries) <= 2:
+            raise OSError("the database system is starting up")
+        return await real(session, operation_id=operation_id, **kwargs)
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(billed.operations, "refund_operation", restarting)
+    monkeypatch.setattr(billed, "_sleep", pause)
+    user = tg.user(9013)
+    await _retouch_mode(user)
+    await tg.fail_next(1, kind="500", methods=["sendMessage"])
+    await user.send_photo(photo)
+    await user.wait_for_text("Списание отменено")
+    [operation] = await app.operations()
+    assert operation.status == OperationStatus.REFUNDED
+    assert len(tries) == 3 and len(set(tries)) == 1
+    assert pauses == list(billed.REVERSAL_RETRY_PAUSES[:2])
+    account = await app.user(9013)
     assert account is not None and account.free_operations_left == 4
 
 
@@ -263,3 +299,24 @@ async def test_handling_cut_short_before_queueing_reverses_the_charge(
     finally:
         await close_bot(bot)
         await engine.dispose()
+
+
+async def test_a_reversal_that_keeps_failing_is_left_to_the_sweeper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tries: list[int] = []
+    pauses: list[float] = []
+
+    async def down(session, operation_id, reason):  # type: ignore[no-untyped-def]
+        tries.append(operation_id)
+        raise OSError("connection refused")
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(billed, "refund", down)
+    monkeypatch.setattr(billed, "_sleep", pause)
+    with pytest.raises(OSError):
+        await billed.reverse(None, 7, "handler failed")  # type: ignore[arg-type]
+    assert tries == [7] * (len(billed.REVERSAL_RETRY_PAUSES) + 1)
+    assert pauses == list(billed.REVERSAL_RETRY_PAUSES)
