@@ -10,6 +10,7 @@ clean."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from typing import Any
 from urllib.parse import urlencode
@@ -159,3 +160,49 @@ async def test_a_person_opens_the_mini_app_and_buys_a_package_with_stars(
         await assert_audit_clean(engine)
     finally:
         await engine.dispose()
+
+
+async def test_a_tab_chosen_while_another_loads_is_the_one_shown(
+    redis_url: str, sandbox_factory, browser: Any
+) -> None:
+    """Plans is still loading when the person taps History: History stays on the page when
+    the plans answer comes in late (it used to replace it: the tabs said History, the page
+    showed the plans)."""
+    run = sandbox_factory(env=sandbox_env(redis_url))
+    info = run.start()
+    page = await browser.new_page(viewport={"width": 1280, "height": 1200}, locale="ru-RU")
+    held: list[Any] = []
+    plans_asked = asyncio.Event()
+
+    async def hold_plans(route: Any) -> None:
+        held.append(route)
+        plans_asked.set()
+
+    await page.route("**/app/api/plans*", hold_plans)
+    await page.goto(info["chat_url"])
+    await page.get_by_test_id("start").click()
+    await bot_messages(page, "на балансе 0 ₽").wait_for(timeout=WAIT)
+    await page.get_by_test_id("composer-text").fill("/balance")
+    await page.get_by_test_id("send").click()
+    await press(page, "Баланс", "📱 Открыть приложение")
+    app = page.frame_locator("[data-testid=webapp-frame]")
+    await app.locator("#page[data-page=balance]").wait_for(timeout=WAIT)
+
+    await app.locator("#tabs a[data-page=plans]").click()
+    await asyncio.wait_for(plans_asked.wait(), WAIT)  # its answer held back
+    await app.locator("#tabs a[data-page=history]").click()
+    await app.locator("#page[data-page=history]").wait_for(timeout=WAIT)
+    async with page.expect_request_finished(lambda r: "/app/api/plans" in r.url):
+        await held[0].continue_()
+    # the late answer has been read (a round trip to the page after it): still History
+    frame = next(f for f in page.frames if "/app/" in f.url)
+    # what the page holds, not its data-page (the old code set that to History over the
+    # plans it showed): the history's kind filter, and no plan card
+    shows = (
+        "() => new Promise((r) => setTimeout(() => r([!!document.querySelector('#page #kind'),"
+        " document.querySelectorAll('#page [data-plan]').length]), 50))"
+    )
+    for _ in range(20):
+        assert await frame.evaluate(shows) == [True, 0]
+    assert await app.locator("#tabs a.on").get_attribute("data-page") == "history"
+    await page.close()

@@ -275,7 +275,7 @@
           observer.disconnect();
           end.textContent = list.children.length ? "" : emptyText;
         }
-      } catch (e) { observer.disconnect(); failed(e); }
+      } catch (e) { observer.disconnect(); if (list.isConnected) failed(e); }
       busy = false;
     }
     const observer = new IntersectionObserver((seen) => { if (seen[0].isIntersecting) more(); });
@@ -310,6 +310,7 @@
 
   const pages = { balance, plans, topup, history: historyPage, operations: operationsPage };
   let current = "balance";
+  let shown = 0; // show() calls so far: a page still loading when another was chosen is dropped
 
   function failed(error) {
     page.replaceChildren(el("p", { class: "hint", id: "error" },
@@ -317,15 +318,18 @@
   }
 
   async function show(name) {
-    current = pages[name] ? name : "balance";
+    const mine = ++shown;
+    const wanted = pages[name] ? name : "balance";
+    current = wanted;
     for (const a of document.querySelectorAll("#tabs a")) {
-      a.classList.toggle("on", a.dataset.page === current);
+      a.classList.toggle("on", a.dataset.page === wanted);
     }
     try {
-      const nodes = await pages[current]();
+      const nodes = await pages[wanted]();
+      if (mine !== shown) return; // another tab was chosen while this one loaded
       page.replaceChildren(...nodes);
-      page.dataset.page = current;
-    } catch (e) { failed(e); }
+      page.dataset.page = wanted;
+    } catch (e) { if (mine === shown) failed(e); }
   }
 
   async function start() {
