@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
+import itertools
 import json
 import os
 import re
@@ -496,6 +497,7 @@ def summarize(name: str, concurrency: int, latencies: list[float], seconds: floa
 
 
 SQL_LOOP = text("UPDATE users SET balance = balance - 1 WHERE id = :id AND balance >= 1")
+KEYS = itertools.count()  # the interleaved runs' request keys: unique for the whole bench
 
 
 async def one_charge(sm: Any, settings: Settings, kind: str, index: int, key: str) -> None:
@@ -567,7 +569,6 @@ async def interleaved(
     await asyncio.gather(*(warm() for _ in range(concurrency)))
     totals = {name: {"n": 0, "seconds": 0.0, "client": 0.0, "server": 0.0} for name in names}
     per_slice: dict[str, list[float]] = {name: [] for name in names}
-    keys = iter(range(10**9))
 
     async def run(name: str, seconds: float) -> tuple[int, float, float, float]:
         stop = time.perf_counter() + seconds
@@ -576,7 +577,7 @@ async def interleaved(
         async def worker(index: int) -> None:
             nonlocal done
             while time.perf_counter() < stop:
-                await one_charge(sm, settings, name, index, f"i-{name}-{next(keys)}")
+                await one_charge(sm, settings, name, index, f"i-{name}-{next(KEYS)}")
                 done += 1
 
         server, client, started = backend_cpu(pids), time.process_time(), time.perf_counter()
