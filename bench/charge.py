@@ -544,6 +544,23 @@ async def one_charge(sm: Any, settings: Settings, kind: str, index: int, key: st
         await session.commit()
 
 
+async def open_pool(sm: Any, concurrency: int) -> set[int]:
+    """Every connection of the pool open at once; their PostgreSQL server processes (whose
+    CPU a run then counts beside this process's)."""
+    pids: set[int] = set()
+    ready = asyncio.Event()
+
+    async def warm() -> None:
+        async with sm() as session:
+            pids.add(await session.scalar(text("SELECT pg_backend_pid()")))
+            if len(pids) == concurrency:
+                ready.set()
+            await ready.wait()
+
+    await asyncio.gather(*(warm() for _ in range(concurrency)))
+    return pids
+
+
 async def interleaved(
     names: list[str], concurrency: int, slices: int, slice_seconds: float
 ) -> dict[str, dict]:
@@ -556,17 +573,7 @@ async def interleaved(
     settings = Settings(_env_file=None, DATABASE_URL=db_url())  # type: ignore[call-arg]
     engine = make_engine(db_url(), pool_size=concurrency, max_overflow=0)
     sm = make_sessionmaker(engine)
-    pids: set[int] = set()
-    ready = asyncio.Event()
-
-    async def warm() -> None:
-        async with sm() as session:
-            pids.add(await session.scalar(text("SELECT pg_backend_pid()")))
-            if len(pids) == concurrency:
-                ready.set()
-            await ready.wait()
-
-    await asyncio.gather(*(warm() for _ in range(concurrency)))
+    pids = await open_pool(sm, concurrency)
     totals = {name: {"n": 0, "seconds": 0.0, "client": 0.0, "server": 0.0} for name in names}
     per_slice: dict[str, list[float]] = {name: [] for name in names}
 
@@ -655,17 +662,7 @@ async def run_loop(kind: str, concurrency: int, seconds: float, round_no: int = 
     # Warm the pool up: every connection open at once, its server process noted, so the
     # CPU the run costs is counted on both sides (this process and its PostgreSQL backends:
     # a figure other load on the machine disturbs far less than tx/s).
-    pids: set[int] = set()
-    ready = asyncio.Event()
-
-    async def warm() -> None:
-        async with sm() as session:
-            pids.add(await session.scalar(text("SELECT pg_backend_pid()")))
-            if len(pids) == concurrency:
-                ready.set()
-            await ready.wait()
-
-    await asyncio.gather(*(warm() for _ in range(concurrency)))
+    pids = await open_pool(sm, concurrency)
     # A second of the same load, not counted: every connection past its first executions
     # (SQLAlchemy compiles a statement once per engine, PostgreSQL plans a prepared
     # statement afresh on each connection's first five runs).

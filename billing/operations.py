@@ -588,14 +588,14 @@ def _charge_chain(
         was, op, took = p["old"], p["operation"], p.get("held", NO_HOLDING)
         debited = p.get("debit", NO_DEBIT)
         on_plan = op.funding.in_(on_plan_sources)
-        # The user's counters after: moved by the debit, else as the lock read them.
-        user = SimpleNamespace(
-            id=op.user_id,
-            balance=func.coalesce(debited.balance, was.balance),
-            free_operations_left=func.coalesce(debited.free_operations_left, was.free),
-        )
         if lean:  # the debit always wrote the user's row
             was = user = debited
+        else:  # the user's counters after: moved by the debit, else as the lock read them
+            user = SimpleNamespace(
+                id=op.user_id,
+                balance=func.coalesce(debited.balance, was.balance),
+                free_operations_left=func.coalesce(debited.free_operations_left, was.free),
+            )
         return ledger.entry(
             user,
             kind=LedgerKind.CHARGE,

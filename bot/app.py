@@ -149,9 +149,9 @@ async def set_commands(bot: Bot, webapp_url: str | None = None) -> None:
     if webapp_url:
         button = webapp_menu_button(DEFAULT_LANGUAGE, webapp_url)
         await bot.set_chat_menu_button(menu_button=button)
-    await bot.set_my_commands(bot_commands("ru"), scope=BotCommandScopeDefault())
+    await bot.set_my_commands(bot_commands(DEFAULT_LANGUAGE), scope=BotCommandScopeDefault())
     for lang in SUPPORTED:
-        if lang != "ru":
+        if lang != DEFAULT_LANGUAGE:
             await bot.set_my_commands(
                 bot_commands(lang), scope=BotCommandScopeDefault(), language_code=lang
             )

@@ -96,17 +96,23 @@ async def test_a_handler_failing_before_its_job_is_queued_is_refunded_in_the_sam
     start_bot: StartBot, tg, photo: bytes
 ) -> None:
     app = await start_bot()
-    user = tg.user(9003)
+    await _fail_before_queueing(app, tg, 9003, photo)
+    [operation] = await app.operations()
+    assert "handler failed" in (operation.error or "")
+    assert app.job_ids() == []
+
+
+async def _fail_before_queueing(app, tg, user_id: int, photo: bytes) -> None:  # type: ignore[no-untyped-def]
+    """A retouch whose handler raises before it enqueues (Telegram fails the "queued"
+    message); the user is told the charge was cancelled, refunded, free operations back."""
+    user = tg.user(user_id)
     await _retouch_mode(user)
-    # Telegram fails the "queued" message: the handler raises before it enqueues.
     await tg.fail_next(1, kind="500", methods=["sendMessage"])
     await user.send_photo(photo)
     await user.wait_for_text("Списание отменено")
     [operation] = await app.operations()
     assert operation.status == OperationStatus.REFUNDED
-    assert "handler failed" in (operation.error or "")
-    assert app.job_ids() == []
-    account = await app.user(9003)
+    account = await app.user(user_id)
     assert account is not None and account.free_operations_left == 4
 
 
@@ -132,17 +138,9 @@ async def test_a_reversal_that_meets_a_database_restart_is_tried_again(
 
     monkeypatch.setattr(billed.operations, "refund_operation", restarting)
     monkeypatch.setattr(billed, "_sleep", pause)
-    user = tg.user(9013)
-    await _retouch_mode(user)
-    await tg.fail_next(1, kind="500", methods=["sendMessage"])
-    await user.send_photo(photo)
-    await user.wait_for_text("Списание отменено")
-    [operation] = await app.operations()
-    assert operation.status == OperationStatus.REFUNDED
+    await _fail_before_queueing(app, tg, 9013, photo)
     assert len(tries) == 3 and len(set(tries)) == 1
     assert pauses == list(billed.REVERSAL_RETRY_PAUSES[:2])
-    account = await app.user(9013)
-    assert account is not None and account.free_operations_left == 4
 
 
 async def test_concurrent_requests_with_money_for_one_charge_once(

@@ -57,18 +57,23 @@ async def _first_paints(browser: Any, web_url: str, init_data: str) -> dict[str,
     return paints
 
 
+async def open_from_balance(page: Any, chat_url: str) -> None:
+    """In the sandbox chat: /start, /balance, then its "open the app" button."""
+    await page.goto(chat_url)
+    await page.get_by_test_id("start").click()
+    await bot_messages(page, "на балансе 0 ₽").wait_for(timeout=WAIT)
+    await page.get_by_test_id("composer-text").fill("/balance")
+    await page.get_by_test_id("send").click()
+    await press(page, "Баланс", "📱 Открыть приложение")
+
+
 async def test_a_person_opens_the_mini_app_and_buys_a_package_with_stars(
     redis_url: str, sandbox_factory, browser: Any
 ) -> None:
     run = sandbox_factory(env=sandbox_env(redis_url, PAYMENT_METHODS="stars,yookassa"))
     info = run.start()
     page = await browser.new_page(viewport={"width": 1280, "height": 1200}, locale="ru-RU")
-    await page.goto(info["chat_url"])
-    await page.get_by_test_id("start").click()
-    await bot_messages(page, "на балансе 0 ₽").wait_for(timeout=WAIT)
-    await page.get_by_test_id("composer-text").fill("/balance")
-    await page.get_by_test_id("send").click()
-    await press(page, "Баланс", "📱 Открыть приложение")
+    await open_from_balance(page, info["chat_url"])
 
     panel = page.get_by_test_id("webapp-panel")
     await panel.wait_for(timeout=WAIT)
@@ -179,12 +184,7 @@ async def test_a_tab_chosen_while_another_loads_is_the_one_shown(
         plans_asked.set()
 
     await page.route("**/app/api/plans*", hold_plans)
-    await page.goto(info["chat_url"])
-    await page.get_by_test_id("start").click()
-    await bot_messages(page, "на балансе 0 ₽").wait_for(timeout=WAIT)
-    await page.get_by_test_id("composer-text").fill("/balance")
-    await page.get_by_test_id("send").click()
-    await press(page, "Баланс", "📱 Открыть приложение")
+    await open_from_balance(page, info["chat_url"])
     app = page.frame_locator("[data-testid=webapp-frame]")
     await app.locator("#page[data-page=balance]").wait_for(timeout=WAIT)
 
