@@ -4,33 +4,19 @@ changes nothing, and the list says what runs now with the FAL_KEY of the setting
 
 from __future__ import annotations
 
-import asyncio
-import os
+import functools
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import ai_models
-from billing.__main__ import main
 
 
 @pytest.fixture
-def cli(any_engine, any_db_url, monkeypatch, capsys):
+def cli(any_engine, any_db_url, monkeypatch, billing_cli):
     monkeypatch.setenv("DATABASE_URL", any_db_url)
-    monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.delenv("FAL_KEY", raising=False)
-    monkeypatch.chdir(os.path.dirname(__file__))  # no .env of a developer's
-
-    async def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = await asyncio.to_thread(main, ["models", *argv])
-        except SystemExit as exc:  # argparse's usage errors
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    return functools.partial(billing_cli, "models")
 
 
 async def test_list_set_disable_enable(

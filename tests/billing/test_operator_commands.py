@@ -1,7 +1,9 @@
-"""`python -m billing audit | user | adjust` as an operator runs them."""
+"""`python -m billing audit | user | adjust` as an operator runs them: in this process
+(``billing_cli``), and one real ``python -m billing`` for the entry point and its exit code."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,48 +16,52 @@ from billing.db import make_sessionmaker
 from billing.models import LedgerEntry, User
 
 
-def run(db_url: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": db_url, "ENVIRONMENT": "test", **extra_env}
-    return subprocess.run(
-        [sys.executable, "-m", "billing", *args],
+@pytest.fixture
+def run(db_url, monkeypatch, billing_cli):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    return billing_cli
+
+
+async def test_adjust_grants_once_per_key_and_the_audit_stays_clean(engine, run):
+    async with make_sessionmaker(engine)() as session:
+        await accounts.get_or_create_user(session, telegram_id=777, free_operations=4)
+        await session.commit()
+    args = ("adjust", "777", "--rub", "50", "--free", "1", "--reason", "ticket 42", "--key", "t42")
+    code, out, err = await run(*args)
+    assert code == 0, err
+    assert "balance 50 ₽" in out and "free operations 5 of 4" in out
+    code, out, _ = await run(*args)
+    assert code == 0 and "applied before" in out
+    code, out, _ = await run("user", "777")
+    assert "balance: 50 ₽" in out
+    assert (await run("audit"))[0] == 0
+
+
+async def test_a_debit_past_the_balance_is_refused(engine, run):
+    async with make_sessionmaker(engine)() as session:
+        await accounts.get_or_create_user(session, telegram_id=778, free_operations=0)
+        await session.commit()
+    code, _, err = await run("adjust", "778", "--rub", "-5", "--reason", "dispute")
+    assert code == 1 and "refused" in err
+    assert (await run("adjust", "999", "--rub", "5", "--reason", "x"))[0] == 1
+
+
+async def test_audit_exits_non_zero_and_names_the_problem(engine, db_url):
+    """The real ``python -m billing``: its exit code is what a cron job or a script reads."""
+    async with make_sessionmaker(engine)() as session:
+        user, _ = await accounts.get_or_create_user(session, telegram_id=779, free_operations=0)
+        await session.execute(update(User).where(User.id == user.id).values(balance=100))
+        await session.commit()
+    env = {**os.environ, "DATABASE_URL": db_url, "ENVIRONMENT": "test"}
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "billing", "audit"],
         env=env,
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
-
-
-async def test_adjust_grants_once_per_key_and_the_audit_stays_clean(engine, db_url):
-    async with make_sessionmaker(engine)() as session:
-        await accounts.get_or_create_user(session, telegram_id=777, free_operations=4)
-        await session.commit()
-    args = ("adjust", "777", "--rub", "50", "--free", "1", "--reason", "ticket 42", "--key", "t42")
-    first = run(db_url, *args)
-    assert first.returncode == 0, first.stderr
-    assert "balance 50 ₽" in first.stdout and "free operations 5 of 4" in first.stdout
-    again = run(db_url, *args)
-    assert again.returncode == 0 and "applied before" in again.stdout
-    shown = run(db_url, "user", "777")
-    assert "balance: 50 ₽" in shown.stdout
-    assert run(db_url, "audit").returncode == 0
-
-
-async def test_a_debit_past_the_balance_is_refused(engine, db_url):
-    async with make_sessionmaker(engine)() as session:
-        await accounts.get_or_create_user(session, telegram_id=778, free_operations=0)
-        await session.commit()
-    result = run(db_url, "adjust", "778", "--rub", "-5", "--reason", "dispute")
-    assert result.returncode == 1 and "refused" in result.stderr
-    assert run(db_url, "adjust", "999", "--rub", "5", "--reason", "x").returncode == 1
-
-
-async def test_audit_exits_non_zero_and_names_the_problem(engine, db_url):
-    async with make_sessionmaker(engine)() as session:
-        user, _ = await accounts.get_or_create_user(session, telegram_id=779, free_operations=0)
-        await session.execute(update(User).where(User.id == user.id).values(balance=100))
-        await session.commit()
-    result = run(db_url, "audit")
     assert result.returncode == 1
     assert f"user {user.id}: balance 100 != ledger sum 0" in result.stdout
     async with make_sessionmaker(engine)() as session:  # leave clean books for the fixture
@@ -86,29 +92,26 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize(("args", "answer"), HOSTILE)
-async def test_a_hostile_number_gets_a_plain_answer_and_changes_nothing(
-    engine, db_url, args, answer
-):
+async def test_a_hostile_number_gets_a_plain_answer_and_changes_nothing(engine, run, args, answer):
     async with make_sessionmaker(engine)() as session:
         await accounts.get_or_create_user(session, telegram_id=780, free_operations=0)
         await session.commit()
     extra = ("--reason", "hostile") if args[0] == "adjust" else ()
-    result = run(db_url, *args, *extra)
-    assert result.returncode in (1, 2), result.stdout
-    assert answer in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    code, out, err = await run(*args, *extra)
+    assert code in (1, 2), out
+    assert answer in err
+    assert "Traceback" not in err + out
     async with make_sessionmaker(engine)() as session:
         assert await session.scalar(select(func.count()).select_from(LedgerEntry)) == 0
         assert await session.scalar(select(User.balance).where(User.telegram_id == 780)) == 0
 
 
-async def test_the_operators_limit_is_configured(engine, db_url):
+async def test_the_operators_limit_is_configured(engine, run, monkeypatch):
     async with make_sessionmaker(engine)() as session:
         await accounts.get_or_create_user(session, telegram_id=781, free_operations=0)
         await session.commit()
-    refused = run(
-        db_url, "adjust", "781", "--rub", "50.01", "--reason", "x", ADMIN_ADJUST_MAX_RUB="50"
-    )
-    assert refused.returncode == 1 and "at most 50 ₽ (ADMIN_ADJUST_MAX_RUB)" in refused.stderr
-    done = run(db_url, "adjust", "781", "--rub", "50", "--reason", "x", ADMIN_ADJUST_MAX_RUB="50")
-    assert done.returncode == 0 and "balance 50 ₽" in done.stdout
+    monkeypatch.setenv("ADMIN_ADJUST_MAX_RUB", "50")
+    code, _, err = await run("adjust", "781", "--rub", "50.01", "--reason", "x")
+    assert code == 1 and "at most 50 ₽ (ADMIN_ADJUST_MAX_RUB)" in err
+    code, out, _ = await run("adjust", "781", "--rub", "50", "--reason", "x")
+    assert code == 0 and "balance 50 ₽" in out

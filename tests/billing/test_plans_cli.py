@@ -5,6 +5,7 @@ nothing changed."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -12,26 +13,13 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from billing.__main__ import main
 from billing.models import Plan
 
 
 @pytest.fixture
-def cli(any_engine, any_db_url, monkeypatch, capsys):
+def cli(any_engine, any_db_url, monkeypatch, billing_cli):
     monkeypatch.setenv("DATABASE_URL", any_db_url)
-    monkeypatch.setenv("ENVIRONMENT", "test")
-    monkeypatch.chdir(os.path.dirname(__file__))  # no .env of a developer's
-
-    async def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = await asyncio.to_thread(main, ["plans", *argv])
-        except SystemExit as exc:  # argparse's usage errors
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    return functools.partial(billing_cli, "plans")
 
 
 async def _plan(sessionmaker, code: str) -> Plan | None:

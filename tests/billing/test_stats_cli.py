@@ -4,13 +4,11 @@ columns; days on BOT_TIMEZONE. The clock is pinned at the story's NOW."""
 
 from __future__ import annotations
 
-import asyncio
-import os
+import functools
 
 import pytest
 
 from billing import stats
-from billing.__main__ import main
 from tests.billing.stats_story import NOW, STORY_SETTINGS, seed
 from tests.conftest import make_settings
 
@@ -54,20 +52,11 @@ money owed (balances below zero after a refund): 1 user(s), 20,00 RUB
 
 
 @pytest.fixture
-def cli(any_engine, any_db_url, monkeypatch, capsys):  # type: ignore[no-untyped-def]
+def cli(any_engine, any_db_url, monkeypatch, billing_cli):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DATABASE_URL", any_db_url)
-    monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.delenv("BOT_TIMEZONE", raising=False)
-    monkeypatch.chdir(os.path.dirname(__file__))  # no .env of a developer's
     monkeypatch.setattr(stats, "utcnow", lambda: NOW)
-
-    async def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, ["stats", *argv])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    return functools.partial(billing_cli, "stats")
 
 
 async def test_stats_prints_the_figures_of_the_story(cli, sessionmaker, any_db_url) -> None:  # type: ignore[no-untyped-def]

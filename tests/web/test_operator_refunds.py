@@ -7,14 +7,13 @@ was spent). The web server of the stack takes YooKassa's refund notifications me
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
 from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select
 
 from billing import accounts, payments, refunds
-from billing.__main__ import main
 from billing.models import LedgerKind, PaymentNotice, PaymentRefund, PaymentStatus
 from billing.payments import reconcile_payment
 from tests.web.conftest import SECRET_KEY, SHOP_ID, Stack, wait_until
@@ -32,26 +31,14 @@ async def quiet(make_stack) -> Stack:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys, db_url: str, emulators) -> Cli:  # type: ignore[no-untyped-def]
+def cli(monkeypatch, billing_cli, db_url: str, emulators) -> Cli:  # type: ignore[no-untyped-def]
     yk_handle, _ = emulators
     monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.setenv("YOOKASSA_SHOP_ID", SHOP_ID)
     monkeypatch.setenv("YOOKASSA_SECRET_KEY", SECRET_KEY)
     monkeypatch.setenv("YOOKASSA_API_URL", f"{yk_handle.url}/v3")
     monkeypatch.setenv("YOOKASSA_TIMEOUT", "5")
-    monkeypatch.chdir(os.path.dirname(__file__))  # no .env of a developer's
-
-    async def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = await asyncio.to_thread(main, ["refund-payment", *argv])
-        except SystemExit as exc:  # argparse's usage errors
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    return functools.partial(billing_cli, "refund-payment")
 
 
 async def requests_of(stack: Stack) -> list[PaymentRefund]:
