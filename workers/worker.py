@@ -71,6 +71,8 @@ class MediaWorker(Worker):
         # settings is optional only because RQ rebuilds workers from Redis (Worker.all()).
         self.settings = settings
         self.stop_asked = False  # a SIGTERM/SIGINT came: RQ's loop is not started again
+        self._in_passes = False  # run_maintenance_tasks is running
+        self._deferred_stop: tuple[Any, Any] | None = None  # a signal that came meanwhile
         self.sweep = sweep and settings is not None
         self._plans_due_at: float | None = None  # monotonic; None: at the first maintenance
         self._payment_checks_due_at: float | None = None  # the same, for the payment checks
@@ -123,8 +125,20 @@ class MediaWorker(Worker):
         self.set_state(WorkerStatus.IDLE)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
-        # RQ's signal handler (warm shutdown); it may raise StopRequested, so noted first.
+        """RQ's signal handler (warm shutdown): an idle worker's stop is StopRequested,
+        raised wherever the main thread is. During the maintenance passes it waits for the
+        passes to end: raised inside one of their event loop's own callbacks (a socket's
+        read or write, a ``call_soon``), asyncio took it for a broken connection or logged
+        it and went on, and the stop was lost: the worker ran on until SIGKILL. A second
+        signal meanwhile stops the worker at once, as RQ's cold shutdown does."""
         self.stop_asked = True
+        if self._in_passes:
+            if self._deferred_stop is not None:
+                self._deferred_stop = None
+                log.warning("worker %s: cold shut down during its maintenance", self.name)
+                raise SystemExit(1)
+            self._deferred_stop = (signum, frame)
+            return
         super().request_stop(signum, frame)
 
     def _wait_for_redis(self) -> bool:
@@ -145,6 +159,17 @@ class MediaWorker(Worker):
             delay = min(delay * 2, 10.0)
 
     def run_maintenance_tasks(self) -> None:
+        self._in_passes = True
+        try:
+            self._run_passes()
+        finally:
+            self._in_passes = False
+            if self._deferred_stop is not None:
+                signum, frame = self._deferred_stop
+                self._deferred_stop = None
+                super().request_stop(signum, frame)  # raises StopRequested: the loop ends
+
+    def _run_passes(self) -> None:
         super().run_maintenance_tasks()
         if self.sweep and self.settings is not None:
             try:
