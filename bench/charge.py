@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/charge.py [--seconds 5] [--concurrency 1,16,64] [--rounds 1]
     .venv/bin/python bench/charge.py --plans-only --concurrency 16 --rounds 3
+    .venv/bin/python bench/charge.py --signups-only --concurrency 1
 
 Each concurrent "user" charges its own account in a loop: the full transaction the bot runs
 (duplicate check by request key, conditional debit, operation row, ledger entry, commit).
@@ -23,6 +24,7 @@ The baselines run in the same process against the same database:
   * sub-floor: the least a quota charge can write in this design (``quota_floor_chain``:
     lock the user, take the units from the live subscription, the operation, the entry) —
     the ceiling of plans-sub: a quota charge writes one row more than a balance charge.
+A chain run once (a signup) is measured apart: as a Core statement and as text (``signups``).
 """
 
 from __future__ import annotations
@@ -826,6 +828,46 @@ def compare(c: int, slices: int, slice_seconds: float) -> None:
     )
 
 
+def signups(rounds: int, count: int) -> None:
+    """A chain run once (a new user's row and signup entry, ``billing.ledger.run``) as a
+    Core statement, which SQLAlchemy's compiled cache finds by its key, and compiled to text
+    for that one run (``ledger.as_text``, which pays off only for a chain kept and run
+    again): CPU per signup, one at a time, the sides alternating."""
+    telegram_ids = itertools.count(10**12)
+
+    async def side(kept: bool) -> float:
+        engine = make_engine(db_url(), pool_size=2)
+        sm = make_sessionmaker(engine)
+        original = ledger.run
+
+        async def run(session: AsyncSession, steps: list, **params: Any) -> dict:
+            return await ledger.Chain(*steps, kept=kept).run(session, **params)
+
+        accounts.ledger.run = run  # type: ignore[assignment]
+        try:
+            started = time.process_time()
+            for _ in range(count):
+                async with sm() as session:
+                    await accounts.get_or_create_user(
+                        session, telegram_id=next(telegram_ids), free_operations=3
+                    )
+                    await session.commit()
+            return (time.process_time() - started) / count * 1000
+        finally:
+            accounts.ledger.run = original  # type: ignore[assignment]
+            await engine.dispose()
+
+    core, texts = [], []
+    for _ in range(rounds):
+        core.append(asyncio.run(side(kept=False)))
+        texts.append(asyncio.run(side(kept=True)))
+    print(
+        f"signup, client CPU per signup (median of {rounds} alternating rounds of {count}): "
+        f"core {statistics.median(core):.2f} ms, as text {statistics.median(texts):.2f} ms, "
+        f"text / core {statistics.median(texts) / statistics.median(core):.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
@@ -837,6 +879,9 @@ def main() -> None:
     parser.add_argument(
         "--compare-only", action="store_true", help="only cte-today / plain / charge, interleaved"
     )
+    parser.add_argument(
+        "--signups-only", action="store_true", help="only a chain run once: core vs text"
+    )
     parser.add_argument("--slices", type=int, default=20, help="turns of the interleaved runs")
     parser.add_argument("--slice-seconds", type=float, default=0.5)
     args = parser.parse_args()
@@ -844,6 +889,9 @@ def main() -> None:
     users = max(levels)
     USERS[0] = users
     prepare(users)
+    if args.signups_only:
+        signups(5, 300)
+        return
     print(f"PostgreSQL charge benchmark, {args.seconds:.0f} s per run, {os.cpu_count()} cores")
     print(
         f"{'run':<10}{'users':>6}{'tx/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs sql':>9}{'vs pgb':>9}"
@@ -877,6 +925,7 @@ def main() -> None:
         compare(c, args.slices, args.slice_seconds)
         print(PLANS_HEADER)
         plans_rounds(c, args.seconds, args.rounds)
+    signups(5, 300)
     print("pgbench p50 column is its average latency; ratios are tx/s over the baselines.")
 
 
