@@ -7,14 +7,13 @@ error, aiohttp's own included, as an RFC 9457 problem document.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
 
 from billing.settings import Settings
 from web.api.endpoints import endpoints, serve
-from web.api.openapi import PREFIX, document
+from web.api.openapi import PREFIX, document_text
 from web.api.problems import ApiProblem, from_http_error, from_problem, problem_response
 
 __all__ = ["PREFIX", "mount"]
@@ -49,7 +48,7 @@ def mount(app: web.Application, settings: Settings) -> None:
     table = endpoints(settings)
     for endpoint in table:
         api.router.add_route(endpoint.method, endpoint.path, serve(endpoint))
-    text = json.dumps(document(table), ensure_ascii=False)
+    text = document_text(table)
 
     async def openapi(_: web.Request) -> web.Response:
         return web.Response(text=text, content_type="application/json")
