@@ -23,6 +23,8 @@ run: install ## install, migrate and start bot + worker + web (emulators when no
 PYTEST_WORKERS ?= 4
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadgroup)
 
+# Both tiers are CPU-bound on 2 cores: their times are printed beside this machine's speed
+# at the start (scripts/cpu-reference, seconds of a fixed pure-Python work; lower is faster).
 # pytest keeps the test modules' assertion-rewritten bytecode (and the project's) in
 # __pycache__: with PYTHONDONTWRITEBYTECODE set (as in the Docker image, and in some shells)
 # every test process rewrote and compiled ~440 modules again, ~3 s of CPU each.
@@ -32,12 +34,13 @@ test: install ## the whole test suite (PostgreSQL and Redis must answer; install
 	scripts/ensure-chromium
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
-	@start=$$(date +%s); $(BIN)/python -m pytest -q $(XDIST); \
-	status=$$?; echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
+	@ref=$$(scripts/cpu-reference); start=$$(date +%s); $(BIN)/python -m pytest -q $(XDIST); \
+	status=$$?; echo "make test: $$(( $$(date +%s) - start )) s (CPU reference $$ref s)"; exit $$status
 
 test-fast: install ## the fast tier: in-process handlers and jobs, no process start-ups (<90 s)
-	@start=$$(date +%s); $(BIN)/python -m pytest -q $(XDIST) -m "not slow and not chaos and not browser"; \
-	status=$$?; echo "make test-fast: $$(( $$(date +%s) - start )) s"; exit $$status
+	@ref=$$(scripts/cpu-reference); start=$$(date +%s); \
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not chaos and not browser"; \
+	status=$$?; echo "make test-fast: $$(( $$(date +%s) - start )) s (CPU reference $$ref s)"; exit $$status
 
 chaos: install ## the long fault-injection scenarios (the short ones run in make test)
 	$(BIN)/python -m pytest -q -m chaos tests/chaos
