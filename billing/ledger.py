@@ -102,9 +102,10 @@ def insert_or_skip(dialect: str, column: Any) -> Any:
 
 class Chain:
     """Dependent steps, built once (their inputs are ``bindparam``s given to :meth:`run`):
-    the statements are not built again per call (on PostgreSQL the one statement is kept as
-    its SQL text, see :func:`as_text`; on SQLite SQLAlchemy's compiled cache finds each
-    step's statement by a memoized key)."""
+    the statements are not built again per call. On PostgreSQL a chain ``kept`` (run again
+    and again) keeps its one statement as SQL text (:func:`as_text`); a chain run once stays
+    a Core statement, as every step's on SQLite, which SQLAlchemy's compiled cache finds by
+    a memoized key."""
 
     def __init__(self, *steps: Step, kept: bool = True) -> None:
         self.steps = steps

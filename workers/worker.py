@@ -33,6 +33,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -62,6 +63,11 @@ def in_own_process(job: Job) -> bool:
     return name == JOB_FUNCTION and bool((job.meta or {}).get(HOSTED))
 
 
+# A second stop signal this soon after the first is the same stop sent twice (a process
+# group's and a parent's death signal): RQ ignores it for a second too.
+REPEATED_SIGNAL_SECONDS = 1.0
+
+
 class MediaWorker(Worker):
     """``rq.Worker`` + the deadline sweeper + restarts after a lost Redis."""
 
@@ -72,7 +78,8 @@ class MediaWorker(Worker):
         self.settings = settings
         self.stop_asked = False  # a SIGTERM/SIGINT came: RQ's loop is not started again
         self._in_passes = False  # run_maintenance_tasks is running
-        self._deferred_stop: tuple[Any, Any] | None = None  # a signal that came meanwhile
+        self._deferred_stop: tuple[Any, Any, float] | None = None  # a signal that came then
+        self._cold_stop = False
         self.sweep = sweep and settings is not None
         self._plans_due_at: float | None = None  # monotonic; None: at the first maintenance
         self._payment_checks_due_at: float | None = None  # the same, for the payment checks
@@ -127,19 +134,24 @@ class MediaWorker(Worker):
     def request_stop(self, signum: Any, frame: Any) -> None:
         """RQ's signal handler (warm shutdown): an idle worker's stop is StopRequested,
         raised wherever the main thread is. During the maintenance passes it waits for the
-        passes to end: raised inside one of their event loop's own callbacks (a socket's
-        read or write, a ``call_soon``), asyncio took it for a broken connection or logged
-        it and went on, and the stop was lost: the worker ran on until SIGKILL. A second
-        signal meanwhile stops the worker at once, as RQ's cold shutdown does."""
+        pass that runs to end: raised inside one of its event loop's own callbacks (a
+        socket's read or write, a ``call_soon``), asyncio took it for a broken connection or
+        logged it and went on, and the stop was lost: the worker ran on until SIGKILL. A
+        second signal meanwhile is a cold shutdown, as in RQ (one within a second is the same
+        stop sent twice, as RQ takes it)."""
         self.stop_asked = True
-        if self._in_passes:
-            if self._deferred_stop is not None:
-                self._deferred_stop = None
-                log.warning("worker %s: cold shut down during its maintenance", self.name)
-                raise SystemExit(1)
-            self._deferred_stop = (signum, frame)
+        if not self._in_passes:
+            super().request_stop(signum, frame)
             return
-        super().request_stop(signum, frame)
+        if self._deferred_stop is None:
+            self._deferred_stop = (signum, frame, time.monotonic())
+            log.info("worker %s: stopping after the maintenance pass that runs", self.name)
+            return
+        if time.monotonic() - self._deferred_stop[2] < REPEATED_SIGNAL_SECONDS:
+            return
+        self._cold_stop = True
+        log.warning("worker %s: cold shut down during its maintenance", self.name)
+        raise SystemExit()
 
     def _wait_for_redis(self) -> bool:
         """Ping Redis with back-off until it answers; False if a stop is asked meanwhile."""
@@ -161,31 +173,35 @@ class MediaWorker(Worker):
     def run_maintenance_tasks(self) -> None:
         self._in_passes = True
         try:
-            self._run_passes()
+            super().run_maintenance_tasks()
+            self._stop_if_asked()
+            if self.sweep and self.settings is not None:
+                self._run_pass("sweeper", sweep_overdue)
+                self._renew_plans_when_due()
+                self._check_payments_when_due()
+                self._run_pass("payment notices", deliver_due_notices)
         finally:
             self._in_passes = False
-            if self._deferred_stop is not None:
-                signum, frame = self._deferred_stop
-                self._deferred_stop = None
-                super().request_stop(signum, frame)  # raises StopRequested: the loop ends
+            self._stop_if_asked()  # also when a pass raised: the stop asked for wins
 
-    def _run_passes(self) -> None:
-        super().run_maintenance_tasks()
-        if self.sweep and self.settings is not None:
-            try:
-                asyncio.run(sweep_overdue(self.settings))
-            except StopRequested:
-                raise  # SIGTERM landed mid-pass: RQ's handler asks the loop to stop
-            except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
-                log.exception("sweeper: pass failed")
-            self._renew_plans_when_due()
-            self._check_payments_when_due()
-            try:
-                asyncio.run(deliver_due_notices(self.settings))
-            except StopRequested:
-                raise
-            except Exception:  # noqa: BLE001 - the next pass retries
-                log.exception("payment notices: pass failed")
+    def _run_pass(self, name: str, run: Callable[[Settings], Awaitable[Any]]) -> None:
+        """One maintenance pass on an event loop of its own; a failure is logged (the next
+        maintenance step tries again), a stop asked for meanwhile is carried out after it."""
+        assert self.settings is not None
+        try:
+            asyncio.run(run(self.settings))
+        except StopRequested:
+            raise  # never swallowed: whatever raised it means the worker to stop
+        except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
+            log.exception("%s: pass failed", name)
+        self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
+        if self._deferred_stop is None or self._cold_stop:
+            return
+        signum, frame, _ = self._deferred_stop
+        self._deferred_stop = None
+        super().request_stop(signum, frame)  # raises StopRequested (the worker is idle)
 
     def _renew_plans_when_due(self) -> None:
         """The plans pass (:mod:`workers.plans`), at most once per
@@ -196,12 +212,7 @@ class MediaWorker(Worker):
         if self._plans_due_at is not None and now < self._plans_due_at:
             return
         self._plans_due_at = now + self.settings.PLAN_RENEWAL_INTERVAL_SECONDS
-        try:
-            asyncio.run(renew_due_plans(self.settings))
-        except StopRequested:
-            raise
-        except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
-            log.exception("plans: pass failed")
+        self._run_pass("plans", renew_due_plans)
 
     def _check_payments_when_due(self) -> None:
         """The safety net for lost payment notifications (:mod:`workers.payment_checks`),
@@ -219,14 +230,8 @@ class MediaWorker(Worker):
             (yookassa, "payment checks", check_payments),
             (stars, "stars invoices", expire_stars_invoices),
         ):
-            if not wanted:
-                continue
-            try:
-                asyncio.run(run(self.settings))
-            except StopRequested:
-                raise
-            except Exception:  # noqa: BLE001 - never stop the worker; the next pass retries
-                log.exception("%s: pass failed", name)
+            if wanted:
+                self._run_pass(name, run)
 
     def handle_job_failure(
         self, job: Job, queue: Any, started_job_registry: Any = None, exc_string: str = ""

@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -57,6 +58,7 @@ async def test_audit_exits_non_zero_and_names_the_problem(engine, db_url):
         subprocess.run,
         [sys.executable, "-m", "billing", "audit"],
         env=env,
+        cwd=Path(__file__).parent,  # no .env of a developer's
         capture_output=True,
         text=True,
         check=False,

@@ -9,6 +9,7 @@ model. Handlers read and write only through ``billing``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -505,6 +506,13 @@ async def payments(call: Call) -> m.PaymentPage:
 def topup_request(settings: Settings) -> type[m.TopUpRequest]:
     """The top-up's body, bounded by this server's ADMIN_ADJUST_MAX_RUB: the document then
     states the limit the server applies."""
+    return _topup_request(settings.admin_adjust_max_kopecks)
+
+
+@functools.lru_cache(maxsize=8)
+def _topup_request(max_kopecks: int) -> type[m.TopUpRequest]:
+    # One class per limit: the same limit, the same model, so the document built from the
+    # endpoint table is found again (openapi.document_text).
     return create_model(
         "TopUpRequest",
         __base__=m.TopUpRequest,
@@ -512,7 +520,7 @@ def topup_request(settings: Settings) -> type[m.TopUpRequest]:
             Annotated[int, m.JsonInteger],
             Field(
                 ge=1,
-                le=settings.admin_adjust_max_kopecks,
+                le=max_kopecks,
                 description="What to credit, in kopecks (at most ADMIN_ADJUST_MAX_RUB)",
             ),
         ),
