@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Iterator
 
 import pytest
 from redis import Redis
@@ -20,34 +21,37 @@ from workers import worker as worker_module
 from workers.worker import MediaWorker
 
 
-def test_a_stop_requested_during_a_sweep_stops_the_worker(
-    db_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def maintained_worker(db_url: str, redis_url: str) -> Iterator[MediaWorker]:
+    """A worker of ``python -m workers``'s class, its maintenance run by the test."""
     settings = make_settings(db_url, redis_url, SWEEP_INTERVAL_SECONDS=1, RQ_QUEUE="stop-test")
+    connection = Redis.from_url(redis_url)
+    try:
+        yield MediaWorker(
+            [media_queue(connection, settings)], connection=connection, settings=settings
+        )
+    finally:
+        connection.close()
+
+
+def test_a_stop_requested_during_a_sweep_stops_the_worker(
+    maintained_worker: MediaWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     passes: list[str] = []
 
     async def interrupted_sweep(_settings: object) -> list[object]:
         passes.append("sweep")
-        raise StopRequested()  # what RQ's SIGTERM handler raises mid-pass
+        raise StopRequested()  # a pass's own code may raise it: never swallowed
 
     monkeypatch.setattr(worker_module, "sweep_overdue", interrupted_sweep)
-    connection = Redis.from_url(redis_url)
-    try:
-        worker = MediaWorker(
-            [media_queue(connection, settings)], connection=connection, settings=settings
-        )
-        with pytest.raises(StopRequested):
-            worker.run_maintenance_tasks()
-    finally:
-        connection.close()
+    with pytest.raises(StopRequested):
+        maintained_worker.run_maintenance_tasks()
     assert passes == ["sweep"]
 
 
 def test_a_failing_sweep_does_not_stop_the_worker(
-    db_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    maintained_worker: MediaWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = make_settings(db_url, redis_url, SWEEP_INTERVAL_SECONDS=1, RQ_QUEUE="stop-test")
-
     passes: list[str] = []
 
     async def broken_sweep(_settings: object) -> list[object]:
@@ -55,14 +59,7 @@ def test_a_failing_sweep_does_not_stop_the_worker(
         raise RuntimeError("database unreachable")
 
     monkeypatch.setattr(worker_module, "sweep_overdue", broken_sweep)
-    connection = Redis.from_url(redis_url)
-    try:
-        worker = MediaWorker(
-            [media_queue(connection, settings)], connection=connection, settings=settings
-        )
-        worker.run_maintenance_tasks()  # logged, not raised: the next pass retries
-    finally:
-        connection.close()
+    maintained_worker.run_maintenance_tasks()  # logged, not raised: the next pass retries
     assert passes == ["sweep"]
 
 
@@ -75,8 +72,7 @@ def test_a_failing_sweep_does_not_stop_the_worker(
     ],
 )
 def test_a_sigterm_inside_an_event_loop_callback_stops_the_worker_after_the_pass(
-    db_url: str,
-    redis_url: str,
+    maintained_worker: MediaWorker,
     monkeypatch: pytest.MonkeyPatch,
     signals: int,
     repeat_window: float,
@@ -87,7 +83,6 @@ def test_a_sigterm_inside_an_event_loop_callback_stops_the_worker_after_the_pass
     raised there ("Exception in callback") and went on; the pass ended normally, and the
     worker never stopped. Now the pass finishes, then the worker stops before the next pass;
     a second signal meanwhile is a cold shutdown."""
-    settings = make_settings(db_url, redis_url, SWEEP_INTERVAL_SECONDS=1, RQ_QUEUE="stop-test")
     passes: list[str] = []
 
     async def signalled_sweep(_settings: object) -> list[object]:
@@ -108,17 +103,13 @@ def test_a_sigterm_inside_an_event_loop_callback_stops_the_worker_after_the_pass
     monkeypatch.setattr(worker_module, "deliver_due_notices", notices)
     monkeypatch.setattr(worker_module, "REPEATED_SIGNAL_SECONDS", repeat_window)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    connection = Redis.from_url(redis_url)
+    worker = maintained_worker
     try:
-        worker = MediaWorker(
-            [media_queue(connection, settings)], connection=connection, settings=settings
-        )
         signal.signal(signal.SIGTERM, worker.request_stop)  # as RQ's work() installs it
         with pytest.raises(SystemExit if ends == "cold" else StopRequested):
             worker.run_maintenance_tasks()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        connection.close()
     assert worker.stop_asked
     assert passes == (["sweep"] if ends == "cold" else ["sweep", "sweep ended"])
