@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/bot_memory.py
 	$(BIN)/python bench/internals.py
+	$(BIN)/python bench/update_order.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .sandbox

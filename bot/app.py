@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.settings import Settings
 from billing.yookassa import YooKassaGateway
+from bot.isolation import OrderedEventIsolation
 from bot.keyboards import webapp_menu_button
 from bot.middlewares import (
     DbSessionMiddleware,
@@ -98,9 +99,10 @@ def build_dispatcher(
 
     ``redis`` (asyncio) keeps the FSM state (so a restart keeps a half-finished mode or
     amount), the per-user event lock (so an album's photos are handled one after another
-    on any number of replicas) and the throttling buckets. ``queue`` is the RQ queue the
-    media jobs go to (default: settings.RQ_QUEUE on settings.REDIS_URL). ``gateway`` is
-    None when YooKassa is not configured: top-ups are then not offered.
+    on any number of replicas, in the order they came on each: ``bot/isolation.py``) and
+    the throttling buckets. ``queue`` is the RQ queue the media jobs go to (default:
+    settings.RQ_QUEUE on settings.REDIS_URL). ``gateway`` is None when YooKassa is not
+    configured: top-ups are then not offered.
     """
     storage = RedisStorage(
         redis,
@@ -110,7 +112,7 @@ def build_dispatcher(
     )
     dispatcher = Dispatcher(
         storage=storage,
-        events_isolation=storage.create_isolation(),
+        events_isolation=OrderedEventIsolation(storage.create_isolation()),
         settings=settings,
         sessionmaker=sessionmaker,
         redis=redis,

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher
-from aiogram.fsm.storage.redis import RedisEventIsolation
 from aiohttp import web
 from redis.asyncio import Redis
 from rq import Queue
@@ -233,12 +232,6 @@ async def start_bot(
             gateway=gateway,
             queue=queue,
         )
-        # The per-user event lock (an album's photos, a flood: one update after another)
-        # polled every 10 ms for the lock, not redis-py's 100 ms: the next update runs as soon
-        # as the last is done. The lock and what it serialises are the same.
-        isolation = dispatcher.fsm.events_isolation
-        assert isinstance(isolation, RedisEventIsolation)
-        isolation.lock_kwargs = {**isolation.lock_kwargs, "sleep": 0.01}
         bot = make_bot(settings, session=None if polling else EmulatorSession(emulator))
         handle = RunningBot(settings, dispatcher, bot, sessionmaker, queue, redis)
         if polling:

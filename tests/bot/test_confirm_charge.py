@@ -213,7 +213,7 @@ async def test_a_re_delivered_update_asks_once(start_bot: StartBot, tg, photo: b
     await user.wait_for_text("Подтвердить?")
     await user.redeliver(sent)
     assert app.feed is not None
-    await app.feed.idle()  # the re-delivered update is handled (a message sent is no barrier)
+    await app.feed.idle()  # the re-delivered update is handled
     asks = [m for m in await user.bot_messages() if "Подтвердить?" in m.text]
     assert len(asks) == 1
     assert len(await _pending_keys(app.redis)) == 1

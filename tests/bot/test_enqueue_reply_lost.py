@@ -58,9 +58,7 @@ async def test_lost_enqueue_reply_does_not_void_a_running_operation(
     await user.press(menu, text="✨ Ретушь")
     await user.wait_for_text("портрет")
     await user.send_photo(photo)
-    # Wait until the photo's update (charge, enqueue, whatever followed) is handled. A
-    # message sent now would be no barrier: the per-user lock is not first come, first
-    # served, so it could be handled before the photo.
+    # Wait until the photo's update (charge, enqueue, whatever followed) is handled.
     assert app.feed is not None
     await app.feed.idle()
 

@@ -95,8 +95,7 @@ async def test_an_album_of_three_in_merge_makes_one_operation_of_three(
     album = await user.send_album([photo, photo2, photo])
     await user.wait_for_text("Фото из альбома добавлены", since=before)
     # The album's last photo says nothing more: wait until every update handed over is
-    # handled (the per-user lock is not first come, first served, so a message sent now
-    # could be handled before it).
+    # handled.
     assert app.feed is not None
     await app.feed.idle()
     await user.send_text("✅ Готово")

@@ -1,0 +1,136 @@
+"""A user's updates are handled one at a time and in the order they came: a photo and a
+"/start" sent right after it are handled photo first, whichever polls Redis first. Two
+replicas on one Redis still keep a user's updates apart."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.redis import RedisEventIsolation
+from redis.asyncio import Redis
+
+from bot.isolation import OrderedEventIsolation
+from tests.bot.conftest import StartBot
+
+KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
+
+
+async def _handled_in_order(isolation: OrderedEventIsolation, count: int) -> list[int]:
+    """``count`` updates of one user arrive while an earlier one is being handled."""
+    handled: list[int] = []
+    earlier = asyncio.Event()
+    release = asyncio.Event()
+
+    async def update(index: int) -> None:
+        async with isolation.lock(KEY):
+            if index < 0:
+                earlier.set()
+                await release.wait()
+            else:
+                handled.append(index)
+                await asyncio.sleep(0)  # a handler awaits something
+
+    first = asyncio.create_task(update(-1))
+    await earlier.wait()
+    rest = []
+    for index in range(count):  # arriving a little apart, as a user's messages do
+        rest.append(asyncio.create_task(update(index)))
+        await asyncio.sleep(0.012)
+    # Released when the first waiter's next poll of Redis (every 0.1 s) is not the first due.
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(first, *rest)
+    return handled
+
+
+async def test_updates_waiting_for_a_user_are_handled_first_come_first_served(
+    redis_url: str,
+) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        isolation = OrderedEventIsolation(RedisEventIsolation(redis))
+        assert await _handled_in_order(isolation, 8) == list(range(8))
+        assert isolation.users_in_hand() == 0, "a user whose updates are done is forgotten"
+        assert await redis.keys("*") == [], "the Redis lock is released"
+    finally:
+        await redis.aclose()
+
+
+async def test_two_replicas_keep_one_users_updates_apart(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        replicas = [OrderedEventIsolation(RedisEventIsolation(redis)) for _ in range(2)]
+        inside = 0
+        most = 0
+
+        async def update(isolation: OrderedEventIsolation) -> None:
+            nonlocal inside, most
+            async with isolation.lock(KEY):
+                inside += 1
+                most = max(most, inside)
+                await asyncio.sleep(0.02)
+                inside -= 1
+
+        await asyncio.gather(*(update(replicas[i % 2]) for i in range(6)))
+        assert most == 1
+    finally:
+        await redis.aclose()
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_working(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        isolation = OrderedEventIsolation(RedisEventIsolation(redis))
+        release = asyncio.Event()
+        handled: list[str] = []
+
+        async def update(name: str, hold: bool = False) -> None:
+            async with isolation.lock(KEY):
+                handled.append(name)
+                if hold:
+                    await release.wait()
+
+        first = asyncio.create_task(update("first", hold=True))
+        await asyncio.sleep(0.01)
+        gone = asyncio.create_task(update("gone"))
+        last = asyncio.create_task(update("last"))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        release.set()
+        await asyncio.gather(first, last, gone, return_exceptions=True)
+        assert handled == ["first", "last"]
+        assert isolation.users_in_hand() == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_a_photo_then_start_at_once_takes_the_photo_then_shows_the_menu(
+    start_bot: StartBot, tg, photo: bytes
+) -> None:
+    app = await start_bot()
+    user = tg.user(9311)
+    await user.send_text("/start")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text="✨ Ретушь")
+    await user.wait_for_text("портрет")
+    assert app.feed is not None
+    await app.feed.idle()
+    isolation = app.dispatcher.fsm.events_isolation
+    key = StorageKey(bot_id=app.bot.id, chat_id=user.chat_id, user_id=user.user_id)
+    # The photo and "/start" both arrive while the user's lock is taken, as when the
+    # update before them is still being handled.
+    async with isolation.lock(key):
+        await user.send_photo(photo)
+        await asyncio.sleep(0.05)
+        await user.send_text("/start")
+        # Released before the photo's next poll of Redis (every 0.1 s) and after it is due
+        # for "/start": Redis alone would hand "/start" the lock first.
+        await asyncio.sleep(0.07)
+    await app.feed.idle()
+    [operation] = await app.operations()  # the photo was taken in the retouch mode
+    assert operation.type == "retouch"
+    said = [m for m in await user.bot_messages() if m.message_id > menu.message_id]
+    [queued] = [m.message_id for m in said if "В очереди" in m.text]
+    [menu_again] = [m.message_id for m in said if "Что сделаем?" in m.text]
+    assert queued < menu_again, [m.text for m in said]
