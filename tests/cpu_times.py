@@ -29,7 +29,14 @@ def _write(record: dict[str, object]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     own, children = _cpu()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    _write({"collect": worker, "cpu": round(own, 3), "children": round(children, 3)})
+    _write(
+        {
+            "collect": worker,
+            "cpu": round(own, 3),
+            "children": round(children, 3),
+            "ended": round(time.time(), 3),
+        }
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -44,6 +51,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  #
             "cpu": round(own2 - own, 4),
             "children": round(children2 - children, 4),
             "wall": round(time.monotonic() - wall, 4),
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "ended": round(time.time(), 3),  # when: to see how the workers' loads end
         }
     )
 
