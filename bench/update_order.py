@@ -9,7 +9,8 @@ order the updates were handled.
 Each handler holds the lock ``--handler-ms`` (a database round trip or two, a reply). With
 the Redis lock alone a waiter polls every 0.1 s (redis-py's default), so each update after
 the first waits for its next poll; in order, the next one starts when the last ends.
-Redis: ``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/15, flushed).
+Redis: ``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/15; only the lock's own key,
+deleted when released, is written).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from redis.asyncio import Redis
 
 from bot.isolation import OrderedEventIsolation
 
-KEY = StorageKey(bot_id=1, chat_id=7, user_id=7)
+KEY = StorageKey(bot_id=-os.getpid(), chat_id=7, user_id=7)  # no real bot's key
 
 
 async def burst(
@@ -57,7 +58,6 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
-    await redis.flushdb()
     sides = {
         "redis lock alone": RedisEventIsolation(redis),
         "in order (ordered)": OrderedEventIsolation(RedisEventIsolation(redis)),
@@ -83,7 +83,6 @@ async def main() -> None:
             f"  {name:20} median {median * 1000:6.0f} ms  ({median / base:.2f} of the lock "
             f"alone)  handled in order: {in_order[name]} of {args.rounds} rounds"
         )
-    await redis.flushdb()
     await redis.aclose()
 
 

@@ -174,8 +174,9 @@ async def test_the_bot_counts_the_photos_asks_for_the_sentence_and_queues_the_mo
 
 
 def test_an_album_photo_handled_after_done_is_said_not_to_be_added() -> None:
-    """Album updates may be handled in any order: one that comes after the "✅ Готово" that
-    completed the request is refused (not charged), not the start of a new request."""
+    """Album updates may be handled in any order (on different replicas): one that comes
+    after the "✅ Готово" that completed the request is refused (not charged), not the start
+    of a new request."""
     data: dict = {}
     for n in (1, 2):
         _, data = _step(_local, _message(n, photo=PHOTO, group="g"), data)

@@ -35,7 +35,7 @@ async def test_queued_operations_are_delivered_by_a_real_worker(
     await user.wait_for_text("от 2 до 4 фотографий")
     before = user.mark
     # 🔗 three photos one by one (each answered with the count), then "✅ Готово". (Albums:
-    # tests/bot/test_modes.py; their updates may be handled in any order.)
+    # tests/bot/test_modes.py.)
     for data, said in ((photo, "хотя бы одно"), (photo2, "Фото: 2 из 4"), (photo, "3 из 4")):
         await user.send_photo(data)
         await user.wait_for_text(said, since=before)

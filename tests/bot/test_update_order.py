@@ -105,6 +105,37 @@ async def test_a_cancelled_waiter_leaves_the_queue_working(redis_url: str) -> No
         await redis.aclose()
 
 
+async def test_an_update_behind_one_that_hangs_waits_no_longer_than_the_redis_lock(
+    redis_url: str,
+) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        # The Redis lock expires after 0.3 s here (60 s in the bot): so does the queue's wait.
+        isolation = OrderedEventIsolation(RedisEventIsolation(redis, lock_kwargs={"timeout": 0.3}))
+        assert isolation.patience == 0.3
+        hanging = asyncio.Event()
+        handled: list[str] = []
+
+        async def hangs() -> None:
+            async with isolation.lock(KEY):
+                hanging.set()
+                await asyncio.Event().wait()
+
+        async def next_one() -> None:
+            async with isolation.lock(KEY):
+                handled.append("next")
+
+        stuck = asyncio.create_task(hangs())
+        await hanging.wait()
+        await asyncio.wait_for(next_one(), timeout=10)
+        assert handled == ["next"] and not stuck.done()
+        stuck.cancel()
+        await asyncio.gather(stuck, return_exceptions=True)
+        assert isolation.users_in_hand() == 0
+    finally:
+        await redis.aclose()
+
+
 async def test_a_photo_then_start_at_once_takes_the_photo_then_shows_the_menu(
     start_bot: StartBot, tg, photo: bytes
 ) -> None:
@@ -128,8 +159,9 @@ async def test_a_photo_then_start_at_once_takes_the_photo_then_shows_the_menu(
         # for "/start": Redis alone would hand "/start" the lock first.
         await asyncio.sleep(0.07)
     await app.feed.idle()
-    [operation] = await app.operations()  # the photo was taken in the retouch mode
-    assert operation.type == "retouch"
+    operations = await app.operations()
+    assert len(operations) == 1, "the photo came after /start: it was not taken in the mode"
+    assert operations[0].type == "retouch"
     said = [m for m in await user.bot_messages() if m.message_id > menu.message_id]
     [queued] = [m.message_id for m in said if "В очереди" in m.text]
     [menu_again] = [m.message_id for m in said if "Что сделаем?" in m.text]
