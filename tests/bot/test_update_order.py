@@ -166,3 +166,29 @@ async def test_a_photo_then_start_at_once_takes_the_photo_then_shows_the_menu(
     [queued] = [m.message_id for m in said if "В очереди" in m.text]
     [menu_again] = [m.message_id for m in said if "Что сделаем?" in m.text]
     assert queued < menu_again, [m.text for m in said]
+
+
+async def test_done_sent_right_after_an_album_takes_the_whole_album(
+    start_bot: StartBot, tg, photo: bytes, photo2: bytes
+) -> None:
+    app = await start_bot()
+    user = tg.user(9312)
+    await user.send_text("/start")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text="🔗 Объединить")
+    await user.wait_for_text("от 2 до 4 фотографий")
+    assert app.feed is not None
+    await app.feed.idle()
+    before = user.mark
+    isolation = app.dispatcher.fsm.events_isolation
+    key = StorageKey(bot_id=app.bot.id, chat_id=user.chat_id, user_id=user.user_id)
+    async with isolation.lock(key):  # the bot is still busy with the user's last update
+        album = await user.send_album([photo, photo2, photo])
+        await asyncio.sleep(0.05)
+        await user.send_text("✅ Готово")  # before any answer to the album
+        await asyncio.sleep(0.07)  # as in the photo-then-/start case above
+    await user.wait_for_text("В очереди", since=before)
+    await app.feed.idle()
+    [operation] = await app.operations()
+    assert operation.input_ref["file_ids"] == [m.file_id for m in album]
+    assert not [m for m in await user.bot_messages() if "не добавлено" in m.text]
