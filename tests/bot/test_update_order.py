@@ -5,13 +5,16 @@ replicas on one Redis still keep a user's updates apart."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.redis import RedisEventIsolation
 from redis.asyncio import Redis
 
 from bot.isolation import OrderedEventIsolation
-from tests.bot.conftest import StartBot
+from tests.bot.conftest import RunningBot, StartBot
 
 KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
 
@@ -136,28 +139,42 @@ async def test_an_update_behind_one_that_hangs_waits_no_longer_than_the_redis_lo
         await redis.aclose()
 
 
+async def _in_mode(app: RunningBot, user: Any, button: str, prompt: str) -> Any:
+    """The user opened a mode and the bot has handled everything so far: the menu message."""
+    await user.send_text("/start")
+    menu = await user.wait_for_text("Что сделаем?")
+    await user.press(menu, text=button)
+    await user.wait_for_text(prompt)
+    assert app.feed is not None
+    await app.feed.idle()
+    return menu
+
+
+@asynccontextmanager
+async def _busy(app: RunningBot, user: Any) -> AsyncIterator[None]:
+    """While inside, the bot is still handling an earlier update of the user (holds its lock).
+
+    Send the first update, wait 0.05 s, send the second, wait 0.07 s: the lock is released
+    before the first's next poll of Redis (every 0.1 s) and after the second's is due, so
+    Redis alone would hand the second the lock first."""
+    isolation = app.dispatcher.fsm.events_isolation
+    key = StorageKey(bot_id=app.bot.id, chat_id=user.chat_id, user_id=user.user_id)
+    async with isolation.lock(key):
+        yield
+
+
 async def test_a_photo_then_start_at_once_takes_the_photo_then_shows_the_menu(
     start_bot: StartBot, tg, photo: bytes
 ) -> None:
     app = await start_bot()
     user = tg.user(9311)
-    await user.send_text("/start")
-    menu = await user.wait_for_text("Что сделаем?")
-    await user.press(menu, text="✨ Ретушь")
-    await user.wait_for_text("портрет")
-    assert app.feed is not None
-    await app.feed.idle()
-    isolation = app.dispatcher.fsm.events_isolation
-    key = StorageKey(bot_id=app.bot.id, chat_id=user.chat_id, user_id=user.user_id)
-    # The photo and "/start" both arrive while the user's lock is taken, as when the
-    # update before them is still being handled.
-    async with isolation.lock(key):
+    menu = await _in_mode(app, user, "✨ Ретушь", "портрет")
+    async with _busy(app, user):
         await user.send_photo(photo)
         await asyncio.sleep(0.05)
         await user.send_text("/start")
-        # Released before the photo's next poll of Redis (every 0.1 s) and after it is due
-        # for "/start": Redis alone would hand "/start" the lock first.
         await asyncio.sleep(0.07)
+    assert app.feed is not None
     await app.feed.idle()
     operations = await app.operations()
     assert len(operations) == 1, "the photo came after /start: it was not taken in the mode"
@@ -173,21 +190,15 @@ async def test_done_sent_right_after_an_album_takes_the_whole_album(
 ) -> None:
     app = await start_bot()
     user = tg.user(9312)
-    await user.send_text("/start")
-    menu = await user.wait_for_text("Что сделаем?")
-    await user.press(menu, text="🔗 Объединить")
-    await user.wait_for_text("от 2 до 4 фотографий")
-    assert app.feed is not None
-    await app.feed.idle()
+    await _in_mode(app, user, "🔗 Объединить", "от 2 до 4 фотографий")
     before = user.mark
-    isolation = app.dispatcher.fsm.events_isolation
-    key = StorageKey(bot_id=app.bot.id, chat_id=user.chat_id, user_id=user.user_id)
-    async with isolation.lock(key):  # the bot is still busy with the user's last update
+    async with _busy(app, user):
         album = await user.send_album([photo, photo2, photo])
         await asyncio.sleep(0.05)
         await user.send_text("✅ Готово")  # before any answer to the album
-        await asyncio.sleep(0.07)  # as in the photo-then-/start case above
+        await asyncio.sleep(0.07)
     await user.wait_for_text("В очереди", since=before)
+    assert app.feed is not None
     await app.feed.idle()
     [operation] = await app.operations()
     assert operation.input_ref["file_ids"] == [m.file_id for m in album]
