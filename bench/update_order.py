@@ -9,8 +9,8 @@ order the updates were handled.
 Each handler holds the lock ``--handler-ms`` (a database round trip or two, a reply). With
 the Redis lock alone a waiter polls every 0.1 s (redis-py's default), so each update after
 the first waits for its next poll; in order, the next one starts when the last ends.
-Redis: ``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/15; only the lock's own key,
-deleted when released, is written).
+Redis: ``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/0, which no test run leases; only
+the lock's own key, under a bot id no bot has, is written and deleted when released).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ async def main() -> None:
     parser.add_argument("--apart-ms", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     sides = {
         "redis lock alone": RedisEventIsolation(redis),
         "in order (ordered)": OrderedEventIsolation(RedisEventIsolation(redis)),

@@ -413,8 +413,8 @@ def _assess_pair(
             return Answer("", remember=remember)
         return Answer("bot-pair-need-second", remember=remember)
     files = (first, image.file_id)
-    # Album updates reaching different replicas may be handled out of order: the photo sent
-    # first is the first one.
+    # Album updates reaching different replicas (or queued behind a handler that hung past
+    # the lock's expiry) may be handled out of order: the photo sent first is the first one.
     if data.get("first_mid") and message.message_id < int(data["first_mid"]):
         files = (image.file_id, first)
     notes = _caption_notes(caption or data.get("unused_caption"))

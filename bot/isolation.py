@@ -13,8 +13,9 @@ received take the Redis lock in order, at once.
   one replica has a queue of that user's updates, the next takes the lock as soon as it is
   released, and another replica's waiter, polling, gets it when that queue is empty.
 - The Redis lock expires (60 s): a handler that hangs holds up the user's other updates no
-  longer than that. The queue waits as long, then lets the next update go on to the Redis
-  lock, as the lock alone would.
+  longer than that. The queue does the same: once the update being handled has held its
+  place that long, the ones waiting behind it (and any that come later) go on to the Redis
+  lock without the queue, as with the lock alone, in no set order.
 """
 
 from __future__ import annotations
@@ -27,46 +28,66 @@ from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.fsm.storage.redis import DEFAULT_REDIS_LOCK_KWARGS, RedisEventIsolation
 
 
+class _Queue:
+    """One user's updates in hand in this process."""
+
+    __slots__ = ("lock", "users", "taken_at")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0  # holding or waiting: the queue is dropped at zero
+        self.taken_at: float | None = None  # loop time the update being handled took it
+
+
 class OrderedEventIsolation(BaseEventIsolation):
     def __init__(self, shared: BaseEventIsolation, *, patience: float | None = None) -> None:
-        """``patience``: seconds an update waits in the queue (default: the Redis lock's
-        expiry)."""
+        """``patience``: seconds an update may hold its place in the queue before the ones
+        behind it stop waiting for it (default: the Redis lock's expiry)."""
         self.shared = shared
         if patience is None:
             kwargs = shared.lock_kwargs if isinstance(shared, RedisEventIsolation) else {}
             patience = float(kwargs.get("timeout") or DEFAULT_REDIS_LOCK_KWARGS["timeout"])
         self.patience = patience
-        # key -> (its local lock, how many updates hold or wait for it): dropped at zero, so
-        # the table holds only the users whose updates are in hand.
-        self._local: dict[StorageKey, tuple[asyncio.Lock, int]] = {}
+        self._queues: dict[StorageKey, _Queue] = {}
 
     @asynccontextmanager
     async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
-        local, users = self._local.get(key, (None, 0))
-        if local is None:
-            local = asyncio.Lock()
-        self._local[key] = (local, users + 1)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = _Queue()
+        queue.users += 1
         queued = False
         try:
-            try:
-                async with asyncio.timeout(self.patience):
-                    queued = await local.acquire()
-            except TimeoutError:
-                pass  # the update ahead hangs: on to the Redis lock, which has expired too
+            queued = await self._take_place(queue)
             async with self.shared.lock(key):
                 yield None
         finally:
             if queued:
-                local.release()
-            local, users = self._local[key]
-            if users == 1:
-                del self._local[key]
-            else:
-                self._local[key] = (local, users - 1)
+                queue.taken_at = None
+                queue.lock.release()
+            queue.users -= 1
+            if not queue.users:
+                del self._queues[key]
+
+    async def _take_place(self, queue: _Queue) -> bool:
+        """Wait for the updates ahead; False once the one being handled has held its place
+        longer than ``patience`` (it hangs: on without the queue)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            holder = queue.taken_at
+            try:
+                async with asyncio.timeout_at((holder or loop.time()) + self.patience):
+                    await queue.lock.acquire()
+            except TimeoutError:
+                if queue.taken_at == holder:
+                    return False
+                continue  # the next update took its place meanwhile: its time counts now
+            queue.taken_at = loop.time()
+            return True
 
     def users_in_hand(self) -> int:
         """How many users have an update being handled or waiting here."""
-        return len(self._local)
+        return len(self._queues)
 
     async def close(self) -> None:
         await self.shared.close()

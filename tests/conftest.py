@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from alembic import command
 from billing.audit import audit
 from billing.db import make_engine, make_sessionmaker
+from billing.heap import freeze_startup_heap
 from billing.settings import Settings
 
 if TYPE_CHECKING:  # aiogram's import builds ~600 pydantic models: ~4 s of CPU, which the
@@ -45,15 +46,6 @@ TABLES = (
 )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """No garbage collection while the test modules and what they import load (pydantic's
-    model building sets the collector off over and over): ~1.4 s of the ~7 s of CPU each test
-    process spent collecting the fast tier. Back on when collection ends, after the heap is
-    frozen. Not in pytest-xdist's controller: it collects nothing."""
-    if not config.getoption("numprocesses", None) or hasattr(config, "workerinput"):
-        gc.disable()
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """No PostgreSQL or Redis is a failed run, not a skipped one."""
     problems = []
@@ -70,20 +62,27 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit("\n".join(problems) + "\nStart them (see README) and run again.", returncode=3)
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """After collection each test process holds some million long-lived objects (aiogram's
-    ~600 models, SQLAlchemy, the test modules) that every full garbage collection walked
-    again, and the tests' short-lived objects set off thousands of collections. Frozen, the
-    collector skips the former; fewer, larger young-generation passes for the latter. The
-    fast tier's test CPU fell by ~8-20 % (tests/billing alone: 32.7 -> 25.2 s and 27.9 -> 25.4 s
-    user CPU, same machine, back to back); ``gc.callbacks`` counted 4,683 collections and
-    6.2 s in billing + bot before, 916 and 2.9 s after. The bot, web and worker processes
-    freeze their startup heap the same way (billing/heap.py)."""
-    from billing.heap import freeze_startup_heap
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    """No garbage collection while the test modules and what they import load (pydantic's
+    model building sets the collector off over and over): `--collect-only` of the fast tier,
+    7.37 -> 6.12 s of CPU.
 
-    freeze_startup_heap()
-    gc.set_threshold(20_000, 20, 50)
-    gc.enable()
+    Then each test process holds some million long-lived objects (aiogram's ~600 models,
+    SQLAlchemy, the test modules) that every full garbage collection walked again, and the
+    tests' short-lived objects set off thousands of collections. Frozen, the collector skips
+    the former; fewer, larger young-generation passes for the latter. The fast tier's test
+    CPU fell by ~8-20 % (tests/billing alone: 32.7 -> 25.2 s and 27.9 -> 25.4 s user CPU, same
+    machine, back to back); ``gc.callbacks`` counted 4,683 collections and 6.2 s in billing +
+    bot before, 916 and 2.9 s after. The bot, web and worker processes freeze their startup
+    heap the same way (billing/heap.py)."""
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        freeze_startup_heap()
+        gc.set_threshold(20_000, 20, 50)
+        gc.enable()
 
 
 # The slow tier (left out of `make test-fast`, run by `make test` and CI): whatever starts

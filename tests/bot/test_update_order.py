@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.memory import DisabledEventIsolation
 from aiogram.fsm.storage.redis import RedisEventIsolation
 from redis.asyncio import Redis
 
@@ -137,6 +138,33 @@ async def test_an_update_behind_one_that_hangs_waits_no_longer_than_the_redis_lo
         assert isolation.users_in_hand() == 0
     finally:
         await redis.aclose()
+
+
+async def test_updates_that_come_long_after_a_handler_hung_do_not_wait_for_it() -> None:
+    """The wait is counted from when the hanging update took its place, not from each
+    arrival: once it is over, later updates go on at once."""
+    isolation = OrderedEventIsolation(DisabledEventIsolation(), patience=60)
+    hanging = asyncio.Event()
+
+    async def hangs() -> None:
+        async with isolation.lock(KEY):
+            hanging.set()
+            await asyncio.Event().wait()
+
+    async def later() -> str:
+        async with isolation.lock(KEY):
+            return "handled"
+
+    stuck = asyncio.create_task(hangs())
+    await hanging.wait()
+    # The hanging update took its place 61 s ago (its Redis lock has expired).
+    isolation._queues[KEY].taken_at -= 61  # type: ignore[operator]
+    assert await asyncio.wait_for(later(), timeout=10) == "handled"
+    assert await asyncio.wait_for(later(), timeout=10) == "handled"
+    assert not stuck.done()
+    stuck.cancel()
+    await asyncio.gather(stuck, return_exceptions=True)
+    assert isolation.users_in_hand() == 0
 
 
 async def _in_mode(app: RunningBot, user: Any, button: str, prompt: str) -> Any:
