@@ -109,6 +109,20 @@ async def test_a_cancelled_waiter_leaves_the_queue_working(redis_url: str) -> No
         await redis.aclose()
 
 
+async def _hanging_update(isolation: OrderedEventIsolation) -> asyncio.Task[None]:
+    """An update whose handler never ends, once it holds the user's lock."""
+    holding = asyncio.Event()
+
+    async def hangs() -> None:
+        async with isolation.lock(KEY):
+            holding.set()
+            await asyncio.Event().wait()
+
+    stuck = asyncio.create_task(hangs())
+    await holding.wait()
+    return stuck
+
+
 async def test_an_update_behind_one_that_hangs_waits_no_longer_than_the_redis_lock(
     redis_url: str,
 ) -> None:
@@ -117,20 +131,13 @@ async def test_an_update_behind_one_that_hangs_waits_no_longer_than_the_redis_lo
         # The Redis lock expires after 0.3 s here (60 s in the bot): so does the queue's wait.
         isolation = OrderedEventIsolation(RedisEventIsolation(redis, lock_kwargs={"timeout": 0.3}))
         assert isolation.patience == 0.3
-        hanging = asyncio.Event()
         handled: list[str] = []
-
-        async def hangs() -> None:
-            async with isolation.lock(KEY):
-                hanging.set()
-                await asyncio.Event().wait()
 
         async def next_one() -> None:
             async with isolation.lock(KEY):
                 handled.append("next")
 
-        stuck = asyncio.create_task(hangs())
-        await hanging.wait()
+        stuck = await _hanging_update(isolation)
         await asyncio.wait_for(next_one(), timeout=10)
         assert handled == ["next"] and not stuck.done()
         stuck.cancel()
@@ -144,19 +151,12 @@ async def test_updates_that_come_long_after_a_handler_hung_do_not_wait_for_it() 
     """The wait is counted from when the hanging update took its place, not from each
     arrival: once it is over, later updates go on at once."""
     isolation = OrderedEventIsolation(DisabledEventIsolation(), patience=60)
-    hanging = asyncio.Event()
-
-    async def hangs() -> None:
-        async with isolation.lock(KEY):
-            hanging.set()
-            await asyncio.Event().wait()
 
     async def later() -> str:
         async with isolation.lock(KEY):
             return "handled"
 
-    stuck = asyncio.create_task(hangs())
-    await hanging.wait()
+    stuck = await _hanging_update(isolation)
     # The hanging update took its place 61 s ago (its Redis lock has expired).
     isolation._queues[KEY].taken_at -= 61  # type: ignore[operator]
     assert await asyncio.wait_for(later(), timeout=10) == "handled"
