@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.memory import DisabledEventIsolation
 from aiogram.fsm.storage.redis import RedisEventIsolation
@@ -18,6 +19,13 @@ from bot.isolation import OrderedEventIsolation
 from tests.bot.conftest import RunningBot, StartBot
 
 KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 async def _handled_in_order(isolation: OrderedEventIsolation, count: int) -> list[int]:
@@ -49,64 +57,52 @@ async def _handled_in_order(isolation: OrderedEventIsolation, count: int) -> lis
 
 
 async def test_updates_waiting_for_a_user_are_handled_first_come_first_served(
-    redis_url: str,
+    redis: Redis,
 ) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        isolation = OrderedEventIsolation(RedisEventIsolation(redis))
-        assert await _handled_in_order(isolation, 8) == list(range(8))
-        assert isolation.users_in_hand() == 0, "a user whose updates are done is forgotten"
-        assert await redis.keys("*") == [], "the Redis lock is released"
-    finally:
-        await redis.aclose()
+    isolation = OrderedEventIsolation(RedisEventIsolation(redis))
+    assert await _handled_in_order(isolation, 8) == list(range(8))
+    assert isolation.users_in_hand() == 0, "a user whose updates are done is forgotten"
+    assert await redis.keys("*") == [], "the Redis lock is released"
 
 
-async def test_two_replicas_keep_one_users_updates_apart(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        replicas = [OrderedEventIsolation(RedisEventIsolation(redis)) for _ in range(2)]
-        inside = 0
-        most = 0
+async def test_two_replicas_keep_one_users_updates_apart(redis: Redis) -> None:
+    replicas = [OrderedEventIsolation(RedisEventIsolation(redis)) for _ in range(2)]
+    inside = 0
+    most = 0
 
-        async def update(isolation: OrderedEventIsolation) -> None:
-            nonlocal inside, most
-            async with isolation.lock(KEY):
-                inside += 1
-                most = max(most, inside)
-                await asyncio.sleep(0.02)
-                inside -= 1
+    async def update(isolation: OrderedEventIsolation) -> None:
+        nonlocal inside, most
+        async with isolation.lock(KEY):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.02)
+            inside -= 1
 
-        await asyncio.gather(*(update(replicas[i % 2]) for i in range(6)))
-        assert most == 1
-    finally:
-        await redis.aclose()
+    await asyncio.gather(*(update(replicas[i % 2]) for i in range(6)))
+    assert most == 1
 
 
-async def test_a_cancelled_waiter_leaves_the_queue_working(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        isolation = OrderedEventIsolation(RedisEventIsolation(redis))
-        release = asyncio.Event()
-        handled: list[str] = []
+async def test_a_cancelled_waiter_leaves_the_queue_working(redis: Redis) -> None:
+    isolation = OrderedEventIsolation(RedisEventIsolation(redis))
+    release = asyncio.Event()
+    handled: list[str] = []
 
-        async def update(name: str, hold: bool = False) -> None:
-            async with isolation.lock(KEY):
-                handled.append(name)
-                if hold:
-                    await release.wait()
+    async def update(name: str, hold: bool = False) -> None:
+        async with isolation.lock(KEY):
+            handled.append(name)
+            if hold:
+                await release.wait()
 
-        first = asyncio.create_task(update("first", hold=True))
-        await asyncio.sleep(0.01)
-        gone = asyncio.create_task(update("gone"))
-        last = asyncio.create_task(update("last"))
-        await asyncio.sleep(0.01)
-        gone.cancel()
-        release.set()
-        await asyncio.gather(first, last, gone, return_exceptions=True)
-        assert handled == ["first", "last"]
-        assert isolation.users_in_hand() == 0
-    finally:
-        await redis.aclose()
+    first = asyncio.create_task(update("first", hold=True))
+    await asyncio.sleep(0.01)
+    gone = asyncio.create_task(update("gone"))
+    last = asyncio.create_task(update("last"))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    release.set()
+    await asyncio.gather(first, last, gone, return_exceptions=True)
+    assert handled == ["first", "last"]
+    assert isolation.users_in_hand() == 0
 
 
 async def _hanging_update(isolation: OrderedEventIsolation) -> asyncio.Task[None]:
@@ -124,27 +120,23 @@ async def _hanging_update(isolation: OrderedEventIsolation) -> asyncio.Task[None
 
 
 async def test_an_update_behind_one_that_hangs_waits_no_longer_than_the_redis_lock(
-    redis_url: str,
+    redis: Redis,
 ) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        # The Redis lock expires after 0.3 s here (60 s in the bot): so does the queue's wait.
-        isolation = OrderedEventIsolation(RedisEventIsolation(redis, lock_kwargs={"timeout": 0.3}))
-        assert isolation.patience == 0.3
-        handled: list[str] = []
+    # The Redis lock expires after 0.3 s here (60 s in the bot): so does the queue's wait.
+    isolation = OrderedEventIsolation(RedisEventIsolation(redis, lock_kwargs={"timeout": 0.3}))
+    assert isolation.patience == 0.3
+    handled: list[str] = []
 
-        async def next_one() -> None:
-            async with isolation.lock(KEY):
-                handled.append("next")
+    async def next_one() -> None:
+        async with isolation.lock(KEY):
+            handled.append("next")
 
-        stuck = await _hanging_update(isolation)
-        await asyncio.wait_for(next_one(), timeout=10)
-        assert handled == ["next"] and not stuck.done()
-        stuck.cancel()
-        await asyncio.gather(stuck, return_exceptions=True)
-        assert isolation.users_in_hand() == 0
-    finally:
-        await redis.aclose()
+    stuck = await _hanging_update(isolation)
+    await asyncio.wait_for(next_one(), timeout=10)
+    assert handled == ["next"] and not stuck.done()
+    stuck.cancel()
+    await asyncio.gather(stuck, return_exceptions=True)
+    assert isolation.users_in_hand() == 0
 
 
 async def test_updates_that_come_long_after_a_handler_hung_do_not_wait_for_it() -> None:
