@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import notices
 from billing.models import NoticeOutcome
+from billing.payments import ReconcileResult
+from texts import money_texts, plan_texts
 from tg.errors import Kind, classify
 from tg.retry import RetryPolicy, retry_call
 
@@ -153,3 +155,22 @@ class UserNotifier:
             task.cancel()
         if stuck:
             log.warning("%d user messages not sent before shutdown", len(stuck))
+
+
+def tell_credited(notifier: UserNotifier, result: ReconcileResult) -> None:
+    """The "credited" message of a credit the caller has just made, whichever path made it (a
+    YooKassa notification, the Mini App's payment card): its notice is on record, and the
+    maintenance pass would send it only a grace period later. A plan's payment says what
+    became of the plan."""
+    assert result.telegram_id is not None and result.payment_id is not None
+    if result.plan is not None:
+        text = plan_texts.plan_payment_text(
+            result.plan, amount=result.amount, language=result.language
+        )
+    else:
+        text = money_texts.credited_text(
+            amount=result.amount, balance=result.balance_after or 0, language=result.language
+        )
+    notifier.send(
+        result.telegram_id, text, what="top-up", notice=notices.credited_key(result.payment_id)
+    )

@@ -34,8 +34,9 @@ from billing.yookassa import (
     GatewayUnavailable,
     ProviderPaymentNotFound,
 )
-from texts import money_texts, plan_texts
+from texts import money_texts
 from web.keys import GATEWAY, METRICS, NOTIFIER, SENDERS, SESSIONMAKER, SETTINGS
+from web.notify import tell_credited
 from web.security import UntrustedSender
 
 log = logging.getLogger(__name__)
@@ -159,25 +160,6 @@ async def _reconcile(request: web.Request, yookassa_id: str, hint: int | None) -
     return result
 
 
-def _tell_credited(request: web.Request, result: ReconcileResult) -> None:
-    """The "credited" message of the credit this request made (its notice is on record)."""
-    assert result.telegram_id is not None and result.payment_id is not None
-    if result.plan is not None:  # a plan's payment: what became of the plan
-        text = plan_texts.plan_payment_text(
-            result.plan, amount=result.amount, language=result.language
-        )
-    else:
-        text = money_texts.credited_text(
-            amount=result.amount, balance=result.balance_after or 0, language=result.language
-        )
-    request.app[NOTIFIER].send(
-        result.telegram_id,
-        text,
-        what="top-up",
-        notice=notices.credited_key(result.payment_id),
-    )
-
-
 async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) -> Handled:
     yookassa_id = _object_id(obj)
     result = await _reconcile(request, yookassa_id, _row_hint(obj))
@@ -191,7 +173,7 @@ async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) 
             result.amount,
             result.user_id,
         )
-        _tell_credited(request, result)
+        tell_credited(request.app[NOTIFIER], result)
     elif outcome is Outcome.CANCELED and result.detail == "canceled now":
         log.info(
             "payment %s (%s): canceled by %s, reason %s",
@@ -242,7 +224,7 @@ async def _refund_event(request: web.Request, obj: dict[str, Any]) -> Handled:
     )
     if result.credit is not None and result.credit.telegram_id is not None:
         # This request made the credit: its message goes first, then the refund's.
-        _tell_credited(request, result.credit)
+        tell_credited(request.app[NOTIFIER], result.credit)
     if result.outcome is RefundOutcome.NOT_PAID_YET:
         # As for a payment event: the API has not caught up yet; YooKassa comes back.
         return Handled(503, result.outcome.value, result.detail)

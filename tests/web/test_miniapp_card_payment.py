@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from billing.models import LedgerEntry, Payment, UserPlan
+from billing.models import LedgerEntry, Payment, PaymentNotice, UserPlan
 from billing.payments import Outcome, reconcile_payment, start_yookassa_payment
 from tests.web.conftest import Stack
 from tests.web.miniapp import caller
@@ -27,6 +27,18 @@ async def _counts(stack: Stack, user_id: int) -> tuple[int, int, int]:
             select(func.count()).select_from(UserPlan).where(UserPlan.user_id == user_id)
         )
     return int(rows), int(topups), int(holdings)
+
+
+async def _notices_left(stack: Stack) -> int:
+    """Payment messages on record and not yet sent (what a maintenance pass would send)."""
+    async with stack.sessionmaker() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(PaymentNotice)
+                .where(PaymentNotice.done_at.is_(None))
+            )
+        )
 
 
 async def test_a_plan_bought_by_card_in_the_app_is_credited_once(stack: Stack) -> None:
@@ -54,11 +66,18 @@ async def test_a_plan_bought_by_card_in_the_app_is_credited_once(stack: Stack) -
     status, shown = await app.get(f"/app/api/card/payment/{paid['id']}")
     assert status == 200 and shown["payment"]["credited"]
     assert shown["payment"]["state"] == "succeeded"
-    # The chat's "Проверить оплату" and the webhook after it: nothing more.
+    # The app's check made the credit: the chat is told now, not a grace period later by a
+    # worker's maintenance pass (PAYMENT_NOTICE_GRACE_SECONDS, 5 minutes by default).
+    await stack.settle()
+    told = await stack.sent_texts(9901)
+    assert len(told) == 1 and "Пакет 10 операций" in told[0], told
+    assert await _notices_left(stack) == 0
+    # The chat's "Проверить оплату" and the webhook after it: nothing more, no second message.
     checked = await reconcile_payment(stack.sessionmaker, stack.gateway, payment_id=paid["id"])
     assert checked.outcome is Outcome.ALREADY_CREDITED
     assert (await stack.yk.notify(row.yookassa_payment_id))["status"] == 200
     await stack.settle()
+    assert await stack.sent_texts(9901) == told
     assert await _counts(stack, user_id) == (1, 1, 1)
     assert await stack.balance(user_id) == 0  # 80 ₽ in, the package bought with them
 
@@ -101,6 +120,32 @@ async def test_a_top_up_started_in_the_app_and_checked_in_the_chat_is_credited_o
     await stack.settle()
     assert await _counts(stack, user_id) == (1, 1, 0)
     assert await stack.balance(user_id) == 50_000
+    # The chat's check made the credit and tells of it itself (bot/routers/topup.py): the
+    # app and the webhook after it send nothing.
+    assert await stack.sent_texts(9903) == []
+
+
+async def test_a_top_up_paid_and_first_seen_by_the_app_is_told_in_the_chat_once(
+    stack: Stack,
+) -> None:
+    user_id, _ = await stack.new_user(9904, language="en")
+    app = caller(stack, 9904, language="en")
+    status, body = await app.post("/app/api/card/payment", {"amount_rub": 250, "key": "b" * 20})
+    assert status == 200, body
+    payment_id = body["payment"]["id"]
+    row = await stack.payment_row(payment_id)
+    await stack.yk.mark_succeeded(row.yookassa_payment_id)
+    # The page asks twice (a poll and a tap on "check"), the webhook comes last.
+    for _ in range(2):
+        status, shown = await app.get(f"/app/api/card/payment/{payment_id}")
+        assert status == 200 and shown["payment"]["credited"]
+    assert (await stack.yk.notify(row.yookassa_payment_id))["status"] == 200
+    await stack.settle()
+    told = await stack.sent_texts(9904)
+    assert len(told) == 1 and "250" in told[0], told
+    assert await _notices_left(stack) == 0
+    assert await _counts(stack, user_id) == (1, 1, 0)
+    assert await stack.balance(user_id) == 25_000
 
 
 async def test_bad_card_requests_are_refused_and_write_nothing(stack: Stack) -> None:

@@ -31,8 +31,9 @@ from texts.i18n import keys, pick_language, t
 from texts.money_texts import pack_invoice_text, plan_invoice_text
 from tg import invoices
 from tg.factory import bot_token
-from web.keys import BOT, GATEWAY, REDIS, SESSIONMAKER, SETTINGS
+from web.keys import BOT, GATEWAY, NOTIFIER, REDIS, SESSIONMAKER, SETTINGS
 from web.miniapp.auth import Caller, caller_of
+from web.notify import tell_credited
 from web.rollover import roll_over_due
 
 log = logging.getLogger(__name__)
@@ -467,9 +468,13 @@ async def payment(request: web.Request) -> web.Response:
         )
     if not state.credited and _settings(request).yookassa_enabled:
         try:
-            await payments.reconcile_payment(
+            result = await payments.reconcile_payment(
                 request.app[SESSIONMAKER], request.app[GATEWAY], payment_id=state.id
             )
+            if result.outcome is payments.Outcome.CREDITED and result.telegram_id is not None:
+                # Credited by this check, before YooKassa's notification: the chat hears of
+                # it now, as from the notification (which will find it credited already).
+                tell_credited(request.app[NOTIFIER], result)
         except GatewayUnavailable as exc:  # the row's state as it is; the page asks again
             log.warning("Mini App: payment %s not checked now: %s", state.id, exc)
         except GatewayError as exc:
