@@ -51,11 +51,17 @@ async def restart_redis_mid_enqueue(scene: Scene, *, downtime: float) -> int:
     # The message must end well within the downtime, or the enqueue after it may meet the
     # restarted Redis (with a delay as long as the downtime, only the few milliseconds
     # between the charge and its detection separated the two).
-    await scene.tg.delay_next(min(2.0, downtime / 2), 20, methods=["sendMessage"])
+    delay = min(2.0, downtime / 2)
+    await scene.tg.delay_next(delay, 20, methods=["sendMessage"])
     deadline = time.monotonic() + 60
     while (op := await charged_but_not_queued(scene)) is None:
         assert time.monotonic() < deadline, "no charge in flight to interrupt\n" + scene.logs()
         await asyncio.sleep(0.02)
+    # Seen just after its charge, the handler may not have reached its message yet: it first
+    # stores the mode's cleared inputs (the FSM, in Redis), and a Redis killed before that
+    # fails the handler there ("handler failed", reversed too). A quarter of the message's
+    # delay later it waits on the message, and its enqueue comes while Redis is down.
+    await asyncio.sleep(delay / 4)
     scene.stack.redis.kill()
     await asyncio.sleep(downtime)
     scene.stack.redis.start()
