@@ -174,3 +174,15 @@ def tell_credited(notifier: UserNotifier, result: ReconcileResult) -> None:
     notifier.send(
         result.telegram_id, text, what="top-up", notice=notices.credited_key(result.payment_id)
     )
+
+
+def tell_canceled(notifier: UserNotifier, result: ReconcileResult) -> None:
+    """The "canceled" message of a payment the caller has just marked canceled (a YooKassa
+    notification, the Mini App's payment card): its notice is on record, as for a credit."""
+    assert result.telegram_id is not None and result.payment_id is not None
+    text = money_texts.canceled_text(
+        amount=result.amount, reason=result.cancellation_reason, language=result.language
+    )
+    notifier.send(
+        result.telegram_id, text, what="cancel", notice=notices.canceled_key(result.payment_id)
+    )

@@ -36,7 +36,7 @@ from billing.yookassa import (
 )
 from texts import money_texts
 from web.keys import GATEWAY, METRICS, NOTIFIER, SENDERS, SESSIONMAKER, SETTINGS
-from web.notify import tell_credited
+from web.notify import tell_canceled, tell_credited
 from web.security import UntrustedSender
 
 log = logging.getLogger(__name__)
@@ -183,16 +183,7 @@ async def _payment_event(request: web.Request, event: str, obj: dict[str, Any]) 
             result.cancellation_reason,
         )
         if result.telegram_id is not None:
-            notifier.send(
-                result.telegram_id,
-                money_texts.canceled_text(
-                    amount=result.amount,
-                    reason=result.cancellation_reason,
-                    language=result.language,
-                ),
-                what="cancel",
-                notice=notices.canceled_key(result.payment_id),
-            )
+            tell_canceled(notifier, result)
     elif outcome is Outcome.UNKNOWN_PAYMENT:
         log.warning("%s for unknown payment %s: ignored", event, yookassa_id)
     elif outcome is Outcome.MISMATCH:

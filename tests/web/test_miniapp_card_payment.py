@@ -120,9 +120,10 @@ async def test_a_top_up_started_in_the_app_and_checked_in_the_chat_is_credited_o
     await stack.settle()
     assert await _counts(stack, user_id) == (1, 1, 0)
     assert await stack.balance(user_id) == 50_000
-    # The chat's check made the credit and tells of it itself (bot/routers/topup.py): the
-    # app and the webhook after it send nothing.
+    # The chat's check made the credit (bot/routers/topup.py tells of it; here it is called
+    # bare): the app and the webhook after it neither send its message nor mark it sent.
     assert await stack.sent_texts(9903) == []
+    assert await _notices_left(stack) == 1
 
 
 async def test_a_top_up_paid_and_first_seen_by_the_app_is_told_in_the_chat_once(
@@ -146,6 +147,28 @@ async def test_a_top_up_paid_and_first_seen_by_the_app_is_told_in_the_chat_once(
     assert await _notices_left(stack) == 0
     assert await _counts(stack, user_id) == (1, 1, 0)
     assert await stack.balance(user_id) == 25_000
+
+
+async def test_a_payment_canceled_and_first_seen_by_the_app_is_told_in_the_chat_once(
+    stack: Stack,
+) -> None:
+    user_id, _ = await stack.new_user(9905)
+    app = caller(stack, 9905)
+    status, body = await app.post("/app/api/card/payment", {"amount_rub": 300, "key": "c" * 20})
+    assert status == 200, body
+    payment_id = body["payment"]["id"]
+    row = await stack.payment_row(payment_id)
+    await stack.yk.mark_canceled(row.yookassa_payment_id)
+    for _ in range(2):  # a poll, then a tap on "check"
+        status, shown = await app.get(f"/app/api/card/payment/{payment_id}")
+        assert (status, shown["payment"]["state"]) == (200, "canceled")
+    assert (await stack.yk.notify(row.yookassa_payment_id))["status"] == 200
+    await stack.settle()
+    told = await stack.sent_texts(9905)
+    assert len(told) == 1 and "300" in told[0], told
+    assert await _notices_left(stack) == 0
+    assert await _counts(stack, user_id) == (1, 0, 0)
+    assert await stack.balance(user_id) == 0
 
 
 async def test_bad_card_requests_are_refused_and_write_nothing(stack: Stack) -> None:

@@ -33,7 +33,7 @@ from tg import invoices
 from tg.factory import bot_token
 from web.keys import BOT, GATEWAY, NOTIFIER, REDIS, SESSIONMAKER, SETTINGS
 from web.miniapp.auth import Caller, caller_of
-from web.notify import tell_credited
+from web.notify import tell_canceled, tell_credited
 from web.rollover import roll_over_due
 
 log = logging.getLogger(__name__)
@@ -471,10 +471,14 @@ async def payment(request: web.Request) -> web.Response:
             result = await payments.reconcile_payment(
                 request.app[SESSIONMAKER], request.app[GATEWAY], payment_id=state.id
             )
-            if result.outcome is payments.Outcome.CREDITED and result.telegram_id is not None:
-                # Credited by this check, before YooKassa's notification: the chat hears of
-                # it now, as from the notification (which will find it credited already).
-                tell_credited(request.app[NOTIFIER], result)
+            # Credited or canceled by this check, before YooKassa's notification (which will
+            # find it done already): the chat hears of it now, as from the notification.
+            if result.telegram_id is not None:
+                if result.outcome is payments.Outcome.CREDITED:
+                    tell_credited(request.app[NOTIFIER], result)
+                elif result.outcome is payments.Outcome.CANCELED:
+                    if result.detail == "canceled now":
+                        tell_canceled(request.app[NOTIFIER], result)
         except GatewayUnavailable as exc:  # the row's state as it is; the page asks again
             log.warning("Mini App: payment %s not checked now: %s", state.id, exc)
         except GatewayError as exc:
