@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from billing.models import LedgerEntry, Payment, PaymentNotice, UserPlan
 from billing.payments import Outcome, reconcile_payment, start_yookassa_payment
 from tests.web.conftest import Stack
-from tests.web.miniapp import caller
+from tests.web.miniapp import AppCaller, caller
 
 
 async def _counts(stack: Stack, user_id: int) -> tuple[int, int, int]:
@@ -39,6 +39,20 @@ async def _notices_left(stack: Stack) -> int:
                 .where(PaymentNotice.done_at.is_(None))
             )
         )
+
+
+async def _top_up_from_the_app(
+    stack: Stack, telegram_id: int, amount_rub: int, key: str, language: str = "ru"
+) -> tuple[int, AppCaller, int, str]:
+    """A new user's card top-up started in the Mini App: (user id, the app's client, our
+    payment id, YooKassa's payment id)."""
+    user_id, _ = await stack.new_user(telegram_id, language=language)
+    app = caller(stack, telegram_id, language=language)
+    status, body = await app.post("/app/api/card/payment", {"amount_rub": amount_rub, "key": key})
+    assert status == 200, body
+    payment_id = body["payment"]["id"]
+    row = await stack.payment_row(payment_id)
+    return user_id, app, payment_id, row.yookassa_payment_id
 
 
 async def test_a_plan_bought_by_card_in_the_app_is_credited_once(stack: Stack) -> None:
@@ -105,18 +119,13 @@ async def test_a_top_up_started_in_the_chat_and_checked_in_the_app_is_credited_o
 async def test_a_top_up_started_in_the_app_and_checked_in_the_chat_is_credited_once(
     stack: Stack,
 ) -> None:
-    user_id, _ = await stack.new_user(9903)
-    app = caller(stack, 9903)
-    status, body = await app.post("/app/api/card/payment", {"amount_rub": 500, "key": "a" * 20})
-    assert status == 200, body
-    payment_id = body["payment"]["id"]
-    row = await stack.payment_row(payment_id)
-    await stack.yk.mark_succeeded(row.yookassa_payment_id)
+    user_id, app, payment_id, yookassa_id = await _top_up_from_the_app(stack, 9903, 500, "a" * 20)
+    await stack.yk.mark_succeeded(yookassa_id)
     checked = await reconcile_payment(stack.sessionmaker, stack.gateway, payment_id=payment_id)
     assert checked.outcome is Outcome.CREDITED
     status, shown = await app.get(f"/app/api/card/payment/{payment_id}")
     assert status == 200 and shown["payment"]["credited"]
-    assert (await stack.yk.notify(row.yookassa_payment_id))["status"] == 200
+    assert (await stack.yk.notify(yookassa_id))["status"] == 200
     await stack.settle()
     assert await _counts(stack, user_id) == (1, 1, 0)
     assert await stack.balance(user_id) == 50_000
@@ -129,18 +138,15 @@ async def test_a_top_up_started_in_the_app_and_checked_in_the_chat_is_credited_o
 async def test_a_top_up_paid_and_first_seen_by_the_app_is_told_in_the_chat_once(
     stack: Stack,
 ) -> None:
-    user_id, _ = await stack.new_user(9904, language="en")
-    app = caller(stack, 9904, language="en")
-    status, body = await app.post("/app/api/card/payment", {"amount_rub": 250, "key": "b" * 20})
-    assert status == 200, body
-    payment_id = body["payment"]["id"]
-    row = await stack.payment_row(payment_id)
-    await stack.yk.mark_succeeded(row.yookassa_payment_id)
+    user_id, app, payment_id, yookassa_id = await _top_up_from_the_app(
+        stack, 9904, 250, "b" * 20, language="en"
+    )
+    await stack.yk.mark_succeeded(yookassa_id)
     # The page asks twice (a poll and a tap on "check"), the webhook comes last.
     for _ in range(2):
         status, shown = await app.get(f"/app/api/card/payment/{payment_id}")
         assert status == 200 and shown["payment"]["credited"]
-    assert (await stack.yk.notify(row.yookassa_payment_id))["status"] == 200
+    assert (await stack.yk.notify(yookassa_id))["status"] == 200
     await stack.settle()
     told = await stack.sent_texts(9904)
     assert len(told) == 1 and "250" in told[0], told
@@ -152,17 +158,12 @@ async def test_a_top_up_paid_and_first_seen_by_the_app_is_told_in_the_chat_once(
 async def test_a_payment_canceled_and_first_seen_by_the_app_is_told_in_the_chat_once(
     stack: Stack,
 ) -> None:
-    user_id, _ = await stack.new_user(9905)
-    app = caller(stack, 9905)
-    status, body = await app.post("/app/api/card/payment", {"amount_rub": 300, "key": "c" * 20})
-    assert status == 200, body
-    payment_id = body["payment"]["id"]
-    row = await stack.payment_row(payment_id)
-    await stack.yk.mark_canceled(row.yookassa_payment_id)
+    user_id, app, payment_id, yookassa_id = await _top_up_from_the_app(stack, 9905, 300, "c" * 20)
+    await stack.yk.mark_canceled(yookassa_id)
     for _ in range(2):  # a poll, then a tap on "check"
         status, shown = await app.get(f"/app/api/card/payment/{payment_id}")
         assert (status, shown["payment"]["state"]) == (200, "canceled")
-    assert (await stack.yk.notify(row.yookassa_payment_id))["status"] == 200
+    assert (await stack.yk.notify(yookassa_id))["status"] == 200
     await stack.settle()
     told = await stack.sent_texts(9905)
     assert len(told) == 1 and "300" in told[0], told
